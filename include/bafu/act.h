@@ -1,0 +1,56 @@
+/* bafu/act.h: activation functions, their derivatives, and Gaussian expectations.
+ *
+ * Derivations: theory/activations.md. Expectations are over u ~ N(0, q) (or a
+ * centred bivariate Gaussian), computed in closed form where one is known
+ * (relu, linear, erf) and by Gauss-Hermite quadrature (GSL) otherwise. */
+#ifndef BAFU_ACT_H
+#define BAFU_ACT_H
+
+#include <stddef.h>
+
+#include "bafu/status.h"
+
+typedef enum {
+  BAFU_ACT_RELU,
+  BAFU_ACT_LINEAR,
+  BAFU_ACT_TANH,
+  BAFU_ACT_ERF,   /* phi(u) = erf(u) */
+  BAFU_ACT_GELU,  /* phi(u) = u Phi(u), Phi the standard normal cdf */
+  BAFU_ACT_SWISH, /* phi(u) = u / (1 + exp(-u)) */
+  BAFU_ACT_COUNT
+} bafu_act;
+
+/* Name <-> enum ("relu", "linear", "tanh", "erf", "gelu", "swish"). */
+bafu_status bafu_act_from_name(const char *name, bafu_act *out);
+const char *bafu_act_name(bafu_act a);
+
+/* Pointwise phi and phi'. For relu, phi'(0) = 0. */
+double bafu_act_phi(bafu_act a, double u);
+double bafu_act_dphi(bafu_act a, double u);
+
+/* Vectorised: phi[i] = phi(u[i]), dphi[i] = phi'(u[i]) for i < n. Either output
+ * may be NULL. Outputs may not alias u. */
+void bafu_act_apply(bafu_act a, size_t n, const double *u, double *phi, double *dphi);
+
+/* Single-variable Gaussian moments for u ~ N(0, q), q >= 0. */
+typedef struct {
+  double phi2;  /* E[phi(u)^2] */
+  double dphi2; /* E[phi'(u)^2] */
+  double dphi4; /* E[phi'(u)^4] */
+} bafu_act_moments;
+
+/* Closed form where known, Gauss-Hermite otherwise. q must be finite, >= 0. */
+bafu_status bafu_act_moments_eval(bafu_act a, double q, bafu_act_moments *out);
+
+/* Same quantities by Gauss-Hermite quadrature for every activation (used to test
+ * the closed forms, and as the fallback). */
+bafu_status bafu_act_moments_quad(bafu_act a, double q, bafu_act_moments *out);
+
+/* Bivariate: (u, v) centred Gaussian with Var u = q1, Var v = q2, Cov = c12
+ * (|c12| <= sqrt(q1 q2)). Returns E[phi(u) phi(v)] and E[phi'(u) phi'(v)]. */
+bafu_status bafu_act_bivariate(bafu_act a, double q1, double q2, double c12,
+                               double *e_phiphi, double *e_dphidphi);
+bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12,
+                                    double *e_phiphi, double *e_dphidphi);
+
+#endif
