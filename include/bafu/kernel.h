@@ -1,0 +1,132 @@
+/* bafu/kernel.h: infinite-width kernel recursions for a batch of inputs: the
+ * NNGP covariance Sigma_l, the derivative kernel Sigma'_l, the learning-rate
+ * weighted NTK / backward-to-feature kernel Theta_l and the backward factor
+ * P_l, for the networks of the finite-width engine (bafu/net.h).
+ *
+ * Derivations: theory/kernel.md (section numbers "KR x" below refer to it).
+ *
+ * Layers, labels and learning-rate groups are exactly those of the engine:
+ * layer j = 0..J-1 with label 1..L (MLP), 0 (ResNet embedding) and 1..L
+ * (ResNet blocks), L+1 (mse readout). For a batch X (d x m, one sample per
+ * column) every layer carries four m x m matrices (column-major, symmetric):
+ *
+ *   Sigma_j(a,b)  = E[f_j,i(a) f_j,i(b)], the covariance of one coordinate of
+ *                   f_j across samples (the NNGP kernel);
+ *   Sprime_j(a,b) = s E[phi'(u_a) phi'(u_b)], u ~ N(0, Sigma_{j-1}): the
+ *                   derivative kernel of the activation that layer j reads
+ *                   (0 for the plain layer that reads x: it has none);
+ *   Theta_j       = the BFK in the engine's units: the finite-width
+ *                   K_j = sum_{k<=j} lr_k (df_j/dW_k)(df_j/dW_k)^T tends to
+ *                   Theta_j (x) I_n (per coordinate of f_j), so for one input
+ *                   Theta_j = tr(K_j)/n (= m1 of bafu/moments.h);
+ *   P_j           = the backward factor: with Pi_j(a,b) = E<b_j(a), b_j(b)>
+ *                   (summed over the coordinates of f_j), Pi_j = P_j .* Pi_top,
+ *                   P_top = all ones (Pi_top = I for the probe).
+ * and the layer's own term Gamma_j = lr_j s_j^2 E[g_j^T g_j] (the m x m
+ * expected Gram of the vector the layer multiplies, weighted as in the
+ * engine's c_l), so that Theta_j = Gamma_j + M_j .* Theta_{j-1} with the
+ * Jacobian factor M_j = Sprime_j (plain layer) or 1 + beta^2 Sprime_j
+ * (residual block), and P_{j-1} = M_j .* P_j. Consequences used by tests:
+ * for the probe, E D_j = <Theta_j, Pi_j> = sum_a Theta_j(a,a) P_j(a,a),
+ * E C_j = sum_a Gamma_j(a,a) P_j(a,a) and E|b_j|^2 = sum_a P_j(a,a) (KR 5).
+ *
+ * Weight init (Gaussian or scaled orthogonal) does not change any of these
+ * infinite-width first moments; step and seed are irrelevant. */
+#ifndef BAFU_KERNEL_H
+#define BAFU_KERNEL_H
+
+#include <stddef.h>
+
+#include "bafu/net.h"
+
+/* How the Gaussian expectations are computed. AUTO: ReLU by its closed forms
+ * carried as per-pair angles (stable at any depth, KR 3), every other
+ * activation by bafu_act_bivariate / bafu_act_moments_eval (closed forms for
+ * linear and erf, quadrature otherwise). QUADRATURE: bafu_act_bivariate_quad /
+ * bafu_act_moments_quad for every activation, no angle path (for tests). */
+typedef enum { BAFU_KERNEL_AUTO, BAFU_KERNEL_QUADRATURE } bafu_kernel_method;
+
+/* Number of layers J of p (as bafu_net_nlayers of a network with p). */
+size_t bafu_kernel_count_layers(const bafu_net_params *p);
+
+/* ---------------------------------------------------------------------------
+ * Batch recursion: a workspace sized once for p (m = p->batch samples of
+ * dimension d = p->input_dim, 0 meaning = width). */
+
+typedef struct bafu_kernel bafu_kernel;
+
+/* Check p (bafu_net_params_check) and allocate J x 5 matrices of m x m
+ * doubles. Refuses (BAFU_ENOMEM, message with the estimate) beyond
+ * bafu_memory_limit_bytes(). p is copied. *out is NULL on error. */
+bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out);
+void bafu_kernel_free(bafu_kernel *k);
+
+/* Choose how expectations are computed (default AUTO). */
+bafu_status bafu_kernel_set_method(bafu_kernel *k, bafu_kernel_method method);
+
+/* Run every layer for the inputs X (d x m, column-major, not retained).
+ * Errors: BAFU_EINVAL for non-finite inputs; BAFU_ENUMERIC (naming the layer)
+ * if any stored value overflows or is not finite; errors of the activation
+ * expectations. After an error the stored matrices are unspecified. */
+bafu_status bafu_kernel_run(bafu_kernel *k, const double *X);
+
+size_t bafu_kernel_nlayers(const bafu_kernel *k);
+size_t bafu_kernel_batch(const bafu_kernel *k);
+
+/* Per-layer results (j < J) after a successful run: user-facing label, and
+ * pointers to m x m column-major matrices owned by the workspace, valid until
+ * the next run or free. */
+int bafu_kernel_label(const bafu_kernel *k, size_t j);
+const double *bafu_kernel_sigma(const bafu_kernel *k, size_t j);
+const double *bafu_kernel_sprime(const bafu_kernel *k, size_t j);
+const double *bafu_kernel_theta(const bafu_kernel *k, size_t j);
+const double *bafu_kernel_own(const bafu_kernel *k, size_t j);
+const double *bafu_kernel_bwd(const bafu_kernel *k, size_t j);
+
+/* ---------------------------------------------------------------------------
+ * Two inputs with |x_a|^2/d = |x_b|^2/d = 1 and x_a.x_b/d = corr: the scalar
+ * recursion with the correlation carried stably (the angle for ReLU, KR 3;
+ * 1 - c in closed form for erf and linear, KR 4), O(J) memory of 2 doubles
+ * per layer for the backward factor. Diagonal entries are equal for both
+ * inputs, so each matrix is given by its diagonal and off-diagonal entry. */
+typedef struct {
+  size_t index;          /* j = 0..J-1 */
+  int label;             /* as in bafu mc */
+  double q;              /* Sigma_j(a,a) */
+  double corr;           /* c_j = Sigma_j(a,b) / Sigma_j(a,a) */
+  double one_minus_corr; /* 1 - c_j, to full relative precision for relu, linear, erf */
+  double angle;          /* acos(c_j) in [0, pi], likewise */
+  double sprime_diag;    /* Sprime_j(a,a) */
+  double sprime;         /* Sprime_j(a,b) */
+  double ntk_diag;       /* Theta_j(a,a) */
+  double ntk;            /* Theta_j(a,b) */
+  double own_diag;       /* Gamma_j(a,a) */
+  double own;            /* Gamma_j(a,b) */
+  double bwd_diag;       /* P_j(a,a) */
+  double bwd;            /* P_j(a,b) */
+} bafu_kernel_pair;
+
+/* Called once per layer in order; a non-zero return stops the sweep (the
+ * function then returns BAFU_OK: the caller knows why it stopped). */
+typedef int (*bafu_kernel_pair_fn)(const bafu_kernel_pair *layer, void *ctx);
+
+/* Run the two-input recursion for p (p->batch and p->init are ignored) and
+ * call fn for every layer. The whole recursion is computed and checked first
+ * (the backward factor needs the layers above), so on error (BAFU_EINVAL:
+ * invalid p or corr not in [-1, 1]; BAFU_ENOMEM; BAFU_ENUMERIC: overflow,
+ * naming the layer) fn is never called. Deterministic: the same p and corr
+ * give bit-identical layers. */
+bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx);
+
+/* ---------------------------------------------------------------------------
+ * The ReLU correlation map in angle form (KR 3), exposed for tests: for inputs
+ * at angle th in [0, pi], the correlation of relu(u), relu(v) is
+ * c' = (sin th + (pi - th) cos th) / pi; returns 1 - c' with full relative
+ * precision (also for th -> 0). */
+double bafu_kernel_relu_one_minus_corr(double th);
+
+/* The angle 2 asin(sqrt(omc / 2)) = acos(1 - omc) for omc in [0, 2], with full
+ * relative precision as omc -> 0. */
+double bafu_kernel_angle_from_omc(double omc);
+
+#endif

@@ -1,0 +1,34 @@
+/* bafu/mc.h: Monte Carlo over independent draws of a finite-width network.
+ *
+ * Draw i of stream `seed` (i = 0..seeds-1) redraws weights, inputs (unless
+ * fixed) and the probe or targets, runs every pass, and measures every
+ * per-layer quantity of bafu/net.h. The result holds, per layer and quantity,
+ * the mean, the standard error of the mean (sample sd / sqrt(seeds)) and the
+ * maximum over draws. Results depend only on (params, seeds, seed, inputs),
+ * not on the number of threads: each draw writes its own slot. */
+#ifndef BAFU_MC_H
+#define BAFU_MC_H
+
+#include <stdint.h>
+
+#include "bafu/net.h"
+
+typedef struct {
+  size_t J;        /* layers */
+  size_t seeds;    /* draws */
+  int *labels;     /* J user-facing layer indices */
+  double *mean;    /* J x BAFU_Q_COUNT, row-major by layer */
+  double *se;
+  double *max;
+  double *raw;     /* seeds x J x BAFU_Q_COUNT: every draw's values */
+} bafu_mc_result;
+
+/* Run `seeds` >= 2 draws with up to `threads` >= 1 OpenMP workers (each with
+ * its own workspace; BLAS runs single-threaded inside a worker when threads > 1).
+ * `x` (d x m) fixes the inputs, or NULL for fresh N(0,1) inputs per draw.
+ * `progress`, if not NULL, is called after each finished draw. */
+bafu_status bafu_mc_run(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
+                        int threads, bafu_mc_result *out);
+void bafu_mc_result_free(bafu_mc_result *r);
+
+#endif

@@ -1,0 +1,64 @@
+/* bafu/moments.h: width-then-depth theory of the backward-to-feature kernel
+ * (BFK) for one input: the layer recursion of its first two normalised
+ * spectral moments and the predicted backward-feature angle, and the
+ * continuum (L -> infinity) limit of ResNets with beta = b / sqrt(L).
+ *
+ * Derivations: theory/moments.md. The layers are those of the engine
+ * (bafu/net.h): same indexing, labels and learning-rate groups, and the
+ * moments are in the engine's units, m_p = tr(K_l^p) / n_l, so that
+ * m1 = E[D_l] / E|b_l|^2 for an independent backward vector. */
+#ifndef BAFU_MOMENTS_H
+#define BAFU_MOMENTS_H
+
+#include <stddef.h>
+
+#include "bafu/net.h"
+
+typedef struct {
+  int label;     /* user-facing layer index, as in bafu mc */
+  double q_in;   /* variance of the entries of the layer's input stream */
+  double q;      /* variance of the entries of f_l (NNGP diagonal) */
+  double c;      /* c_l = lr_l s_l^2 E|g_l|^2: the layer's own term */
+  double p1;     /* phi(A^T A) */
+  double p2;     /* phi((A^T A)^2) */
+  double m1;     /* tr(K_l) / n */
+  double m2;     /* tr(K_l^2) / n */
+  double cos_theta; /* m1 / sqrt(m2) */
+  double back;   /* E|b_l|^2 / E|b_top|^2, the backward norm factor */
+} bafu_moments_layer;
+
+/* Number of layers of p (as bafu_net_nlayers). */
+size_t bafu_moments_nlayers(const bafu_net_params *p);
+
+/* Run the moment recursion for one input with |x|^2 = x2 (x2 <= 0: the
+ * expectation d of a N(0, I_d) input). out has bafu_moments_nlayers(p)
+ * entries. Errors: invalid parameters, non-finite moments (overflow). */
+bafu_status bafu_moments_run(const bafu_net_params *p, double x2, bafu_moments_layer *out);
+
+/* Continuum limit of a ResNet with beta = b / sqrt(L), L -> infinity, at
+ * t = l / L in [0, 1]. State: q(t), mu(t) = m1/n, r(t) = (m2 - m1^2)/n^2. */
+typedef struct {
+  double t, q, mu, r, cos_theta;
+} bafu_continuum_point;
+
+/* Integrate the continuum ODE (GSL odeiv2, rk8pd, relative tolerance rtol)
+ * for the network options of p (activation, sigma_w2, init, embedding,
+ * learning rates; depth and branch exponent are ignored) with branch
+ * constant b, writing the state at t = k/npoints, k = 0..npoints (npoints+1
+ * entries). At t = 0 without embedding cos = 1 (the limit t -> 0+). */
+bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
+                               bafu_continuum_point *out);
+
+/* Closed form of the continuum angle for ReLU or linear activations without
+ * embedding: cos(t) = (1 + kappa b^2 t)^(-1/2), kappa = s/3 (relu) or 2s/3
+ * (linear), Gaussian init; orthogonal init: see theory/moments.md.
+ * Returns NAN where no closed form is implemented. */
+double bafu_continuum_cos_closed(const bafu_net_params *p, double b, double t);
+
+/* One line describing the L -> infinity regime of the output angle for the
+ * architecture, activation, init and branch exponent of p (limit 0 or 1, the
+ * rate and its constant, or the non-trivial limit), derived in
+ * theory/moments.md section 4. Written into buf (always NUL-terminated). */
+bafu_status bafu_moments_regime(const bafu_net_params *p, char *buf, size_t size);
+
+#endif

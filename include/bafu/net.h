@@ -1,0 +1,150 @@
+/* bafu/net.h: finite-width networks with forward, backward, tangent and
+ * finite-step passes, and the per-layer measurements of the feature speed
+ * formula.
+ *
+ * Derivations of every pass and quantity: theory/engine.md.
+ *
+ * A network is a chain of trained dense layers j = 0..J-1 with features
+ * f_j (fan_out x m, column-major, one column per sample):
+ *   plain layer    f_j = W_j g_j,                   g_j = x (first MLP layer) or phi(f_{j-1})
+ *   residual block f_j = f_{j-1} + beta W_j phi(f_{j-1})   (f_{-1} = x without embedding)
+ * MLP:    layers 1..L are plain (layer 1 reads x).
+ * ResNet: optional plain embedding f_0 = W_0 x, then residual blocks 1..L,
+ *         beta = B * L^(-A).
+ * With the mse signal a plain readout y = V phi(f_L) (layer L+1) and the loss
+ * F = |y - t|^2 / (2m) are appended; with the probe signal b_L is a Gaussian
+ * vector with N(0, 1/n) entries and F = <b_L, f_L>.
+ *
+ * Learning-rate groups: "input" = the layer that reads x (MLP layer 1, ResNet
+ * embedding); "output" = the mse readout; "hidden" = every other layer. One
+ * gradient step of size eta changes W_j by -eta * lr_j * grad_{W_j} F.
+ *
+ * Usage: p = defaults, set fields; bafu_net_alloc(&p, &net) sizes every buffer
+ * once; then per Monte Carlo draw bafu_net_draw() and bafu_net_run(), and
+ * bafu_net_measure(). No allocation happens after bafu_net_alloc. */
+#ifndef BAFU_NET_H
+#define BAFU_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bafu/act.h"
+#include "bafu/status.h"
+
+typedef enum { BAFU_ARCH_MLP, BAFU_ARCH_RESNET } bafu_arch;
+typedef enum { BAFU_INIT_GAUSSIAN, BAFU_INIT_ORTHOGONAL } bafu_init;
+typedef enum { BAFU_SIGNAL_PROBE, BAFU_SIGNAL_MSE } bafu_signal;
+
+typedef struct {
+  bafu_arch arch;
+  size_t width;      /* n: width of every hidden feature */
+  size_t depth;      /* L: number of hidden layers / residual blocks */
+  size_t input_dim;  /* d: 0 means "= width" */
+  size_t batch;      /* m: samples per forward pass */
+  size_t outputs;    /* k: readout dimension (mse signal only) */
+  bafu_act act;
+  double sigma_w2;   /* weights have entries of variance sigma_w2 / fan_in */
+  bafu_init init;
+  double branch_scale;    /* B */
+  double branch_exponent; /* A: beta = B * L^(-A) */
+  int embed;              /* ResNet: trained input embedding f_0 = W_0 x */
+  double lr_input, lr_hidden, lr_output;
+  bafu_signal signal;
+  double step;            /* eta of the actual finite step */
+} bafu_net_params;
+
+/* The defaults of `bafu mc` (see README): ReLU MLP, n = 512, L = 16, ... */
+bafu_net_params bafu_net_params_default(void);
+
+/* Check a parameter set; on error the message names the offending option. */
+bafu_status bafu_net_params_check(const bafu_net_params *p);
+
+/* beta = B * L^(-A) for ResNets, 1 for MLPs. */
+double bafu_net_beta(const bafu_net_params *p);
+
+/* Bytes that bafu_net_alloc would allocate (SIZE_MAX if that overflows). */
+size_t bafu_net_memory_bytes(const bafu_net_params *p);
+
+/* Memory refused by bafu_net_alloc: 80% of physical memory, or the value of
+ * the environment variable BAFU_MEMORY_LIMIT_MB if set. */
+size_t bafu_memory_limit_bytes(void);
+
+typedef struct bafu_net bafu_net;
+
+/* Allocate every buffer for `p` (copied). Refuses (BAFU_ENOMEM, with the
+ * estimate in the message) if the estimate exceeds bafu_memory_limit_bytes(). */
+bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out);
+void bafu_net_free(bafu_net *net);
+
+/* Number of measured layers J, and the user-facing index of layer j
+ * (MLP: 1..L, ResNet: 0 for the embedding, 1..L, then L+1 for a readout). */
+size_t bafu_net_nlayers(const bafu_net *net);
+int bafu_net_layer_label(const bafu_net *net, size_t j);
+size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j);
+size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j);
+double bafu_net_layer_lr(const bafu_net *net, size_t j);
+
+/* Fix the inputs (d x m column-major, copied) for every later draw; NULL goes
+ * back to drawing N(0, 1) inputs with each draw. */
+void bafu_net_set_inputs(bafu_net *net, const double *x);
+
+/* Draw number `draw` of the stream `seed`: inputs (unless fixed), weights in
+ * layer order, then the probe or the readout and targets. The numbers depend
+ * only on (seed, draw). */
+bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw);
+
+/* The passes. run = forward, backward, tangent, step(p->step). */
+bafu_status bafu_net_forward(bafu_net *net);
+bafu_status bafu_net_backward(bafu_net *net);
+bafu_status bafu_net_tangent(bafu_net *net);
+/* Forward pass with every W_j replaced by W_j - eta lr_j grad_j F, into the
+ * "stepped" features; the weights themselves are not modified. */
+bafu_status bafu_net_step(bafu_net *net, double eta);
+bafu_status bafu_net_run(bafu_net *net);
+
+/* Loss F at the current weights (after forward) and after the step (after
+ * bafu_net_step). Probe: F = <b_L, f_L>; mse: |y - t|^2 / (2m). */
+double bafu_net_loss(const bafu_net *net);
+double bafu_net_step_loss(const bafu_net *net);
+
+/* Views into the workspace (fan_out x m or fan_out x fan_in, column-major). */
+double *bafu_net_weight(bafu_net *net, size_t j);
+const double *bafu_net_feature(const bafu_net *net, size_t j);
+const double *bafu_net_backward_signal(const bafu_net *net, size_t j);
+const double *bafu_net_feature_tangent(const bafu_net *net, size_t j);
+const double *bafu_net_feature_stepped(const bafu_net *net, size_t j);
+const double *bafu_net_inputs(const bafu_net *net);
+
+/* The full gradient matrix grad_{W_j} F (fan_out x fan_in) into `out`. For
+ * tests and dense kernels; the passes never form it. */
+void bafu_net_weight_grad(const bafu_net *net, size_t j, double *out);
+
+/* Per-layer measured quantities (theory/engine.md section 3). */
+typedef enum {
+  BAFU_Q_COS,        /* cos(theta_l) = <df_l, -b_l> / (|df_l| |b_l|) */
+  BAFU_Q_SPEED,      /* |df_l| (first-order change per unit step) */
+  BAFU_Q_BNORM,      /* |b_l| */
+  BAFU_Q_DECAY,      /* D_l = sum_{k <= l} C_k */
+  BAFU_Q_BAFU,       /* D_l / |b_l| */
+  BAFU_Q_IDRES,      /* |<-b_l, df_l> - D_l| / D_l */
+  BAFU_Q_CONTRIB,    /* C_l = lr_l |grad_l F|^2 */
+  BAFU_Q_FRMS,       /* |f_l|_rms */
+  BAFU_Q_SPEED_RMS,  /* |df_l|_rms */
+  BAFU_Q_STEP,       /* |Delta f_l| after the actual step */
+  BAFU_Q_STEP_COS,   /* cos(Delta f_l, -b_l) */
+  BAFU_Q_STEP_DEV,   /* |Delta f_l - eta df_l| / |eta df_l| */
+  BAFU_Q_COUNT
+} bafu_quantity;
+
+/* Column name of a quantity ("cos_theta", "feature_speed", ...). */
+const char *bafu_quantity_name(bafu_quantity q);
+
+/* Fill out[j * BAFU_Q_COUNT + q] for every layer j (after bafu_net_run). */
+void bafu_net_measure(const bafu_net *net, double *out);
+
+/* Read a batch from a text table: one sample per row, whitespace-separated
+ * numbers, '#' starts a comment. Returns x as d x m column-major (malloc'd,
+ * caller frees). */
+bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m);
+
+#endif

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# setup.sh: one-command set-up for bafu on a fresh Debian machine.
+#
+#   ./setup.sh run    install packages, build, and run the main job
+#   ./setup.sh test   install packages, build, and run the test suite
+#   ./setup.sh deps   only install the Debian packages
+#   ./setup.sh build  install packages and build
+#
+# Packages are installed with apt-get (needs root, or sudo).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(build-essential cmake pkg-config libgsl-dev liblapacke-dev libopenblas-dev
+          libfftw3-dev check gnuplot-nox)
+
+deps() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    local SUDO=""
+    [[ $(id -u) -ne 0 ]] && SUDO=sudo
+    echo "setup.sh: installing ${missing[*]}" >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+build() {
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build -j"$(nproc)"
+}
+
+case "${1:-run}" in
+  deps) deps ;;
+  build) deps; build ;;
+  test)
+    deps; build
+    ctest --test-dir build --output-on-failure -j"$(nproc)"
+    ;;
+  run)
+    deps; build
+    mkdir -p data
+    ./build/bafu mc --out data/mc_default.dat
+    echo "setup.sh: wrote data/mc_default.dat" >&2
+    ;;
+  *) echo "usage: ./setup.sh [run|test|deps|build]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,263 @@
+/* cli.c: strict option parsing and the shared network options. */
+#include "cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const cli_arch_names[] = {"mlp", "resnet", NULL};
+const char *const cli_init_names[] = {"gaussian", "orthogonal", NULL};
+const char *const cli_act_names[] = {"relu", "linear", "tanh", "erf", "gelu", "swish", NULL};
+static const char *const loss_names[] = {"mse", NULL};
+
+void cli_fail(const char *cmd, const char *context) {
+  if (context)
+    fprintf(stderr, "bafu %s: %s: %s\n", cmd, context, bafu_last_error());
+  else
+    fprintf(stderr, "bafu %s: %s\n", cmd, bafu_last_error());
+}
+
+/* Largest size accepted for any count; memory estimates refuse far earlier. */
+#define CLI_SIZE_MAX ((unsigned long long)1 << 40)
+
+static int parse_unsigned(const char *s, unsigned long long max, unsigned long long *out) {
+  if (!*s) return 0;
+  for (const char *c = s; *c; ++c)
+    if (*c < '0' || *c > '9') return 0;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno == ERANGE || *end || v > max) return -1;
+  *out = v;
+  return 1;
+}
+
+static void print_help(const char *cmd, const char *usage, const cli_opt *opts) {
+  printf("%s\n\nOptions:\n", usage);
+  for (const cli_opt *o = opts; o->name; ++o) {
+    char left[64];
+    if (o->type == OPT_FLAG)
+      snprintf(left, sizeof left, "%s", o->name);
+    else
+      snprintf(left, sizeof left, "%s %s", o->name, o->arg ? o->arg : "X");
+    printf("  %-26s %s\n", left, o->help);
+  }
+  printf("  %-26s %s\n", "-h, --help", "print this help and exit");
+}
+
+static int set_value(const char *cmd, cli_opt *o, const char *v) {
+  unsigned long long u;
+  int r;
+  switch (o->type) {
+  case OPT_SIZE:
+  case OPT_INT:
+    r = parse_unsigned(v, o->type == OPT_INT ? 1000000ULL : CLI_SIZE_MAX, &u);
+    if (r == 0 || (r == 1 && u == 0)) {
+      fprintf(stderr, "bafu %s: %s: expected a positive integer, got '%s'\n", cmd, o->name, v);
+      return 2;
+    }
+    if (r < 0) {
+      fprintf(stderr, "bafu %s: %s: '%s' is too large\n", cmd, o->name, v);
+      return 2;
+    }
+    if (o->type == OPT_INT)
+      *(int *)o->dest = (int)u;
+    else
+      *(size_t *)o->dest = (size_t)u;
+    return 0;
+  case OPT_U64:
+    r = parse_unsigned(v, UINT64_MAX, &u);
+    if (r <= 0) {
+      fprintf(stderr, "bafu %s: %s: expected a non-negative integer, got '%s'\n", cmd, o->name, v);
+      return 2;
+    }
+    *(uint64_t *)o->dest = (uint64_t)u;
+    return 0;
+  case OPT_DOUBLE: {
+    errno = 0;
+    char *end;
+    double d = strtod(v, &end);
+    if (!*v || *end || end == v) {
+      fprintf(stderr, "bafu %s: %s: expected a number, got '%s'\n", cmd, o->name, v);
+      return 2;
+    }
+    if (!isfinite(d) || errno == ERANGE) {
+      fprintf(stderr, "bafu %s: %s: expected a finite number, got '%s'\n", cmd, o->name, v);
+      return 2;
+    }
+    *(double *)o->dest = d;
+    return 0;
+  }
+  case OPT_STRING:
+    if (!*v) {
+      fprintf(stderr, "bafu %s: %s: expected a non-empty value\n", cmd, o->name);
+      return 2;
+    }
+    *(const char **)o->dest = v;
+    return 0;
+  case OPT_CHOICE:
+    for (int i = 0; o->choices[i]; ++i)
+      if (strcmp(o->choices[i], v) == 0) {
+        *(int *)o->dest = i;
+        return 0;
+      }
+    fprintf(stderr, "bafu %s: %s: unknown value '%s' (expected", cmd, o->name, v);
+    for (int i = 0; o->choices[i]; ++i) fprintf(stderr, "%s%s", i ? ", " : " ", o->choices[i]);
+    fprintf(stderr, ")\n");
+    return 2;
+  case OPT_FLAG:
+    *(int *)o->dest = 1;
+    return 0;
+  }
+  return 2;
+}
+
+int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int argc, char **argv, int first,
+              const char **positional, int max_positional, int *npositional) {
+  int npos = 0;
+  for (int i = first; i < argc; ++i) {
+    const char *a = argv[i];
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      print_help(cmd, usage, opts);
+      return 1;
+    }
+    if (strncmp(a, "--", 2) != 0 || strcmp(a, "--") == 0) {
+      if (npos >= max_positional) {
+        fprintf(stderr, "bafu %s: unexpected argument '%s' (see bafu %s --help)\n", cmd, a, cmd);
+        return 2;
+      }
+      positional[npos++] = a;
+      continue;
+    }
+    const char *eq = strchr(a, '=');
+    const size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+    cli_opt *o = NULL;
+    for (cli_opt *c = opts; c->name; ++c)
+      if (strlen(c->name) == nlen && strncmp(c->name, a, nlen) == 0) o = c;
+    if (!o) {
+      fprintf(stderr, "bafu %s: unknown option '%.*s' (see bafu %s --help)\n", cmd, (int)nlen, a, cmd);
+      return 2;
+    }
+    if (o->set && o->type != OPT_FLAG) {
+      fprintf(stderr, "bafu %s: %s: given twice\n", cmd, o->name);
+      return 2;
+    }
+    const char *v = NULL;
+    if (o->type == OPT_FLAG) {
+      if (eq) {
+        fprintf(stderr, "bafu %s: %s: takes no value\n", cmd, o->name);
+        return 2;
+      }
+    } else if (eq) {
+      v = eq + 1;
+    } else {
+      if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
+        fprintf(stderr, "bafu %s: %s: missing value\n", cmd, o->name);
+        return 2;
+      }
+      v = argv[++i];
+    }
+    if (set_value(cmd, o, v)) return 2;
+    o->set = 1;
+  }
+  if (npositional) *npositional = npos;
+  return 0;
+}
+
+static cli_opt *find_opt(cli_opt *opts, const char *name) {
+  for (cli_opt *o = opts; o->name; ++o)
+    if (strcmp(o->name, name) == 0) return o;
+  return NULL;
+}
+
+void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
+  net->p = bafu_net_params_default();
+  net->arch = 0;
+  net->act = 0;
+  net->init = 0;
+  net->loss = -1;
+  net->probe = 0;
+  net->embed = 0;
+  net->input_file = NULL;
+  net->x = NULL;
+  const cli_opt list[] = {
+      {"--arch", OPT_CHOICE, &net->arch, "A", "mlp | resnet [mlp]", cli_arch_names, 0},
+      {"--width", OPT_SIZE, &net->p.width, "N", "width n of every hidden layer [512]", NULL, 0},
+      {"--depth", OPT_SIZE, &net->p.depth, "L", "number of hidden layers / residual blocks [16]", NULL, 0},
+      {"--input-dim", OPT_SIZE, &net->p.input_dim, "D", "input dimension d [= width]", NULL, 0},
+      {"--batch", OPT_SIZE, &net->p.batch, "M", "inputs per forward pass [1]", NULL, 0},
+      {"--outputs", OPT_SIZE, &net->p.outputs, "K", "readout dimension with --loss mse [1]", NULL, 0},
+      {"--act", OPT_CHOICE, &net->act, "F", "relu | linear | tanh | erf | gelu | swish [relu]", cli_act_names, 0},
+      {"--sigma-w2", OPT_DOUBLE, &net->p.sigma_w2, "S", "weight variance S/fan_in [2]", NULL, 0},
+      {"--init", OPT_CHOICE, &net->init, "I", "gaussian | orthogonal (scaled Haar) [gaussian]", cli_init_names, 0},
+      {"--branch-scale", OPT_DOUBLE, &net->p.branch_scale, "B", "ResNet: beta = B * L^(-A) [1]", NULL, 0},
+      {"--branch-exponent", OPT_DOUBLE, &net->p.branch_exponent, "A", "ResNet: exponent A [0.5]", NULL, 0},
+      {"--embed", OPT_FLAG, &net->embed, NULL, "ResNet: add a trained input embedding f_0 = W_0 x", NULL, 0},
+      {"--lr-input", OPT_DOUBLE, &net->p.lr_input, "ETA", "learning rate of the layer reading x [1]", NULL, 0},
+      {"--lr-hidden", OPT_DOUBLE, &net->p.lr_hidden, "ETA", "learning rate of hidden layers/blocks [1]", NULL, 0},
+      {"--lr-output", OPT_DOUBLE, &net->p.lr_output, "ETA", "learning rate of the mse readout [1]", NULL, 0},
+      {"--probe", OPT_FLAG, &net->probe, NULL, "backward signal: Gaussian probe b_L, N(0,1/n) entries [default]", NULL, 0},
+      {"--loss", OPT_CHOICE, &net->loss, "mse", "random readout y = V phi(f_L) and squared loss on N(0,1) targets", loss_names, 0},
+      {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
+  };
+  for (size_t i = 0; i < sizeof list / sizeof list[0] && *count < cap - 1; ++i) opts[(*count)++] = list[i];
+  opts[*count] = (cli_opt){0};
+}
+
+int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
+  bafu_net_params *p = &net->p;
+  p->arch = net->arch == 1 ? BAFU_ARCH_RESNET : BAFU_ARCH_MLP;
+  p->act = (bafu_act)net->act;
+  p->init = net->init == 1 ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN;
+  p->embed = net->embed;
+  if (net->probe && net->loss >= 0) {
+    fprintf(stderr, "bafu %s: --probe and --loss: choose one backward signal\n", cmd);
+    return 2;
+  }
+  p->signal = net->loss >= 0 ? BAFU_SIGNAL_MSE : BAFU_SIGNAL_PROBE;
+  if (find_opt(opts, "--outputs")->set && p->signal != BAFU_SIGNAL_MSE) {
+    fprintf(stderr, "bafu %s: --outputs: only meaningful with --loss mse\n", cmd);
+    return 2;
+  }
+  if (net->input_file) {
+    size_t d, m;
+    if (bafu_read_inputs(net->input_file, &net->x, &d, &m)) {
+      cli_fail(cmd, NULL);
+      return 2;
+    }
+    if (find_opt(opts, "--input-dim")->set && p->input_dim != d) {
+      fprintf(stderr, "bafu %s: --input-dim: %zu, but '%s' has %zu columns\n", cmd, p->input_dim, net->input_file, d);
+      return 2;
+    }
+    if (find_opt(opts, "--batch")->set && p->batch != m) {
+      fprintf(stderr, "bafu %s: --batch: %zu, but '%s' has %zu rows\n", cmd, p->batch, net->input_file, m);
+      return 2;
+    }
+    p->input_dim = d;
+    p->batch = m;
+  }
+  if (bafu_net_params_check(p)) {
+    cli_fail(cmd, NULL);
+    return 2;
+  }
+  return 0;
+}
+
+void cli_net_release(cli_net *net) {
+  free(net->x);
+  net->x = NULL;
+}
+
+void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {
+  snprintf(buf, size,
+           "arch=%s width=%zu depth=%zu input_dim=%zu batch=%zu act=%s sigma_w2=%g init=%s "
+           "branch_scale=%g branch_exponent=%g beta=%.10g embed=%d lr_input=%g lr_hidden=%g lr_output=%g "
+           "signal=%s outputs=%zu",
+           cli_arch_names[p->arch == BAFU_ARCH_RESNET], p->width, p->depth,
+           p->input_dim ? p->input_dim : p->width, p->batch, bafu_act_name(p->act), p->sigma_w2,
+           cli_init_names[p->init == BAFU_INIT_ORTHOGONAL], p->branch_scale, p->branch_exponent,
+           bafu_net_beta(p), p->embed, p->lr_input, p->lr_hidden, p->lr_output,
+           p->signal == BAFU_SIGNAL_MSE ? "mse" : "probe", p->outputs);
+}

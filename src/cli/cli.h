@@ -1,0 +1,71 @@
+/* cli.h: the command-line layer shared by every subcommand.
+ *
+ * Options are described by a table of cli_opt; cli_parse() parses argv
+ * strictly (whole-string numbers, finite, in range) and reports the first
+ * problem as one line "bafu <cmd>: --option: reason" on stderr. */
+#ifndef BAFU_CLI_H
+#define BAFU_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bafu/net.h"
+
+typedef enum {
+  OPT_SIZE,   /* size_t, >= 1 unless min0 */
+  OPT_U64,    /* uint64_t, any non-negative integer */
+  OPT_INT,    /* int >= 1 */
+  OPT_DOUBLE, /* finite double */
+  OPT_STRING, /* const char * */
+  OPT_FLAG,   /* int set to 1, no argument */
+  OPT_CHOICE  /* int index into choices (NULL-terminated) */
+} cli_opt_type;
+
+typedef struct {
+  const char *name;            /* "--width" */
+  cli_opt_type type;
+  void *dest;
+  const char *arg;             /* argument name in --help, e.g. "N" */
+  const char *help;            /* one line, with the default in brackets */
+  const char *const *choices;  /* OPT_CHOICE */
+  int set;                     /* filled by cli_parse: given on the command line */
+} cli_opt;
+
+/* Parse argv[first..argc) against opts (terminated by a {NULL} entry).
+ * Positional arguments are stored in positional[] (at most max_positional).
+ * Returns 0 on success, 1 if --help was printed, 2 on a usage error (message
+ * already printed). */
+int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int argc, char **argv, int first,
+              const char **positional, int max_positional, int *npositional);
+
+/* Print "bafu <cmd>: <message>" with the library's last error. */
+void cli_fail(const char *cmd, const char *context);
+
+/* The network options shared by `mc`, `theory`, `spectrum`, `kernel`. */
+typedef struct {
+  bafu_net_params p;
+  int arch, act, init, loss, probe, embed;
+  const char *input_file;
+  double *x; /* inputs read from --input (d x m), or NULL */
+} cli_net;
+
+/* Append the network options to opts (at position *count, capacity cap). */
+void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap);
+/* After parsing: convert choices, read --input, check combinations. Returns 0
+ * or 2 (message printed). */
+int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts);
+void cli_net_release(cli_net *net);
+
+/* "arch=mlp width=512 ..." into buf. */
+void cli_net_describe(const bafu_net_params *p, char *buf, size_t size);
+
+extern const char *const cli_arch_names[];
+extern const char *const cli_init_names[];
+extern const char *const cli_act_names[];
+
+/* Subcommands. */
+int cmd_mc(int argc, char **argv);
+int cmd_theory(int argc, char **argv);
+int cmd_kernel(int argc, char **argv);
+
+#endif

@@ -1,0 +1,194 @@
+/* cmd_theory.c: `bafu theory`, the infinite-width prediction of the per-layer
+ * angle (moment recursion) and the ResNet continuum limit. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bafu/moments.h"
+#include "bafu/table.h"
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: bafu theory [network options] [--limit [--sweep-branch LO:HI:STEP]]\n"
+    "\n"
+    "Infinite-width prediction of the backward-feature angle of every layer for one\n"
+    "input, from the recursion of the first two spectral moments m1, m2 of the\n"
+    "backward-to-feature kernel K_l (free probability; theory/moments.md):\n"
+    "cos(theta_l) = m1 / sqrt(m2). The network options are those of `bafu mc`, so\n"
+    "the same command line with `theory` in place of `mc` predicts the same network.\n"
+    "\n"
+    "--limit (ResNets): the L -> infinity limit with beta = b/sqrt(L), b = --branch-scale,\n"
+    "as a function of t = l/L (columns t cos_theta), from the continuum ODE; with\n"
+    "--sweep-branch, the output angle (t = 1) against sqrt(L)*beta (columns\n"
+    "sqrtL_beta cos_theta).\n"
+    "\n"
+    "Examples: bafu theory --width 1024 --depth 20\n"
+    "          bafu theory --arch resnet --limit --branch-scale 2\n"
+    "          bafu theory --arch resnet --limit --sweep-branch 0:8:0.25";
+
+/* Parse "LO:HI:STEP" strictly: finite, 0 <= LO <= HI, STEP > 0, at most 1e6 points. */
+static int parse_sweep(const char *s, double *lo, double *hi, double *step, size_t *count) {
+  double v[3];
+  const char *cur = s;
+  for (int i = 0; i < 3; ++i) {
+    char *end;
+    errno = 0;
+    v[i] = strtod(cur, &end);
+    if (end == cur || !isfinite(v[i]) || errno == ERANGE) return 0;
+    if (i < 2 && *end != ':') return 0;
+    if (i == 2 && *end != '\0') return 0;
+    cur = end + 1;
+  }
+  if (v[0] < 0 || v[1] < v[0] || !(v[2] > 0)) return 0;
+  const double n = floor((v[1] - v[0]) / v[2] * (1 + 1e-12)) + 1;
+  if (n > 1e6) return 0;
+  *lo = v[0];
+  *hi = v[1];
+  *step = v[2];
+  *count = (size_t)n;
+  return 1;
+}
+
+int cmd_theory(int argc, char **argv) {
+  const char *cmd = "theory";
+  cli_net net;
+  cli_opt opts[48];
+  size_t n = 0;
+  cli_net_options(&net, opts, &n, 48);
+  int limit = 0;
+  size_t points = 100;
+  const char *sweep = NULL, *out = NULL;
+  const cli_opt extra[] = {
+      {"--limit", OPT_FLAG, &limit, NULL, "ResNet continuum limit L -> inf with beta = b/sqrt(L)", NULL, 0},
+      {"--points", OPT_SIZE, &points, "N", "--limit: intervals in t = l/L [100]", NULL, 0},
+      {"--sweep-branch", OPT_STRING, &sweep, "LO:HI:STEP", "--limit: output angle against sqrt(L)*beta", NULL, 0},
+      {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+  };
+  for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
+  opts[n] = (cli_opt){0};
+  int r = cli_parse(cmd, usage, opts, argc, argv, 1, NULL, 0, NULL);
+  if (r) return r == 1 ? 0 : 2;
+  if ((r = cli_net_finish(cmd, &net, opts))) return r;
+  bafu_net_params *p = &net.p;
+  int rc = 2;
+  double lo = 0, hi = 0, step = 1;
+  size_t count = 0;
+  if (p->batch != 1) {
+    fprintf(stderr, "bafu theory: --batch: the moment theory is for one input (use bafu kernel for a batch)\n");
+    goto done;
+  }
+  if (sweep && !limit) {
+    fprintf(stderr, "bafu theory: --sweep-branch: only with --limit\n");
+    goto done;
+  }
+  if (limit && p->arch != BAFU_ARCH_RESNET) {
+    fprintf(stderr, "bafu theory: --limit: only for --arch resnet (an MLP has no non-trivial limit; see the "
+                    "regime line of bafu theory)\n");
+    goto done;
+  }
+  if (limit && p->signal == BAFU_SIGNAL_MSE) {
+    fprintf(stderr, "bafu theory: --limit: uses the probe signal (drop --loss)\n");
+    goto done;
+  }
+  if (sweep && !parse_sweep(sweep, &lo, &hi, &step, &count)) {
+    fprintf(stderr, "bafu theory: --sweep-branch: expected LO:HI:STEP with 0 <= LO <= HI, STEP > 0 and at most "
+                    "1e6 points, got '%s'\n",
+            sweep);
+    goto done;
+  }
+  bafu_table *t;
+  if (bafu_table_open(out, &t)) {
+    cli_fail(cmd, "--out");
+    goto done;
+  }
+  char desc[1024], regime[512];
+  cli_net_describe(p, desc, sizeof desc);
+  rc = 1;
+  if (!limit) {
+    const size_t J = bafu_moments_nlayers(p);
+    bafu_moments_layer *o = malloc(J * sizeof *o);
+    double x2 = 0;
+    if (net.x) {
+      const size_t d = p->input_dim;
+      for (size_t i = 0; i < d; ++i) x2 += net.x[i] * net.x[i];
+    }
+    if (!o || bafu_moments_run(p, x2, o) || bafu_moments_regime(p, regime, sizeof regime)) {
+      cli_fail(cmd, NULL);
+      free(o);
+      bafu_table_abort(t);
+      goto done;
+    }
+    bafu_table_meta(t, "bafu theory: infinite-width BFK moment recursion, one input (theory/moments.md)");
+    bafu_table_provenance(t, argc + 1, argv - 1);
+    bafu_table_meta(t, "network: %s", desc);
+    bafu_table_meta(t, "input: %s", net.x ? net.input_file : "|x|^2 = d (expectation for N(0, I_d))");
+    bafu_table_meta(t, "regime: %s", regime);
+    bafu_table_meta(t, "columns: cos_theta = m1/sqrt(m2); m1, m2 = tr(K_l)/n, tr(K_l^2)/n in the units of bafu mc;");
+    bafu_table_meta(t, "  q = variance of f_l entries; c = the layer's own term c_l; p1, p2 = phi(A^T A), "
+                       "phi((A^T A)^2);");
+    bafu_table_meta(t, "  back = E|b_l|^2 / E|b_top|^2; with the probe (E|b_top|^2 = 1) backward_norm = sqrt(back),");
+    bafu_table_meta(t, "  loss_decay = m1 back and feature_speed = sqrt(m2 back) predict the bafu mc columns.");
+    FILE *f = bafu_table_stream(t);
+    fprintf(f, "layer cos_theta m1 m2 q c p1 p2 back backward_norm loss_decay feature_speed\n");
+    for (size_t j = 0; j < J; ++j)
+      fprintf(f, "%d %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g\n", o[j].label, o[j].cos_theta,
+              o[j].m1, o[j].m2, o[j].q, o[j].c, o[j].p1, o[j].p2, o[j].back, sqrt(o[j].back), o[j].m1 * o[j].back,
+              sqrt(o[j].m2 * o[j].back));
+    free(o);
+  } else if (!sweep) {
+    bafu_continuum_point *pts = malloc((points + 1) * sizeof *pts);
+    if (!pts || bafu_continuum_run(p, p->branch_scale, 1e-10, points, pts)) {
+      cli_fail(cmd, NULL);
+      free(pts);
+      bafu_table_abort(t);
+      goto done;
+    }
+    bafu_table_meta(t, "bafu theory --limit: ResNet continuum limit, beta = b/sqrt(L), L -> inf (theory/moments.md 3)");
+    bafu_table_provenance(t, argc + 1, argv - 1);
+    bafu_table_meta(t, "network: %s", desc);
+    bafu_table_meta(t, "b = sqrt(L) beta = %g; ODE: GSL rk8pd, relative tolerance 1e-10", p->branch_scale);
+    const double closed = bafu_continuum_cos_closed(p, p->branch_scale, 1.0);
+    if (isfinite(closed)) bafu_table_meta(t, "closed form at t = 1: %.12g", closed);
+    bafu_table_meta(t, "columns: t = l/L; cos_theta; q = forward variance; mu = m1/n; r = (m2 - m1^2)/n^2");
+    FILE *f = bafu_table_stream(t);
+    fprintf(f, "t cos_theta q mu r\n");
+    for (size_t k = 0; k <= points; ++k)
+      fprintf(f, "%.10g %.12g %.12g %.12g %.12g\n", pts[k].t, pts[k].cos_theta, pts[k].q, pts[k].mu, pts[k].r);
+    free(pts);
+  } else {
+    double *c = malloc(count * sizeof *c);
+    bafu_continuum_point pts[2];
+    for (size_t k = 0; c && k < count; ++k) {
+      if (bafu_continuum_run(p, lo + (double)k * step, 1e-10, 1, pts)) {
+        cli_fail(cmd, "--sweep-branch");
+        free(c);
+        bafu_table_abort(t);
+        goto done;
+      }
+      c[k] = pts[1].cos_theta;
+    }
+    if (!c) {
+      fprintf(stderr, "bafu theory: out of memory\n");
+      bafu_table_abort(t);
+      goto done;
+    }
+    bafu_table_meta(t, "bafu theory --limit --sweep-branch: L -> inf output angle against sqrt(L) beta "
+                       "(theory/moments.md 3)");
+    bafu_table_provenance(t, argc + 1, argv - 1);
+    bafu_table_meta(t, "network: %s", desc);
+    FILE *f = bafu_table_stream(t);
+    fprintf(f, "sqrtL_beta cos_theta\n");
+    for (size_t k = 0; k < count; ++k) fprintf(f, "%.10g %.12g\n", lo + (double)k * step, c[k]);
+    free(c);
+  }
+  if (bafu_table_commit(t)) {
+    cli_fail(cmd, "--out");
+    goto done;
+  }
+  rc = 0;
+done:
+  cli_net_release(&net);
+  return rc;
+}

@@ -1,0 +1,47 @@
+/* main.c: the `bafu` executable, a thin dispatcher over the subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bafu/status.h"
+#include "cli.h"
+
+typedef struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} command;
+
+static const command commands[] = {
+    {"mc", cmd_mc, "finite-width Monte Carlo: per-layer angle, feature speed, identity check"},
+    {"theory", cmd_theory, "infinite-width prediction: BFK moments, angle per layer, ResNet limit"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "bafu %s: backward aligned feature updates and the feature speed formula\n"
+          "(theory of feature learning in deep networks, arXiv 2311.18718)\n\n"
+          "Usage: bafu <command> [options]     bafu <command> --help\n\nCommands:\n",
+          BAFU_VERSION);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+  bafu_init_gsl();
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
+  }
+  if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    printf("bafu %s\n", BAFU_VERSION);
+    return 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)
+    if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "bafu: unknown command '%s' (see bafu --help)\n", argv[1]);
+  return 2;
+}

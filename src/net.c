@@ -1,0 +1,647 @@
+#define _DEFAULT_SOURCE /* getline, sysconf(_SC_PHYS_PAGES) */
+/* net.c: finite-width networks and their passes (see include/bafu/net.h).
+ *
+ * Every formula here is derived in theory/engine.md; the section numbers below
+ * refer to it. Storage is column-major; a feature is fan_out x m. */
+#include "bafu/net.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include "bafu/rng.h"
+#include <lapacke.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef enum { LAYER_PLAIN, LAYER_RESIDUAL } layer_kind;
+
+typedef struct {
+  layer_kind kind;
+  int label;       /* user-facing layer index */
+  size_t fan_in;   /* rows of g_j */
+  size_t fan_out;  /* rows of f_j */
+  int reads_x;     /* g_j = x (plain first layer) or the residual stream starts at x */
+  double scale;    /* 1 for plain, beta for a residual block */
+  double lr;       /* learning rate of this layer's group */
+  double *W;       /* fan_out x fan_in */
+  double *F;       /* fan_out x m: features */
+  double *G;       /* fan_in x m: the vector the layer multiplies */
+  double *Dp;      /* fan_in x m: phi'(f_{j-1}) (unused when g_j = x) */
+  double *B;       /* fan_out x m: backward signal dF/df_j */
+  double *dF;      /* fan_out x m: first-order feature change (tangent) */
+  double *Fs;      /* fan_out x m: features after the actual step */
+  double *GG;      /* m x m: g_j^T g_j */
+  double *BB;      /* m x m: b_j^T b_j */
+  double contrib;  /* C_j */
+} layer;
+
+struct bafu_net {
+  bafu_net_params p;
+  size_t J, n, d, m, k;
+  double beta;
+  layer *layers;
+  double *X;        /* d x m inputs */
+  int inputs_fixed;
+  double *T;        /* k x m targets (mse) */
+  double *probe;    /* n x m probe (probe signal): the last layer's B is a copy */
+  double *tmp;      /* max_dim x m scratch */
+  double *tmp2;     /* max_dim x m scratch */
+  double *H;        /* m x m scratch */
+  double *qr;       /* max_dim x max_dim scratch for orthogonal init */
+  double *tau;
+  double *qrwork;
+  lapack_int lqrwork;
+  size_t max_dim;
+  gsl_rng *rng;
+  double eta_step;  /* eta of the last bafu_net_step */
+  void *block;      /* the single allocation backing every array */
+};
+
+bafu_net_params bafu_net_params_default(void) {
+  return (bafu_net_params){.arch = BAFU_ARCH_MLP,
+                           .width = 512,
+                           .depth = 16,
+                           .input_dim = 0,
+                           .batch = 1,
+                           .outputs = 1,
+                           .act = BAFU_ACT_RELU,
+                           .sigma_w2 = 2.0,
+                           .init = BAFU_INIT_GAUSSIAN,
+                           .branch_scale = 1.0,
+                           .branch_exponent = 0.5,
+                           .embed = 0,
+                           .lr_input = 1.0,
+                           .lr_hidden = 1.0,
+                           .lr_output = 1.0,
+                           .signal = BAFU_SIGNAL_PROBE,
+                           .step = 1e-5};
+}
+
+static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
+
+double bafu_net_beta(const bafu_net_params *p) {
+  if (p->arch != BAFU_ARCH_RESNET) return 1.0;
+  return p->branch_scale * pow((double)p->depth, -p->branch_exponent);
+}
+
+bafu_status bafu_net_params_check(const bafu_net_params *p) {
+  if (p->width < 1) return bafu_error(BAFU_EINVAL, "--width: must be a positive integer");
+  if (p->depth < 1) return bafu_error(BAFU_EINVAL, "--depth: must be a positive integer");
+  if (p->batch < 1) return bafu_error(BAFU_EINVAL, "--batch: must be a positive integer");
+  if (p->outputs < 1) return bafu_error(BAFU_EINVAL, "--outputs: must be a positive integer");
+  if (p->act >= BAFU_ACT_COUNT) return bafu_error(BAFU_EINVAL, "--act: unknown activation");
+  if (!(isfinite(p->sigma_w2) && p->sigma_w2 > 0))
+    return bafu_error(BAFU_EINVAL, "--sigma-w2: must be a finite positive number");
+  if (!(isfinite(p->branch_scale) && p->branch_scale >= 0))
+    return bafu_error(BAFU_EINVAL, "--branch-scale: must be a finite number >= 0");
+  if (!isfinite(p->branch_exponent))
+    return bafu_error(BAFU_EINVAL, "--branch-exponent: must be a finite number");
+  if (!(isfinite(p->lr_input) && p->lr_input >= 0))
+    return bafu_error(BAFU_EINVAL, "--lr-input: must be a finite number >= 0");
+  if (!(isfinite(p->lr_hidden) && p->lr_hidden >= 0))
+    return bafu_error(BAFU_EINVAL, "--lr-hidden: must be a finite number >= 0");
+  if (!(isfinite(p->lr_output) && p->lr_output >= 0))
+    return bafu_error(BAFU_EINVAL, "--lr-output: must be a finite number >= 0");
+  if (!isfinite(p->step)) return bafu_error(BAFU_EINVAL, "--step: must be a finite number");
+  if (p->arch == BAFU_ARCH_MLP && p->embed)
+    return bafu_error(BAFU_EINVAL, "--embed: only for --arch resnet (an MLP's first layer is already trained)");
+  if (p->arch == BAFU_ARCH_RESNET && !p->embed && input_dim(p) != p->width)
+    return bafu_error(BAFU_EINVAL,
+                      "--input-dim: a ResNet without --embed needs input dim = width (%zu != %zu)",
+                      input_dim(p), p->width);
+  if (p->arch == BAFU_ARCH_RESNET && !isfinite(bafu_net_beta(p)))
+    return bafu_error(BAFU_EINVAL, "--branch-scale/--branch-exponent: beta is not finite");
+  if (p->arch == BAFU_ARCH_MLP && p->lr_input == 0 && p->lr_hidden == 0)
+    return bafu_error(BAFU_EINVAL, "--lr-input/--lr-hidden: all learning rates are zero");
+  return BAFU_OK;
+}
+
+/* Layer shapes, in order; returns J. shapes may be NULL (count only). */
+static size_t layer_shapes(const bafu_net_params *p, layer *L) {
+  const size_t n = p->width, d = input_dim(p), depth = p->depth;
+  const double beta = bafu_net_beta(p);
+  size_t j = 0;
+  if (p->arch == BAFU_ARCH_MLP) {
+    for (size_t l = 1; l <= depth; ++l, ++j)
+      if (L)
+        L[j] = (layer){.kind = LAYER_PLAIN, .label = (int)l, .fan_in = l == 1 ? d : n, .fan_out = n,
+                       .reads_x = l == 1, .scale = 1.0, .lr = l == 1 ? p->lr_input : p->lr_hidden};
+  } else {
+    if (p->embed) {
+      if (L)
+        L[j] = (layer){.kind = LAYER_PLAIN, .label = 0, .fan_in = d, .fan_out = n, .reads_x = 1,
+                       .scale = 1.0, .lr = p->lr_input};
+      ++j;
+    }
+    for (size_t l = 1; l <= depth; ++l, ++j)
+      if (L)
+        L[j] = (layer){.kind = LAYER_RESIDUAL, .label = (int)l, .fan_in = n, .fan_out = n,
+                       .reads_x = l == 1 && !p->embed, .scale = beta, .lr = p->lr_hidden};
+  }
+  if (p->signal == BAFU_SIGNAL_MSE) {
+    if (L)
+      L[j] = (layer){.kind = LAYER_PLAIN, .label = (int)depth + 1, .fan_in = n, .fan_out = p->outputs,
+                     .reads_x = 0, .scale = 1.0, .lr = p->lr_output};
+    ++j;
+  }
+  return j;
+}
+
+/* Saturating arithmetic for the memory estimate. */
+static size_t sat_mul(size_t a, size_t b) { return (a && b > SIZE_MAX / a) ? SIZE_MAX : a * b; }
+static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+/* Number of doubles for everything; also the QR workspace size. */
+static size_t doubles_needed(const bafu_net_params *p, size_t lqrwork) {
+  const size_t n = p->width, d = input_dim(p), m = p->batch, k = p->outputs;
+  const size_t depth = p->depth;
+  const size_t max_dim = n > d ? n : d;
+  /* per layer: W (n x max(n,d) at most), F, B, dF, Fs (n x m), G, Dp (max_dim x m), GG, BB */
+  size_t per = sat_add(sat_mul(n, max_dim), sat_add(sat_mul(4, sat_mul(n, m)), sat_mul(2, sat_mul(max_dim, m))));
+  per = sat_add(per, sat_mul(2, sat_mul(m, m)));
+  size_t total = sat_mul(sat_add(depth, 2), per);
+  total = sat_add(total, sat_mul(d, m));                 /* X */
+  total = sat_add(total, sat_mul(k, m));                 /* T */
+  total = sat_add(total, sat_mul(n, m));                 /* probe */
+  total = sat_add(total, sat_mul(2, sat_mul(max_dim, m))); /* tmp, tmp2 */
+  total = sat_add(total, sat_mul(m, m));                 /* H */
+  if (p->init == BAFU_INIT_ORTHOGONAL) {
+    total = sat_add(total, sat_mul(max_dim, max_dim));   /* qr */
+    total = sat_add(total, max_dim);                     /* tau */
+    total = sat_add(total, lqrwork);
+  }
+  return total;
+}
+
+size_t bafu_net_memory_bytes(const bafu_net_params *p) {
+  const size_t max_dim = p->width > input_dim(p) ? p->width : input_dim(p);
+  /* the QR workspace is at most 64 * max_dim doubles (block size) plus slack */
+  return sat_mul(sizeof(double), doubles_needed(p, sat_mul(64, max_dim)));
+}
+
+size_t bafu_memory_limit_bytes(void) {
+  const char *env = getenv("BAFU_MEMORY_LIMIT_MB");
+  if (env && *env) {
+    char *end;
+    errno = 0;
+    unsigned long long mb = strtoull(env, &end, 10);
+    if (!errno && *end == '\0') return sat_mul((size_t)mb, 1024u * 1024u);
+  }
+  long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || psize <= 0) return (size_t)8 << 30;
+  return (size_t)((double)pages * (double)psize * 0.8);
+}
+
+bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
+  *out = NULL;
+  bafu_status st = bafu_net_params_check(p);
+  if (st) return st;
+  const size_t need = bafu_net_memory_bytes(p), limit = bafu_memory_limit_bytes();
+  if (need > limit)
+    return bafu_error(BAFU_ENOMEM,
+                      "--width/--depth/--batch: this network needs about %.3g GiB, more than the "
+                      "limit of %.3g GiB (set BAFU_MEMORY_LIMIT_MB to change it)",
+                      (double)need / 1073741824.0, (double)limit / 1073741824.0);
+  bafu_net *net = calloc(1, sizeof *net);
+  if (!net) return bafu_error(BAFU_ENOMEM, "out of memory allocating the network");
+  net->p = *p;
+  net->n = p->width;
+  net->d = input_dim(p);
+  net->m = p->batch;
+  net->k = p->outputs;
+  net->beta = bafu_net_beta(p);
+  net->max_dim = net->n > net->d ? net->n : net->d;
+  net->J = layer_shapes(p, NULL);
+  net->layers = calloc(net->J, sizeof *net->layers);
+  net->rng = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!net->layers || !net->rng) {
+    bafu_net_free(net);
+    return bafu_error(BAFU_ENOMEM, "out of memory allocating the network");
+  }
+  layer_shapes(p, net->layers);
+
+  lapack_int lwork = 0;
+  if (p->init == BAFU_INIT_ORTHOGONAL) {
+    /* one workspace query for the largest shape, for dgeqrf and dorgqr */
+    double q1 = 0, q2 = 0, dummy = 0;
+    lapack_int M = (lapack_int)net->max_dim, N = (lapack_int)net->max_dim;
+    lapack_int i1 = LAPACKE_dgeqrf_work(LAPACK_COL_MAJOR, M, N, &dummy, M, &dummy, &q1, -1);
+    lapack_int i2 = LAPACKE_dorgqr_work(LAPACK_COL_MAJOR, M, N, N, &dummy, M, &dummy, &q2, -1);
+    if (i1 || i2) {
+      bafu_net_free(net);
+      return bafu_error(BAFU_ELAPACK, "LAPACK workspace query failed (info %d, %d)", (int)i1, (int)i2);
+    }
+    lwork = (lapack_int)fmax(q1, q2) + 1;
+  }
+  net->lqrwork = lwork;
+  const size_t total = doubles_needed(p, (size_t)lwork);
+  net->block = calloc(total, sizeof(double));
+  if (!net->block) {
+    bafu_net_free(net);
+    return bafu_error(BAFU_ENOMEM, "out of memory: the network needs %.3g GiB",
+                      (double)total * 8 / 1073741824.0);
+  }
+  double *cur = net->block;
+#define TAKE(ptr, count) (ptr = cur, cur += (count))
+  const size_t m = net->m;
+  for (size_t j = 0; j < net->J; ++j) {
+    layer *Ly = &net->layers[j];
+    TAKE(Ly->W, Ly->fan_out * Ly->fan_in);
+    TAKE(Ly->F, Ly->fan_out * m);
+    TAKE(Ly->B, Ly->fan_out * m);
+    TAKE(Ly->dF, Ly->fan_out * m);
+    TAKE(Ly->Fs, Ly->fan_out * m);
+    TAKE(Ly->G, Ly->fan_in * m);
+    TAKE(Ly->Dp, Ly->fan_in * m);
+    TAKE(Ly->GG, m * m);
+    TAKE(Ly->BB, m * m);
+  }
+  TAKE(net->X, net->d * m);
+  TAKE(net->T, net->k * m);
+  TAKE(net->probe, net->n * m);
+  TAKE(net->tmp, net->max_dim * m);
+  TAKE(net->tmp2, net->max_dim * m);
+  TAKE(net->H, m * m);
+  if (p->init == BAFU_INIT_ORTHOGONAL) {
+    TAKE(net->qr, net->max_dim * net->max_dim);
+    TAKE(net->tau, net->max_dim);
+    TAKE(net->qrwork, (size_t)lwork);
+  }
+#undef TAKE
+  if ((size_t)(cur - (double *)net->block) > total) abort(); /* layout bug: fail loudly */
+  *out = net;
+  return BAFU_OK;
+}
+
+void bafu_net_free(bafu_net *net) {
+  if (!net) return;
+  free(net->block);
+  free(net->layers);
+  if (net->rng) gsl_rng_free(net->rng);
+  free(net);
+}
+
+size_t bafu_net_nlayers(const bafu_net *net) { return net->J; }
+int bafu_net_layer_label(const bafu_net *net, size_t j) { return net->layers[j].label; }
+size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j) { return net->layers[j].fan_in; }
+size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j) { return net->layers[j].fan_out; }
+double bafu_net_layer_lr(const bafu_net *net, size_t j) { return net->layers[j].lr; }
+double *bafu_net_weight(bafu_net *net, size_t j) { return net->layers[j].W; }
+const double *bafu_net_feature(const bafu_net *net, size_t j) { return net->layers[j].F; }
+const double *bafu_net_backward_signal(const bafu_net *net, size_t j) { return net->layers[j].B; }
+const double *bafu_net_feature_tangent(const bafu_net *net, size_t j) { return net->layers[j].dF; }
+const double *bafu_net_feature_stepped(const bafu_net *net, size_t j) { return net->layers[j].Fs; }
+const double *bafu_net_inputs(const bafu_net *net) { return net->X; }
+
+void bafu_net_set_inputs(bafu_net *net, const double *x) {
+  if (x) {
+    memcpy(net->X, x, net->d * net->m * sizeof(double));
+    net->inputs_fixed = 1;
+  } else {
+    net->inputs_fixed = 0;
+  }
+}
+
+static void fill_gaussian(gsl_rng *r, double sd, size_t count, double *out) {
+  bafu_fill_gaussian(r, sd, count, out);
+}
+
+/* W (rows x cols) = sqrt(s * max(1, rows/cols)) * Q, Q Haar-distributed with
+ * orthonormal columns (rows >= cols) or rows (rows < cols); theory/engine.md 1.2. */
+static bafu_status draw_orthogonal(bafu_net *net, size_t rows, size_t cols, double s, double *W) {
+  const size_t tall = rows >= cols ? rows : cols, wide = rows >= cols ? cols : rows;
+  double *A = net->qr;
+  fill_gaussian(net->rng, 1.0, tall * wide, A);
+  lapack_int info = LAPACKE_dgeqrf_work(LAPACK_COL_MAJOR, (lapack_int)tall, (lapack_int)wide, A,
+                                        (lapack_int)tall, net->tau, net->qrwork, net->lqrwork);
+  if (info) return bafu_error(BAFU_ELAPACK, "dgeqrf failed (info %d)", (int)info);
+  /* sign correction: Q -> Q diag(sign(R_ii)) makes Q Haar distributed */
+  double *sgn = net->tmp2; /* wide <= max_dim entries; tmp2 has max_dim * m >= wide */
+  for (size_t i = 0; i < wide; ++i) sgn[i] = A[i + i * tall] < 0 ? -1.0 : 1.0;
+  info = LAPACKE_dorgqr_work(LAPACK_COL_MAJOR, (lapack_int)tall, (lapack_int)wide, (lapack_int)wide, A,
+                             (lapack_int)tall, net->tau, net->qrwork, net->lqrwork);
+  if (info) return bafu_error(BAFU_ELAPACK, "dorgqr failed (info %d)", (int)info);
+  const double c = sqrt(s * fmax(1.0, (double)rows / (double)cols));
+  if (rows >= cols) {
+    for (size_t jc = 0; jc < cols; ++jc)
+      for (size_t i = 0; i < rows; ++i) W[i + jc * rows] = c * sgn[jc] * A[i + jc * tall];
+  } else { /* W = (Q diag(sgn))^T: rows x cols with orthonormal rows */
+    for (size_t jc = 0; jc < cols; ++jc)
+      for (size_t i = 0; i < rows; ++i) W[i + jc * rows] = c * sgn[i] * A[jc + i * tall];
+  }
+  return BAFU_OK;
+}
+
+bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
+  bafu_rng_seed(net->rng, seed, draw);
+  const size_t m = net->m;
+  if (!net->inputs_fixed) fill_gaussian(net->rng, 1.0, net->d * m, net->X);
+  for (size_t j = 0; j < net->J; ++j) {
+    layer *Ly = &net->layers[j];
+    if (net->p.init == BAFU_INIT_ORTHOGONAL) {
+      bafu_status st = draw_orthogonal(net, Ly->fan_out, Ly->fan_in, net->p.sigma_w2, Ly->W);
+      if (st) return st;
+    } else {
+      fill_gaussian(net->rng, sqrt(net->p.sigma_w2 / (double)Ly->fan_in), Ly->fan_out * Ly->fan_in, Ly->W);
+    }
+  }
+  if (net->p.signal == BAFU_SIGNAL_PROBE)
+    fill_gaussian(net->rng, 1.0 / sqrt((double)net->n), net->n * m, net->probe);
+  else
+    fill_gaussian(net->rng, 1.0, net->k * m, net->T);
+  return BAFU_OK;
+}
+
+/* C = alpha op(A) B + beta C with B, C having m columns; A is rows_a x cols_a
+ * (column-major, untransposed shape). Uses dgemv for one column. */
+static void mat_apply(int trans, size_t rows_a, size_t cols_a, double alpha, const double *A,
+                      const double *Bm, double beta, double *C, size_t m) {
+  const size_t out_rows = trans ? cols_a : rows_a, in_rows = trans ? rows_a : cols_a;
+  if (m == 1)
+    cblas_dgemv(CblasColMajor, trans ? CblasTrans : CblasNoTrans, (int)rows_a, (int)cols_a, alpha, A,
+                (int)rows_a, Bm, 1, beta, C, 1);
+  else
+    cblas_dgemm(CblasColMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)out_rows, (int)m,
+                (int)in_rows, alpha, A, (int)rows_a, Bm, (int)in_rows, beta, C, (int)out_rows);
+}
+
+/* m x m Gram A^T B of two rows x m matrices. */
+static void gram(size_t rows, size_t m, const double *A, const double *Bm, double *out) {
+  if (m == 1)
+    out[0] = cblas_ddot((int)rows, A, 1, Bm, 1);
+  else
+    cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)m, (int)m, (int)rows, 1.0, A, (int)rows, Bm,
+                (int)rows, 0.0, out, (int)m);
+}
+
+/* The stream a layer reads: x or the previous layer's features. */
+static const double *prev_features(const bafu_net *net, size_t j, const double *(*pick)(const layer *)) {
+  return net->layers[j].reads_x ? net->X : pick(&net->layers[j - 1]);
+}
+static const double *pick_F(const layer *Ly) { return Ly->F; }
+static const double *pick_Fs(const layer *Ly) { return Ly->Fs; }
+
+static bafu_status check_finite(const double *v, size_t count, const char *what) {
+  for (size_t i = 0; i < count; ++i)
+    if (!isfinite(v[i]))
+      return bafu_error(BAFU_ENUMERIC, "%s overflowed (non-finite value): reduce depth, sigma-w2 or step", what);
+  return BAFU_OK;
+}
+
+/* Forward pass (theory/engine.md 2.1). */
+bafu_status bafu_net_forward(bafu_net *net) {
+  const size_t m = net->m;
+  const bafu_act act = net->p.act;
+  for (size_t j = 0; j < net->J; ++j) {
+    layer *Ly = &net->layers[j];
+    const double *prev = prev_features(net, j, pick_F);
+    const size_t nin = Ly->fan_in * m;
+    if (Ly->kind == LAYER_PLAIN && Ly->reads_x)
+      memcpy(Ly->G, net->X, nin * sizeof(double));
+    else
+      bafu_act_apply(act, nin, prev, Ly->G, Ly->Dp);
+    if (Ly->kind == LAYER_RESIDUAL) {
+      memcpy(Ly->F, prev, Ly->fan_out * m * sizeof(double));
+      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, Ly->W, Ly->G, 1.0, Ly->F, m);
+    } else {
+      mat_apply(0, Ly->fan_out, Ly->fan_in, 1.0, Ly->W, Ly->G, 0.0, Ly->F, m);
+    }
+    gram(Ly->fan_in, m, Ly->G, Ly->G, Ly->GG);
+  }
+  const layer *last = &net->layers[net->J - 1];
+  return check_finite(last->F, last->fan_out * m, "the forward pass");
+}
+
+double bafu_net_loss(const bafu_net *net) {
+  const layer *last = &net->layers[net->J - 1];
+  const size_t count = last->fan_out * net->m;
+  if (net->p.signal == BAFU_SIGNAL_PROBE) return cblas_ddot((int)count, net->probe, 1, last->F, 1);
+  double s = 0;
+  for (size_t i = 0; i < count; ++i) s += (last->F[i] - net->T[i]) * (last->F[i] - net->T[i]);
+  return s / (2.0 * (double)net->m);
+}
+
+double bafu_net_step_loss(const bafu_net *net) {
+  const layer *last = &net->layers[net->J - 1];
+  const size_t count = last->fan_out * net->m;
+  if (net->p.signal == BAFU_SIGNAL_PROBE) return cblas_ddot((int)count, net->probe, 1, last->Fs, 1);
+  double s = 0;
+  for (size_t i = 0; i < count; ++i) s += (last->Fs[i] - net->T[i]) * (last->Fs[i] - net->T[i]);
+  return s / (2.0 * (double)net->m);
+}
+
+/* Backward pass and contributions (theory/engine.md 2.2). */
+bafu_status bafu_net_backward(bafu_net *net) {
+  const size_t m = net->m, J = net->J;
+  layer *last = &net->layers[J - 1];
+  const size_t nlast = last->fan_out * m;
+  if (net->p.signal == BAFU_SIGNAL_PROBE) {
+    memcpy(last->B, net->probe, nlast * sizeof(double));
+  } else {
+    for (size_t i = 0; i < nlast; ++i) last->B[i] = (last->F[i] - net->T[i]) / (double)m;
+  }
+  for (size_t j = J; j-- > 0;) {
+    layer *Ly = &net->layers[j];
+    gram(Ly->fan_out, m, Ly->B, Ly->B, Ly->BB);
+    /* C_j = lr s^2 |B G^T|_F^2 = lr s^2 sum_ab (B^T B)_ab (G^T G)_ab */
+    double c = 0;
+    for (size_t a = 0; a < m * m; ++a) c += Ly->BB[a] * Ly->GG[a];
+    Ly->contrib = Ly->lr * Ly->scale * Ly->scale * c;
+    if (j == 0 || Ly->reads_x) continue;
+    layer *Pv = &net->layers[j - 1];
+    const size_t nin = Ly->fan_in * m;
+    mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, Ly->W, Ly->B, 0.0, net->tmp, m); /* W^T b */
+    if (Ly->kind == LAYER_PLAIN) {
+      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->Dp[i] * net->tmp[i];
+    } else {
+      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + Ly->scale * Ly->Dp[i] * net->tmp[i];
+    }
+  }
+  return check_finite(net->layers[0].B, net->layers[0].fan_out * m, "the backward pass");
+}
+
+/* Tangent (forward-mode) pass along dW_j = -lr_j grad_j (theory/engine.md 2.3):
+ *   df_j = [df_{j-1}] + s W_j (phi'(f_{j-1}) .* df_{j-1}) - lr_j s^2 b_j (g_j^T g_j). */
+bafu_status bafu_net_tangent(bafu_net *net) {
+  const size_t m = net->m;
+  for (size_t j = 0; j < net->J; ++j) {
+    layer *Ly = &net->layers[j];
+    const size_t nout = Ly->fan_out * m, nin = Ly->fan_in * m;
+    const double *dprev = Ly->reads_x ? NULL : net->layers[j - 1].dF;
+    if (Ly->kind == LAYER_RESIDUAL && dprev)
+      memcpy(Ly->dF, dprev, nout * sizeof(double));
+    else
+      memset(Ly->dF, 0, nout * sizeof(double));
+    if (dprev) {
+      for (size_t i = 0; i < nin; ++i) net->tmp[i] = Ly->Dp[i] * dprev[i];
+      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, Ly->W, net->tmp, 1.0, Ly->dF, m);
+    }
+    const double c = -Ly->lr * Ly->scale * Ly->scale;
+    if (m == 1)
+      cblas_daxpy((int)nout, c * Ly->GG[0], Ly->B, 1, Ly->dF, 1);
+    else
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)Ly->fan_out, (int)m, (int)m, c, Ly->B,
+                  (int)Ly->fan_out, Ly->GG, (int)m, 1.0, Ly->dF, (int)Ly->fan_out);
+  }
+  const layer *last = &net->layers[net->J - 1];
+  return check_finite(last->dF, last->fan_out * m, "the tangent pass");
+}
+
+/* Forward pass with W'_j = W_j - eta lr_j s_j b_j g_j^T, never formed
+ * (theory/engine.md 2.4):  f'_j = [f'_{j-1}] + s W_j g'_j - eta lr_j s^2 b_j (g_j^T g'_j). */
+bafu_status bafu_net_step(bafu_net *net, double eta) {
+  const size_t m = net->m;
+  const bafu_act act = net->p.act;
+  net->eta_step = eta;
+  for (size_t j = 0; j < net->J; ++j) {
+    layer *Ly = &net->layers[j];
+    const double *prev = prev_features(net, j, pick_Fs);
+    const size_t nin = Ly->fan_in * m, nout = Ly->fan_out * m;
+    double *Gs = net->tmp;
+    if (Ly->kind == LAYER_PLAIN && Ly->reads_x)
+      memcpy(Gs, net->X, nin * sizeof(double));
+    else
+      bafu_act_apply(act, nin, prev, Gs, NULL);
+    if (Ly->kind == LAYER_RESIDUAL)
+      memcpy(Ly->Fs, prev, nout * sizeof(double));
+    else
+      memset(Ly->Fs, 0, nout * sizeof(double));
+    mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, Ly->W, Gs, 1.0, Ly->Fs, m);
+    gram(Ly->fan_in, m, Ly->G, Gs, net->H); /* g_j^T g'_j */
+    const double c = -eta * Ly->lr * Ly->scale * Ly->scale;
+    if (m == 1)
+      cblas_daxpy((int)nout, c * net->H[0], Ly->B, 1, Ly->Fs, 1);
+    else
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)Ly->fan_out, (int)m, (int)m, c, Ly->B,
+                  (int)Ly->fan_out, net->H, (int)m, 1.0, Ly->Fs, (int)Ly->fan_out);
+  }
+  const layer *last = &net->layers[net->J - 1];
+  return check_finite(last->Fs, last->fan_out * m, "the finite step");
+}
+
+bafu_status bafu_net_run(bafu_net *net) {
+  bafu_status st;
+  if ((st = bafu_net_forward(net))) return st;
+  if ((st = bafu_net_backward(net))) return st;
+  if ((st = bafu_net_tangent(net))) return st;
+  return bafu_net_step(net, net->p.step);
+}
+
+void bafu_net_weight_grad(const bafu_net *net, size_t j, double *out) {
+  const layer *Ly = &net->layers[j];
+  /* grad = s * B G^T (fan_out x fan_in) */
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)Ly->fan_out, (int)Ly->fan_in, (int)net->m,
+              Ly->scale, Ly->B, (int)Ly->fan_out, Ly->G, (int)Ly->fan_in, 0.0, out, (int)Ly->fan_out);
+}
+
+static const char *const quantity_names[BAFU_Q_COUNT] = {
+    [BAFU_Q_COS] = "cos_theta",          [BAFU_Q_SPEED] = "feature_speed",
+    [BAFU_Q_BNORM] = "backward_norm",    [BAFU_Q_DECAY] = "loss_decay",
+    [BAFU_Q_BAFU] = "bafu",              [BAFU_Q_IDRES] = "identity_residual",
+    [BAFU_Q_CONTRIB] = "contribution",   [BAFU_Q_FRMS] = "f_rms",
+    [BAFU_Q_SPEED_RMS] = "feature_speed_rms", [BAFU_Q_STEP] = "step_change",
+    [BAFU_Q_STEP_COS] = "step_cos_theta", [BAFU_Q_STEP_DEV] = "step_rel_dev"};
+
+const char *bafu_quantity_name(bafu_quantity q) { return q < BAFU_Q_COUNT ? quantity_names[q] : "?"; }
+
+/* Quantities of theory/engine.md section 3. */
+void bafu_net_measure(const bafu_net *net, double *out) {
+  const size_t m = net->m;
+  const double eta = net->eta_step;
+  double D = 0;
+  for (size_t j = 0; j < net->J; ++j) {
+    const layer *Ly = &net->layers[j];
+    const size_t cnt = Ly->fan_out * m;
+    double *q = out + j * BAFU_Q_COUNT;
+    D += Ly->contrib;
+    const double bn = cblas_dnrm2((int)cnt, Ly->B, 1);
+    const double dn = cblas_dnrm2((int)cnt, Ly->dF, 1);
+    const double ip = -cblas_ddot((int)cnt, Ly->B, 1, Ly->dF, 1); /* <-b, df> */
+    double sn2 = 0, sip = 0, dev2 = 0;
+    for (size_t i = 0; i < cnt; ++i) {
+      const double delta = Ly->Fs[i] - Ly->F[i];
+      sn2 += delta * delta;
+      sip -= delta * Ly->B[i];
+      const double e = delta - eta * Ly->dF[i];
+      dev2 += e * e;
+    }
+    q[BAFU_Q_COS] = ip / (dn * bn);
+    q[BAFU_Q_SPEED] = dn;
+    q[BAFU_Q_BNORM] = bn;
+    q[BAFU_Q_DECAY] = D;
+    q[BAFU_Q_BAFU] = D / bn;
+    q[BAFU_Q_IDRES] = fabs(ip - D) / D;
+    q[BAFU_Q_CONTRIB] = Ly->contrib;
+    q[BAFU_Q_FRMS] = cblas_dnrm2((int)cnt, Ly->F, 1) / sqrt((double)cnt);
+    q[BAFU_Q_SPEED_RMS] = dn / sqrt((double)cnt);
+    q[BAFU_Q_STEP] = sqrt(sn2);
+    q[BAFU_Q_STEP_COS] = sip / (sqrt(sn2) * bn);
+    q[BAFU_Q_STEP_DEV] = sqrt(dev2) / (fabs(eta) * dn);
+  }
+}
+
+bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m) {
+  *x = NULL;
+  *d = *m = 0;
+  FILE *f = fopen(path, "r");
+  if (!f) return bafu_error(BAFU_EIO, "--input: cannot open '%s': %s", path, strerror(errno));
+  size_t cap = 0, count = 0, rows = 0, cols = 0;
+  double *buf = NULL;
+  char *line = NULL;
+  size_t lcap = 0;
+  ssize_t len;
+  bafu_status st = BAFU_OK;
+  size_t lineno = 0;
+  while ((len = getline(&line, &lcap, f)) >= 0) {
+    ++lineno;
+    char *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    char *s = line, *end;
+    size_t c = 0;
+    for (;;) {
+      while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' || *s == ',') ++s;
+      if (!*s) break;
+      errno = 0;
+      double v = strtod(s, &end);
+      if (end == s || !isfinite(v) || errno == ERANGE) {
+        st = bafu_error(BAFU_EPARSE, "--input: '%s' line %zu: not a finite number near '%.20s'", path, lineno, s);
+        goto done;
+      }
+      if (count == cap) {
+        cap = cap ? 2 * cap : 1024;
+        double *nb = realloc(buf, cap * sizeof *nb);
+        if (!nb) {
+          st = bafu_error(BAFU_ENOMEM, "--input: out of memory reading '%s'", path);
+          goto done;
+        }
+        buf = nb;
+      }
+      buf[count++] = v;
+      ++c;
+      s = end;
+    }
+    if (c == 0) continue;
+    if (rows == 0) cols = c;
+    else if (c != cols) {
+      st = bafu_error(BAFU_EPARSE, "--input: '%s' line %zu: %zu numbers, expected %zu", path, lineno, c, cols);
+      goto done;
+    }
+    ++rows;
+  }
+  if (ferror(f)) st = bafu_error(BAFU_EIO, "--input: error reading '%s'", path);
+  else if (rows == 0) st = bafu_error(BAFU_EPARSE, "--input: '%s' holds no samples", path);
+done:
+  free(line);
+  fclose(f);
+  if (st) {
+    free(buf);
+    return st;
+  }
+  /* rows are samples: the row-major rows x cols buffer is already d x m column-major */
+  *x = buf;
+  *d = cols;
+  *m = rows;
+  return BAFU_OK;
+}

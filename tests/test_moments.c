@@ -1,0 +1,263 @@
+/* test_moments.c: the BFK moment recursion and its continuum limit against
+ * closed forms, free-probability moments of explicit random matrices, and
+ * the known depth asymptotics (theory/moments.md section 5). */
+#include <cblas.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bafu/moments.h"
+#include "bafu/rng.h"
+#include "testutil.h"
+
+static bafu_moments_layer *run(const bafu_net_params *p) {
+  bafu_moments_layer *out = malloc(bafu_moments_nlayers(p) * sizeof *out);
+  ck_assert_ok(bafu_moments_run(p, 0, out));
+  return out;
+}
+
+/* ReLU MLP, Gaussian init, s = 2, all lr = 1, |x|^2 = d = n: c_l = n for every
+ * layer, m1_l = l n and the variance v_l = m2 - m1^2 = n^2 (l-1) l (2l-1) / 3
+ * (theory/moments.md 5.1). */
+START_TEST(test_relu_mlp_closed_form) {
+  bafu_net_params p = bafu_net_params_default();
+  p.width = 300;
+  p.depth = 37;
+  bafu_moments_layer *o = run(&p);
+  const double n = 300;
+  for (size_t j = 0; j < p.depth; ++j) {
+    const double l = (double)(j + 1);
+    ck_assert_int_eq(o[j].label, (int)l);
+    ck_assert_close(o[j].m1, l * n, 1e-14, 0);
+    const double v = n * n * (l - 1) * l * (2 * l - 1) / 3;
+    ck_assert_close(o[j].m2, l * l * n * n + v, 1e-13, 0);
+    ck_assert_close(o[j].cos_theta, l / sqrt(l * l + (l - 1) * l * (2 * l - 1) / 3), 1e-13, 0);
+    ck_assert_close(o[j].q, 2.0, 1e-14, 0);
+  }
+  free(o);
+  /* deep: cos_l sqrt(l) -> sqrt(3/2) */
+  p.depth = 100000;
+  o = run(&p);
+  const double l = 100000;
+  ck_assert_close(o[p.depth - 1].cos_theta * sqrt(l), sqrt(1.5), 2e-5, 0);
+  free(o);
+}
+END_TEST
+
+/* Learning-rate weights and the input norm: the layer-1 term is lr_in |x|^2,
+ * hidden terms lr_hid n E[phi^2]. Changing lr_hidden by a factor changes m1 of
+ * layer l by exactly the hand-computed amount (linear MLP, s = 1.37). */
+START_TEST(test_linear_mlp_lr) {
+  bafu_net_params p = bafu_net_params_default();
+  p.act = BAFU_ACT_LINEAR;
+  p.width = 100;
+  p.input_dim = 70;
+  p.depth = 5;
+  p.sigma_w2 = 1.37;
+  p.lr_input = 0.3;
+  p.lr_hidden = 2.1;
+  bafu_moments_layer *o = malloc(5 * sizeof *o);
+  const double x2 = 81.5;
+  ck_assert_ok(bafu_moments_run(&p, x2, o));
+  /* q_1 = s x2/d; layer l >= 2: q_l = s q_{l-1}; c_l = lr n q_{l-1}; m1_l = c_l + s m1_{l-1} */
+  double q = 1.37 * x2 / 70, m1 = 0.3 * x2, v = 0;
+  ck_assert_close(o[0].m1, m1, 1e-15, 0);
+  for (int l = 2; l <= 5; ++l) {
+    const double c = 2.1 * 100 * q;
+    /* Gaussian linear: p1 = s, p2 = 2 s^2, so v' = s^2 v + s^2 m1^2 */
+    v = 1.37 * 1.37 * v + 1.37 * 1.37 * m1 * m1;
+    m1 = c + 1.37 * m1;
+    q *= 1.37;
+    ck_assert_close(o[l - 1].m1, m1, 1e-14, 0);
+    ck_assert_close(o[l - 1].m2 - o[l - 1].m1 * o[l - 1].m1, v, 1e-12, 0);
+    ck_assert_close(o[l - 1].q, q, 1e-14, 0);
+  }
+  free(o);
+}
+END_TEST
+
+/* Dynamical isometry: a linear MLP with orthogonal weights has K_l a multiple
+ * of I, so cos = 1 at every depth; ReLU with orthogonal weights still
+ * degenerates (cos_l -> 0). */
+START_TEST(test_orthogonal_isometry) {
+  bafu_net_params p = bafu_net_params_default();
+  p.act = BAFU_ACT_LINEAR;
+  p.init = BAFU_INIT_ORTHOGONAL;
+  p.sigma_w2 = 1.0;
+  p.depth = 500;
+  bafu_moments_layer *o = run(&p);
+  for (size_t j = 0; j < p.depth; ++j) ck_assert_close(o[j].cos_theta, 1.0, 1e-12, 0);
+  free(o);
+  p.act = BAFU_ACT_RELU;
+  p.sigma_w2 = 2.0;
+  o = run(&p);
+  ck_assert_msg(o[p.depth - 1].cos_theta < 0.1, "orthogonal relu cos at depth 500 = %g",
+                o[p.depth - 1].cos_theta);
+  /* orthogonal ReLU: p1 = 1, p2 - p1^2 = s^2 (E d^4 - (E d^2)^2) = 1, half the Gaussian spread:
+   * v_l = sum_k m1_k^2, so cos_l -> sqrt(3 / l) */
+  ck_assert_close(o[p.depth - 1].cos_theta * sqrt(500.0), sqrt(3.0), 5e-3, 0);
+  free(o);
+  /* Gaussian linear network degenerates too */
+  p.act = BAFU_ACT_LINEAR;
+  p.init = BAFU_INIT_GAUSSIAN;
+  p.sigma_w2 = 1.0;
+  o = run(&p);
+  ck_assert(o[p.depth - 1].cos_theta < 0.1);
+  free(o);
+}
+END_TEST
+
+/* The free-probability inputs p1 = phi(A^T A), p2 = phi((A^T A)^2) for an MLP
+ * layer A = W D against an explicit large random matrix: relative error of
+ * normalised traces is O(1/n); with n = 1500 we allow 3%, several times the
+ * fluctuation of a single draw (sd of tr/n is about 1/n here). */
+START_TEST(test_layer_moments_matrix) {
+  const int n = 1500;
+  const double s = 1.7;
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  bafu_rng_seed(r, 5, 0);
+  double *W = malloc((size_t)n * n * sizeof *W), *P = malloc((size_t)n * n * sizeof *P);
+  double *d = malloc(n * sizeof *d);
+  bafu_fill_gaussian(r, sqrt(s / n), (size_t)n * n, W);
+  /* tanh masks at q = 0.8: d_i = tanh'(u_i), u_i ~ N(0, 0.8) */
+  bafu_fill_gaussian(r, sqrt(0.8), (size_t)n, d);
+  for (int i = 0; i < n; ++i) {
+    const double t = tanh(d[i]);
+    d[i] = 1 - t * t;
+  }
+  /* A^T A = D W^T W D; P = W D, then P^T P */
+  for (int c = 0; c < n; ++c)
+    for (int i = 0; i < n; ++i) P[i + (size_t)c * n] = W[i + (size_t)c * n] * d[c];
+  double *M = W; /* reuse */
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasTrans, n, n, 1.0, P, n, 0.0, M, n);
+  double tr = 0, tr2 = 0;
+  for (int c = 0; c < n; ++c) {
+    tr += M[c + (size_t)c * n];
+    for (int i = 0; i <= c; ++i) tr2 += (i == c ? 1 : 2) * M[i + (size_t)c * n] * M[i + (size_t)c * n];
+  }
+  bafu_net_params p = bafu_net_params_default();
+  p.act = BAFU_ACT_TANH;
+  p.sigma_w2 = s;
+  p.depth = 2;
+  p.width = 10;
+  p.input_dim = 10;
+  bafu_moments_layer o[2];
+  ck_assert_ok(bafu_moments_run(&p, 0.8 * 10 / s, o)); /* q_1 = s x2/d = 0.8 */
+  ck_assert_close(o[1].q_in, 0.8, 1e-14, 0);
+  ck_assert_close(tr / n, o[1].p1, 0.03, 0);
+  ck_assert_close(tr2 / n, o[1].p2, 0.03, 0);
+  free(W);
+  free(P);
+  free(d);
+  gsl_rng_free(r);
+}
+END_TEST
+
+/* Continuum ODE against the closed form for ReLU and linear (Gaussian and
+ * orthogonal init share the leading order), to the ODE tolerance. */
+START_TEST(test_continuum_closed_form) {
+  const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_LINEAR};
+  const bafu_init inits[] = {BAFU_INIT_GAUSSIAN, BAFU_INIT_ORTHOGONAL};
+  for (int a = 0; a < 2; ++a)
+    for (int i = 0; i < 2; ++i) {
+      bafu_net_params p = bafu_net_params_default();
+      p.arch = BAFU_ARCH_RESNET;
+      p.act = acts[a];
+      p.init = inits[i];
+      p.sigma_w2 = acts[a] == BAFU_ACT_RELU ? 2.0 : 0.7;
+      p.lr_hidden = 3.3;
+      bafu_continuum_point pts[41];
+      const double b = 1.9;
+      ck_assert_ok(bafu_continuum_run(&p, b, 1e-11, 40, pts));
+      ck_assert_close(pts[0].cos_theta, 1.0, 0, 0);
+      for (int k = 1; k <= 40; ++k)
+        ck_assert_close(pts[k].cos_theta, bafu_continuum_cos_closed(&p, b, pts[k].t), 1e-9, 0);
+    }
+}
+END_TEST
+
+/* The discrete recursion with beta = b/sqrt(L) converges to the continuum
+ * limit at rate O(1/L): the error at L = 4000 is about 10 times the error at
+ * L = 40000 (ratio in [7, 13]); tanh exercises the quadrature path. */
+START_TEST(test_continuum_limit_of_discrete) {
+  const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_TANH};
+  for (int a = 0; a < 2; ++a) {
+    bafu_net_params p = bafu_net_params_default();
+    p.arch = BAFU_ARCH_RESNET;
+    p.act = acts[a];
+    p.sigma_w2 = acts[a] == BAFU_ACT_RELU ? 2.0 : 1.3;
+    p.branch_scale = 1.6;
+    p.branch_exponent = 0.5;
+    bafu_continuum_point pts[2];
+    ck_assert_ok(bafu_continuum_run(&p, 1.6, 1e-12, 1, pts));
+    double err[2];
+    const size_t Ls[2] = {4000, 40000};
+    for (int k = 0; k < 2; ++k) {
+      p.depth = Ls[k];
+      bafu_moments_layer *o = run(&p);
+      err[k] = fabs(o[p.depth - 1].cos_theta - pts[1].cos_theta);
+      free(o);
+    }
+    ck_assert_msg(err[0] / err[1] > 7 && err[0] / err[1] < 13, "act %d: errors %g, %g", a, err[0], err[1]);
+    ck_assert_msg(err[1] < 1e-3, "act %d: error at L = 40000: %g", a, err[1]);
+  }
+}
+END_TEST
+
+/* Branch scalings: the output angle for beta = 1/sqrt(L) has a non-trivial
+ * limit; beta = 1/L gives cos -> 1 and beta = 1 gives cos -> 0. */
+START_TEST(test_branch_scalings) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.depth = 4096;
+  p.branch_exponent = 1.0;
+  bafu_moments_layer *o = run(&p);
+  ck_assert(1 - o[p.depth - 1].cos_theta < 1e-3);
+  free(o);
+  p.branch_exponent = 0.0;
+  p.depth = 200; /* beta = 1: the forward variance grows like 2^L, keep it finite */
+  o = run(&p);
+  ck_assert(o[p.depth - 1].cos_theta < 0.15);
+  free(o);
+  p.branch_exponent = 0.5;
+  p.depth = 4096;
+  o = run(&p);
+  const double c = o[p.depth - 1].cos_theta;
+  ck_assert_close(c, 1 / sqrt(1 + 2.0 / 3.0), 1e-3, 0);
+  free(o);
+}
+END_TEST
+
+/* Errors: invalid parameters and overflow are reported, not returned as NaN. */
+START_TEST(test_errors) {
+  bafu_net_params p = bafu_net_params_default();
+  bafu_moments_layer o[64];
+  p.width = 0;
+  ck_assert_int_eq(bafu_moments_run(&p, 0, o), BAFU_EINVAL);
+  p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.branch_exponent = -3; /* beta = 16^3: overflow within 64 layers */
+  p.depth = 64;
+  ck_assert_int_eq(bafu_moments_run(&p, 0, o), BAFU_ENUMERIC);
+  bafu_continuum_point pts[3];
+  ck_assert_int_eq(bafu_continuum_run(&p, NAN, 1e-8, 2, pts), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_continuum_run(&p, 1, 1e-8, 0, pts), BAFU_EINVAL);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("moments");
+  TCase *tc = tcase_create("moments");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_relu_mlp_closed_form);
+  tcase_add_test(tc, test_linear_mlp_lr);
+  tcase_add_test(tc, test_orthogonal_isometry);
+  tcase_add_test(tc, test_layer_moments_matrix);
+  tcase_add_test(tc, test_continuum_closed_form);
+  tcase_add_test(tc, test_continuum_limit_of_discrete);
+  tcase_add_test(tc, test_branch_scalings);
+  tcase_add_test(tc, test_errors);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) { return bafu_run_suite(suite()); }

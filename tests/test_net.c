@@ -1,0 +1,439 @@
+/* test_net.c: the finite-width engine against finite differences, exact
+ * identities and independent re-computations (theory/engine.md section 4). */
+#define _DEFAULT_SOURCE /* setenv */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bafu/mc.h"
+#include "bafu/net.h"
+#include "testutil.h"
+
+/* A small network configuration per test case. */
+typedef struct {
+  bafu_arch arch;
+  bafu_act act;
+  size_t batch;
+  bafu_signal signal;
+  int embed;
+  bafu_init init;
+} config;
+
+static const config configs[] = {
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN},
+    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN},
+    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL},
+    {BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN},
+    {BAFU_ARCH_MLP, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN},
+    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 3, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_ORTHOGONAL},
+    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN},
+};
+#define NCONFIGS (int)(sizeof configs / sizeof configs[0])
+
+/* Odd sizes and learning rates, distinct per group, so that a wrong
+ * learning-rate weight or a transposed shape changes the numbers. */
+static bafu_net_params small_params(const config *c, size_t width, size_t depth) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = c->arch;
+  p.act = c->act;
+  p.batch = c->batch;
+  p.signal = c->signal;
+  p.embed = c->embed;
+  p.init = c->init;
+  p.width = width;
+  p.depth = depth;
+  p.input_dim = (c->arch == BAFU_ARCH_RESNET && !c->embed) ? width : width - 2;
+  p.outputs = 2;
+  p.sigma_w2 = 1.7;
+  p.branch_scale = 0.9;
+  p.lr_input = 0.63;
+  p.lr_hidden = 1.37;
+  p.lr_output = 0.41;
+  p.step = 1e-4;
+  return p;
+}
+
+static bafu_net *make_net(const bafu_net_params *p, uint64_t draw) {
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(p, &net));
+  ck_assert_ok(bafu_net_draw(net, 12345, draw));
+  ck_assert_ok(bafu_net_run(net));
+  return net;
+}
+
+static double rel_diff(size_t count, const double *a, const double *b) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < count; ++i) {
+    num += (a[i] - b[i]) * (a[i] - b[i]);
+    den += b[i] * b[i];
+  }
+  return sqrt(num / den);
+}
+
+/* Gradients: every weight entry checked against a central difference of F,
+ * h = 1e-6: truncation O(h^2 |F'''|) ~ 1e-12 and rounding ~ eps|F|/h ~ 1e-10
+ * relative; tolerance 1e-6 leaves margin but catches any wrong factor. */
+START_TEST(test_gradient_fd) {
+  const config *c = &configs[_i];
+  bafu_net_params p = small_params(c, 6, 3);
+  bafu_net *net = make_net(&p, 1);
+  const double h = 1e-6;
+  for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {
+    const size_t rows = bafu_net_layer_fan_out(net, j), cols = bafu_net_layer_fan_in(net, j);
+    double *g = malloc(rows * cols * sizeof *g);
+    ck_assert_ok(bafu_net_forward(net)); /* undo the last perturbation's g_j */
+    bafu_net_weight_grad(net, j, g);
+    double *W = bafu_net_weight(net, j);
+    double err = 0, scale = 0;
+    for (size_t e = 0; e < rows * cols; ++e) {
+      const double w0 = W[e];
+      W[e] = w0 + h;
+      ck_assert_ok(bafu_net_forward(net));
+      const double fp = bafu_net_loss(net);
+      W[e] = w0 - h;
+      ck_assert_ok(bafu_net_forward(net));
+      const double fm = bafu_net_loss(net);
+      W[e] = w0;
+      const double fd = (fp - fm) / (2 * h);
+      err = fmax(err, fabs(fd - g[e]));
+      scale = fmax(scale, fabs(g[e]));
+    }
+    ck_assert_msg(err <= 1e-6 * scale, "config %d layer %zu: max |fd - grad| = %g, max |grad| = %g", _i, j,
+                  err, scale);
+    free(g);
+  }
+  bafu_net_free(net);
+}
+END_TEST
+
+/* Tangent pass against a central difference of the stepped features:
+ * (f(+h) - f(-h)) / 2h = df + O(h^2). */
+START_TEST(test_tangent_fd) {
+  const config *c = &configs[_i];
+  bafu_net_params p = small_params(c, 7, 4);
+  bafu_net *net = make_net(&p, 2);
+  const size_t J = bafu_net_nlayers(net), m = p.batch;
+  const double h = 1e-6;
+  for (size_t j = 0; j < J; ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(net, j) * m;
+    double *plus = malloc(cnt * sizeof *plus), *fd = malloc(cnt * sizeof *fd);
+    ck_assert_ok(bafu_net_step(net, h));
+    memcpy(plus, bafu_net_feature_stepped(net, j), cnt * sizeof *plus);
+    ck_assert_ok(bafu_net_step(net, -h));
+    const double *minus = bafu_net_feature_stepped(net, j);
+    for (size_t i = 0; i < cnt; ++i) fd[i] = (plus[i] - minus[i]) / (2 * h);
+    const double r = rel_diff(cnt, fd, bafu_net_feature_tangent(net, j));
+    ck_assert_msg(r < 1e-6, "config %d layer %zu: |fd - df| / |df| = %g", _i, j, r);
+    free(plus);
+    free(fd);
+  }
+  bafu_net_free(net);
+}
+END_TEST
+
+/* The actual step, computed without forming W', against an explicit update
+ * W_j -= eta lr_j grad_j followed by a plain forward pass. */
+START_TEST(test_step_explicit) {
+  const config *c = &configs[_i];
+  bafu_net_params p = small_params(c, 6, 3);
+  bafu_net *net = make_net(&p, 3);
+  const size_t J = bafu_net_nlayers(net), m = p.batch;
+  const double eta = 0.037;
+  ck_assert_ok(bafu_net_step(net, eta));
+  size_t total = 0;
+  for (size_t j = 0; j < J; ++j) total += bafu_net_layer_fan_out(net, j) * m;
+  double *stepped = malloc(total * sizeof *stepped);
+  size_t off = 0;
+  for (size_t j = 0; j < J; ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(net, j) * m;
+    memcpy(stepped + off, bafu_net_feature_stepped(net, j), cnt * sizeof(double));
+    off += cnt;
+  }
+  /* gradients first (they use the unmodified backward pass), then update */
+  double **grads = malloc(J * sizeof *grads);
+  for (size_t j = 0; j < J; ++j) {
+    const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
+    grads[j] = malloc(sz * sizeof(double));
+    bafu_net_weight_grad(net, j, grads[j]);
+  }
+  for (size_t j = 0; j < J; ++j) {
+    const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
+    double *W = bafu_net_weight(net, j);
+    const double lr = bafu_net_layer_lr(net, j);
+    /* a residual block's weights enter as beta W; its gradient already has the beta */
+    for (size_t e = 0; e < sz; ++e) W[e] -= eta * lr * grads[j][e];
+    free(grads[j]);
+  }
+  free(grads);
+  ck_assert_ok(bafu_net_forward(net));
+  off = 0;
+  for (size_t j = 0; j < J; ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(net, j) * m;
+    const double r = rel_diff(cnt, stepped + off, bafu_net_feature(net, j));
+    ck_assert_msg(r < 1e-12, "config %d layer %zu: stepped vs explicit update: %g", _i, j, r);
+    off += cnt;
+  }
+  free(stepped);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* Actual step minus first-order prediction is O(eta^2): halving eta divides
+ * it by 4 (ratio in [3.4, 4.6] at eta small enough that O(eta^3) is small). */
+START_TEST(test_step_second_order) {
+  const config *c = &configs[_i];
+  bafu_net_params p = small_params(c, 8, 4);
+  bafu_net *net = make_net(&p, 4);
+  const size_t J = bafu_net_nlayers(net), m = p.batch;
+  const size_t cnt = bafu_net_layer_fan_out(net, J - 1) * m;
+  double dev[2];
+  /* eta relative to the tangent scale: |eta df| = 1e-3 |f| */
+  const double *df = bafu_net_feature_tangent(net, J - 1), *f = bafu_net_feature(net, J - 1);
+  const double eta0 = 1e-3 * cblas_dnrm2((int)cnt, f, 1) / cblas_dnrm2((int)cnt, df, 1);
+  for (int k = 0; k < 2; ++k) {
+    const double eta = eta0 / (1 << k);
+    ck_assert_ok(bafu_net_step(net, eta));
+    const double *fs = bafu_net_feature_stepped(net, J - 1);
+    double s = 0;
+    for (size_t i = 0; i < cnt; ++i) {
+      const double e = fs[i] - f[i] - eta * df[i];
+      s += e * e;
+    }
+    dev[k] = sqrt(s);
+  }
+  const double ratio = dev[0] / dev[1];
+  ck_assert_msg(ratio > 3.4 && ratio < 4.6, "config %d: deviation ratio %g (expected 4)", _i, ratio);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* First-order loss decrease: (F(eta) - F(0)) / eta -> -D_J, with D_J the sum
+ * of the contributions lr_k |grad_k|^2 (checks the learning-rate weights). */
+START_TEST(test_loss_decay) {
+  const config *c = &configs[_i];
+  bafu_net_params p = small_params(c, 7, 3);
+  bafu_net *net = make_net(&p, 5);
+  const size_t J = bafu_net_nlayers(net);
+  double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
+  bafu_net_measure(net, q);
+  const double D = q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY];
+  const double F0 = bafu_net_loss(net);
+  const double h = 1e-6 * fabs(F0) / D;
+  ck_assert_ok(bafu_net_step(net, h));
+  const double Fp = bafu_net_step_loss(net);
+  ck_assert_ok(bafu_net_step(net, -h));
+  const double Fm = bafu_net_step_loss(net);
+  ck_assert_close(-(Fp - Fm) / (2 * h), D, 1e-6, 0);
+  /* and the contributions, recomputed from the explicit gradients */
+  double Dsum = 0;
+  for (size_t j = 0; j < J; ++j) {
+    const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
+    double *g = malloc(sz * sizeof *g);
+    bafu_net_weight_grad(net, j, g);
+    const double C = bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1);
+    ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_CONTRIB], C, 1e-12, 0);
+    Dsum += C;
+    ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_DECAY], Dsum, 1e-12, 0);
+    free(g);
+  }
+  free(q);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* The feature speed identity <-b_l, df_l> = D_l, to 1e-10 relative, at a
+ * moderate width and depth, for every configuration. */
+START_TEST(test_identity) {
+  const config *c = &configs[_i];
+  bafu_net_params p = small_params(c, 64, 12);
+  bafu_net *net = make_net(&p, 6);
+  const size_t J = bafu_net_nlayers(net);
+  double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
+  bafu_net_measure(net, q);
+  for (size_t j = 0; j < J; ++j) {
+    const double *r = q + j * BAFU_Q_COUNT;
+    ck_assert_msg(r[BAFU_Q_IDRES] < 1e-10, "config %d layer %zu: identity residual %g", _i, j, r[BAFU_Q_IDRES]);
+    /* the derived quantities are consistent with their definitions */
+    ck_assert_close(r[BAFU_Q_BAFU], r[BAFU_Q_SPEED] * r[BAFU_Q_COS], 1e-10, 0);
+    ck_assert(r[BAFU_Q_COS] > 0 && r[BAFU_Q_COS] <= 1 + 1e-12);
+  }
+  free(q);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* Orthogonal init: W^T W = s max(1, r/c) I (tall) or W W^T = s I (wide), as a
+ * scaled residual; Gaussian init: entry variance s / fan_in within 5 sigma. */
+START_TEST(test_init) {
+  bafu_net_params p = bafu_net_params_default();
+  p.width = 40;
+  p.input_dim = 25;
+  p.depth = 2;
+  p.sigma_w2 = 1.3;
+  p.init = BAFU_INIT_ORTHOGONAL;
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  ck_assert_ok(bafu_net_draw(net, 7, 0));
+  for (size_t j = 0; j < 2; ++j) {
+    const size_t r = bafu_net_layer_fan_out(net, j), c = bafu_net_layer_fan_in(net, j);
+    const double *W = bafu_net_weight(net, j);
+    const size_t k = r >= c ? c : r;
+    double *G = malloc(k * k * sizeof *G);
+    if (r >= c)
+      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)c, (int)c, (int)r, 1.0, W, (int)r, W, (int)r, 0.0, G,
+                  (int)c);
+    else
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)r, (int)r, (int)c, 1.0, W, (int)r, W, (int)r, 0.0, G,
+                  (int)r);
+    const double target = p.sigma_w2 * fmax(1.0, (double)r / (double)c);
+    double res = 0;
+    for (size_t a = 0; a < k; ++a)
+      for (size_t b = 0; b < k; ++b) res = fmax(res, fabs(G[a + b * k] - (a == b ? target : 0)));
+    ck_assert_msg(res / (k * target * DBL_EPSILON) < 100, "layer %zu: scaled residual %g", j,
+                  res / (k * target * DBL_EPSILON));
+    free(G);
+  }
+  bafu_net_free(net);
+  p.init = BAFU_INIT_GAUSSIAN;
+  p.width = 300;
+  p.input_dim = 0;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  ck_assert_ok(bafu_net_draw(net, 7, 0));
+  const double *W = bafu_net_weight(net, 1);
+  const size_t N = 300 * 300;
+  double s2 = 0;
+  for (size_t e = 0; e < N; ++e) s2 += W[e] * W[e];
+  const double var = s2 / N, want = p.sigma_w2 / 300;
+  /* sd of the sample variance of N Gaussians: want * sqrt(2/N) */
+  ck_assert_msg(fabs(var - want) < 5 * want * sqrt(2.0 / N), "variance %g vs %g", var, want);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* Same (seed, draw): identical numbers; different seeds or draws: different.
+ * The MC result does not depend on the number of threads. */
+START_TEST(test_reproducible) {
+  config c = {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN};
+  bafu_net_params p = small_params(&c, 32, 5);
+  bafu_mc_result a, b, d, e;
+  ck_assert_ok(bafu_mc_run(&p, 5, 99, NULL, 1, &a));
+  ck_assert_ok(bafu_mc_run(&p, 5, 99, NULL, 3, &b));
+  ck_assert_ok(bafu_mc_run(&p, 5, 100, NULL, 1, &d));
+  const size_t n = a.seeds * a.J * BAFU_Q_COUNT;
+  ck_assert_int_eq(memcmp(a.raw, b.raw, n * sizeof(double)), 0);
+  /* every random quantity differs (cos = 1 of the embedding layer and zero
+   * identity residuals can coincide exactly, so those are not compared) */
+  const bafu_quantity random_q[] = {BAFU_Q_BNORM, BAFU_Q_SPEED, BAFU_Q_DECAY, BAFU_Q_FRMS, BAFU_Q_STEP};
+  size_t same = 0, compared = 0;
+  for (size_t i = 0; i < n; i += BAFU_Q_COUNT)
+    for (size_t k = 0; k < sizeof random_q / sizeof random_q[0]; ++k, ++compared)
+      same += a.raw[i + random_q[k]] == d.raw[i + random_q[k]];
+  ck_assert_msg(same == 0, "%zu of %zu values equal across seeds 99 and 100", same, compared);
+  /* draws within a run differ too */
+  ck_assert(a.raw[0] != a.raw[a.J * BAFU_Q_COUNT]);
+  /* the standard error is the sample sd over sqrt(seeds) */
+  double mean = 0, ss = 0;
+  for (size_t i = 0; i < 5; ++i) mean += a.raw[i * a.J * BAFU_Q_COUNT + BAFU_Q_COS] / 5;
+  for (size_t i = 0; i < 5; ++i) {
+    const double v = a.raw[i * a.J * BAFU_Q_COUNT + BAFU_Q_COS] - mean;
+    ss += v * v;
+  }
+  ck_assert_close(a.mean[BAFU_Q_COS], mean, 1e-13, 0);
+  ck_assert_close(a.se[BAFU_Q_COS], sqrt(ss / 4) / sqrt(5.0), 1e-12, 0);
+  ck_assert_ok(bafu_mc_run(&p, 2, 99, NULL, 1, &e)); /* a prefix of the same stream */
+  ck_assert_int_eq(memcmp(a.raw, e.raw, 2 * a.J * BAFU_Q_COUNT * sizeof(double)), 0);
+  bafu_mc_result_free(&a);
+  bafu_mc_result_free(&b);
+  bafu_mc_result_free(&d);
+  bafu_mc_result_free(&e);
+}
+END_TEST
+
+/* Error paths of the library: invalid parameters and the memory refusal. */
+START_TEST(test_errors) {
+  bafu_net *net = NULL;
+  bafu_net_params p = bafu_net_params_default();
+  p.width = 0;
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_EINVAL);
+  ck_assert_ptr_null(net);
+  p = bafu_net_params_default();
+  p.sigma_w2 = NAN;
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_EINVAL);
+  p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.input_dim = 10;
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_EINVAL);
+  ck_assert(strstr(bafu_last_error(), "--input-dim") != NULL);
+  p = bafu_net_params_default();
+  p.width = (size_t)1 << 30;
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ENOMEM);
+  ck_assert(strstr(bafu_last_error(), "GiB") != NULL);
+  p.width = (size_t)1 << 62; /* the estimate saturates instead of overflowing */
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ENOMEM);
+  setenv("BAFU_MEMORY_LIMIT_MB", "1", 1);
+  p = bafu_net_params_default();
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ENOMEM);
+  unsetenv("BAFU_MEMORY_LIMIT_MB");
+  bafu_mc_result r;
+  ck_assert_int_eq(bafu_mc_run(&p, 1, 1, NULL, 1, &r), BAFU_EINVAL);
+}
+END_TEST
+
+/* The input table reader: layout, comments, and malformed files. */
+START_TEST(test_read_inputs) {
+  char path[] = "/tmp/bafu_inputs_XXXXXX";
+  int fd = mkstemp(path);
+  ck_assert_int_ge(fd, 0);
+  FILE *f = fdopen(fd, "w");
+  fprintf(f, "# two samples of dimension 3\n1.5 -2 3e-1\n\n4 5 6 # trailing comment\n");
+  fclose(f);
+  double *x;
+  size_t d, m;
+  ck_assert_ok(bafu_read_inputs(path, &x, &d, &m));
+  ck_assert_uint_eq(d, 3);
+  ck_assert_uint_eq(m, 2);
+  ck_assert(x[0] == 1.5 && x[1] == -2 && x[2] == 0.3 && x[3] == 4 && x[5] == 6);
+  free(x);
+  f = fopen(path, "w");
+  fprintf(f, "1 2 3\n4 5\n");
+  fclose(f);
+  ck_assert_int_eq(bafu_read_inputs(path, &x, &d, &m), BAFU_EPARSE);
+  f = fopen(path, "w");
+  fprintf(f, "1 2 nan\n");
+  fclose(f);
+  ck_assert_int_eq(bafu_read_inputs(path, &x, &d, &m), BAFU_EPARSE);
+  f = fopen(path, "w");
+  fprintf(f, "# nothing\n");
+  fclose(f);
+  ck_assert_int_eq(bafu_read_inputs(path, &x, &d, &m), BAFU_EPARSE);
+  unlink(path);
+  ck_assert_int_eq(bafu_read_inputs("/nonexistent/inputs.txt", &x, &d, &m), BAFU_EIO);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("net");
+  TCase *tc = tcase_create("passes");
+  tcase_set_timeout(tc, 120);
+  tcase_add_loop_test(tc, test_gradient_fd, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_tangent_fd, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_step_explicit, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_step_second_order, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_loss_decay, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_identity, 0, NCONFIGS);
+  suite_add_tcase(s, tc);
+  TCase *tm = tcase_create("misc");
+  tcase_set_timeout(tm, 120);
+  tcase_add_test(tm, test_init);
+  tcase_add_test(tm, test_reproducible);
+  tcase_add_test(tm, test_errors);
+  tcase_add_test(tm, test_read_inputs);
+  suite_add_tcase(s, tm);
+  return s;
+}
+
+int main(void) { return bafu_run_suite(suite()); }
