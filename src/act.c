@@ -11,12 +11,15 @@
  * line onto the half line by the symmetry z -> -z, z in [0, ZMAX] is cut into panels
  * at (i) the integers (Gaussian scale) and (ii) a geometric sequence 2^k / (2 sqrt q)
  * (activation scale, graded towards the kink or inflection at u = 0), and each panel
- * gets a 20-point Gauss-Legendre rule. All activations here are analytic away from
- * u = 0 with singularities only on the imaginary u axis, so the geometric grading
- * gives exponential convergence uniformly in q; relu, being a polynomial on each
- * panel, is integrated to rounding error. Measured: relative error <= 3e-15 for
- * q in [1e-6, 1e6] (AM 4.3). The bivariate rule is the product of two such rules
- * in the Cholesky coordinates (AM 4.2). */
+ * gets a 16-point Gauss-Legendre rule (GSL's tabulated glfixed nodes, computed once
+ * under call_once). All activations here are analytic away from u = 0 with
+ * singularities only on the imaginary u axis, so the geometric grading gives
+ * exponential convergence uniformly in q; relu, a polynomial on each panel, is
+ * integrated to rounding error. Measured: relative error <= 2.5e-15 for q in
+ * [1e-6, 1e6] against 40-digit references and the closed forms; full accuracy
+ * holds up to q ~ 1e35, beyond which the geometric ratio is allowed to grow
+ * (AM 4.3). The bivariate rule is the product of two such rules in the Cholesky
+ * coordinates (AM 4.2). Cost: ~15 us per moments_quad, ~5 ms per bivariate_quad. */
 #include "bafu/act.h"
 
 #include <gsl/gsl_integration.h>
@@ -265,7 +268,7 @@ static bafu_status check_moments(bafu_act a, double q, const bafu_act_moments *m
 }
 
 /* AM 4.1: E[g(u)] = int_0^inf (g(sz) + g(-sz)) pdf(z) dz, s = sqrt q, composite
- * Gauss-Legendre on the panels of half_line_breaks(1/(2s), inf). */
+ * Gauss-Legendre on the panels of half_line_breaks(1/(2s)). */
 bafu_status bafu_act_moments_quad(bafu_act a, double q, bafu_act_moments *out) {
   bafu_status st;
   if ((st = check_act(a)) || (st = check_q(q, "q")) || (st = gl_ready())) return st;
