@@ -441,3 +441,75 @@ bafu_status bafu_act_bivariate(bafu_act a, double q1, double q2, double c12, dou
   if (e_dphidphi) *e_dphidphi = dd;
   return check_pair(a, ee, dd);
 }
+
+/* ---------------------------------------------------------------------------
+ * Mask correlations E[phi'(u)^2 phi'(v)^2] (AM 5). */
+
+/* The product rule of bafu_act_bivariate_quad with g = phi'^2. */
+bafu_status bafu_act_mask_corr_quad(bafu_act a, double q1, double q2, double c12, double *out) {
+  bafu_status st;
+  double s1 = 0, s2 = 0, rho = 0;
+  if ((st = check_act(a)) || (st = check_cov(q1, q2, c12, &s1, &s2, &rho)) || (st = gl_ready())) return st;
+  const double rc = sqrt((1 - rho) * (1 + rho));
+  const double t = rc * s2;
+  double br1[MAX_BREAKS], br2[MAX_BREAKS];
+  double h = s1 > 0 ? 0.5 / s1 : INFINITY;
+  if (rho != 0 && s2 > 0) h = fmin(h, fmin(0.5 / (s2 * fabs(rho)), fmax(0.5 * rc / fabs(rho), 1e-15)));
+  const size_t nb1 = half_line_breaks(h, br1);
+  double acc = 0;
+  for (size_t p = 0; p + 1 < nb1; ++p) {
+    const double h1 = 0.5 * (br1[p + 1] - br1[p]), c1 = 0.5 * (br1[p + 1] + br1[p]);
+    for (size_t i = 0; i < GL_N; ++i) {
+      const double z1 = c1 + h1 * gl_x[i], w1 = h1 * gl_w[i] * std_pdf(z1);
+      const double u = s1 * z1, m = rho * s2 * z1;
+      double fu, du, fmu, dmu;
+      k_eval(a, u, &fu, &du);
+      k_eval(a, -u, &fmu, &dmu);
+      const double gu = du * du, gmu = dmu * dmu;
+      double inner = 0;
+      if (t > 0) {
+        const size_t nb2 = line_breaks(-m / t, 0.5 / t, br2);
+        for (size_t r = 0; r + 1 < nb2; ++r) {
+          const double h2 = 0.5 * (br2[r + 1] - br2[r]), c2 = 0.5 * (br2[r + 1] + br2[r]);
+          for (size_t j = 0; j < GL_N; ++j) {
+            const double z2 = c2 + h2 * gl_x[j], w2 = h2 * gl_w[j] * std_pdf(z2);
+            const double v = m + t * z2;
+            double fv, dv, fmv, dmv;
+            k_eval(a, v, &fv, &dv);
+            k_eval(a, -v, &fmv, &dmv);
+            inner += w2 * (gu * dv * dv + gmu * dmv * dmv);
+          }
+        }
+      } else {
+        double fv, dv, fmv, dmv;
+        k_eval(a, m, &fv, &dv);
+        k_eval(a, -m, &fmv, &dmv);
+        inner = gu * dv * dv + gmu * dmv * dmv;
+      }
+      acc += w1 * inner;
+    }
+  }
+  *out = acc;
+  if (!isfinite(acc)) return bafu_error(BAFU_ENUMERIC, "mask correlation of %s is not finite", bafu_act_name(a));
+  return BAFU_OK;
+}
+
+/* AM 5: relu: P(u > 0, v > 0) = 1/4 + asin(rho)/(2 pi) (Sheppard); linear: 1;
+ * erf: phi'^2 = (4/pi) exp(-2u^2), so E = (16/pi^2) det(I + 4 Sigma)^(-1/2). */
+bafu_status bafu_act_mask_corr(bafu_act a, double q1, double q2, double c12, double *out) {
+  bafu_status st;
+  double s1 = 0, s2 = 0, rho = 0;
+  if ((st = check_act(a)) || (st = check_cov(q1, q2, c12, &s1, &s2, &rho))) return st;
+  switch (a) {
+  case BAFU_ACT_RELU:
+    *out = (s1 > 0 && s2 > 0) ? 0.25 + asin(rho) / (2 * M_PI) : 0.0;
+    return BAFU_OK;
+  case BAFU_ACT_LINEAR: *out = 1.0; return BAFU_OK;
+  case BAFU_ACT_ERF: {
+    const double det = 1 + 4 * q1 + 4 * q2 + 16 * q1 * q2 * (1 - rho) * (1 + rho);
+    *out = (16 / (M_PI * M_PI)) / sqrt(det);
+    return BAFU_OK;
+  }
+  default: return bafu_act_mask_corr_quad(a, q1, q2, c12, out);
+  }
+}

@@ -606,7 +606,9 @@ bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m)
       errno = 0;
       double v = strtod(s, &end);
       if (end == s || !isfinite(v) || errno == ERANGE) {
-        st = bafu_error(BAFU_EPARSE, "--input: '%s' line %zu: not a finite number near '%.20s'", path, lineno, s);
+        size_t tok = strcspn(s, " \t\r\n,");
+        st = bafu_error(BAFU_EPARSE, "--input: '%s' line %zu: not a finite number: '%.*s'", path, lineno,
+                        (int)(tok > 40 ? 40 : tok), s);
         goto done;
       }
       if (count == cap) {

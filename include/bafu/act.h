@@ -61,4 +61,11 @@ bafu_status bafu_act_bivariate(bafu_act a, double q1, double q2, double c12,
 bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12,
                                     double *e_phiphi, double *e_dphidphi);
 
+/* Mask correlation: E[phi'(u)^2 phi'(v)^2] for the same centred bivariate
+ * Gaussian (closed forms for relu, linear, erf; quadrature otherwise). It is
+ * the trace phi(D_j^2 D_k^2) of two layers' masks in a ResNet, whose residual
+ * stream makes the masks of different layers correlated (theory/moments.md 2.4). */
+bafu_status bafu_act_mask_corr(bafu_act a, double q1, double q2, double c12, double *out);
+bafu_status bafu_act_mask_corr_quad(bafu_act a, double q1, double q2, double c12, double *out);
+
 #endif

@@ -15,10 +15,12 @@
  *   Sprime_j(a,b) = s E[phi'(u_a) phi'(u_b)], u ~ N(0, Sigma_{j-1}): the
  *                   derivative kernel of the activation that layer j reads
  *                   (0 for the plain layer that reads x: it has none);
- *   Theta_j       = the BFK in the engine's units: the finite-width
- *                   K_j = sum_{k<=j} lr_k (df_j/dW_k)(df_j/dW_k)^T tends to
- *                   Theta_j (x) I_n (per coordinate of f_j), so for one input
- *                   Theta_j = tr(K_j)/n (= m1 of bafu/moments.h);
+ *   Theta_j       = the BFK in the engine's units: for the finite-width
+ *                   K_j = sum_{k<=j} lr_k (df_j/dW_k)(df_j/dW_k)^T,
+ *                   (1/n) sum_i K_j[(i,a),(i,b)] -> Theta_j(a,b) and the
+ *                   blocks i != j vanish: K_j ~ Theta_j (x) I_n in normalised
+ *                   trace (first moment) only - its spectrum spreads, see
+ *                   bafu/moments.h. For one input Theta_j = tr(K_j)/n = m1;
  *   P_j           = the backward factor: with Pi_j(a,b) = E<b_j(a), b_j(b)>
  *                   (summed over the coordinates of f_j), Pi_j = P_j .* Pi_top,
  *                   P_top = all ones (Pi_top = I for the probe).
@@ -30,8 +32,15 @@
  * for the probe, E D_j = <Theta_j, Pi_j> = sum_a Theta_j(a,a) P_j(a,a),
  * E C_j = sum_a Gamma_j(a,a) P_j(a,a) and E|b_j|^2 = sum_a P_j(a,a) (KR 5).
  *
- * Weight init (Gaussian or scaled orthogonal) does not change any of these
- * infinite-width first moments; step and seed are irrelevant. */
+ * Assumptions (KR 1): infinite width; the backward pass uses weights
+ * independent of the forward pass (gradient independence, exact for the
+ * probe at the top layer, O(L/n) otherwise). ResNet without embedding: the
+ * coordinates of x enter the blocks' activations directly and are treated as
+ * centred Gaussian with covariance X^T X / d - exact for inputs with Gaussian
+ * coordinates (N(0, I_d) draws, the engine's default), an approximation for
+ * other fixed inputs (use the embedding). Weight init (Gaussian or scaled
+ * orthogonal) does not change these first moments; step and seed are
+ * irrelevant. */
 #ifndef BAFU_KERNEL_H
 #define BAFU_KERNEL_H
 

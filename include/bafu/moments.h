@@ -35,24 +35,30 @@ size_t bafu_moments_nlayers(const bafu_net_params *p);
  * entries. Errors: invalid parameters, non-finite moments (overflow). */
 bafu_status bafu_moments_run(const bafu_net_params *p, double x2, bafu_moments_layer *out);
 
+/* The same under the freeness approximation for ResNet masks (masks of
+ * different blocks independent): exact for MLPs and linear ResNets, biased for
+ * nonlinear ResNets (theory/moments.md 2.4); kept for comparison and tests. */
+bafu_status bafu_moments_run_free(const bafu_net_params *p, double x2, bafu_moments_layer *out);
+
 /* Continuum limit of a ResNet with beta = b / sqrt(L), L -> infinity, at
  * t = l / L in [0, 1]. State: q(t), mu(t) = m1/n, r(t) = (m2 - m1^2)/n^2. */
 typedef struct {
   double t, q, mu, r, cos_theta;
+  double error; /* estimated discretisation error of cos_theta (max over t) */
 } bafu_continuum_point;
 
-/* Integrate the continuum ODE (GSL odeiv2, rk8pd, relative tolerance rtol)
- * for the network options of p (activation, sigma_w2, init, embedding,
- * learning rates; depth and branch exponent are ignored) with branch
- * constant b, writing the state at t = k/npoints, k = 0..npoints (npoints+1
- * entries). At t = 0 without embedding cos = 1 (the limit t -> 0+). */
+/* The continuum equations (theory/moments.md section 3) for the network
+ * options of p (activation, sigma_w2, init, embedding, learning rates; depth
+ * and branch exponent are ignored) with branch constant b, solved by the
+ * Euler scheme in t with Richardson extrapolation until successive
+ * refinements agree to rtol; the state at t = k/npoints, k = 0..npoints
+ * (npoints+1 entries). At t = 0 without embedding cos = 1 (the limit
+ * t -> 0+). Needs closed-form mask correlations: relu, linear or erf. */
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
                                bafu_continuum_point *out);
 
-/* Closed form of the continuum angle for ReLU or linear activations without
- * embedding: cos(t) = (1 + kappa b^2 t)^(-1/2), kappa = s/3 (relu) or 2s/3
- * (linear), Gaussian init; orthogonal init: see theory/moments.md.
- * Returns NAN where no closed form is implemented. */
+/* Closed form of the continuum angle where one is known: linear activation
+ * without embedding, cos(t) = (1 + 2 s b^2 t / 3)^(-1/2). NAN otherwise. */
 double bafu_continuum_cos_closed(const bafu_net_params *p, double b, double t);
 
 /* One line describing the L -> infinity regime of the output angle for the

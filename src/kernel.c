@@ -1,0 +1,536 @@
+/* kernel.c: infinite-width NNGP / derivative kernel / BFK / backward factor
+ * recursions for a batch of inputs (bafu/kernel.h). Every formula is derived
+ * in theory/kernel.md; "KR x" refers to its sections. */
+#include "bafu/kernel.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const double PI = 3.14159265358979323846;
+
+/* ---------------------------------------------------------------------------
+ * Layer plan (KR 1): the engine's layers, generated on the fly so that depth
+ * 10^6 needs no per-layer description. */
+
+typedef enum { LAYER_INPUT, LAYER_PLAIN, LAYER_RESID } layer_kind;
+
+typedef struct {
+  layer_kind kind;
+  int label;
+  double lr;
+  double scale2; /* s_j^2: beta^2 for a residual block, 1 otherwise */
+} layer_info;
+
+size_t bafu_kernel_count_layers(const bafu_net_params *p) {
+  size_t J = p->depth;
+  if (p->arch == BAFU_ARCH_RESNET && p->embed) ++J;
+  if (p->signal == BAFU_SIGNAL_MSE) ++J;
+  return J;
+}
+
+static layer_info layer_at(const bafu_net_params *p, double beta, size_t j) {
+  const size_t L = p->depth;
+  if (p->arch == BAFU_ARCH_MLP) {
+    if (j == 0) return (layer_info){LAYER_INPUT, 1, p->lr_input, 1};
+    if (j < L) return (layer_info){LAYER_PLAIN, (int)(j + 1), p->lr_hidden, 1};
+  } else {
+    const size_t off = p->embed ? 1 : 0;
+    if (p->embed && j == 0) return (layer_info){LAYER_INPUT, 0, p->lr_input, 1};
+    if (j < L + off) return (layer_info){LAYER_RESID, (int)(j + 1 - off), p->lr_hidden, beta * beta};
+  }
+  return (layer_info){LAYER_PLAIN, (int)(L + 1), p->lr_output, 1}; /* mse readout */
+}
+
+static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
+
+/* ---------------------------------------------------------------------------
+ * ReLU in angle form (KR 3). */
+
+/* g(th) = sin th - th cos th = sum_{k>=1} (-1)^{k+1} 2k th^{2k+1} / (2k+1)!,
+ * by the series for th < 1 (terms fall by th^2 / ((2k+2)(2k+3)); 12 terms
+ * reach 1e-19 relative at th = 1), directly otherwise (cancellation at most a
+ * factor 3 for th >= 1). */
+static double sin_minus_th_cos(double th) {
+  if (th >= 1) return sin(th) - th * cos(th);
+  const double t2 = th * th;
+  double term = th, sum = 0; /* term = th^{2k+1} / (2k+1)! */
+  for (int k = 1; k <= 12; ++k) {
+    term *= t2 / ((2.0 * k) * (2.0 * k + 1));
+    sum += (k & 1 ? 2.0 * k : -2.0 * k) * term;
+  }
+  return sum;
+}
+
+double bafu_kernel_relu_one_minus_corr(double th) {
+  if (!(th > 0)) return th == 0 ? 0 : NAN;
+  if (th > PI) th = PI;
+  const double h = sin(0.5 * th);
+  /* (1 - cos th) - g/pi; g/pi <= (1 - cos th)/2, so at most one bit is lost */
+  return 2 * h * h - sin_minus_th_cos(th) / PI;
+}
+
+double bafu_kernel_angle_from_omc(double omc) {
+  if (!(omc > 0)) return omc == 0 ? 0 : (isnan(omc) ? NAN : 0);
+  if (omc >= 2) return PI;
+  return 2 * asin(sqrt(0.5 * omc));
+}
+
+/* Stable angle between two vectors of length d (Kahan): with unit vectors u, v,
+ * th = 2 atan2(|u - v|, |u + v|). Returns pi/2 if either is zero. */
+static double vector_angle(const double *x, const double *y, size_t d) {
+  double nx = 0, ny = 0;
+  for (size_t i = 0; i < d; ++i) {
+    nx += x[i] * x[i];
+    ny += y[i] * y[i];
+  }
+  if (!(nx > 0) || !(ny > 0)) return 0.5 * PI;
+  nx = sqrt(nx);
+  ny = sqrt(ny);
+  double dm = 0, dp = 0;
+  for (size_t i = 0; i < d; ++i) {
+    const double u = x[i] / nx, v = y[i] / ny;
+    dm += (u - v) * (u - v);
+    dp += (u + v) * (u + v);
+  }
+  return 2 * atan2(sqrt(dm), sqrt(dp));
+}
+
+/* ---------------------------------------------------------------------------
+ * Gaussian expectations for one pair of samples. */
+
+typedef struct {
+  double ee_d1, ee_d2; /* E phi(u)^2, E phi(v)^2 */
+  double ee;           /* E phi(u) phi(v) */
+  double dd_d1, dd_d2; /* E phi'(u)^2, E phi'(v)^2 */
+  double dd;           /* E phi'(u) phi'(v) */
+} pair_exp;
+
+static bafu_status diag_exp(bafu_act act, bafu_kernel_method meth, double q, double *ee, double *dd) {
+  bafu_act_moments am;
+  bafu_status st = meth == BAFU_KERNEL_QUADRATURE ? bafu_act_moments_quad(act, q, &am)
+                                                   : bafu_act_moments_eval(act, q, &am);
+  if (st) return st;
+  *ee = am.phi2;
+  *dd = am.dphi2;
+  return BAFU_OK;
+}
+
+/* Off-diagonal expectation with the covariance clamped to |c12| <= sqrt(q1 q2)
+ * (rounding in the recursion may step over the bound by an ulp). */
+static bafu_status offdiag_exp(bafu_act act, bafu_kernel_method meth, double q1, double q2, double c12,
+                               double *ee, double *dd) {
+  const double bound = sqrt(q1) * sqrt(q2);
+  if (c12 > bound) c12 = bound;
+  if (c12 < -bound) c12 = -bound;
+  return meth == BAFU_KERNEL_QUADRATURE ? bafu_act_bivariate_quad(act, q1, q2, c12, ee, dd)
+                                        : bafu_act_bivariate(act, q1, q2, c12, ee, dd);
+}
+
+/* 1 - E phi(u)phi(v) / E phi(u)^2 for erf with Var u = Var v = q, correlation
+ * c = 1 - omc >= 0, without cancellation (KR 4.2):
+ *   E phi phi = (2/pi) atan(y), y = 2qc / B,  E phi^2 = (2/pi) atan(x), x = 2q / A,
+ *   A^2 = 1 + 4q, B^2 = A^2 + 4q^2 (1 - c^2),
+ *   x - y = 2q (1 - c^2)(1 + 2q)^2 / (A B (B + cA)),
+ *   atan x - atan y = atan((x - y) / (1 + x y)). */
+static double erf_one_minus_corr(double q, double omc) {
+  const double c = 1 - omc, one_m_c2 = omc * (2 - omc);
+  const double A = sqrt(1 + 4 * q), B = sqrt(1 + 4 * q + 4 * q * q * one_m_c2);
+  const double x = 2 * q / A, y = 2 * q * c / B;
+  const double xmy = 2 * q * one_m_c2 * (1 + 2 * q) * (1 + 2 * q) / (A * B * (B + c * A));
+  return atan(xmy / (1 + x * y)) / atan(x);
+}
+
+/* ---------------------------------------------------------------------------
+ * The batch workspace. */
+
+enum { MAT_SIGMA, MAT_SPRIME, MAT_THETA, MAT_OWN, MAT_BWD, MAT_COUNT };
+
+struct bafu_kernel {
+  bafu_net_params p;
+  bafu_kernel_method method;
+  size_t J, m, d;
+  double beta;
+  int *labels;
+  double *store;   /* J * MAT_COUNT * m * m */
+  double *gram;    /* X^T X */
+  double *th;      /* m x m pair angles (relu, AUTO) */
+  double *ee, *dd; /* m x m expectations of the current layer */
+};
+
+static double *mat(const bafu_kernel *k, size_t j, int which) {
+  return k->store + (j * MAT_COUNT + (size_t)which) * k->m * k->m;
+}
+
+static size_t sat_mul(size_t a, size_t b) { return (a && b > SIZE_MAX / a) ? SIZE_MAX : a * b; }
+
+bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
+  *out = NULL;
+  bafu_status st = bafu_net_params_check(p);
+  if (st) return st;
+  const size_t J = bafu_kernel_count_layers(p), m = p->batch;
+  const size_t mm = sat_mul(m, m);
+  const size_t doubles = sat_mul(sat_mul(J, MAT_COUNT) + 4, mm);
+  const size_t bytes = sat_mul(doubles, sizeof(double));
+  const size_t limit = bafu_memory_limit_bytes();
+  if (bytes > limit)
+    return bafu_error(BAFU_ENOMEM,
+                      "--depth/--batch: the kernel recursion needs about %.3g GiB, more than the limit of "
+                      "%.3g GiB (set BAFU_MEMORY_LIMIT_MB to change it)",
+                      (double)bytes / 1073741824.0, (double)limit / 1073741824.0);
+  bafu_kernel *k = calloc(1, sizeof *k);
+  if (!k) return bafu_error(BAFU_ENOMEM, "out of memory allocating the kernel workspace");
+  k->p = *p;
+  k->method = BAFU_KERNEL_AUTO;
+  k->J = J;
+  k->m = m;
+  k->d = input_dim(p);
+  k->beta = bafu_net_beta(p);
+  k->labels = malloc(J * sizeof *k->labels);
+  k->store = malloc(doubles * sizeof(double));
+  if (!k->labels || !k->store) {
+    bafu_kernel_free(k);
+    return bafu_error(BAFU_ENOMEM, "out of memory: the kernel recursion needs %.3g GiB",
+                      (double)bytes / 1073741824.0);
+  }
+  k->gram = k->store + J * MAT_COUNT * mm;
+  k->th = k->gram + mm;
+  k->ee = k->th + mm;
+  k->dd = k->ee + mm;
+  for (size_t j = 0; j < J; ++j) k->labels[j] = layer_at(p, k->beta, j).label;
+  *out = k;
+  return BAFU_OK;
+}
+
+void bafu_kernel_free(bafu_kernel *k) {
+  if (!k) return;
+  free(k->labels);
+  free(k->store);
+  free(k);
+}
+
+bafu_status bafu_kernel_set_method(bafu_kernel *k, bafu_kernel_method method) {
+  if (method != BAFU_KERNEL_AUTO && method != BAFU_KERNEL_QUADRATURE)
+    return bafu_error(BAFU_EINVAL, "kernel: unknown expectation method %d", (int)method);
+  k->method = method;
+  return BAFU_OK;
+}
+
+size_t bafu_kernel_nlayers(const bafu_kernel *k) { return k->J; }
+size_t bafu_kernel_batch(const bafu_kernel *k) { return k->m; }
+int bafu_kernel_label(const bafu_kernel *k, size_t j) { return k->labels[j]; }
+const double *bafu_kernel_sigma(const bafu_kernel *k, size_t j) { return mat(k, j, MAT_SIGMA); }
+const double *bafu_kernel_sprime(const bafu_kernel *k, size_t j) { return mat(k, j, MAT_SPRIME); }
+const double *bafu_kernel_theta(const bafu_kernel *k, size_t j) { return mat(k, j, MAT_THETA); }
+const double *bafu_kernel_own(const bafu_kernel *k, size_t j) { return mat(k, j, MAT_OWN); }
+const double *bafu_kernel_bwd(const bafu_kernel *k, size_t j) { return mat(k, j, MAT_BWD); }
+
+/* Expectations E phi phi (k->ee) and E phi' phi' (k->dd) for u ~ N(0, Sig),
+ * and, for relu in AUTO mode, 1 - c_phi of every pair (into omc_phi) from the
+ * pair angles k->th (KR 3.1). */
+static bafu_status batch_expect(bafu_kernel *k, const double *Sig, double *omc_phi) {
+  const size_t m = k->m;
+  const bafu_act act = k->p.act;
+  const int relu = act == BAFU_ACT_RELU && k->method == BAFU_KERNEL_AUTO;
+  bafu_status st;
+  for (size_t b = 0; b < m; ++b)
+    for (size_t a = 0; a <= b; ++a) {
+      const double qa = Sig[a + a * m], qb = Sig[b + b * m];
+      double ee, dd;
+      if (relu) {
+        if (!(qa > 0 && qb > 0)) {
+          ee = dd = 0; /* relu(0) = relu'(0) = 0 */
+          omc_phi[a + b * m] = omc_phi[b + a * m] = 1;
+        } else if (a == b) {
+          ee = 0.5 * qa;
+          dd = 0.5;
+          omc_phi[a + a * m] = 0;
+        } else {
+          const double th = k->th[a + b * m];
+          const double omc = bafu_kernel_relu_one_minus_corr(th);
+          ee = 0.5 * sqrt(qa) * sqrt(qb) * (1 - omc);
+          dd = (PI - th) / (2 * PI);
+          omc_phi[a + b * m] = omc_phi[b + a * m] = omc;
+        }
+      } else if (a == b) {
+        if ((st = diag_exp(act, k->method, qa, &ee, &dd))) return st;
+      } else if ((st = offdiag_exp(act, k->method, qa, qb, Sig[a + b * m], &ee, &dd))) {
+        return st;
+      }
+      k->ee[a + b * m] = k->ee[b + a * m] = ee;
+      k->dd[a + b * m] = k->dd[b + a * m] = dd;
+    }
+  return BAFU_OK;
+}
+
+static bafu_status check_finite(const double *A, size_t mm, int label, const char *what) {
+  for (size_t i = 0; i < mm; ++i)
+    if (!isfinite(A[i]))
+      return bafu_error(BAFU_ENUMERIC,
+                        "--depth/--sigma-w2/--branch-scale: the kernel %s overflowed at layer %d", what, label);
+  return BAFU_OK;
+}
+
+bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
+  const bafu_net_params *p = &k->p;
+  const size_t m = k->m, mm = m * m, d = k->d, J = k->J;
+  const double s = p->sigma_w2, n = (double)p->width;
+  const int relu = p->act == BAFU_ACT_RELU && k->method == BAFU_KERNEL_AUTO;
+  bafu_status st;
+  if (!X) return bafu_error(BAFU_EINVAL, "kernel: no inputs given");
+  for (size_t i = 0; i < d * m; ++i)
+    if (!isfinite(X[i])) return bafu_error(BAFU_EINVAL, "--input: the inputs must be finite numbers");
+  /* Gram matrix and pair angles of the inputs (KR 2.1, 3.3) */
+  for (size_t b = 0; b < m; ++b)
+    for (size_t a = 0; a <= b; ++a) {
+      double g = 0;
+      for (size_t i = 0; i < d; ++i) g += X[i + a * d] * X[i + b * d];
+      k->gram[a + b * m] = k->gram[b + a * m] = g;
+      if (relu) k->th[a + b * m] = k->th[b + a * m] = a == b ? 0 : vector_angle(X + a * d, X + b * d, d);
+    }
+  if ((st = check_finite(k->gram, mm, 0, "input Gram matrix"))) return st;
+  for (size_t j = 0; j < J; ++j) {
+    const layer_info li = layer_at(p, k->beta, j);
+    double *Sig = mat(k, j, MAT_SIGMA), *Sp = mat(k, j, MAT_SPRIME), *Th = mat(k, j, MAT_THETA),
+           *Own = mat(k, j, MAT_OWN);
+    if (li.kind == LAYER_INPUT) { /* KR 2.1: f = W x */
+      for (size_t i = 0; i < mm; ++i) {
+        Sig[i] = s * k->gram[i] / (double)d;
+        Sp[i] = 0;
+        Own[i] = Th[i] = li.lr * k->gram[i];
+      }
+    } else {
+      const double *PS, *PT;
+      if (j == 0) { /* ResNet without embedding: Sigma = X^T X / d, Theta = 0 before block 1 (KR 2.3) */
+        double *S0 = mat(k, j, MAT_BWD); /* unused until the backward sweep */
+        for (size_t i = 0; i < mm; ++i) S0[i] = k->gram[i] / (double)d;
+        PS = S0;
+        PT = NULL;
+      } else {
+        PS = mat(k, j - 1, MAT_SIGMA);
+        PT = mat(k, j - 1, MAT_THETA);
+      }
+      double *omc_phi = Sp; /* scratch until Sp is written below */
+      if ((st = batch_expect(k, PS, omc_phi))) return st;
+      if (relu) { /* carry the pair angles to f_j (KR 3.1, 3.2) */
+        const double w = li.kind == LAYER_RESID ? li.scale2 * s / 2 : 0;
+        for (size_t b = 0; b < m; ++b)
+          for (size_t a = 0; a < b; ++a) {
+            double omc = omc_phi[a + b * m];
+            if (li.kind == LAYER_RESID) {
+              const double h = sin(0.5 * k->th[a + b * m]);
+              omc = (2 * h * h + w * omc) / (1 + w);
+            }
+            k->th[a + b * m] = k->th[b + a * m] = bafu_kernel_angle_from_omc(omc);
+          }
+      }
+      for (size_t i = 0; i < mm; ++i) {
+        const double S = s * k->ee[i], Spr = s * k->dd[i];
+        const double M = li.kind == LAYER_RESID ? 1 + li.scale2 * Spr : Spr;
+        Own[i] = li.lr * li.scale2 * n * k->ee[i];
+        Sig[i] = li.kind == LAYER_RESID ? PS[i] + li.scale2 * S : S;
+        Th[i] = Own[i] + (PT ? M * PT[i] : 0);
+        Sp[i] = Spr;
+      }
+    }
+    if ((st = check_finite(Sig, mm, li.label, "covariance Sigma")) ||
+        (st = check_finite(Th, mm, li.label, "NTK Theta")))
+      return st;
+  }
+  /* Backward factor (KR 5): P_{J-1} = 1, P_{j-1} = M_j .* P_j */
+  double *P = mat(k, J - 1, MAT_BWD);
+  for (size_t i = 0; i < mm; ++i) P[i] = 1;
+  for (size_t j = J - 1; j > 0; --j) {
+    const layer_info li = layer_at(p, k->beta, j);
+    const double *Sp = mat(k, j, MAT_SPRIME), *Pj = mat(k, j, MAT_BWD);
+    double *Pm = mat(k, j - 1, MAT_BWD);
+    for (size_t i = 0; i < mm; ++i) Pm[i] = (li.kind == LAYER_RESID ? 1 + li.scale2 * Sp[i] : Sp[i]) * Pj[i];
+    if ((st = check_finite(Pm, mm, k->labels[j - 1], "backward factor P"))) return st;
+  }
+  return BAFU_OK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Two inputs (KR 6). State: q = Sigma(a,a), omc = 1 - c, and for relu the
+ * angle th (the primary variable; omc = 2 sin^2(th/2)). */
+
+typedef struct {
+  double q, omc, th;
+  double theta_d, theta_o; /* Theta(a,a), Theta(a,b) */
+} pair_state;
+
+typedef struct {
+  double sp_d, sp_o;   /* Sprime */
+  double own_d, own_o; /* Gamma */
+  double m_d, m_o;     /* Jacobian factor M */
+} pair_out;
+
+/* Expectations for the pair at (q, omc, th): E phi^2, E phi phi, E phi'^2,
+ * E phi'phi', and the post-activation 1 - c_phi = 1 - E phi phi / E phi^2. */
+static bafu_status pair_expect(bafu_act act, const pair_state *x, double *e_d, double *e_o, double *d_d,
+                               double *d_o, double *omc_phi) {
+  bafu_status st;
+  const double q = x->q;
+  switch (act) {
+  case BAFU_ACT_RELU: /* KR 3.1 */
+    if (q > 0) {
+      *omc_phi = bafu_kernel_relu_one_minus_corr(x->th);
+      *e_d = 0.5 * q;
+      *e_o = 0.5 * q * (1 - *omc_phi);
+      *d_d = 0.5;
+      *d_o = (PI - x->th) / (2 * PI);
+    } else {
+      *e_d = *e_o = *d_d = *d_o = 0;
+      *omc_phi = x->omc;
+    }
+    return BAFU_OK;
+  case BAFU_ACT_LINEAR:
+    *e_d = q;
+    *e_o = q * (1 - x->omc);
+    *d_d = *d_o = 1;
+    *omc_phi = x->omc;
+    return BAFU_OK;
+  default:
+    if ((st = diag_exp(act, BAFU_KERNEL_AUTO, q, e_d, d_d))) return st;
+    if ((st = offdiag_exp(act, BAFU_KERNEL_AUTO, q, q, q * (1 - x->omc), e_o, d_o))) return st;
+    if (!(*e_d > 0))
+      *omc_phi = x->omc; /* q = 0: phi is linear at 0 to leading order */
+    else if (act == BAFU_ACT_ERF && x->omc <= 1 && q > 0)
+      *omc_phi = erf_one_minus_corr(q, x->omc); /* KR 4.2 */
+    else
+      *omc_phi = (*e_d - *e_o) / *e_d; /* KR 4.3: absolute precision only */
+    if (*omc_phi < 0) *omc_phi = 0;
+    if (*omc_phi > 2) *omc_phi = 2;
+    return BAFU_OK;
+  }
+}
+
+/* One layer of the pair recursion: x (state after layer j-1) -> x (after j). */
+static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, double n, pair_state *x, pair_out *o) {
+  const double s = p->sigma_w2;
+  double e_d, e_o, d_d, d_o, omc_phi;
+  bafu_status st = pair_expect(p->act, x, &e_d, &e_o, &d_d, &d_o, &omc_phi);
+  if (st) return st;
+  o->sp_d = s * d_d;
+  o->sp_o = s * d_o;
+  o->own_d = li->lr * li->scale2 * n * e_d;
+  o->own_o = li->lr * li->scale2 * n * e_o;
+  double omc;
+  if (li->kind == LAYER_RESID) { /* KR 3.2, 6 */
+    o->m_d = 1 + li->scale2 * o->sp_d;
+    o->m_o = 1 + li->scale2 * o->sp_o;
+    const double qn = x->q + li->scale2 * s * e_d;
+    omc = qn > 0 ? (x->q * x->omc + li->scale2 * s * e_d * omc_phi) / qn : x->omc;
+    x->q = qn;
+  } else {
+    o->m_d = o->sp_d;
+    o->m_o = o->sp_o;
+    x->q = s * e_d;
+    omc = omc_phi;
+  }
+  x->th = bafu_kernel_angle_from_omc(omc);
+  if (p->act == BAFU_ACT_RELU) { /* th is primary: omc from it */
+    const double h = sin(0.5 * x->th);
+    omc = 2 * h * h;
+  }
+  x->omc = omc;
+  x->theta_d = o->own_d + o->m_d * x->theta_d;
+  x->theta_o = o->own_o + o->m_o * x->theta_o;
+  return BAFU_OK;
+}
+
+/* The initial state and layer 0's outputs when layer 0 reads x (KR 2.1, 6). */
+static void pair_input_layer(const bafu_net_params *p, const layer_info *li, double corr, pair_state *x,
+                             pair_out *o) {
+  const double d = (double)input_dim(p);
+  x->q = p->sigma_w2;
+  x->theta_d = o->own_d = li->lr * d;
+  x->theta_o = o->own_o = li->lr * d * corr;
+  o->sp_d = o->sp_o = o->m_d = o->m_o = 0;
+}
+
+static bafu_status pair_sweep(const bafu_net_params *p, double corr, double *fac, int emit, bafu_kernel_pair_fn fn,
+                              void *ctx) {
+  const size_t J = bafu_kernel_count_layers(p);
+  const double beta = bafu_net_beta(p), n = (double)p->width;
+  pair_state x = {.q = 1, .omc = 1 - corr, .th = acos(corr), .theta_d = 0, .theta_o = 0};
+  if (p->act == BAFU_ACT_RELU) {
+    const double h = sin(0.5 * x.th);
+    x.omc = 2 * h * h;
+  }
+  for (size_t j = 0; j < J; ++j) {
+    const layer_info li = layer_at(p, beta, j);
+    pair_out o;
+    if (li.kind == LAYER_INPUT) {
+      pair_input_layer(p, &li, corr, &x, &o);
+    } else {
+      bafu_status st = pair_step(p, &li, n, &x, &o);
+      if (st) return st;
+    }
+    if (!emit) {
+      if (!(isfinite(x.q) && isfinite(x.theta_d) && isfinite(x.theta_o) && isfinite(o.m_d) && isfinite(o.m_o) &&
+            isfinite(o.own_d) && isfinite(o.own_o) && isfinite(x.omc) && isfinite(x.th)))
+        return bafu_error(BAFU_ENUMERIC, "--depth/--sigma-w2/--branch-scale: the kernel recursion overflowed at "
+                                         "layer %d",
+                          li.label);
+      fac[2 * j] = o.m_d;
+      fac[2 * j + 1] = o.m_o;
+      continue;
+    }
+    const bafu_kernel_pair out = {.index = j,
+                                  .label = li.label,
+                                  .q = x.q,
+                                  .corr = 1 - x.omc,
+                                  .one_minus_corr = x.omc,
+                                  .angle = x.th,
+                                  .sprime_diag = o.sp_d,
+                                  .sprime = o.sp_o,
+                                  .ntk_diag = x.theta_d,
+                                  .ntk = x.theta_o,
+                                  .own_diag = o.own_d,
+                                  .own = o.own_o,
+                                  .bwd_diag = fac[2 * j],
+                                  .bwd = fac[2 * j + 1]};
+    if (fn(&out, ctx)) break;
+  }
+  return BAFU_OK;
+}
+
+bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx) {
+  bafu_status st = bafu_net_params_check(p);
+  if (st) return st;
+  if (!(isfinite(corr) && corr >= -1 && corr <= 1))
+    return bafu_error(BAFU_EINVAL, "--corr: must be a number in [-1, 1], got %g", corr);
+  if (!fn) return bafu_error(BAFU_EINVAL, "kernel: no callback given");
+  const size_t J = bafu_kernel_count_layers(p);
+  const size_t bytes = sat_mul(sat_mul(J, 2), sizeof(double));
+  if (bytes > bafu_memory_limit_bytes())
+    return bafu_error(BAFU_ENOMEM, "--depth: the kernel recursion needs %.3g GiB, more than the memory limit",
+                      (double)bytes / 1073741824.0);
+  double *fac = malloc(bytes);
+  if (!fac) return bafu_error(BAFU_ENOMEM, "--depth: out of memory (%.3g GiB)", (double)bytes / 1073741824.0);
+  /* pass 1: the whole recursion, checked; Jacobian factors M_j stored */
+  if ((st = pair_sweep(p, corr, fac, 0, NULL, NULL))) {
+    free(fac);
+    return st;
+  }
+  /* suffix products in place: P_{J-1} = 1, P_{j-1} = M_j P_j (KR 5) */
+  double pd = 1, po = 1;
+  for (size_t j = J; j-- > 0;) {
+    const double md = fac[2 * j], mo = fac[2 * j + 1];
+    fac[2 * j] = pd;
+    fac[2 * j + 1] = po;
+    pd *= md;
+    po *= mo;
+    if (!(isfinite(fac[2 * j]) && isfinite(fac[2 * j + 1]))) {
+      free(fac);
+      return bafu_error(BAFU_ENUMERIC, "--depth/--sigma-w2: the backward factor overflowed at layer %d",
+                        layer_at(p, bafu_net_beta(p), j).label);
+    }
+  }
+  /* pass 2: the same recursion (bit-identical), emitted */
+  st = pair_sweep(p, corr, fac, 1, fn, ctx);
+  free(fac);
+  return st;
+}
