@@ -49,9 +49,40 @@ static void moment_step(double c, double p1, double p2, double *m1, double *m2) 
  * continuum equations, section 3). nscale multiplies the layers' own terms
  * (n for the engine's units, 1 for per-width units). zk must hold L doubles,
  * qin L doubles. Writes blocks 1..L into out[0..L-1]. */
+typedef struct {
+  double *zk;  /* z_k, current coefficients on D_k^2 */
+  double *qin; /* q_{k-1}: variance of the stream entering block k */
+  double *mk;  /* E[d_k^2] */
+  double *u;   /* z_k at creation divided by P_k */
+  double *P;   /* P_k = prod_{i <= k} g_i */
+  double *S;   /* S_k = sum_{i <= k} z_i^{(k)} E[d_i^2] */
+} chain_ws;
+
+#define CHAIN_ARRAYS 6
+
+static void chain_ws_bind(chain_ws *w, double *base, size_t L) {
+  w->zk = base;
+  w->qin = base + L;
+  w->mk = base + 2 * L;
+  w->u = base + 3 * L;
+  w->P = base + 4 * L;
+  w->S = base + 5 * L;
+}
+
+static bafu_status mask_pair(const bafu_net_params *p, int free_masks, double qk, double mk, double ql, double ml,
+                             double *M) {
+  if (free_masks) {
+    *M = mk * ml;
+    return BAFU_OK;
+  }
+  return bafu_act_mask_corr(p->act, qk, ql, qk, M); /* Cov(f_{k-1}, f_{l-1}) = q_{k-1}, k < l */
+}
+
 static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L, double nscale, double q0,
-                                double m1_0, int free_masks, int continuum, double *zk, double *qin,
-                                double *mk, bafu_moments_layer *out) {
+                                double m1_0, int free_masks, int continuum, chain_ws *w,
+                                bafu_moments_layer *out) {
+  double *zk = w->zk, *qin = w->qin, *mk = w->mk;
+  double Pk = 1;
   const double s = p->sigma_w2;
   const int orth = p->init == BAFU_INIT_ORTHOGONAL;
   const double b4 = continuum ? 0.0 : beta2 * beta2;
@@ -67,11 +98,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L
     double cross = 0;
     for (size_t k = 1; k < l; ++k) {
       double M;
-      if (free_masks) {
-        M = mk[k - 1] * ml;
-      } else if ((st = bafu_act_mask_corr(p->act, qin[k - 1], q, qin[k - 1], &M))) {
-        return st;
-      }
+      if ((st = mask_pair(p, free_masks, qin[k - 1], mk[k - 1], q, ml, &M))) return st;
       cross += zk[k - 1] * M;
     }
     const double pz = zI * ml + cross, hw = eta * ml + cross;
@@ -82,6 +109,10 @@ static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L
     for (size_t k = 1; k < l; ++k) zk[k - 1] *= g;
     zk[l - 1] = beta2 * s * lam;
     sum_zm = g * sum_zm + beta2 * s * lam * ml;
+    Pk *= g;
+    w->P[l - 1] = Pk;
+    w->u[l - 1] = zk[l - 1] / Pk;
+    w->S[l - 1] = sum_zm;
     const double zI_new = g * zI + beta2 * s * hw + b4 * s * s * (phiphi - (orth ? ml * ml * lam : 0.0));
     const double eta_new = g * eta + beta2 * s * pz;
     zI = zI_new;
@@ -97,6 +128,73 @@ static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L
     q = qn;
   }
   return BAFU_OK;
+}
+
+/* The angle of a ResNet block for the actual backward vector (section 2.5):
+ * b_l = J^T b_top with J = J_{l -> top}, so <b, K b> ~ phi(K Y) and
+ * |K b|^2 ~ phi(K^2 Y), Y_l = E_D[J^T E(b_top b_top^T) J] = yI I + sum_{j>l} y_j D_j^2,
+ * Y_{l-1} = Y_l + beta^2 s phi(Y_l) D_l^2. With E_D[K] = m1 I,
+ *   cos_l = m1 phi(Y_l) / sqrt(phi(Y_l) phi(G_l Y_l)),
+ *   phi(G_l Y_l) = (m2 - S_l) phi(Y_l) + yI S_l + P_l R(l),
+ *   R(l) = sum_{k <= l < j} u_k y_j M_kj.
+ * The top mask (mse readout, index L+1) enters as y_{L+1} = 1 with yI = 0.
+ * Overwrites out[i].cos_theta for the L blocks (out has L entries). */
+static bafu_status resnet_backward_cos(const bafu_net_params *p, double beta2, size_t L, int free_masks,
+                                       const chain_ws *w, double q_top, bafu_moments_layer *out) {
+  const double s = p->sigma_w2;
+  const int mse = p->signal == BAFU_SIGNAL_MSE;
+  bafu_status st;
+  double m_top = 0;
+  if (mse) {
+    bafu_act_moments am;
+    if ((st = bafu_act_moments_eval(p->act, q_top, &am))) return st;
+    m_top = am.dphi2;
+  }
+  /* y_j for blocks j = 1..L and (mse) the readout mask j = L+1; phi(Y_l) */
+  double *y = malloc((L + 2) * sizeof *y), *phiY = malloc((L + 1) * sizeof *phiY);
+  double *diff = calloc(L + 2, sizeof *diff);
+  if (!y || !phiY || !diff) {
+    free(y);
+    free(phiY);
+    free(diff);
+    return bafu_error(BAFU_ENOMEM, "out of memory for the ResNet backward recursion");
+  }
+  const double yI = mse ? 0.0 : 1.0;
+  y[L + 1] = mse ? 1.0 : 0.0;
+  phiY[L] = yI + y[L + 1] * m_top; /* phi(Y_L) */
+  for (size_t l = L; l >= 1; --l) {
+    y[l] = beta2 * s * phiY[l];
+    phiY[l - 1] = phiY[l] + y[l] * w->mk[l - 1];
+  }
+  /* R(l) by a difference array over pairs k < j */
+  for (size_t k = 1; k <= L; ++k) {
+    for (size_t j = k + 1; j <= L + 1; ++j) {
+      if (y[j] == 0) continue;
+      double M;
+      if (j <= L)
+        st = mask_pair(p, free_masks, w->qin[k - 1], w->mk[k - 1], w->qin[j - 1], w->mk[j - 1], &M);
+      else
+        st = mask_pair(p, free_masks, w->qin[k - 1], w->mk[k - 1], q_top, m_top, &M);
+      if (st) goto done;
+      const double N = w->u[k - 1] * y[j] * M;
+      diff[k] += N;
+      diff[j] -= N;
+    }
+  }
+  double R = 0;
+  for (size_t l = 1; l <= L; ++l) {
+    R += diff[l];
+    bafu_moments_layer *o = &out[l - 1];
+    const double pY = phiY[l];
+    const double gy = (o->m2 - w->S[l - 1]) * pY + yI * w->S[l - 1] + w->P[l - 1] * R;
+    o->cos_theta = o->m1 * pY / sqrt(pY * gy);
+  }
+  st = BAFU_OK;
+done:
+  free(y);
+  free(phiY);
+  free(diff);
+  return st;
 }
 
 static bafu_status moments_run(const bafu_net_params *p, double x2, int free_masks, bafu_moments_layer *out) {
@@ -136,9 +234,12 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     }
   } else {
     const size_t L = p->depth;
-    double *ws = malloc(3 * L * sizeof *ws);
+    double *ws = malloc(CHAIN_ARRAYS * L * sizeof *ws);
     if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory for the ResNet recursion");
-    st = resnet_chain(p, beta * beta, L, n, q, m1, free_masks, 0, ws, ws + L, ws + 2 * L, out + j);
+    chain_ws w;
+    chain_ws_bind(&w, ws, L);
+    st = resnet_chain(p, beta * beta, L, n, q, m1, free_masks, 0, &w, out + j);
+    if (!st) st = resnet_backward_cos(p, beta * beta, L, free_masks, &w, out[j + L - 1].q, out + j);
     free(ws);
     if (st) return st;
     j += L;
@@ -160,11 +261,16 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   double back = 1;
   for (size_t i = J; i-- > 0;) {
     out[i].back = back;
-    out[i].cos_theta = out[i].m1 / sqrt(out[i].m2);
+    out[i].cos_spectral = out[i].m1 / sqrt(out[i].m2);
+    if (!(p->arch == BAFU_ARCH_RESNET && out[i].label >= 1 && out[i].label <= (int)p->depth))
+      out[i].cos_theta = out[i].cos_spectral; /* blocks: set by resnet_backward_cos */
     if (!isfinite(out[i].m1) || !isfinite(out[i].m2) || !isfinite(out[i].cos_theta) || !isfinite(back))
       return bafu_error(BAFU_ENUMERIC, "moments overflowed at layer %d: reduce depth, sigma-w2 or branch scale",
                         out[i].label);
+    if (!isfinite(out[i].cos_spectral))
+      return bafu_error(BAFU_ENUMERIC, "moments overflowed at layer %d", out[i].label);
     if (out[i].cos_theta > 1) out[i].cos_theta = 1; /* rounding when m2 = m1^2 exactly */
+    if (out[i].cos_spectral > 1) out[i].cos_spectral = 1;
     back *= out[i].p1;
   }
   return BAFU_OK;
@@ -188,14 +294,16 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   const double s = p->sigma_w2;
   const double d = (double)(p->input_dim ? p->input_dim : p->width), n = (double)p->width;
   const double q0 = p->embed ? s : 1.0, m1_0 = p->embed ? p->lr_input * d / n : 0.0;
-  double *ws = malloc(3 * N * sizeof *ws);
+  double *ws = malloc(CHAIN_ARRAYS * N * sizeof *ws);
   bafu_moments_layer *o = malloc(N * sizeof *o);
   if (!ws || !o) {
     free(ws);
     free(o);
     return bafu_error(BAFU_ENOMEM, "out of memory for the continuum recursion (N = %zu)", N);
   }
-  bafu_status st = resnet_chain(p, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, ws, ws + N, ws + 2 * N, o);
+  chain_ws w;
+  if (ws) chain_ws_bind(&w, ws, N);
+  bafu_status st = resnet_chain(p, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, &w, o);
   if (!st) {
     const size_t stride = N / npoints;
     cosv[0] = m1_0 > 0 ? 1.0 : 1.0; /* K_0 = c I (cos 1) or the t -> 0+ limit */

@@ -23,7 +23,8 @@ typedef struct {
   double p2;     /* phi((A^T A)^2) */
   double m1;     /* tr(K_l) / n */
   double m2;     /* tr(K_l^2) / n */
-  double cos_theta; /* m1 / sqrt(m2) */
+  double cos_theta; /* predicted angle for the network's own backward vector */
+  double cos_spectral; /* m1 / sqrt(m2): the angle for an independent direction */
   double back;   /* E|b_l|^2 / E|b_top|^2, the backward norm factor */
 } bafu_moments_layer;
 
