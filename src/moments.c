@@ -206,6 +206,9 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   if (!isfinite(x2)) return bafu_error(BAFU_EINVAL, "input squared norm must be finite");
   const double beta = bafu_net_beta(p);
   const size_t J = bafu_moments_nlayers(p);
+  if (p->arch == BAFU_ARCH_RESNET && (p->branch_scale == 0 || p->lr_hidden == 0) && !p->embed)
+    return bafu_error(BAFU_EINVAL, "--branch-scale/--lr-hidden: the blocks are not trained (K_l = 0), so the "
+                                   "angle is undefined");
   double m1 = 0, m2 = 0;
   double q = x2 / d; /* variance of the entries of the current stream */
   size_t j = 0;
@@ -312,7 +315,7 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
     rv[0] = 0;
     for (size_t k = 1; k <= npoints; ++k) {
       const bafu_moments_layer *x = &o[k * stride - 1];
-      cosv[k] = x->m1 / sqrt(x->m2);
+      cosv[k] = x->m2 > 0 ? x->m1 / sqrt(x->m2) : 1.0; /* b = 0: the limit b -> 0+ */
       qv[k] = x->q;
       muv[k] = x->m1;
       rv[k] = x->m2 - x->m1 * x->m1;
@@ -358,7 +361,7 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
     memcpy(prev, cur, P * sizeof *cur);
     memcpy(c1, c2, P * sizeof *c2);
     N *= 2;
-    if (N > 65536) break;
+    if (N > 8192) break;
   }
   (void)tmp;
   for (size_t k = 0; k < P; ++k) {

@@ -125,21 +125,24 @@ int cmd_theory(int argc, char **argv) {
     bafu_table_meta(t, "network: %s", desc);
     bafu_table_meta(t, "input: %s", net.x ? net.input_file : "|x|^2 = d (expectation for N(0, I_d))");
     bafu_table_meta(t, "regime: %s", regime);
-    bafu_table_meta(t, "columns: cos_theta = m1/sqrt(m2); m1, m2 = tr(K_l)/n, tr(K_l^2)/n in the units of bafu mc;");
+    bafu_table_meta(t, "columns: cos_theta = predicted angle for the network's own backward vector (MLP: m1/sqrt(m2);");
+    bafu_table_meta(t, "  ResNet blocks: with the residual stream's mask correlations, theory/moments.md 2.5);");
+    bafu_table_meta(t, "  cos_spectral = m1/sqrt(m2), the angle for a direction independent of K_l;");
+    bafu_table_meta(t, "  m1, m2 = tr(K_l)/n, tr(K_l^2)/n in the units of bafu mc;");
     bafu_table_meta(t, "  q = variance of f_l entries; c = the layer's own term c_l; p1, p2 = phi(A^T A), "
                        "phi((A^T A)^2);");
     bafu_table_meta(t, "  back = E|b_l|^2 / E|b_top|^2; with the probe (E|b_top|^2 = 1) backward_norm = sqrt(back),");
     bafu_table_meta(t, "  loss_decay = m1 back and feature_speed = sqrt(m2 back) predict the bafu mc columns.");
     FILE *f = bafu_table_stream(t);
-    fprintf(f, "layer cos_theta m1 m2 q c p1 p2 back backward_norm loss_decay feature_speed\n");
+    fprintf(f, "layer cos_theta m1 m2 cos_spectral q c p1 p2 back backward_norm loss_decay feature_speed\n");
     for (size_t j = 0; j < J; ++j)
-      fprintf(f, "%d %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g\n", o[j].label, o[j].cos_theta,
-              o[j].m1, o[j].m2, o[j].q, o[j].c, o[j].p1, o[j].p2, o[j].back, sqrt(o[j].back), o[j].m1 * o[j].back,
+      fprintf(f, "%d %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g\n", o[j].label,
+              o[j].cos_theta, o[j].m1, o[j].m2, o[j].cos_spectral, o[j].q, o[j].c, o[j].p1, o[j].p2, o[j].back, sqrt(o[j].back), o[j].m1 * o[j].back,
               sqrt(o[j].m2 * o[j].back));
     free(o);
   } else if (!sweep) {
     bafu_continuum_point *pts = malloc((points + 1) * sizeof *pts);
-    if (!pts || bafu_continuum_run(p, p->branch_scale, 1e-10, points, pts)) {
+    if (!pts || bafu_continuum_run(p, p->branch_scale, 1e-7, points, pts)) {
       cli_fail(cmd, NULL);
       free(pts);
       bafu_table_abort(t);
@@ -148,7 +151,8 @@ int cmd_theory(int argc, char **argv) {
     bafu_table_meta(t, "bafu theory --limit: ResNet continuum limit, beta = b/sqrt(L), L -> inf (theory/moments.md 3)");
     bafu_table_provenance(t, argc + 1, argv - 1);
     bafu_table_meta(t, "network: %s", desc);
-    bafu_table_meta(t, "b = sqrt(L) beta = %g; ODE: GSL rk8pd, relative tolerance 1e-10", p->branch_scale);
+    bafu_table_meta(t, "b = sqrt(L) beta = %g; continuum equations by the Euler scheme in t with Richardson "
+                       "extrapolation; estimated error of cos_theta %.2g", p->branch_scale, pts[0].error);
     const double closed = bafu_continuum_cos_closed(p, p->branch_scale, 1.0);
     if (isfinite(closed)) bafu_table_meta(t, "closed form at t = 1: %.12g", closed);
     bafu_table_meta(t, "columns: t = l/L; cos_theta; q = forward variance; mu = m1/n; r = (m2 - m1^2)/n^2");
@@ -158,16 +162,17 @@ int cmd_theory(int argc, char **argv) {
       fprintf(f, "%.10g %.12g %.12g %.12g %.12g\n", pts[k].t, pts[k].cos_theta, pts[k].q, pts[k].mu, pts[k].r);
     free(pts);
   } else {
-    double *c = malloc(count * sizeof *c);
+    double *c = malloc(count * sizeof *c), err = 0;
     bafu_continuum_point pts[2];
     for (size_t k = 0; c && k < count; ++k) {
-      if (bafu_continuum_run(p, lo + (double)k * step, 1e-10, 1, pts)) {
+      if (bafu_continuum_run(p, lo + (double)k * step, 1e-7, 1, pts)) {
         cli_fail(cmd, "--sweep-branch");
         free(c);
         bafu_table_abort(t);
         goto done;
       }
       c[k] = pts[1].cos_theta;
+      err = fmax(err, pts[1].error);
     }
     if (!c) {
       fprintf(stderr, "bafu theory: out of memory\n");
@@ -178,6 +183,7 @@ int cmd_theory(int argc, char **argv) {
                        "(theory/moments.md 3)");
     bafu_table_provenance(t, argc + 1, argv - 1);
     bafu_table_meta(t, "network: %s", desc);
+    bafu_table_meta(t, "estimated discretisation error of cos_theta: %.2g (max over the sweep)", err);
     FILE *f = bafu_table_stream(t);
     fprintf(f, "sqrtL_beta cos_theta\n");
     for (size_t k = 0; k < count; ++k) fprintf(f, "%.10g %.12g\n", lo + (double)k * step, c[k]);
