@@ -13,6 +13,7 @@ typedef struct {
 
 static const command commands[] = {
     {"mc", cmd_mc, "finite-width Monte Carlo: per-layer angle, feature speed, identity check"},
+    {"figures", cmd_figures, "regenerate every data table and figure (theory against Monte Carlo)"},
     {"kernel", cmd_kernel, "infinite-width NNGP / NTK / backward kernels for two inputs or a batch"},
     {"theory", cmd_theory, "infinite-width prediction: BFK moments, angle per layer, ResNet limit"},
 };

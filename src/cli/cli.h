@@ -67,5 +67,6 @@ extern const char *const cli_act_names[];
 int cmd_mc(int argc, char **argv);
 int cmd_theory(int argc, char **argv);
 int cmd_kernel(int argc, char **argv);
+int cmd_figures(int argc, char **argv);
 
 #endif

@@ -1,0 +1,406 @@
+/* cmd_figures.c: `bafu figures`, every data table of the depth-scaling figures
+ * (theory against finite-width Monte Carlo) and their gnuplot renderings. */
+#define _DEFAULT_SOURCE /* mkdir, stat */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gsl/gsl_fit.h>
+
+#include "bafu/mc.h"
+#include "bafu/moments.h"
+#include "bafu/table.h"
+#include "cli.h"
+
+#ifndef BAFU_PLOTS_DIR
+#define BAFU_PLOTS_DIR "plots"
+#endif
+
+static const char usage[] =
+    "Usage: bafu figures [--quick] [--data-dir DIR] [--plot-dir DIR] [--threads T]\n"
+    "\n"
+    "Regenerate every data table of the depth-scaling figures (theory curves and\n"
+    "finite-width Monte Carlo with standard errors) into DIR (default data/) and\n"
+    "render each with gnuplot (plots/<figure>.gp) as PNG and PDF into the plot\n"
+    "directory (default plots/). --quick runs the same figures with smaller widths\n"
+    "and fewer draws. Progress goes to stderr.";
+
+typedef struct {
+  int quick;
+  int threads;
+  uint64_t seed;
+  const char *data_dir, *plot_dir, *scripts;
+  int argc;
+  char **argv;
+  double t0;
+} fig_ctx;
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void progress(const fig_ctx *c, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "[%7.1f s] ", now() - c->t0);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+/* Open data/<name> with the provenance lines and a description. */
+static bafu_table *open_table(const fig_ctx *c, const char *name, const char *what) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", c->data_dir, name);
+  bafu_table *t;
+  if (bafu_table_open(path, &t)) {
+    cli_fail("figures", "--data-dir");
+    return NULL;
+  }
+  bafu_table_meta(t, "%s", what);
+  bafu_table_provenance(t, c->argc, c->argv);
+  bafu_table_meta(t, "mode: %s  seed: %llu", c->quick ? "quick" : "full", (unsigned long long)c->seed);
+  return t;
+}
+
+static int finish(bafu_table *t) {
+  if (bafu_table_commit(t)) {
+    cli_fail("figures", "--data-dir");
+    return 1;
+  }
+  return 0;
+}
+
+static bafu_net_params net(bafu_arch arch, bafu_act act, double s, size_t n, size_t L) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = arch;
+  p.act = act;
+  p.sigma_w2 = s;
+  p.width = n;
+  p.depth = L;
+  return p;
+}
+
+static int fail(const char *what) {
+  fprintf(stderr, "bafu figures: %s: %s\n", what, bafu_last_error());
+  return 1;
+}
+
+/* Figure 1: cos(theta_l) against l for three networks. */
+static int fig1(const fig_ctx *c) {
+  const size_t L = 64, n = c->quick ? 256 : 1024, seeds = c->quick ? 4 : 16;
+  const bafu_net_params nets[3] = {net(BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, n, L),
+                                   net(BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, n, L),
+                                   net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, n, L)};
+  const char *names[3] = {"ReLU MLP (sigma_w^2 = 2)", "tanh MLP (sigma_w^2 = 1.5)",
+                          "ReLU ResNet, beta = 1/sqrt(L)"};
+  bafu_table *th = open_table(c, "fig1_theory.dat", "Figure 1: cos(theta_l) against l, infinite-width theory");
+  bafu_table *mc = open_table(c, "fig1_mc.dat", "Figure 1: cos(theta_l) against l, finite-width Monte Carlo");
+  if (!th || !mc) return 1;
+  bafu_table_meta(th, "depth %zu; series: 0 relu MLP, 1 tanh MLP, 2 relu ResNet (bafu theory)", L);
+  bafu_table_meta(mc, "depth %zu, width %zu, seeds %zu; series as fig1_theory.dat (bafu mc)", L, n, seeds);
+  bafu_moments_layer o[64];
+  for (int k = 0; k < 3; ++k) {
+    progress(c, "figure 1: %s", names[k]);
+    if (bafu_moments_run(&nets[k], 0, o)) return fail("figure 1 theory");
+    bafu_mc_result r;
+    if (bafu_mc_run(&nets[k], seeds, c->seed, NULL, c->threads, &r)) return fail("figure 1 Monte Carlo");
+    FILE *f = bafu_table_stream(th), *g = bafu_table_stream(mc);
+    fprintf(f, "%s# %s\nlayer cos_theta\n", k ? "\n\n" : "", names[k]);
+    fprintf(g, "%s# %s\nlayer cos_theta cos_theta_se\n", k ? "\n\n" : "", names[k]);
+    for (size_t j = 0; j < L; ++j) {
+      fprintf(f, "%d %.10g\n", o[j].label, o[j].cos_theta);
+      fprintf(g, "%d %.10g %.4g\n", r.labels[j], r.mean[j * BAFU_Q_COUNT + BAFU_Q_COS],
+              r.se[j * BAFU_Q_COUNT + BAFU_Q_COS]);
+    }
+    bafu_mc_result_free(&r);
+  }
+  return finish(th) || finish(mc);
+}
+
+/* Figure 2: output angle against depth for beta = 1, 1/sqrt(L), 1/L. */
+static int fig2(const fig_ctx *c) {
+  const double exps[3] = {0.0, 0.5, 1.0};
+  const char *names[3] = {"beta = 1", "beta = 1/sqrt(L)", "beta = 1/L"};
+  const size_t n = c->quick ? 256 : 512, seeds = c->quick ? 4 : 16, Lmax = 256;
+  const size_t mcL_full[] = {2, 4, 8, 16, 32, 64, 128}, mcL_quick[] = {2, 4, 8, 16, 32};
+  const size_t *mcL = c->quick ? mcL_quick : mcL_full;
+  const size_t nmc = c->quick ? 5 : 7;
+  bafu_table *th = open_table(c, "fig2_theory.dat", "Figure 2: output-layer cos(theta_L) against depth L, theory");
+  bafu_table *mc = open_table(c, "fig2_mc.dat", "Figure 2: output-layer cos(theta_L) against depth L, Monte Carlo");
+  if (!th || !mc) return 1;
+  bafu_table_meta(th, "ReLU ResNet, sigma_w^2 = 2, beta = L^(-A); series 0: A = 0, 1: A = 1/2, 2: A = 1");
+  bafu_table_meta(mc, "width %zu, seeds %zu; series as fig2_theory.dat", n, seeds);
+  bafu_moments_layer *o = malloc(Lmax * sizeof *o);
+  if (!o) return fail("figure 2");
+  for (int k = 0; k < 3; ++k) {
+    progress(c, "figure 2: %s", names[k]);
+    FILE *f = bafu_table_stream(th), *g = bafu_table_stream(mc);
+    fprintf(f, "%s# %s\ndepth cos_theta\n", k ? "\n\n" : "", names[k]);
+    fprintf(g, "%s# %s\ndepth cos_theta cos_theta_se\n", k ? "\n\n" : "", names[k]);
+    for (size_t L = 2; L <= Lmax; L += (L < 16 ? 1 : L < 64 ? 4 : 16)) {
+      bafu_net_params p = net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, n, L);
+      p.branch_exponent = exps[k];
+      if (bafu_moments_run(&p, 0, o)) {
+        free(o);
+        return fail("figure 2 theory");
+      }
+      fprintf(f, "%zu %.10g\n", L, o[L - 1].cos_theta);
+    }
+    for (size_t i = 0; i < nmc; ++i) {
+      bafu_net_params p = net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, n, mcL[i]);
+      p.branch_exponent = exps[k];
+      bafu_mc_result r;
+      if (bafu_mc_run(&p, seeds, c->seed, NULL, c->threads, &r)) {
+        free(o);
+        return fail("figure 2 Monte Carlo");
+      }
+      const size_t j = (r.J - 1) * BAFU_Q_COUNT + BAFU_Q_COS;
+      fprintf(g, "%zu %.10g %.4g\n", mcL[i], r.mean[j], r.se[j]);
+      bafu_mc_result_free(&r);
+    }
+  }
+  free(o);
+  return finish(th) || finish(mc);
+}
+
+/* Figure 3: L -> infinity output angle against sqrt(L) beta. */
+static int fig3(const fig_ctx *c) {
+  const double step = c->quick ? 0.5 : 0.25, rtol = c->quick ? 1e-5 : 1e-7;
+  const size_t n = c->quick ? 256 : 512, seeds = c->quick ? 4 : 16;
+  const size_t Ls[3] = {4, 16, 64};
+  const double bmc[] = {0.5, 1, 2, 3, 4, 6, 8};
+  bafu_net_params p = net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, n, 16);
+  bafu_table *ct = open_table(c, "fig3_continuum.dat", "Figure 3: L -> infinity output angle against sqrt(L) beta");
+  bafu_table *ft = open_table(c, "fig3_finite.dat", "Figure 3: finite-L theory against sqrt(L) beta");
+  bafu_table *mc = open_table(c, "fig3_mc.dat", "Figure 3: Monte Carlo, L = 16, against sqrt(L) beta");
+  if (!ct || !ft || !mc) return 1;
+  bafu_table_meta(ct, "ReLU ResNet, sigma_w^2 = 2; continuum equations (theory/moments.md 3), tolerance %g", rtol);
+  bafu_table_meta(ft, "series: L = 4, 16, 64 (bafu theory --depth L --branch-scale b)");
+  bafu_table_meta(mc, "depth 16, width %zu, seeds %zu (bafu mc --arch resnet --branch-scale b)", n, seeds);
+  progress(c, "figure 3: continuum limit");
+  FILE *f = bafu_table_stream(ct);
+  fprintf(f, "sqrtL_beta cos_theta\n");
+  bafu_continuum_point pts[2];
+  for (double b = 0; b <= 8 + 1e-9; b += step) {
+    if (bafu_continuum_run(&p, b, rtol, 1, pts)) return fail("figure 3 continuum");
+    fprintf(f, "%.6g %.10g\n", b, pts[1].cos_theta);
+  }
+  bafu_moments_layer o[64];
+  f = bafu_table_stream(ft);
+  for (int k = 0; k < 3; ++k) {
+    fprintf(f, "%s# L = %zu\nsqrtL_beta cos_theta\n", k ? "\n\n" : "", Ls[k]);
+    for (double b = step; b <= 8 + 1e-9; b += step) {
+      bafu_net_params q = p;
+      q.depth = Ls[k];
+      q.branch_scale = b;
+      if (bafu_moments_run(&q, 0, o)) return fail("figure 3 finite-L theory");
+      fprintf(f, "%.6g %.10g\n", b, o[Ls[k] - 1].cos_theta);
+    }
+  }
+  progress(c, "figure 3: Monte Carlo");
+  f = bafu_table_stream(mc);
+  fprintf(f, "sqrtL_beta cos_theta cos_theta_se\n");
+  for (size_t i = 0; i < sizeof bmc / sizeof bmc[0]; ++i) {
+    bafu_net_params q = p;
+    q.branch_scale = bmc[i];
+    bafu_mc_result r;
+    if (bafu_mc_run(&q, seeds, c->seed, NULL, c->threads, &r)) return fail("figure 3 Monte Carlo");
+    const size_t j = (r.J - 1) * BAFU_Q_COUNT + BAFU_Q_COS;
+    fprintf(f, "%.6g %.10g %.4g\n", bmc[i], r.mean[j], r.se[j]);
+    bafu_mc_result_free(&r);
+  }
+  return finish(ct) || finish(ft) || finish(mc);
+}
+
+/* Figure 5: convergence with width of the last-layer angle. Per draw, the
+ * deviation e = cos_draw - cos_theory; we report the rms deviation of a single
+ * network (fluctuation plus bias) and the bias of the mean, with standard errors,
+ * and the least-squares slope of log rms against log n. */
+static int fig5(const fig_ctx *c) {
+  const size_t widths_full[] = {128, 256, 512, 1024, 2048}, widths_quick[] = {64, 128, 256, 512};
+  const size_t *widths = c->quick ? widths_quick : widths_full;
+  const size_t nw = c->quick ? 4 : 5, L = 8, seeds = c->quick ? 8 : 32;
+  const bafu_net_params nets[2] = {net(BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 128, L),
+                                   net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 128, L)};
+  const char *names[2] = {"ReLU MLP", "ReLU ResNet, beta = 1/sqrt(L)"};
+  bafu_table *t = open_table(c, "fig5_width.dat", "Figure 5: convergence with width of the output-layer angle");
+  bafu_table *ft = open_table(c, "fig5_fit.dat", "Figure 5: least-squares fits log rms_dev = a + slope log n");
+  if (!t || !ft) return 1;
+  bafu_table_meta(t, "depth %zu, seeds %zu per width; rms_dev = sqrt(mean over draws (cos_draw - cos_theory)^2);", L,
+                  seeds);
+  bafu_table_meta(t, "  bias = mean cos_draw - cos_theory (with its standard error). Series 0: relu MLP, 1: relu ResNet");
+  double lx[8], ly[8];
+  for (int k = 0; k < 2; ++k) {
+    progress(c, "figure 5: %s", names[k]);
+    FILE *f = bafu_table_stream(t);
+    fprintf(f, "%s# %s\nwidth rms_dev rms_dev_se bias bias_se\n", k ? "\n\n" : "", names[k]);
+    for (size_t i = 0; i < nw; ++i) {
+      bafu_net_params p = nets[k];
+      p.width = widths[i];
+      bafu_moments_layer o[8];
+      bafu_mc_result r;
+      if (bafu_moments_run(&p, 0, o)) return fail("figure 5 theory");
+      if (bafu_mc_run(&p, seeds, c->seed, NULL, c->threads, &r)) return fail("figure 5 Monte Carlo");
+      const double th = o[L - 1].cos_theta;
+      double s2 = 0, s4 = 0;
+      for (size_t d = 0; d < seeds; ++d) {
+        const double e = r.raw[d * r.J * BAFU_Q_COUNT + (r.J - 1) * BAFU_Q_COUNT + BAFU_Q_COS] - th;
+        s2 += e * e;
+        s4 += e * e * e * e;
+      }
+      const double ms = s2 / (double)seeds, var_ms = (s4 / (double)seeds - ms * ms) / (double)seeds;
+      const double rms = sqrt(ms), rms_se = sqrt(fmax(var_ms, 0)) / (2 * rms);
+      const size_t j = (r.J - 1) * BAFU_Q_COUNT + BAFU_Q_COS;
+      fprintf(f, "%zu %.6g %.3g %.6g %.3g\n", widths[i], rms, rms_se, r.mean[j] - th, r.se[j]);
+      lx[i] = log((double)widths[i]);
+      ly[i] = log(rms);
+      bafu_mc_result_free(&r);
+    }
+    double a, slope, c00, c01, c11, sumsq;
+    gsl_fit_linear(lx, 1, ly, 1, nw, &a, &slope, &c00, &c01, &c11, &sumsq);
+    bafu_table_meta(ft, "%s: slope %.4f +- %.4f (least squares on log rms_dev against log n)", names[k], slope,
+                    sqrt(c11));
+    FILE *g = bafu_table_stream(ft);
+    fprintf(g, "%s# %s: slope %.4f\nwidth fit slope\n", k ? "\n\n" : "", names[k], slope);
+    for (size_t i = 0; i < nw; ++i) fprintf(g, "%zu %.6g %.4f\n", widths[i], exp(a + slope * lx[i]), slope);
+    progress(c, "figure 5: %s: slope %.3f +- %.3f", names[k], slope, sqrt(c11));
+  }
+  return finish(t) || finish(ft);
+}
+
+/* Figure 6: predicted eta |df_l| (theory) against the measured |Delta f_l| of an
+ * actual gradient step, across layers and step sizes. */
+static int fig6(const fig_ctx *c) {
+  const size_t n = c->quick ? 256 : 512, L = 16, seeds = c->quick ? 4 : 8;
+  const double steps[4] = {1e-6, 1e-5, 1e-4, 1e-3};
+  bafu_table *t = open_table(c, "fig6_speed.dat", "Figure 6: feature speed formula against actual steps");
+  if (!t) return 1;
+  bafu_table_meta(t, "ReLU MLP, width %zu, depth %zu, seeds %zu, probe signal; series: step eta = 1e-6, 1e-5, "
+                     "1e-4, 1e-3",
+                  n, L, seeds);
+  bafu_table_meta(t, "predicted = eta * feature_speed of bafu theory (= eta sqrt(m2 back)); measured = step_change "
+                     "of bafu mc (|Delta f_l|);");
+  bafu_table_meta(t, "  first_order = eta * feature_speed of bafu mc (the tangent pass of the same draws)");
+  bafu_moments_layer o[16];
+  bafu_net_params p = net(BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, n, L);
+  if (bafu_moments_run(&p, 0, o)) return fail("figure 6 theory");
+  FILE *f = bafu_table_stream(t);
+  for (int k = 0; k < 4; ++k) {
+    progress(c, "figure 6: step %g", steps[k]);
+    p.step = steps[k];
+    bafu_mc_result r;
+    if (bafu_mc_run(&p, seeds, c->seed, NULL, c->threads, &r)) return fail("figure 6 Monte Carlo");
+    fprintf(f, "%s# eta = %g\nlayer predicted measured measured_se first_order step_cos_theta\n", k ? "\n\n" : "",
+            steps[k]);
+    for (size_t j = 0; j < L; ++j) {
+      const double *m = r.mean + j * BAFU_Q_COUNT, *se = r.se + j * BAFU_Q_COUNT;
+      fprintf(f, "%d %.8g %.8g %.4g %.8g %.6g\n", o[j].label, steps[k] * sqrt(o[j].m2 * o[j].back), m[BAFU_Q_STEP],
+              se[BAFU_Q_STEP], steps[k] * m[BAFU_Q_SPEED], m[BAFU_Q_STEP_COS]);
+    }
+    bafu_mc_result_free(&r);
+  }
+  return finish(t);
+}
+
+/* Render plots/<name>.gp into <plot_dir>/<name>.{png,pdf} via temporary names. */
+static int render(const fig_ctx *c, const char *name) {
+  char script[4096], tmpbase[4096], cmd[16384];
+  snprintf(script, sizeof script, "%s/%s.gp", c->scripts, name);
+  snprintf(tmpbase, sizeof tmpbase, "%s/.%s.tmp", c->plot_dir, name);
+  if (access(script, R_OK) != 0) {
+    fprintf(stderr, "bafu figures: cannot read the gnuplot script '%s'\n", script);
+    return 1;
+  }
+  snprintf(cmd, sizeof cmd, "gnuplot -e \"datadir='%s'; outbase='%s'; scriptdir='%s'\" '%s'", c->data_dir, tmpbase,
+           c->scripts, script);
+  int rc = system(cmd);
+  if (rc != 0) {
+    fprintf(stderr, "bafu figures: gnuplot failed on %s (is gnuplot installed? ./setup.sh deps)\n", script);
+    return 1;
+  }
+  const char *exts[2] = {"png", "pdf"};
+  for (int i = 0; i < 2; ++i) {
+    char from[4200], to[4200];
+    snprintf(from, sizeof from, "%s.%s", tmpbase, exts[i]);
+    snprintf(to, sizeof to, "%s/%s.%s", c->plot_dir, name, exts[i]);
+    if (rename(from, to) != 0) {
+      fprintf(stderr, "bafu figures: %s was not produced: %s\n", to, strerror(errno));
+      return 1;
+    }
+  }
+  progress(c, "rendered %s/%s.png and .pdf", c->plot_dir, name);
+  return 0;
+}
+
+/* mkdir -p */
+static int mkdir_p(const char *dir) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", dir);
+  for (char *q = buf + 1; *q; ++q)
+    if (*q == '/') {
+      *q = '\0';
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+      *q = '/';
+    }
+  return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int ensure_dir(const char *opt, const char *dir) {
+  struct stat sb;
+  if (stat(dir, &sb) == 0) {
+    if (!S_ISDIR(sb.st_mode)) {
+      fprintf(stderr, "bafu figures: %s: '%s' is not a directory\n", opt, dir);
+      return 2;
+    }
+  } else if (mkdir_p(dir) != 0) {
+    fprintf(stderr, "bafu figures: %s: cannot create '%s': %s\n", opt, dir, strerror(errno));
+    return 2;
+  }
+  if (access(dir, W_OK) != 0) {
+    fprintf(stderr, "bafu figures: %s: '%s' is not writable\n", opt, dir);
+    return 2;
+  }
+  return 0;
+}
+
+int cmd_figures(int argc, char **argv) {
+  fig_ctx c = {.quick = 0, .threads = 2, .seed = 1, .data_dir = "data", .plot_dir = "plots",
+               .scripts = BAFU_PLOTS_DIR, .argc = argc + 1, .argv = argv - 1, .t0 = now()};
+  int no_render = 0;
+  cli_opt opts[] = {
+      {"--quick", OPT_FLAG, &c.quick, NULL, "reduced widths and draws (same figures), about a minute", NULL, 0},
+      {"--data-dir", OPT_STRING, &c.data_dir, "DIR", "where the data tables go [data]", NULL, 0},
+      {"--plot-dir", OPT_STRING, &c.plot_dir, "DIR", "where the PNG and PDF images go [plots]", NULL, 0},
+      {"--scripts", OPT_STRING, &c.scripts, "DIR", "directory of the gnuplot scripts [the source tree's plots/]",
+       NULL, 0},
+      {"--threads", OPT_INT, &c.threads, "T", "Monte Carlo draws in parallel (results do not depend on T) [2]", NULL,
+       0},
+      {"--seed", OPT_U64, &c.seed, "X", "Monte Carlo stream seed [1]", NULL, 0},
+      {"--no-render", OPT_FLAG, &no_render, NULL, "write the data tables only", NULL, 0},
+      {0},
+  };
+  int r = cli_parse("figures", usage, opts, argc, argv, 1, NULL, 0, NULL);
+  if (r) return r == 1 ? 0 : 2;
+  if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
+    return r;
+  progress(&c, "bafu figures (%s): data in %s, images in %s", c.quick ? "quick" : "full", c.data_dir, c.plot_dir);
+  if (fig1(&c) || fig2(&c) || fig3(&c) || fig5(&c) || fig6(&c)) return 1;
+  if (!no_render) {
+    const char *figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch", "fig5_width",
+                          "fig6_feature_speed"};
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; ++i)
+      if (render(&c, figs[i])) return 1;
+  }
+  progress(&c, "done");
+  return 0;
+}

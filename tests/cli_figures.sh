@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# cli_figures.sh: `bafu figures --quick` into a temporary directory: every data
+# table parses (metadata, one header row, numeric rows with as many fields as
+# the header) and every image file is produced and non-empty.
+set -u
+BAFU=${1:?usage: cli_figures.sh path/to/bafu}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fails=0 passes=0
+if ! "$BAFU" figures --quick --data-dir "$dir/data" --plot-dir "$dir/plots" 2>"$dir/log"; then
+  echo "FAIL: bafu figures --quick exited non-zero"; cat "$dir/log"; exit 1
+fi
+tables=("$dir"/data/*.dat)
+[[ ${#tables[@]} -ge 9 ]] && passes=$((passes + 1)) || { echo "FAIL: only ${#tables[@]} tables"; fails=$((fails + 1)); }
+for t in "${tables[@]}"; do
+  # every non-comment, non-blank line: either a header (first after a comment
+  # block) or numbers; the numeric rows match the header's field count
+  if awk '
+    /^#/ || NF == 0 { expect_header = 1; next }
+    expect_header { nf = NF; expect_header = 0; headers++; next }
+    { if (NF != nf) bad = 1; for (i = 1; i <= NF; i++) if ($i !~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/) bad = 1; rows++ }
+    BEGIN { expect_header = 1 }
+    END { exit !(headers >= 1 && rows >= 3 && !bad) }' "$t" && grep -q '^# command:' "$t"; then
+    passes=$((passes + 1))
+  else
+    echo "FAIL: table $t does not parse"; fails=$((fails + 1))
+  fi
+done
+for f in fig1_angle_vs_layer fig2_angle_vs_depth fig3_limit_vs_branch fig5_width fig6_feature_speed; do
+  for ext in png pdf; do
+    if [[ -s "$dir/plots/$f.$ext" ]]; then passes=$((passes + 1)); else echo "FAIL: $f.$ext missing"; fails=$((fails + 1)); fi
+  done
+done
+if ls -a "$dir/plots" "$dir/data" | grep -q tmp; then echo "FAIL: temporary files left"; fails=$((fails + 1)); else passes=$((passes + 1)); fi
+echo "cli_figures: $passes passed, $fails failed"
+[[ $fails -eq 0 ]]
