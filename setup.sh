@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh: one-command set-up for bafu on a fresh Debian machine.
 #
-#   ./setup.sh run    install packages, build, and run the main job
+#   ./setup.sh run    install packages, build, and regenerate every figure
 #   ./setup.sh test   install packages, build, and run the test suite
 #   ./setup.sh deps   only install the Debian packages
 #   ./setup.sh build  install packages and build
@@ -41,9 +41,8 @@ case "${1:-run}" in
     ;;
   run)
     deps; build
-    mkdir -p data
-    ./build/bafu mc --out data/mc_default.dat
-    echo "setup.sh: wrote data/mc_default.dat" >&2
+    ./build/bafu figures --threads "$(nproc)"
+    echo "setup.sh: tables in data/, figures in plots/" >&2
     ;;
   *) echo "usage: ./setup.sh [run|test|deps|build]" >&2; exit 2 ;;
 esac

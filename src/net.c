@@ -526,6 +526,10 @@ bafu_status bafu_net_run(bafu_net *net) {
   if ((st = bafu_net_forward(net))) return st;
   if ((st = bafu_net_backward(net))) return st;
   if ((st = bafu_net_tangent(net))) return st;
+  if (net->p.step == 0) { /* no actual step: the step columns are reported as 0 */
+    net->eta_step = 0;
+    return BAFU_OK;
+  }
   return bafu_net_step(net, net->p.step);
 }
 
@@ -576,9 +580,13 @@ void bafu_net_measure(const bafu_net *net, double *out) {
     q[BAFU_Q_CONTRIB] = Ly->contrib;
     q[BAFU_Q_FRMS] = cblas_dnrm2((int)cnt, Ly->F, 1) / sqrt((double)cnt);
     q[BAFU_Q_SPEED_RMS] = dn / sqrt((double)cnt);
-    q[BAFU_Q_STEP] = sqrt(sn2);
-    q[BAFU_Q_STEP_COS] = sip / (sqrt(sn2) * bn);
-    q[BAFU_Q_STEP_DEV] = sqrt(dev2) / (fabs(eta) * dn);
+    if (eta != 0) {
+      q[BAFU_Q_STEP] = sqrt(sn2);
+      q[BAFU_Q_STEP_COS] = sip / (sqrt(sn2) * bn);
+      q[BAFU_Q_STEP_DEV] = sqrt(dev2) / (fabs(eta) * dn);
+    } else {
+      q[BAFU_Q_STEP] = q[BAFU_Q_STEP_COS] = q[BAFU_Q_STEP_DEV] = 0;
+    }
   }
 }
 

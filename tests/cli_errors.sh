@@ -73,6 +73,27 @@ expect_error --input mc --input "$dir/bad.txt"
 printf '1 2 3\n4 5 6\n' >"$dir/good.txt"
 expect_error --batch mc --input "$dir/good.txt" --batch 3
 
+# theory and kernel options
+expect_error --limit theory --limit
+expect_error --sweep-branch theory --arch resnet --limit --sweep-branch 1:0:1
+expect_error --sweep-branch theory --arch resnet --limit --sweep-branch 0:1
+expect_error --sweep-branch theory --arch resnet --limit --sweep-branch 0:1:0
+expect_error --sweep-branch theory --sweep-branch 0:1:0.5
+expect_error --act theory --arch resnet --limit --act tanh
+expect_error --batch theory --batch 4
+expect_error --points theory --arch resnet --limit --points 0
+expect_error --corr kernel --corr 1.5
+expect_error --corr kernel --corr nan
+expect_error --every kernel --every 0
+expect_error --width theory --width 0
+
+# figures: directories that cannot be used
+touch "$dir/afile"
+"$BAFU" figures --data-dir "$dir/afile" >/dev/null 2>"$dir/stderr"; rc=$?
+if [[ $rc -eq 2 ]] && grep -q -- --data-dir "$dir/stderr"; then passes=$((passes + 1)); else echo "FAIL: figures --data-dir file"; fails=$((fails + 1)); fi
+"$BAFU" figures --threads 0 >/dev/null 2>"$dir/stderr"; rc=$?
+if [[ $rc -eq 2 ]] && grep -q -- --threads "$dir/stderr"; then passes=$((passes + 1)); else echo "FAIL: figures --threads 0"; fails=$((fails + 1)); fi
+
 # unwritable output paths: a missing directory, a directory, a read-only dir
 for target in "$dir/no/such/dir/out.dat" "$dir"; do
   timeout 60 "$BAFU" mc --width 8 --depth 2 --seeds 2 --out "$target" >/dev/null 2>"$dir/stderr"

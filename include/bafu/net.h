@@ -50,7 +50,7 @@ typedef struct {
   int embed;              /* ResNet: trained input embedding f_0 = W_0 x */
   double lr_input, lr_hidden, lr_output;
   bafu_signal signal;
-  double step;            /* eta of the actual finite step */
+  double step;            /* eta of the actual finite step; 0: no step (step columns 0) */
 } bafu_net_params;
 
 /* The defaults of `bafu mc` (see README): ReLU MLP, n = 512, L = 16, ... */
@@ -93,7 +93,7 @@ void bafu_net_set_inputs(bafu_net *net, const double *x);
  * only on (seed, draw). */
 bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw);
 
-/* The passes. run = forward, backward, tangent, step(p->step). */
+/* The passes. run = forward, backward, tangent, step(p->step) (skipped if 0). */
 bafu_status bafu_net_forward(bafu_net *net);
 bafu_status bafu_net_backward(bafu_net *net);
 bafu_status bafu_net_tangent(bafu_net *net);

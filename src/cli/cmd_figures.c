@@ -159,6 +159,7 @@ static int fig2(const fig_ctx *c) {
     for (size_t i = 0; i < nmc; ++i) {
       bafu_net_params p = net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, n, mcL[i]);
       p.branch_exponent = exps[k];
+      p.step = 0; /* angles only: with beta = 1 the features grow like 2^L and a step overflows */
       bafu_mc_result r;
       if (bafu_mc_run(&p, seeds, c->seed, NULL, c->threads, &r)) {
         free(o);
