@@ -16,6 +16,7 @@
 
 #include "bafu/mc.h"
 #include "bafu/moments.h"
+#include "bafu/outangle.h"
 #include "testutil.h"
 
 typedef struct {
@@ -69,11 +70,40 @@ START_TEST(test_theory_vs_mc) {
 }
 END_TEST
 
+/* The output-layer angle for a batch of 8 with the squared loss, from the
+ * limiting NTK and the residual (bafu_output_angle), against the last row of
+ * the Monte Carlo: within 3 combined standard errors plus 0.25 L/n. */
+START_TEST(test_output_angle_batch) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = _i ? BAFU_ARCH_RESNET : BAFU_ARCH_MLP;
+  p.signal = BAFU_SIGNAL_MSE;
+  p.batch = 8;
+  p.width = 1024;
+  p.depth = 8;
+  double th, th_se;
+  ck_assert_ok(bafu_output_angle(&p, 20000, 1, &th, &th_se));
+  bafu_mc_result r;
+  ck_assert_ok(bafu_mc_run(&p, 64, 7, NULL, 2, &r));
+  const size_t j = (r.J - 1) * BAFU_Q_COUNT + BAFU_Q_COS;
+  const double tol = 3 * sqrt(r.se[j] * r.se[j] + th_se * th_se) + A_WIDTH * 8.0 / 1024.0;
+  printf("batch output angle, %s: mc %.4f +- %.4f, theory %.4f +- %.4f\n", _i ? "ResNet" : "MLP", r.mean[j], r.se[j],
+         th, th_se);
+  ck_assert_msg(fabs(r.mean[j] - th) <= tol, "mc %g theory %g tol %g", r.mean[j], th, tol);
+  /* a wrong readout learning-rate weight changes the prediction by more than that */
+  p.lr_output = 3;
+  double th3, se3;
+  ck_assert_ok(bafu_output_angle(&p, 20000, 1, &th3, &se3));
+  ck_assert_msg(fabs(th3 - th) > tol, "lr_output changes the angle by only %g", fabs(th3 - th));
+  bafu_mc_result_free(&r);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("validation");
   TCase *tc = tcase_create("theory_vs_mc");
   tcase_set_timeout(tc, 300);
   tcase_add_loop_test(tc, test_theory_vs_mc, 0, (int)(sizeof cases / sizeof cases[0]));
+  tcase_add_loop_test(tc, test_output_angle_batch, 0, 2);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bafu/moments.h"
+#include "bafu/outangle.h"
 #include "bafu/table.h"
 #include "cli.h"
 
@@ -75,8 +76,14 @@ int cmd_theory(int argc, char **argv) {
   int rc = 2;
   double lo = 0, hi = 0, step = 1;
   size_t count = 0;
-  if (p->batch != 1) {
-    fprintf(stderr, "bafu theory: --batch: the moment theory is for one input (use bafu kernel for a batch)\n");
+  if (p->batch != 1 && (p->signal != BAFU_SIGNAL_MSE || limit)) {
+    fprintf(stderr, "bafu theory: --batch: the moment theory is for one input; for a batch, use --loss mse "
+                    "(output-layer angle from the NTK) or bafu kernel\n");
+    goto done;
+  }
+  if (p->batch != 1 && net.x) {
+    fprintf(stderr, "bafu theory: --input: the batch output angle assumes N(0, I) inputs (orthogonal in the "
+                    "limit); drop --input\n");
     goto done;
   }
   if (sweep && !limit) {
@@ -106,7 +113,21 @@ int cmd_theory(int argc, char **argv) {
   char desc[1024], regime[512];
   cli_net_describe(p, desc, sizeof desc);
   rc = 1;
-  if (!limit) {
+  if (p->batch > 1) {
+    double mean, se;
+    if (bafu_output_angle(p, 20000, 1, &mean, &se)) {
+      cli_fail(cmd, NULL);
+      bafu_table_abort(t);
+      goto done;
+    }
+    bafu_table_meta(t, "bafu theory, batch: output-layer angle from the limiting NTK and the residual (theory/kernel.md)");
+    bafu_table_provenance(t, argc + 1, argv - 1);
+    bafu_table_meta(t, "network: %s", desc);
+    bafu_table_meta(t, "cos_theta = E <r, Theta r>/(|r| |Theta r|) over r = y - t, y ~ N(0, Sigma_out), t ~ N(0, I),");
+    bafu_table_meta(t, "  estimated with 20000 draws of r (cos_theta_se); compare with the last row of bafu mc --loss mse");
+    FILE *f = bafu_table_stream(t);
+    fprintf(f, "layer cos_theta cos_theta_se\n%zu %.10g %.3g\n", p->depth + 1, mean, se);
+  } else if (!limit) {
     const size_t J = bafu_moments_nlayers(p);
     bafu_moments_layer *o = malloc(J * sizeof *o);
     double x2 = 0;
