@@ -57,6 +57,16 @@ static void progress(const fig_ctx *c, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* Tables opened and not yet committed: aborted (temporary files removed) if a
+ * figure fails, so a failed run leaves no partial table behind. */
+static bafu_table *open_tables[16];
+static size_t n_open;
+
+static void abort_open_tables(void) {
+  for (size_t i = 0; i < n_open; ++i) bafu_table_abort(open_tables[i]);
+  n_open = 0;
+}
+
 /* Open data/<name> with the provenance lines and a description. */
 static bafu_table *open_table(const fig_ctx *c, const char *name, const char *what) {
   char path[4096];
@@ -66,6 +76,7 @@ static bafu_table *open_table(const fig_ctx *c, const char *name, const char *wh
     cli_fail("figures", "--data-dir");
     return NULL;
   }
+  if (n_open < sizeof open_tables / sizeof open_tables[0]) open_tables[n_open++] = t;
   bafu_table_meta(t, "%s", what);
   bafu_table_provenance(t, c->argc, c->argv);
   bafu_table_meta(t, "mode: %s  seed: %llu", c->quick ? "quick" : "full", (unsigned long long)c->seed);
@@ -73,6 +84,11 @@ static bafu_table *open_table(const fig_ctx *c, const char *name, const char *wh
 }
 
 static int finish(bafu_table *t) {
+  for (size_t i = 0; i < n_open; ++i)
+    if (open_tables[i] == t) {
+      open_tables[i] = open_tables[--n_open];
+      break;
+    }
   if (bafu_table_commit(t)) {
     cli_fail("figures", "--data-dir");
     return 1;
@@ -395,7 +411,10 @@ int cmd_figures(int argc, char **argv) {
   if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
     return r;
   progress(&c, "bafu figures (%s): data in %s, images in %s", c.quick ? "quick" : "full", c.data_dir, c.plot_dir);
-  if (fig1(&c) || fig2(&c) || fig3(&c) || fig5(&c) || fig6(&c)) return 1;
+  if (fig1(&c) || fig2(&c) || fig3(&c) || fig5(&c) || fig6(&c)) {
+    abort_open_tables();
+    return 1;
+  }
   if (!no_render) {
     const char *figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch", "fig5_width",
                           "fig6_feature_speed"};
