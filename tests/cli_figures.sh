@@ -31,6 +31,6 @@ for f in fig1_angle_vs_layer fig2_angle_vs_depth fig3_limit_vs_branch fig5_width
     if [[ -s "$dir/plots/$f.$ext" ]]; then passes=$((passes + 1)); else echo "FAIL: $f.$ext missing"; fails=$((fails + 1)); fi
   done
 done
-if ls -a "$dir/plots" "$dir/data" | grep -q tmp; then echo "FAIL: temporary files left"; fails=$((fails + 1)); else passes=$((passes + 1)); fi
+if [[ -n $(find "$dir/plots" "$dir/data" -name "*.tmp*") ]]; then echo "FAIL: temporary files left"; fails=$((fails + 1)); else passes=$((passes + 1)); fi
 echo "cli_figures: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]
