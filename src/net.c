@@ -521,6 +521,50 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
   return check_finite(last->Fs, last->fan_out * m, "the finite step");
 }
 
+/* Backward pass from the stored top signal, without contributions. */
+static void backward_from_top(bafu_net *net) {
+  const size_t m = net->m;
+  for (size_t j = net->J; j-- > 1;) {
+    layer *Ly = &net->layers[j];
+    if (Ly->reads_x) continue;
+    layer *Pv = &net->layers[j - 1];
+    const size_t nin = Ly->fan_in * m;
+    mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, Ly->W, Ly->B, 0.0, net->tmp, m);
+    if (Ly->kind == LAYER_PLAIN)
+      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->Dp[i] * net->tmp[i];
+    else
+      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + Ly->scale * Ly->Dp[i] * net->tmp[i];
+  }
+}
+
+/* theory/engine.md 3.3: y_a depends on W_j only through sample a's column, so
+ * d y_a / d W_j = s_j b_j^a g_j(a)^T with b_j^a the backward signal of e_a, and
+ * Theta_ab = sum_j lr_j s_j^2 <b_j^a, b_j^b> <g_j(a), g_j(b)>. */
+bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
+  const size_t m = net->m, J = net->J, n = net->n;
+  if (net->p.signal != BAFU_SIGNAL_MSE || net->k != 1)
+    return bafu_error(BAFU_EINVAL, "empirical NTK: needs --loss mse with one output");
+  layer *top = &net->layers[J - 1];
+  for (size_t a = 0; a < m; ++a) {
+    memset(top->B, 0, m * sizeof(double));
+    top->B[a] = 1.0;
+    backward_from_top(net);
+    for (size_t j = 0; j + 1 < J; ++j) memcpy(work + (j * m + a) * n, net->layers[j].B + a * n, n * sizeof(double));
+  }
+  for (size_t a = 0; a < m; ++a)
+    for (size_t b = 0; b <= a; ++b) {
+      /* readout: the column of b_top^a is the scalar 1 for every a */
+      double t = top->lr * top->GG[a + b * m];
+      for (size_t j = 0; j + 1 < J; ++j) {
+        const layer *Ly = &net->layers[j];
+        const double bb = cblas_ddot((int)n, work + (j * m + a) * n, 1, work + (j * m + b) * n, 1);
+        t += Ly->lr * Ly->scale * Ly->scale * bb * Ly->GG[a + b * m];
+      }
+      theta[a + b * m] = theta[b + a * m] = t;
+    }
+  return BAFU_OK;
+}
+
 bafu_status bafu_net_run(bafu_net *net) {
   bafu_status st;
   if ((st = bafu_net_forward(net))) return st;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "bafu/mc.h"
+#include "bafu/kernel.h"
 #include "bafu/moments.h"
 #include "bafu/outangle.h"
 #include "testutil.h"
@@ -98,12 +99,73 @@ START_TEST(test_output_angle_batch) {
 }
 END_TEST
 
+/* Empirical NTK of the readout: (i) exact identity D_top = <b_y, Theta_emp b_y>
+ * with b_y = (y - t)/m, to 1e-12; (ii) relative Frobenius distance to the
+ * limiting NTK (bafu_kernel_run on the same inputs), mean over 4 draws, at
+ * widths 256..2048: decreasing like n^(-1/2). */
+START_TEST(test_empirical_ntk) {
+  const size_t widths[4] = {256, 512, 1024, 2048}, m = 6, L = 6;
+  double err[4];
+  for (int w = 0; w < 4; ++w) {
+    bafu_net_params p = bafu_net_params_default();
+    p.arch = _i ? BAFU_ARCH_RESNET : BAFU_ARCH_MLP;
+    p.signal = BAFU_SIGNAL_MSE;
+    p.batch = m;
+    p.width = widths[w];
+    p.depth = L;
+    p.lr_input = 0.7;
+    p.lr_output = 1.9;
+    bafu_net *net;
+    bafu_kernel *ker;
+    ck_assert_ok(bafu_net_alloc(&p, &net));
+    ck_assert_ok(bafu_kernel_alloc(&p, &ker));
+    const size_t J = bafu_net_nlayers(net);
+    double *work = malloc(J * p.width * m * sizeof *work), theta[36], q[64 * BAFU_Q_COUNT];
+    double sum = 0;
+    for (uint64_t d = 0; d < 4; ++d) {
+      ck_assert_ok(bafu_net_draw(net, 11, d));
+      ck_assert_ok(bafu_net_run(net));
+      bafu_net_measure(net, q);
+      const double D = q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY];
+      ck_assert_ok(bafu_net_empirical_ntk(net, work, theta));
+      /* b_y = (y - t)/m: recover it from the features after a fresh backward pass */
+      ck_assert_ok(bafu_net_backward(net));
+      const double *by = bafu_net_backward_signal(net, J - 1);
+      double quad = 0;
+      for (size_t a = 0; a < m; ++a)
+        for (size_t b = 0; b < m; ++b) quad += by[a] * theta[a + b * m] * by[b];
+      ck_assert_close(quad, D, 1e-12, 0);
+      ck_assert_ok(bafu_kernel_run(ker, bafu_net_inputs(net)));
+      const double *lim = bafu_kernel_theta(ker, bafu_kernel_nlayers(ker) - 1);
+      double num = 0, den = 0;
+      for (size_t e = 0; e < m * m; ++e) {
+        num += (theta[e] - lim[e]) * (theta[e] - lim[e]);
+        den += lim[e] * lim[e];
+      }
+      sum += sqrt(num / den);
+    }
+    err[w] = sum / 4;
+    free(work);
+    bafu_kernel_free(ker);
+    bafu_net_free(net);
+  }
+  printf("empirical NTK, %s: relative Frobenius error %.4f %.4f %.4f %.4f at n = 256 512 1024 2048\n",
+         _i ? "ResNet" : "MLP", err[0], err[1], err[2], err[3]);
+  fflush(stdout);
+  ck_assert(err[3] < err[2] && err[2] < err[1] && err[1] < err[0]);
+  /* fluctuations of the NTK are O(sqrt(L/n)) (Hanin and Nica): from n = 256 to
+   * 2048 the error should fall by about sqrt(8) = 2.8; accept 2 to 4 */
+  ck_assert_msg(err[0] / err[3] > 2 && err[0] / err[3] < 4, "error ratio 256 -> 2048: %g", err[0] / err[3]);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("validation");
   TCase *tc = tcase_create("theory_vs_mc");
   tcase_set_timeout(tc, 300);
   tcase_add_loop_test(tc, test_theory_vs_mc, 0, (int)(sizeof cases / sizeof cases[0]));
   tcase_add_loop_test(tc, test_output_angle_batch, 0, 2);
+  tcase_add_loop_test(tc, test_empirical_ntk, 0, 2);
   suite_add_tcase(s, tc);
   return s;
 }

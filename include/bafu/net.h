@@ -119,6 +119,13 @@ const double *bafu_net_inputs(const bafu_net *net);
  * tests and dense kernels; the passes never form it. */
 void bafu_net_weight_grad(const bafu_net *net, size_t j, double *out);
 
+/* The empirical learning-rate-weighted NTK of the readout for the current
+ * draw (after bafu_net_forward; mse signal and one output only):
+ * theta[a + b m] = sum_j lr_j <d y_a / d W_j, d y_b / d W_j>, m x m. It runs
+ * one backward pass per sample and overwrites the stored backward signals
+ * (run bafu_net_backward again before measuring). work: J n m doubles. */
+bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta);
+
 /* Per-layer measured quantities (theory/engine.md section 3). */
 typedef enum {
   BAFU_Q_COS,        /* cos(theta_l) = <df_l, -b_l> / (|df_l| |b_l|) */
