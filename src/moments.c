@@ -264,6 +264,11 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   double back = 1;
   for (size_t i = J; i-- > 0;) {
     out[i].back = back;
+    if (out[i].m1 == 0) { /* nothing trained at or below this layer: K = 0, angle undefined */
+      out[i].cos_theta = out[i].cos_spectral = NAN;
+      back *= out[i].p1;
+      continue;
+    }
     out[i].cos_spectral = out[i].m1 / sqrt(out[i].m2);
     if (!(p->arch == BAFU_ARCH_RESNET && out[i].label >= 1 && out[i].label <= (int)p->depth))
       out[i].cos_theta = out[i].cos_spectral; /* blocks: set by resnet_backward_cos */

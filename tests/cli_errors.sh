@@ -73,6 +73,15 @@ expect_error --input mc --input "$dir/bad.txt"
 printf '1 2 3\n4 5 6\n' >"$dir/good.txt"
 expect_error --batch mc --input "$dir/good.txt" --batch 3
 
+expect_error --branch-scale mc --arch resnet --branch-scale 0 --width 16 --depth 3
+expect_error --branch-scale theory --arch resnet --branch-scale 0
+
+# frozen layers: rows without a defined angle are left out, never printed as nan
+for cmd in mc theory; do
+  out=$("$BAFU" $cmd --lr-input 0 --width 16 --depth 3 --seeds 2 2>/dev/null || "$BAFU" $cmd --lr-input 0 --width 16 --depth 3)
+  if grep -qi nan <<<"$out" || ! grep -q "left out" <<<"$out"; then echo "FAIL: $cmd --lr-input 0"; fails=$((fails + 1)); else passes=$((passes + 1)); fi
+done
+
 # theory and kernel options
 expect_error --limit theory --limit
 expect_error --sweep-branch theory --arch resnet --limit --sweep-branch 1:0:1

@@ -33,7 +33,9 @@ size_t bafu_moments_nlayers(const bafu_net_params *p);
 
 /* Run the moment recursion for one input with |x|^2 = x2 (x2 <= 0: the
  * expectation d of a N(0, I_d) input). out has bafu_moments_nlayers(p)
- * entries. Errors: invalid parameters, non-finite moments (overflow). */
+ * entries. A layer with nothing trained at or below it (m1 = 0, e.g.
+ * lr_input = 0) gets cos_theta = cos_spectral = NAN: the angle is undefined.
+ * Errors: invalid parameters, non-finite moments (overflow). */
 bafu_status bafu_moments_run(const bafu_net_params *p, double x2, bafu_moments_layer *out);
 
 /* The same under the freeness approximation for ResNet masks (masks of

@@ -1,4 +1,5 @@
 /* cmd_mc.c: `bafu mc`, finite-width Monte Carlo of the per-layer measurements. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,6 +76,29 @@ int cmd_mc(int argc, char **argv) {
     cli_net_release(&net);
     return st == BAFU_EINVAL || st == BAFU_ENOMEM ? 2 : 1;
   }
+  /* Layers with no trained parameter at or below them (D_l = 0 in every draw,
+   * e.g. --lr-input 0) have no defined angle: they are left out, and any other
+   * non-finite value is an error rather than a NaN in the table. */
+  size_t first = 0;
+  while (first < res.J && res.max[first * BAFU_Q_COUNT + BAFU_Q_DECAY] == 0) ++first;
+  if (first == res.J) {
+    fprintf(stderr, "bafu mc: --lr-input/--lr-hidden/--branch-scale: no layer has a trained parameter\n");
+    bafu_table_abort(t);
+    bafu_mc_result_free(&res);
+    cli_net_release(&net);
+    return 2;
+  }
+  for (size_t j = first; j < res.J; ++j)
+    for (size_t c = 0; c < BAFU_Q_COUNT; ++c)
+      if (!isfinite(res.mean[j * BAFU_Q_COUNT + c]) || !isfinite(res.se[j * BAFU_Q_COUNT + c])) {
+        fprintf(stderr, "bafu mc: %s is not finite at layer %d (overflow: reduce depth, sigma-w2, branch scale or "
+                        "step)\n",
+                bafu_quantity_name((bafu_quantity)c), res.labels[j]);
+        bafu_table_abort(t);
+        bafu_mc_result_free(&res);
+        cli_net_release(&net);
+        return 1;
+      }
   char desc[1024];
   cli_net_describe(&net.p, desc, sizeof desc);
   bafu_table_meta(t, "bafu mc: finite-width Monte Carlo, per-layer measurements (theory/engine.md)");
@@ -85,6 +109,9 @@ int cmd_mc(int argc, char **argv) {
   if (net.input_file) bafu_table_meta(t, "inputs: %s", net.input_file);
   bafu_table_meta(t, "columns: mean over draws; <name>_se is the standard error of the mean (sd/sqrt(seeds));");
   bafu_table_meta(t, "  identity_residual is the maximum over draws of |<-b_l,df_l> - D_l| / D_l.");
+  if (first > 0)
+    bafu_table_meta(t, "layers up to %d are left out: no trained parameter at or below them (D_l = 0, angle undefined)",
+                    res.labels[first - 1]);
   FILE *f = bafu_table_stream(t);
   fprintf(f, "layer");
   for (size_t c = 0; c < sizeof columns / sizeof columns[0]; ++c) {
@@ -93,7 +120,7 @@ int cmd_mc(int argc, char **argv) {
     if (columns[c] == BAFU_Q_BAFU) fprintf(f, " identity_residual");
   }
   fputc('\n', f);
-  for (size_t j = 0; j < res.J; ++j) {
+  for (size_t j = first; j < res.J; ++j) {
     fprintf(f, "%d", res.labels[j]);
     for (size_t c = 0; c < sizeof columns / sizeof columns[0]; ++c) {
       const size_t k = j * BAFU_Q_COUNT + columns[c];

@@ -141,7 +141,19 @@ int cmd_theory(int argc, char **argv) {
       bafu_table_abort(t);
       goto done;
     }
+    size_t first = 0;
+    while (first < J && o[first].m1 == 0) ++first;
+    if (first == J) {
+      fprintf(stderr, "bafu theory: --lr-input/--lr-hidden/--branch-scale: no layer has a trained parameter\n");
+      free(o);
+      bafu_table_abort(t);
+      rc = 2;
+      goto done;
+    }
     bafu_table_meta(t, "bafu theory: infinite-width BFK moment recursion, one input (theory/moments.md)");
+    if (first > 0)
+      bafu_table_meta(t, "layers up to %d are left out: no trained parameter at or below them (K_l = 0)",
+                      o[first - 1].label);
     bafu_table_provenance(t, argc + 1, argv - 1);
     bafu_table_meta(t, "network: %s", desc);
     bafu_table_meta(t, "input: %s", net.x ? net.input_file : "|x|^2 = d (expectation for N(0, I_d))");
@@ -156,7 +168,7 @@ int cmd_theory(int argc, char **argv) {
     bafu_table_meta(t, "  loss_decay = m1 back and feature_speed = sqrt(m2 back) predict the bafu mc columns.");
     FILE *f = bafu_table_stream(t);
     fprintf(f, "layer cos_theta m1 m2 cos_spectral q c p1 p2 back backward_norm loss_decay feature_speed\n");
-    for (size_t j = 0; j < J; ++j)
+    for (size_t j = first; j < J; ++j)
       fprintf(f, "%d %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g\n", o[j].label,
               o[j].cos_theta, o[j].m1, o[j].m2, o[j].cos_spectral, o[j].q, o[j].c, o[j].p1, o[j].p2, o[j].back, sqrt(o[j].back), o[j].m1 * o[j].back,
               sqrt(o[j].m2 * o[j].back));
