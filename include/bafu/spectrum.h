@@ -1,0 +1,146 @@
+/* bafu/spectrum.h: spectra of the backward-to-feature kernel (BFK) K_l and of
+ * the end-to-end Jacobian product J J^T, for one input (batch 1), three ways:
+ *
+ *   dense  finite width, K_l formed with BLAS-3 and diagonalised (LAPACK dsyevd);
+ *   kpm    finite width, matrix-free K_l v and the kernel polynomial method;
+ *   limit  infinite width, free multiplicative convolution layer by layer.
+ *
+ * Derivations, numerics and the tests that check them: theory/spectrum.md.
+ * Definitions (theory/engine.md 3.2): K_j = c_j I + A_j K_{j-1} A_j^T with
+ * c_j = lr_j s_j^2 |g_j|^2 and A_j = W_j D_j (plain) or I + beta W_j D_j
+ * (residual block), D_j = diag(phi'(input stream of layer j)); the layer that
+ * reads x has K = lr |x|^2 I (with a residual block reading x: beta^2 lr |phi(x)|^2 I).
+ * The Jacobian object M_j = J J^T, J = A_j ... A_1 (layer indices 0-based, the
+ * first layer's M_0 = I): the same recursion with c_0 = 1 and c_j = 0 after.
+ * Layer indices j below are the engine's 0-based indices (bafu_net_layer_label
+ * gives the user-facing label). Moments are m_p = tr(K^p)/n_j (n_j = fan_out). */
+#ifndef BAFU_SPECTRUM_H
+#define BAFU_SPECTRUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bafu/net.h"
+
+typedef enum { BAFU_SPEC_BFK, BAFU_SPEC_JACOBIAN } bafu_spec_object;
+
+/* Name <-> enum: "bfk", "jacobian". */
+const char *bafu_spec_object_name(bafu_spec_object o);
+
+/* Per-layer summary. cos_theta = <b, M b> / (|b| |M b|) with b = the layer's
+ * backward vector of the same draw (dense) or m1/sqrt(m2) (limit). A layer
+ * with M = 0 (nothing trained at or below it) has m1 = 0 and cos_theta = 0;
+ * callers must skip it (defined = 0). */
+typedef struct {
+  int label;
+  int defined;
+  double m1, m2, cos_theta;
+} bafu_spec_moments;
+
+/* ---------------------------------------------------------------- dense --- */
+
+typedef struct bafu_spec_dense bafu_spec_dense;
+
+/* p: the parameters net was allocated with (layer kinds and beta).
+ * Workspace for every layer of `net` (3 n^2 doubles + the dsyevd workspace,
+ * queried once for n = the largest fan_out). vectors != 0 keeps eigenvectors. */
+bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net, int vectors,
+                                  bafu_spec_dense **out);
+void bafu_spec_dense_free(bafu_spec_dense *ws);
+
+/* For the current draw of `net` (after bafu_net_run): build M_j for
+ * j = 0..layer in one sweep (A K A^T as (A K) A^T, two dgemm per layer), fill
+ * mom[0..layer] (NULL: skip) and, if eval != NULL, the eigenvalues of M_layer in
+ * ascending order (fan_out entries). The matrix itself stays available. */
+bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_object obj, size_t layer,
+                                bafu_spec_moments *mom, double *eval);
+/* M_layer (n x n column-major, full) of the last run, and its eigenvectors
+ * (columns, only with vectors != 0; NULL otherwise). */
+const double *bafu_spec_dense_matrix(const bafu_spec_dense *ws);
+const double *bafu_spec_dense_vectors(const bafu_spec_dense *ws);
+
+/* ------------------------------------------------------------------ kpm --- */
+
+typedef struct {
+  size_t moments;  /* Chebyshev moments N [256] */
+  size_t vectors;  /* Hutchinson probe vectors R (Rademacher) [16] */
+  size_t lanczos;  /* Lanczos steps for the upper spectral bound [40] */
+  size_t points;   /* reconstruction points (Chebyshev nodes, DCT size) [2N] */
+  uint64_t seed;   /* stream of the probe vectors */
+} bafu_kpm_params;
+
+bafu_kpm_params bafu_kpm_params_default(void);
+
+typedef struct bafu_spec_kpm bafu_spec_kpm;
+
+/* Workspace: masks, scalars and O(J n + R n) vectors; no n^2 storage beyond
+ * the engine's weights. */
+bafu_status bafu_spec_kpm_alloc(const bafu_net_params *p, const bafu_net *net, const bafu_kpm_params *kp,
+                                bafu_spec_kpm **out);
+void bafu_spec_kpm_free(bafu_spec_kpm *ws);
+
+/* Prepare layer `layer` of the current draw (masks, c_j) for apply/run. */
+bafu_status bafu_spec_kpm_prepare(bafu_spec_kpm *ws, bafu_net *net, bafu_spec_object obj, size_t layer);
+
+/* out = M_layer v for k <= kp->vectors columns (fan_out x k, column-major)
+ * without forming M: one backward (vector-Jacobian) and one tangent pass over
+ * the stored weights, BLAS-3 over the k columns. v and out may not alias. */
+void bafu_spec_kpm_apply(bafu_spec_kpm *ws, bafu_net *net, size_t k, const double *v, double *out);
+
+/* The density on the reconstruction nodes, ascending x (kp->points entries),
+ * and the spectral interval [lo, hi] used (lo = c_layer for the BFK, since
+ * K >= c I; hi from Lanczos plus a margin). */
+bafu_status bafu_spec_kpm_run(bafu_spec_kpm *ws, bafu_net *net, double *x, double *density, double *lo,
+                              double *hi);
+/* Cumulative distribution of the last run's damped Chebyshev series at lambda
+ * (exact integral of the series, clamped to [0, 1]). */
+double bafu_spec_kpm_cdf(const bafu_spec_kpm *ws, double lambda);
+/* Stochastic estimates of m1 = tr(M)/n and m2 = tr(M^2)/n from the last run. */
+void bafu_spec_kpm_moments(const bafu_spec_kpm *ws, double *m1, double *m2);
+
+/* Wasserstein-1 distance between the distribution function cdf(.) and the
+ * empirical distribution of the n values ev (ascending), integrated over
+ * [lo, hi] on `grid` points. */
+double bafu_spec_w1(double (*cdf)(const void *ctx, double x), const void *ctx, const double *ev, size_t n,
+                    double lo, double hi, size_t grid);
+
+/* ---------------------------------------------------------------- limit --- */
+
+typedef struct {
+  size_t atoms; /* quantile points representing each layer's law [1500] */
+  size_t grid;  /* density evaluation points per layer [1500] */
+} bafu_free_params;
+
+bafu_free_params bafu_free_params_default(void);
+
+typedef struct {
+  double x, mass;
+} bafu_spec_atom;
+
+typedef struct {
+  int label;
+  double m1, m2;        /* moments of the represented law (carried exactly, see theory) */
+  double raw[5];        /* raw[p] = integral of x^p over grid density + atoms (p = 0..4) */
+  double lo, hi;        /* support of the continuous part (grid interval) */
+  size_t natoms;
+  bafu_spec_atom atom[2];
+} bafu_free_layer;
+
+typedef struct bafu_free bafu_free;
+
+/* Limit of layer `layer` (0-based) of the network p (probe signal, batch 1;
+ * MLPs with any activation, ResNets with linear activation only) for one
+ * input with |x|^2 = x2 (<= 0: d). info has layer + 1 entries. */
+bafu_status bafu_free_alloc(const bafu_free_params *fp, bafu_free **out);
+void bafu_free_free(bafu_free *ws);
+bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, bafu_spec_object obj, size_t layer,
+                          bafu_free_layer *info);
+/* Grid density of the continuous part of the last layer computed (grid points). */
+const double *bafu_free_x(const bafu_free *ws);
+const double *bafu_free_density(const bafu_free *ws);
+size_t bafu_free_npoints(const bafu_free *ws);
+/* Distribution function of the last layer computed (density integrated
+ * piecewise linearly plus atoms). ctx = the bafu_free workspace. */
+double bafu_free_cdf(const void *ws, double x);
+
+#endif

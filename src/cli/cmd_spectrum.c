@@ -1,0 +1,353 @@
+/* cmd_spectrum.c: `bafu spectrum`, spectra of the backward-to-feature kernel
+ * K_l and of J J^T for one input: dense (finite width, eigenvalues), kpm
+ * (finite width, matrix-free kernel polynomial method) and limit (infinite
+ * width, free multiplicative convolution). theory/spectrum.md. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bafu/moments.h"
+#include "bafu/spectrum.h"
+#include "bafu/table.h"
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: bafu spectrum [network options] [--mode dense|kpm|limit] [--object bfk|jacobian]\n"
+    "                     [--layer L] [--seed X] [--draw I] [--moments] [--bins B] [--out PATH]\n"
+    "\n"
+    "Spectrum of the backward-to-feature kernel K_l (df_l = -K_l b_l; theory/engine.md 3.2)\n"
+    "or of J J^T for the end-to-end Jacobian J = A_l ... A_1 (--object jacobian), for one\n"
+    "input (batch 1). theory/spectrum.md.\n"
+    "  dense: draw --draw of stream --seed (as bafu mc), form K_l, all eigenvalues\n"
+    "         (columns index eigenvalue), then a histogram series (x density, --bins bins).\n"
+    "  kpm:   the same draw, matrix-free (no n x n matrix beyond the weights): density by\n"
+    "         the kernel polynomial method on --bins Chebyshev nodes (columns x density).\n"
+    "  limit: infinite width, free multiplicative convolution layer by layer (MLPs, and\n"
+    "         linear ResNets); columns x density, atoms in a second series (x mass).\n"
+    "--moments: instead, one row per layer: layer m1 m2 cos_theta (dense: from the matrix and\n"
+    "the draw's own backward vector, equal to bafu mc's per-draw cos_theta; limit: m1/sqrt(m2)).\n"
+    "\n"
+    "Examples: bafu spectrum --width 1024 --depth 8\n"
+    "          bafu spectrum --mode kpm --width 16384 --depth 3 --layer 3\n"
+    "          bafu spectrum --mode limit --depth 8 --object jacobian";
+
+static const char *const mode_names[] = {"dense", "kpm", "limit", NULL};
+static const char *const object_names[] = {"bfk", "jacobian", NULL};
+
+static int find_layer(const int *labels, size_t J, int label_set, uint64_t label, size_t *out) {
+  if (!label_set) {
+    *out = J - 1;
+    return 1;
+  }
+  for (size_t j = 0; j < J; ++j)
+    if (labels[j] >= 0 && (uint64_t)labels[j] == label) {
+      *out = j;
+      return 1;
+    }
+  return 0;
+}
+
+static void write_moments(FILE *f, const bafu_spec_moments *mom, size_t count) {
+  fprintf(f, "layer m1 m2 cos_theta\n");
+  for (size_t j = 0; j < count; ++j)
+    if (mom[j].defined) fprintf(f, "%d %.12g %.12g %.12g\n", mom[j].label, mom[j].m1, mom[j].m2, mom[j].cos_theta);
+}
+
+static int all_finite(const double *v, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!isfinite(v[i])) return 0;
+  return 1;
+}
+
+int cmd_spectrum(int argc, char **argv) {
+  const char *cmd = "spectrum";
+  cli_net net;
+  cli_opt opts[56];
+  size_t n = 0;
+  cli_net_options(&net, opts, &n, 56);
+  int mode = 0, object = 0, moments = 0;
+  uint64_t seed = 1, draw = 0, layer_label = 0;
+  size_t bins = 0;
+  bafu_kpm_params kp = bafu_kpm_params_default();
+  bafu_free_params fp = bafu_free_params_default();
+  const char *out = NULL;
+  const cli_opt extra[] = {
+      {"--mode", OPT_CHOICE, &mode, "M", "dense | kpm | limit [dense]", mode_names, 0},
+      {"--object", OPT_CHOICE, &object, "O", "bfk | jacobian [bfk]", object_names, 0},
+      {"--layer", OPT_U64, &layer_label, "L", "layer label, as in bafu mc [the last layer]", NULL, 0},
+      {"--seed", OPT_U64, &seed, "X", "dense/kpm: stream seed [1]", NULL, 0},
+      {"--draw", OPT_U64, &draw, "I", "dense/kpm: draw number within the stream [0]", NULL, 0},
+      {"--moments", OPT_FLAG, &moments, NULL, "print layer m1 m2 cos_theta for every layer instead", NULL, 0},
+      {"--bins", OPT_SIZE, &bins, "B", "dense: histogram bins [50]; kpm: points [2 x moments]; limit: grid [1500]",
+       NULL, 0},
+      {"--kpm-moments", OPT_SIZE, &kp.moments, "N", "kpm: Chebyshev moments [256]", NULL, 0},
+      {"--kpm-vectors", OPT_SIZE, &kp.vectors, "R", "kpm: Hutchinson probe vectors [16]", NULL, 0},
+      {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+  };
+  for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
+  opts[n] = (cli_opt){0};
+  int r = cli_parse(cmd, usage, opts, argc, argv, 1, NULL, 0, NULL);
+  if (r) return r == 1 ? 0 : 2;
+  if ((r = cli_net_finish(cmd, &net, opts))) return r;
+  int layer_set = 0, seed_set = 0;
+  for (size_t i = 0; opts[i].name; ++i) {
+    if (strcmp(opts[i].name, "--layer") == 0) layer_set = opts[i].set;
+    if (strcmp(opts[i].name, "--seed") == 0 || strcmp(opts[i].name, "--draw") == 0) seed_set |= opts[i].set;
+  }
+  bafu_net_params *p = &net.p;
+  p->step = 0;
+  const bafu_spec_object obj = object ? BAFU_SPEC_JACOBIAN : BAFU_SPEC_BFK;
+  int rc = 2;
+  bafu_net *nw = NULL;
+  bafu_spec_dense *dw = NULL;
+  bafu_spec_kpm *kw = NULL;
+  bafu_free *fw = NULL;
+  bafu_table *t = NULL;
+  double *ev = NULL, *xs = NULL, *rho = NULL;
+  bafu_spec_moments *mom = NULL;
+  bafu_free_layer *fl = NULL;
+  if (p->batch != 1) {
+    fprintf(stderr, "bafu spectrum: --batch: spectra are for one input (batch 1)\n");
+    goto done;
+  }
+  if (mode == 2 && seed_set) {
+    fprintf(stderr, "bafu spectrum: --seed/--draw: only for --mode dense or kpm (the limit is deterministic)\n");
+    goto done;
+  }
+  if (mode == 2 && p->signal == BAFU_SIGNAL_MSE) {
+    fprintf(stderr, "bafu spectrum: --loss: the limit uses the probe signal (drop --loss)\n");
+    goto done;
+  }
+  if (mode == 2 && p->arch == BAFU_ARCH_RESNET && p->act != BAFU_ACT_LINEAR) {
+    fprintf(stderr, "bafu spectrum: --act: the limit of a nonlinear ResNet is not a free convolution (correlated "
+                    "masks, theory/moments.md 2.4); use --act linear or --mode dense/kpm\n");
+    goto done;
+  }
+  if (mode == 2 && p->init == BAFU_INIT_ORTHOGONAL) {
+    fprintf(stderr, "bafu spectrum: --init: the limit is implemented for Gaussian weights only\n");
+    goto done;
+  }
+  if (mode != 1 && (opts[n - 3].set || opts[n - 2].set)) {
+    fprintf(stderr, "bafu spectrum: --kpm-moments/--kpm-vectors: only with --mode kpm\n");
+    goto done;
+  }
+  if (kp.moments < 4 || kp.moments > 100000) {
+    fprintf(stderr, "bafu spectrum: --kpm-moments: must be in [4, 100000]\n");
+    goto done;
+  }
+  if (kp.vectors > 4096) {
+    fprintf(stderr, "bafu spectrum: --kpm-vectors: must be at most 4096\n");
+    goto done;
+  }
+  if (mode == 2 && bins && (bins < 50 || bins > 1000000)) {
+    fprintf(stderr, "bafu spectrum: --bins: the limit grid must be in [50, 1000000]\n");
+    goto done;
+  }
+  if (mode == 0 && moments == 0 && bins == 0) bins = 50;
+  if (mode == 1 && bins) {
+    if (bins < kp.moments) {
+      fprintf(stderr, "bafu spectrum: --bins: kpm needs at least --kpm-moments (%zu) points\n", kp.moments);
+      goto done;
+    }
+    kp.points = bins;
+  }
+  if (mode == 2 && bins) fp.grid = bins;
+  kp.seed = seed;
+  char desc[1024];
+  cli_net_describe(p, desc, sizeof desc);
+
+  /* layers and labels */
+  size_t J = mode == 2 ? bafu_moments_nlayers(p) : 0, jsel = 0;
+  int *labels = NULL;
+  if (mode != 2) {
+    const size_t need = bafu_net_memory_bytes(p);
+    if (need > bafu_memory_limit_bytes()) {
+      fprintf(stderr,
+              "bafu spectrum: --width/--depth: the network's weights need %.3g GB, over the limit of %.3g GB "
+              "(80%% of memory or BAFU_MEMORY_LIMIT_MB); reduce --depth at this width\n",
+              (double)need / 1e9, (double)bafu_memory_limit_bytes() / 1e9);
+      goto done;
+    }
+    if (bafu_net_alloc(p, &nw)) {
+      cli_fail(cmd, NULL);
+      goto done;
+    }
+    if (net.x) bafu_net_set_inputs(nw, net.x);
+    J = bafu_net_nlayers(nw);
+    labels = malloc(J * sizeof *labels);
+    for (size_t j = 0; labels && j < J; ++j) labels[j] = bafu_net_layer_label(nw, j);
+  } else {
+    bafu_moments_layer *o = malloc(J * sizeof *o);
+    labels = malloc(J * sizeof *labels);
+    if (!o || !labels || bafu_moments_run(p, 0, o)) {
+      free(o);
+      cli_fail(cmd, NULL);
+      free(labels);
+      goto done;
+    }
+    for (size_t j = 0; j < J; ++j) labels[j] = o[j].label;
+    free(o);
+  }
+  if (!labels) {
+    fprintf(stderr, "bafu spectrum: out of memory\n");
+    goto done;
+  }
+  if (!find_layer(labels, J, layer_set, layer_label, &jsel)) {
+    fprintf(stderr, "bafu spectrum: --layer: no layer %llu (layers are %d..%d)\n", (unsigned long long)layer_label,
+            labels[0], labels[J - 1]);
+    free(labels);
+    goto done;
+  }
+  free(labels);
+  if (moments) jsel = J - 1;
+  if (bafu_table_open(out, &t)) {
+    cli_fail(cmd, "--out");
+    goto done;
+  }
+  rc = 1;
+  mom = calloc(J, sizeof *mom);
+  if (!mom) goto oom;
+  if (mode == 0 || mode == 1) {
+    if (bafu_net_draw(nw, seed, draw) || bafu_net_run(nw)) goto fail;
+  }
+  const size_t nl = mode == 2 ? p->width : bafu_net_layer_fan_out(nw, jsel);
+  if (mode == 0) {
+    if (bafu_spec_dense_alloc(p, nw, 0, &dw)) goto fail;
+    ev = malloc(nl * sizeof *ev);
+    if (!ev) goto oom;
+    if (bafu_spec_dense_run(dw, nw, obj, jsel, mom, ev)) goto fail;
+    if (!all_finite(ev, nl)) {
+      bafu_error(BAFU_ENUMERIC, "non-finite eigenvalue");
+      goto fail;
+    }
+    const bafu_spec_moments *mj = &mom[jsel];
+    bafu_table_meta(t, "bafu spectrum --mode dense: eigenvalues of %s at layer %d (theory/spectrum.md 2)",
+                    obj == BAFU_SPEC_BFK ? "the BFK K_l" : "J J^T", mj->label);
+    bafu_table_provenance(t, argc + 1, argv - 1);
+    bafu_table_meta(t, "network: %s", desc);
+    bafu_table_meta(t, "seed: %llu draw: %llu (the draw of bafu mc --seed %llu)", (unsigned long long)seed,
+                    (unsigned long long)draw, (unsigned long long)seed);
+    if (moments) {
+      bafu_table_meta(t, "columns: m1 = tr(M)/n, m2 = tr(M^2)/n, cos_theta = <b,Mb>/(|b||Mb|) with the draw's b_l");
+      write_moments(bafu_table_stream(t), mom, jsel + 1);
+    } else {
+      const double cond = ev[0] > 0 ? ev[nl - 1] / ev[0] : INFINITY;
+      bafu_table_meta(t, "n: %zu m1: %.12g m2: %.12g cos_theta: %.12g (own backward vector) m1/sqrt(m2): %.12g", nl,
+                      mj->m1, mj->m2, mj->cos_theta, mj->m2 > 0 ? mj->m1 / sqrt(mj->m2) : 0.0);
+      if (isfinite(cond))
+        bafu_table_meta(t, "lambda_min: %.12g lambda_max: %.12g condition: %.12g", ev[0], ev[nl - 1], cond);
+      else
+        bafu_table_meta(t, "lambda_min: %.12g lambda_max: %.12g condition: infinite (lambda_min <= 0)", ev[0],
+                        ev[nl - 1]);
+      bafu_table_meta(t, "series 0: index eigenvalue (ascending); series 1: histogram x density (%zu bins, "
+                         "integrates to 1)", bins);
+      FILE *f = bafu_table_stream(t);
+      fprintf(f, "index eigenvalue\n");
+      for (size_t i = 0; i < nl; ++i) fprintf(f, "%zu %.15g\n", i, ev[i]);
+      double lo = ev[0], hi = ev[nl - 1];
+      if (!(hi > lo)) hi = lo + fmax(1e-12, 1e-9 * fabs(lo));
+      const double h = (hi - lo) / (double)bins;
+      fprintf(f, "\n\nx density\n");
+      size_t i = 0;
+      for (size_t b = 0; b < bins; ++b) {
+        const double edge = lo + (double)(b + 1) * h;
+        size_t c = 0;
+        while (i < nl && (ev[i] < edge || b + 1 == bins)) ++i, ++c;
+        fprintf(f, "%.12g %.12g\n", lo + ((double)b + 0.5) * h, (double)c / ((double)nl * h));
+      }
+    }
+  } else if (mode == 1) {
+    if (moments) {
+      fprintf(stderr, "bafu spectrum: --moments: use --mode dense or limit\n");
+      rc = 2;
+      goto abort;
+    }
+    if (bafu_spec_kpm_alloc(p, nw, &kp, &kw) || bafu_spec_kpm_prepare(kw, nw, obj, jsel)) goto fail;
+    const size_t P = kp.points ? kp.points : 2 * kp.moments;
+    xs = malloc(P * sizeof *xs);
+    rho = malloc(P * sizeof *rho);
+    if (!xs || !rho) goto oom;
+    double lo, hi, m1, m2;
+    if (bafu_spec_kpm_run(kw, nw, xs, rho, &lo, &hi)) goto fail;
+    if (!all_finite(rho, P)) {
+      bafu_error(BAFU_ENUMERIC, "non-finite KPM density");
+      goto fail;
+    }
+    bafu_spec_kpm_moments(kw, &m1, &m2);
+    bafu_table_meta(t, "bafu spectrum --mode kpm: density of %s at layer %d, kernel polynomial method "
+                       "(theory/spectrum.md 3)",
+                    obj == BAFU_SPEC_BFK ? "the BFK K_l" : "J J^T", bafu_net_layer_label(nw, jsel));
+    bafu_table_provenance(t, argc + 1, argv - 1);
+    bafu_table_meta(t, "network: %s", desc);
+    bafu_table_meta(t, "seed: %llu draw: %llu; probe vectors from stream seed %llu", (unsigned long long)seed,
+                    (unsigned long long)draw, (unsigned long long)seed);
+    bafu_table_meta(t, "n: %zu moments: %zu probe vectors: %zu (Rademacher) Jackson damping; interval [%.10g, %.10g]",
+                    nl, kp.moments, kp.vectors, lo, hi);
+    bafu_table_meta(t, "stochastic estimates: m1: %.10g m2: %.10g", m1, m2);
+    bafu_table_meta(t, "columns: x = eigenvalue (Chebyshev nodes), density (integrates to 1; atoms appear as "
+                       "peaks of width ~ pi (hi-lo)/(2 N))");
+    FILE *f = bafu_table_stream(t);
+    fprintf(f, "x density\n");
+    for (size_t i = 0; i < P; ++i) fprintf(f, "%.12g %.12g\n", xs[i], rho[i]);
+  } else {
+    fl = calloc(J, sizeof *fl);
+    if (!fl) goto oom;
+    if (bafu_free_alloc(&fp, &fw) || bafu_free_run(fw, p, 0, obj, jsel, fl)) goto fail;
+    for (size_t j = 0; j <= jsel; ++j) {
+      mom[j].label = fl[j].label;
+      mom[j].m1 = fl[j].m1;
+      mom[j].m2 = fl[j].m2;
+      mom[j].defined = fl[j].m1 > 0;
+      mom[j].cos_theta = mom[j].defined ? fl[j].m1 / sqrt(fl[j].m2) : 0;
+    }
+    const bafu_free_layer *L = &fl[jsel];
+    bafu_table_meta(t, "bafu spectrum --mode limit: infinite-width law of %s at layer %d, free multiplicative "
+                       "convolution (theory/spectrum.md 4)",
+                    obj == BAFU_SPEC_BFK ? "the BFK K_l" : "J J^T", L->label);
+    bafu_table_provenance(t, argc + 1, argv - 1);
+    bafu_table_meta(t, "network: %s", desc);
+    bafu_table_meta(t, "input: |x|^2 = d; representation: %zu quantile atoms, %zu grid points per layer", fp.atoms,
+                    fp.grid);
+    if (moments) {
+      bafu_table_meta(t, "columns: m1 = tr(K)/n, m2 = tr(K^2)/n of the limiting law, cos_theta = m1/sqrt(m2)");
+      write_moments(bafu_table_stream(t), mom, jsel + 1);
+    } else {
+      bafu_table_meta(t, "m1: %.12g m2: %.12g; density integral + atoms: %.10g; support of the density [%.10g, %.10g]",
+                      L->m1, L->m2, L->raw[0], L->lo, L->hi);
+      for (size_t a = 0; a < L->natoms; ++a)
+        bafu_table_meta(t, "atom: x %.12g mass %.12g", L->atom[a].x, L->atom[a].mass);
+      bafu_table_meta(t, "series 0: x density (continuous part); series 1: x mass (atoms)");
+      FILE *f = bafu_table_stream(t);
+      const double *gx = bafu_free_x(fw), *gd = bafu_free_density(fw);
+      const size_t G = bafu_free_npoints(fw);
+      fprintf(f, "x density\n");
+      for (size_t i = 0; i < G; ++i) fprintf(f, "%.12g %.12g\n", gx[i], isfinite(gd[i]) ? gd[i] : 0.0);
+      fprintf(f, "\n\nx mass\n");
+      for (size_t a = 0; a < L->natoms; ++a) fprintf(f, "%.12g %.12g\n", L->atom[a].x, L->atom[a].mass);
+    }
+  }
+  if (bafu_table_commit(t)) {
+    t = NULL;
+    cli_fail(cmd, "--out");
+    goto done;
+  }
+  t = NULL;
+  rc = 0;
+  goto done;
+oom:
+  bafu_error(BAFU_ENOMEM, "out of memory");
+fail:
+  cli_fail(cmd, NULL);
+abort:
+  if (t) bafu_table_abort(t);
+  t = NULL;
+done:
+  free(ev), free(xs), free(rho), free(mom), free(fl);
+  bafu_spec_dense_free(dw);
+  bafu_spec_kpm_free(kw);
+  bafu_free_free(fw);
+  bafu_net_free(nw);
+  cli_net_release(&net);
+  return rc;
+}

@@ -1,0 +1,563 @@
+/* spectrum_free.c: infinite-width laws of the BFK K_l and of J J^T, layer by
+ * layer, by free multiplicative convolution (theory/spectrum.md section 4).
+ *
+ * Each layer's law is carried as a discrete measure: N quantile points of the
+ * continuous part plus its atoms. One layer:
+ *   law(P) = law(A^T A): MLP: law(W D^2 W^T) (Silverstein's equation with the
+ *            exact discrete law of s phi'(u)^2 from Gauss-Hermite nodes);
+ *            linear ResNet: law((I + T)^T (I + T)) from the symmetrised
+ *            singular law Bernoulli(+-1) [+] semicircle(beta^2 s);
+ *   law(K_l) = c_l + law(K_{l-1}) [x] law(P), by Belinschi-Bercovici
+ *            subordination (fixed point / Newton on omega in C \ R+),
+ * each evaluated on a grid at x - i eps, then re-discretised by quantiles. */
+#include <complex.h>
+#include <gsl/gsl_integration.h>
+#include <gsl/gsl_math.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bafu/moments.h"
+#include "bafu/spectrum.h"
+
+bafu_free_params bafu_free_params_default(void) { return (bafu_free_params){.atoms = 1500, .grid = 1500}; }
+
+typedef double complex cplx;
+
+/* A discrete law: n points t with weights w (atoms included as points),
+ * plus up to 2 distinguished atoms (reported, and subtracted from transforms). */
+typedef struct {
+  size_t n;
+  double *t, *w;
+  size_t natoms;
+  bafu_spec_atom atom[2];
+  double m1, m2; /* carried exactly */
+} law;
+
+struct bafu_free {
+  bafu_free_params fp;
+  law K, P, H;      /* current kernel law, layer law, mask law */
+  double *gx, *gd;  /* grid and density (grid points) */
+  double *cdf;      /* cumulative (grid points) */
+  cplx *om;         /* subordination values per grid point */
+  size_t G;
+  double lo, hi;
+  double glo, ghi;  /* the interval the grid's nodes lie in */
+  size_t natoms;
+  bafu_spec_atom atom[2];
+  double dmass;     /* integral of the density on the grid */
+};
+
+static int law_alloc(law *L, size_t n) {
+  L->t = malloc(n * sizeof(double));
+  L->w = malloc(n * sizeof(double));
+  L->n = 0;
+  L->natoms = 0;
+  return L->t && L->w;
+}
+
+bafu_status bafu_free_alloc(const bafu_free_params *fp, bafu_free **out) {
+  *out = NULL;
+  if (fp->atoms < 50 || fp->atoms > 100000) return bafu_error(BAFU_EINVAL, "atoms: must be in [50, 100000]");
+  if (fp->grid < 50 || fp->grid > 1000000) return bafu_error(BAFU_EINVAL, "--bins: the limit grid must be in [50, 1000000]");
+  bafu_free *ws = calloc(1, sizeof *ws);
+  if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory");
+  ws->fp = *fp;
+  ws->G = fp->grid;
+  const size_t na = fp->atoms + 4;
+  int ok = law_alloc(&ws->K, na) && law_alloc(&ws->P, na) && law_alloc(&ws->H, 256);
+  ws->gx = malloc(ws->G * sizeof(double));
+  ws->gd = malloc(ws->G * sizeof(double));
+  ws->cdf = malloc(ws->G * sizeof(double));
+  ws->om = malloc(ws->G * sizeof(cplx));
+  if (!ok || !ws->gx || !ws->gd || !ws->cdf || !ws->om) {
+    bafu_free_free(ws);
+    return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
+  }
+  *out = ws;
+  return BAFU_OK;
+}
+
+void bafu_free_free(bafu_free *ws) {
+  if (!ws) return;
+  law *ls[3] = {&ws->K, &ws->P, &ws->H};
+  for (int i = 0; i < 3; ++i) free(ls[i]->t), free(ls[i]->w);
+  free(ws->gx), free(ws->gd), free(ws->cdf), free(ws->om);
+  free(ws);
+}
+
+const double *bafu_free_x(const bafu_free *ws) { return ws->gx; }
+const double *bafu_free_density(const bafu_free *ws) { return ws->gd; }
+size_t bafu_free_npoints(const bafu_free *ws) { return ws->G; }
+
+double bafu_free_cdf(const void *vws, double x) {
+  const bafu_free *ws = vws;
+  double a = 0;
+  for (size_t k = 0; k < ws->natoms; ++k)
+    if (ws->atom[k].x <= x) a += ws->atom[k].mass;
+  double cont = 0;
+  const size_t G = ws->G;
+  if (x >= ws->gx[G - 1])
+    cont = ws->cdf[G - 1];
+  else if (x > ws->gx[0]) {
+    size_t lo = 0, hi = G - 1;
+    while (hi - lo > 1) {
+      size_t mid = (lo + hi) / 2;
+      if (ws->gx[mid] <= x) lo = mid; else hi = mid;
+    }
+    const double h = ws->gx[hi] - ws->gx[lo], u = x - ws->gx[lo];
+    const double slope = (ws->gd[hi] - ws->gd[lo]) / h;
+    cont = ws->cdf[lo] + ws->gd[lo] * u + 0.5 * slope * u * u;
+  }
+  return a + cont;
+}
+
+/* Grid on [lo, hi], Chebyshev-clustered at both ends (edge singularities). */
+static void make_grid(double *x, size_t G, double lo, double hi) {
+  for (size_t k = 0; k < G; ++k) x[k] = lo + (hi - lo) * 0.5 * (1.0 - cos(M_PI * ((double)k + 0.5) / (double)G));
+}
+
+/* Trapezoid cumulative integral, raw moments, support trim helpers. */
+static void integrate(bafu_free *ws) {
+  /* end intervals [glo, x_0] and [x_G-1, ghi]: a power law rho ~ (x - glo)^-alpha
+   * fitted to the first two nodes (integrable edge singularity, e.g. J J^T at 0) */
+  double first = 0;
+  const double *x = ws->gx, *d = ws->gd;
+  if (d[0] > 0 && d[1] > 0 && x[0] > ws->glo) {
+    double al = -log(d[1] / d[0]) / log((x[1] - ws->glo) / (x[0] - ws->glo));
+    al = fmin(fmax(al, -1.0), 0.95);
+    first = d[0] * (x[0] - ws->glo) / (1.0 - al);
+  }
+  ws->cdf[0] = first;
+  for (size_t k = 1; k < ws->G; ++k)
+    ws->cdf[k] = ws->cdf[k - 1] + 0.5 * (ws->gd[k] + ws->gd[k - 1]) * (ws->gx[k] - ws->gx[k - 1]);
+  ws->dmass = ws->cdf[ws->G - 1] + 0.5 * d[ws->G - 1] * (ws->ghi - x[ws->G - 1]);
+}
+
+/* Quantile points of the grid density (continuous mass V = 1 - atoms), then
+ * the atoms, then an affine correction of the continuous points so that the
+ * law has exactly the moments M1, M2 (theory/spectrum.md 4.3). */
+static void discretise(bafu_free *ws, law *L, size_t N, double M1, double M2) {
+  double am = 0, a1 = 0, a2 = 0;
+  for (size_t k = 0; k < ws->natoms; ++k) {
+    am += ws->atom[k].mass;
+    a1 += ws->atom[k].mass * ws->atom[k].x;
+    a2 += ws->atom[k].mass * ws->atom[k].x * ws->atom[k].x;
+  }
+  const double V = 1.0 - am, Z = ws->dmass;
+  size_t k = 0;
+  double ybar = 0, y2 = 0;
+  for (size_t i = 0; i < N; ++i) {
+    const double target = ((double)i + 0.5) / (double)N * Z;
+    while (k + 1 < ws->G && ws->cdf[k + 1] < target) ++k;
+    double y;
+    if (k + 1 >= ws->G) y = ws->gx[ws->G - 1];
+    else {
+      const double dc = ws->cdf[k + 1] - ws->cdf[k];
+      y = ws->gx[k] + (dc > 0 ? (target - ws->cdf[k]) / dc : 0.5) * (ws->gx[k + 1] - ws->gx[k]);
+    }
+    L->t[i] = y;
+    L->w[i] = V / (double)N;
+    ybar += y / (double)N;
+    y2 += y * y / (double)N;
+  }
+  const double var = y2 - ybar * ybar;
+  const double mc = (M1 - a1) / V, vc = (M2 - a2) / V - mc * mc;
+  const double f = var > 0 && vc > 0 ? sqrt(vc / var) : 1.0;
+  for (size_t i = 0; i < N; ++i) L->t[i] = mc + (L->t[i] - ybar) * f;
+  L->n = N;
+  for (size_t a = 0; a < ws->natoms; ++a) {
+    L->t[L->n] = ws->atom[a].x;
+    L->w[L->n++] = ws->atom[a].mass;
+    L->atom[a] = ws->atom[a];
+  }
+  L->natoms = ws->natoms;
+  L->m1 = M1;
+  L->m2 = M2;
+}
+
+/* ------------------------------------------ Silverstein: law(W X W^T) --- */
+
+/* m(z) = -1 / (z - sum_i p_i t_i / (1 + t_i m)), Stieltjes m = int dF/(lambda - z).
+ * Newton from the warm start, fixed point iteration as fallback. */
+static cplx silverstein(const law *H, cplx z, cplx m0) {
+  cplx m = m0;
+  for (int pass = 0; pass < 2; ++pass) {
+    int ok = 1;
+    for (int it = 0; it < 100; ++it) {
+      cplx S = 0, dS = 0;
+      for (size_t i = 0; i < H->n; ++i) {
+        const cplx den = 1.0 + H->t[i] * m;
+        S += H->w[i] * H->t[i] / den;
+        dS -= H->w[i] * H->t[i] * H->t[i] / (den * den);
+      }
+      const cplx F = m * (z - S) + 1.0, dF = z - S - m * dS;
+      const cplx step = F / dF;
+      m -= step;
+      if (!isfinite(creal(m)) || !isfinite(cimag(m))) {
+        ok = 0;
+        break;
+      }
+      if (cabs(step) <= 1e-14 * cabs(m)) break;
+      if (it == 99) ok = 0;
+    }
+    if (ok && cimag(m) > 0) return m;
+    /* fallback: fixed point from -1/z */
+    m = -1.0 / z;
+    for (int it = 0; it < 20000; ++it) {
+      cplx S = 0;
+      for (size_t i = 0; i < H->n; ++i) S += H->w[i] * H->t[i] / (1.0 + H->t[i] * m);
+      const cplx mn = -1.0 / (z - S);
+      if (cabs(mn - m) <= 1e-12 * cabs(mn)) {
+        m = mn;
+        break;
+      }
+      m = mn;
+    }
+  }
+  return m;
+}
+
+/* ----------------------------------------- Belinschi-Bercovici [x] --- */
+
+static void psi_eval(const law *L, cplx w, cplx *psi, cplx *dpsi) {
+  cplx s = 0, ds = 0;
+  for (size_t i = 0; i < L->n; ++i) {
+    const cplx den = 1.0 - w * L->t[i];
+    s += L->w[i] * w * L->t[i] / den;
+    ds += L->w[i] * L->t[i] / (den * den);
+  }
+  *psi = s;
+  *dpsi = ds;
+}
+
+/* h(w) = eta(w)/w, eta = psi/(1+psi), and h'(w). */
+static void h_eval(const law *L, cplx w, cplx *h, cplx *dh) {
+  cplx psi, dpsi;
+  psi_eval(L, w, &psi, &dpsi);
+  const cplx eta = psi / (1.0 + psi), deta = dpsi / ((1.0 + psi) * (1.0 + psi));
+  *h = eta / w;
+  *dh = deta / w - eta / (w * w);
+}
+
+/* omega_1(z) for z in C+: the fixed point of w -> z h2(z h1(w)); Newton from
+ * the warm start, the (convergent) iteration from w = z as fallback. */
+static cplx bb_omega(const law *A, const law *B, cplx z, cplx w0) {
+  cplx w = w0;
+  for (int pass = 0; pass < 2; ++pass) {
+    int ok = 1;
+    for (int it = 0; it < 60; ++it) {
+      cplx h1, dh1, h2, dh2;
+      h_eval(A, w, &h1, &dh1);
+      const cplx u = z * h1;
+      h_eval(B, u, &h2, &dh2);
+      const cplx F = w - z * h2, dF = 1.0 - z * dh2 * z * dh1;
+      const cplx step = F / dF;
+      w -= step;
+      if (!isfinite(creal(w)) || !isfinite(cimag(w))) {
+        ok = 0;
+        break;
+      }
+      if (cabs(step) <= 1e-14 * cabs(w)) break;
+      if (it == 59) ok = 0;
+    }
+    if (ok && cimag(w) > 0 && carg(w) >= carg(z) - 1e-12) return w;
+    w = z;
+    for (int it = 0; it < 20000; ++it) {
+      cplx h1, dh1, h2, dh2;
+      h_eval(A, w, &h1, &dh1);
+      h_eval(B, z * h1, &h2, &dh2);
+      const cplx wn = z * h2;
+      if (cabs(wn - w) <= 1e-13 * cabs(wn)) {
+        w = wn;
+        break;
+      }
+      w = wn;
+    }
+  }
+  return w;
+}
+
+/* G(x - i eps) of A [x] B (the atom at 0 removed), via eta(z) = eta_A(omega(z)),
+ * z = 1/(x - i eps): G(1/z) = z / (1 - eta). */
+static double bb_density(const law *A, const law *B, double x, double eps, double atom0, cplx *wstart) {
+  const cplx zeta = x - I * eps, z = 1.0 / zeta;
+  const cplx w = bb_omega(A, B, z, *wstart);
+  *wstart = w;
+  cplx psi, dpsi;
+  psi_eval(A, w, &psi, &dpsi);
+  const cplx eta = psi / (1.0 + psi);
+  cplx G = z / (1.0 - eta);
+  G -= atom0 / zeta;
+  const double d = cimag(G) / M_PI;
+  return d > 0 && isfinite(d) ? d : 0.0;
+}
+
+/* Evaluate a density function on [lo, hi], trim to its support, and
+ * re-evaluate on the trimmed interval. kind: 0 Silverstein (law H), 1 BB
+ * (laws A, B), 2 ResNet singular law (sigma2). */
+typedef struct {
+  int kind;
+  const law *A, *B;
+  double sigma2, atom0, scale;
+} dens_ctx;
+
+/* symmetrised singular law of I + T: G = G_b(zeta - s2 G), G_b(w) = w/(w^2 - 1) */
+static cplx resnet_G(double s2, cplx zeta, cplx G0) {
+  cplx G = G0;
+  for (int pass = 0; pass < 2; ++pass) {
+    int ok = 1;
+    for (int it = 0; it < 100; ++it) {
+      const cplx w = zeta - s2 * G, gb = w / (w * w - 1.0), dgb = -(w * w + 1.0) / ((w * w - 1.0) * (w * w - 1.0));
+      const cplx F = G - gb, dF = 1.0 + s2 * dgb;
+      const cplx step = F / dF;
+      G -= step;
+      if (!isfinite(creal(G)) || !isfinite(cimag(G))) {
+        ok = 0;
+        break;
+      }
+      if (cabs(step) <= 1e-14 * cabs(G)) break;
+      if (it == 99) ok = 0;
+    }
+    if (ok && cimag(G) < 0) return G;
+    G = 1.0 / zeta;
+    for (int it = 0; it < 20000; ++it) {
+      const cplx w = zeta - s2 * G, Gn = w / (w * w - 1.0);
+      if (cabs(Gn - G) <= 1e-13 * cabs(Gn)) {
+        G = Gn;
+        break;
+      }
+      G = 0.5 * (G + Gn);
+    }
+  }
+  return G;
+}
+
+static void eval_grid(bafu_free *ws, const dens_ctx *c, double lo, double hi) {
+  make_grid(ws->gx, ws->G, lo, hi);
+  ws->glo = lo, ws->ghi = hi;
+  cplx start = 0;
+  int first = 1;
+  for (size_t k = 0; k < ws->G; ++k) {
+    const double x = ws->gx[k];
+    const double dx = k + 1 < ws->G ? ws->gx[k + 1] - x : x - ws->gx[k - 1];
+    double d = 0;
+    if (c->kind == 0) {
+      const double eps = 1e-9 * (hi - lo) + 0.02 * dx;
+      const cplx z = x + I * eps;
+      start = silverstein(c->A, z, first ? -1.0 / z : start);
+      cplx m = start + c->atom0 / z;
+      d = cimag(m) / M_PI;
+    } else if (c->kind == 1) {
+      const double eps = 0.02 * dx;
+      if (first) start = 1.0 / (x - I * eps);
+      d = bb_density(c->A, c->B, x, eps, c->atom0, &start);
+    } else {
+      /* y = x^2 of the symmetrised law nu: rho_P(y) = rho_nu(sqrt y)/sqrt y */
+      const double r = sqrt(fmax(x, 0)), eps = 1e-9 + 1e-3 * dx / fmax(2 * r, 1e-3);
+      const cplx zeta = r + I * eps;
+      start = resnet_G(c->sigma2, zeta, first ? 1.0 / zeta : start);
+      d = -cimag(start) / M_PI / fmax(r, 1e-300);
+    }
+    ws->gd[k] = d > 0 && isfinite(d) ? d : 0.0;
+    first = 0;
+  }
+}
+
+static void eval_trimmed(bafu_free *ws, const dens_ctx *c, double lo, double hi) {
+  for (int pass = 0; pass < 2; ++pass) {
+  eval_grid(ws, c, lo, hi);
+  double mx = 0;
+  for (size_t k = 0; k < ws->G; ++k) mx = fmax(mx, ws->gd[k]);
+  size_t a = 0, b = ws->G - 1;
+  while (a < ws->G && ws->gd[a] <= 1e-7 * mx) ++a;
+  while (b > a && ws->gd[b] <= 1e-7 * mx) --b;
+  if (a >= b) break;
+  const double nlo = a > 0 ? ws->gx[a - 1] : lo, nhi = b + 1 < ws->G ? ws->gx[b + 1] : hi;
+  const double m = 0.002 * (nhi - nlo);
+  lo = fmax(lo, nlo - m), hi = fmin(hi, nhi + m);
+  }
+  eval_grid(ws, c, lo, hi);
+}
+
+/* ------------------------------------------------------------ driver --- */
+
+/* law(s phi'(u)^2), u ~ N(0, q): exact for relu/linear, 64-point
+ * Gauss-Hermite otherwise (in H). Returns the atom at 0. */
+static bafu_status mask_law(bafu_free *ws, const bafu_net_params *p, double q) {
+  law *H = &ws->H;
+  const double s = p->sigma_w2;
+  if (p->act == BAFU_ACT_LINEAR) {
+    H->n = 1, H->t[0] = s, H->w[0] = 1;
+    return BAFU_OK;
+  }
+  if (p->act == BAFU_ACT_RELU) {
+    H->n = 2, H->t[0] = 0, H->w[0] = 0.5, H->t[1] = s, H->w[1] = 0.5;
+    return BAFU_OK;
+  }
+  gsl_integration_fixed_workspace *w = gsl_integration_fixed_alloc(gsl_integration_fixed_hermite, 64, 0, 0.5, 0, 0);
+  if (!w) return bafu_error(BAFU_ENOMEM, "out of memory (quadrature)");
+  const double *xn = gsl_integration_fixed_nodes(w), *wn = gsl_integration_fixed_weights(w);
+  /* weight exp(-x^2/2) (b = 0.5): nodes are standard normal points * 1, weights sum to sqrt(2 pi) */
+  double tot = 0;
+  for (size_t i = 0; i < 64; ++i) tot += wn[i];
+  for (size_t i = 0; i < 64; ++i) {
+    const double d = bafu_act_dphi(p->act, sqrt(q) * xn[i]);
+    H->t[i] = s * d * d;
+    H->w[i] = wn[i] / tot;
+  }
+  H->n = 64;
+  gsl_integration_fixed_free(w);
+  return BAFU_OK;
+}
+
+static void set_moments_exact(law *L) {
+  double m1 = 0, m2 = 0;
+  for (size_t i = 0; i < L->n; ++i) m1 += L->w[i] * L->t[i], m2 += L->w[i] * L->t[i] * L->t[i];
+  L->m1 = m1, L->m2 = m2;
+}
+
+static void raw_moments(const bafu_free *ws, double *raw) {
+  for (int p = 0; p < 5; ++p) raw[p] = 0;
+  for (size_t k = 0; k + 1 < ws->G; ++k) {
+    const double h = ws->gx[k + 1] - ws->gx[k];
+    double xp0 = 1, xp1 = 1;
+    for (int p = 0; p < 5; ++p) {
+      raw[p] += 0.5 * h * (ws->gd[k] * xp0 + ws->gd[k + 1] * xp1);
+      xp0 *= ws->gx[k], xp1 *= ws->gx[k + 1];
+    }
+  }
+  for (size_t a = 0; a < ws->natoms; ++a)
+    for (int p = 0; p < 5; ++p) raw[p] += ws->atom[a].mass * pow(ws->atom[a].x, p);
+}
+
+bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, bafu_spec_object obj, size_t layer,
+                          bafu_free_layer *info) {
+  if (p->batch != 1) return bafu_error(BAFU_EINVAL, "--batch: the limit is for one input (batch 1)");
+  if (p->signal != BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "--loss: the limit uses the probe signal");
+  if (p->arch == BAFU_ARCH_RESNET && p->act != BAFU_ACT_LINEAR)
+    return bafu_error(BAFU_EINVAL,
+                      "--act: the limit of a nonlinear ResNet is not a free convolution (the masks of different "
+                      "blocks are correlated, theory/moments.md 2.4); use --act linear or --mode dense/kpm");
+  if (p->init == BAFU_INIT_ORTHOGONAL)
+    return bafu_error(BAFU_EINVAL, "--init: the limit is implemented for Gaussian weights only");
+  const size_t J = bafu_moments_nlayers(p);
+  if (layer >= J) return bafu_error(BAFU_EINVAL, "--layer: index %zu beyond %zu layers", layer, J);
+  bafu_moments_layer *o = malloc(J * sizeof *o);
+  if (!o) return bafu_error(BAFU_ENOMEM, "out of memory");
+  bafu_status st = bafu_moments_run(p, x2, o);
+  if (st) {
+    free(o);
+    return st;
+  }
+  const size_t N = ws->fp.atoms;
+  const double beta = bafu_net_beta(p);
+  /* layer 0: a multiple of I */
+  law *K = &ws->K;
+  double a0 = obj == BAFU_SPEC_JACOBIAN ? 1.0 : o[0].c;
+  K->n = 1, K->t[0] = a0, K->w[0] = 1, K->m1 = a0, K->m2 = a0 * a0;
+  int degenerate = 1;
+  ws->natoms = 1;
+  ws->atom[0] = (bafu_spec_atom){a0, 1.0};
+  for (size_t j = 0; j <= layer; ++j) {
+    const double c = obj == BAFU_SPEC_JACOBIAN ? 0.0 : o[j].c;
+    if (j > 0) {
+      /* law of P = A^T A */
+      law *P = &ws->P;
+      double lo, hi, p1, p2, atom0 = 0;
+      dens_ctx dc = {0};
+      if (p->arch == BAFU_ARCH_MLP) {
+        if ((st = mask_law(ws, p, o[j].q_in))) break;
+        set_moments_exact(&ws->H);
+        double tmax = 0;
+        for (size_t i = 0; i < ws->H.n; ++i) {
+          tmax = fmax(tmax, ws->H.t[i]);
+          if (ws->H.t[i] == 0 && p->act == BAFU_ACT_RELU) atom0 += ws->H.w[i];
+        }
+        /* targets from the accurate Gaussian moments (theory/activations.md), not the nodes */
+        bafu_act_moments am;
+        if ((st = bafu_act_moments_eval(p->act, o[j].q_in, &am))) break;
+        const double s = p->sigma_w2;
+        p1 = s * am.dphi2, p2 = s * s * (am.dphi2 * am.dphi2 + am.dphi4);
+        dc = (dens_ctx){.kind = 0, .A = &ws->H, .atom0 = atom0};
+        lo = 0, hi = 4.05 * tmax;
+      } else {
+        const double s2 = beta * beta * p->sigma_w2;
+        p1 = 1 + s2, p2 = 1 + 4 * s2 + 2 * s2 * s2;
+        dc = (dens_ctx){.kind = 2, .sigma2 = s2};
+        lo = 0, hi = pow(1 + 2 * sqrt(s2), 2) * 1.05;
+      }
+      ws->natoms = 0;
+      if (atom0 > 0) ws->natoms = 1, ws->atom[0] = (bafu_spec_atom){0.0, atom0};
+      eval_trimmed(ws, &dc, lo, hi);
+      integrate(ws);
+      discretise(ws, P, N, p1, p2);
+      if (degenerate) {
+        /* K = a I: law(a P) + c */
+        const double a = K->t[0];
+        for (size_t i = 0; i < P->n; ++i) K->t[i] = c + a * P->t[i], K->w[i] = P->w[i];
+        K->n = P->n;
+        K->m1 = c + a * P->m1;
+        K->m2 = c * c + 2 * c * a * P->m1 + a * a * P->m2;
+        /* grid and atoms of the result: scale the P grid (as computed) */
+        for (size_t k = 0; k < ws->G; ++k) ws->gx[k] = c + a * ws->gx[k], ws->gd[k] /= a;
+        ws->glo = c + a * ws->glo, ws->ghi = c + a * ws->ghi;
+        for (size_t k = 0; k < ws->natoms; ++k) ws->atom[k].x = c + a * ws->atom[k].x;
+        integrate(ws);
+        degenerate = 0;
+        K->natoms = ws->natoms;
+        for (size_t k = 0; k < ws->natoms; ++k) K->atom[k] = ws->atom[k];
+      } else {
+        const double k1 = K->m1, k2 = K->m2;
+        double kmax = 0, pmax = 0, k0 = 0;
+        for (size_t i = 0; i < K->n; ++i) {
+          kmax = fmax(kmax, K->t[i]);
+          if (K->t[i] == 0) k0 += K->w[i];
+        }
+        for (size_t i = 0; i < P->n; ++i) pmax = fmax(pmax, P->t[i]);
+        const double z0 = fmax(k0, atom0); /* atom of the product at 0 */
+        dens_ctx bc = {.kind = 1, .A = K, .B = P, .atom0 = z0};
+        /* the product's grid is built into ws->gx; K and P stay intact */
+        ws->natoms = 0;
+        if (z0 > 0) ws->natoms = 1, ws->atom[0] = (bafu_spec_atom){0.0, z0};
+        eval_trimmed(ws, &bc, 0.0, kmax * pmax * 1.02);
+        const double M1 = k1 * P->m1, M2 = k2 * P->m1 * P->m1 + k1 * k1 * P->m2 - k1 * k1 * P->m1 * P->m1;
+        for (size_t k = 0; k < ws->G; ++k) ws->gx[k] += c;
+        ws->glo += c, ws->ghi += c;
+        for (size_t k = 0; k < ws->natoms; ++k) ws->atom[k].x += c;
+        integrate(ws);
+        discretise(ws, K, N, c + M1, c * c + 2 * c * M1 + M2);
+      }
+    }
+    bafu_free_layer *L = &info[j];
+    memset(L, 0, sizeof *L);
+    L->label = o[j].label;
+    L->m1 = K->m1;
+    L->m2 = K->m2;
+    if (j == 0) {
+      L->natoms = 1;
+      L->atom[0] = (bafu_spec_atom){K->t[0], 1.0};
+      L->raw[0] = 1, L->raw[1] = K->m1, L->raw[2] = K->m2;
+      L->lo = L->hi = K->t[0];
+    } else {
+      raw_moments(ws, L->raw);
+      L->lo = ws->gx[0];
+      L->hi = ws->gx[ws->G - 1];
+      L->natoms = ws->natoms;
+      for (size_t a = 0; a < ws->natoms; ++a) L->atom[a] = ws->atom[a];
+    }
+  }
+  free(o);
+  if (st) return st;
+  if (layer == 0) {
+    /* a single atom: an empty density on a grid around it */
+    const double a = K->t[0];
+    make_grid(ws->gx, ws->G, a - 0.5 * fabs(a) - 1e-12, a + 0.5 * fabs(a) + 1e-12);
+    ws->glo = ws->gx[0], ws->ghi = ws->gx[ws->G - 1];
+    memset(ws->gd, 0, ws->G * sizeof(double));
+    integrate(ws);
+    ws->natoms = 1;
+    ws->atom[0] = (bafu_spec_atom){a, 1.0};
+  }
+  return BAFU_OK;
+}

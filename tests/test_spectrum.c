@@ -1,0 +1,355 @@
+/* test_spectrum.c: spectra of the BFK and of J J^T (bafu/spectrum.h,
+ * theory/spectrum.md): dense eigendecomposition residuals, the angle against
+ * the engine's per-draw measurement, matrix-free products against the dense
+ * matrix, KPM against the dense spectrum, the free-probability limit against
+ * the moment recursion, Fuss-Catalan laws, and convergence in width. */
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+
+#include "bafu/moments.h"
+#include "bafu/spectrum.h"
+#include "testutil.h"
+
+static bafu_net *make_net(const bafu_net_params *p, uint64_t seed, uint64_t draw) {
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(p, &net));
+  ck_assert_ok(bafu_net_draw(net, seed, draw));
+  ck_assert_ok(bafu_net_run(net));
+  return net;
+}
+
+static bafu_net_params base(bafu_arch arch, bafu_act act, size_t n, size_t depth) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = arch;
+  p.act = act;
+  p.width = n;
+  p.depth = depth;
+  p.step = 0;
+  if (act != BAFU_ACT_RELU) p.sigma_w2 = 1.3;
+  return p;
+}
+
+/* The dense angle equals bafu mc's per-draw cos_theta (the engine's tangent
+ * and backward passes) for every layer, to 1e-10. */
+START_TEST(test_dense_cos_matches_engine) {
+  bafu_net_params ps[5];
+  ps[0] = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 96, 5);
+  ps[1] = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 80, 6);
+  ps[1].embed = 1;
+  ps[1].input_dim = 37;
+  ps[1].lr_input = 0.7;
+  ps[2] = base(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 64, 4);
+  ps[2].branch_scale = 1.7;
+  ps[3] = base(BAFU_ARCH_MLP, BAFU_ACT_GELU, 72, 4);
+  ps[3].signal = BAFU_SIGNAL_MSE;
+  ps[3].outputs = 3;
+  ps[3].lr_hidden = 0.385;
+  ps[4] = base(BAFU_ARCH_MLP, BAFU_ACT_ERF, 50, 3);
+  ps[4].init = BAFU_INIT_ORTHOGONAL;
+  ps[4].input_dim = 71;
+  for (size_t c = 0; c < 5; ++c) {
+    bafu_net *net = make_net(&ps[c], 17 + c, 3);
+    const size_t J = bafu_net_nlayers(net);
+    double *q = malloc(J * BAFU_Q_COUNT * sizeof(double));
+    bafu_net_measure(net, q);
+    bafu_spec_dense *ws;
+    ck_assert_ok(bafu_spec_dense_alloc(&ps[c], net, 0, &ws));
+    bafu_spec_moments mom[16];
+    ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, J - 1, mom, NULL));
+    for (size_t j = 0; j < J; ++j) {
+      ck_assert(mom[j].defined);
+      ck_assert_int_eq(mom[j].label, bafu_net_layer_label(net, j));
+      ck_assert_close(mom[j].cos_theta, q[j * BAFU_Q_COUNT + BAFU_Q_COS], 1e-10, 0);
+      /* D_l = <b, K b> */
+      const double *b = bafu_net_backward_signal(net, j);
+      (void)b;
+    }
+    bafu_spec_dense_free(ws);
+    free(q);
+    bafu_net_free(net);
+  }
+}
+END_TEST
+
+/* Scaled residual |K - U S U^T|_F / (n |K|_F eps) of the eigendecomposition. */
+START_TEST(test_dense_residual) {
+  bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 200, 4);
+  bafu_net *net = make_net(&p, 5, 0);
+  bafu_spec_dense *ws;
+  ck_assert_ok(bafu_spec_dense_alloc(&p, net, 1, &ws));
+  const size_t n = 200;
+  double *ev = malloc(n * sizeof(double)), *US = malloc(n * n * sizeof(double)), *R = malloc(n * n * sizeof(double));
+  ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, 3, NULL, ev));
+  const double *K = bafu_spec_dense_matrix(ws), *U = bafu_spec_dense_vectors(ws);
+  ck_assert_ptr_nonnull(U);
+  for (size_t j = 0; j < n; ++j)
+    for (size_t i = 0; i < n; ++i) US[i + j * n] = U[i + j * n] * ev[j];
+  memcpy(R, K, n * n * sizeof(double));
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)n, -1.0, US, (int)n, U, (int)n, 1.0, R,
+              (int)n);
+  const double res = cblas_dnrm2((int)(n * n), R, 1) / ((double)n * cblas_dnrm2((int)(n * n), K, 1) * DBL_EPSILON);
+  ck_assert_msg(res < 10.0, "scaled residual %g", res);
+  /* ascending, and bounded below by c_L (K >= c I) */
+  for (size_t i = 1; i < n; ++i) ck_assert(ev[i] >= ev[i - 1]);
+  ck_assert(ev[0] > 0);
+  free(ev), free(US), free(R);
+  bafu_spec_dense_free(ws);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* Matrix-free M v equals the dense M v (both objects, MLP and ResNet). */
+START_TEST(test_kpm_apply_matches_dense) {
+  bafu_net_params ps[3];
+  ps[0] = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, 5);
+  ps[1] = base(BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 48, 5);
+  ps[2] = base(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 40, 3);
+  ps[2].embed = 1;
+  ps[2].input_dim = 23;
+  for (size_t c = 0; c < 3; ++c)
+    for (int obj = 0; obj < 2; ++obj) {
+      bafu_net *net = make_net(&ps[c], 9, 1);
+      const size_t J = bafu_net_nlayers(net), n = ps[c].width;
+      bafu_spec_dense *ws;
+      ck_assert_ok(bafu_spec_dense_alloc(&ps[c], net, 0, &ws));
+      bafu_kpm_params kp = bafu_kpm_params_default();
+      kp.vectors = 2;
+      bafu_spec_kpm *kw;
+      ck_assert_ok(bafu_spec_kpm_alloc(&ps[c], net, &kp, &kw));
+      double *v = malloc(2 * n * sizeof(double)), *o = malloc(2 * n * sizeof(double)), *d = malloc(n * sizeof(double));
+      for (size_t i = 0; i < 2 * n; ++i) v[i] = sin(2.385 * (double)i + 0.3);
+      for (size_t l = 0; l < J; ++l) {
+        ck_assert_ok(bafu_spec_dense_run(ws, net, (bafu_spec_object)obj, l, NULL, NULL));
+        ck_assert_ok(bafu_spec_kpm_prepare(kw, net, (bafu_spec_object)obj, l));
+        bafu_spec_kpm_apply(kw, net, 2, v, o);
+        for (size_t col = 0; col < 2; ++col) {
+          cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, (int)n, 1.0, bafu_spec_dense_matrix(ws), (int)n,
+                      v + col * n, 1, 0.0, d, 1);
+          double e = 0, s = 0;
+          for (size_t i = 0; i < n; ++i) e += (d[i] - o[i + col * n]) * (d[i] - o[i + col * n]), s += d[i] * d[i];
+          ck_assert_msg(sqrt(e / s) < 1e-12, "case %zu obj %d layer %zu: rel err %g", c, obj, l, sqrt(e / s));
+        }
+      }
+      free(v), free(o), free(d);
+      bafu_spec_kpm_free(kw);
+      bafu_spec_dense_free(ws);
+      bafu_net_free(net);
+    }
+}
+END_TEST
+
+static double kpm_cdf(const void *ctx, double x) { return bafu_spec_kpm_cdf(ctx, x); }
+
+/* KPM against the dense spectrum of the same draw: Wasserstein-1 distance
+ * between the KPM distribution function and the empirical one, relative to
+ * the spectral width, below 1%; the density integrates to 1. */
+START_TEST(test_kpm_matches_dense) {
+  bafu_net_params ps[2];
+  ps[0] = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 512, 4);
+  ps[1] = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 512, 6);
+  for (size_t c = 0; c < 2; ++c) {
+    const size_t n = ps[c].width;
+    bafu_net *net = make_net(&ps[c], 3, 2);
+    const size_t J = bafu_net_nlayers(net);
+    bafu_spec_dense *ws;
+    ck_assert_ok(bafu_spec_dense_alloc(&ps[c], net, 0, &ws));
+    double *ev = malloc(n * sizeof(double));
+    ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, J - 1, NULL, ev));
+    bafu_kpm_params kp = bafu_kpm_params_default();
+    bafu_spec_kpm *kw;
+    ck_assert_ok(bafu_spec_kpm_alloc(&ps[c], net, &kp, &kw));
+    ck_assert_ok(bafu_spec_kpm_prepare(kw, net, BAFU_SPEC_BFK, J - 1));
+    const size_t P = 2 * kp.moments;
+    double *x = malloc(P * sizeof(double)), *rho = malloc(P * sizeof(double)), lo, hi;
+    ck_assert_ok(bafu_spec_kpm_run(kw, net, x, rho, &lo, &hi));
+    ck_assert(lo <= ev[0] * (1 + 1e-12) && hi >= ev[n - 1]);
+    const double w1 = bafu_spec_w1(kpm_cdf, kw, ev, n, lo, hi, 4000);
+    ck_assert_msg(w1 / (ev[n - 1] - ev[0]) < 0.01, "case %zu: W1 %g, width %g", c, w1, ev[n - 1] - ev[0]);
+    double m1 = 0, m2 = 0, k1, k2;
+    for (size_t i = 0; i < n; ++i) m1 += ev[i] / n, m2 += ev[i] * ev[i] / n;
+    bafu_spec_kpm_moments(kw, &k1, &k2);
+    ck_assert_close(k1, m1, 0.02, 0);
+    ck_assert_close(k2, m2, 0.05, 0);
+    free(x), free(rho), free(ev);
+    bafu_spec_kpm_free(kw);
+    bafu_spec_dense_free(ws);
+    bafu_net_free(net);
+  }
+}
+END_TEST
+
+static double binom(double a, double k) { return exp(lgamma(a + 1) - lgamma(k + 1) - lgamma(a - k + 1)); }
+static double fuss_catalan(int p, int k) { return binom((double)((p + 1) * k), k) / (double)(p * k + 1); }
+
+/* Product of p Gaussian matrices (linear MLP, sigma_w2 = 1, Jacobian object):
+ * the dense finite-width moments of J J^T against the Fuss-Catalan moments
+ * C((p+1)k, k)/(pk+1), averaged over 4 draws at n = 300, within 3% (m2) and
+ * 6% (m3) (finite-n corrections are O(p k^2 / n)). */
+START_TEST(test_fuss_catalan_dense) {
+  const int p = 2;
+  bafu_net_params pr = base(BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 300, (size_t)p + 1);
+  pr.sigma_w2 = 1.0;
+  double m[4] = {0};
+  const size_t n = pr.width;
+  double *ev = malloc(n * sizeof(double));
+  for (uint64_t draw = 0; draw < 4; ++draw) {
+    bafu_net *net = make_net(&pr, 11, draw);
+    bafu_spec_dense *ws;
+    ck_assert_ok(bafu_spec_dense_alloc(&pr, net, 0, &ws));
+    ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_JACOBIAN, (size_t)p, NULL, ev));
+    for (size_t i = 0; i < n; ++i)
+      for (int k = 1; k <= 3; ++k) m[k] += pow(ev[i], k) / (4.0 * (double)n);
+    bafu_spec_dense_free(ws);
+    bafu_net_free(net);
+  }
+  ck_assert_close(m[1], fuss_catalan(p, 1), 0.02, 0);
+  ck_assert_close(m[2], fuss_catalan(p, 2), 0.03, 0);
+  ck_assert_close(m[3], fuss_catalan(p, 3), 0.06, 0);
+  free(ev);
+}
+END_TEST
+
+
+/* Limit: the carried moments equal the moment recursion (bafu_moments_run) to
+ * 1e-10; the grid density plus atoms integrates to 1 and its raw first two
+ * moments agree within 3e-3 (ReLU), 1e-2 (linear ResNet), 2e-2 (tanh) (ReLU:
+ * atom 1/2 at c_l after layer 1). */
+START_TEST(test_limit_moments) {
+  bafu_net_params ps[3];
+  ps[0] = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 256, 4);
+  ps[1] = base(BAFU_ARCH_MLP, BAFU_ACT_TANH, 256, 3);
+  ps[2] = base(BAFU_ARCH_RESNET, BAFU_ACT_LINEAR, 256, 4);
+  ps[2].branch_scale = 1.3;
+  bafu_free_params fp = {.atoms = 800, .grid = 800};
+  for (size_t c = 0; c < 3; ++c) {
+    bafu_free *ws;
+    ck_assert_ok(bafu_free_alloc(&fp, &ws));
+    const size_t J = bafu_moments_nlayers(&ps[c]);
+    bafu_free_layer L[8];
+    bafu_moments_layer o[8];
+    ck_assert_ok(bafu_moments_run(&ps[c], 0, o));
+    ck_assert_ok(bafu_free_run(ws, &ps[c], 0, BAFU_SPEC_BFK, J - 1, L));
+    for (size_t j = 0; j < J; ++j) {
+      ck_assert_close(L[j].m1, o[j].m1, 1e-10, 0);
+      ck_assert_close(L[j].m2, o[j].m2, 1e-10, 0);
+      const double tol[3] = {3e-3, 2e-2, 1e-2}; /* relu, tanh (64-node mask law), linear resnet */
+      ck_assert_msg(fabs(L[j].raw[0] - 1) < tol[c], "case %zu layer %zu: mass %g", c, j, L[j].raw[0]);
+      ck_assert_close(L[j].raw[1], o[j].m1, tol[c], 0);
+      ck_assert_close(L[j].raw[2], o[j].m2, tol[c], 0);
+      if (c == 0 && j > 0) {
+        ck_assert_int_eq(L[j].natoms, 1);
+        ck_assert_close(L[j].atom[0].x, o[j].c, 1e-12, 0);
+        ck_assert_close(L[j].atom[0].mass, 0.5, 1e-12, 0);
+      }
+    }
+    bafu_free_free(ws);
+  }
+  /* nonlinear ResNets are refused */
+  bafu_net_params r = base(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 64, 3);
+  bafu_free *ws;
+  bafu_free_layer L[4];
+  ck_assert_ok(bafu_free_alloc(&fp, &ws));
+  ck_assert_int_eq(bafu_free_run(ws, &r, 0, BAFU_SPEC_BFK, 2, L), BAFU_EINVAL);
+  bafu_free_free(ws);
+}
+END_TEST
+
+/* Limit, Jacobian of a product of p = 2 Gaussian matrices: Fuss-Catalan
+ * moments m2 = 3, m3 = 12 (raw grid moments, not carried: 1e-3) and right edge
+ * 27/4 (within 1%). */
+START_TEST(test_fuss_catalan_limit) {
+  bafu_net_params pr = base(BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 256, 3);
+  pr.sigma_w2 = 1.0;
+  bafu_free_params fp = {.atoms = 800, .grid = 800};
+  bafu_free *ws;
+  ck_assert_ok(bafu_free_alloc(&fp, &ws));
+  bafu_free_layer L[4];
+  ck_assert_ok(bafu_free_run(ws, &pr, 0, BAFU_SPEC_JACOBIAN, 2, L));
+  ck_assert_close(L[1].raw[2], fuss_catalan(1, 2), 1e-3, 0);
+  ck_assert_close(L[1].raw[3], fuss_catalan(1, 3), 1e-3, 0);
+  ck_assert_close(L[2].raw[1], fuss_catalan(2, 1), 1e-3, 0);
+  ck_assert_close(L[2].raw[2], fuss_catalan(2, 2), 1e-3, 0);
+  ck_assert_close(L[2].raw[3], fuss_catalan(2, 3), 1e-3, 0);
+  ck_assert_close(L[2].hi, 27.0 / 4.0, 1e-2, 0);
+  ck_assert_close(L[1].hi, 4.0, 1e-2, 0);
+  bafu_free_free(ws);
+}
+END_TEST
+
+static double free_cdf(const void *ctx, double x) { return bafu_free_cdf(ctx, x); }
+
+/* Finite width approaches the limit: W1 distance (relative to m1) between the
+ * dense spectrum (4 draws pooled, inputs fixed to ones so |x|^2 = d) and the limiting law decreases over widths
+ * 128, 256, 512 (ReLU MLP, depth 3, BFK). */
+START_TEST(test_width_convergence) {
+  bafu_free_params fp = {.atoms = 800, .grid = 800};
+  bafu_free *fw;
+  ck_assert_ok(bafu_free_alloc(&fp, &fw));
+  const size_t widths[3] = {128, 256, 512};
+  double w1[3];
+  double *ones = malloc(512 * sizeof(double));
+  for (size_t i = 0; i < 512; ++i) ones[i] = 1.0; /* |x|^2 = d exactly, as in the limit */
+  for (size_t c = 0; c < 3; ++c) {
+    bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, widths[c], 3);
+    bafu_free_layer L[4];
+    ck_assert_ok(bafu_free_run(fw, &p, 0, BAFU_SPEC_BFK, 2, L));
+    const size_t n = widths[c];
+    double *ev = malloc(4 * n * sizeof(double));
+    for (uint64_t d = 0; d < 4; ++d) {
+      bafu_net *net;
+      ck_assert_ok(bafu_net_alloc(&p, &net));
+      bafu_net_set_inputs(net, ones);
+      ck_assert_ok(bafu_net_draw(net, 21, d));
+      ck_assert_ok(bafu_net_run(net));
+      bafu_spec_dense *ws;
+      ck_assert_ok(bafu_spec_dense_alloc(&p, net, 0, &ws));
+      ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, 2, NULL, ev + d * n));
+      bafu_spec_dense_free(ws);
+      bafu_net_free(net);
+    }
+    /* pooled, sorted */
+    for (size_t i = 1; i < 4 * n; ++i)
+      for (size_t k = i; k > 0 && ev[k] < ev[k - 1]; --k) {
+        const double t = ev[k];
+        ev[k] = ev[k - 1], ev[k - 1] = t;
+      }
+    w1[c] = bafu_spec_w1(free_cdf, fw, ev, 4 * n, L[2].atom[0].x * 0.9, L[2].hi * 1.1, 20000) / L[2].m1;
+    free(ev);
+  }
+  ck_assert_msg(w1[1] < w1[0] && w1[2] < w1[1], "W1/m1: %g %g %g", w1[0], w1[1], w1[2]);
+  ck_assert_msg(w1[2] < 0.05, "W1/m1 at 512: %g", w1[2]);
+  printf("test_width_convergence: W1/m1 at n = 128, 256, 512: %.4g %.4g %.4g\n", w1[0], w1[1], w1[2]);
+  free(ones);
+  bafu_free_free(fw);
+}
+END_TEST
+
+static Suite *spectrum_suite(void) {
+  Suite *s = suite_create("spectrum");
+  TCase *tc = tcase_create("dense");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_dense_cos_matches_engine);
+  tcase_add_test(tc, test_dense_residual);
+  tcase_add_test(tc, test_fuss_catalan_dense);
+  suite_add_tcase(s, tc);
+  TCase *tk = tcase_create("kpm");
+  tcase_set_timeout(tk, 60);
+  tcase_add_test(tk, test_kpm_apply_matches_dense);
+  tcase_add_test(tk, test_kpm_matches_dense);
+  suite_add_tcase(s, tk);
+  TCase *tl = tcase_create("limit");
+  tcase_set_timeout(tl, 60);
+  tcase_add_test(tl, test_limit_moments);
+  tcase_add_test(tl, test_fuss_catalan_limit);
+  tcase_add_test(tl, test_width_convergence);
+  suite_add_tcase(s, tl);
+  return s;
+}
+
+int main(void) { return bafu_run_suite(spectrum_suite()); }
