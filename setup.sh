@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libgsl-dev liblapacke-dev libopenblas-dev
-          libfftw3-dev check gnuplot-nox)
+          libfftw3-dev check gnuplot-nox libopenmpi-dev openmpi-bin)
 
 deps() {
   local missing=()

@@ -15,6 +15,8 @@ static const command commands[] = {
     {"mc", cmd_mc, "finite-width Monte Carlo: per-layer angle, feature speed, identity check"},
     {"figures", cmd_figures, "regenerate every data table and figure (theory against Monte Carlo)"},
     {"kernel", cmd_kernel, "infinite-width NNGP / NTK / backward kernels for two inputs or a batch"},
+    {"spectrum", cmd_spectrum, "spectra of the BFK / J J^T for one input: dense, matrix-free KPM, free-probability limit"},
+    {"sweep", cmd_sweep, "a grid of networks: Monte Carlo and theory side by side in one table (MPI optional)"},
     {"theory", cmd_theory, "infinite-width prediction: BFK moments, angle per layer, ResNet limit"},
 };
 

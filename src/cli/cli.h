@@ -67,6 +67,8 @@ extern const char *const cli_act_names[];
 int cmd_mc(int argc, char **argv);
 int cmd_theory(int argc, char **argv);
 int cmd_kernel(int argc, char **argv);
+int cmd_spectrum(int argc, char **argv);
 int cmd_figures(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 #endif

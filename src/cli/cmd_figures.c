@@ -329,6 +329,40 @@ static int fig6(const fig_ctx *c) {
   return finish(t);
 }
 
+/* Figure 4: BFK spectral densities. The infinite-width law (free
+ * multiplicative convolution) against the eigenvalue histogram of one
+ * finite network, through `bafu spectrum` itself so that each table carries
+ * that command's provenance. ReLU MLP at layers 2 and 6, linear ResNet
+ * (beta = 1/sqrt(L)) at layers 4 and 8 (the limit of nonlinear ResNets needs the
+ * mask correlations and is not implemented). */
+static int fig4(const fig_ctx *c) {
+  const char *width = c->quick ? "256" : "1024";
+  struct {
+    const char *tag, *layer, *arch, *act;
+  } panels[4] = {{"mlp_l2", "2", "mlp", "relu"},
+                 {"mlp_l6", "6", "mlp", "relu"},
+                 {"resnet_l4", "4", "resnet", "linear"},
+                 {"resnet_l8", "8", "resnet", "linear"}};
+  for (int k = 0; k < 4; ++k) {
+    for (int mode = 0; mode < 2; ++mode) {
+      char out[4096];
+      snprintf(out, sizeof out, "%s/fig4_%s_%s.dat", c->data_dir, panels[k].tag, mode ? "dense" : "limit");
+      progress(c, "figure 4: %s %s", panels[k].tag, mode ? "dense" : "limit");
+      /* argv[-1] must exist: the subcommands record "bafu <cmd> ..." as provenance */
+      char *args[] = {"bafu", "spectrum", "--mode", mode ? "dense" : "limit", "--arch", (char *)panels[k].arch, "--act",
+                      (char *)panels[k].act, "--sigma-w2", panels[k].act[0] == 'l' ? "1" : "2", "--width",
+                      (char *)width, "--depth", "8", "--layer", (char *)panels[k].layer, "--bins", "60", "--out",
+                      out, NULL};
+      const int na = (int)(sizeof args / sizeof args[0]) - 2;
+      if (cmd_spectrum(na, args + 1) != 0) {
+        fprintf(stderr, "bafu figures: figure 4: bafu spectrum failed\n");
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
 /* Render plots/<name>.gp into <plot_dir>/<name>.{png,pdf} via temporary names. */
 static int render(const fig_ctx *c, const char *name) {
   char script[4096], tmpbase[4096], cmd[16384];
@@ -411,12 +445,12 @@ int cmd_figures(int argc, char **argv) {
   if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
     return r;
   progress(&c, "bafu figures (%s): data in %s, images in %s", c.quick ? "quick" : "full", c.data_dir, c.plot_dir);
-  if (fig1(&c) || fig2(&c) || fig3(&c) || fig5(&c) || fig6(&c)) {
+  if (fig1(&c) || fig2(&c) || fig3(&c) || fig4(&c) || fig5(&c) || fig6(&c)) {
     abort_open_tables();
     return 1;
   }
   if (!no_render) {
-    const char *figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch", "fig5_width",
+    const char *figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch", "fig4_spectra", "fig5_width",
                           "fig6_feature_speed"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; ++i)
       if (render(&c, figs[i])) return 1;

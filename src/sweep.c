@@ -1,0 +1,393 @@
+/* sweep.c: grid files and per-point runs of `bafu sweep` (bafu/sweep.h). */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
+#include "bafu/sweep.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bafu/mc.h"
+#include "bafu/moments.h"
+
+typedef enum {
+  AX_ARCH,
+  AX_WIDTH,
+  AX_DEPTH,
+  AX_ACT,
+  AX_SIGMA_W2,
+  AX_BRANCH_SCALE,
+  AX_BRANCH_EXPONENT,
+  AX_INIT,
+  AX_COUNT
+} axis;
+
+typedef enum { KEY_SEEDS = AX_COUNT, KEY_SEED, KEY_STEP, KEY_COUNT } run_key;
+
+static const char *const key_names[KEY_COUNT] = {
+    "arch", "width", "depth", "act", "sigma_w2", "branch_scale", "branch_exponent", "init", "seeds", "seed", "step"};
+
+static const char *const arch_names[] = {"mlp", "resnet"};
+static const char *const init_names[] = {"gaussian", "orthogonal"};
+
+/* Every axis value is stored as a double: enum index, integer or number. */
+struct bafu_sweep {
+  size_t nval[AX_COUNT];
+  double val[AX_COUNT][BAFU_SWEEP_MAX_VALUES];
+  size_t npoints, seeds;
+  uint64_t seed;
+  double step;
+};
+
+void bafu_sweep_free(bafu_sweep *s) { free(s); }
+size_t bafu_sweep_npoints(const bafu_sweep *s) { return s->npoints; }
+size_t bafu_sweep_seeds(const bafu_sweep *s) { return s->seeds; }
+uint64_t bafu_sweep_seed(const bafu_sweep *s) { return s->seed; }
+
+/* Whole-token parsers; return 1 on success. */
+static int parse_u64(const char *t, unsigned long long *v) {
+  if (!isdigit((unsigned char)t[0])) return 0;
+  char *end;
+  errno = 0;
+  *v = strtoull(t, &end, 10);
+  return *end == '\0' && errno != ERANGE;
+}
+
+static int parse_double(const char *t, double *v) {
+  char *end;
+  errno = 0;
+  *v = strtod(t, &end);
+  return end != t && *end == '\0' && errno != ERANGE && isfinite(*v);
+}
+
+static int parse_choice(const char *t, const char *const *names, size_t count, double *v) {
+  for (size_t i = 0; i < count; ++i)
+    if (strcmp(t, names[i]) == 0) {
+      *v = (double)i;
+      return 1;
+    }
+  return 0;
+}
+
+/* Parse one value token of key k; on failure write the reason. */
+static int parse_value(int k, const char *t, double *v, char *why, size_t wsize) {
+  unsigned long long u;
+  bafu_act a;
+  switch (k) {
+  case AX_ARCH:
+    if (parse_choice(t, arch_names, 2, v)) return 1;
+    snprintf(why, wsize, "expected mlp or resnet, got '%s'", t);
+    return 0;
+  case AX_INIT:
+    if (parse_choice(t, init_names, 2, v)) return 1;
+    snprintf(why, wsize, "expected gaussian or orthogonal, got '%s'", t);
+    return 0;
+  case AX_ACT:
+    if (bafu_act_from_name(t, &a) == BAFU_OK) {
+      *v = (double)a;
+      return 1;
+    }
+    snprintf(why, wsize, "expected relu, linear, tanh, erf, gelu or swish, got '%s'", t);
+    return 0;
+  case AX_WIDTH:
+  case AX_DEPTH:
+    if (parse_u64(t, &u) && u >= 1 && u <= 100000000ULL) {
+      *v = (double)u;
+      return 1;
+    }
+    snprintf(why, wsize, "expected an integer in [1, 1e8], got '%s'", t);
+    return 0;
+  case KEY_SEEDS:
+    if (parse_u64(t, &u) && u >= 2 && u <= 100000000ULL) {
+      *v = (double)u;
+      return 1;
+    }
+    snprintf(why, wsize, "expected an integer in [2, 1e8] (two draws for a standard error), got '%s'", t);
+    return 0;
+  case KEY_SEED:
+    if (parse_u64(t, &u) && u <= (1ULL << 53)) {
+      *v = (double)u;
+      return 1;
+    }
+    snprintf(why, wsize, "expected an integer in [0, 2^53], got '%s'", t);
+    return 0;
+  case AX_SIGMA_W2:
+  case AX_BRANCH_SCALE:
+    if (parse_double(t, v) && *v > 0) return 1;
+    snprintf(why, wsize, "expected a finite number > 0, got '%s'", t);
+    return 0;
+  case AX_BRANCH_EXPONENT:
+    if (parse_double(t, v)) return 1;
+    snprintf(why, wsize, "expected a finite number, got '%s'", t);
+    return 0;
+  case KEY_STEP:
+    if (parse_double(t, v) && *v != 0) return 1;
+    snprintf(why, wsize, "expected a finite non-zero number, got '%s'", t);
+    return 0;
+  default:
+    snprintf(why, wsize, "internal error");
+    return 0;
+  }
+}
+
+static void set_defaults(bafu_sweep *s) {
+  const bafu_net_params d = bafu_net_params_default();
+  const double def[AX_COUNT] = {[AX_ARCH] = (double)d.arch,
+                                [AX_WIDTH] = (double)d.width,
+                                [AX_DEPTH] = (double)d.depth,
+                                [AX_ACT] = (double)d.act,
+                                [AX_SIGMA_W2] = d.sigma_w2,
+                                [AX_BRANCH_SCALE] = d.branch_scale,
+                                [AX_BRANCH_EXPONENT] = d.branch_exponent,
+                                [AX_INIT] = (double)d.init};
+  for (int a = 0; a < AX_COUNT; ++a) {
+    s->nval[a] = 1;
+    s->val[a][0] = def[a];
+  }
+  s->seeds = 8;
+  s->seed = 1;
+  s->step = d.step;
+}
+
+bafu_net_params bafu_sweep_params(const bafu_sweep *s, size_t k) {
+  size_t idx[AX_COUNT];
+  for (int a = AX_COUNT; a-- > 0;) { /* last axis fastest */
+    idx[a] = k % s->nval[a];
+    k /= s->nval[a];
+  }
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = (bafu_arch)(int)s->val[AX_ARCH][idx[AX_ARCH]];
+  p.width = (size_t)s->val[AX_WIDTH][idx[AX_WIDTH]];
+  p.depth = (size_t)s->val[AX_DEPTH][idx[AX_DEPTH]];
+  p.input_dim = 0;
+  p.batch = 1;
+  p.act = (bafu_act)(int)s->val[AX_ACT][idx[AX_ACT]];
+  p.sigma_w2 = s->val[AX_SIGMA_W2][idx[AX_SIGMA_W2]];
+  p.branch_scale = s->val[AX_BRANCH_SCALE][idx[AX_BRANCH_SCALE]];
+  p.branch_exponent = s->val[AX_BRANCH_EXPONENT][idx[AX_BRANCH_EXPONENT]];
+  p.init = (bafu_init)(int)s->val[AX_INIT][idx[AX_INIT]];
+  p.signal = BAFU_SIGNAL_PROBE;
+  p.step = s->step;
+  return p;
+}
+
+/* The point's own columns (point .. init), shared by rows and messages. */
+static void point_columns(const bafu_net_params *p, size_t k, char *buf, size_t size) {
+  snprintf(buf, size, "%zu %s %zu %zu %s %.10g %.10g %.10g %s", k, arch_names[p->arch], p->width, p->depth,
+           bafu_act_name(p->act), p->sigma_w2, p->branch_scale, p->branch_exponent, init_names[p->init]);
+}
+
+bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
+  *out = NULL;
+  FILE *f = fopen(path, "r");
+  if (!f) return bafu_error(BAFU_EIO, "%s: cannot read: %s", path, strerror(errno));
+  bafu_sweep *s = calloc(1, sizeof *s);
+  if (!s) {
+    fclose(f);
+    return bafu_error(BAFU_ENOMEM, "%s: out of memory", path);
+  }
+  set_defaults(s);
+  int seen[KEY_COUNT] = {0};
+  char line[4096], why[256];
+  size_t lineno = 0;
+  bafu_status st = BAFU_OK;
+  while (!st && fgets(line, sizeof line, f)) {
+    ++lineno;
+    if (!strchr(line, '\n') && !feof(f)) {
+      st = bafu_error(BAFU_EPARSE, "%s:%zu: line longer than %zu characters", path, lineno, sizeof line - 2);
+      break;
+    }
+    char *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    char *save, *tok = strtok_r(line, " \t\r\n", &save);
+    if (!tok) continue; /* blank or comment */
+    char key[64];
+    char *eq = strchr(tok, '=');
+    char *rest = NULL; /* text after '=' within tok, if any */
+    if (eq) {
+      *eq = '\0';
+      rest = eq + 1;
+    }
+    snprintf(key, sizeof key, "%s", tok);
+    int k = -1;
+    for (int i = 0; i < KEY_COUNT; ++i)
+      if (strcmp(key, key_names[i]) == 0) k = i;
+    if (k < 0) {
+      st = bafu_error(BAFU_EPARSE,
+                      "%s:%zu: %s: unknown key (known: arch width depth act sigma_w2 branch_scale "
+                      "branch_exponent init seeds seed step)",
+                      path, lineno, key[0] ? key : "=");
+      break;
+    }
+    if (!eq) { /* '=' must be the next token or start it */
+      tok = strtok_r(NULL, " \t\r\n", &save);
+      if (!tok || tok[0] != '=') {
+        st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: expected 'key = value ...'", path, lineno, key);
+        break;
+      }
+      rest = tok + 1;
+    }
+    if (seen[k]) {
+      st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: given twice (first on line %d)", path, lineno, key, seen[k]);
+      break;
+    }
+    seen[k] = (int)lineno;
+    double vals[BAFU_SWEEP_MAX_VALUES];
+    size_t nv = 0;
+    const char *t = rest && *rest ? rest : strtok_r(NULL, " \t\r\n", &save);
+    for (; t && !st; t = strtok_r(NULL, " \t\r\n", &save)) {
+      if (nv == BAFU_SWEEP_MAX_VALUES) {
+        st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: more than %d values", path, lineno, key, BAFU_SWEEP_MAX_VALUES);
+        break;
+      }
+      if (!parse_value(k, t, &vals[nv], why, sizeof why)) {
+        st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: %s", path, lineno, key, why);
+        break;
+      }
+      ++nv;
+    }
+    if (st) break;
+    if (nv == 0) {
+      st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: no value", path, lineno, key);
+      break;
+    }
+    if (k >= AX_COUNT && nv > 1) {
+      st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: takes exactly one value, got %zu", path, lineno, key, nv);
+      break;
+    }
+    for (size_t i = 0; i < nv; ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (vals[i] == vals[j] && !st)
+          st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: value %zu repeats value %zu", path, lineno, key, i + 1, j + 1);
+    if (st) break;
+    if (k < AX_COUNT) {
+      s->nval[k] = nv;
+      memcpy(s->val[k], vals, nv * sizeof(double));
+    } else if (k == KEY_SEEDS) {
+      s->seeds = (size_t)vals[0];
+    } else if (k == KEY_SEED) {
+      s->seed = (uint64_t)vals[0];
+    } else {
+      s->step = vals[0];
+    }
+  }
+  if (!st && ferror(f)) st = bafu_error(BAFU_EIO, "%s: read error", path);
+  fclose(f);
+  if (!st) {
+    double n = 1;
+    for (int a = 0; a < AX_COUNT; ++a) n *= (double)s->nval[a];
+    if (n > BAFU_SWEEP_MAX_POINTS)
+      st = bafu_error(BAFU_EPARSE, "%s: the grid has %.0f points, more than %d", path, n, BAFU_SWEEP_MAX_POINTS);
+    else
+      s->npoints = (size_t)n;
+  }
+  for (size_t k = 0; !st && k < s->npoints; ++k) {
+    const bafu_net_params p = bafu_sweep_params(s, k);
+    if (bafu_net_params_check(&p)) {
+      char cols[512], msg[512];
+      point_columns(&p, k, cols, sizeof cols);
+      snprintf(msg, sizeof msg, "%s", bafu_last_error());
+      st = bafu_error(BAFU_EINVAL, "%s: point %s: %s", path, cols, msg);
+    }
+  }
+  if (st) {
+    free(s);
+    return st;
+  }
+  *out = s;
+  return BAFU_OK;
+}
+
+void bafu_sweep_describe(const bafu_sweep *s, char *buf, size_t size) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int a = 0; a < AX_COUNT && used < size; ++a) {
+    used += (size_t)snprintf(buf + used, size - used, "%s%s=", a ? " " : "", key_names[a]);
+    for (size_t i = 0; i < s->nval[a] && used < size; ++i) {
+      const double v = s->val[a][i];
+      const char *sep = i ? "," : "";
+      if (a == AX_ARCH)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, arch_names[(int)v]);
+      else if (a == AX_INIT)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, init_names[(int)v]);
+      else if (a == AX_ACT)
+        used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, bafu_act_name((bafu_act)(int)v));
+      else
+        used += (size_t)snprintf(buf + used, size - used, "%s%.10g", sep, v);
+    }
+  }
+  if (used < size)
+    snprintf(buf + used, size - used, " seeds=%zu seed=%llu step=%g points=%zu", s->seeds,
+             (unsigned long long)s->seed, s->step, s->npoints);
+}
+
+const char *bafu_sweep_header(void) {
+  return "point arch width depth act sigma_w2 branch_scale branch_exponent init layer cos_theta_mc "
+         "cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se feature_speed_theory "
+         "loss_decay_mc loss_decay_mc_se loss_decay_theory";
+}
+
+bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, char **text, size_t *len) {
+  *text = NULL;
+  *len = 0;
+  if (k >= s->npoints) return bafu_error(BAFU_EINVAL, "sweep: point %zu out of range (%zu points)", k, s->npoints);
+  const bafu_net_params p = bafu_sweep_params(s, k);
+  char cols[512];
+  point_columns(&p, k, cols, sizeof cols);
+  const size_t J = bafu_moments_nlayers(&p);
+  bafu_moments_layer *th = malloc(J * sizeof *th);
+  if (!th) return bafu_error(BAFU_ENOMEM, "point %s: out of memory", cols);
+  bafu_status st = bafu_moments_run(&p, 0, th);
+  if (st) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", bafu_last_error());
+    free(th);
+    return bafu_error(st, "point %s: theory: %s", cols, msg);
+  }
+  bafu_mc_result mc;
+  if ((st = bafu_mc_run(&p, s->seeds, s->seed, NULL, threads, &mc))) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", bafu_last_error());
+    free(th);
+    return bafu_error(st, "point %s: mc: %s", cols, msg);
+  }
+  char *buf = NULL;
+  size_t size = 0;
+  FILE *f = mc.J == J ? open_memstream(&buf, &size) : NULL;
+  if (!f) {
+    st = mc.J == J ? bafu_error(BAFU_ENOMEM, "point %s: out of memory", cols)
+                   : bafu_error(BAFU_ENUMERIC, "point %s: mc has %zu layers, theory %zu", cols, mc.J, J);
+  }
+  for (size_t j = 0; !st && j < J; ++j) {
+    const double *mean = mc.mean + j * BAFU_Q_COUNT, *se = mc.se + j * BAFU_Q_COUNT;
+    /* no trained parameter at or below the layer: angle undefined, row left out */
+    if (th[j].m1 == 0 || mc.max[j * BAFU_Q_COUNT + BAFU_Q_DECAY] == 0) continue;
+    const double v[9] = {mean[BAFU_Q_COS],   se[BAFU_Q_COS],   th[j].cos_theta,
+                         mean[BAFU_Q_SPEED], se[BAFU_Q_SPEED], sqrt(th[j].m2 * th[j].back),
+                         mean[BAFU_Q_DECAY], se[BAFU_Q_DECAY], th[j].m1 * th[j].back};
+    for (int i = 0; i < 9 && !st; ++i)
+      if (!isfinite(v[i]))
+        st = bafu_error(BAFU_ENUMERIC, "point %s: column %d of layer %d is not finite (overflow: reduce depth, "
+                                       "sigma_w2 or branch_scale)",
+                        cols, 11 + i, mc.labels[j]);
+    if (st) break;
+    if (mc.labels[j] != th[j].label) {
+      st = bafu_error(BAFU_ENUMERIC, "point %s: layer labels differ (%d, %d)", cols, mc.labels[j], th[j].label);
+      break;
+    }
+    fprintf(f, "%s %d %.10g %.4g %.12g %.10g %.4g %.12g %.10g %.4g %.12g\n", cols, mc.labels[j], v[0], v[1], v[2],
+            v[3], v[4], v[5], v[6], v[7], v[8]);
+  }
+  if (f && fclose(f) && !st) st = bafu_error(BAFU_ENOMEM, "point %s: out of memory formatting rows", cols);
+  free(th);
+  bafu_mc_result_free(&mc);
+  if (st) {
+    free(buf);
+    return st;
+  }
+  *text = buf;
+  *len = size;
+  return BAFU_OK;
+}

@@ -1,0 +1,242 @@
+/* bench_bafu.c: timing driver for tests/bench/run_bench.sh (not part of ctest).
+ *
+ * Usage: bench_bafu floors | a | b | c | d [seeds]
+ *   floors  dgemm / dgemv throughput (GFLOP/s, OpenBLAS CBLAS) and Gaussian RNG
+ *           throughput (bafu_fill_gaussian: GSL mt19937 + ziggurat, normals/s)
+ *   a       bafu_mc_run, ReLU MLP width 512, depth 64, batch 1, 16 seeds, step 0
+ *           (forward, backward, tangent: the same computation as reference_torch.py),
+ *           then the same with the default actual step 1e-5 (one more forward)
+ *   b       the same with batch 64
+ *   c       bafu_moments_run on a ReLU MLP of depth 1e6, and bafu_kernel_two_inputs
+ *           (corr 0.5) to depth 1e6
+ *   d       dense BFK spectrum of the last layer (bafu_spec_dense_run + dsyevd),
+ *           ReLU MLP width 1024, depth 32, one draw
+ * Output: one line per measurement, "key value unit [note]", for run_bench.sh.
+ * Every time is wall clock (CLOCK_MONOTONIC) of one run, single thread. */
+#define _POSIX_C_SOURCE 200809L
+#include <cblas.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bafu/kernel.h"
+#include "bafu/mc.h"
+#include "bafu/moments.h"
+#include "bafu/net.h"
+#include "bafu/rng.h"
+#include "bafu/spectrum.h"
+#include "bafu/status.h"
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "bench_bafu: %s: %s\n", what, bafu_last_error());
+  exit(1);
+}
+
+/* Fill with uniform(-1, 1) numbers (cheap, deterministic). */
+static void fill(double *v, size_t count, unsigned seed) {
+  unsigned long x = seed * 2654435761UL + 1;
+  for (size_t i = 0; i < count; ++i) {
+    x = x * 6364136223846793005UL + 1442695040888963407UL;
+    v[i] = (double)(x >> 11) / 4503599627370496.0 - 1.0;
+  }
+}
+
+static int floors(void) {
+  const size_t n = 512, m = 64, L = 64;
+  double *W = malloc(L * n * n * sizeof *W), *X = malloc(n * m * sizeof *X), *Y = malloc(n * m * sizeof *Y);
+  if (!W || !X || !Y) return 1;
+  fill(W, L * n * n, 1);
+  fill(X, n * m, 2);
+  /* dgemm 512x512 times 512x64, weights cycling through 64 distinct matrices
+   * (128 MiB: the memory traffic of workload b) */
+  double t0 = now(), t;
+  size_t reps = 0;
+  do {
+    for (size_t j = 0; j < L; ++j)
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)m, (int)n, 1.0, W + j * n * n, (int)n, X,
+                  (int)n, 0.0, Y, (int)n);
+    reps += L;
+  } while ((t = now() - t0) < 2.0);
+  printf("dgemm_512x512x64 %.3f GFLOP/s\n", 2.0 * n * n * m * reps / t * 1e-9);
+  /* square dgemm 1024^3 (compute-bound peak) */
+  {
+    const size_t N = 1024;
+    double *A = malloc(N * N * sizeof *A), *B = malloc(N * N * sizeof *B), *C = malloc(N * N * sizeof *C);
+    if (!A || !B || !C) return 1;
+    fill(A, N * N, 3);
+    fill(B, N * N, 4);
+    t0 = now();
+    reps = 0;
+    do {
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)N, (int)N, 1.0, A, (int)N, B, (int)N, 0.0,
+                  C, (int)N);
+      ++reps;
+    } while ((t = now() - t0) < 2.0);
+    printf("dgemm_1024_square %.3f GFLOP/s\n", 2.0 * N * N * N * reps / t * 1e-9);
+    free(A);
+    free(B);
+    free(C);
+  }
+  /* dgemv 512x512, 64 distinct matrices (out of cache, as in workload a) */
+  t0 = now();
+  reps = 0;
+  do {
+    for (size_t j = 0; j < L; ++j)
+      cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, (int)n, 1.0, W + j * n * n, (int)n, X, 1, 0.0, Y, 1);
+    reps += L;
+  } while ((t = now() - t0) < 2.0);
+  printf("dgemv_512_64mats %.3f GFLOP/s\n", 2.0 * n * n * reps / t * 1e-9);
+  printf("dgemv_512_64mats_bandwidth %.3f GB/s\n", 8.0 * n * n * reps / t * 1e-9);
+  t0 = now();
+  reps = 0;
+  do {
+    for (size_t j = 0; j < L; ++j)
+      cblas_dgemv(CblasColMajor, CblasTrans, (int)n, (int)n, 1.0, W + j * n * n, (int)n, X, 1, 0.0, Y, 1);
+    reps += L;
+  } while ((t = now() - t0) < 2.0);
+  printf("dgemv_T_512_64mats %.3f GFLOP/s\n", 2.0 * n * n * reps / t * 1e-9);
+  /* dgemv on one cached matrix */
+  t0 = now();
+  reps = 0;
+  do {
+    for (size_t j = 0; j < L; ++j)
+      cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, (int)n, 1.0, W, (int)n, X, 1, 0.0, Y, 1);
+    reps += L;
+  } while ((t = now() - t0) < 2.0);
+  printf("dgemv_512_cached %.3f GFLOP/s\n", 2.0 * n * n * reps / t * 1e-9);
+  /* Gaussian RNG as the engine draws weights */
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!r) return 1;
+  bafu_rng_seed(r, 1, 0);
+  t0 = now();
+  reps = 0;
+  do {
+    bafu_fill_gaussian(r, 0.0625, L * n * n, W);
+    reps += L * n * n;
+  } while ((t = now() - t0) < 2.0);
+  printf("rng_gaussian %.3f Mnormals/s\n", (double)reps / t * 1e-6);
+  /* mt19937 alone (uniform 32-bit words) */
+  t0 = now();
+  reps = 0;
+  unsigned long acc = 0;
+  do {
+    for (size_t i = 0; i < 1u << 22; ++i) acc += gsl_rng_get(r);
+    reps += 1u << 22;
+  } while ((t = now() - t0) < 1.0);
+  printf("rng_mt19937_uniform %.3f Mwords/s %lu\n", (double)reps / t * 1e-6, acc & 1);
+  gsl_rng_free(r);
+  free(W);
+  free(X);
+  free(Y);
+  return 0;
+}
+
+static bafu_net_params mlp(size_t width, size_t depth, size_t batch) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_MLP;
+  p.width = width;
+  p.depth = depth;
+  p.batch = batch;
+  p.act = BAFU_ACT_RELU;
+  p.sigma_w2 = 2;
+  return p;
+}
+
+static int mc(size_t batch, size_t seeds) {
+  bafu_net_params p = mlp(512, 64, batch);
+  for (int with_step = 0; with_step < 2; ++with_step) {
+    p.step = with_step ? 1e-5 : 0;
+    bafu_mc_result res;
+    const double t0 = now();
+    if (bafu_mc_run(&p, seeds, 1, NULL, 1, &res)) die("bafu_mc_run");
+    const double t = now() - t0;
+    const size_t J = res.J;
+    printf("%s %.4f s seeds=%zu cos_theta[1]=%.6f cos_theta[%d]=%.6f(se %.2g) idres_max=%.2g\n",
+           with_step ? "mc_with_step" : "mc", t, seeds, res.mean[0 * BAFU_Q_COUNT + BAFU_Q_COS], res.labels[J - 1],
+           res.mean[(J - 1) * BAFU_Q_COUNT + BAFU_Q_COS], res.se[(J - 1) * BAFU_Q_COUNT + BAFU_Q_COS],
+           res.max[(J - 1) * BAFU_Q_COUNT + BAFU_Q_IDRES]);
+    /* per-layer means for the cross-check against torch */
+    printf("mc_cos_layers");
+    for (size_t j = 0; j < J; j += 9) printf(" %d:%.5f:%.2g", res.labels[j], res.mean[j * BAFU_Q_COUNT + BAFU_Q_COS],
+                                              res.se[j * BAFU_Q_COUNT + BAFU_Q_COS]);
+    printf("\n");
+    bafu_mc_result_free(&res);
+  }
+  return 0;
+}
+
+static int count_layers(const bafu_kernel_pair *layer, void *ctx) {
+  double *last = ctx;
+  last[0] = layer->one_minus_corr;
+  last[1] = layer->ntk;
+  last[2] = layer->ntk_diag;
+  return 0;
+}
+
+static int theory(void) {
+  const size_t L = 1000000;
+  bafu_net_params p = mlp(512, L, 1);
+  bafu_moments_layer *o = malloc(L * sizeof *o);
+  if (!o) return 1;
+  double t0 = now();
+  if (bafu_moments_run(&p, 0, o)) die("bafu_moments_run");
+  double t = now() - t0;
+  printf("moments_1e6 %.4f s cos_theta[L]=%.10g m1=%.10g\n", t, o[L - 1].cos_theta, o[L - 1].m1);
+  free(o);
+  double last[3] = {0, 0, 0};
+  t0 = now();
+  if (bafu_kernel_two_inputs(&p, 0.5, count_layers, last)) die("bafu_kernel_two_inputs");
+  t = now() - t0;
+  printf("kernel2_1e6 %.4f s one_minus_corr[L]=%.10g ntk_corr[L]=%.10g\n", t, last[0], last[1] / last[2]);
+  return 0;
+}
+
+static int spectrum(void) {
+  bafu_net_params p = mlp(1024, 32, 1);
+  bafu_net *net;
+  if (bafu_net_alloc(&p, &net)) die("bafu_net_alloc");
+  double t0 = now();
+  if (bafu_net_draw(net, 1, 0) || bafu_net_run(net)) die("draw/run");
+  const double t_run = now() - t0;
+  const size_t J = bafu_net_nlayers(net);
+  bafu_spec_dense *ws;
+  if (bafu_spec_dense_alloc(&p, net, 0, &ws)) die("bafu_spec_dense_alloc");
+  bafu_spec_moments *mom = malloc(J * sizeof *mom);
+  double *ev = malloc(1024 * sizeof *ev);
+  if (!mom || !ev) return 1;
+  t0 = now();
+  if (bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, J - 1, mom, ev)) die("bafu_spec_dense_run");
+  const double t = now() - t0;
+  printf("spectrum_dense %.4f s draw+run=%.4f s cos_theta[L]=%.6f ev_max=%.6g\n", t, t_run, mom[J - 1].cos_theta,
+         ev[1023]);
+  free(mom);
+  free(ev);
+  bafu_spec_dense_free(ws);
+  bafu_net_free(net);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  bafu_init_gsl();
+  if (argc < 2) {
+    fprintf(stderr, "usage: bench_bafu floors|a|b|c|d [seeds]\n");
+    return 2;
+  }
+  const size_t seeds = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 16;
+  if (!strcmp(argv[1], "floors")) return floors();
+  if (!strcmp(argv[1], "a")) return mc(1, seeds);
+  if (!strcmp(argv[1], "b")) return mc(64, seeds);
+  if (!strcmp(argv[1], "c")) return theory();
+  if (!strcmp(argv[1], "d")) return spectrum();
+  fprintf(stderr, "bench_bafu: unknown workload '%s'\n", argv[1]);
+  return 2;
+}

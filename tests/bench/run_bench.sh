@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# run_bench.sh: bafu against a PyTorch float64 reference, one thread each, and the
+# floors of this machine (dgemm/dgemv GFLOP/s, Gaussian RNG rate). Not part of ctest.
+#
+#   tests/bench/run_bench.sh [workloads]     default: floors a b c d
+#
+# Needs build/libbafu.a (cmake --build build) and, for the reference side,
+# PyTorch (Debian: apt-get install -y python3-torch). Set PYTHON to choose the
+# interpreter; by default the first of python3, /usr/bin/python3 that imports torch.
+# Output: the raw "key value unit" lines of both sides, then a summary with ratios.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+lib="$root/build/libbafu.a"
+out="$root/build/bench"
+workloads=("$@")
+((${#workloads[@]})) || workloads=(floors a b c d)
+
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+[[ -f "$lib" ]] || { echo "run_bench.sh: $lib not found: build first (cmake -S . -B build && cmake --build build)" >&2; exit 2; }
+
+py=""
+for cand in ${PYTHON:-} python3 /usr/bin/python3; do
+  if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import torch' >/dev/null 2>&1; then py="$cand"; break; fi
+done
+if [[ -z "$py" ]]; then
+  echo "run_bench.sh: PyTorch not found for python3 or /usr/bin/python3." >&2
+  echo "  Install it with: apt-get install -y python3-torch   (Debian package, large)" >&2
+  echo "  or point PYTHON at an interpreter that has torch. Running the bafu side only." >&2
+fi
+
+mkdir -p "$out"
+# The driver is built here (not by CMake) so it never enters the default build or ctest.
+# shellcheck disable=SC2046
+cc -std=c11 -O2 -Wall -Wextra -fopenmp -I"$root/include" $(pkg-config --cflags gsl) \
+  "$here/bench_bafu.c" "$lib" -lgsl $(pkg-config --libs lapacke openblas fftw3) -lm -o "$out/bench_bafu"
+
+log="$out/bench.log"
+: >"$log"
+{
+  echo "# date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(getconf _NPROCESSORS_ONLN) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
+  echo "# bafu $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), torch $([[ -n $py ]] && $py -c 'import torch; print(torch.__version__)' || echo none)"
+} | tee -a "$log"
+for w in "${workloads[@]}"; do
+  "$out/bench_bafu" "$w" | sed "s/^/$w./" | tee -a "$log"
+  if [[ -n "$py" && "$w" != floors ]]; then "$py" "$here/reference_torch.py" "$w" | sed "s/^/$w./" | tee -a "$log"; fi
+done
+
+# Summary: ratios and floors (flop and normal counts in README.md).
+awk '
+  function val(k) { return (k in v) ? v[k] : -1 }
+  $1 !~ /^#/ { v[$1] = $2 }
+  END {
+    n = 512; L = 64; S = 16
+    gemv = val("floors.dgemv_512_64mats") * 1e9; gemm = val("floors.dgemm_512x512x64") * 1e9; rng = val("floors.rng_gaussian") * 1e6
+    print "\n== summary (seconds; ratio = torch / bafu) =="
+    if (gemv > 0) {
+      fa = S * (3 * L - 2) * 2 * n * n; na = S * (L * n * n + 2 * n)
+      fb = S * ((3 * L - 2) * 2 * n * n * 64 + 3 * L * 2 * n * 64 * 64); nb = S * (L * n * n + 2 * n * 64)
+      printf "floor a: %.3g flop at %.3g GFLOP/s = %.3f s + %.3g normals = %.3f s -> %.3f s\n", fa, gemv / 1e9, fa / gemv, na, na / rng, fa / gemv + na / rng
+      printf "floor b: %.3g flop at %.3g GFLOP/s = %.3f s + %.3g normals = %.3f s -> %.3f s\n", fb, gemm / 1e9, fb / gemm, nb, nb / rng, fb / gemm + nb / rng
+    }
+    for (i = 1; i <= 2; ++i) { w = i == 1 ? "a" : "b"
+      if (val(w ".mc") > 0) printf "%s: bafu %.3f s  bafu+step %.3f s  torch %.3f s  ratio %.2f\n", w, val(w ".mc"), val(w ".mc_with_step"), val(w ".torch_mc"), val(w ".torch_mc") / val(w ".mc") }
+    if (val("c.moments_1e6") > 0) {
+      printf "c moments 1e6: bafu %.4f s  python floats %.4f s (x%.1f)  torch tensors %.2f s (x%.0f)\n", val("c.moments_1e6"), val("c.py_moments_1e6"), val("c.py_moments_1e6") / val("c.moments_1e6"), val("c.torch_moments_1e6"), val("c.torch_moments_1e6") / val("c.moments_1e6")
+      printf "c kernel 1e6:  bafu %.4f s  python floats %.4f s (x%.1f)\n", val("c.kernel2_1e6"), val("c.py_kernel2_1e6"), val("c.py_kernel2_1e6") / val("c.kernel2_1e6")
+    }
+    if (val("d.spectrum_dense") > 0) printf "d spectrum: bafu %.3f s  torch %.3f s  ratio %.2f\n", val("d.spectrum_dense"), val("d.torch_spectrum_dense"), val("d.torch_spectrum_dense") / val("d.spectrum_dense")
+  }' "$log" | tee -a "$log"
+echo "run_bench.sh: log in $log" >&2

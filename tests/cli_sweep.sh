@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# cli_sweep.sh: `bafu sweep` on a tiny grid: table shape, no NaN, strict grid-file
+# errors (exit 2, one line naming file:line: key, no output file), and, when bafu
+# is built with MPI, the same table under mpirun -n 2 (rows byte-identical).
+# Usage: bash tests/cli_sweep.sh path/to/bafu
+set -u
+BAFU="${1:?usage: cli_sweep.sh path/to/bafu}"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+cat >"$tmp/grid.txt" <<'EOF'
+# tiny grid: 2 x 1 x 2 x 2 = 8 points
+arch = mlp resnet
+width = 24
+depth = 3 4      # two depths
+act = relu tanh
+branch_exponent = 0.5
+seeds = 4
+seed = 7
+EOF
+
+# 1. serial run: exit 0, header, 8 points, one row per layer (MLP: L rows; ResNet: L rows)
+if "$BAFU" sweep "$tmp/grid.txt" --out "$tmp/serial.dat" 2>"$tmp/err"; then ok; else bad "serial run failed: $(cat "$tmp/err")"; fi
+hdr="point arch width depth act sigma_w2 branch_scale branch_exponent init layer cos_theta_mc cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory"
+if [[ "$(grep -v '^#' "$tmp/serial.dat" | head -1)" == "$hdr" ]]; then ok; else bad "header row"; fi
+rows=$(grep -v '^#' "$tmp/serial.dat" | tail -n +2 | wc -l)
+if [[ "$rows" -eq $((2 * 2 * (3 + 4))) ]]; then ok; else bad "expected 28 rows, got $rows"; fi
+if grep -v '^#' "$tmp/serial.dat" | awk 'NR > 1 && NF != 19 { exit 1 }'; then ok; else bad "rows without 19 columns"; fi
+if grep -qi 'nan\|inf' <(grep -v '^#' "$tmp/serial.dat"); then bad "NaN/inf in the table"; else ok; fi
+# grid order: point index non-decreasing, init fastest ... arch slowest
+if [[ "$(grep -v '^#' "$tmp/serial.dat" | awk 'NR > 1 { print $1, $2, $4, $5 }' | uniq | tr '\n' ';')" == \
+      "0 mlp 3 relu;1 mlp 3 tanh;2 mlp 4 relu;3 mlp 4 tanh;4 resnet 3 relu;5 resnet 3 tanh;6 resnet 4 relu;7 resnet 4 tanh;" ]]; then ok
+else bad "grid order"; fi
+# same seed, same table (rows); and --threads 2 does not change it
+"$BAFU" sweep "$tmp/grid.txt" --threads 2 >"$tmp/threads.dat" 2>/dev/null
+if diff <(grep -v '^#' "$tmp/serial.dat") <(grep -v '^#' "$tmp/threads.dat") >/dev/null; then ok; else bad "--threads 2 changed the table"; fi
+# the theory columns match bafu theory for the same network (point 2: mlp depth 4 relu)
+want=$("$BAFU" theory --width 24 --depth 4 | grep -v '^#' | awk 'NR == 5 { print $2 }')
+got=$(grep -v '^#' "$tmp/serial.dat" | awk '$1 == 2 && $10 == 4 { print $13 }')
+if [[ -n "$want" && "$want" == "$got" ]]; then ok; else bad "theory column: sweep '$got', bafu theory '$want'"; fi
+
+# 2. strict grid files: exit 2, one line naming file:line: key, no output file
+check_error() { # $1 = file content, $2 = expected message fragment
+  printf '%s\n' "$1" >"$tmp/bad.txt"
+  "$BAFU" sweep "$tmp/bad.txt" --out "$tmp/bad.dat" 2>"$tmp/err" >/dev/null
+  local rc=$?
+  if [[ $rc -eq 2 && $(wc -l <"$tmp/err") -eq 1 && ! -e "$tmp/bad.dat" ]] && grep -qF -- "$2" "$tmp/err"; then ok
+  else bad "grid '$1': rc $rc, message '$(cat "$tmp/err")', expected '$2'"; fi
+}
+check_error $'depth = 3\nwidht = 4' "bad.txt:2: widht: unknown key"
+check_error $'width = 0' "bad.txt:1: width: expected an integer"
+check_error $'width = 12x' "bad.txt:1: width: expected an integer"
+check_error $'act = relu sigmoid' "bad.txt:1: act: expected relu"
+check_error $'seeds = 1' "bad.txt:1: seeds: expected an integer in [2"
+check_error $'seeds = 4 8' "bad.txt:1: seeds: takes exactly one value"
+check_error $'# c\n\nwidth 12' "bad.txt:3: width: expected 'key = value"
+check_error $'width =' "bad.txt:1: width: no value"
+check_error $'depth = 2\ndepth = 3' "bad.txt:2: depth: given twice"
+check_error $'sigma_w2 = nan' "bad.txt:1: sigma_w2: expected a finite number > 0"
+check_error $'branch_scale = -1' "bad.txt:1: branch_scale: expected a finite number > 0"
+check_error $'arch = cnn' "bad.txt:1: arch: expected mlp or resnet"
+"$BAFU" sweep "$tmp/missing.txt" 2>"$tmp/err" >/dev/null
+if [[ $? -eq 2 ]] && grep -q "missing.txt: cannot read" "$tmp/err"; then ok; else bad "missing file"; fi
+
+# 3. MPI: the same table under mpirun -n 2 (rank 0 coordinates, rank 1 works)
+if "$BAFU" sweep --help | grep -q "built with MPI: yes"; then
+  if command -v mpirun >/dev/null 2>&1; then
+    if mpirun --allow-run-as-root --oversubscribe -n 2 "$BAFU" sweep "$tmp/grid.txt" --out "$tmp/mpi.dat" \
+      >"$tmp/mpiout" 2>&1; then ok; else bad "mpirun -n 2 failed: $(cat "$tmp/mpiout")"; fi
+    if diff <(grep -v '^#' "$tmp/serial.dat") <(grep -v '^#' "$tmp/mpi.dat" 2>/dev/null) >/dev/null; then ok
+    else bad "mpirun -n 2 table differs from the serial one"; fi
+    if diff <(grep -v '^# date:\|^# command:' "$tmp/serial.dat") \
+      <(grep -v '^# date:\|^# command:' "$tmp/mpi.dat" 2>/dev/null) >/dev/null; then ok
+    else bad "mpirun -n 2: '#' lines other than date/command differ"; fi
+  else
+    bad "bafu is built with MPI but mpirun is missing (Debian: apt-get install -y openmpi-bin)"
+  fi
+else
+  echo "cli_sweep: bafu built without MPI: MPI comparison skipped"
+fi
+
+echo "cli_sweep: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
