@@ -16,6 +16,7 @@
 
 #include "bafu/mc.h"
 #include "bafu/moments.h"
+#include "bafu/spectrum.h"
 #include "bafu/table.h"
 #include "cli.h"
 
@@ -363,6 +364,64 @@ static int fig4(const fig_ctx *c) {
   return 0;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double free_cdf_cb(const void *ctx, double x) { return bafu_free_cdf(ctx, x); }
+
+/* Figure 4, table: Wasserstein-1 distance between the finite-width BFK
+ * spectrum (4 draws pooled, inputs of ones so |x|^2 = d as in the limit) and the
+ * infinite-width law, relative to m1, ReLU MLP depth 3, last layer. */
+static int fig4_w1(const fig_ctx *c) {
+  const size_t widths_full[] = {256, 512, 1024, 2048}, widths_quick[] = {128, 256, 512};
+  const size_t *widths = c->quick ? widths_quick : widths_full, nw = c->quick ? 3 : 4, draws = 4;
+  bafu_table *t = open_table(c, "fig4_w1.dat", "Figure 4 (table): finite-width BFK spectra approach the limit");
+  if (!t) return 1;
+  bafu_table_meta(t, "ReLU MLP, sigma_w^2 = 2, depth 3, layer 3, inputs of ones (|x|^2 = d); %zu draws pooled per width;",
+                  draws);
+  bafu_table_meta(t, "  w1_over_m1 = Wasserstein-1 distance between the empirical eigenvalue distribution and the");
+  bafu_table_meta(t, "  free-convolution law (bafu spectrum --mode limit), divided by m1 (theory/spectrum.md)");
+  FILE *f = bafu_table_stream(t);
+  fprintf(f, "width w1_over_m1\n");
+  bafu_free_params fp = bafu_free_params_default();
+  bafu_free *fw;
+  if (bafu_free_alloc(&fp, &fw)) return fail("figure 4 W1");
+  for (size_t i = 0; i < nw; ++i) {
+    const size_t n = widths[i];
+    progress(c, "figure 4: W1 distance at width %zu", n);
+    bafu_net_params p = net(BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, n, 3);
+    bafu_free_layer L[3];
+    double *ev = malloc(draws * n * sizeof *ev), *ones = malloc(n * sizeof *ones);
+    bafu_net *nt = NULL;
+    bafu_spec_dense *ws = NULL;
+    int bad = !ev || !ones || bafu_free_run(fw, &p, 0, BAFU_SPEC_BFK, 2, L) || bafu_net_alloc(&p, &nt) ||
+              bafu_spec_dense_alloc(&p, nt, 0, &ws);
+    for (size_t k = 0; !bad && k < n; ++k) ones[k] = 1.0;
+    if (!bad) bafu_net_set_inputs(nt, ones);
+    for (uint64_t d = 0; !bad && d < draws; ++d)
+      bad = bafu_net_draw(nt, c->seed, d) || bafu_net_run(nt) ||
+            bafu_spec_dense_run(ws, nt, BAFU_SPEC_BFK, 2, NULL, ev + d * n);
+    if (!bad) {
+      qsort(ev, draws * n, sizeof *ev, cmp_double);
+      const double w1 = bafu_spec_w1(free_cdf_cb, fw, ev, draws * n, L[2].atom[0].x * 0.9, L[2].hi * 1.1, 20000);
+      fprintf(f, "%zu %.6g\n", n, w1 / L[2].m1);
+      progress(c, "figure 4: W1/m1 = %.4g at width %zu", w1 / L[2].m1, n);
+    }
+    bafu_spec_dense_free(ws);
+    bafu_net_free(nt);
+    free(ev);
+    free(ones);
+    if (bad) {
+      bafu_free_free(fw);
+      return fail("figure 4 W1");
+    }
+  }
+  bafu_free_free(fw);
+  return finish(t);
+}
+
 /* Render plots/<name>.gp into <plot_dir>/<name>.{png,pdf} via temporary names. */
 static int render(const fig_ctx *c, const char *name) {
   char script[4096], tmpbase[4096], cmd[16384];
@@ -445,7 +504,7 @@ int cmd_figures(int argc, char **argv) {
   if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
     return r;
   progress(&c, "bafu figures (%s): data in %s, images in %s", c.quick ? "quick" : "full", c.data_dir, c.plot_dir);
-  if (fig1(&c) || fig2(&c) || fig3(&c) || fig4(&c) || fig5(&c) || fig6(&c)) {
+  if (fig1(&c) || fig2(&c) || fig3(&c) || fig4(&c) || fig4_w1(&c) || fig5(&c) || fig6(&c)) {
     abort_open_tables();
     return 1;
   }

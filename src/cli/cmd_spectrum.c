@@ -235,8 +235,12 @@ int cmd_spectrum(int argc, char **argv) {
       const double cond = ev[0] > 0 ? ev[nl - 1] / ev[0] : INFINITY;
       bafu_table_meta(t, "n: %zu m1: %.12g m2: %.12g cos_theta: %.12g (own backward vector) m1/sqrt(m2): %.12g", nl,
                       mj->m1, mj->m2, mj->cos_theta, mj->m2 > 0 ? mj->m1 / sqrt(mj->m2) : 0.0);
-      if (isfinite(cond))
+      if (isfinite(cond)) {
         bafu_table_meta(t, "lambda_min: %.12g lambda_max: %.12g condition: %.12g", ev[0], ev[nl - 1], cond);
+        /* Kantorovich (theory/spectrum.md): cos >= 2 sqrt(mu M) / (mu + M) for every b */
+        bafu_table_meta(t, "kantorovich: %.12g (lower bound on cos_theta for every backward vector)",
+                        2 * sqrt(ev[0] * ev[nl - 1]) / (ev[0] + ev[nl - 1]));
+      }
       else
         bafu_table_meta(t, "lambda_min: %.12g lambda_max: %.12g condition: infinite (lambda_min <= 0)", ev[0],
                         ev[nl - 1]);
@@ -315,8 +319,15 @@ int cmd_spectrum(int argc, char **argv) {
     } else {
       bafu_table_meta(t, "m1: %.12g m2: %.12g; density integral + atoms: %.10g; support of the density [%.10g, %.10g]",
                       L->m1, L->m2, L->raw[0], L->lo, L->hi);
-      for (size_t a = 0; a < L->natoms; ++a)
+      double smin = L->lo, smax = L->hi;
+      for (size_t a = 0; a < L->natoms; ++a) {
         bafu_table_meta(t, "atom: x %.12g mass %.12g", L->atom[a].x, L->atom[a].mass);
+        smin = fmin(smin, L->atom[a].x);
+        smax = fmax(smax, L->atom[a].x);
+      }
+      if (smin > 0)
+        bafu_table_meta(t, "kantorovich: %.12g (lower bound on cos_theta for every b, from the support [%.10g, %.10g])",
+                        2 * sqrt(smin * smax) / (smin + smax), smin, smax);
       bafu_table_meta(t, "series 0: x density (continuous part); series 1: x mass (atoms)");
       FILE *f = bafu_table_stream(t);
       const double *gx = bafu_free_x(fw), *gd = bafu_free_density(fw);
