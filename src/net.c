@@ -55,6 +55,7 @@ struct bafu_net {
   lapack_int lqrwork;
   size_t max_dim;
   gsl_rng *rng;
+  bafu_fastrng fast;
   double eta_step;  /* eta of the last bafu_net_step */
   void *block;      /* the single allocation backing every array */
 };
@@ -76,7 +77,8 @@ bafu_net_params bafu_net_params_default(void) {
                            .lr_hidden = 1.0,
                            .lr_output = 1.0,
                            .signal = BAFU_SIGNAL_PROBE,
-                           .step = 1e-5};
+                           .step = 1e-5,
+                           .rng = BAFU_RNG_GSL};
 }
 
 static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
@@ -304,8 +306,11 @@ void bafu_net_set_inputs(bafu_net *net, const double *x) {
   }
 }
 
-static void fill_gaussian(gsl_rng *r, double sd, size_t count, double *out) {
-  bafu_fill_gaussian(r, sd, count, out);
+static void fill_gaussian(bafu_net *net, double sd, size_t count, double *out) {
+  if (net->p.rng == BAFU_RNG_FAST)
+    bafu_fastrng_fill_gaussian(&net->fast, sd, count, out);
+  else
+    bafu_fill_gaussian(net->rng, sd, count, out);
 }
 
 /* W (rows x cols) = sqrt(s * max(1, rows/cols)) * Q, Q Haar-distributed with
@@ -313,7 +318,7 @@ static void fill_gaussian(gsl_rng *r, double sd, size_t count, double *out) {
 static bafu_status draw_orthogonal(bafu_net *net, size_t rows, size_t cols, double s, double *W) {
   const size_t tall = rows >= cols ? rows : cols, wide = rows >= cols ? cols : rows;
   double *A = net->qr;
-  fill_gaussian(net->rng, 1.0, tall * wide, A);
+  fill_gaussian(net, 1.0, tall * wide, A);
   lapack_int info = LAPACKE_dgeqrf_work(LAPACK_COL_MAJOR, (lapack_int)tall, (lapack_int)wide, A,
                                         (lapack_int)tall, net->tau, net->qrwork, net->lqrwork);
   if (info) return bafu_error(BAFU_ELAPACK, "dgeqrf failed (info %d)", (int)info);
@@ -335,22 +340,25 @@ static bafu_status draw_orthogonal(bafu_net *net, size_t rows, size_t cols, doub
 }
 
 bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
-  bafu_rng_seed(net->rng, seed, draw);
+  if (net->p.rng == BAFU_RNG_FAST)
+    bafu_fastrng_seed(&net->fast, seed, draw);
+  else
+    bafu_rng_seed(net->rng, seed, draw);
   const size_t m = net->m;
-  if (!net->inputs_fixed) fill_gaussian(net->rng, 1.0, net->d * m, net->X);
+  if (!net->inputs_fixed) fill_gaussian(net, 1.0, net->d * m, net->X);
   for (size_t j = 0; j < net->J; ++j) {
     layer *Ly = &net->layers[j];
     if (net->p.init == BAFU_INIT_ORTHOGONAL) {
       bafu_status st = draw_orthogonal(net, Ly->fan_out, Ly->fan_in, net->p.sigma_w2, Ly->W);
       if (st) return st;
     } else {
-      fill_gaussian(net->rng, sqrt(net->p.sigma_w2 / (double)Ly->fan_in), Ly->fan_out * Ly->fan_in, Ly->W);
+      fill_gaussian(net, sqrt(net->p.sigma_w2 / (double)Ly->fan_in), Ly->fan_out * Ly->fan_in, Ly->W);
     }
   }
   if (net->p.signal == BAFU_SIGNAL_PROBE)
-    fill_gaussian(net->rng, 1.0 / sqrt((double)net->n), net->n * m, net->probe);
+    fill_gaussian(net, 1.0 / sqrt((double)net->n), net->n * m, net->probe);
   else
-    fill_gaussian(net->rng, 1.0, net->k * m, net->T);
+    fill_gaussian(net, 1.0, net->k * m, net->T);
   return BAFU_OK;
 }
 

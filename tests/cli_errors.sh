@@ -52,7 +52,7 @@ expect_error --lr-input mc --lr-input NaN
 expect_error --lr-output mc --lr-output x
 expect_error --branch-scale mc --arch resnet --branch-scale -1
 expect_error --branch-exponent mc --arch resnet --branch-exponent abc
-expect_error --step mc --step 0
+expect_error --rng mc --rng mersenne
 expect_error --step mc --step nan
 expect_error --act mc --act sigmoid
 expect_error --arch mc --arch transformer

@@ -34,6 +34,7 @@
 typedef enum { BAFU_ARCH_MLP, BAFU_ARCH_RESNET } bafu_arch;
 typedef enum { BAFU_INIT_GAUSSIAN, BAFU_INIT_ORTHOGONAL } bafu_init;
 typedef enum { BAFU_SIGNAL_PROBE, BAFU_SIGNAL_MSE } bafu_signal;
+typedef enum { BAFU_RNG_GSL, BAFU_RNG_FAST } bafu_rng_kind; /* bafu/rng.h */
 
 typedef struct {
   bafu_arch arch;
@@ -51,6 +52,7 @@ typedef struct {
   double lr_input, lr_hidden, lr_output;
   bafu_signal signal;
   double step;            /* eta of the actual finite step; 0: no step (step columns 0) */
+  bafu_rng_kind rng;      /* GSL mt19937 + ziggurat (default) or xoshiro256** + ziggurat */
 } bafu_net_params;
 
 /* The defaults of `bafu mc` (see README): ReLU MLP, n = 512, L = 16, ... */

@@ -37,7 +37,7 @@ int cmd_mc(int argc, char **argv) {
   double step = net.p.step;
   const char *out = NULL;
   const cli_opt extra[] = {
-      {"--step", OPT_DOUBLE, &step, "ETA", "size of the actual gradient step [1e-5]", NULL, 0},
+      {"--step", OPT_DOUBLE, &step, "ETA", "size of the actual gradient step; 0 skips it (step columns 0) [1e-5]", NULL, 0},
       {"--seeds", OPT_SIZE, &seeds, "S", "independent draws, at least 2 [8]", NULL, 0},
       {"--seed", OPT_U64, &seed, "X", "stream seed; same seed, same output [1]", NULL, 0},
       {"--threads", OPT_INT, &threads, "T", "draws run in parallel (output does not depend on T) [1]", NULL, 0},
@@ -49,11 +49,6 @@ int cmd_mc(int argc, char **argv) {
   if (r) return r == 1 ? 0 : 2;
   if ((r = cli_net_finish(cmd, &net, opts))) return r;
   net.p.step = step;
-  if (step == 0) {
-    fprintf(stderr, "bafu mc: --step: must be non-zero\n");
-    cli_net_release(&net);
-    return 2;
-  }
   if (seeds < 2) {
     fprintf(stderr, "bafu mc: --seeds: need at least 2 draws for a standard error\n");
     cli_net_release(&net);
