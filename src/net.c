@@ -56,9 +56,13 @@ struct bafu_net {
   size_t max_dim;
   gsl_rng *rng;
   bafu_fastrng fast;
+  uint64_t seed, draw;  /* of the current draw (regeneration) */
+  long wcur;            /* layer whose weights are in the shared buffer, -1: none */
   double eta_step;  /* eta of the last bafu_net_step */
   void *block;      /* the single allocation backing every array */
 };
+
+static const double *W_of(bafu_net *net, size_t j);
 
 bafu_net_params bafu_net_params_default(void) {
   return (bafu_net_params){.arch = BAFU_ARCH_MLP,
@@ -78,7 +82,8 @@ bafu_net_params bafu_net_params_default(void) {
                            .lr_output = 1.0,
                            .signal = BAFU_SIGNAL_PROBE,
                            .step = 1e-5,
-                           .rng = BAFU_RNG_GSL};
+                           .rng = BAFU_RNG_GSL,
+                           .regenerate = 0};
 }
 
 static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
@@ -107,6 +112,8 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
   if (!(isfinite(p->lr_output) && p->lr_output >= 0))
     return bafu_error(BAFU_EINVAL, "--lr-output: must be a finite number >= 0");
   if (!isfinite(p->step)) return bafu_error(BAFU_EINVAL, "--step: must be a finite number");
+  if (p->regenerate && p->rng != BAFU_RNG_FAST)
+    return bafu_error(BAFU_EINVAL, "--regenerate: needs --rng fast (weights regenerated from keyed substreams)");
   if (p->arch == BAFU_ARCH_MLP && p->embed)
     return bafu_error(BAFU_EINVAL, "--embed: only for --arch resnet (an MLP's first layer is already trained)");
   if (p->arch == BAFU_ARCH_RESNET && !p->embed && input_dim(p) != p->width)
@@ -161,9 +168,11 @@ static size_t doubles_needed(const bafu_net_params *p, size_t lqrwork) {
   const size_t depth = p->depth;
   const size_t max_dim = n > d ? n : d;
   /* per layer: W (n x max(n,d) at most), F, B, dF, Fs (n x m), G, Dp (max_dim x m), GG, BB */
-  size_t per = sat_add(sat_mul(n, max_dim), sat_add(sat_mul(4, sat_mul(n, m)), sat_mul(2, sat_mul(max_dim, m))));
+  size_t per = sat_add(sat_mul(4, sat_mul(n, m)), sat_mul(2, sat_mul(max_dim, m)));
   per = sat_add(per, sat_mul(2, sat_mul(m, m)));
+  if (!p->regenerate) per = sat_add(per, sat_mul(n, max_dim));
   size_t total = sat_mul(sat_add(depth, 2), per);
+  if (p->regenerate) total = sat_add(total, sat_mul(n, max_dim)); /* the one shared weight buffer */
   total = sat_add(total, sat_mul(d, m));                 /* X */
   total = sat_add(total, sat_mul(k, m));                 /* T */
   total = sat_add(total, sat_mul(n, m));                 /* probe */
@@ -248,9 +257,15 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   double *cur = net->block;
 #define TAKE(ptr, count) (ptr = cur, cur += (count))
   const size_t m = net->m;
+  double *shared_w = NULL;
+  if (p->regenerate) TAKE(shared_w, net->n * net->max_dim);
+  net->wcur = -1;
   for (size_t j = 0; j < net->J; ++j) {
     layer *Ly = &net->layers[j];
-    TAKE(Ly->W, Ly->fan_out * Ly->fan_in);
+    if (p->regenerate)
+      Ly->W = shared_w;
+    else
+      TAKE(Ly->W, Ly->fan_out * Ly->fan_in);
     TAKE(Ly->F, Ly->fan_out * m);
     TAKE(Ly->B, Ly->fan_out * m);
     TAKE(Ly->dF, Ly->fan_out * m);
@@ -290,7 +305,7 @@ int bafu_net_layer_label(const bafu_net *net, size_t j) { return net->layers[j].
 size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j) { return net->layers[j].fan_in; }
 size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j) { return net->layers[j].fan_out; }
 double bafu_net_layer_lr(const bafu_net *net, size_t j) { return net->layers[j].lr; }
-double *bafu_net_weight(bafu_net *net, size_t j) { return net->layers[j].W; }
+double *bafu_net_weight(bafu_net *net, size_t j) { return (double *)W_of(net, j); }
 const double *bafu_net_feature(const bafu_net *net, size_t j) { return net->layers[j].F; }
 const double *bafu_net_backward_signal(const bafu_net *net, size_t j) { return net->layers[j].B; }
 const double *bafu_net_feature_tangent(const bafu_net *net, size_t j) { return net->layers[j].dF; }
@@ -339,22 +354,43 @@ static bafu_status draw_orthogonal(bafu_net *net, size_t rows, size_t cols, doub
   return BAFU_OK;
 }
 
+/* Generate layer j's weights into Ly->W. With the fast generator each layer
+ * has its own substream (2 + j), so a layer can be regenerated alone. */
+static bafu_status gen_weights(bafu_net *net, size_t j) {
+  layer *Ly = &net->layers[j];
+  if (net->p.rng == BAFU_RNG_FAST) bafu_fastrng_seed_stream(&net->fast, net->seed, net->draw, 2 + j);
+  if (net->p.init == BAFU_INIT_ORTHOGONAL) return draw_orthogonal(net, Ly->fan_out, Ly->fan_in, net->p.sigma_w2, Ly->W);
+  fill_gaussian(net, sqrt(net->p.sigma_w2 / (double)Ly->fan_in), Ly->fan_out * Ly->fan_in, Ly->W);
+  return BAFU_OK;
+}
+
+/* The weights of layer j, regenerated into the shared buffer if needed. */
+static const double *W_of(bafu_net *net, size_t j) {
+  if (net->p.regenerate && net->wcur != (long)j) {
+    gen_weights(net, j); /* cannot fail for Gaussian init; orthogonal init was checked at draw time */
+    net->wcur = (long)j;
+  }
+  return net->layers[j].W;
+}
+
 bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
-  if (net->p.rng == BAFU_RNG_FAST)
-    bafu_fastrng_seed(&net->fast, seed, draw);
+  net->seed = seed;
+  net->draw = draw;
+  net->wcur = -1;
+  const size_t m = net->m;
+  const int fast = net->p.rng == BAFU_RNG_FAST;
+  if (fast)
+    bafu_fastrng_seed_stream(&net->fast, seed, draw, 0);
   else
     bafu_rng_seed(net->rng, seed, draw);
-  const size_t m = net->m;
   if (!net->inputs_fixed) fill_gaussian(net, 1.0, net->d * m, net->X);
   for (size_t j = 0; j < net->J; ++j) {
-    layer *Ly = &net->layers[j];
-    if (net->p.init == BAFU_INIT_ORTHOGONAL) {
-      bafu_status st = draw_orthogonal(net, Ly->fan_out, Ly->fan_in, net->p.sigma_w2, Ly->W);
-      if (st) return st;
-    } else {
-      fill_gaussian(net, sqrt(net->p.sigma_w2 / (double)Ly->fan_in), Ly->fan_out * Ly->fan_in, Ly->W);
-    }
+    if (net->p.regenerate && j > 0) continue; /* generated on demand; layer 0 checks the init */
+    bafu_status st = gen_weights(net, j);
+    if (st) return st;
+    if (net->p.regenerate) net->wcur = 0;
   }
+  if (fast) bafu_fastrng_seed_stream(&net->fast, seed, draw, 1);
   if (net->p.signal == BAFU_SIGNAL_PROBE)
     fill_gaussian(net, 1.0 / sqrt((double)net->n), net->n * m, net->probe);
   else
@@ -412,9 +448,9 @@ bafu_status bafu_net_forward(bafu_net *net) {
       bafu_act_apply(act, nin, prev, Ly->G, Ly->Dp);
     if (Ly->kind == LAYER_RESIDUAL) {
       memcpy(Ly->F, prev, Ly->fan_out * m * sizeof(double));
-      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, Ly->W, Ly->G, 1.0, Ly->F, m);
+      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), Ly->G, 1.0, Ly->F, m);
     } else {
-      mat_apply(0, Ly->fan_out, Ly->fan_in, 1.0, Ly->W, Ly->G, 0.0, Ly->F, m);
+      mat_apply(0, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->G, 0.0, Ly->F, m);
     }
     gram(Ly->fan_in, m, Ly->G, Ly->G, Ly->GG);
   }
@@ -460,7 +496,7 @@ bafu_status bafu_net_backward(bafu_net *net) {
     if (j == 0 || Ly->reads_x) continue;
     layer *Pv = &net->layers[j - 1];
     const size_t nin = Ly->fan_in * m;
-    mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, Ly->W, Ly->B, 0.0, net->tmp, m); /* W^T b */
+    mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->B, 0.0, net->tmp, m); /* W^T b */
     if (Ly->kind == LAYER_PLAIN) {
       for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->Dp[i] * net->tmp[i];
     } else {
@@ -484,7 +520,7 @@ bafu_status bafu_net_tangent(bafu_net *net) {
       memset(Ly->dF, 0, nout * sizeof(double));
     if (dprev) {
       for (size_t i = 0; i < nin; ++i) net->tmp[i] = Ly->Dp[i] * dprev[i];
-      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, Ly->W, net->tmp, 1.0, Ly->dF, m);
+      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), net->tmp, 1.0, Ly->dF, m);
     }
     const double c = -Ly->lr * Ly->scale * Ly->scale;
     if (m == 1)
@@ -516,7 +552,7 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
       memcpy(Ly->Fs, prev, nout * sizeof(double));
     else
       memset(Ly->Fs, 0, nout * sizeof(double));
-    mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, Ly->W, Gs, 1.0, Ly->Fs, m);
+    mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), Gs, 1.0, Ly->Fs, m);
     gram(Ly->fan_in, m, Ly->G, Gs, net->H); /* g_j^T g'_j */
     const double c = -eta * Ly->lr * Ly->scale * Ly->scale;
     if (m == 1)
@@ -537,7 +573,7 @@ static void backward_from_top(bafu_net *net) {
     if (Ly->reads_x) continue;
     layer *Pv = &net->layers[j - 1];
     const size_t nin = Ly->fan_in * m;
-    mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, Ly->W, Ly->B, 0.0, net->tmp, m);
+    mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->B, 0.0, net->tmp, m);
     if (Ly->kind == LAYER_PLAIN)
       for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->Dp[i] * net->tmp[i];
     else

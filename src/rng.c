@@ -59,6 +59,15 @@ void bafu_fastrng_seed(bafu_fastrng *r, uint64_t seed, uint64_t draw) {
   }
 }
 
+void bafu_fastrng_seed_stream(bafu_fastrng *r, uint64_t seed, uint64_t draw, uint64_t stream) {
+  uint64_t x = splitmix64(seed) ^ splitmix64(draw + 0x632BE59BD9B4E019ULL) ^
+               splitmix64(splitmix64(stream ^ 0xD1B54A32D192ED03ULL));
+  for (int i = 0; i < 4; ++i) {
+    x += 0x9E3779B97F4A7C15ULL;
+    r->s[i] = splitmix64(x);
+  }
+}
+
 double bafu_fastrng_uniform(bafu_fastrng *r) {
   return ((double)(bafu_fastrng_next(r) >> 11) + 0.5) * 0x1.0p-53; /* in (0, 1) */
 }

@@ -353,6 +353,38 @@ START_TEST(test_reproducible) {
 }
 END_TEST
 
+/* Regenerated weights (fast generator, one stored weight matrix) give results
+ * bit-identical to stored weights, for Gaussian and orthogonal init, and need
+ * far less memory: width 4096, depth 1024 fits (estimate) only when regenerated. */
+START_TEST(test_regenerate) {
+  for (int init = 0; init < 2; ++init) {
+    config c = {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 1,
+                init ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN};
+    bafu_net_params p = small_params(&c, 24, 6);
+    p.rng = BAFU_RNG_FAST;
+    bafu_mc_result a, b;
+    ck_assert_ok(bafu_mc_run(&p, 3, 5, NULL, 1, &a));
+    p.regenerate = 1;
+    ck_assert_ok(bafu_mc_run(&p, 3, 5, NULL, 2, &b));
+    ck_assert_int_eq(memcmp(a.raw, b.raw, 3 * a.J * BAFU_Q_COUNT * sizeof(double)), 0);
+    for (size_t i = 0; i < 3 * a.J * BAFU_Q_COUNT; i += BAFU_Q_COUNT)
+      ck_assert(a.raw[i + BAFU_Q_IDRES] < 1e-10);
+    bafu_mc_result_free(&a);
+    bafu_mc_result_free(&b);
+  }
+  bafu_net_params p = bafu_net_params_default();
+  p.width = 4096;
+  p.depth = 1024;
+  const size_t stored = bafu_net_memory_bytes(&p);
+  p.rng = BAFU_RNG_FAST;
+  p.regenerate = 1;
+  const size_t regen = bafu_net_memory_bytes(&p);
+  ck_assert_msg(stored > ((size_t)100 << 30) && regen < ((size_t)1 << 30), "stored %zu regenerated %zu", stored, regen);
+  p.rng = BAFU_RNG_GSL;
+  ck_assert_int_eq(bafu_net_params_check(&p), BAFU_EINVAL);
+}
+END_TEST
+
 /* Error paths of the library: invalid parameters and the memory refusal. */
 START_TEST(test_errors) {
   bafu_net *net = NULL;
@@ -431,6 +463,7 @@ static Suite *suite(void) {
   tcase_add_test(tm, test_init);
   tcase_add_test(tm, test_reproducible);
   tcase_add_test(tm, test_errors);
+  tcase_add_test(tm, test_regenerate);
   tcase_add_test(tm, test_read_inputs);
   suite_add_tcase(s, tm);
   return s;

@@ -53,6 +53,9 @@ typedef struct {
   bafu_signal signal;
   double step;            /* eta of the actual finite step; 0: no step (step columns 0) */
   bafu_rng_kind rng;      /* GSL mt19937 + ziggurat (default) or xoshiro256** + ziggurat */
+  int regenerate;         /* fast rng only: keep one weight matrix and regenerate each
+                             layer's weights from its own substream when a pass needs
+                             them (memory ~ 1 layer instead of L; 4 regenerations per draw) */
 } bafu_net_params;
 
 /* The defaults of `bafu mc` (see README): ReLU MLP, n = 512, L = 16, ... */
@@ -109,7 +112,10 @@ bafu_status bafu_net_run(bafu_net *net);
 double bafu_net_loss(const bafu_net *net);
 double bafu_net_step_loss(const bafu_net *net);
 
-/* Views into the workspace (fan_out x m or fan_out x fan_in, column-major). */
+/* Views into the workspace (fan_out x m or fan_out x fan_in, column-major).
+ * With p.regenerate, bafu_net_weight regenerates layer j into the single
+ * weight buffer: the pointer is valid until the next call or pass, and edits
+ * to it are lost. */
 double *bafu_net_weight(bafu_net *net, size_t j);
 const double *bafu_net_feature(const bafu_net *net, size_t j);
 const double *bafu_net_backward_signal(const bafu_net *net, size_t j);

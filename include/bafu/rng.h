@@ -25,6 +25,9 @@ typedef struct {
 } bafu_fastrng;
 
 void bafu_fastrng_seed(bafu_fastrng *r, uint64_t seed, uint64_t draw);
+/* Substream `stream` of draw `draw`: a keyed (counter-like) stream, so any
+ * part of a draw (one layer's weights) can be regenerated on its own. */
+void bafu_fastrng_seed_stream(bafu_fastrng *r, uint64_t seed, uint64_t draw, uint64_t stream);
 uint64_t bafu_fastrng_next(bafu_fastrng *r);
 /* Uniform on (0, 1), 53-bit resolution. */
 double bafu_fastrng_uniform(bafu_fastrng *r);

@@ -182,6 +182,7 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
   net->probe = 0;
   net->embed = 0;
   net->rng = 0;
+  net->regenerate = 0;
   net->input_file = NULL;
   net->x = NULL;
   const cli_opt list[] = {
@@ -204,6 +205,7 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
       {"--loss", OPT_CHOICE, &net->loss, "mse", "random readout y = V phi(f_L) and squared loss on N(0,1) targets", loss_names, 0},
       {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
       {"--rng", OPT_CHOICE, &net->rng, "R", "gsl (mt19937 + ziggurat) | fast (xoshiro256** + ziggurat) [gsl]", rng_names, 0},
+      {"--regenerate", OPT_FLAG, &net->regenerate, NULL, "with --rng fast: store one weight matrix, regenerate layers on demand", NULL, 0},
   };
   for (size_t i = 0; i < sizeof list / sizeof list[0] && *count < cap - 1; ++i) opts[(*count)++] = list[i];
   opts[*count] = (cli_opt){0};
@@ -216,6 +218,7 @@ int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
   p->init = net->init == 1 ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN;
   p->embed = net->embed;
   p->rng = net->rng == 1 ? BAFU_RNG_FAST : BAFU_RNG_GSL;
+  p->regenerate = net->regenerate;
   if (net->probe && net->loss >= 0) {
     fprintf(stderr, "bafu %s: --probe and --loss: choose one backward signal\n", cmd);
     return 2;
@@ -258,10 +261,10 @@ void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {
   snprintf(buf, size,
            "arch=%s width=%zu depth=%zu input_dim=%zu batch=%zu act=%s sigma_w2=%g init=%s "
            "branch_scale=%g branch_exponent=%g beta=%.10g embed=%d lr_input=%g lr_hidden=%g lr_output=%g "
-           "signal=%s outputs=%zu rng=%s",
+           "signal=%s outputs=%zu rng=%s regenerate=%d",
            cli_arch_names[p->arch == BAFU_ARCH_RESNET], p->width, p->depth,
            p->input_dim ? p->input_dim : p->width, p->batch, bafu_act_name(p->act), p->sigma_w2,
            cli_init_names[p->init == BAFU_INIT_ORTHOGONAL], p->branch_scale, p->branch_exponent,
            bafu_net_beta(p), p->embed, p->lr_input, p->lr_hidden, p->lr_output,
-           p->signal == BAFU_SIGNAL_MSE ? "mse" : "probe", p->outputs, p->rng == BAFU_RNG_FAST ? "fast" : "gsl");
+           p->signal == BAFU_SIGNAL_MSE ? "mse" : "probe", p->outputs, p->rng == BAFU_RNG_FAST ? "fast" : "gsl", p->regenerate);
 }

@@ -44,7 +44,7 @@ void cli_fail(const char *cmd, const char *context);
 /* The network options shared by `mc`, `theory`, `spectrum`, `kernel`. */
 typedef struct {
   bafu_net_params p;
-  int arch, act, init, loss, probe, embed, rng;
+  int arch, act, init, loss, probe, embed, rng, regenerate;
   const char *input_file;
   double *x; /* inputs read from --input (d x m), or NULL */
 } cli_net;
