@@ -119,7 +119,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L
     eta = eta_new;
     m1 = c + g * m1;
     const double m2 = m1 * m1 + zI + eta + 2 * sum_zm;
-    const double qn = continuum ? q + beta2 * s * am.phi2 : q + beta2 * s * am.phi2;
+    const double qn = q + beta2 * s * am.phi2; /* also the Euler step of dq/dt */
     if (!isfinite(qn) || !isfinite(m2))
       return bafu_error(BAFU_ENUMERIC, "moments overflowed at block %zu: reduce depth, sigma-w2 or branch scale", l);
     const double t2 = orth ? s * s * am.dphi4 : s * s * (ml * ml + am.dphi4);
@@ -314,7 +314,7 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   bafu_status st = resnet_chain(p, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, &w, o);
   if (!st) {
     const size_t stride = N / npoints;
-    cosv[0] = m1_0 > 0 ? 1.0 : 1.0; /* K_0 = c I (cos 1) or the t -> 0+ limit */
+    cosv[0] = 1.0; /* K_0 = c I (cos 1), or without embedding the t -> 0+ limit */
     qv[0] = q0;
     muv[0] = m1_0;
     rv[0] = 0;
@@ -348,10 +348,10 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
                       "for %s use the finite-depth recursion (bafu theory --depth L)",
                       bafu_act_name(pc.act));
   const size_t P = npoints + 1;
-  double *buf = malloc(8 * P * sizeof *buf);
+  double *buf = malloc(7 * P * sizeof *buf);
   if (!buf) return bafu_error(BAFU_ENOMEM, "out of memory");
   double *c1 = buf, *c2 = buf + P, *q = buf + 2 * P, *mu = buf + 3 * P, *r = buf + 4 * P;
-  double *prev = buf + 5 * P, *cur = buf + 6 * P, *tmp = buf + 7 * P;
+  double *prev = buf + 5 * P, *cur = buf + 6 * P;
   size_t N = npoints * (size_t)ceil(256.0 / (double)npoints);
   if ((st = continuum_pass(&pc, b, N, npoints, c1, q, mu, r))) goto done;
   double err = INFINITY;
@@ -368,7 +368,6 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
     N *= 2;
     if (N > 8192) break;
   }
-  (void)tmp;
   for (size_t k = 0; k < P; ++k) {
     double c = cur[k] > 1 ? 1 : cur[k];
     out[k] = (bafu_continuum_point){.t = (double)k / (double)npoints, .q = q[k], .mu = mu[k], .r = r[k],
