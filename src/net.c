@@ -58,6 +58,7 @@ struct bafu_net {
   bafu_fastrng fast;
   uint64_t seed, draw;  /* of the current draw (regeneration) */
   long wcur;            /* layer whose weights are in the shared buffer, -1: none */
+  size_t wready;        /* stored weights: layers [0, wready) hold this draw's */
   double eta_step;  /* eta of the last bafu_net_step */
   void *block;      /* the single allocation backing every array */
 };
@@ -364,11 +365,19 @@ static bafu_status gen_weights(bafu_net *net, size_t j) {
   return BAFU_OK;
 }
 
-/* The weights of layer j, regenerated into the shared buffer if needed. */
+/* The weights of layer j: regenerated into the shared buffer (--regenerate),
+ * or generated on first use (fast generator, Gaussian init: the forward pass
+ * then reads each matrix while it is still in cache). Neither path can fail:
+ * Gaussian draws have no failure mode, and orthogonal init is generated (or,
+ * when regenerated, checked on layer 0) at draw time. */
 static const double *W_of(bafu_net *net, size_t j) {
-  if (net->p.regenerate && net->wcur != (long)j) {
-    gen_weights(net, j); /* cannot fail for Gaussian init; orthogonal init was checked at draw time */
-    net->wcur = (long)j;
+  if (net->p.regenerate) {
+    if (net->wcur != (long)j) {
+      gen_weights(net, j);
+      net->wcur = (long)j;
+    }
+  } else {
+    while (net->wready <= j) gen_weights(net, net->wready++);
   }
   return net->layers[j].W;
 }
@@ -384,11 +393,16 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
   else
     bafu_rng_seed(net->rng, seed, draw);
   if (!net->inputs_fixed) fill_gaussian(net, 1.0, net->d * m, net->X);
+  /* Weights: with the fast generator each layer has its own substream, so
+   * when they are generated does not change them (W_of). */
+  const int lazy = fast && net->p.init == BAFU_INIT_GAUSSIAN;
+  net->wready = 0;
   for (size_t j = 0; j < net->J; ++j) {
-    if (net->p.regenerate && j > 0) continue; /* generated on demand; layer 0 checks the init */
+    if (net->p.regenerate ? j > 0 : lazy) break; /* generated on demand; layer 0 checks the init */
     bafu_status st = gen_weights(net, j);
     if (st) return st;
     if (net->p.regenerate) net->wcur = 0;
+    net->wready = j + 1;
   }
   if (fast) bafu_fastrng_seed_stream(&net->fast, seed, draw, 1);
   if (net->p.signal == BAFU_SIGNAL_PROBE)

@@ -385,6 +385,42 @@ START_TEST(test_regenerate) {
 }
 END_TEST
 
+/* With the fast generator and Gaussian init the weights are generated on
+ * first use (W_of). Fetching them before the run changes nothing, bit for bit,
+ * and a new draw must replace them (a stale-weight bug would keep the old
+ * ones). That lazily generated weights equal per-layer substreams is checked
+ * by test_regenerate. */
+START_TEST(test_lazy_weights) {
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN};
+  bafu_net_params p = small_params(&c, 20, 5);
+  p.rng = BAFU_RNG_FAST;
+  bafu_net *a, *b;
+  ck_assert_ok(bafu_net_alloc(&p, &a));
+  ck_assert_ok(bafu_net_alloc(&p, &b));
+  ck_assert_ok(bafu_net_draw(a, 9, 2));
+  ck_assert_ok(bafu_net_run(a));
+  ck_assert_ok(bafu_net_draw(b, 9, 2));
+  const size_t J = bafu_net_nlayers(b);
+  for (size_t j = J; j-- > 0;) (void)bafu_net_weight(b, j);
+  ck_assert_ok(bafu_net_run(b));
+  for (size_t j = 0; j < J; ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(a, j) * bafu_net_layer_fan_in(a, j);
+    ck_assert_int_eq(memcmp(bafu_net_weight(a, j), bafu_net_weight(b, j), cnt * sizeof(double)), 0);
+    ck_assert_int_eq(memcmp(bafu_net_feature_tangent(a, j), bafu_net_feature_tangent(b, j),
+                            bafu_net_layer_fan_out(a, j) * 2 * sizeof(double)), 0);
+  }
+  /* a new draw replaces every layer's weights */
+  double *w0 = malloc(bafu_net_layer_fan_out(a, J - 1) * bafu_net_layer_fan_in(a, J - 1) * sizeof(double));
+  const size_t cnt = bafu_net_layer_fan_out(a, J - 1) * bafu_net_layer_fan_in(a, J - 1);
+  memcpy(w0, bafu_net_weight(a, J - 1), cnt * sizeof(double));
+  ck_assert_ok(bafu_net_draw(a, 9, 3));
+  ck_assert(memcmp(w0, bafu_net_weight(a, J - 1), cnt * sizeof(double)) != 0);
+  free(w0);
+  bafu_net_free(a);
+  bafu_net_free(b);
+}
+END_TEST
+
 /* Error paths of the library: invalid parameters and the memory refusal. */
 START_TEST(test_errors) {
   bafu_net *net = NULL;
@@ -464,6 +500,7 @@ static Suite *suite(void) {
   tcase_add_test(tm, test_reproducible);
   tcase_add_test(tm, test_errors);
   tcase_add_test(tm, test_regenerate);
+  tcase_add_test(tm, test_lazy_weights);
   tcase_add_test(tm, test_read_inputs);
   suite_add_tcase(s, tm);
   return s;

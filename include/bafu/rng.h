@@ -14,14 +14,18 @@ void bafu_rng_seed(gsl_rng *r, uint64_t seed, uint64_t draw);
 /* out[i] ~ N(0, sd^2), i < count (GSL ziggurat). */
 void bafu_fill_gaussian(gsl_rng *r, double sd, size_t count, double *out);
 
-/* The fast generator (`--rng fast`): xoshiro256** (Blackman and Vigna)
- * seeded by splitmix64 from (seed, draw), and a 128-layer ziggurat for the
- * Gaussian (Marsaglia and Tsang) using disjoint bits of one 64-bit word for the
- * layer (7 bits) and the value (53 bits). Several times faster than GSL's
- * mt19937 + ziggurat, which stays the default and the reference in tests
- * (tests/test_rng.c compares the two distributions). theory/engine.md 4. */
+/* The fast generator (`--rng fast`): 16 interleaved xoshiro256++ lanes
+ * (Blackman and Vigna) feeding a 256-layer ziggurat (Marsaglia and Tsang): one
+ * 64-bit word per candidate, 8 bits for the layer, 1 for the sign, 52 for the
+ * magnitude; the rare wedge and tail tests draw from a scalar xoshiro256**
+ * stream. All states are seeded by splitmix64 from (seed, draw[, stream]).
+ * Several times faster than GSL's mt19937 + ziggurat, which stays the
+ * reference in tests (tests/test_rng.c compares the two distributions).
+ * The numbers do not depend on the instruction set. theory/engine.md 4. */
+#define BAFU_FASTRNG_LANES 16
 typedef struct {
-  uint64_t s[4];
+  uint64_t s[4];                          /* scalar xoshiro256** */
+  uint64_t lane[4][BAFU_FASTRNG_LANES]; /* xoshiro256++ lanes, state word i of lane l */
 } bafu_fastrng;
 
 void bafu_fastrng_seed(bafu_fastrng *r, uint64_t seed, uint64_t draw);
@@ -31,7 +35,8 @@ void bafu_fastrng_seed_stream(bafu_fastrng *r, uint64_t seed, uint64_t draw, uin
 uint64_t bafu_fastrng_next(bafu_fastrng *r);
 /* Uniform on (0, 1), 53-bit resolution. */
 double bafu_fastrng_uniform(bafu_fastrng *r);
-/* out[i] ~ N(0, sd^2), i < count. */
+/* out[i] ~ N(0, sd^2), i < count. Each call consumes whole blocks of 256
+ * words, so the numbers depend on how a fill is split into calls. */
 void bafu_fastrng_fill_gaussian(bafu_fastrng *r, double sd, size_t count, double *out);
 
 #endif
