@@ -83,7 +83,7 @@ bafu_net_params bafu_net_params_default(void) {
                            .lr_output = 1.0,
                            .signal = BAFU_SIGNAL_PROBE,
                            .step = 1e-5,
-                           .rng = BAFU_RNG_GSL,
+                           .rng = BAFU_RNG_FAST,
                            .regenerate = 0};
 }
 

@@ -24,6 +24,11 @@ static bafu_net *make_net(const bafu_net_params *p, uint64_t seed, uint64_t draw
   return net;
 }
 
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 static bafu_net_params base(bafu_arch arch, bafu_act act, size_t n, size_t depth) {
   bafu_net_params p = bafu_net_params_default();
   p.arch = arch;
@@ -284,47 +289,58 @@ END_TEST
 
 static double free_cdf(const void *ctx, double x) { return bafu_free_cdf(ctx, x); }
 
-/* Finite width approaches the limit: W1 distance (relative to m1) between the
- * dense spectrum (4 draws pooled, inputs fixed to ones so |x|^2 = d) and the limiting law decreases over widths
- * 128, 256, 512 (ReLU MLP, depth 3, BFK). */
+/* Finite width approaches the limit (ReLU MLP, depth 3, BFK of layer 2, inputs
+ * fixed to ones so |x|^2 = d as in the limit), W1 distance relative to m1.
+ * Each draw's spectrum has a random overall scale (its trace fluctuates by
+ * O(n^-1/2)); pooling draws mixes these scales, so the pooled raw W1 does not
+ * shrink with more draws and varies by 50% between independent pools (0.034
+ * +- 0.018 at n = 512 over 10 pools of 16 draws). The test therefore measures
+ * the shape: each draw is rescaled to the limit's m1 (m1 itself is checked
+ * against the moment recursion above), 32 draws pooled. Over 10 pools of 16
+ * draws this statistic was 0.031 +- 0.005 at n = 128, 0.026 +- 0.006 at 256 and
+ * 0.015 +- 0.004 at 512: require W1(512) < W1(128) and W1(512) < 0.025 (more
+ * than 4 standard deviations of a 32-draw pool from failing by chance). */
 START_TEST(test_width_convergence) {
   bafu_free_params fp = {.atoms = 800, .grid = 800};
   bafu_free *fw;
   ck_assert_ok(bafu_free_alloc(&fp, &fw));
-  const size_t widths[3] = {128, 256, 512};
-  double w1[3];
+  const size_t widths[2] = {128, 512}, draws = 32;
+  double w1[2], w1_raw[2];
   double *ones = malloc(512 * sizeof(double));
   for (size_t i = 0; i < 512; ++i) ones[i] = 1.0; /* |x|^2 = d exactly, as in the limit */
-  for (size_t c = 0; c < 3; ++c) {
+  for (size_t c = 0; c < 2; ++c) {
     bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, widths[c], 3);
     bafu_free_layer L[4];
     ck_assert_ok(bafu_free_run(fw, &p, 0, BAFU_SPEC_BFK, 2, L));
-    const size_t n = widths[c];
-    double *ev = malloc(4 * n * sizeof(double));
-    for (uint64_t d = 0; d < 4; ++d) {
-      bafu_net *net;
-      ck_assert_ok(bafu_net_alloc(&p, &net));
-      bafu_net_set_inputs(net, ones);
+    const size_t n = widths[c], N = draws * n;
+    double *ev = malloc(N * sizeof(double)), *raw = malloc(N * sizeof(double));
+    bafu_net *net;
+    ck_assert_ok(bafu_net_alloc(&p, &net));
+    bafu_net_set_inputs(net, ones);
+    bafu_spec_dense *ws;
+    ck_assert_ok(bafu_spec_dense_alloc(&p, net, 0, &ws));
+    for (uint64_t d = 0; d < draws; ++d) {
       ck_assert_ok(bafu_net_draw(net, 21, d));
       ck_assert_ok(bafu_net_run(net));
-      bafu_spec_dense *ws;
-      ck_assert_ok(bafu_spec_dense_alloc(&p, net, 0, &ws));
-      ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, 2, NULL, ev + d * n));
-      bafu_spec_dense_free(ws);
-      bafu_net_free(net);
+      double *e = ev + d * n, mean = 0;
+      ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, 2, NULL, e));
+      memcpy(raw + d * n, e, n * sizeof(double));
+      for (size_t i = 0; i < n; ++i) mean += e[i] / (double)n;
+      for (size_t i = 0; i < n; ++i) e[i] *= L[2].m1 / mean;
     }
-    /* pooled, sorted */
-    for (size_t i = 1; i < 4 * n; ++i)
-      for (size_t k = i; k > 0 && ev[k] < ev[k - 1]; --k) {
-        const double t = ev[k];
-        ev[k] = ev[k - 1], ev[k - 1] = t;
-      }
-    w1[c] = bafu_spec_w1(free_cdf, fw, ev, 4 * n, L[2].atom[0].x * 0.9, L[2].hi * 1.1, 20000) / L[2].m1;
+    bafu_spec_dense_free(ws);
+    bafu_net_free(net);
+    qsort(ev, N, sizeof(double), cmp_double);
+    qsort(raw, N, sizeof(double), cmp_double);
+    w1[c] = bafu_spec_w1(free_cdf, fw, ev, N, L[2].atom[0].x * 0.9, L[2].hi * 1.1, 20000) / L[2].m1;
+    w1_raw[c] = bafu_spec_w1(free_cdf, fw, raw, N, L[2].atom[0].x * 0.9, L[2].hi * 1.1, 20000) / L[2].m1;
     free(ev);
+    free(raw);
   }
-  ck_assert_msg(w1[1] < w1[0] && w1[2] < w1[1], "W1/m1: %g %g %g", w1[0], w1[1], w1[2]);
-  ck_assert_msg(w1[2] < 0.05, "W1/m1 at 512: %g", w1[2]);
-  printf("test_width_convergence: W1/m1 at n = 128, 256, 512: %.4g %.4g %.4g\n", w1[0], w1[1], w1[2]);
+  printf("test_width_convergence: W1/m1 (draws rescaled to m1) %.4g %.4g, raw %.4g %.4g at n = 128, 512\n", w1[0],
+         w1[1], w1_raw[0], w1_raw[1]);
+  ck_assert_msg(w1[1] < w1[0], "W1/m1: %g at 128, %g at 512", w1[0], w1[1]);
+  ck_assert_msg(w1[1] < 0.025, "W1/m1 at 512: %g", w1[1]);
   free(ones);
   bafu_free_free(fw);
 }

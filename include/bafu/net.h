@@ -52,7 +52,7 @@ typedef struct {
   double lr_input, lr_hidden, lr_output;
   bafu_signal signal;
   double step;            /* eta of the actual finite step; 0: no step (step columns 0) */
-  bafu_rng_kind rng;      /* GSL mt19937 + ziggurat (default) or xoshiro256** + ziggurat */
+  bafu_rng_kind rng;      /* fast: xoshiro256++ lanes + ziggurat (default); gsl: mt19937 + ziggurat */
   int regenerate;         /* fast rng only: keep one weight matrix and regenerate each
                              layer's weights from its own substream when a pass needs
                              them (memory ~ 1 layer instead of L; 4 regenerations per draw) */

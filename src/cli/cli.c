@@ -181,7 +181,7 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
   net->loss = -1;
   net->probe = 0;
   net->embed = 0;
-  net->rng = 0;
+  net->rng = 1; /* fast */
   net->regenerate = 0;
   net->input_file = NULL;
   net->x = NULL;
@@ -204,8 +204,8 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
       {"--probe", OPT_FLAG, &net->probe, NULL, "backward signal: Gaussian probe b_L, N(0,1/n) entries [default]", NULL, 0},
       {"--loss", OPT_CHOICE, &net->loss, "mse", "random readout y = V phi(f_L) and squared loss on N(0,1) targets", loss_names, 0},
       {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
-      {"--rng", OPT_CHOICE, &net->rng, "R", "gsl (mt19937 + ziggurat) | fast (xoshiro256** + ziggurat) [gsl]", rng_names, 0},
-      {"--regenerate", OPT_FLAG, &net->regenerate, NULL, "with --rng fast: store one weight matrix, regenerate layers on demand", NULL, 0},
+      {"--rng", OPT_CHOICE, &net->rng, "R", "fast (xoshiro256++ lanes + ziggurat) | gsl (mt19937 + ziggurat) [fast]", rng_names, 0},
+      {"--regenerate", OPT_FLAG, &net->regenerate, NULL, "with the fast generator: store one weight matrix, regenerate layers on demand", NULL, 0},
   };
   for (size_t i = 0; i < sizeof list / sizeof list[0] && *count < cap - 1; ++i) opts[(*count)++] = list[i];
   opts[*count] = (cli_opt){0};

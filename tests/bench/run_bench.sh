@@ -54,20 +54,26 @@ awk '
   $1 !~ /^#/ { v[$1] = $2 }
   END {
     n = 512; L = 64; S = 16
-    gemv = val("floors.dgemv_512_64mats") * 1e9; gemm = val("floors.dgemm_512x512x64") * 1e9; rng = val("floors.rng_gaussian") * 1e6
-    print "\n== summary (seconds; ratio = torch / bafu) =="
+    gemv = val("floors.dgemv_512_64mats") * 1e9; gemm = val("floors.dgemm_512x512x64") * 1e9
+    rng = val("floors.rng_fast_gaussian") * 1e6; rng_gsl = val("floors.rng_gaussian") * 1e6
+    print "\n== summary (seconds, fastest of the runs; ratio = torch / bafu) =="
     if (gemv > 0) {
       fa = S * (3 * L - 2) * 2 * n * n; na = S * (L * n * n + 2 * n)
       fb = S * ((3 * L - 2) * 2 * n * n * 64 + 3 * L * 2 * n * 64 * 64); nb = S * (L * n * n + 2 * n * 64)
-      printf "floor a: %.3g flop at %.3g GFLOP/s = %.3f s + %.3g normals = %.3f s -> %.3f s\n", fa, gemv / 1e9, fa / gemv, na, na / rng, fa / gemv + na / rng
-      printf "floor b: %.3g flop at %.3g GFLOP/s = %.3f s + %.3g normals = %.3f s -> %.3f s\n", fb, gemm / 1e9, fb / gemm, nb, nb / rng, fb / gemm + nb / rng
+      printf "floor a: %.3g flop at %.3g GFLOP/s = %.3f s + %.3g normals at %.0f M/s (fast) = %.3f s -> %.3f s\n", fa, gemv / 1e9, fa / gemv, na, rng / 1e6, na / rng, fa / gemv + na / rng
+      printf "floor b: %.3g flop at %.3g GFLOP/s = %.3f s + %.3g normals at %.0f M/s (fast) = %.3f s -> %.3f s\n", fb, gemm / 1e9, fb / gemm, nb, rng / 1e6, nb / rng, fb / gemm + nb / rng
     }
     for (i = 1; i <= 2; ++i) { w = i == 1 ? "a" : "b"
-      if (val(w ".mc") > 0) printf "%s: bafu %.3f s  bafu+step %.3f s  torch %.3f s  ratio %.2f\n", w, val(w ".mc"), val(w ".mc_with_step"), val(w ".torch_mc"), val(w ".torch_mc") / val(w ".mc") }
-    if (val("c.moments_1e6") > 0) {
-      printf "c moments 1e6: bafu %.4f s  python floats %.4f s (x%.1f)  torch tensors %.2f s (x%.0f)\n", val("c.moments_1e6"), val("c.py_moments_1e6"), val("c.py_moments_1e6") / val("c.moments_1e6"), val("c.torch_moments_1e6"), val("c.torch_moments_1e6") / val("c.moments_1e6")
-      printf "c kernel 1e6:  bafu %.4f s  python floats %.4f s (x%.1f)\n", val("c.kernel2_1e6"), val("c.py_kernel2_1e6"), val("c.py_kernel2_1e6") / val("c.kernel2_1e6")
+      if (val(w ".mc") > 0) {
+        printf "%s: bafu %.3f s (fast rng, default)  %.3f s (--rng gsl)  torch %.3f s  ratio %.2f (fast)  %.2f (gsl)\n", w, val(w ".mc"), val(w ".mc_gsl"), val(w ".torch_mc"), val(w ".torch_mc") / val(w ".mc"), val(w ".torch_mc") / val(w ".mc_gsl")
+        printf "%s with the actual step: bafu %.3f s (fast)  %.3f s (gsl)\n", w, val(w ".mc_with_step"), val(w ".mc_with_step_gsl")
+      }
     }
-    if (val("d.spectrum_dense") > 0) printf "d spectrum: bafu %.3f s  torch %.3f s  ratio %.2f\n", val("d.spectrum_dense"), val("d.torch_spectrum_dense"), val("d.torch_spectrum_dense") / val("d.spectrum_dense")
+    if (val("b.gemm_path") > 0) printf "b GEMM-bound path (forward, backward, tangent): %.1f GFLOP/s = %.0f%% of dgemm on the same shapes (%.1f GFLOP/s)\n", val("b.gemm_path"), 100 * val("b.gemm_path_fraction"), val("b.gemm_path_dgemm")
+    if (val("d.moments_1e6") > 0) {
+      printf "d moments 1e6: bafu %.4f s  python floats %.4f s (x%.1f)  torch tensors %.2f s (x%.0f)\n", val("d.moments_1e6"), val("d.py_moments_1e6"), val("d.py_moments_1e6") / val("d.moments_1e6"), val("d.torch_moments_1e6"), val("d.torch_moments_1e6") / val("d.moments_1e6")
+      printf "d kernel 1e6:  bafu %.4f s  python floats %.4f s (x%.1f)\n", val("d.kernel2_1e6"), val("d.py_kernel2_1e6"), val("d.py_kernel2_1e6") / val("d.kernel2_1e6")
+    }
+    if (val("c.spectrum_dense") > 0) printf "c spectrum: bafu %.3f s  torch %.3f s  ratio %.2f\n", val("c.spectrum_dense"), val("c.torch_spectrum_dense"), val("c.torch_spectrum_dense") / val("c.spectrum_dense")
   }' "$log" | tee -a "$log"
 echo "run_bench.sh: log in $log" >&2
