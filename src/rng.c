@@ -37,7 +37,7 @@ void bafu_fill_gaussian(gsl_rng *r, double sd, size_t count, double *out) {
 
 /* ------------------------------------------------------------------------
  * Fast generator: xoshiro256** (scalar stream) and xoshiro256++ lanes
- * feeding a 256-layer ziggurat (theory/engine.md 4). */
+ * feeding a 1024-layer ziggurat (theory/engine.md 4). */
 
 static inline uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 
@@ -56,6 +56,7 @@ uint64_t bafu_fastrng_next(bafu_fastrng *r) {
 /* The scalar state from x, then each lane's state from the same splitmix64
  * sequence: every word of the generator is a bijective function of x. */
 static void seed_from(bafu_fastrng *r, uint64_t x) {
+  r->nspare = 0;
   for (int i = 0; i < 4; ++i) {
     x += 0x9E3779B97F4A7C15ULL;
     r->s[i] = splitmix64(x);
@@ -80,11 +81,12 @@ double bafu_fastrng_uniform(bafu_fastrng *r) {
   return ((double)(bafu_fastrng_next(r) >> 11) + 0.5) * 0x1.0p-53; /* in (0, 1) */
 }
 
-/* Ziggurat tables (Marsaglia and Tsang 2000), 256 layers; zig_k and zig_w are
+/* Ziggurat tables (Marsaglia and Tsang 2000), 1024 layers; zig_k and zig_w are
  * scaled by 2^52, the range of the 52-bit magnitude drawn. */
-#define ZIG_N 256
-#define ZIG_R 3.6541528853610088
-#define ZIG_V 4.92867323399e-3
+#define ZIG_BITS 10
+#define ZIG_N (1 << ZIG_BITS)
+#define ZIG_R 4.0388498461095045   /* theory/engine.md 4.1 */
+#define ZIG_V 1.2263246463530881e-3
 static double zig_w[ZIG_N], zig_f[ZIG_N];
 static uint64_t zig_k[ZIG_N];
 
@@ -107,7 +109,24 @@ static void zig_init(void) {
   }
 }
 
-/* One 64-bit word u gives a candidate: layer i = bits 0..7, sign = bit 8,
+double bafu_fastrng_ziggurat_residual(void) {
+  ZIG_ONCE(zig_init);
+  const double m = 4503599627370496.0, R = ZIG_R, V = ZIG_V;
+  const double fR = exp(-0.5 * R * R), q = V / fR;
+  /* the base layer: rectangle [0, R] x [0, f(R)] plus the tail has area V */
+  double worst = fabs(R * fR + 1.2533141373155003 * erfc(R / sqrt(2.0)) /* sqrt(pi/2) */ - V) / V;
+  worst = fmax(worst, fabs(zig_w[0] * m - q) / q);
+  worst = fmax(worst, fabs((double)zig_k[0] / m - R / q));
+  for (int i = 1; i < ZIG_N; ++i) {
+    const double x = zig_w[i] * m, xprev = i > 1 ? zig_w[i - 1] * m : 0.0;
+    worst = fmax(worst, fabs(zig_f[i] - exp(-0.5 * x * x)));
+    worst = fmax(worst, fabs(x * (zig_f[i - 1] - zig_f[i]) - V) / V); /* layer i has area V */
+    worst = fmax(worst, fabs((double)zig_k[i] / m - xprev / x));       /* its inner rectangle */
+  }
+  return worst;
+}
+
+/* One 64-bit word u gives a candidate: layer i = bits 0..9, sign = bit 10,
  * magnitude m = bits 12..63 (52 bits), x = +-m w_i, accepted at once when
  * m < k_i. The rest of the ziggurat (wedge and tail tests, and new attempts
  * after a rejection) draws from the scalar stream. */
@@ -134,7 +153,7 @@ static double zig_slow(bafu_fastrng *r, uint64_t u) {
 /* The bulk path is written so the compiler vectorises it (integer operations
  * and exact conversions only, so every instruction set gives the same numbers);
  * GCC builds AVX2 and baseline versions and picks one at load time. */
-#define ZIG_BLOCK 256
+#define ZIG_BLOCK BAFU_FASTRNG_BLOCK
 #ifndef BAFU_CLONES /* -DBAFU_CLONES= builds one version (used to check the claim above) */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
@@ -183,27 +202,36 @@ BAFU_CLONES static void zig_fast(const uint64_t *restrict buf, size_t n, double 
       double d;
     } md = {m | 0x4330000000000000ULL}, x;
     x.d = (md.d - 4503599627370496.0) * zig_w[i] * sd;
-    x.u ^= (u & ZIG_N) << 55; /* bit 8 becomes the sign bit */
+    x.u ^= (u & ZIG_N) << (63 - ZIG_BITS); /* bit 10 becomes the sign bit */
     out[k] = x.d;
     reject[k] = m >= zig_k[i];
   }
 }
 
+/* One block of ZIG_BLOCK normals times sd into dst: the fast path, then the
+ * rare rejections in order. sd * z with z the standard normal, in both paths. */
+static void zig_block(bafu_fastrng *r, double sd, double *dst) {
+  uint64_t buf[ZIG_BLOCK], reject[ZIG_BLOCK];
+  lane_words(r, buf);
+  zig_fast(buf, ZIG_BLOCK, sd, dst, reject);
+  for (size_t c = 0; c < ZIG_BLOCK; c += 8) /* rejections are rare: test 8 flags at once */
+    if (reject[c] | reject[c + 1] | reject[c + 2] | reject[c + 3] | reject[c + 4] | reject[c + 5] |
+        reject[c + 6] | reject[c + 7])
+      for (size_t k = c; k < c + 8; ++k)
+        if (reject[k]) dst[k] = sd * zig_slow(r, buf[k]);
+}
+
+/* Whole blocks go straight to out; a partial block is generated into r->spare
+ * (standard normals) and used up by later calls, so the numbers do not depend
+ * on how a fill is split into calls ((z w_i) sd = sd (z w_i) exactly). */
 void bafu_fastrng_fill_gaussian(bafu_fastrng *r, double sd, size_t count, double *out) {
   ZIG_ONCE(zig_init);
-  uint64_t buf[ZIG_BLOCK];
-  uint64_t reject[ZIG_BLOCK];
-  double tail[ZIG_BLOCK];
-  for (size_t o = 0; o < count; o += ZIG_BLOCK) {
-    const size_t n = count - o < ZIG_BLOCK ? count - o : ZIG_BLOCK;
-    double *dst = n == ZIG_BLOCK ? out + o : tail; /* a partial last block uses its first n words */
-    lane_words(r, buf);
-    zig_fast(buf, ZIG_BLOCK, sd, dst, reject);
-    for (size_t c = 0; c < n; c += 8) /* rejections are rare: test 8 flags at once */
-      if (reject[c] | reject[c + 1] | reject[c + 2] | reject[c + 3] | reject[c + 4] | reject[c + 5] |
-          reject[c + 6] | reject[c + 7])
-        for (size_t k = c; k < c + 8 && k < n; ++k)
-          if (reject[k]) dst[k] = sd * zig_slow(r, buf[k]);
-    if (dst == tail) memcpy(out + o, tail, n * sizeof *out);
+  size_t o = 0;
+  while (o < count && r->nspare) out[o++] = sd * r->spare[ZIG_BLOCK - r->nspare--];
+  for (; count - o >= ZIG_BLOCK; o += ZIG_BLOCK) zig_block(r, sd, out + o);
+  if (o < count) {
+    zig_block(r, 1.0, r->spare);
+    r->nspare = ZIG_BLOCK;
+    while (o < count) out[o++] = sd * r->spare[ZIG_BLOCK - r->nspare--];
   }
 }
