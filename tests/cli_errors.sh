@@ -95,6 +95,16 @@ expect_error --corr kernel --corr 1.5
 expect_error --corr kernel --corr nan
 expect_error --every kernel --every 0
 expect_error --width theory --width 0
+expect_error --mode spectrum --mode bogus
+expect_error --object spectrum --object bogus
+expect_error --batch spectrum --batch 4
+expect_error --bins spectrum --mode limit --bins 10
+expect_error --bins spectrum --mode kpm --bins 3
+expect_error --kpm-vectors spectrum --mode kpm --kpm-vectors 5000
+expect_error --layer spectrum --depth 4 --layer 99
+expect_error --log-bins spectrum --mode kpm --log-bins
+expect_error --log-bins spectrum --moments --log-bins
+expect_error --act spectrum --mode limit --arch resnet --act tanh
 
 # figures: directories that cannot be used
 touch "$dir/afile"

@@ -339,11 +339,11 @@ static int fig6(const fig_ctx *c) {
 static int fig4(const fig_ctx *c) {
   const char *width = c->quick ? "256" : "1024";
   struct {
-    const char *tag, *layer, *arch, *act;
-  } panels[4] = {{"mlp_l2", "2", "mlp", "relu"},
-                 {"mlp_l6", "6", "mlp", "relu"},
-                 {"resnet_l4", "4", "resnet", "linear"},
-                 {"resnet_l8", "8", "resnet", "linear"}};
+    const char *tag, *layer, *arch, *act, *extra; /* extra: an option for the dense histogram, or NULL */
+  } panels[4] = {{"mlp_l2", "2", "mlp", "relu", NULL},
+                 {"mlp_l6", "6", "mlp", "relu", "--log-bins"}, /* plotted on a log x axis */
+                 {"resnet_l4", "4", "resnet", "linear", NULL},
+                 {"resnet_l8", "8", "resnet", "linear", NULL}};
   for (int k = 0; k < 4; ++k) {
     for (int mode = 0; mode < 2; ++mode) {
       char out[4096];
@@ -352,9 +352,10 @@ static int fig4(const fig_ctx *c) {
       /* argv[-1] must exist: the subcommands record "bafu <cmd> ..." as provenance */
       char *args[] = {"bafu", "spectrum", "--mode", mode ? "dense" : "limit", "--arch", (char *)panels[k].arch, "--act",
                       (char *)panels[k].act, "--sigma-w2", panels[k].act[0] == 'l' ? "1" : "2", "--width",
-                      (char *)width, "--depth", "8", "--layer", (char *)panels[k].layer, "--bins", "60", "--out",
-                      out, NULL};
-      const int na = (int)(sizeof args / sizeof args[0]) - 2;
+                      (char *)width, "--depth", "8", "--layer", (char *)panels[k].layer, "--bins", mode ? "60" : "400", "--out",
+                      out, mode ? (char *)panels[k].extra : NULL, NULL};
+      int na = 0;
+      while (args[na + 1]) ++na; /* arguments after "bafu" */
       if (cmd_spectrum(na, args + 1) != 0) {
         fprintf(stderr, "bafu figures: figure 4: bafu spectrum failed\n");
         return 1;

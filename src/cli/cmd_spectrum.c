@@ -14,13 +14,15 @@
 
 static const char usage[] =
     "Usage: bafu spectrum [network options] [--mode dense|kpm|limit] [--object bfk|jacobian]\n"
-    "                     [--layer L] [--seed X] [--draw I] [--moments] [--bins B] [--out PATH]\n"
+    "                     [--layer L] [--seed X] [--draw I] [--moments] [--bins B] [--log-bins]\n"
+    "                     [--out PATH]\n"
     "\n"
     "Spectrum of the backward-to-feature kernel K_l (df_l = -K_l b_l; theory/engine.md 3.2)\n"
     "or of J J^T for the end-to-end Jacobian J = A_l ... A_1 (--object jacobian), for one\n"
     "input (batch 1). theory/spectrum.md.\n"
     "  dense: draw --draw of stream --seed (as bafu mc), form K_l, all eigenvalues\n"
-    "         (columns index eigenvalue), then a histogram series (x density, --bins bins).\n"
+    "         (columns index eigenvalue), then a histogram series (x density width: bin\n"
+    "         centre, density, bin width; --bins bins, geometric with --log-bins).\n"
     "  kpm:   the same draw, matrix-free (no n x n matrix beyond the weights): density by\n"
     "         the kernel polynomial method on --bins Chebyshev nodes (columns x density).\n"
     "  limit: infinite width, free multiplicative convolution layer by layer (MLPs, and\n"
@@ -66,7 +68,7 @@ int cmd_spectrum(int argc, char **argv) {
   cli_opt opts[56];
   size_t n = 0;
   cli_net_options(&net, opts, &n, 56);
-  int mode = 0, object = 0, moments = 0;
+  int mode = 0, object = 0, moments = 0, log_bins = 0;
   uint64_t seed = 1, draw = 0, layer_label = 0;
   size_t bins = 0;
   bafu_kpm_params kp = bafu_kpm_params_default();
@@ -81,6 +83,7 @@ int cmd_spectrum(int argc, char **argv) {
       {"--moments", OPT_FLAG, &moments, NULL, "print layer m1 m2 cos_theta for every layer instead", NULL, 0},
       {"--bins", OPT_SIZE, &bins, "B", "dense: histogram bins [50]; kpm: points [2 x moments]; limit: grid [1500]",
        NULL, 0},
+      {"--log-bins", OPT_FLAG, &log_bins, NULL, "dense: geometric histogram bins (for a log x axis)", NULL, 0},
       {"--kpm-moments", OPT_SIZE, &kp.moments, "N", "kpm: Chebyshev moments [256]", NULL, 0},
       {"--kpm-vectors", OPT_SIZE, &kp.vectors, "R", "kpm: Hutchinson probe vectors [16]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
@@ -142,6 +145,10 @@ int cmd_spectrum(int argc, char **argv) {
   }
   if (mode == 2 && bins && (bins < 50 || bins > 1000000)) {
     fprintf(stderr, "bafu spectrum: --bins: the limit grid must be in [50, 1000000]\n");
+    goto done;
+  }
+  if (log_bins && (mode != 0 || moments)) {
+    fprintf(stderr, "bafu spectrum: --log-bins: only for the dense histogram (--mode dense without --moments)\n");
     goto done;
   }
   if (mode == 0 && moments == 0 && bins == 0) bins = 50;
@@ -244,21 +251,28 @@ int cmd_spectrum(int argc, char **argv) {
       else
         bafu_table_meta(t, "lambda_min: %.12g lambda_max: %.12g condition: infinite (lambda_min <= 0)", ev[0],
                         ev[nl - 1]);
-      bafu_table_meta(t, "series 0: index eigenvalue (ascending); series 1: histogram x density (%zu bins, "
-                         "integrates to 1)", bins);
+      if (log_bins && !(ev[0] > 0)) {
+        fprintf(stderr, "bafu spectrum: --log-bins: needs positive eigenvalues (lambda_min = %g)\n", ev[0]);
+        rc = 1;
+        goto abort;
+      }
+      bafu_table_meta(t, "series 0: index eigenvalue (ascending); series 1: histogram x density width (%zu %s bins, "
+                         "density per unit x, integrates to 1)", bins, log_bins ? "geometric" : "equal");
+
       FILE *f = bafu_table_stream(t);
       fprintf(f, "index eigenvalue\n");
       for (size_t i = 0; i < nl; ++i) fprintf(f, "%zu %.15g\n", i, ev[i]);
       double lo = ev[0], hi = ev[nl - 1];
       if (!(hi > lo)) hi = lo + fmax(1e-12, 1e-9 * fabs(lo));
-      const double h = (hi - lo) / (double)bins;
-      fprintf(f, "\n\nx density\n");
+      fprintf(f, "\n\nx density width\n");
       size_t i = 0;
-      for (size_t b = 0; b < bins; ++b) {
-        const double edge = lo + (double)(b + 1) * h;
+      for (size_t b = 0; b < bins; ++b) { /* bin b = [e0, e1); the last one closed */
+        const double t0 = (double)b / (double)bins, t1 = (double)(b + 1) / (double)bins;
+        const double e0 = log_bins ? lo * pow(hi / lo, t0) : lo + t0 * (hi - lo);
+        const double e1 = b + 1 == bins ? hi : log_bins ? lo * pow(hi / lo, t1) : lo + t1 * (hi - lo);
         size_t c = 0;
-        while (i < nl && (ev[i] < edge || b + 1 == bins)) ++i, ++c;
-        fprintf(f, "%.12g %.12g\n", lo + ((double)b + 0.5) * h, (double)c / ((double)nl * h));
+        while (i < nl && (ev[i] < e1 || b + 1 == bins)) ++i, ++c;
+        fprintf(f, "%.12g %.12g %.12g\n", 0.5 * (e0 + e1), (double)c / ((double)nl * (e1 - e0)), e1 - e0);
       }
     }
   } else if (mode == 1) {
