@@ -350,9 +350,10 @@ static bafu_status check_pair(bafu_act a, double ee, double dd) {
 /* AM 4.2: u = s1 z1, v = m + t z2 with m = rho s2 z1, t = sqrt(1 - rho^2) s2. The
  * map (z1, z2) -> (-z1, -z2) sends (u, v) to (-u, -v), so z1 is folded onto
  * [0, ZMAX]; z2 runs over [-ZMAX, ZMAX] with breakpoints graded about the
- * activation centre z2 = -m/t. */
-bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12, double *e_phiphi,
-                                    double *e_dphidphi) {
+ * activation centre z2 = -m/t. One product rule gives the three expectations
+ * bafu needs: sums[0] = E[phi(u) phi(v)], sums[1] = E[phi'(u) phi'(v)],
+ * sums[2] = E[phi'(u)^2 phi'(v)^2] (the mask correlation, AM 5). */
+static bafu_status bivariate_sums(bafu_act a, double q1, double q2, double c12, double sums[3]) {
   bafu_status st;
   double s1 = 0, s2 = 0, rho = 0;
   if ((st = check_act(a)) || (st = check_cov(q1, q2, c12, &s1, &s2, &rho)) || (st = gl_ready())) return st;
@@ -365,7 +366,7 @@ bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12
   double h = s1 > 0 ? 0.5 / s1 : INFINITY;
   if (rho != 0 && s2 > 0) h = fmin(h, fmin(0.5 / (s2 * fabs(rho)), fmax(0.5 * rc / fabs(rho), 1e-15)));
   const size_t nb1 = half_line_breaks(h, br1);
-  double ee = 0, dd = 0;
+  double ee = 0, dd = 0, mm = 0;
   for (size_t p = 0; p + 1 < nb1; ++p) {
     const double h1 = 0.5 * (br1[p + 1] - br1[p]), c1 = 0.5 * (br1[p + 1] + br1[p]);
     for (size_t i = 0; i < GL_N; ++i) {
@@ -374,7 +375,8 @@ bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12
       double fu, du, fmu, dmu;
       k_eval(a, u, &fu, &du);
       k_eval(a, -u, &fmu, &dmu);
-      double ie = 0, id = 0; /* inner integrals over z2 */
+      const double gu = du * du, gmu = dmu * dmu;
+      double ie = 0, id = 0, im = 0; /* inner integrals over z2 */
       if (t > 0) {
         const size_t nb2 = line_breaks(-m / t, 0.5 / t, br2);
         for (size_t r = 0; r + 1 < nb2; ++r) {
@@ -387,6 +389,7 @@ bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12
             k_eval(a, -v, &fmv, &dmv);
             ie += w2 * (fu * fv + fmu * fmv);
             id += w2 * (du * dv + dmu * dmv);
+            im += w2 * (gu * dv * dv + gmu * dmv * dmv);
           }
         }
       } else { /* v = m is a function of z1 alone */
@@ -395,14 +398,27 @@ bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12
         k_eval(a, -m, &fmv, &dmv);
         ie = fu * fv + fmu * fmv;
         id = du * dv + dmu * dmv;
+        im = gu * dv * dv + gmu * dmv * dmv;
       }
       ee += w1 * ie;
       dd += w1 * id;
+      mm += w1 * im;
     }
   }
-  if (e_phiphi) *e_phiphi = ee;
-  if (e_dphidphi) *e_dphidphi = dd;
-  return check_pair(a, ee, dd);
+  sums[0] = ee;
+  sums[1] = dd;
+  sums[2] = mm;
+  return BAFU_OK;
+}
+
+bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12, double *e_phiphi,
+                                    double *e_dphidphi) {
+  double sums[3];
+  bafu_status st = bivariate_sums(a, q1, q2, c12, sums);
+  if (st) return st;
+  if (e_phiphi) *e_phiphi = sums[0];
+  if (e_dphidphi) *e_dphidphi = sums[1];
+  return check_pair(a, sums[0], sums[1]);
 }
 
 /* Closed forms (AM 3) for relu, linear, erf; the quadrature otherwise. Either
@@ -445,52 +461,13 @@ bafu_status bafu_act_bivariate(bafu_act a, double q1, double q2, double c12, dou
 /* ---------------------------------------------------------------------------
  * Mask correlations E[phi'(u)^2 phi'(v)^2] (AM 5). */
 
-/* The product rule of bafu_act_bivariate_quad with g = phi'^2. */
+/* The product rule of bivariate_sums (AM 4.2) for g = phi'^2. */
 bafu_status bafu_act_mask_corr_quad(bafu_act a, double q1, double q2, double c12, double *out) {
-  bafu_status st;
-  double s1 = 0, s2 = 0, rho = 0;
-  if ((st = check_act(a)) || (st = check_cov(q1, q2, c12, &s1, &s2, &rho)) || (st = gl_ready())) return st;
-  const double rc = sqrt((1 - rho) * (1 + rho));
-  const double t = rc * s2;
-  double br1[MAX_BREAKS], br2[MAX_BREAKS];
-  double h = s1 > 0 ? 0.5 / s1 : INFINITY;
-  if (rho != 0 && s2 > 0) h = fmin(h, fmin(0.5 / (s2 * fabs(rho)), fmax(0.5 * rc / fabs(rho), 1e-15)));
-  const size_t nb1 = half_line_breaks(h, br1);
-  double acc = 0;
-  for (size_t p = 0; p + 1 < nb1; ++p) {
-    const double h1 = 0.5 * (br1[p + 1] - br1[p]), c1 = 0.5 * (br1[p + 1] + br1[p]);
-    for (size_t i = 0; i < GL_N; ++i) {
-      const double z1 = c1 + h1 * gl_x[i], w1 = h1 * gl_w[i] * std_pdf(z1);
-      const double u = s1 * z1, m = rho * s2 * z1;
-      double fu, du, fmu, dmu;
-      k_eval(a, u, &fu, &du);
-      k_eval(a, -u, &fmu, &dmu);
-      const double gu = du * du, gmu = dmu * dmu;
-      double inner = 0;
-      if (t > 0) {
-        const size_t nb2 = line_breaks(-m / t, 0.5 / t, br2);
-        for (size_t r = 0; r + 1 < nb2; ++r) {
-          const double h2 = 0.5 * (br2[r + 1] - br2[r]), c2 = 0.5 * (br2[r + 1] + br2[r]);
-          for (size_t j = 0; j < GL_N; ++j) {
-            const double z2 = c2 + h2 * gl_x[j], w2 = h2 * gl_w[j] * std_pdf(z2);
-            const double v = m + t * z2;
-            double fv, dv, fmv, dmv;
-            k_eval(a, v, &fv, &dv);
-            k_eval(a, -v, &fmv, &dmv);
-            inner += w2 * (gu * dv * dv + gmu * dmv * dmv);
-          }
-        }
-      } else {
-        double fv, dv, fmv, dmv;
-        k_eval(a, m, &fv, &dv);
-        k_eval(a, -m, &fmv, &dmv);
-        inner = gu * dv * dv + gmu * dmv * dmv;
-      }
-      acc += w1 * inner;
-    }
-  }
-  *out = acc;
-  if (!isfinite(acc)) return bafu_error(BAFU_ENUMERIC, "mask correlation of %s is not finite", bafu_act_name(a));
+  double sums[3];
+  bafu_status st = bivariate_sums(a, q1, q2, c12, sums);
+  if (st) return st;
+  *out = sums[2];
+  if (!isfinite(sums[2])) return bafu_error(BAFU_ENUMERIC, "mask correlation of %s is not finite", bafu_act_name(a));
   return BAFU_OK;
 }
 
