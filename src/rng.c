@@ -150,9 +150,14 @@ static double zig_slow(bafu_fastrng *r, uint64_t u) {
   }
 }
 
+double bafu_fastrng_normal_from_word(bafu_fastrng *r, uint64_t u) {
+  ZIG_ONCE(zig_init);
+  return zig_slow(r, u);
+}
+
 /* The bulk path is written so the compiler vectorises it (integer operations
  * and exact conversions only, so every instruction set gives the same numbers);
- * GCC builds AVX2 and baseline versions and picks one at load time. */
+ * GCC builds AVX-512, AVX2 and baseline versions and picks one at load time. */
 #define ZIG_BLOCK BAFU_FASTRNG_BLOCK
 #ifndef BAFU_CLONES /* -DBAFU_CLONES= builds one version (used to check the claim above) */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__has_attribute)

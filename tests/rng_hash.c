@@ -1,6 +1,6 @@
 /* rng_hash.c: prints an FNV-1a hash of 10^7 draws of the fast generator.
  * Built twice (tests/CMakeLists.txt): against the library, whose bulk kernels
- * have AVX2 and baseline versions chosen at load time, and with src/rng.c
+ * have AVX-512, AVX2 and baseline versions chosen at load time, and with src/rng.c
  * compiled for the baseline instruction set only; the test rng_isa requires
  * the two hashes to be equal (the numbers do not depend on the instruction set). */
 #include <stdio.h>

@@ -113,9 +113,13 @@ double bafu_net_loss(const bafu_net *net);
 double bafu_net_step_loss(const bafu_net *net);
 
 /* Views into the workspace (fan_out x m or fan_out x fan_in, column-major).
- * With p.regenerate, bafu_net_weight regenerates layer j into the single
- * weight buffer: the pointer is valid until the next call or pass, and edits
- * to it are lost. */
+ * bafu_net_weight returns layer j's weights of the current draw, generating
+ * them first if needed: with the fast generator and Gaussian init the weights
+ * are generated on first use after bafu_net_draw, so edit them only through a
+ * pointer fetched after the draw (an edit made before the draw, or before the
+ * layer was generated, is overwritten). With p.regenerate it regenerates layer
+ * j into the single weight buffer: the pointer is valid until the next call or
+ * pass, and edits to it are lost. */
 double *bafu_net_weight(bafu_net *net, size_t j);
 const double *bafu_net_feature(const bafu_net *net, size_t j);
 const double *bafu_net_backward_signal(const bafu_net *net, size_t j);

@@ -1,6 +1,7 @@
-/* bafu/rng.h: random streams. Every random number of bafu comes from a GSL
- * generator seeded by bafu_rng_seed(seed, draw), so a draw depends only on the
- * pair (seed, draw), whatever thread runs it. */
+/* bafu/rng.h: random streams. Every random number of bafu comes from one of
+ * two generators (the fast one below, the default, or GSL's mt19937) seeded
+ * from (seed, draw[, substream]), so a draw depends only on the pair
+ * (seed, draw), whatever thread runs it. */
 #ifndef BAFU_RNG_H
 #define BAFU_RNG_H
 
@@ -21,7 +22,8 @@ void bafu_fill_gaussian(gsl_rng *r, double sd, size_t count, double *out);
  * stream. All states are seeded by splitmix64 from (seed, draw[, stream]).
  * Several times faster than GSL's mt19937 + ziggurat, which stays the
  * reference in tests (tests/test_rng.c compares the two distributions).
- * The numbers do not depend on the instruction set. theory/engine.md 4. */
+ * The numbers do not depend on the instruction set (for a given libm: the
+ * tables are computed at start-up with exp and log). theory/engine.md 4. */
 #define BAFU_FASTRNG_LANES 16
 #define BAFU_FASTRNG_BLOCK 256
 typedef struct {
@@ -47,5 +49,11 @@ void bafu_fastrng_fill_gaussian(bafu_fastrng *r, double sd, size_t count, double
  * exp(-x_i^2/2)), relative; about 1e-12 for a correct table. Tested, because
  * errors of mass 1e-4 in one layer are beyond the reach of the statistical tests. */
 double bafu_fastrng_ziggurat_residual(void);
+
+/* The ziggurat's decision for one candidate word u (layer = bits 0-9, sign =
+ * bit 10, magnitude = bits 12-63): the fast test, else the wedge or tail test,
+ * and after a rejection new attempts from r's scalar stream. Exposed so tests
+ * can force a layer and check the conditional law of each path. */
+double bafu_fastrng_normal_from_word(bafu_fastrng *r, uint64_t u);
 
 #endif

@@ -60,7 +60,9 @@ awk '
     if (gemv > 0) {
       fa = S * (3 * L - 2) * 2 * n * n; na = S * (L * n * n + 2 * n)
       fb = S * ((3 * L - 2) * 2 * n * n * 64 + 3 * L * 2 * n * 64 * 64); nb = S * (L * n * n + 2 * n * 64)
-      printf "floor a: %.3g flop at %.3g GFLOP/s = %.3f s + %.3g normals at %.0f M/s (fast) = %.3f s -> %.3f s\n", fa, gemv / 1e9, fa / gemv, na, rng / 1e6, na / rng, fa / gemv + na / rng
+      # the forward products read weights just generated (in cache); backward and tangent read them from memory
+      ff = S * L * 2 * n * n; fbt = fa - ff; cached = val("floors.dgemv_512_cached") * 1e9
+      printf "floor a: %.3g flop (backward, tangent) at %.3g GFLOP/s = %.3f s + %.3g (forward) at %.3g GFLOP/s (cached) = %.3f s + %.3g normals at %.0f M/s (fast) = %.3f s -> %.3f s\n", fbt, gemv / 1e9, fbt / gemv, ff, cached / 1e9, ff / cached, na, rng / 1e6, na / rng, fbt / gemv + ff / cached + na / rng
       printf "floor b: %.3g flop at %.3g GFLOP/s = %.3f s + %.3g normals at %.0f M/s (fast) = %.3f s -> %.3f s\n", fb, gemm / 1e9, fb / gemm, nb, rng / 1e6, nb / rng, fb / gemm + nb / rng
     }
     for (i = 1; i <= 2; ++i) { w = i == 1 ? "a" : "b"
