@@ -14,6 +14,7 @@
 #include <gsl/gsl_statistics_double.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bafu/mc.h"
 #include "bafu/kernel.h"
@@ -109,10 +110,17 @@ END_TEST
  * method) plus 0.1 for finite-width corrections (O(1/n) bias terms bend the
  * curve at n = 256). With 4 draws per width the ratio e(256)/e(2048) has a
  * standard deviation of 0.6 to 1.0 over seeds (100 seeds, both generators),
- * too noisy for a test; 16 draws give a slope standard error near 0.06. */
+ * too noisy for a test; 16 draws give a slope standard error near 0.06.
+ * (iii) The slope cannot see a systematic error of the limit, so the mean of
+ * theta_emp - theta_lim over the 16 draws must also be within 4 standard errors
+ * plus (L/n) |theta_lim| (the O(L/n) finite-width bias) in every entry at every
+ * width; measured worst entries 1.2-3.2 se, and a 10% error of the limit would
+ * exceed the bound at n = 2048 (4 se there is about 9% of an entry). */
 START_TEST(test_empirical_ntk) {
   const size_t widths[4] = {256, 512, 1024, 2048}, m = 6, L = 6, draws = 16;
   double logn[4], loge[4], var_loge[4];
+  static double dsum[4][36], dsq[4][36], lsum[4][36];
+  memset(dsum, 0, sizeof dsum), memset(dsq, 0, sizeof dsq), memset(lsum, 0, sizeof lsum);
   for (int w = 0; w < 4; ++w) {
     bafu_net_params p = bafu_net_params_default();
     p.arch = _i ? BAFU_ARCH_RESNET : BAFU_ARCH_MLP;
@@ -149,6 +157,11 @@ START_TEST(test_empirical_ntk) {
         den += lim[k] * lim[k];
       }
       e[d] = sqrt(num / den);
+      for (size_t k = 0; k < m * m; ++k) { /* entrywise theta - limit, for the bias check */
+        dsum[w][k] += theta[k] - lim[k];
+        dsq[w][k] += (theta[k] - lim[k]) * (theta[k] - lim[k]);
+        lsum[w][k] += fabs(lim[k]);
+      }
     }
     const double mean = gsl_stats_mean(e, 1, draws), sd = gsl_stats_sd_m(e, 1, draws, mean);
     logn[w] = log((double)widths[w]);
@@ -170,6 +183,18 @@ START_TEST(test_empirical_ntk) {
          _i ? "ResNet" : "MLP", exp(loge[0]), exp(loge[1]), exp(loge[2]), exp(loge[3]), slope, se);
   fflush(stdout);
   ck_assert_msg(fabs(slope + 0.5) < 3 * se + 0.1, "slope %g (se %g), expected -0.5", slope, se);
+  for (int w = 0; w < 4; ++w) {
+    double worst = 0, worst_rel = 0;
+    for (size_t k = 0; k < m * m; ++k) {
+      const double mean = dsum[w][k] / draws, var = (dsq[w][k] - draws * mean * mean) / (draws - 1);
+      const double se_k = sqrt(fmax(var, 0) / draws), scale = lsum[w][k] / draws;
+      worst = fmax(worst, fabs(mean) / se_k);
+      worst_rel = fmax(worst_rel, fabs(mean) / scale);
+      ck_assert_msg(fabs(mean) <= 4 * se_k + (double)L / (double)widths[w] * scale,
+                    "n = %zu, entry %zu: mean theta - limit = %g, se %g, scale %g", widths[w], k, mean, se_k, scale);
+    }
+    printf("  n = %zu: bias of the mean empirical NTK, worst entry %.2f se, %.4f relative\n", widths[w], worst, worst_rel);
+  }
 }
 END_TEST
 
