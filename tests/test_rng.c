@@ -7,11 +7,6 @@
 #include "bafu/rng.h"
 #include "testutil.h"
 
-static int cmp(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 /* Moments of N = 4e6 draws: mean 0 (se 1/sqrt N), variance 1 (se sqrt(2/N)),
  * fourth moment 3 (se sqrt(96/N)), P(|x| > 4.0388) (beyond the 1024-layer
  * ziggurat's base: the tail algorithm) and P(|x| < 0.1351) (its top layer, all
@@ -65,7 +60,7 @@ START_TEST(test_ks_and_repeat) {
   bafu_fastrng_seed(&r, 17, 5);
   bafu_fastrng_fill_gaussian(&r, 2.5, 16, y);
   ck_assert(memcmp(x, y, 16 * sizeof *x) != 0);
-  qsort(x, N, sizeof *x, cmp);
+  qsort(x, N, sizeof *x, cmp_double);
   double D = 0;
   for (size_t i = 0; i < N; ++i) {
     const double F = gsl_cdf_gaussian_P(x[i], 2.5);
@@ -199,7 +194,7 @@ START_TEST(test_slow_paths) {
       same += (x < 0) == (int)(s & 1);
       a[s] = fabs(x);
     }
-    qsort(a, N, sizeof a[0], cmp);
+    qsort(a, N, sizeof a[0], cmp_double);
     double D = 0, acc = 0;
     if (i == 0) { /* kept below R: uniform on [0, q); the rest is the tail */
       const double q = V / zf(R), QR = gsl_cdf_ugaussian_Q(R);

@@ -24,11 +24,6 @@ static bafu_net *make_net(const bafu_net_params *p, uint64_t seed, uint64_t draw
   return net;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static bafu_net_params base(bafu_arch arch, bafu_act act, size_t n, size_t depth) {
   bafu_net_params p = bafu_net_params_default();
   p.arch = arch;

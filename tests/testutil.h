@@ -41,4 +41,10 @@ static inline int bafu_run_suite(Suite *s) {
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* qsort comparator for doubles, ascending. */
+static inline int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
 #endif
