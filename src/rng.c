@@ -6,15 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-#if defined(__STDC_NO_THREADS__)
-#include <pthread.h>
-static pthread_once_t zig_once = PTHREAD_ONCE_INIT;
-#define ZIG_ONCE(fn) pthread_once(&zig_once, fn)
-#else
-#include <threads.h>
-static once_flag zig_once = ONCE_FLAG_INIT;
-#define ZIG_ONCE(fn) call_once(&zig_once, fn)
-#endif
 
 /* splitmix64: a bijective mixer, so distinct (seed, draw) give distinct states. */
 static uint64_t splitmix64(uint64_t x) {
@@ -82,35 +73,16 @@ double bafu_fastrng_uniform(bafu_fastrng *r) {
 }
 
 /* Ziggurat tables (Marsaglia and Tsang 2000), 1024 layers; zig_k and zig_w are
- * scaled by 2^52, the range of the 52-bit magnitude drawn. */
+ * scaled by 2^52, the range of the 52-bit magnitude drawn. The tables are
+ * compiled in (exact hexadecimal literals written by tests/gen_zig_tables.c),
+ * so they do not depend on the machine's libm. */
 #define ZIG_BITS 10
 #define ZIG_N (1 << ZIG_BITS)
 #define ZIG_R 4.0388498461095045   /* theory/engine.md 4.1 */
 #define ZIG_V 1.2263246463530881e-3
-static double zig_w[ZIG_N], zig_f[ZIG_N];
-static uint64_t zig_k[ZIG_N];
-
-static void zig_init(void) {
-  const double m = 4503599627370496.0; /* 2^52 */
-  double dn = ZIG_R, tn = dn;
-  const double q = ZIG_V / exp(-0.5 * dn * dn);
-  zig_k[0] = (uint64_t)((dn / q) * m);
-  zig_k[1] = 0; /* layer 1 always takes the wedge test, as in the original */
-  zig_w[0] = q / m;
-  zig_w[ZIG_N - 1] = dn / m;
-  zig_f[0] = 1.0;
-  zig_f[ZIG_N - 1] = exp(-0.5 * dn * dn);
-  for (int i = ZIG_N - 2; i >= 1; --i) {
-    dn = sqrt(-2.0 * log(ZIG_V / dn + exp(-0.5 * dn * dn)));
-    zig_k[i + 1] = (uint64_t)((dn / tn) * m);
-    tn = dn;
-    zig_f[i] = exp(-0.5 * dn * dn);
-    zig_w[i] = dn / m;
-  }
-}
+#include "zig_tables.h" /* zig_w, zig_f, zig_k: tests/gen_zig_tables.c */
 
 double bafu_fastrng_ziggurat_residual(void) {
-  ZIG_ONCE(zig_init);
   const double m = 4503599627370496.0, R = ZIG_R, V = ZIG_V;
   const double fR = exp(-0.5 * R * R), q = V / fR;
   /* the base layer: rectangle [0, R] x [0, f(R)] plus the tail has area V */
@@ -151,7 +123,6 @@ static double zig_slow(bafu_fastrng *r, uint64_t u) {
 }
 
 double bafu_fastrng_normal_from_word(bafu_fastrng *r, uint64_t u) {
-  ZIG_ONCE(zig_init);
   return zig_slow(r, u);
 }
 
@@ -230,7 +201,6 @@ static void zig_block(bafu_fastrng *r, double sd, double *dst) {
  * (standard normals) and used up by later calls, so the numbers do not depend
  * on how a fill is split into calls ((z w_i) sd = sd (z w_i) exactly). */
 void bafu_fastrng_fill_gaussian(bafu_fastrng *r, double sd, size_t count, double *out) {
-  ZIG_ONCE(zig_init);
   size_t o = 0;
   while (o < count && r->nspare) out[o++] = sd * r->spare[ZIG_BLOCK - r->nspare--];
   for (; count - o >= ZIG_BLOCK; o += ZIG_BLOCK) zig_block(r, sd, out + o);

@@ -22,8 +22,9 @@ void bafu_fill_gaussian(gsl_rng *r, double sd, size_t count, double *out);
  * stream. All states are seeded by splitmix64 from (seed, draw[, stream]).
  * Several times faster than GSL's mt19937 + ziggurat, which stays the
  * reference in tests (tests/test_rng.c compares the two distributions).
- * The numbers do not depend on the instruction set (for a given libm: the
- * tables are computed at start-up with exp and log). theory/engine.md 4. */
+ * The numbers do not depend on the instruction set, and the ziggurat tables
+ * are compiled in (src/zig_tables.h), not computed with the machine's libm.
+ * theory/engine.md 4. */
 #define BAFU_FASTRNG_LANES 16
 #define BAFU_FASTRNG_BLOCK 256
 typedef struct {
