@@ -21,26 +21,28 @@ typedef struct {
   int label;
   double lr;
   double scale2; /* s_j^2: beta^2 for a residual block, 1 otherwise */
+  double gain;   /* weight variance gain / fan_in (sigma_w2, or the input/readout gain) */
 } layer_info;
 
 size_t bafu_kernel_count_layers(const bafu_net_params *p) {
   size_t J = p->depth;
   if (p->arch == BAFU_ARCH_RESNET && p->embed) ++J;
-  if (p->signal == BAFU_SIGNAL_MSE) ++J;
+  if (p->signal != BAFU_SIGNAL_PROBE) ++J;
   return J;
 }
 
 static layer_info layer_at(const bafu_net_params *p, double beta, size_t j) {
   const size_t L = p->depth;
+  const double s = p->sigma_w2, gin = bafu_net_gain_input(p);
   if (p->arch == BAFU_ARCH_MLP) {
-    if (j == 0) return (layer_info){LAYER_INPUT, 1, p->lr_input, 1};
-    if (j < L) return (layer_info){LAYER_PLAIN, (int)(j + 1), p->lr_hidden, 1};
+    if (j == 0) return (layer_info){LAYER_INPUT, 1, p->lr_input, 1, gin};
+    if (j < L) return (layer_info){LAYER_PLAIN, (int)(j + 1), p->lr_hidden, 1, s};
   } else {
     const size_t off = p->embed ? 1 : 0;
-    if (p->embed && j == 0) return (layer_info){LAYER_INPUT, 0, p->lr_input, 1};
-    if (j < L + off) return (layer_info){LAYER_RESID, (int)(j + 1 - off), p->lr_hidden, beta * beta};
+    if (p->embed && j == 0) return (layer_info){LAYER_INPUT, 0, p->lr_input, 1, gin};
+    if (j < L + off) return (layer_info){LAYER_RESID, (int)(j + 1 - off), p->lr_hidden, beta * beta, s};
   }
-  return (layer_info){LAYER_PLAIN, (int)(L + 1), p->lr_output, 1}; /* mse readout */
+  return (layer_info){LAYER_PLAIN, (int)(L + 1), p->lr_output, 1, bafu_net_gain_output(p)}; /* mse readout */
 }
 
 static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
@@ -275,7 +277,7 @@ static bafu_status check_finite(const double *A, size_t mm, int label, const cha
 bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
   const bafu_net_params *p = &k->p;
   const size_t m = k->m, mm = m * m, d = k->d, J = k->J;
-  const double s = p->sigma_w2, n = (double)p->width;
+  const double n = (double)p->width;
   const int relu = p->act == BAFU_ACT_RELU && k->method == BAFU_KERNEL_AUTO;
   bafu_status st;
   if (!X) return bafu_error(BAFU_EINVAL, "kernel: no inputs given");
@@ -296,7 +298,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
            *Own = mat(k, j, MAT_OWN);
     if (li.kind == LAYER_INPUT) { /* KR 2.1: f = W x */
       for (size_t i = 0; i < mm; ++i) {
-        Sig[i] = s * k->gram[i] / (double)d;
+        Sig[i] = li.gain * k->gram[i] / (double)d;
         Sp[i] = 0;
         Own[i] = Th[i] = li.lr * k->gram[i];
       }
@@ -314,7 +316,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
       double *omc_phi = Sp; /* scratch until Sp is written below */
       if ((st = batch_expect(k, PS, omc_phi))) return st;
       if (relu) { /* carry the pair angles to f_j (KR 3.1, 3.2) */
-        const double w = li.kind == LAYER_RESID ? li.scale2 * s / 2 : 0;
+        const double w = li.kind == LAYER_RESID ? li.scale2 * li.gain / 2 : 0;
         for (size_t b = 0; b < m; ++b)
           for (size_t a = 0; a < b; ++a) {
             double omc = omc_phi[a + b * m];
@@ -326,7 +328,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
           }
       }
       for (size_t i = 0; i < mm; ++i) {
-        const double S = s * k->ee[i], Spr = s * k->dd[i];
+        const double S = li.gain * k->ee[i], Spr = li.gain * k->dd[i];
         const double M = li.kind == LAYER_RESID ? 1 + li.scale2 * Spr : Spr;
         Own[i] = li.lr * li.scale2 * n * k->ee[i];
         Sig[i] = li.kind == LAYER_RESID ? PS[i] + li.scale2 * S : S;
@@ -408,7 +410,7 @@ static bafu_status pair_expect(bafu_act act, const pair_state *x, double *e_d, d
 
 /* One layer of the pair recursion: x (state after layer j-1) -> x (after j). */
 static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, double n, pair_state *x, pair_out *o) {
-  const double s = p->sigma_w2;
+  const double s = li->gain;
   double e_d, e_o, d_d, d_o, omc_phi;
   bafu_status st = pair_expect(p->act, x, &e_d, &e_o, &d_d, &d_o, &omc_phi);
   if (st) return st;
@@ -444,7 +446,7 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
 static void pair_input_layer(const bafu_net_params *p, const layer_info *li, double corr, pair_state *x,
                              pair_out *o) {
   const double d = (double)input_dim(p);
-  x->q = p->sigma_w2;
+  x->q = li->gain;
   x->theta_d = o->own_d = li->lr * d;
   x->theta_o = o->own_o = li->lr * d * corr;
   o->sp_d = o->sp_o = o->m_d = o->m_o = 0;

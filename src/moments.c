@@ -10,7 +10,7 @@
 size_t bafu_moments_nlayers(const bafu_net_params *p) {
   size_t J = p->depth;
   if (p->arch == BAFU_ARCH_RESNET && p->embed) ++J;
-  if (p->signal == BAFU_SIGNAL_MSE) ++J;
+  if (p->signal != BAFU_SIGNAL_PROBE) ++J;
   return J;
 }
 
@@ -200,9 +200,11 @@ done:
 static bafu_status moments_run(const bafu_net_params *p, double x2, int free_masks, bafu_moments_layer *out) {
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
-  const double n = (double)p->width, s = p->sigma_w2;
+  if (p->signal == BAFU_SIGNAL_XENT)
+    return bafu_error(BAFU_EINVAL, "--loss xent: the moment theory covers the probe and mse signals");
+  const double n = (double)p->width, s = p->sigma_w2, s_in = bafu_net_gain_input(p), s_out = bafu_net_gain_output(p);
   const double d = (double)(p->input_dim ? p->input_dim : p->width);
-  if (!(x2 > 0)) x2 = d;
+  if (!(x2 > 0)) x2 = p->inputs == BAFU_INPUTS_ONEHOT ? 1.0 : d;
   if (!isfinite(x2)) return bafu_error(BAFU_EINVAL, "input squared norm must be finite");
   const double beta = bafu_net_beta(p);
   const size_t J = bafu_moments_nlayers(p);
@@ -215,11 +217,11 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   /* the layer reading x: K = lr_in |x|^2 I (section 2.3) */
   if (p->arch == BAFU_ARCH_MLP || p->embed) {
     const double c = p->lr_input * x2;
-    out[j] = (bafu_moments_layer){.label = p->arch == BAFU_ARCH_MLP ? 1 : 0, .q_in = q, .q = s * q, .c = c,
+    out[j] = (bafu_moments_layer){.label = p->arch == BAFU_ARCH_MLP ? 1 : 0, .q_in = q, .q = s_in * q, .c = c,
                                   .p1 = 0, .p2 = 0, .m1 = c, .m2 = c * c};
     m1 = c;
     m2 = c * c;
-    q = s * q;
+    q = s_in * q;
     ++j;
   }
   if (p->arch == BAFU_ARCH_MLP) {
@@ -253,9 +255,9 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   if (p->signal == BAFU_SIGNAL_MSE) { /* readout: k/n -> 0, no spread (section 2.5) */
     bafu_act_moments am;
     if ((st = bafu_act_moments_eval(p->act, q, &am))) return st;
-    const double c = p->lr_output * n * am.phi2, p1 = s * am.dphi2;
+    const double c = p->lr_output * n * am.phi2, p1 = s_out * am.dphi2;
     moment_step(c, p1, p1 * p1, &m1, &m2);
-    out[j] = (bafu_moments_layer){.label = (int)p->depth + 1, .q_in = q, .q = s * am.phi2, .c = c, .p1 = p1,
+    out[j] = (bafu_moments_layer){.label = (int)p->depth + 1, .q_in = q, .q = s_out * am.phi2, .c = c, .p1 = p1,
                                   .p2 = p1 * p1, .m1 = m1, .m2 = m2};
     ++j;
   }
@@ -280,6 +282,18 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     if (out[i].cos_theta > 1) out[i].cos_theta = 1; /* rounding when m2 = m1^2 exactly */
     if (out[i].cos_spectral > 1) out[i].cos_spectral = 1;
     back *= out[i].p1;
+  }
+  /* loss decay and sensitivity (section 5): E|b_top|^2 = 1 (probe) or
+   * k (Var y + 1) (mse, N(0, 1) targets); E C_l = c_l E|b_l|^2 */
+  const double btop = p->signal == BAFU_SIGNAL_MSE ? (double)p->outputs * (out[J - 1].q + 1) : 1.0;
+  double D = 0;
+  for (size_t i = 0; i < J; ++i) {
+    D += out[i].c * out[i].back * btop;
+    out[i].decay = D;
+  }
+  for (size_t i = 0; i < J; ++i) {
+    const double rows = (p->signal != BAFU_SIGNAL_PROBE && i + 1 == J) ? (double)p->outputs : n;
+    out[i].sensitivity = out[i].decay / (sqrt(out[i].back * btop) * out[i].cos_theta * sqrt(rows)) / D;
   }
   return BAFU_OK;
 }

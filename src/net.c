@@ -23,8 +23,11 @@ typedef struct {
   size_t fan_in;   /* rows of g_j */
   size_t fan_out;  /* rows of f_j */
   int reads_x;     /* g_j = x (plain first layer) or the residual stream starts at x */
-  double scale;    /* 1 for plain, beta for a residual block */
-  double lr;       /* learning rate of this layer's group */
+  double scale;    /* plain: 1 (or the forward-normalisation scale a_j); residual: beta */
+  double gain;     /* init variance = gain / fan_in */
+  double lr;       /* learning rate (its group's, unless set per layer) */
+  double gsq;      /* |grad_{W_j} F|^2 of the signals of the last backward pass */
+  double bscale;   /* R_j: stored B = R_j * (true backward vector); 1 without backward norm */
   double *W;       /* fan_out x fan_in */
   double *F;       /* fan_out x m: features */
   double *G;       /* fan_in x m: the vector the layer multiplies */
@@ -44,7 +47,11 @@ struct bafu_net {
   layer *layers;
   double *X;        /* d x m inputs */
   int inputs_fixed;
-  double *T;        /* k x m targets (mse) */
+  double *T;        /* k x m targets (mse, xent) */
+  int targets_fixed;
+  double fnorm;     /* forward-normalisation target (0: off) */
+  int fnorm_frozen;
+  double bnorm;     /* backward-normalisation target (0: off) */
   double *probe;    /* n x m probe (probe signal): the last layer's B is a copy */
   double *tmp;      /* max_dim x m scratch */
   double *tmp2;     /* max_dim x m scratch */
@@ -74,6 +81,9 @@ bafu_net_params bafu_net_params_default(void) {
                            .outputs = 1,
                            .act = BAFU_ACT_RELU,
                            .sigma_w2 = 2.0,
+                           .sigma2_input = 0,
+                           .sigma2_output = 0,
+                           .inputs = BAFU_INPUTS_GAUSSIAN,
                            .init = BAFU_INIT_GAUSSIAN,
                            .branch_scale = 1.0,
                            .branch_exponent = 0.5,
@@ -89,6 +99,9 @@ bafu_net_params bafu_net_params_default(void) {
 
 static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
 
+double bafu_net_gain_input(const bafu_net_params *p) { return p->sigma2_input > 0 ? p->sigma2_input : p->sigma_w2; }
+double bafu_net_gain_output(const bafu_net_params *p) { return p->sigma2_output > 0 ? p->sigma2_output : p->sigma_w2; }
+
 double bafu_net_beta(const bafu_net_params *p) {
   if (p->arch != BAFU_ARCH_RESNET) return 1.0;
   return p->branch_scale * pow((double)p->depth, -p->branch_exponent);
@@ -102,6 +115,14 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
   if (p->act >= BAFU_ACT_COUNT) return bafu_error(BAFU_EINVAL, "--act: unknown activation");
   if (!(isfinite(p->sigma_w2) && p->sigma_w2 > 0))
     return bafu_error(BAFU_EINVAL, "--sigma-w2: must be a finite positive number");
+  if (!(isfinite(p->sigma2_input) && p->sigma2_input >= 0))
+    return bafu_error(BAFU_EINVAL, "--sigma2-input: must be a finite number >= 0 (0: = sigma-w2)");
+  if (!(isfinite(p->sigma2_output) && p->sigma2_output >= 0))
+    return bafu_error(BAFU_EINVAL, "--sigma2-output: must be a finite number >= 0 (0: = sigma-w2)");
+  if (p->inputs != BAFU_INPUTS_GAUSSIAN && p->inputs != BAFU_INPUTS_ONEHOT)
+    return bafu_error(BAFU_EINVAL, "--inputs: unknown input kind");
+  if (p->signal == BAFU_SIGNAL_XENT && p->outputs < 2)
+    return bafu_error(BAFU_EINVAL, "--outputs: cross-entropy needs at least 2 classes");
   if (!(isfinite(p->branch_scale) && p->branch_scale >= 0))
     return bafu_error(BAFU_EINVAL, "--branch-scale: must be a finite number >= 0");
   if (!isfinite(p->branch_exponent))
@@ -132,28 +153,30 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
 static size_t layer_shapes(const bafu_net_params *p, layer *L) {
   const size_t n = p->width, d = input_dim(p), depth = p->depth;
   const double beta = bafu_net_beta(p);
+  const double gin = bafu_net_gain_input(p), gout = bafu_net_gain_output(p);
   size_t j = 0;
   if (p->arch == BAFU_ARCH_MLP) {
     for (size_t l = 1; l <= depth; ++l, ++j)
       if (L)
         L[j] = (layer){.kind = LAYER_PLAIN, .label = (int)l, .fan_in = l == 1 ? d : n, .fan_out = n,
-                       .reads_x = l == 1, .scale = 1.0, .lr = l == 1 ? p->lr_input : p->lr_hidden};
+                       .reads_x = l == 1, .scale = 1.0, .gain = l == 1 ? gin : p->sigma_w2,
+                       .lr = l == 1 ? p->lr_input : p->lr_hidden};
   } else {
     if (p->embed) {
       if (L)
         L[j] = (layer){.kind = LAYER_PLAIN, .label = 0, .fan_in = d, .fan_out = n, .reads_x = 1,
-                       .scale = 1.0, .lr = p->lr_input};
+                       .scale = 1.0, .gain = gin, .lr = p->lr_input};
       ++j;
     }
     for (size_t l = 1; l <= depth; ++l, ++j)
       if (L)
         L[j] = (layer){.kind = LAYER_RESIDUAL, .label = (int)l, .fan_in = n, .fan_out = n,
-                       .reads_x = l == 1 && !p->embed, .scale = beta, .lr = p->lr_hidden};
+                       .reads_x = l == 1 && !p->embed, .scale = beta, .gain = p->sigma_w2, .lr = p->lr_hidden};
   }
-  if (p->signal == BAFU_SIGNAL_MSE) {
+  if (p->signal != BAFU_SIGNAL_PROBE) {
     if (L)
       L[j] = (layer){.kind = LAYER_PLAIN, .label = (int)depth + 1, .fan_in = n, .fan_out = p->outputs,
-                     .reads_x = 0, .scale = 1.0, .lr = p->lr_output};
+                     .reads_x = 0, .scale = 1.0, .gain = gout, .lr = p->lr_output};
     ++j;
   }
   return j;
@@ -233,6 +256,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
     return bafu_error(BAFU_ENOMEM, "out of memory allocating the network");
   }
   layer_shapes(p, net->layers);
+  for (size_t j = 0; j < net->J; ++j) net->layers[j].bscale = 1.0;
 
   lapack_int lwork = 0;
   if (p->init == BAFU_INIT_ORTHOGONAL) {
@@ -313,6 +337,15 @@ const double *bafu_net_feature_tangent(const bafu_net *net, size_t j) { return n
 const double *bafu_net_feature_stepped(const bafu_net *net, size_t j) { return net->layers[j].Fs; }
 const double *bafu_net_inputs(const bafu_net *net) { return net->X; }
 
+void bafu_net_set_targets(bafu_net *net, const double *t) {
+  if (t) {
+    memcpy(net->T, t, net->k * net->m * sizeof(double));
+    net->targets_fixed = 1;
+  } else {
+    net->targets_fixed = 0;
+  }
+}
+
 void bafu_net_set_inputs(bafu_net *net, const double *x) {
   if (x) {
     memcpy(net->X, x, net->d * net->m * sizeof(double));
@@ -320,6 +353,15 @@ void bafu_net_set_inputs(bafu_net *net, const double *x) {
   } else {
     net->inputs_fixed = 0;
   }
+}
+
+/* Uniform integer in [0, count) from the draw's stream. */
+static size_t uniform_index(bafu_net *net, size_t count) {
+  if (net->p.rng == BAFU_RNG_FAST) {
+    const size_t i = (size_t)(bafu_fastrng_uniform(&net->fast) * (double)count);
+    return i < count ? i : count - 1;
+  }
+  return (size_t)gsl_rng_uniform_int(net->rng, (unsigned long)count);
 }
 
 static void fill_gaussian(bafu_net *net, double sd, size_t count, double *out) {
@@ -360,8 +402,8 @@ static bafu_status draw_orthogonal(bafu_net *net, size_t rows, size_t cols, doub
 static bafu_status gen_weights(bafu_net *net, size_t j) {
   layer *Ly = &net->layers[j];
   if (net->p.rng == BAFU_RNG_FAST) bafu_fastrng_seed_stream(&net->fast, net->seed, net->draw, 2 + j);
-  if (net->p.init == BAFU_INIT_ORTHOGONAL) return draw_orthogonal(net, Ly->fan_out, Ly->fan_in, net->p.sigma_w2, Ly->W);
-  fill_gaussian(net, sqrt(net->p.sigma_w2 / (double)Ly->fan_in), Ly->fan_out * Ly->fan_in, Ly->W);
+  if (net->p.init == BAFU_INIT_ORTHOGONAL) return draw_orthogonal(net, Ly->fan_out, Ly->fan_in, Ly->gain, Ly->W);
+  fill_gaussian(net, sqrt(Ly->gain / (double)Ly->fan_in), Ly->fan_out * Ly->fan_in, Ly->W);
   return BAFU_OK;
 }
 
@@ -392,7 +434,14 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
     bafu_fastrng_seed_stream(&net->fast, seed, draw, 0);
   else
     bafu_rng_seed(net->rng, seed, draw);
-  if (!net->inputs_fixed) fill_gaussian(net, 1.0, net->d * m, net->X);
+  if (!net->inputs_fixed) {
+    if (net->p.inputs == BAFU_INPUTS_ONEHOT) {
+      memset(net->X, 0, net->d * m * sizeof(double));
+      for (size_t a = 0; a < m; ++a) net->X[a * net->d + uniform_index(net, net->d)] = 1.0;
+    } else {
+      fill_gaussian(net, 1.0, net->d * m, net->X);
+    }
+  }
   /* Weights: with the fast generator each layer has its own substream, so
    * when they are generated does not change them (W_of). */
   const int lazy = fast && net->p.init == BAFU_INIT_GAUSSIAN;
@@ -405,10 +454,16 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
     net->wready = j + 1;
   }
   if (fast) bafu_fastrng_seed_stream(&net->fast, seed, draw, 1);
-  if (net->p.signal == BAFU_SIGNAL_PROBE)
+  if (net->p.signal == BAFU_SIGNAL_PROBE) {
     fill_gaussian(net, 1.0 / sqrt((double)net->n), net->n * m, net->probe);
-  else
-    fill_gaussian(net, 1.0, net->k * m, net->T);
+  } else if (!net->targets_fixed) {
+    if (net->p.signal == BAFU_SIGNAL_XENT) {
+      memset(net->T, 0, net->k * m * sizeof(double));
+      for (size_t a = 0; a < m; ++a) net->T[a * net->k + uniform_index(net, net->k)] = 1.0;
+    } else {
+      fill_gaussian(net, 1.0, net->k * m, net->T);
+    }
+  }
   return BAFU_OK;
 }
 
@@ -448,6 +503,10 @@ static bafu_status check_finite(const double *v, size_t count, const char *what)
   return BAFU_OK;
 }
 
+static int is_readout(const bafu_net *net, size_t j) {
+  return net->p.signal != BAFU_SIGNAL_PROBE && j + 1 == net->J;
+}
+
 /* Forward pass (theory/engine.md 2.1). */
 bafu_status bafu_net_forward(bafu_net *net) {
   const size_t m = net->m;
@@ -463,8 +522,15 @@ bafu_status bafu_net_forward(bafu_net *net) {
     if (Ly->kind == LAYER_RESIDUAL) {
       memcpy(Ly->F, prev, Ly->fan_out * m * sizeof(double));
       mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), Ly->G, 1.0, Ly->F, m);
-    } else {
+    } else if (net->fnorm > 0 && !net->fnorm_frozen && !is_readout(net, j)) {
+      /* forward normalisation (theory/engine.md 5.2): a_j = target / |W g|_rms */
+      const size_t cnt = Ly->fan_out * m;
       mat_apply(0, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->G, 0.0, Ly->F, m);
+      const double rms = cblas_dnrm2((int)cnt, Ly->F, 1) / sqrt((double)cnt);
+      Ly->scale = rms > 0 ? net->fnorm / rms : 1.0;
+      cblas_dscal((int)cnt, Ly->scale, Ly->F, 1);
+    } else {
+      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), Ly->G, 0.0, Ly->F, m);
     }
     gram(Ly->fan_in, m, Ly->G, Ly->G, Ly->GG);
   }
@@ -472,22 +538,42 @@ bafu_status bafu_net_forward(bafu_net *net) {
   return check_finite(last->F, last->fan_out * m, "the forward pass");
 }
 
-double bafu_net_loss(const bafu_net *net) {
-  const layer *last = &net->layers[net->J - 1];
-  const size_t count = last->fan_out * net->m;
-  if (net->p.signal == BAFU_SIGNAL_PROBE) return cblas_ddot((int)count, net->probe, 1, last->F, 1);
+/* log sum_i exp(y_i) over k logits, without overflow. */
+static double log_sum_exp(const double *y, size_t k) {
+  double mx = y[0];
+  for (size_t i = 1; i < k; ++i) mx = fmax(mx, y[i]);
   double s = 0;
-  for (size_t i = 0; i < count; ++i) s += (last->F[i] - net->T[i]) * (last->F[i] - net->T[i]);
-  return s / (2.0 * (double)net->m);
+  for (size_t i = 0; i < k; ++i) s += exp(y[i] - mx);
+  return mx + log(s);
 }
 
-double bafu_net_step_loss(const bafu_net *net) {
-  const layer *last = &net->layers[net->J - 1];
-  const size_t count = last->fan_out * net->m;
-  if (net->p.signal == BAFU_SIGNAL_PROBE) return cblas_ddot((int)count, net->probe, 1, last->Fs, 1);
+/* The loss of the top features Y (fan_out x m). */
+static double loss_of(const bafu_net *net, const double *Y) {
+  const size_t k = net->layers[net->J - 1].fan_out, m = net->m, count = k * m;
+  if (net->p.signal == BAFU_SIGNAL_PROBE) return cblas_ddot((int)count, net->probe, 1, Y, 1);
   double s = 0;
-  for (size_t i = 0; i < count; ++i) s += (last->Fs[i] - net->T[i]) * (last->Fs[i] - net->T[i]);
-  return s / (2.0 * (double)net->m);
+  if (net->p.signal == BAFU_SIGNAL_XENT) { /* -log softmax(y)_c = lse(y) - <t, y> */
+    for (size_t a = 0; a < m; ++a)
+      s += log_sum_exp(Y + a * k, k) - cblas_ddot((int)k, net->T + a * k, 1, Y + a * k, 1);
+    return s / (double)m;
+  }
+  for (size_t i = 0; i < count; ++i) s += (Y[i] - net->T[i]) * (Y[i] - net->T[i]);
+  return s / (2.0 * (double)m);
+}
+
+double bafu_net_loss(const bafu_net *net) { return loss_of(net, net->layers[net->J - 1].F); }
+double bafu_net_step_loss(const bafu_net *net) { return loss_of(net, net->layers[net->J - 1].Fs); }
+
+void bafu_net_predict(const bafu_net *net, int *cls) {
+  const layer *last = &net->layers[net->J - 1];
+  const size_t k = last->fan_out;
+  for (size_t a = 0; a < net->m; ++a) {
+    const double *y = last->F + a * k;
+    size_t best = 0;
+    for (size_t i = 1; i < k; ++i)
+      if (y[i] > y[best]) best = i;
+    cls[a] = (int)best;
+  }
 }
 
 /* Backward pass and contributions (theory/engine.md 2.2). */
@@ -497,24 +583,42 @@ bafu_status bafu_net_backward(bafu_net *net) {
   const size_t nlast = last->fan_out * m;
   if (net->p.signal == BAFU_SIGNAL_PROBE) {
     memcpy(last->B, net->probe, nlast * sizeof(double));
+  } else if (net->p.signal == BAFU_SIGNAL_XENT) { /* (softmax(y) - t) / m */
+    const size_t k = last->fan_out;
+    for (size_t a = 0; a < m; ++a) {
+      const double lse = log_sum_exp(last->F + a * k, k);
+      for (size_t i = 0; i < k; ++i)
+        last->B[a * k + i] = (exp(last->F[a * k + i] - lse) - net->T[a * k + i]) / (double)m;
+    }
   } else {
     for (size_t i = 0; i < nlast; ++i) last->B[i] = (last->F[i] - net->T[i]) / (double)m;
   }
+  last->bscale = 1.0;
   for (size_t j = J; j-- > 0;) {
     layer *Ly = &net->layers[j];
     gram(Ly->fan_out, m, Ly->B, Ly->B, Ly->BB);
-    /* C_j = lr s^2 |B G^T|_F^2 = lr s^2 sum_ab (B^T B)_ab (G^T G)_ab */
+    /* |grad|^2 = s^2 |B G^T|_F^2 = s^2 sum_ab (B^T B)_ab (G^T G)_ab for the
+     * stored B; C_j = lr <true grad, update> = lr |grad|^2 / R_j (section 5.3) */
     double c = 0;
     for (size_t a = 0; a < m * m; ++a) c += Ly->BB[a] * Ly->GG[a];
-    Ly->contrib = Ly->lr * Ly->scale * Ly->scale * c;
+    Ly->gsq = Ly->scale * Ly->scale * c;
+    Ly->contrib = Ly->lr * Ly->gsq / Ly->bscale;
     if (j == 0 || Ly->reads_x) continue;
     layer *Pv = &net->layers[j - 1];
     const size_t nin = Ly->fan_in * m;
     mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->B, 0.0, net->tmp, m); /* W^T b */
     if (Ly->kind == LAYER_PLAIN) {
-      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->Dp[i] * net->tmp[i];
+      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->scale * Ly->Dp[i] * net->tmp[i];
     } else {
       for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + Ly->scale * Ly->Dp[i] * net->tmp[i];
+    }
+    Pv->bscale = Ly->bscale;
+    if (net->bnorm > 0) { /* backward normalisation: |b_{j-1}| = target */
+      const double bn = cblas_dnrm2((int)nin, Pv->B, 1);
+      if (bn > 0) {
+        cblas_dscal((int)nin, net->bnorm / bn, Pv->B, 1);
+        Pv->bscale *= net->bnorm / bn;
+      }
     }
   }
   return check_finite(net->layers[0].B, net->layers[0].fan_out * m, "the backward pass");
@@ -589,7 +693,7 @@ static void backward_from_top(bafu_net *net) {
     const size_t nin = Ly->fan_in * m;
     mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->B, 0.0, net->tmp, m);
     if (Ly->kind == LAYER_PLAIN)
-      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->Dp[i] * net->tmp[i];
+      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->scale * Ly->Dp[i] * net->tmp[i];
     else
       for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + Ly->scale * Ly->Dp[i] * net->tmp[i];
   }
@@ -602,6 +706,7 @@ bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
   const size_t m = net->m, J = net->J, n = net->n;
   if (net->p.signal != BAFU_SIGNAL_MSE || net->k != 1)
     return bafu_error(BAFU_EINVAL, "empirical NTK: needs --loss mse with one output");
+  if (net->bnorm > 0) return bafu_error(BAFU_EINVAL, "empirical NTK: not with backward normalisation");
   layer *top = &net->layers[J - 1];
   for (size_t a = 0; a < m; ++a) {
     memset(top->B, 0, m * sizeof(double));
@@ -620,6 +725,53 @@ bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
       }
       theta[a + b * m] = theta[b + a * m] = t;
     }
+  return BAFU_OK;
+}
+
+/* In-place step W_j -= eta lr_j s_j B_j G_j^T (theory/engine.md 5.1): one
+ * rank-m dger/dgemm per layer, no stored gradient. */
+bafu_status bafu_net_update(bafu_net *net, double eta) {
+  if (net->p.regenerate) return bafu_error(BAFU_EINVAL, "--regenerate: weights are not stored, so they cannot be trained");
+  if (!isfinite(eta)) return bafu_error(BAFU_EINVAL, "update: step size must be finite");
+  const size_t m = net->m;
+  for (size_t j = 0; j < net->J; ++j) {
+    layer *Ly = &net->layers[j];
+    double *W = (double *)W_of(net, j);
+    const double c = -eta * Ly->lr * Ly->scale;
+    if (c == 0) continue;
+    if (m == 1)
+      cblas_dger(CblasColMajor, (int)Ly->fan_out, (int)Ly->fan_in, c, Ly->B, 1, Ly->G, 1, W, (int)Ly->fan_out);
+    else
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)Ly->fan_out, (int)Ly->fan_in, (int)m, c, Ly->B,
+                  (int)Ly->fan_out, Ly->G, (int)Ly->fan_in, 1.0, W, (int)Ly->fan_out);
+  }
+  return BAFU_OK; /* a non-finite weight shows in the next forward pass */
+}
+
+void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr) {
+  layer *Ly = &net->layers[j];
+  Ly->lr = lr;
+  Ly->contrib = lr * Ly->gsq / Ly->bscale;
+}
+
+double bafu_net_layer_grad_sq(const bafu_net *net, size_t j) { return net->layers[j].gsq; }
+double bafu_net_layer_scale(const bafu_net *net, size_t j) { return net->layers[j].scale; }
+
+bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen) {
+  if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "--forward-norm: must be a finite number >= 0");
+  if (target > 0 && net->p.arch == BAFU_ARCH_RESNET && !net->p.embed)
+    return bafu_error(BAFU_EINVAL, "--forward-norm: a ResNet normalises only its embedding: add --embed");
+  net->fnorm = target;
+  net->fnorm_frozen = frozen;
+  if (target == 0)
+    for (size_t j = 0; j < net->J; ++j)
+      if (net->layers[j].kind == LAYER_PLAIN) net->layers[j].scale = 1.0;
+  return BAFU_OK;
+}
+
+bafu_status bafu_net_set_backward_norm(bafu_net *net, double target) {
+  if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "--backward-norm: must be a finite number >= 0");
+  net->bnorm = target;
   return BAFU_OK;
 }
 
@@ -648,7 +800,8 @@ static const char *const quantity_names[BAFU_Q_COUNT] = {
     [BAFU_Q_BAFU] = "bafu",              [BAFU_Q_IDRES] = "identity_residual",
     [BAFU_Q_CONTRIB] = "contribution",   [BAFU_Q_FRMS] = "f_rms",
     [BAFU_Q_SPEED_RMS] = "feature_speed_rms", [BAFU_Q_STEP] = "step_change",
-    [BAFU_Q_STEP_COS] = "step_cos_theta", [BAFU_Q_STEP_DEV] = "step_rel_dev"};
+    [BAFU_Q_STEP_COS] = "step_cos_theta", [BAFU_Q_STEP_DEV] = "step_rel_dev",
+    [BAFU_Q_SENS] = "sensitivity"};
 
 const char *bafu_quantity_name(bafu_quantity q) { return q < BAFU_Q_COUNT ? quantity_names[q] : "?"; }
 
@@ -662,14 +815,15 @@ void bafu_net_measure(const bafu_net *net, double *out) {
     const size_t cnt = Ly->fan_out * m;
     double *q = out + j * BAFU_Q_COUNT;
     D += Ly->contrib;
-    const double bn = cblas_dnrm2((int)cnt, Ly->B, 1);
+    /* the true backward vector is B / R_j (R_j = 1 without backward normalisation) */
+    const double bn = cblas_dnrm2((int)cnt, Ly->B, 1) / Ly->bscale;
     const double dn = cblas_dnrm2((int)cnt, Ly->dF, 1);
-    const double ip = -cblas_ddot((int)cnt, Ly->B, 1, Ly->dF, 1); /* <-b, df> */
+    const double ip = -cblas_ddot((int)cnt, Ly->B, 1, Ly->dF, 1) / Ly->bscale; /* <-b, df> */
     double sn2 = 0, sip = 0, dev2 = 0;
     for (size_t i = 0; i < cnt; ++i) {
       const double delta = Ly->Fs[i] - Ly->F[i];
       sn2 += delta * delta;
-      sip -= delta * Ly->B[i];
+      sip -= delta * Ly->B[i] / Ly->bscale;
       const double e = delta - eta * Ly->dF[i];
       dev2 += e * e;
     }
@@ -690,6 +844,8 @@ void bafu_net_measure(const bafu_net *net, double *out) {
       q[BAFU_Q_STEP] = q[BAFU_Q_STEP_COS] = q[BAFU_Q_STEP_DEV] = 0;
     }
   }
+  /* sensitivity: per unit first-order decrease of the whole step, D_top = D */
+  for (size_t j = 0; j < net->J; ++j) out[j * BAFU_Q_COUNT + BAFU_Q_SENS] = out[j * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS] / D;
 }
 
 bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m) {

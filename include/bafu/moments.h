@@ -26,6 +26,8 @@ typedef struct {
   double cos_theta; /* predicted angle for the network's own backward vector */
   double cos_spectral; /* m1 / sqrt(m2): the angle for an independent direction */
   double back;   /* E|b_l|^2 / E|b_top|^2, the backward norm factor */
+  double decay;  /* E D_l = sum_{k <= l} c_k E|b_k|^2 (probe: E|b_top|^2 = 1; mse: k (Var y + 1)) */
+  double sensitivity; /* |df_l|_rms / D_top = decay_l / (|b_l| cos_theta sqrt(n_l)) / decay_top */
 } bafu_moments_layer;
 
 /* Number of layers of p (as bafu_net_nlayers). */

@@ -12,8 +12,11 @@
  * ResNet: optional plain embedding f_0 = W_0 x, then residual blocks 1..L,
  *         beta = B * L^(-A).
  * With the mse signal a plain readout y = V phi(f_L) (layer L+1) and the loss
- * F = |y - t|^2 / (2m) are appended; with the probe signal b_L is a Gaussian
- * vector with N(0, 1/n) entries and F = <b_L, f_L>.
+ * F = |y - t|^2 / (2m) are appended (targets t N(0, 1), or fixed); with the
+ * xent signal the same readout and the softmax cross-entropy
+ * F = -(1/m) sum_a log softmax(y_a)_{c_a} over k = outputs classes (targets
+ * one-hot columns, drawn uniformly or fixed); with the probe signal b_L is a
+ * Gaussian vector with N(0, 1/n) entries and F = <b_L, f_L>.
  *
  * Learning-rate groups: "input" = the layer that reads x (MLP layer 1, ResNet
  * embedding); "output" = the mse readout; "hidden" = every other layer. One
@@ -33,7 +36,8 @@
 
 typedef enum { BAFU_ARCH_MLP, BAFU_ARCH_RESNET } bafu_arch;
 typedef enum { BAFU_INIT_GAUSSIAN, BAFU_INIT_ORTHOGONAL } bafu_init;
-typedef enum { BAFU_SIGNAL_PROBE, BAFU_SIGNAL_MSE } bafu_signal;
+typedef enum { BAFU_SIGNAL_PROBE, BAFU_SIGNAL_MSE, BAFU_SIGNAL_XENT } bafu_signal;
+typedef enum { BAFU_INPUTS_GAUSSIAN, BAFU_INPUTS_ONEHOT } bafu_inputs;
 typedef enum { BAFU_RNG_GSL, BAFU_RNG_FAST } bafu_rng_kind; /* bafu/rng.h */
 
 typedef struct {
@@ -45,6 +49,9 @@ typedef struct {
   size_t outputs;    /* k: readout dimension (mse signal only) */
   bafu_act act;
   double sigma_w2;   /* weights have entries of variance sigma_w2 / fan_in */
+  double sigma2_input;  /* the layer reading x: variance sigma2_input / d (0: = sigma_w2) */
+  double sigma2_output; /* the readout: variance sigma2_output / n (0: = sigma_w2) */
+  bafu_inputs inputs;   /* drawn inputs: N(0, 1) entries (|x|_rms ~ 1) or one-hot e_i, i uniform */
   bafu_init init;
   double branch_scale;    /* B */
   double branch_exponent; /* A: beta = B * L^(-A) */
@@ -63,6 +70,11 @@ bafu_net_params bafu_net_params_default(void);
 
 /* Check a parameter set; on error the message names the offending option. */
 bafu_status bafu_net_params_check(const bafu_net_params *p);
+
+/* The init variance gains of the layer reading x and of the readout
+ * (sigma2_input / sigma2_output, or sigma_w2 where those are 0). */
+double bafu_net_gain_input(const bafu_net_params *p);
+double bafu_net_gain_output(const bafu_net_params *p);
 
 /* beta = B * L^(-A) for ResNets, 1 for MLPs. */
 double bafu_net_beta(const bafu_net_params *p);
@@ -93,6 +105,10 @@ double bafu_net_layer_lr(const bafu_net *net, size_t j);
  * back to drawing N(0, 1) inputs with each draw. */
 void bafu_net_set_inputs(bafu_net *net, const double *x);
 
+/* Fix the targets (k x m, copied; for xent one-hot columns) for every later
+ * draw; NULL goes back to drawing them. */
+void bafu_net_set_targets(bafu_net *net, const double *t);
+
 /* Draw number `draw` of the stream `seed`: inputs (unless fixed), weights in
  * layer order, then the probe or the readout and targets. The numbers depend
  * only on (seed, draw). */
@@ -107,8 +123,37 @@ bafu_status bafu_net_tangent(bafu_net *net);
 bafu_status bafu_net_step(bafu_net *net, double eta);
 bafu_status bafu_net_run(bafu_net *net);
 
+/* Training (theory/engine.md 5). bafu_net_update applies the step to the
+ * weights in place, W_j -= eta lr_j s_j b_j g_j^T (a rank-m product, never a
+ * stored gradient), after bafu_net_backward. Needs stored weights (not
+ * p.regenerate). The layer learning rate can be overridden per layer
+ * (bafu_net_set_layer_lr also rescales the stored contribution C_j, so a
+ * measurement after it reports the new C_j); bafu_net_layer_grad_sq is
+ * |grad_{W_j} F|^2 for the signals of the last backward pass. */
+bafu_status bafu_net_update(bafu_net *net, double eta);
+void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr);
+double bafu_net_layer_grad_sq(const bafu_net *net, size_t j);
+/* Forward normalisation (theory/engine.md 5.2): with target > 0 every plain
+ * layer (MLP layers and the ResNet embedding, not the readout) gets a scale
+ * a_j, reset in each forward pass so that |f_j|_rms = target on the batch and
+ * held constant by the other passes; frozen = 1 keeps the last scales (for
+ * evaluation). target = 0 switches it off (scales back to 1). */
+bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen);
+/* Backward normalisation (theory/engine.md 5.3): with target > 0 the backward
+ * pass rescales every hidden signal b_j (not the top one) to |b_j| = target
+ * before propagating it further; the forward pass is unchanged. The
+ * measurements still report the true gradient quantities (|b_j|, C_j and D_j
+ * of the true backward vector), so the identity holds with them. */
+bafu_status bafu_net_set_backward_norm(bafu_net *net, double target);
+/* The scale a_j of plain layer j (1 unless forward normalisation set it). */
+double bafu_net_layer_scale(const bafu_net *net, size_t j);
+/* Predicted classes (argmax of the readout, xent/mse with k > 1) for the m
+ * samples of the last forward pass, into cls[m]. */
+void bafu_net_predict(const bafu_net *net, int *cls);
+
 /* Loss F at the current weights (after forward) and after the step (after
- * bafu_net_step). Probe: F = <b_L, f_L>; mse: |y - t|^2 / (2m). */
+ * bafu_net_step). Probe: F = <b_L, f_L>; mse: |y - t|^2 / (2m); xent: the
+ * mean cross-entropy. */
 double bafu_net_loss(const bafu_net *net);
 double bafu_net_step_loss(const bafu_net *net);
 
@@ -152,6 +197,8 @@ typedef enum {
   BAFU_Q_STEP,       /* |Delta f_l| after the actual step */
   BAFU_Q_STEP_COS,   /* cos(Delta f_l, -b_l) */
   BAFU_Q_STEP_DEV,   /* |Delta f_l - eta df_l| / |eta df_l| */
+  BAFU_Q_SENS,       /* sensitivity |df_l|_rms / D_top: feature speed per unit first-order
+                        loss decrease of the whole step (D_top = D of the last layer) */
   BAFU_Q_COUNT
 } bafu_quantity;
 

@@ -1,4 +1,5 @@
 /* cli.c: strict option parsing and the shared network options. */
+#include "bafu/preset.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -10,7 +11,9 @@
 const char *const cli_arch_names[] = {"mlp", "resnet", NULL};
 const char *const cli_init_names[] = {"gaussian", "orthogonal", NULL};
 const char *const cli_act_names[] = {"relu", "linear", "tanh", "erf", "gelu", "swish", NULL};
-static const char *const loss_names[] = {"mse", NULL};
+static const char *const loss_names[] = {"mse", "xent", NULL};
+static const char *const inputs_names[] = {"dense", "onehot", NULL};
+static const char *const preset_names[] = {"sp", "ntk", "mup", "fsc", NULL};
 static const char *const rng_names[] = {"gsl", "fast", NULL};
 
 void cli_fail(const char *cmd, const char *context) {
@@ -185,6 +188,8 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
   net->regenerate = 0;
   net->input_file = NULL;
   net->x = NULL;
+  net->preset = -1;
+  net->inputs = 0;
   const cli_opt list[] = {
       {"--arch", OPT_CHOICE, &net->arch, "A", "mlp | resnet [mlp]", cli_arch_names, 0},
       {"--width", OPT_SIZE, &net->p.width, "N", "width n of every hidden layer [512]", NULL, 0},
@@ -194,6 +199,10 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
       {"--outputs", OPT_SIZE, &net->p.outputs, "K", "readout dimension with --loss mse [1]", NULL, 0},
       {"--act", OPT_CHOICE, &net->act, "F", "relu | linear | tanh | erf | gelu | swish [relu]", cli_act_names, 0},
       {"--sigma-w2", OPT_DOUBLE, &net->p.sigma_w2, "S", "weight variance S/fan_in [2]", NULL, 0},
+      {"--sigma2-input", OPT_DOUBLE, &net->p.sigma2_input, "S", "layer reading x: variance S/d [= sigma-w2]", NULL, 0},
+      {"--sigma2-output", OPT_DOUBLE, &net->p.sigma2_output, "S", "readout: variance S/n [= sigma-w2]", NULL, 0},
+      {"--preset", OPT_CHOICE, &net->preset, "P", "sp | ntk | mup | fsc: init and learning rates by scaling rule (bafu theory --presets) [none]", preset_names, 0},
+      {"--inputs", OPT_CHOICE, &net->inputs, "K", "drawn inputs: dense N(0,1) entries | onehot [dense]", inputs_names, 0},
       {"--init", OPT_CHOICE, &net->init, "I", "gaussian | orthogonal (scaled Haar) [gaussian]", cli_init_names, 0},
       {"--branch-scale", OPT_DOUBLE, &net->p.branch_scale, "B", "ResNet: beta = B * L^(-A) [1]", NULL, 0},
       {"--branch-exponent", OPT_DOUBLE, &net->p.branch_exponent, "A", "ResNet: exponent A [0.5]", NULL, 0},
@@ -202,7 +211,7 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
       {"--lr-hidden", OPT_DOUBLE, &net->p.lr_hidden, "ETA", "learning rate of hidden layers/blocks [1]", NULL, 0},
       {"--lr-output", OPT_DOUBLE, &net->p.lr_output, "ETA", "learning rate of the mse readout [1]", NULL, 0},
       {"--probe", OPT_FLAG, &net->probe, NULL, "backward signal: Gaussian probe b_L, N(0,1/n) entries [default]", NULL, 0},
-      {"--loss", OPT_CHOICE, &net->loss, "mse", "random readout y = V phi(f_L) and squared loss on N(0,1) targets", loss_names, 0},
+      {"--loss", OPT_CHOICE, &net->loss, "mse|xent", "readout y = V phi(f_L) with squared loss on N(0,1) targets (mse) or softmax cross-entropy on uniform classes (xent)", loss_names, 0},
       {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
       {"--rng", OPT_CHOICE, &net->rng, "R", "fast (xoshiro256++ lanes + ziggurat) | gsl (mt19937 + ziggurat) [fast]", rng_names, 0},
       {"--regenerate", OPT_FLAG, &net->regenerate, NULL, "with the fast generator: store one weight matrix, regenerate layers on demand", NULL, 0},
@@ -223,11 +232,13 @@ int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
     fprintf(stderr, "bafu %s: --probe and --loss: choose one backward signal\n", cmd);
     return 2;
   }
-  p->signal = net->loss >= 0 ? BAFU_SIGNAL_MSE : BAFU_SIGNAL_PROBE;
-  if (find_opt(opts, "--outputs")->set && p->signal != BAFU_SIGNAL_MSE) {
-    fprintf(stderr, "bafu %s: --outputs: only meaningful with --loss mse\n", cmd);
+  p->signal = net->loss < 0 ? BAFU_SIGNAL_PROBE : net->loss == 1 ? BAFU_SIGNAL_XENT : BAFU_SIGNAL_MSE;
+  p->inputs = net->inputs == 1 ? BAFU_INPUTS_ONEHOT : BAFU_INPUTS_GAUSSIAN;
+  if (find_opt(opts, "--outputs")->set && p->signal == BAFU_SIGNAL_PROBE) {
+    fprintf(stderr, "bafu %s: --outputs: only meaningful with --loss\n", cmd);
     return 2;
   }
+  if (p->signal == BAFU_SIGNAL_XENT && !find_opt(opts, "--outputs")->set) p->outputs = 10;
   if (net->input_file) {
     size_t d, m;
     if (bafu_read_inputs(net->input_file, &net->x, &d, &m)) {
@@ -245,6 +256,22 @@ int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
     p->input_dim = d;
     p->batch = m;
   }
+  if (net->input_file && find_opt(opts, "--inputs")->set) {
+    fprintf(stderr, "bafu %s: --inputs and --input: choose drawn or given inputs\n", cmd);
+    return 2;
+  }
+  if (net->preset >= 0) {
+    static const char *const fixed[] = {"--lr-input", "--lr-hidden", "--lr-output", "--sigma2-input", "--sigma2-output"};
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; ++i)
+      if (find_opt(opts, fixed[i])->set) {
+        fprintf(stderr, "bafu %s: %s: set by --preset %s (drop one of them)\n", cmd, fixed[i], preset_names[net->preset]);
+        return 2;
+      }
+    if (bafu_preset_apply(p, (bafu_preset)net->preset)) {
+      cli_fail(cmd, NULL);
+      return 2;
+    }
+  }
   if (bafu_net_params_check(p)) {
     cli_fail(cmd, NULL);
     return 2;
@@ -259,12 +286,14 @@ void cli_net_release(cli_net *net) {
 
 void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {
   snprintf(buf, size,
-           "arch=%s width=%zu depth=%zu input_dim=%zu batch=%zu act=%s sigma_w2=%g init=%s "
+           "arch=%s width=%zu depth=%zu input_dim=%zu batch=%zu act=%s sigma_w2=%g sigma2_input=%g "
+           "sigma2_output=%g inputs=%s init=%s "
            "branch_scale=%g branch_exponent=%g beta=%.10g embed=%d lr_input=%g lr_hidden=%g lr_output=%g "
            "signal=%s outputs=%zu rng=%s regenerate=%d",
            cli_arch_names[p->arch == BAFU_ARCH_RESNET], p->width, p->depth,
            p->input_dim ? p->input_dim : p->width, p->batch, bafu_act_name(p->act), p->sigma_w2,
+           bafu_net_gain_input(p), bafu_net_gain_output(p), inputs_names[p->inputs == BAFU_INPUTS_ONEHOT],
            cli_init_names[p->init == BAFU_INIT_ORTHOGONAL], p->branch_scale, p->branch_exponent,
            bafu_net_beta(p), p->embed, p->lr_input, p->lr_hidden, p->lr_output,
-           p->signal == BAFU_SIGNAL_MSE ? "mse" : "probe", p->outputs, p->rng == BAFU_RNG_FAST ? "fast" : "gsl", p->regenerate);
+           p->signal == BAFU_SIGNAL_MSE ? "mse" : p->signal == BAFU_SIGNAL_XENT ? "xent" : "probe", p->outputs, p->rng == BAFU_RNG_FAST ? "fast" : "gsl", p->regenerate);
 }

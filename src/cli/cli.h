@@ -45,6 +45,8 @@ void cli_fail(const char *cmd, const char *context);
 typedef struct {
   bafu_net_params p;
   int arch, act, init, loss, probe, embed, rng, regenerate;
+  int preset; /* -1: none, else a bafu_preset */
+  int inputs; /* 0 dense, 1 onehot */
   const char *input_file;
   double *x; /* inputs read from --input (d x m), or NULL */
 } cli_net;
@@ -70,5 +72,6 @@ int cmd_kernel(int argc, char **argv);
 int cmd_spectrum(int argc, char **argv);
 int cmd_figures(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+int cmd_train(int argc, char **argv);
 
 #endif

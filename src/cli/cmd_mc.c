@@ -23,7 +23,7 @@ static const char usage[] =
  * maximum over draws (a check, not an estimate). */
 static const bafu_quantity columns[] = {BAFU_Q_COS,     BAFU_Q_SPEED,    BAFU_Q_BNORM,   BAFU_Q_DECAY,
                                         BAFU_Q_BAFU,    BAFU_Q_CONTRIB,  BAFU_Q_FRMS,    BAFU_Q_SPEED_RMS,
-                                        BAFU_Q_STEP,    BAFU_Q_STEP_COS, BAFU_Q_STEP_DEV};
+                                        BAFU_Q_STEP,    BAFU_Q_STEP_COS, BAFU_Q_STEP_DEV, BAFU_Q_SENS};
 
 int cmd_mc(int argc, char **argv) {
   const char *cmd = "mc";
@@ -103,7 +103,8 @@ int cmd_mc(int argc, char **argv) {
   bafu_table_meta(t, "network: %s", desc);
   if (net.input_file) bafu_table_meta(t, "inputs: %s", net.input_file);
   bafu_table_meta(t, "columns: mean over draws; <name>_se is the standard error of the mean (sd/sqrt(seeds));");
-  bafu_table_meta(t, "  identity_residual is the maximum over draws of |<-b_l,df_l> - D_l| / D_l.");
+  bafu_table_meta(t, "  identity_residual is the maximum over draws of |<-b_l,df_l> - D_l| / D_l;");
+  bafu_table_meta(t, "  sensitivity = |df_l|_rms / D_top: feature speed per unit first-order loss decrease of the step.");
   if (first > 0)
     bafu_table_meta(t, "layers up to %d are left out: no trained parameter at or below them (D_l = 0, angle undefined)",
                     res.labels[first - 1]);

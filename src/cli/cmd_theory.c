@@ -8,6 +8,7 @@
 
 #include "bafu/moments.h"
 #include "bafu/outangle.h"
+#include "bafu/preset.h"
 #include "bafu/table.h"
 #include "cli.h"
 
@@ -25,7 +26,13 @@ static const char usage[] =
     "--sweep-branch, the output angle (t = 1) against sqrt(L)*beta (columns\n"
     "sqrtL_beta cos_theta).\n"
     "\n"
+    "--presets: the table of the hyper-parameter scalings sp, ntk, mup, fsc (init\n"
+    "variance and learning rate of the input, hidden and output layers, as formulas\n"
+    "and as numbers for the given --width, --depth, --input-dim, --arch, branch\n"
+    "scaling), for dense and one-hot inputs (theory/presets.md).\n"
+    "\n"
     "Examples: bafu theory --width 1024 --depth 20\n"
+    "          bafu theory --presets --width 1024 --depth 64\n"
     "          bafu theory --arch resnet --limit --branch-scale 2\n"
     "          bafu theory --arch resnet --limit --sweep-branch 0:8:0.25";
 
@@ -52,17 +59,59 @@ static int parse_sweep(const char *s, double *lo, double *hi, double *step, size
   return 1;
 }
 
+/* `bafu theory --presets`: every preset, for dense and one-hot inputs. */
+static int print_presets(const bafu_net_params *p0, const char *out, int argc, char **argv) {
+  bafu_table *t;
+  if (bafu_table_open(out, &t)) {
+    cli_fail("theory", "--out");
+    return 2;
+  }
+  char desc[1024];
+  cli_net_describe(p0, desc, sizeof desc);
+  bafu_table_meta(t, "bafu theory --presets: hyper-parameter scalings from the feature speed formula (theory/presets.md)");
+  bafu_table_provenance(t, argc + 1, argv - 1);
+  bafu_table_meta(t, "network: %s", desc);
+  bafu_table_meta(t, "n = width, L = depth, d = input dim, s = sigma_w2, beta = branch scale B L^-A; init_var = variance");
+  bafu_table_meta(t, "of one weight entry; lr multiplies the global step (bafu mc --step, bafu train --lr)");
+  if (p0->arch == BAFU_ARCH_RESNET && !p0->embed)
+    bafu_table_meta(t, "onehot rows left out: a ResNet without --embed cannot read one-hot inputs");
+  FILE *f = bafu_table_stream(t);
+  fprintf(f, "preset inputs group init_var_formula lr_formula init_var lr\n");
+  for (int kind = 0; kind < 2; ++kind) {
+    bafu_net_params p = *p0;
+    p.inputs = kind ? BAFU_INPUTS_ONEHOT : BAFU_INPUTS_GAUSSIAN;
+    if (kind && p.arch == BAFU_ARCH_RESNET && !p.embed) continue;
+    for (int k = 0; k < BAFU_PRESET_COUNT; ++k) {
+      bafu_preset_row rows[3];
+      if (bafu_preset_rows(&p, (bafu_preset)k, rows)) {
+        cli_fail("theory", "--presets");
+        bafu_table_abort(t);
+        return 1;
+      }
+      for (int g = 0; g < 3; ++g)
+        fprintf(f, "%s %s %s %s %s %.10g %.10g\n", bafu_preset_name((bafu_preset)k), kind ? "onehot" : "dense",
+                rows[g].group, rows[g].var_formula, rows[g].lr_formula, rows[g].var, rows[g].lr);
+    }
+  }
+  if (bafu_table_commit(t)) {
+    cli_fail("theory", "--out");
+    return 1;
+  }
+  return 0;
+}
+
 int cmd_theory(int argc, char **argv) {
   const char *cmd = "theory";
   cli_net net;
   cli_opt opts[48];
   size_t n = 0;
   cli_net_options(&net, opts, &n, 48);
-  int limit = 0;
+  int limit = 0, presets = 0;
   size_t points = 100;
   const char *sweep = NULL, *out = NULL;
   const cli_opt extra[] = {
       {"--limit", OPT_FLAG, &limit, NULL, "ResNet continuum limit L -> inf with beta = b/sqrt(L)", NULL, 0},
+      {"--presets", OPT_FLAG, &presets, NULL, "print the table of the scaling presets sp, ntk, mup, fsc", NULL, 0},
       {"--points", OPT_SIZE, &points, "N", "--limit: intervals in t = l/L [100]", NULL, 0},
       {"--sweep-branch", OPT_STRING, &sweep, "LO:HI:STEP", "--limit: output angle against sqrt(L)*beta", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
@@ -76,6 +125,14 @@ int cmd_theory(int argc, char **argv) {
   int rc = 2;
   double lo = 0, hi = 0, step = 1;
   size_t count = 0;
+  if (presets) {
+    rc = print_presets(p, out, argc, argv);
+    goto done;
+  }
+  if (p->signal == BAFU_SIGNAL_XENT) {
+    fprintf(stderr, "bafu theory: --loss xent: the theory covers the probe and mse signals\n");
+    goto done;
+  }
   if (p->batch != 1 && (p->signal != BAFU_SIGNAL_MSE || limit)) {
     fprintf(stderr, "bafu theory: --batch: the moment theory is for one input; for a batch, use --loss mse "
                     "(output-layer angle from the NTK) or bafu kernel\n");
@@ -166,12 +223,14 @@ int cmd_theory(int argc, char **argv) {
                        "phi((A^T A)^2);");
     bafu_table_meta(t, "  back = E|b_l|^2 / E|b_top|^2; with the probe (E|b_top|^2 = 1) backward_norm = sqrt(back),");
     bafu_table_meta(t, "  loss_decay = m1 back and feature_speed = sqrt(m2 back) predict the bafu mc columns.");
+    bafu_table_meta(t, "  sensitivity = |df_l|_rms / D_top, predicted for the probe or mse signal (theory/presets.md 2),");
+    bafu_table_meta(t, "  compares with the bafu mc column of the same name.");
     FILE *f = bafu_table_stream(t);
-    fprintf(f, "layer cos_theta m1 m2 cos_spectral q c p1 p2 back backward_norm loss_decay feature_speed\n");
+    fprintf(f, "layer cos_theta m1 m2 cos_spectral q c p1 p2 back backward_norm loss_decay feature_speed sensitivity\n");
     for (size_t j = first; j < J; ++j)
-      fprintf(f, "%d %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g\n", o[j].label,
+      fprintf(f, "%d %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g\n", o[j].label,
               o[j].cos_theta, o[j].m1, o[j].m2, o[j].cos_spectral, o[j].q, o[j].c, o[j].p1, o[j].p2, o[j].back, sqrt(o[j].back), o[j].m1 * o[j].back,
-              sqrt(o[j].m2 * o[j].back));
+              sqrt(o[j].m2 * o[j].back), o[j].sensitivity);
     free(o);
   } else if (!sweep) {
     bafu_continuum_point *pts = malloc((points + 1) * sizeof *pts);
