@@ -755,6 +755,17 @@ void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr) {
 }
 
 double bafu_net_layer_grad_sq(const bafu_net *net, size_t j) { return net->layers[j].gsq; }
+
+bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double target) {
+  layer *Ly = &net->layers[j];
+  if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "target contribution must be finite and >= 0");
+  if (target > 0 && !(Ly->gsq > 0))
+    return bafu_error(BAFU_ENUMERIC, "layer %d has a zero gradient: no learning rate reaches the target contribution",
+                      Ly->label);
+  /* C_j = lr |grad~|^2 / R_j (sections 6.3, 6.5) */
+  bafu_net_set_layer_lr(net, j, target > 0 ? target * Ly->bscale / Ly->gsq : 0.0);
+  return BAFU_OK;
+}
 double bafu_net_layer_scale(const bafu_net *net, size_t j) { return net->layers[j].scale; }
 
 bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen) {
@@ -789,9 +800,9 @@ bafu_status bafu_net_run(bafu_net *net) {
 
 void bafu_net_weight_grad(const bafu_net *net, size_t j, double *out) {
   const layer *Ly = &net->layers[j];
-  /* grad = s * B G^T (fan_out x fan_in) */
+  /* grad = s * B G^T / R_j (fan_out x fan_in; R_j = 1 without backward normalisation) */
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)Ly->fan_out, (int)Ly->fan_in, (int)net->m,
-              Ly->scale, Ly->B, (int)Ly->fan_out, Ly->G, (int)Ly->fan_in, 0.0, out, (int)Ly->fan_out);
+              Ly->scale / Ly->bscale, Ly->B, (int)Ly->fan_out, Ly->G, (int)Ly->fan_in, 0.0, out, (int)Ly->fan_out);
 }
 
 static const char *const quantity_names[BAFU_Q_COUNT] = {

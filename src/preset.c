@@ -2,6 +2,7 @@
  * derived in theory/presets.md (section numbers below refer to it). */
 #include "bafu/preset.h"
 
+#include <gsl/gsl_sf_gamma.h>
 #include <math.h>
 
 static const char *const names[BAFU_PRESET_COUNT] = {"sp", "ntk", "mup", "fsc"};
@@ -74,4 +75,12 @@ bafu_status bafu_preset_apply(bafu_net_params *p, bafu_preset preset) {
   p->lr_hidden = rows[1].lr;
   p->lr_output = rows[2].lr;
   return BAFU_OK;
+}
+
+/* kappa_k = sqrt(k) E[1/chi_k] = sqrt(k/2) Gamma((k-1)/2) / Gamma(k/2)
+ * (theory/presets.md 2.2); infinite for k = 1. */
+double bafu_sensitivity_kappa(size_t k) {
+  if (k < 2) return INFINITY;
+  const double kk = (double)k;
+  return sqrt(kk / 2) * exp(gsl_sf_lngamma((kk - 1) / 2) - gsl_sf_lngamma(kk / 2));
 }

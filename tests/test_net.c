@@ -19,18 +19,23 @@ typedef struct {
   bafu_signal signal;
   int embed;
   bafu_init init;
+  double fnorm; /* forward-normalisation target (0: off); scales frozen after the first forward */
 } config;
 
 static const config configs[] = {
-    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN},
-    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN},
-    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL},
-    {BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN},
-    {BAFU_ARCH_MLP, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN},
-    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN},
-    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN},
-    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 3, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_ORTHOGONAL},
-    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 3, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_ORTHOGONAL, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0.7},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 1.3},
+    {BAFU_ARCH_MLP, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0.45},
 };
 #define NCONFIGS (int)(sizeof configs / sizeof configs[0])
 
@@ -47,8 +52,10 @@ static bafu_net_params small_params(const config *c, size_t width, size_t depth)
   p.width = width;
   p.depth = depth;
   p.input_dim = (c->arch == BAFU_ARCH_RESNET && !c->embed) ? width : width - 2;
-  p.outputs = 2;
+  p.outputs = c->signal == BAFU_SIGNAL_XENT ? 3 : 2;
   p.sigma_w2 = 1.7;
+  p.sigma2_input = 1.1; /* distinct gains per group: a mixed-up gain changes the numbers */
+  p.sigma2_output = 0.6;
   p.branch_scale = 0.9;
   p.lr_input = 0.63;
   p.lr_hidden = 1.37;
@@ -57,10 +64,15 @@ static bafu_net_params small_params(const config *c, size_t width, size_t depth)
   return p;
 }
 
-static bafu_net *make_net(const bafu_net_params *p, uint64_t draw) {
+static bafu_net *make_net(const config *c, const bafu_net_params *p, uint64_t draw) {
   bafu_net *net;
   ck_assert_ok(bafu_net_alloc(p, &net));
   ck_assert_ok(bafu_net_draw(net, 12345, draw));
+  if (c->fnorm > 0) { /* scales set by one forward pass, then held: the network is fixed */
+    ck_assert_ok(bafu_net_set_forward_norm(net, c->fnorm, 0));
+    ck_assert_ok(bafu_net_forward(net));
+    ck_assert_ok(bafu_net_set_forward_norm(net, c->fnorm, 1));
+  }
   ck_assert_ok(bafu_net_run(net));
   return net;
 }
@@ -80,7 +92,7 @@ static double rel_diff(size_t count, const double *a, const double *b) {
 START_TEST(test_gradient_fd) {
   const config *c = &configs[_i];
   bafu_net_params p = small_params(c, 6, 3);
-  bafu_net *net = make_net(&p, 1);
+  bafu_net *net = make_net(c, &p, 1);
   const double h = 1e-6;
   for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {
     const size_t rows = bafu_net_layer_fan_out(net, j), cols = bafu_net_layer_fan_in(net, j);
@@ -115,7 +127,7 @@ END_TEST
 START_TEST(test_tangent_fd) {
   const config *c = &configs[_i];
   bafu_net_params p = small_params(c, 7, 4);
-  bafu_net *net = make_net(&p, 2);
+  bafu_net *net = make_net(c, &p, 2);
   const size_t J = bafu_net_nlayers(net), m = p.batch;
   const double h = 1e-6;
   for (size_t j = 0; j < J; ++j) {
@@ -140,7 +152,7 @@ END_TEST
 START_TEST(test_step_explicit) {
   const config *c = &configs[_i];
   bafu_net_params p = small_params(c, 6, 3);
-  bafu_net *net = make_net(&p, 3);
+  bafu_net *net = make_net(c, &p, 3);
   const size_t J = bafu_net_nlayers(net), m = p.batch;
   const double eta = 0.037;
   ck_assert_ok(bafu_net_step(net, eta));
@@ -187,7 +199,7 @@ END_TEST
 START_TEST(test_step_second_order) {
   const config *c = &configs[_i];
   bafu_net_params p = small_params(c, 8, 4);
-  bafu_net *net = make_net(&p, 4);
+  bafu_net *net = make_net(c, &p, 4);
   const size_t J = bafu_net_nlayers(net), m = p.batch;
   const size_t cnt = bafu_net_layer_fan_out(net, J - 1) * m;
   double dev[2];
@@ -216,7 +228,7 @@ END_TEST
 START_TEST(test_loss_decay) {
   const config *c = &configs[_i];
   bafu_net_params p = small_params(c, 7, 3);
-  bafu_net *net = make_net(&p, 5);
+  bafu_net *net = make_net(c, &p, 5);
   const size_t J = bafu_net_nlayers(net);
   double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
   bafu_net_measure(net, q);
@@ -250,7 +262,7 @@ END_TEST
 START_TEST(test_identity) {
   const config *c = &configs[_i];
   bafu_net_params p = small_params(c, 64, 12);
-  bafu_net *net = make_net(&p, 6);
+  bafu_net *net = make_net(c, &p, 6);
   const size_t J = bafu_net_nlayers(net);
   double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
   bafu_net_measure(net, q);
@@ -317,7 +329,7 @@ END_TEST
 /* Same (seed, draw): identical numbers; different seeds or draws: different.
  * The MC result does not depend on the number of threads. */
 START_TEST(test_reproducible) {
-  config c = {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN};
+  config c = {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0};
   bafu_net_params p = small_params(&c, 32, 5);
   bafu_mc_result a, b, d, e;
   ck_assert_ok(bafu_mc_run(&p, 5, 99, NULL, 1, &a));
@@ -359,7 +371,7 @@ END_TEST
 START_TEST(test_regenerate) {
   for (int init = 0; init < 2; ++init) {
     config c = {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 1,
-                init ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN};
+                init ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN, 0};
     bafu_net_params p = small_params(&c, 24, 6);
     p.rng = BAFU_RNG_FAST;
     bafu_mc_result a, b;
@@ -391,7 +403,7 @@ END_TEST
  * ones). That lazily generated weights equal per-layer substreams is checked
  * by test_regenerate. */
 START_TEST(test_lazy_weights) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0};
   bafu_net_params p = small_params(&c, 20, 5);
   p.rng = BAFU_RNG_FAST;
   bafu_net *a, *b;
@@ -483,6 +495,230 @@ START_TEST(test_read_inputs) {
 }
 END_TEST
 
+
+/* The in-place update (theory/engine.md 6.1): after W_j -= eta lr_j s_j b_j g_j^T
+ * a plain forward pass gives the stepped features of the step pass. */
+START_TEST(test_update_matches_step) {
+  const config *c = &configs[_i];
+  bafu_net_params p = small_params(c, 6, 3);
+  bafu_net *net = make_net(c, &p, 7);
+  const size_t J = bafu_net_nlayers(net), m = p.batch;
+  const double eta = 0.053;
+  ck_assert_ok(bafu_net_step(net, eta));
+  double *want[16];
+  for (size_t j = 0; j < J; ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(net, j) * m;
+    want[j] = malloc(cnt * sizeof(double));
+    memcpy(want[j], bafu_net_feature_stepped(net, j), cnt * sizeof(double));
+  }
+  ck_assert_ok(bafu_net_update(net, eta));
+  ck_assert_ok(bafu_net_forward(net));
+  for (size_t j = 0; j < J; ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(net, j) * m;
+    const double r = rel_diff(cnt, bafu_net_feature(net, j), want[j]);
+    ck_assert_msg(r < 1e-12, "config %d layer %zu: updated forward vs step pass: %g", _i, j, r);
+    free(want[j]);
+  }
+  bafu_net_free(net);
+}
+END_TEST
+
+/* Forward normalisation (6.4): |f_j|_rms = target for every plain layer but
+ * the readout, in an unfrozen forward pass; frozen scales stay put. */
+START_TEST(test_forward_norm) {
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0};
+  bafu_net_params p = small_params(&c, 20, 4);
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  ck_assert_ok(bafu_net_draw(net, 3, 0));
+  ck_assert_ok(bafu_net_set_forward_norm(net, 0.8, 0));
+  ck_assert_ok(bafu_net_forward(net));
+  const size_t J = bafu_net_nlayers(net);
+  for (size_t j = 0; j + 1 < J; ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(net, j) * p.batch;
+    ck_assert_close(cblas_dnrm2((int)cnt, bafu_net_feature(net, j), 1) / sqrt((double)cnt), 0.8, 1e-12, 0);
+  }
+  ck_assert(bafu_net_layer_scale(net, J - 1) == 1.0); /* the readout is not normalised */
+  const double a1 = bafu_net_layer_scale(net, 1);
+  ck_assert(a1 != 1.0);
+  ck_assert_ok(bafu_net_set_forward_norm(net, 0.8, 1));
+  ck_assert_ok(bafu_net_run(net));
+  ck_assert_ok(bafu_net_update(net, 0.5));
+  ck_assert_ok(bafu_net_forward(net));
+  ck_assert(bafu_net_layer_scale(net, 1) == a1); /* frozen */
+  ck_assert_ok(bafu_net_set_forward_norm(net, 0, 0));
+  ck_assert(bafu_net_layer_scale(net, 1) == 1.0);
+  ck_assert_int_eq(bafu_net_set_forward_norm(net, -1, 0), BAFU_EINVAL);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* Backward normalisation (6.5): the stored hidden signals have norm r; the
+ * measurements use the true backward vectors, so the identity holds and |b_j|
+ * is the unnormalised network's; each reported C_k is the first-order loss
+ * decrease of updating layer k alone (central difference with the other
+ * layers' rates at 0); the control of 6.3 reaches its targets through the
+ * rescaling. */
+START_TEST(test_backward_norm) {
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0};
+  bafu_net_params p = small_params(&c, 24, 5);
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  ck_assert_ok(bafu_net_draw(net, 4, 0));
+  ck_assert_ok(bafu_net_set_backward_norm(net, 0.37));
+  ck_assert_ok(bafu_net_run(net));
+  const size_t J = bafu_net_nlayers(net), m = p.batch;
+  for (size_t j = 0; j + 1 < J; ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(net, j) * m;
+    ck_assert_close(cblas_dnrm2((int)cnt, bafu_net_backward_signal(net, j), 1), 0.37, 1e-12, 0);
+  }
+  double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
+  bafu_net_measure(net, q);
+  for (size_t j = 0; j < J; ++j)
+    ck_assert_msg(q[j * BAFU_Q_COUNT + BAFU_Q_IDRES] < 1e-10, "layer %zu: identity residual %g", j,
+                  q[j * BAFU_Q_COUNT + BAFU_Q_IDRES]);
+  bafu_net *ref;
+  ck_assert_ok(bafu_net_alloc(&p, &ref));
+  ck_assert_ok(bafu_net_draw(ref, 4, 0));
+  ck_assert_ok(bafu_net_run(ref));
+  double *qr = malloc(J * BAFU_Q_COUNT * sizeof *qr);
+  bafu_net_measure(ref, qr);
+  for (size_t j = 0; j < J; ++j)
+    ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_BNORM], qr[j * BAFU_Q_COUNT + BAFU_Q_BNORM], 1e-12, 0);
+  const double F0 = bafu_net_loss(net);
+  for (size_t k = 0; k < J; ++k) {
+    double lr[16];
+    for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
+    const double Ck = q[k * BAFU_Q_COUNT + BAFU_Q_CONTRIB];
+    for (size_t j = 0; j < J; ++j)
+      if (j != k) bafu_net_set_layer_lr(net, j, 0);
+    const double h = 1e-6 * fabs(F0) / Ck;
+    ck_assert_ok(bafu_net_step(net, h));
+    const double Fp = bafu_net_step_loss(net);
+    ck_assert_ok(bafu_net_step(net, -h));
+    const double Fm = bafu_net_step_loss(net);
+    ck_assert_close(-(Fp - Fm) / (2 * h), Ck, 1e-6, 0);
+    for (size_t j = 0; j < J; ++j) bafu_net_set_layer_lr(net, j, lr[j]);
+  }
+  double total = 0;
+  for (size_t j = 0; j < J; ++j) {
+    ck_assert_ok(bafu_net_set_layer_contribution(net, j, 0.01 * (double)(j + 1)));
+    total += 0.01 * (double)(j + 1);
+  }
+  ck_assert_ok(bafu_net_tangent(net));
+  bafu_net_measure(net, q);
+  for (size_t j = 0; j < J; ++j)
+    ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_CONTRIB], 0.01 * (double)(j + 1), 1e-8, 0);
+  const double h = 1e-6 * fabs(F0) / total;
+  ck_assert_ok(bafu_net_step(net, h));
+  const double Fp = bafu_net_step_loss(net);
+  ck_assert_ok(bafu_net_step(net, -h));
+  const double Fm = bafu_net_step_loss(net);
+  ck_assert_close(-(Fp - Fm) / (2 * h), total, 1e-6, 0);
+  free(q);
+  free(qr);
+  bafu_net_free(ref);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* Control (6.3): lr_j = C*_j / |grad_j|^2 gives contributions C*_j, checked
+ * against the explicitly formed gradients, and a first-order loss decrease of
+ * sum_j C*_j (central difference of the actual step). */
+START_TEST(test_control_targets) {
+  const config *c = &configs[_i];
+  bafu_net_params p = small_params(c, 9, 4);
+  bafu_net *net = make_net(c, &p, 8);
+  const size_t J = bafu_net_nlayers(net);
+  double total = 0;
+  for (size_t j = 0; j < J; ++j) {
+    const double target = 0.003 * (double)(j + 2);
+    ck_assert_ok(bafu_net_set_layer_contribution(net, j, target));
+    const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
+    double *g = malloc(sz * sizeof *g);
+    bafu_net_weight_grad(net, j, g);
+    ck_assert_close(bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1), target, 1e-8, 0);
+    free(g);
+    total += target;
+  }
+  ck_assert_ok(bafu_net_tangent(net));
+  double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
+  bafu_net_measure(net, q);
+  ck_assert_close(q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY], total, 1e-8, 0);
+  for (size_t j = 0; j < J; ++j) ck_assert(q[j * BAFU_Q_COUNT + BAFU_Q_IDRES] < 1e-10);
+  const double h = 1e-6 * fabs(bafu_net_loss(net)) / total;
+  ck_assert_ok(bafu_net_step(net, h));
+  const double Fp = bafu_net_step_loss(net);
+  ck_assert_ok(bafu_net_step(net, -h));
+  const double Fm = bafu_net_step_loss(net);
+  ck_assert_close(-(Fp - Fm) / (2 * h), total, 1e-6, 0);
+  free(q);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* Sensitivity (6.6): |df_l|_rms / D_top, with D_top the whole step's decay
+ * (the last layer's, not layer l's). */
+START_TEST(test_sensitivity) {
+  const config *c = &configs[_i];
+  bafu_net_params p = small_params(c, 10, 3);
+  bafu_net *net = make_net(c, &p, 9);
+  const size_t J = bafu_net_nlayers(net);
+  double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
+  bafu_net_measure(net, q);
+  const double Dtop = q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY];
+  for (size_t j = 0; j < J; ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(net, j) * p.batch;
+    const double speed = cblas_dnrm2((int)cnt, bafu_net_feature_tangent(net, j), 1);
+    ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_SENS], speed / sqrt((double)cnt) / Dtop, 1e-12, 0);
+  }
+  free(q);
+  bafu_net_free(net);
+}
+END_TEST
+
+/* One-hot inputs and cross-entropy targets: exactly one 1 per column, the
+ * rest 0, indices varying across samples; the top signal softmax(y) - t sums
+ * to 0 with one negative entry (the target's). */
+START_TEST(test_onehot_draws) {
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0};
+  for (int rng = 0; rng < 2; ++rng) {
+    bafu_net_params p = small_params(&c, 16, 2);
+    p.inputs = BAFU_INPUTS_ONEHOT;
+    p.rng = rng ? BAFU_RNG_FAST : BAFU_RNG_GSL;
+    bafu_net *net;
+    ck_assert_ok(bafu_net_alloc(&p, &net));
+    ck_assert_ok(bafu_net_draw(net, 5, 0));
+    const size_t d = p.input_dim, m = p.batch;
+    const double *x = bafu_net_inputs(net);
+    int seen[64] = {0};
+    for (size_t a = 0; a < m; ++a) {
+      size_t ones = 0, at = 0;
+      for (size_t i = 0; i < d; ++i) {
+        ck_assert(x[a * d + i] == 0.0 || x[a * d + i] == 1.0);
+        if (x[a * d + i] == 1.0) ++ones, at = i;
+      }
+      ck_assert_uint_eq(ones, 1);
+      seen[at] = 1;
+    }
+    int distinct = 0;
+    for (size_t i = 0; i < d; ++i) distinct += seen[i];
+    ck_assert_int_ge(distinct, 8); /* 64 uniform draws over 14 indices miss > 6 with prob < 1e-10 */
+    ck_assert_ok(bafu_net_forward(net));
+    ck_assert_ok(bafu_net_backward(net));
+    const double *b = bafu_net_backward_signal(net, bafu_net_nlayers(net) - 1);
+    for (size_t a = 0; a < m; ++a) {
+      double sum = 0;
+      int neg = 0;
+      for (size_t i = 0; i < p.outputs; ++i) sum += b[a * p.outputs + i], neg += b[a * p.outputs + i] < 0;
+      ck_assert(fabs(sum) < 1e-15);
+      ck_assert_int_eq(neg, 1);
+    }
+    bafu_net_free(net);
+  }
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("net");
   TCase *tc = tcase_create("passes");
@@ -493,6 +729,9 @@ static Suite *suite(void) {
   tcase_add_loop_test(tc, test_step_second_order, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_loss_decay, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_identity, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_update_matches_step, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_control_targets, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_sensitivity, 0, NCONFIGS);
   suite_add_tcase(s, tc);
   TCase *tm = tcase_create("misc");
   tcase_set_timeout(tm, 120);
@@ -502,6 +741,9 @@ static Suite *suite(void) {
   tcase_add_test(tm, test_regenerate);
   tcase_add_test(tm, test_lazy_weights);
   tcase_add_test(tm, test_read_inputs);
+  tcase_add_test(tm, test_forward_norm);
+  tcase_add_test(tm, test_backward_norm);
+  tcase_add_test(tm, test_onehot_draws);
   suite_add_tcase(s, tm);
   return s;
 }

@@ -133,6 +133,11 @@ bafu_status bafu_net_run(bafu_net *net);
 bafu_status bafu_net_update(bafu_net *net, double eta);
 void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr);
 double bafu_net_layer_grad_sq(const bafu_net *net, size_t j);
+/* Set layer j's learning rate so that its first-order contribution C_j (the
+ * loss decrease per unit step from updating layer j) equals `target` >= 0
+ * (theory/engine.md 6.3, with backward normalisation 6.5). BAFU_ENUMERIC if
+ * the layer's gradient is zero and target > 0. */
+bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double target);
 /* Forward normalisation (theory/engine.md 5.2): with target > 0 every plain
  * layer (MLP layers and the ResNet embedding, not the readout) gets a scale
  * a_j, reset in each forward pass so that |f_j|_rms = target on the batch and
@@ -172,7 +177,7 @@ const double *bafu_net_feature_tangent(const bafu_net *net, size_t j);
 const double *bafu_net_feature_stepped(const bafu_net *net, size_t j);
 const double *bafu_net_inputs(const bafu_net *net);
 
-/* The full gradient matrix grad_{W_j} F (fan_out x fan_in) into `out`. For
+/* The full (true) gradient matrix grad_{W_j} F (fan_out x fan_in) into `out`. For
  * tests and dense kernels; the passes never form it. */
 void bafu_net_weight_grad(const bafu_net *net, size_t j, double *out);
 

@@ -44,4 +44,9 @@ bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_
  * lr_input, lr_hidden, lr_output. */
 bafu_status bafu_preset_apply(bafu_net_params *p, bafu_preset preset);
 
+/* kappa_k = sqrt(k) E[1/chi_k]: the Monte Carlo mean of the per-draw
+ * sensitivity with k Gaussian-target outputs is the theory's value times
+ * kappa_k (theory/presets.md 2.2). INFINITY for k < 2 (no mean). */
+double bafu_sensitivity_kappa(size_t k);
+
 #endif
