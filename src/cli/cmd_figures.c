@@ -16,6 +16,7 @@
 
 #include "bafu/mc.h"
 #include "bafu/moments.h"
+#include "bafu/preset.h"
 #include "bafu/spectrum.h"
 #include "bafu/table.h"
 #include "cli.h"
@@ -466,6 +467,67 @@ static int render(const fig_ctx *c, const char *name) {
   return 0;
 }
 
+/* Figure 7: sensitivity |df_L|_rms / D_top of the last hidden layer against
+ * depth, per preset (theory/presets.md): solver times kappa_k and Monte Carlo. */
+static int fig7(const fig_ctx *c) {
+  typedef struct {
+    bafu_arch arch;
+    bafu_preset preset;
+    const char *name;
+  } series;
+  const series S[] = {{BAFU_ARCH_MLP, BAFU_PRESET_SP, "MLP, SP"},       {BAFU_ARCH_MLP, BAFU_PRESET_NTK, "MLP, NTK"},
+                      {BAFU_ARCH_MLP, BAFU_PRESET_MUP, "MLP, muP"},     {BAFU_ARCH_MLP, BAFU_PRESET_FSC, "MLP, FSC"},
+                      {BAFU_ARCH_RESNET, BAFU_PRESET_MUP, "ResNet beta = 1/sqrt(L), muP"},
+                      {BAFU_ARCH_RESNET, BAFU_PRESET_FSC, "ResNet beta = 1/sqrt(L), FSC"}};
+  const size_t ns = sizeof S / sizeof S[0], k = 32, Lmax = 256;
+  const size_t n = c->quick ? 256 : 1024, seeds = c->quick ? 4 : 8, mcLmax = c->quick ? 32 : 128;
+  const double kappa = bafu_sensitivity_kappa(k);
+  bafu_table *th = open_table(c, "fig7_theory.dat", "Figure 7: sensitivity of the last hidden layer against depth, theory");
+  bafu_table *mc = open_table(c, "fig7_mc.dat", "Figure 7: sensitivity of the last hidden layer against depth, Monte Carlo");
+  if (!th || !mc) return 1;
+  bafu_table_meta(th, "ReLU, width %zu, mse readout with k = %zu N(0,1)-target outputs, presets of bafu theory --presets;", n, k);
+  bafu_table_meta(th, "sensitivity = |df_L|_rms / D_top predicted by the moment solver times kappa_k = %.6f, the mean", kappa);
+  bafu_table_meta(th, "of the per-draw ratio (theory/presets.md 2.2); ResNets with a trained embedding");
+  bafu_table_meta(mc, "width %zu, seeds %zu, k = %zu outputs, step 0; series as fig7_theory.dat", n, seeds, k);
+  bafu_moments_layer *o = malloc((Lmax + 2) * sizeof *o);
+  if (!o) return fail("figure 7");
+  for (size_t i = 0; i < ns; ++i) {
+    progress(c, "figure 7: %s", S[i].name);
+    FILE *f = bafu_table_stream(th), *g = bafu_table_stream(mc);
+    fprintf(f, "%s# %s\ndepth sensitivity\n", i ? "\n\n" : "", S[i].name);
+    fprintf(g, "%s# %s\ndepth sensitivity sensitivity_se\n", i ? "\n\n" : "", S[i].name);
+    for (size_t L = 2; L <= Lmax; L += (L < 16 ? 1 : L < 64 ? 4 : 16)) {
+      bafu_net_params p = net(S[i].arch, BAFU_ACT_RELU, 2.0, n, L);
+      p.signal = BAFU_SIGNAL_MSE;
+      p.outputs = k;
+      p.embed = S[i].arch == BAFU_ARCH_RESNET;
+      const size_t J = bafu_moments_nlayers(&p);
+      if (bafu_preset_apply(&p, S[i].preset) || bafu_moments_run(&p, 0, o)) {
+        free(o);
+        return fail("figure 7 theory");
+      }
+      fprintf(f, "%zu %.10g\n", L, o[J - 2].sensitivity * kappa);
+    }
+    for (size_t L = 4; L <= mcLmax; L *= 2) {
+      bafu_net_params p = net(S[i].arch, BAFU_ACT_RELU, 2.0, n, L);
+      p.signal = BAFU_SIGNAL_MSE;
+      p.outputs = k;
+      p.embed = S[i].arch == BAFU_ARCH_RESNET;
+      p.step = 0;
+      bafu_mc_result r;
+      if (bafu_preset_apply(&p, S[i].preset) || bafu_mc_run(&p, seeds, c->seed, NULL, c->threads, &r)) {
+        free(o);
+        return fail("figure 7 Monte Carlo");
+      }
+      const size_t j = (r.J - 2) * BAFU_Q_COUNT + BAFU_Q_SENS;
+      fprintf(g, "%zu %.10g %.4g\n", L, r.mean[j], r.se[j]);
+      bafu_mc_result_free(&r);
+    }
+  }
+  free(o);
+  return finish(th) || finish(mc);
+}
+
 /* mkdir -p */
 static int mkdir_p(const char *dir) {
   char buf[4096];
@@ -518,13 +580,13 @@ int cmd_figures(int argc, char **argv) {
   if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
     return r;
   progress(&c, "bafu figures (%s): data in %s, images in %s", c.quick ? "quick" : "full", c.data_dir, c.plot_dir);
-  if (fig1(&c) || fig2(&c) || fig3(&c) || fig4(&c) || fig4_w1(&c) || fig5(&c) || fig6(&c)) {
+  if (fig1(&c) || fig2(&c) || fig3(&c) || fig4(&c) || fig4_w1(&c) || fig5(&c) || fig6(&c) || fig7(&c)) {
     abort_open_tables();
     return 1;
   }
   if (!no_render) {
     const char *figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch", "fig4_spectra", "fig5_width",
-                          "fig6_feature_speed"};
+                          "fig6_feature_speed", "fig7_sensitivity"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; ++i)
       if (render(&c, figs[i])) return 1;
   }
