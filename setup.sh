@@ -11,7 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libgsl-dev liblapacke-dev libopenblas-dev
-          libfftw3-dev check gnuplot-nox libopenmpi-dev openmpi-bin)
+          libfftw3-dev check gnuplot-nox libopenmpi-dev openmpi-bin
+          zlib1g-dev dataset-fashion-mnist)
 
 deps() {
   local missing=()

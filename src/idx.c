@@ -31,8 +31,7 @@ static bafu_status read_fail(gzFile f, const char *path, const char *what) {
   if (err == Z_ERRNO) return bafu_error(BAFU_EIO, "cannot read '%s': %s", path, msg);
   if (err == Z_MEM_ERROR) return bafu_error(BAFU_ENOMEM, "out of memory reading '%s'", path);
   if (err != Z_OK) return bafu_error(BAFU_EPARSE, "'%s': corrupt gzip data (%s)", path, msg);
-  return bafu_error(BAFU_EPARSE, "'%s' is truncated: the %s ends before the size the header declares", path,
-                    what);
+  return bafu_error(BAFU_EPARSE, "'%s' is truncated: it ends inside the %s", path, what);
 }
 
 /* Read exactly n bytes. */
@@ -92,7 +91,7 @@ static bafu_status read_pixels(gzFile f, const char *path, size_t n, double *x) 
   unsigned char buf[CHUNK];
   for (size_t done = 0; done < n;) {
     const size_t m = n - done < CHUNK ? n - done : CHUNK;
-    bafu_status st = read_all(f, path, "pixel data", buf, m);
+    bafu_status st = read_all(f, path, "pixel data the header declares", buf, m);
     if (st != BAFU_OK) return st;
     for (size_t k = 0; k < m; ++k) x[done + k] = buf[k] / 255.0;
     done += m;
@@ -127,7 +126,7 @@ bafu_status bafu_idx_load(const char *images_gz, const char *labels_gz, size_t m
   out->rows = idim[1];
   out->cols = idim[2];
   st = read_pixels(fi, images_gz, count * dim, out->x);
-  if (st == BAFU_OK) st = read_all(fl, labels_gz, "label data", out->label, count);
+  if (st == BAFU_OK) st = read_all(fl, labels_gz, "label data the header declares", out->label, count);
   for (size_t i = 0; st == BAFU_OK && i < count; ++i)
     if (out->label[i] > 9)
       st = bafu_error(BAFU_EPARSE, "'%s': label %u of sample %zu is outside 0..9", labels_gz, out->label[i], i);
