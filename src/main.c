@@ -18,6 +18,7 @@ static const command commands[] = {
     {"spectrum", cmd_spectrum, "spectra of the BFK / J J^T for one input: dense, matrix-free KPM, free-probability limit"},
     {"sweep", cmd_sweep, "a grid of networks: Monte Carlo and theory side by side in one table (MPI optional)"},
     {"theory", cmd_theory, "infinite-width prediction: BFK moments, angle per layer, ResNet limit"},
+    {"train", cmd_train, "mini-batch SGD (Fashion-MNIST or teacher-student) with presets, feature speed control and per-layer logs"},
 };
 
 static void usage(FILE *f) {

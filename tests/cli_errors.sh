@@ -114,6 +114,35 @@ if [[ $rc -eq 2 ]] && grep -q -- --data-dir "$dir/stderr"; then passes=$((passes
 if [[ $rc -eq 2 ]] && grep -q -- --threads "$dir/stderr"; then passes=$((passes + 1)); else echo "FAIL: figures --threads 0"; fails=$((fails + 1)); fi
 
 # unwritable output paths: a missing directory, a directory, a read-only dir
+# presets and training (bafu train; the data set errors use a corrupted copy)
+expect_error --preset mc --preset xyz
+expect_error --lr-hidden mc --preset fsc --lr-hidden 2
+expect_error --sigma2-output mc --sigma2-output -1
+expect_error --inputs mc --inputs sparse
+expect_error --embed theory --presets --arch resnet --inputs onehot --preset mup
+expect_error --loss theory --loss xent
+expect_error --data train --data mnist
+expect_error --epochs train --epochs 0
+expect_error --lr train --control --lr 0.1
+expect_error --lr train --lr nan
+expect_error --control-rate train --control-rate 0.7
+expect_error --control-speed train --control-speed -1
+expect_error --forward-norm train --forward-norm inf
+expect_error --backward-norm train --backward-norm -0.5
+expect_error --input-dim train --input-dim 100
+expect_error --loss train --data teacher --loss xent
+expect_error --probe train --probe
+expect_error --regenerate train --regenerate
+expect_error "dataset-fashion-mnist" train --data-dir "$dir/no-such-dir"
+mkdir -p "$dir/bad"
+if [[ -r /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz ]]; then
+  for f in train-labels-idx1-ubyte.gz t10k-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz; do
+    cp /usr/share/datasets/fashion-mnist/$f "$dir/bad/"
+  done
+  head -c 100000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz >"$dir/bad/train-images-idx3-ubyte.gz"
+  expect_error "train-images" train --data-dir "$dir/bad"
+fi
+
 for target in "$dir/no/such/dir/out.dat" "$dir"; do
   timeout 60 "$BAFU" mc --width 8 --depth 2 --seeds 2 --out "$target" >/dev/null 2>"$dir/stderr"
   rc=$?

@@ -1,0 +1,72 @@
+/* bafu/train.h: mini-batch SGD of the engine's networks (bafu/net.h) on a
+ * synthetic teacher-student regression or on Fashion-MNIST, with the feature
+ * speed control of theory/engine.md 6 and theory/presets.md 5, logging the
+ * per-layer measurements of the feature speed formula along the way.
+ *
+ * Each step: forward and backward on a mini-batch, then (control) the layer
+ * rates that give the target contributions, then the in-place update. At a
+ * logged step the tangent pass runs first, so the row's measurements (angle,
+ * feature speed, contributions, identity residual) are those of the step
+ * actually taken. */
+#ifndef BAFU_TRAIN_H
+#define BAFU_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bafu/net.h"
+
+typedef enum { BAFU_DATA_TEACHER, BAFU_DATA_FASHION_MNIST } bafu_data_kind;
+
+typedef struct {
+  bafu_net_params net;  /* the student; net.batch is the mini-batch size, net.signal mse (teacher) or xent */
+  bafu_data_kind data;
+  size_t epochs;
+  double lr;            /* global step multiplying the group rates; 0: automatic, chosen at step 0 so
+                           that the first-order loss decrease is auto_decay F (theory/presets.md 5) */
+  double auto_decay;    /* the automatic step's first-order decrease, as a fraction of F [0.5] */
+  int control;          /* per-layer rates from target contributions at every step (then lr must be 0) */
+  double control_rate;  /* gamma: the readout's target contribution gamma F */
+  double control_speed; /* control: the body layers' even contributions are scaled so that the last
+                           hidden layer moves at |df_L|_rms = control_speed per step */
+  double forward_norm;  /* rho > 0: forward normalisation of every plain layer (0: off) */
+  double backward_norm; /* r > 0: backward normalisation of every hidden signal (0: off) */
+  size_t train_size;    /* samples used for training: 0 = all (Fashion-MNIST) or 8192 (teacher) */
+  size_t test_size;     /* 0 = all (Fashion-MNIST, 10000) or 2048 (teacher) */
+  size_t log_every;     /* a row every log_every steps (and at step 0 and the end) */
+  uint64_t seed;        /* weights, data order, teacher */
+  const char *data_dir; /* Fashion-MNIST directory, NULL for the default (bafu/idx.h) */
+  size_t teacher_width, teacher_depth; /* the teacher MLP (ReLU, He init) */
+} bafu_train_config;
+
+/* Defaults: Fashion-MNIST, 2 epochs, automatic lr (decrease 0.5 F), control
+ * off (gamma 0.1, speed 0.5), log every 100 steps, seed 1, teacher 256 x 2;
+ * net = bafu_net_params_default() with batch 64 and the xent signal. */
+bafu_train_config bafu_train_config_default(void);
+
+/* One logged row (per layer j < J). Test metrics are evaluated at every
+ * logged step on the whole test set. */
+typedef struct {
+  size_t step;        /* updates done before this row's measurement */
+  size_t epoch;       /* 1-based epoch of that step */
+  int final;          /* the evaluation after the last update (no update follows) */
+  int classify;       /* accuracies are meaningful (Fashion-MNIST) */
+  double loss;        /* mean mini-batch loss over the steps since the previous row */
+  double train_acc;   /* mean mini-batch accuracy over the same steps (classification) */
+  double test_loss, test_acc;
+  double step_size;   /* the global step (automatic or given; 1 under control) */
+  size_t J;
+  const int *labels;  /* J user-facing layer labels */
+  const double *q;    /* J x BAFU_Q_COUNT measurements of this step (bafu_net_measure) */
+  const double *lr;   /* J effective per-layer rates of this step (global step included) */
+} bafu_train_row;
+
+/* Called for each logged row; a non-zero return stops training (BAFU_OK). */
+typedef int (*bafu_train_fn)(const bafu_train_row *row, void *ctx);
+
+/* Train. Errors: invalid configuration (BAFU_EINVAL, naming the option),
+ * missing or corrupt data (bafu/idx.h), BAFU_ENUMERIC when the loss or the
+ * features stop being finite ("diverged at step k"). */
+bafu_status bafu_train_run(const bafu_train_config *cfg, bafu_train_fn fn, void *ctx);
+
+#endif

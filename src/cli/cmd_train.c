@@ -1,0 +1,159 @@
+/* cmd_train.c: `bafu train`, mini-batch SGD with feature speed control and
+ * the per-layer measurements of the feature speed formula at logged steps. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bafu/table.h"
+#include "bafu/train.h"
+#include "cli.h"
+
+void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
+
+static const char usage[] =
+    "Usage: bafu train [--data fashion-mnist|teacher] [options]\n"
+    "\n"
+    "Train a network by mini-batch SGD and log, every --log-every steps, the batch\n"
+    "loss and accuracy, the test loss and accuracy, and per layer the angle\n"
+    "cos(theta_l), the feature speed, the contribution C_l, the loss decay D_l and the\n"
+    "residual of the identity <-b_l, df_l> = D_l for the step actually taken. One row\n"
+    "per layer and logged step; the last rows (final = 1) follow the last update, and\n"
+    "the very last row holds the final test_acc.\n"
+    "\n"
+    "Data: fashion-mnist (Debian package dataset-fashion-mnist; pixels standardised;\n"
+    "needs --input-dim 784, the default here; --loss xent, 10 classes) or teacher (a\n"
+    "regression on N(0, I) inputs with targets from a random ReLU MLP; --loss mse).\n"
+    "Rates: the network's group rates (--lr-input/--lr-hidden/--lr-output or\n"
+    "--preset) times the global step --lr; --lr 0 (default) picks the global step at\n"
+    "step 0 so that the first-order loss decrease is A F (A = --auto-decay). --control\n"
+    "instead sets every layer's rate at every step from target contributions: the body\n"
+    "layers share D_body evenly, D_body chosen so that the last hidden layer moves by\n"
+    "|df_L|_rms = --control-speed, and the readout's target is gamma F (gamma =\n"
+    "--control-rate; theory/presets.md 5). --forward-norm RHO holds |f_l|_rms = RHO in every plain\n"
+    "layer; --backward-norm R rescales every hidden backward signal to norm R\n"
+    "(theory/engine.md 6).\n"
+    "\n"
+    "Defaults here: --width 256 --depth 8 --batch 64 --input-dim 784 (teacher: 32).\n"
+    "\n"
+    "Examples: bafu train --depth 32 --preset fsc --control --out fsc32.dat\n"
+    "          bafu train --data teacher --depth 8 --preset mup --epochs 5";
+
+static const char *const data_names[] = {"fashion-mnist", "teacher", NULL};
+
+typedef struct {
+  FILE *f;
+  int header;
+  int progress; /* a line per logged step on stderr (only when it is a terminal) */
+} sink;
+
+static int write_row(const bafu_train_row *r, void *ctx) {
+  sink *s = ctx;
+  if (!s->header) {
+    fprintf(s->f, "step epoch final layer loss%s test_loss%s step_size lr cos_theta feature_speed feature_speed_rms "
+                  "contribution loss_decay identity_residual sensitivity\n",
+            r->classify ? " train_acc" : "", r->classify ? " test_acc" : "");
+    s->header = 1;
+  }
+  for (size_t j = 0; j < r->J; ++j) {
+    const double *q = r->q + j * BAFU_Q_COUNT;
+    fprintf(s->f, "%zu %zu %d %d %.8g", r->step, r->epoch, r->final, r->labels[j], r->loss);
+    if (r->classify) fprintf(s->f, " %.6g", r->train_acc);
+    fprintf(s->f, " %.8g", r->test_loss);
+    if (r->classify) fprintf(s->f, " %.6g", r->test_acc);
+    fprintf(s->f, " %.6g %.6g %.8g %.6g %.6g %.6g %.6g %.3g %.6g\n", r->step_size, r->lr[j], q[BAFU_Q_COS],
+            q[BAFU_Q_SPEED], q[BAFU_Q_SPEED_RMS], q[BAFU_Q_CONTRIB], q[BAFU_Q_DECAY], q[BAFU_Q_IDRES], q[BAFU_Q_SENS]);
+  }
+  if (!r->final && s->progress)
+    fprintf(stderr, "bafu train: step %zu  loss %.4g  test_loss %.4g\n", r->step, r->loss, r->test_loss);
+  return 0;
+}
+
+int cmd_train(int argc, char **argv) {
+  const char *cmd = "train";
+  cli_net net;
+  cli_opt opts[64];
+  size_t n = 0;
+  cli_net_options(&net, opts, &n, 64);
+  bafu_train_config cfg = bafu_train_config_default();
+  net.p.width = 256;
+  net.p.depth = 8;
+  net.p.batch = 64;
+  net.p.input_dim = 784;
+  int data = 0, threads = 1;
+  const char *out = NULL;
+  const cli_opt extra[] = {
+      {"--data", OPT_CHOICE, &data, "D", "fashion-mnist | teacher [fashion-mnist]", data_names, 0},
+      {"--epochs", OPT_SIZE, &cfg.epochs, "E", "passes over the training set [2]", NULL, 0},
+      {"--lr", OPT_DOUBLE, &cfg.lr, "ETA", "global step multiplying the group rates; 0: automatic [0]", NULL, 0},
+      {"--control", OPT_FLAG, &cfg.control, NULL, "per-layer rates from target contributions at every step", NULL, 0},
+      {"--auto-decay", OPT_DOUBLE, &cfg.auto_decay, "A", "--lr 0: global step with first-order decrease A F at step 0 [0.5]", NULL, 0},
+      {"--control-rate", OPT_DOUBLE, &cfg.control_rate, "G", "--control: readout target contribution G F [0.1]", NULL, 0},
+      {"--control-speed", OPT_DOUBLE, &cfg.control_speed, "S", "--control: last hidden layer moves by |df_L|_rms = S per step [0.5]", NULL, 0},
+      {"--forward-norm", OPT_DOUBLE, &cfg.forward_norm, "RHO", "hold |f_l|_rms = RHO in plain layers; 0 off [0]", NULL, 0},
+      {"--backward-norm", OPT_DOUBLE, &cfg.backward_norm, "R", "rescale hidden backward signals to norm R; 0 off [0]", NULL, 0},
+      {"--train-size", OPT_SIZE, &cfg.train_size, "N", "training samples used [all; teacher 8192]", NULL, 0},
+      {"--test-size", OPT_SIZE, &cfg.test_size, "N", "test samples used [all; teacher 2048]", NULL, 0},
+      {"--log-every", OPT_SIZE, &cfg.log_every, "K", "a row every K steps [100]", NULL, 0},
+      {"--teacher-width", OPT_SIZE, &cfg.teacher_width, "N", "teacher MLP width [256]", NULL, 0},
+      {"--teacher-depth", OPT_SIZE, &cfg.teacher_depth, "L", "teacher MLP depth [2]", NULL, 0},
+      {"--data-dir", OPT_STRING, &cfg.data_dir, "DIR", "Fashion-MNIST files [$BAFU_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist]", NULL, 0},
+      {"--seed", OPT_U64, &cfg.seed, "X", "weights, teacher and data order [1]", NULL, 0},
+      {"--threads", OPT_INT, &threads, "T", "BLAS threads [1]", NULL, 0},
+      {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+  };
+  for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
+  opts[n] = (cli_opt){0};
+  int r = cli_parse(cmd, usage, opts, argc, argv, 1, NULL, 0, NULL);
+  if (r) return r == 1 ? 0 : 2;
+  int loss_set = 0, dim_set = 0;
+  for (cli_opt *o = opts; o->name; ++o) {
+    if (strcmp(o->name, "--loss") == 0) loss_set = o->set;
+    if (strcmp(o->name, "--input-dim") == 0) dim_set = o->set;
+  }
+  cfg.data = data == 1 ? BAFU_DATA_TEACHER : BAFU_DATA_FASHION_MNIST;
+  if (!loss_set && !net.probe) net.loss = cfg.data == BAFU_DATA_TEACHER ? 0 : 1;
+  if (!dim_set && cfg.data == BAFU_DATA_TEACHER) net.p.input_dim = 32;
+  if ((r = cli_net_finish(cmd, &net, opts))) return r;
+  int rc = 2;
+  if (net.x) {
+    fprintf(stderr, "bafu train: --input: training reads its data from --data\n");
+    goto done;
+  }
+  cfg.net = net.p;
+  cfg.net.step = 0;
+  bafu_table *t;
+  if (bafu_table_open(out, &t)) {
+    cli_fail(cmd, "--out");
+    goto done;
+  }
+  char desc[1024];
+  cli_net_describe(&cfg.net, desc, sizeof desc);
+  bafu_table_meta(t, "bafu train: mini-batch SGD with the feature speed measurements (theory/engine.md 6)");
+  bafu_table_provenance(t, argc + 1, argv - 1);
+  bafu_table_meta(t, "network: %s", desc);
+  bafu_table_meta(t, "data: %s  epochs: %zu  seed: %llu  lr: %s (auto_decay %g)  control: %s (gamma %g, speed %g)  "
+                     "forward_norm: %g  backward_norm: %g",
+                  data_names[data], cfg.epochs, (unsigned long long)cfg.seed, cfg.lr > 0 ? "given" : "automatic",
+                  cfg.auto_decay, cfg.control ? "on" : "off", cfg.control_rate, cfg.control_speed, cfg.forward_norm,
+                  cfg.backward_norm);
+  bafu_table_meta(t, "columns: loss (train_acc) = mean over the mini-batches since the previous row; test_loss (test_acc)");
+  bafu_table_meta(t, "  over the test set before the row's update; step_size = global step; lr = the layer's effective rate;");
+  bafu_table_meta(t, "  the other columns as bafu mc, for the step taken at that row (theory/engine.md 3, 6); final = 1:");
+  bafu_table_meta(t, "  after the last update (measurements on one more training batch, no update).");
+  if (threads > 0) openblas_set_num_threads(threads);
+  sink s = {bafu_table_stream(t), 0, isatty(STDERR_FILENO)};
+  rc = 1;
+  if (bafu_train_run(&cfg, write_row, &s)) {
+    cli_fail(cmd, NULL);
+    bafu_table_abort(t);
+    goto done;
+  }
+  if (bafu_table_commit(t)) {
+    cli_fail(cmd, "--out");
+    goto done;
+  }
+  rc = 0;
+done:
+  cli_net_release(&net);
+  return rc;
+}

@@ -1,0 +1,379 @@
+/* train.c: mini-batch SGD with feature speed control (bafu/train.h).
+ * The update, the control and the normalisations are derived in
+ * theory/engine.md 6; the control targets in theory/presets.md 5. */
+#include "bafu/train.h"
+
+#include <gsl/gsl_randist.h>
+#include <gsl/gsl_rng.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bafu/idx.h"
+#include "bafu/rng.h"
+
+bafu_train_config bafu_train_config_default(void) {
+  bafu_train_config c = {.data = BAFU_DATA_FASHION_MNIST,
+                         .epochs = 2,
+                         .lr = 0,
+                         .control = 0,
+                         .control_rate = 0.1,
+                         .control_speed = 0.5,
+                         .auto_decay = 0.5,
+                         .forward_norm = 0,
+                         .backward_norm = 0,
+                         .train_size = 0,
+                         .test_size = 0,
+                         .log_every = 100,
+                         .seed = 1,
+                         .data_dir = NULL,
+                         .teacher_width = 256,
+                         .teacher_depth = 2};
+  c.net = bafu_net_params_default();
+  c.net.batch = 64;
+  c.net.signal = BAFU_SIGNAL_XENT;
+  c.net.outputs = 10;
+  c.net.step = 0;
+  return c;
+}
+
+/* A data set in the network's layout: x is d x count, y is k x count
+ * (one-hot columns for classification, teacher outputs for regression). */
+typedef struct {
+  size_t d, k, count;
+  double *x, *y;
+  unsigned char *label; /* classification only */
+} data;
+
+static void data_free(data *s) {
+  free(s->x);
+  free(s->y);
+  free(s->label);
+  memset(s, 0, sizeof *s);
+}
+
+/* Fashion-MNIST, standardised with the training set's pixel mean and sd
+ * (so |x|_rms ~ 1: dense inputs), labels as one-hot columns. */
+static bafu_status load_fashion(const bafu_train_config *c, int test, double mu, double sd, data *out) {
+  bafu_dataset ds;
+  bafu_status st = bafu_fashion_mnist_load(c->data_dir, test, test ? c->test_size : c->train_size, &ds);
+  if (st) return st;
+  const size_t d = ds.rows * ds.cols, k = 10;
+  out->d = d, out->k = k, out->count = ds.count;
+  out->x = ds.x;
+  out->label = ds.label;
+  out->y = calloc(k * ds.count, sizeof *out->y);
+  if (!out->y) {
+    bafu_dataset_free(&ds);
+    memset(out, 0, sizeof *out);
+    return bafu_error(BAFU_ENOMEM, "out of memory for the Fashion-MNIST labels");
+  }
+  for (size_t i = 0; i < d * ds.count; ++i) out->x[i] = (out->x[i] - mu) / sd;
+  for (size_t i = 0; i < ds.count; ++i) out->y[i * k + out->label[i]] = 1.0;
+  return BAFU_OK;
+}
+
+/* Teacher-student regression: inputs N(0, I_d), targets y = teacher(x), a ReLU
+ * MLP (He init, readout variance 1/n_t so that Var y ~ 1) drawn from the seed. */
+static bafu_status make_teacher_data(const bafu_train_config *c, size_t count, uint64_t stream, data *out) {
+  const bafu_net_params *sp = &c->net;
+  const size_t d = sp->input_dim ? sp->input_dim : sp->width, k = sp->outputs, m = sp->batch;
+  bafu_net_params tp = bafu_net_params_default();
+  tp.width = c->teacher_width;
+  tp.depth = c->teacher_depth;
+  tp.input_dim = d;
+  tp.batch = m;
+  tp.outputs = k;
+  tp.signal = BAFU_SIGNAL_MSE;
+  tp.sigma2_output = 1.0;
+  bafu_net *teacher;
+  bafu_status st = bafu_net_alloc(&tp, &teacher);
+  if (st) return st;
+  out->d = d, out->k = k, out->count = count;
+  out->x = malloc(d * count * sizeof *out->x);
+  out->y = malloc(k * count * sizeof *out->y);
+  double *xb = malloc(d * m * sizeof *xb);
+  if (!out->x || !out->y || !xb) {
+    free(xb);
+    bafu_net_free(teacher);
+    data_free(out);
+    return bafu_error(BAFU_ENOMEM, "out of memory for the teacher data");
+  }
+  bafu_fastrng r;
+  bafu_fastrng_seed_stream(&r, c->seed, 0x7e4c4e5ULL, stream);
+  bafu_fastrng_fill_gaussian(&r, 1.0, d * count, out->x);
+  if ((st = bafu_net_draw(teacher, c->seed, 0x7e4c4e5ULL))) goto fail; /* the same teacher for both sets */
+  for (size_t s0 = 0; s0 < count; s0 += m) {
+    const size_t take = count - s0 < m ? count - s0 : m;
+    memset(xb, 0, d * m * sizeof *xb);
+    memcpy(xb, out->x + s0 * d, d * take * sizeof *xb);
+    bafu_net_set_inputs(teacher, xb);
+    if ((st = bafu_net_forward(teacher))) goto fail;
+    memcpy(out->y + s0 * k, bafu_net_feature(teacher, bafu_net_nlayers(teacher) - 1), k * take * sizeof(double));
+  }
+  free(xb);
+  bafu_net_free(teacher);
+  return BAFU_OK;
+fail:
+  free(xb);
+  bafu_net_free(teacher);
+  data_free(out);
+  return st;
+}
+
+/* Per-sample loss of column a of the top features y (k rows) against t. */
+static double sample_loss(bafu_signal sig, const double *y, const double *t, size_t k) {
+  if (sig == BAFU_SIGNAL_XENT) {
+    double mx = y[0], s = 0, ty = 0;
+    for (size_t i = 1; i < k; ++i) mx = fmax(mx, y[i]);
+    for (size_t i = 0; i < k; ++i) s += exp(y[i] - mx), ty += t[i] * y[i];
+    return mx + log(s) - ty;
+  }
+  double s = 0;
+  for (size_t i = 0; i < k; ++i) s += (y[i] - t[i]) * (y[i] - t[i]);
+  return s / 2;
+}
+
+/* Mean loss and accuracy over a data set, in batches of m (the last one padded
+ * with zeros, its padding ignored); forward-normalisation scales frozen. */
+static bafu_status evaluate(bafu_net *net, const bafu_train_config *c, const data *s, double *xb, int *cls,
+                            double *loss, double *acc) {
+  const size_t m = c->net.batch, d = s->d, k = s->k, J = bafu_net_nlayers(net);
+  bafu_status st;
+  if (c->forward_norm > 0 && (st = bafu_net_set_forward_norm(net, c->forward_norm, 1))) return st;
+  double L = 0;
+  size_t right = 0;
+  for (size_t s0 = 0; s0 < s->count; s0 += m) {
+    const size_t take = s->count - s0 < m ? s->count - s0 : m;
+    memset(xb, 0, d * m * sizeof *xb);
+    memcpy(xb, s->x + s0 * d, d * take * sizeof *xb);
+    bafu_net_set_inputs(net, xb);
+    if ((st = bafu_net_forward(net))) return st;
+    const double *y = bafu_net_feature(net, J - 1);
+    for (size_t a = 0; a < take; ++a) L += sample_loss(c->net.signal, y + a * k, s->y + (s0 + a) * k, k);
+    if (s->label) {
+      bafu_net_predict(net, cls);
+      for (size_t a = 0; a < take; ++a) right += cls[a] == s->label[s0 + a];
+    }
+  }
+  *loss = L / (double)s->count;
+  *acc = s->label ? (double)right / (double)s->count : 0;
+  if (c->forward_norm > 0) return bafu_net_set_forward_norm(net, c->forward_norm, 0);
+  return BAFU_OK;
+}
+
+static bafu_status check_config(const bafu_train_config *c) {
+  const bafu_net_params *p = &c->net;
+  bafu_status st = bafu_net_params_check(p);
+  if (st) return st;
+  if (c->epochs < 1) return bafu_error(BAFU_EINVAL, "--epochs: must be a positive integer");
+  if (!(isfinite(c->lr) && c->lr >= 0)) return bafu_error(BAFU_EINVAL, "--lr: must be a finite number >= 0 (0: automatic)");
+  if (c->control && c->lr > 0) return bafu_error(BAFU_EINVAL, "--lr: the control sets every layer's rate (drop --lr)");
+  if (!(isfinite(c->control_rate) && c->control_rate > 0 && c->control_rate < 0.5))
+    return bafu_error(BAFU_EINVAL, "--control-rate: must be in (0, 0.5)");
+  if (!(isfinite(c->control_speed) && c->control_speed > 0))
+    return bafu_error(BAFU_EINVAL, "--control-speed: must be a finite positive number");
+  if (!(isfinite(c->auto_decay) && c->auto_decay > 0 && c->auto_decay < 1))
+    return bafu_error(BAFU_EINVAL, "--auto-decay: must be in (0, 1)");
+  if (!(isfinite(c->forward_norm) && c->forward_norm >= 0))
+    return bafu_error(BAFU_EINVAL, "--forward-norm: must be a finite number >= 0");
+  if (!(isfinite(c->backward_norm) && c->backward_norm >= 0))
+    return bafu_error(BAFU_EINVAL, "--backward-norm: must be a finite number >= 0");
+  if (c->log_every < 1) return bafu_error(BAFU_EINVAL, "--log-every: must be a positive integer");
+  if (p->regenerate) return bafu_error(BAFU_EINVAL, "--regenerate: training needs stored weights");
+  if (p->signal == BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "--probe: training needs a loss (--loss)");
+  if (c->data == BAFU_DATA_FASHION_MNIST) {
+    if (p->signal != BAFU_SIGNAL_XENT) return bafu_error(BAFU_EINVAL, "--loss: Fashion-MNIST is trained with --loss xent");
+    if (p->outputs != 10) return bafu_error(BAFU_EINVAL, "--outputs: Fashion-MNIST has 10 classes");
+    if ((p->input_dim ? p->input_dim : p->width) != 784)
+      return bafu_error(BAFU_EINVAL, "--input-dim: Fashion-MNIST images have 784 pixels (--input-dim 784)");
+    if (p->inputs != BAFU_INPUTS_GAUSSIAN) return bafu_error(BAFU_EINVAL, "--inputs: Fashion-MNIST inputs are dense");
+  } else {
+    if (p->signal != BAFU_SIGNAL_MSE) return bafu_error(BAFU_EINVAL, "--loss: the teacher-student task is a regression (--loss mse)");
+    if (c->teacher_width < 1 || c->teacher_depth < 1)
+      return bafu_error(BAFU_EINVAL, "--teacher-width/--teacher-depth: must be positive integers");
+  }
+  return BAFU_OK;
+}
+
+/* Forward and backward on the samples idx[0..m) of s; returns the batch loss
+ * and adds the batch accuracy to *acc_sum (classification). */
+static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t m, double *xb, double *tb, int *cls,
+                         double *acc_sum, bafu_status *st) {
+  const size_t d = s->d, k = s->k;
+  for (size_t a = 0; a < m; ++a) {
+    memcpy(xb + a * d, s->x + idx[a] * d, d * sizeof *xb);
+    memcpy(tb + a * k, s->y + idx[a] * k, k * sizeof *tb);
+  }
+  bafu_net_set_inputs(net, xb);
+  bafu_net_set_targets(net, tb);
+  if ((*st = bafu_net_forward(net)) || (*st = bafu_net_backward(net))) {
+    *st = bafu_error(BAFU_ENUMERIC, "training diverged: %s", bafu_last_error());
+    return NAN;
+  }
+  if (s->label) {
+    bafu_net_predict(net, cls);
+    size_t right = 0;
+    for (size_t a = 0; a < m; ++a) right += cls[a] == s->label[idx[a]];
+    *acc_sum += (double)right / (double)m;
+  }
+  return bafu_net_loss(net);
+}
+
+/* The layer rates of a step, after its backward pass.
+ * Control (theory/presets.md 5): the body layers (all but the readout) share
+ * their total contribution D_body evenly, with D_body chosen so that the last
+ * hidden layer moves at |df_L|_rms = control_speed (the tangent is linear in
+ * the body's rates: one tangent pass at D_body = 1 gives the factor); the
+ * readout's target is gamma F. Otherwise: the group rates times the global
+ * step, which if 0 is set at the first call so that the first-order decrease
+ * is auto_decay F. */
+static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F, const double *lr0, double *step_size,
+                             double *q) {
+  const size_t J = bafu_net_nlayers(net);
+  bafu_status st;
+  if (c->control) {
+    const double body = (double)(J - 1);
+    for (size_t j = 0; j + 1 < J; ++j)
+      if ((st = bafu_net_set_layer_contribution(net, j, 1.0 / body))) return st;
+    bafu_net_set_layer_lr(net, J - 1, 0);
+    if ((st = bafu_net_tangent(net))) return st;
+    bafu_net_measure(net, q);
+    const double unit = q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS];
+    if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "--control: the last hidden layer does not move");
+    for (size_t j = 0; j + 1 < J; ++j)
+      if ((st = bafu_net_set_layer_contribution(net, j, c->control_speed / unit / body))) return st;
+    return bafu_net_set_layer_contribution(net, J - 1, c->control_rate * F);
+  }
+  if (*step_size == 0) {
+    for (size_t j = 0; j < J; ++j) bafu_net_set_layer_lr(net, j, lr0[j]);
+    bafu_net_measure(net, q); /* only the decay column is used: it needs no tangent pass */
+    const double D = q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY];
+    if (!(D > 0 && isfinite(D))) return bafu_error(BAFU_ENUMERIC, "--lr: no loss decrease at step 0 (zero gradient)");
+    *step_size = c->auto_decay * F / D;
+  }
+  for (size_t j = 0; j < J; ++j) bafu_net_set_layer_lr(net, j, *step_size * lr0[j]);
+  return BAFU_OK;
+}
+
+bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *ctx) {
+  bafu_status st = check_config(c);
+  if (st) return st;
+  data tr = {0}, te = {0};
+  bafu_net *net = NULL;
+  double *xb = NULL, *xe = NULL, *tb = NULL, *q = NULL, *lr0 = NULL, *lr = NULL;
+  int *cls = NULL, *labels = NULL;
+  size_t *perm = NULL;
+  gsl_rng *rng = NULL;
+  if (c->data == BAFU_DATA_FASHION_MNIST) {
+    /* pixel mean and sd of the Fashion-MNIST training set, computed from it (the
+       whole set, whatever train_size) by load_fashion's caller below */
+    bafu_dataset all;
+    if ((st = bafu_fashion_mnist_load(c->data_dir, 0, 0, &all))) goto done;
+    const size_t n = all.rows * all.cols * all.count;
+    double mu = 0, ss = 0;
+    for (size_t i = 0; i < n; ++i) mu += all.x[i];
+    mu /= (double)n;
+    for (size_t i = 0; i < n; ++i) ss += (all.x[i] - mu) * (all.x[i] - mu);
+    bafu_dataset_free(&all);
+    const double sd = sqrt(ss / (double)n);
+    if ((st = load_fashion(c, 0, mu, sd, &tr)) || (st = load_fashion(c, 1, mu, sd, &te))) goto done;
+  } else {
+    if ((st = make_teacher_data(c, c->train_size ? c->train_size : 8192, 1, &tr)) ||
+        (st = make_teacher_data(c, c->test_size ? c->test_size : 2048, 2, &te)))
+      goto done;
+  }
+  const size_t m = c->net.batch, d = tr.d, k = tr.k;
+  if (tr.count < m) {
+    st = bafu_error(BAFU_EINVAL, "--batch: %zu is more than the %zu training samples", m, tr.count);
+    goto done;
+  }
+  if ((st = bafu_net_alloc(&c->net, &net))) goto done;
+  const size_t J = bafu_net_nlayers(net);
+  xb = malloc(d * m * sizeof *xb);
+  xe = malloc(d * m * sizeof *xe);
+  tb = malloc(k * m * sizeof *tb);
+  q = malloc(J * BAFU_Q_COUNT * sizeof *q);
+  lr0 = malloc(J * sizeof *lr0);
+  lr = malloc(J * sizeof *lr);
+  cls = malloc(m * sizeof *cls);
+  labels = malloc(J * sizeof *labels);
+  perm = malloc(tr.count * sizeof *perm);
+  rng = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!xb || !xe || !tb || !q || !lr0 || !lr || !cls || !labels || !perm || !rng) {
+    st = bafu_error(BAFU_ENOMEM, "out of memory for training");
+    goto done;
+  }
+  bafu_rng_seed(rng, c->seed, 0x5eed0dde5ULL); /* the data order */
+  for (size_t i = 0; i < tr.count; ++i) perm[i] = i;
+  for (size_t j = 0; j < J; ++j) lr0[j] = bafu_net_layer_lr(net, j), labels[j] = bafu_net_layer_label(net, j);
+  if ((st = bafu_net_draw(net, c->seed, 0))) goto done;
+  if ((st = bafu_net_set_forward_norm(net, c->forward_norm, 0)) || (st = bafu_net_set_backward_norm(net, c->backward_norm)))
+    goto done;
+  const size_t per_epoch = tr.count / m, total = per_epoch * c->epochs;
+  double step_size = c->control ? 1.0 : c->lr;
+  double loss_sum = 0, acc_sum = 0, F0 = 0;
+  size_t since = 0, step = 0;
+  for (size_t epoch = 1; epoch <= c->epochs; ++epoch) {
+    gsl_ran_shuffle(rng, perm, tr.count, sizeof *perm);
+    for (size_t b = 0; b < per_epoch; ++b, ++step) {
+      const int logged = step % c->log_every == 0 || step + 1 == total;
+      double test_loss = 0, test_acc = 0;
+      if (logged && (st = evaluate(net, c, &te, xe, cls, &test_loss, &test_acc))) goto done;
+      const double F = batch_pass(net, &tr, perm + b * m, m, xb, tb, cls, &acc_sum, &st);
+      if (st) goto done;
+      if (step == 0) F0 = F;
+      if (F > 100 * F0) { /* finite but runaway: report it rather than train on */
+        st = bafu_error(BAFU_ENUMERIC, "training diverged: batch loss %.3g at step %zu is over 100 times the initial %.3g "
+                                       "(reduce --lr, --auto-decay or --control-speed)", F, step, F0);
+        goto done;
+      }
+      loss_sum += F;
+      ++since;
+      if ((st = set_rates(net, c, F, lr0, &step_size, q))) goto done;
+      if (logged) {
+        if ((st = bafu_net_tangent(net))) goto done;
+        bafu_net_measure(net, q);
+        for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
+        const bafu_train_row row = {.step = step, .epoch = epoch, .final = 0, .classify = tr.label != NULL,
+                                    .loss = loss_sum / (double)since, .train_acc = acc_sum / (double)since,
+                                    .test_loss = test_loss, .test_acc = test_acc, .step_size = step_size,
+                                    .J = J, .labels = labels, .q = q, .lr = lr};
+        loss_sum = acc_sum = 0;
+        since = 0;
+        if (fn && fn(&row, ctx)) goto done;
+      }
+      if ((st = bafu_net_update(net, 1.0))) goto done;
+    }
+  }
+  { /* after the last update: test metrics, and the measurements on one more
+       training batch (no update follows) */
+    double test_loss, test_acc, acc = 0;
+    if ((st = evaluate(net, c, &te, xe, cls, &test_loss, &test_acc))) goto done;
+    const double F = batch_pass(net, &tr, perm, m, xb, tb, cls, &acc, &st);
+    if (st) goto done;
+    if ((st = set_rates(net, c, F, lr0, &step_size, q))) goto done;
+    if ((st = bafu_net_tangent(net))) goto done;
+    bafu_net_measure(net, q);
+    for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
+    const bafu_train_row row = {.step = total, .epoch = c->epochs, .final = 1, .classify = tr.label != NULL,
+                                .loss = F, .train_acc = acc, .test_loss = test_loss, .test_acc = test_acc,
+                                .step_size = step_size, .J = J, .labels = labels, .q = q, .lr = lr};
+    if (fn) fn(&row, ctx);
+  }
+done:
+  gsl_rng_free(rng);
+  free(perm);
+  free(labels);
+  free(cls);
+  free(lr);
+  free(lr0);
+  free(q);
+  free(tb);
+  free(xe);
+  free(xb);
+  bafu_net_free(net);
+  data_free(&tr);
+  data_free(&te);
+  return st;
+}

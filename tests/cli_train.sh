@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# cli_train.sh: the table of bafu train (columns, one row per layer and logged
+# step, the final rows last with test_acc, the identity at every row) and the
+# preset table of bafu theory --presets.
+set -u
+BAFU=${1:?usage: cli_train.sh path/to/bafu}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fails=0 passes=0
+ok() { passes=$((passes + 1)); }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+# teacher-student: 2 epochs of 512/32 = 16 steps, logged every 5 steps (0 5 10 15
+# 20 25 30 and the last, 31) plus the final rows: 9 x J rows, J = 4 hidden + readout
+if "$BAFU" train --data teacher --width 32 --depth 4 --train-size 512 --test-size 128 --batch 32 --epochs 2 \
+     --log-every 5 --preset fsc --control --out "$dir/t.dat" 2>"$dir/err"; then
+  header=$(grep -v '^#' "$dir/t.dat" | head -1)
+  [[ $header == "step epoch final layer loss test_loss step_size lr cos_theta feature_speed feature_speed_rms contribution loss_decay identity_residual sensitivity" ]] && ok || bad "teacher header: $header"
+  rows=$(grep -v '^#' "$dir/t.dat" | tail -n +2 | wc -l)
+  [[ $rows -eq 45 ]] && ok || bad "teacher: $rows rows, expected 45"
+  awk '!/^#/ && NR > 1 && $1 != "step" { if ($14 > 1e-9) exit 1 }' "$dir/t.dat" && ok || bad "teacher: identity residual"
+  last=$(tail -1 "$dir/t.dat")
+  [[ $(awk '{print $1, $3, $4}' <<<"$last") == "32 1 5" ]] && ok || bad "teacher: last row $last"
+else
+  bad "teacher run"; cat "$dir/err"
+fi
+
+# Fashion-MNIST (if installed): the very last row is the final one and holds test_acc
+if [[ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]]; then
+  if "$BAFU" train --width 32 --depth 3 --train-size 1024 --test-size 500 --epochs 1 --log-every 8 \
+       --out "$dir/f.dat" 2>"$dir/err"; then
+    header=$(grep -v '^#' "$dir/f.dat" | head -1)
+    [[ $(awk '{print $6, $8}' <<<"$header") == "train_acc test_acc" ]] && ok || bad "fashion header: $header"
+    acc=$(tail -1 "$dir/f.dat" | awk '{print ($3 == 1 && $8 > 0.2 && $8 <= 1) ? "yes" : $8}') # chance is 0.1
+    [[ $acc == yes ]] && ok || bad "fashion: final test_acc $acc"
+  else
+    bad "fashion run"; cat "$dir/err"
+  fi
+else
+  echo "note: Fashion-MNIST not installed, its table check skipped"
+fi
+
+# the preset table: 4 presets x 3 groups x 2 input kinds, FSC hidden rate 1/L^2
+if "$BAFU" theory --presets --width 256 --depth 16 --out "$dir/p.dat"; then
+  [[ $(grep -v '^#' "$dir/p.dat" | tail -n +2 | wc -l) -eq 24 ]] && ok || bad "presets: row count"
+  awk '$1 == "fsc" && $2 == "dense" && $3 == "hidden" { exit !($5 == "1/L^2" && $7 == 0.00390625) }' "$dir/p.dat" && ok || bad "presets: fsc hidden row"
+else
+  bad "theory --presets"
+fi
+
+echo "cli_train: $passes passed, $fails failed"
+[[ $fails -eq 0 ]]
