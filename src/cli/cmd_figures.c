@@ -17,6 +17,13 @@
 #include "bafu/mc.h"
 #include "bafu/moments.h"
 #include "bafu/preset.h"
+#include "bafu/train.h"
+#include <zlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
 #include "bafu/spectrum.h"
 #include "bafu/table.h"
 #include "cli.h"
@@ -528,6 +535,156 @@ static int fig7(const fig_ctx *c) {
   return finish(th) || finish(mc);
 }
 
+/* Figure 8: training deep ReLU MLPs on Fashion-MNIST with SP, muP, FSC (the
+ * automatic global step) and FSC with the control, the same budget for all. */
+typedef struct {
+  size_t cap, n;
+  double *v;         /* rows of 6: step test_loss test_acc train_loss cos_L speed_rms_L */
+  size_t stop_after; /* pilot runs: stop at this step (0: run to the end) */
+} curve;
+
+static int collect(const bafu_train_row *r, void *ctx) {
+  curve *c = ctx;
+  if (c->stop_after && r->step >= c->stop_after) return 1;
+  if (c->n == c->cap) {
+    const size_t cap = c->cap ? 2 * c->cap : 64;
+    double *v = realloc(c->v, cap * 6 * sizeof *v);
+    if (!v) return 1;
+    c->v = v, c->cap = cap;
+  }
+  const double *q = r->q + (r->J - 2) * BAFU_Q_COUNT; /* the last hidden layer */
+  double *row = c->v + 6 * c->n++;
+  row[0] = (double)r->step, row[1] = r->test_loss, row[2] = r->test_acc, row[3] = r->loss;
+  row[4] = q[BAFU_Q_COS], row[5] = q[BAFU_Q_SPEED_RMS];
+  return 0;
+}
+
+/* Pilot: the step-size parameter (auto_decay, or control_speed under control)
+ * from a grid, by the mean training loss of the first 100 steps (rows logged
+ * every 20 steps; the test set is not used: 100 samples only, ignored). A
+ * diverging candidate is skipped. Returns the chosen value (0 if all diverge). */
+static double pilot(const bafu_train_config *base, const double *grid, size_t ng) {
+  double best = 0, best_loss = INFINITY;
+  for (size_t i = 0; i < ng; ++i) {
+    bafu_train_config cfg = *base;
+    if (cfg.control) cfg.control_speed = grid[i]; else cfg.auto_decay = grid[i];
+    cfg.epochs = 1;
+    cfg.log_every = 20;
+    cfg.test_size = 100;
+    curve cv = {.stop_after = 100};
+    const bafu_status st = bafu_train_run(&cfg, collect, &cv);
+    double mean = 0;
+    for (size_t k = 1; k < cv.n; ++k) mean += cv.v[6 * k + 3] / (double)(cv.n - 1); /* rows after step 0 */
+    free(cv.v);
+    if (!st && cv.n > 1 && isfinite(mean) && mean < best_loss) best_loss = mean, best = grid[i];
+  }
+  return best;
+}
+
+/* The benchmark rows quoted beside the results, read from the data set's README. */
+static void quote_benchmarks(bafu_table *t) {
+  const char *path = "/usr/share/doc/dataset-fashion-mnist/README.md.gz";
+  gzFile f = gzopen(path, "rb");
+  if (!f) {
+    bafu_table_meta(t, "published accuracies: %s not found", path);
+    return;
+  }
+  char line[2048];
+  while (gzgets(f, line, sizeof line)) {
+    if (strstr(line, "MLP 256-128-100") || strstr(line, "Human Performance")) {
+      line[strcspn(line, "\r\n")] = '\0';
+      char *cells[8];
+      int nc = 0;
+      for (char *tok = strtok(line, "|"); tok && nc < 8; tok = strtok(NULL, "|")) cells[nc++] = tok;
+      if (nc >= 3) bafu_table_meta(t, "published (%s): test accuracy%s", cells[0], nc >= 4 ? cells[2] : cells[1]);
+    }
+  }
+  gzclose(f);
+}
+
+static int fig8(const fig_ctx *c) {
+  static const char *const method[] = {"SP", "muP", "FSC", "FSC + control"};
+  const size_t depths_full[] = {64, 32, 8}, depths_quick[] = {8, 4};
+  const size_t *depths = c->quick ? depths_quick : depths_full, nd = c->quick ? 2 : 3, nruns = 4 * nd;
+  bafu_table *cv = open_table(c, "fig8_curves.dat", "Figure 8: training on Fashion-MNIST, test curves");
+  bafu_table *sm = open_table(c, "fig8_summary.dat", "Figure 8: training on Fashion-MNIST, final test accuracy");
+  if (!cv || !sm) return 1;
+  bafu_train_config base = bafu_train_config_default();
+  base.net.input_dim = 784;
+  base.net.width = c->quick ? 64 : 256;
+  base.epochs = c->quick ? 1 : 2;
+  base.train_size = c->quick ? 4096 : 0;
+  base.test_size = c->quick ? 1000 : 0;
+  base.log_every = c->quick ? 8 : 100;
+  base.seed = c->seed;
+  char desc[1024];
+  cli_net_describe(&base.net, desc, sizeof desc);
+  for (bafu_table *t = cv; t; t = t == cv ? sm : NULL) {
+    bafu_table_meta(t, "ReLU MLP, width %zu, batch %zu, %zu epochs, %s training images, %s test images, seed %llu",
+                    base.net.width, base.net.batch, base.epochs, c->quick ? "4096" : "all 60000",
+                    c->quick ? "1000" : "all 10000", (unsigned long long)c->seed);
+    bafu_table_meta(t, "SP, muP, FSC: the preset's group rates times the automatic global step (first-order decrease");
+    bafu_table_meta(t, "  a F at step 0, a from the pilot grid 0.01 0.03 0.1 0.3); FSC + control: per-layer rates from");
+    bafu_table_meta(t, "  target contributions at every step (|df_L|_rms = s per step, s from the pilot grid 0.2 0.5 1,");
+    bafu_table_meta(t, "  readout %g F; theory/presets.md 5). Pilot: 100 steps per candidate, the lowest mean training", base.control_rate);
+    bafu_table_meta(t, "  loss wins (no test data used); column 'param' is the chosen a or s");
+  }
+  quote_benchmarks(sm);
+  curve *cur = calloc(nruns, sizeof *cur);
+  bafu_status *st = calloc(nruns, sizeof *st);
+  double *param = calloc(nruns, sizeof *param);
+  char(*msg)[256] = calloc(nruns, sizeof *msg);
+  if (!cur || !st || !msg || !param) {
+    free(cur), free(st), free(msg), free(param);
+    return fail("figure 8");
+  }
+  progress(c, "figure 8: %zu training runs on %d threads", nruns, c->threads);
+  openblas_set_num_threads(1);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(c->threads)
+  for (size_t r = 0; r < nruns; ++r) {
+    bafu_train_config cfg = base;
+    cfg.net.depth = depths[r / 4];
+    const int m = (int)(r % 4);
+    const bafu_preset pr = m == 0 ? BAFU_PRESET_SP : m == 1 ? BAFU_PRESET_MUP : BAFU_PRESET_FSC;
+    cfg.control = m == 3;
+    static const double decays[] = {0.01, 0.03, 0.1, 0.3}, speeds[] = {0.2, 0.5, 1.0};
+    st[r] = bafu_preset_apply(&cfg.net, pr);
+    if (!st[r]) {
+      param[r] = cfg.control ? pilot(&cfg, speeds, 3) : pilot(&cfg, decays, 4);
+      if (param[r] == 0) {
+        st[r] = bafu_error(BAFU_ENUMERIC, "every pilot candidate diverged");
+      } else {
+        if (cfg.control) cfg.control_speed = param[r]; else cfg.auto_decay = param[r];
+        st[r] = bafu_train_run(&cfg, collect, &cur[r]);
+      }
+    }
+    if (st[r]) snprintf(msg[r], sizeof msg[r], "%s", bafu_last_error());
+    progress(c, "figure 8: depth %zu, %s: %s", cfg.net.depth, method[m], st[r] ? msg[r] : "done");
+  }
+  FILE *f = bafu_table_stream(cv), *g = bafu_table_stream(sm);
+  fprintf(g, "depth method param final_test_acc final_test_loss steps status\n");
+  int rc = 0;
+  for (size_t r = 0; r < nruns; ++r) {
+    const int m = (int)(r % 4);
+    fprintf(f, "%s# depth %zu, %s%s%s\nstep test_loss test_acc train_loss cos_theta_L feature_speed_rms_L\n",
+            r ? "\n\n" : "", depths[r / 4], method[m], st[r] ? ": " : "", st[r] ? msg[r] : "");
+    for (size_t i = 0; i < cur[r].n; ++i) {
+      const double *v = cur[r].v + 6 * i;
+      fprintf(f, "%.0f %.6g %.6g %.6g %.6g %.6g\n", v[0], v[1], v[2], v[3], v[4], v[5]);
+    }
+    if (st[r] && st[r] != BAFU_ENUMERIC) rc = 1; /* divergence is a result; other errors are failures */
+    const double *last = cur[r].n ? cur[r].v + 6 * (cur[r].n - 1) : NULL;
+    fprintf(g, "%zu \"%s\" %g %.4f %.4f %.0f %s\n", depths[r / 4], method[m], param[r], !st[r] && last ? last[2] : 0.0,
+            !st[r] && last ? last[1] : 0.0, last ? last[0] : 0.0, st[r] ? "diverged" : "ok");
+    free(cur[r].v);
+  }
+  for (size_t r = 0; r < nruns && rc; ++r)
+    if (st[r] && st[r] != BAFU_ENUMERIC) fprintf(stderr, "bafu figures: figure 8: %s\n", msg[r]);
+  free(cur), free(st), free(msg), free(param);
+  if (rc) return 1;
+  return finish(cv) || finish(sm);
+}
+
 /* mkdir -p */
 static int mkdir_p(const char *dir) {
   char buf[4096];
@@ -562,7 +719,7 @@ static int ensure_dir(const char *opt, const char *dir) {
 int cmd_figures(int argc, char **argv) {
   fig_ctx c = {.quick = 0, .threads = 2, .seed = 1, .data_dir = "data", .plot_dir = "plots",
                .scripts = BAFU_PLOTS_DIR, .argc = argc + 1, .argv = argv - 1, .t0 = now()};
-  int no_render = 0;
+  int no_render = 0, no_train = 0;
   cli_opt opts[] = {
       {"--quick", OPT_FLAG, &c.quick, NULL, "reduced widths and draws (same figures), about a minute", NULL, 0},
       {"--data-dir", OPT_STRING, &c.data_dir, "DIR", "where the data tables go [data]", NULL, 0},
@@ -573,6 +730,7 @@ int cmd_figures(int argc, char **argv) {
        0},
       {"--seed", OPT_U64, &c.seed, "X", "Monte Carlo stream seed [1]", NULL, 0},
       {"--no-render", OPT_FLAG, &no_render, NULL, "write the data tables only", NULL, 0},
+      {"--no-train", OPT_FLAG, &no_train, NULL, "skip figure 8 (training on Fashion-MNIST, ~10 minutes in full)", NULL, 0},
       {0},
   };
   int r = cli_parse("figures", usage, opts, argc, argv, 1, NULL, 0, NULL);
@@ -580,14 +738,15 @@ int cmd_figures(int argc, char **argv) {
   if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
     return r;
   progress(&c, "bafu figures (%s): data in %s, images in %s", c.quick ? "quick" : "full", c.data_dir, c.plot_dir);
-  if (fig1(&c) || fig2(&c) || fig3(&c) || fig4(&c) || fig4_w1(&c) || fig5(&c) || fig6(&c) || fig7(&c)) {
+  if (fig1(&c) || fig2(&c) || fig3(&c) || fig4(&c) || fig4_w1(&c) || fig5(&c) || fig6(&c) || fig7(&c) ||
+      (!no_train && fig8(&c))) {
     abort_open_tables();
     return 1;
   }
   if (!no_render) {
     const char *figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch", "fig4_spectra", "fig5_width",
-                          "fig6_feature_speed", "fig7_sensitivity"};
-    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; ++i)
+                          "fig6_feature_speed", "fig7_sensitivity", "fig8_training"};
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0] - (size_t)no_train; ++i)
       if (render(&c, figs[i])) return 1;
   }
   progress(&c, "done");
