@@ -18,7 +18,7 @@ bafu_train_config bafu_train_config_default(void) {
                          .lr = 0,
                          .control = 0,
                          .control_rate = 0.1,
-                         .control_speed = 0.5,
+                         .control_speed = 0.35,
                          .auto_decay = 0.5,
                          .forward_norm = 0,
                          .backward_norm = 0,
@@ -223,9 +223,9 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
 /* The layer rates of a step, after its backward pass.
  * Control (theory/presets.md 5): the body layers (all but the readout) share
  * their total contribution D_body evenly, with D_body chosen so that the last
- * hidden layer moves at |df_L|_rms = control_speed (the tangent is linear in
- * the body's rates: one tangent pass at D_body = 1 gives the factor); the
- * readout's target is gamma F. Otherwise: the group rates times the global
+ * hidden layer moves at |df_L|_rms = control_speed |f_L|_rms (the tangent is
+ * linear in the body's rates: one tangent pass at D_body = 1 gives the
+ * factor); the readout's target is gamma F. Otherwise: the group rates times the global
  * step, which if 0 is set at the first call so that the first-order decrease
  * is auto_decay F. */
 static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F, const double *lr0, double *step_size,
@@ -241,8 +241,9 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     bafu_net_measure(net, q);
     const double unit = q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS];
     if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "--control: the last hidden layer does not move");
+    const double target = c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
     for (size_t j = 0; j + 1 < J; ++j)
-      if ((st = bafu_net_set_layer_contribution(net, j, c->control_speed / unit / body))) return st;
+      if ((st = bafu_net_set_layer_contribution(net, j, target / unit / body))) return st;
     return bafu_net_set_layer_contribution(net, J - 1, c->control_rate * F);
   }
   if (*step_size == 0) {
@@ -266,8 +267,8 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
   size_t *perm = NULL;
   gsl_rng *rng = NULL;
   if (c->data == BAFU_DATA_FASHION_MNIST) {
-    /* pixel mean and sd of the Fashion-MNIST training set, computed from it (the
-       whole set, whatever train_size) by load_fashion's caller below */
+    /* standardise with the pixel mean and sd of the whole training set (whatever
+       train_size), so that a slice sees the same inputs as the full run */
     bafu_dataset all;
     if ((st = bafu_fashion_mnist_load(c->data_dir, 0, 0, &all))) goto done;
     const size_t n = all.rows * all.cols * all.count;

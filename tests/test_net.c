@@ -86,6 +86,16 @@ static double rel_diff(size_t count, const double *a, const double *b) {
   return sqrt(num / den);
 }
 
+/* The first-order loss decrease per unit step, -(F(h) - F(-h)) / 2h, from two
+ * actual steps of size +-h (error O(h^2)). */
+static double fd_decrease(bafu_net *net, double h) {
+  ck_assert_ok(bafu_net_step(net, h));
+  const double Fp = bafu_net_step_loss(net);
+  ck_assert_ok(bafu_net_step(net, -h));
+  const double Fm = bafu_net_step_loss(net);
+  return -(Fp - Fm) / (2 * h);
+}
+
 /* Gradients: every weight entry checked against a central difference of F,
  * h = 1e-6: truncation O(h^2 |F'''|) ~ 1e-12 and rounding ~ eps|F|/h ~ 1e-10
  * relative; tolerance 1e-6 leaves margin but catches any wrong factor. */
@@ -235,11 +245,7 @@ START_TEST(test_loss_decay) {
   const double D = q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY];
   const double F0 = bafu_net_loss(net);
   const double h = 1e-6 * fabs(F0) / D;
-  ck_assert_ok(bafu_net_step(net, h));
-  const double Fp = bafu_net_step_loss(net);
-  ck_assert_ok(bafu_net_step(net, -h));
-  const double Fm = bafu_net_step_loss(net);
-  ck_assert_close(-(Fp - Fm) / (2 * h), D, 1e-6, 0);
+  ck_assert_close(fd_decrease(net, h), D, 1e-6, 0);
   /* and the contributions, recomputed from the explicit gradients */
   double Dsum = 0;
   for (size_t j = 0; j < J; ++j) {
@@ -593,11 +599,7 @@ START_TEST(test_backward_norm) {
     for (size_t j = 0; j < J; ++j)
       if (j != k) bafu_net_set_layer_lr(net, j, 0);
     const double h = 1e-6 * fabs(F0) / Ck;
-    ck_assert_ok(bafu_net_step(net, h));
-    const double Fp = bafu_net_step_loss(net);
-    ck_assert_ok(bafu_net_step(net, -h));
-    const double Fm = bafu_net_step_loss(net);
-    ck_assert_close(-(Fp - Fm) / (2 * h), Ck, 1e-6, 0);
+    ck_assert_close(fd_decrease(net, h), Ck, 1e-6, 0);
     for (size_t j = 0; j < J; ++j) bafu_net_set_layer_lr(net, j, lr[j]);
   }
   double total = 0;
@@ -610,11 +612,7 @@ START_TEST(test_backward_norm) {
   for (size_t j = 0; j < J; ++j)
     ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_CONTRIB], 0.01 * (double)(j + 1), 1e-8, 0);
   const double h = 1e-6 * fabs(F0) / total;
-  ck_assert_ok(bafu_net_step(net, h));
-  const double Fp = bafu_net_step_loss(net);
-  ck_assert_ok(bafu_net_step(net, -h));
-  const double Fm = bafu_net_step_loss(net);
-  ck_assert_close(-(Fp - Fm) / (2 * h), total, 1e-6, 0);
+  ck_assert_close(fd_decrease(net, h), total, 1e-6, 0);
   free(q);
   free(qr);
   bafu_net_free(ref);
@@ -647,11 +645,7 @@ START_TEST(test_control_targets) {
   ck_assert_close(q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY], total, 1e-8, 0);
   for (size_t j = 0; j < J; ++j) ck_assert(q[j * BAFU_Q_COUNT + BAFU_Q_IDRES] < 1e-10);
   const double h = 1e-6 * fabs(bafu_net_loss(net)) / total;
-  ck_assert_ok(bafu_net_step(net, h));
-  const double Fp = bafu_net_step_loss(net);
-  ck_assert_ok(bafu_net_step(net, -h));
-  const double Fm = bafu_net_step_loss(net);
-  ck_assert_close(-(Fp - Fm) / (2 * h), total, 1e-6, 0);
+  ck_assert_close(fd_decrease(net, h), total, 1e-6, 0);
   free(q);
   bafu_net_free(net);
 }

@@ -21,8 +21,8 @@ typedef struct {
 
 /* Every row: the identity residual; under control, each body layer's
  * contribution is D_body / J_body, the readout's gamma F, and the last hidden
- * layer moves at exactly control_speed (rows logged at every step, so the
- * row's loss is the step's F). */
+ * layer moves at exactly control_speed |f_L|_rms (rows logged at every step,
+ * so the row's loss is the step's F). */
 static int check_row(const bafu_train_row *r, void *ctx) {
   stats *s = ctx;
   if (s->rows == 0) s->first_test_loss = r->test_loss;
@@ -45,9 +45,9 @@ static int check_row(const bafu_train_row *r, void *ctx) {
     snprintf(s->why, sizeof s->why, "step %zu readout: C = %.17g, target %.17g", r->step, Cout, want_out);
     s->bad = 1;
   }
-  const double speed = r->q[(J - 2) * Q + BAFU_Q_SPEED_RMS];
-  if (fabs(speed - s->control_speed) > 1e-8 * s->control_speed) {
-    snprintf(s->why, sizeof s->why, "step %zu: |df_L|_rms = %.17g, target %.17g", r->step, speed, s->control_speed);
+  const double speed = r->q[(J - 2) * Q + BAFU_Q_SPEED_RMS], want = s->control_speed * r->q[(J - 2) * Q + BAFU_Q_FRMS];
+  if (fabs(speed - want) > 1e-8 * want) {
+    snprintf(s->why, sizeof s->why, "step %zu: |df_L|_rms = %.17g, target %.17g", r->step, speed, want);
     s->bad = 1;
   }
   return 0;

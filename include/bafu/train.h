@@ -28,7 +28,7 @@ typedef struct {
   int control;          /* per-layer rates from target contributions at every step (then lr must be 0) */
   double control_rate;  /* gamma: the readout's target contribution gamma F */
   double control_speed; /* control: the body layers' even contributions are scaled so that the last
-                           hidden layer moves at |df_L|_rms = control_speed per step */
+                           hidden layer moves at |df_L|_rms = control_speed |f_L|_rms per step */
   double forward_norm;  /* rho > 0: forward normalisation of every plain layer (0: off) */
   double backward_norm; /* r > 0: backward normalisation of every hidden signal (0: off) */
   size_t train_size;    /* samples used for training: 0 = all (Fashion-MNIST) or 8192 (teacher) */
@@ -40,7 +40,7 @@ typedef struct {
 } bafu_train_config;
 
 /* Defaults: Fashion-MNIST, 2 epochs, automatic lr (decrease 0.5 F), control
- * off (gamma 0.1, speed 0.5), log every 100 steps, seed 1, teacher 256 x 2;
+ * off (gamma 0.1, relative speed 0.35), log every 100 steps, seed 1, teacher 256 x 2;
  * net = bafu_net_params_default() with batch 64 and the xent signal. */
 bafu_train_config bafu_train_config_default(void);
 

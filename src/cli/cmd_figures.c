@@ -625,7 +625,8 @@ static int fig8(const fig_ctx *c) {
                     c->quick ? "1000" : "all 10000", (unsigned long long)c->seed);
     bafu_table_meta(t, "SP, muP, FSC: the preset's group rates times the automatic global step (first-order decrease");
     bafu_table_meta(t, "  a F at step 0, a from the pilot grid 0.01 0.03 0.1 0.3); FSC + control: per-layer rates from");
-    bafu_table_meta(t, "  target contributions at every step (|df_L|_rms = s per step, s from the pilot grid 0.2 0.5 1,");
+    bafu_table_meta(t, "  target contributions at every step (|df_L|_rms = s |f_L|_rms per step, s from the pilot grid");
+    bafu_table_meta(t, "  0.1 0.2 0.35 0.6,");
     bafu_table_meta(t, "  readout %g F; theory/presets.md 5). Pilot: 100 steps per candidate, the lowest mean training", base.control_rate);
     bafu_table_meta(t, "  loss wins (no test data used); column 'param' is the chosen a or s");
   }
@@ -647,10 +648,10 @@ static int fig8(const fig_ctx *c) {
     const int m = (int)(r % 4);
     const bafu_preset pr = m == 0 ? BAFU_PRESET_SP : m == 1 ? BAFU_PRESET_MUP : BAFU_PRESET_FSC;
     cfg.control = m == 3;
-    static const double decays[] = {0.01, 0.03, 0.1, 0.3}, speeds[] = {0.2, 0.5, 1.0};
+    static const double decays[] = {0.01, 0.03, 0.1, 0.3}, speeds[] = {0.1, 0.2, 0.35, 0.6};
     st[r] = bafu_preset_apply(&cfg.net, pr);
     if (!st[r]) {
-      param[r] = cfg.control ? pilot(&cfg, speeds, 3) : pilot(&cfg, decays, 4);
+      param[r] = cfg.control ? pilot(&cfg, speeds, 4) : pilot(&cfg, decays, 4);
       if (param[r] == 0) {
         st[r] = bafu_error(BAFU_ENUMERIC, "every pilot candidate diverged");
       } else {

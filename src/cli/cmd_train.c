@@ -28,7 +28,7 @@ static const char usage[] =
     "step 0 so that the first-order loss decrease is A F (A = --auto-decay). --control\n"
     "instead sets every layer's rate at every step from target contributions: the body\n"
     "layers share D_body evenly, D_body chosen so that the last hidden layer moves by\n"
-    "|df_L|_rms = --control-speed, and the readout's target is gamma F (gamma =\n"
+    "|df_L|_rms = S |f_L|_rms (S = --control-speed), and the readout's target is gamma F (gamma =\n"
     "--control-rate; theory/presets.md 5). --forward-norm RHO holds |f_l|_rms = RHO in every plain\n"
     "layer; --backward-norm R rescales every hidden backward signal to norm R\n"
     "(theory/engine.md 6).\n"
@@ -88,7 +88,7 @@ int cmd_train(int argc, char **argv) {
       {"--control", OPT_FLAG, &cfg.control, NULL, "per-layer rates from target contributions at every step", NULL, 0},
       {"--auto-decay", OPT_DOUBLE, &cfg.auto_decay, "A", "--lr 0: global step with first-order decrease A F at step 0 [0.5]", NULL, 0},
       {"--control-rate", OPT_DOUBLE, &cfg.control_rate, "G", "--control: readout target contribution G F [0.1]", NULL, 0},
-      {"--control-speed", OPT_DOUBLE, &cfg.control_speed, "S", "--control: last hidden layer moves by |df_L|_rms = S per step [0.5]", NULL, 0},
+      {"--control-speed", OPT_DOUBLE, &cfg.control_speed, "S", "--control: last hidden layer moves by S |f_L|_rms (rms) per step [0.35]", NULL, 0},
       {"--forward-norm", OPT_DOUBLE, &cfg.forward_norm, "RHO", "hold |f_l|_rms = RHO in plain layers; 0 off [0]", NULL, 0},
       {"--backward-norm", OPT_DOUBLE, &cfg.backward_norm, "R", "rescale hidden backward signals to norm R; 0 off [0]", NULL, 0},
       {"--train-size", OPT_SIZE, &cfg.train_size, "N", "training samples used [all; teacher 8192]", NULL, 0},
