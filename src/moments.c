@@ -283,7 +283,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     if (out[i].cos_spectral > 1) out[i].cos_spectral = 1;
     back *= out[i].p1;
   }
-  /* loss decay and sensitivity (section 5): E|b_top|^2 = 1 (probe) or
+  /* loss decay and sensitivity (theory/presets.md 2): E|b_top|^2 = 1 (probe) or
    * k (Var y + 1) (mse, N(0, 1) targets); E C_l = c_l E|b_l|^2 */
   const double btop = p->signal == BAFU_SIGNAL_MSE ? (double)p->outputs * (out[J - 1].q + 1) : 1.0;
   double D = 0;

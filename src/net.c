@@ -191,10 +191,11 @@ static size_t doubles_needed(const bafu_net_params *p, size_t lqrwork) {
   const size_t n = p->width, d = input_dim(p), m = p->batch, k = p->outputs;
   const size_t depth = p->depth;
   const size_t max_dim = n > d ? n : d;
-  /* per layer: W (n x max(n,d) at most), F, B, dF, Fs (n x m), G, Dp (max_dim x m), GG, BB */
-  size_t per = sat_add(sat_mul(4, sat_mul(n, m)), sat_mul(2, sat_mul(max_dim, m)));
+  const size_t rows = k > n && p->signal != BAFU_SIGNAL_PROBE ? k : n; /* fan_out: n, or k for a wide readout */
+  /* per layer: W (rows x max(n,d) at most), F, B, dF, Fs (rows x m), G, Dp (max_dim x m), GG, BB */
+  size_t per = sat_add(sat_mul(4, sat_mul(rows, m)), sat_mul(2, sat_mul(max_dim, m)));
   per = sat_add(per, sat_mul(2, sat_mul(m, m)));
-  if (!p->regenerate) per = sat_add(per, sat_mul(n, max_dim));
+  if (!p->regenerate) per = sat_add(per, sat_mul(rows, max_dim));
   size_t total = sat_mul(sat_add(depth, 2), per);
   if (p->regenerate) total = sat_add(total, sat_mul(n, max_dim)); /* the one shared weight buffer */
   total = sat_add(total, sat_mul(d, m));                 /* X */
@@ -523,7 +524,7 @@ bafu_status bafu_net_forward(bafu_net *net) {
       memcpy(Ly->F, prev, Ly->fan_out * m * sizeof(double));
       mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), Ly->G, 1.0, Ly->F, m);
     } else if (net->fnorm > 0 && !net->fnorm_frozen && !is_readout(net, j)) {
-      /* forward normalisation (theory/engine.md 5.2): a_j = target / |W g|_rms */
+      /* forward normalisation (theory/engine.md 6.4): a_j = target / |W g|_rms */
       const size_t cnt = Ly->fan_out * m;
       mat_apply(0, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->G, 0.0, Ly->F, m);
       const double rms = cblas_dnrm2((int)cnt, Ly->F, 1) / sqrt((double)cnt);
@@ -598,7 +599,7 @@ bafu_status bafu_net_backward(bafu_net *net) {
     layer *Ly = &net->layers[j];
     gram(Ly->fan_out, m, Ly->B, Ly->B, Ly->BB);
     /* |grad|^2 = s^2 |B G^T|_F^2 = s^2 sum_ab (B^T B)_ab (G^T G)_ab for the
-     * stored B; C_j = lr <true grad, update> = lr |grad|^2 / R_j (section 5.3) */
+     * stored B; C_j = lr <true grad, update> = lr |grad|^2 / R_j (theory/engine.md 6.5) */
     double c = 0;
     for (size_t a = 0; a < m * m; ++a) c += Ly->BB[a] * Ly->GG[a];
     Ly->gsq = Ly->scale * Ly->scale * c;
@@ -728,7 +729,7 @@ bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
   return BAFU_OK;
 }
 
-/* In-place step W_j -= eta lr_j s_j B_j G_j^T (theory/engine.md 5.1): one
+/* In-place step W_j -= eta lr_j s_j B_j G_j^T (theory/engine.md 6.1): one
  * rank-m dger/dgemm per layer, no stored gradient. */
 bafu_status bafu_net_update(bafu_net *net, double eta) {
   if (net->p.regenerate) return bafu_error(BAFU_EINVAL, "--regenerate: weights are not stored, so they cannot be trained");
@@ -762,7 +763,7 @@ bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double targ
   if (target > 0 && !(Ly->gsq > 0))
     return bafu_error(BAFU_ENUMERIC, "layer %d has a zero gradient: no learning rate reaches the target contribution",
                       Ly->label);
-  /* C_j = lr |grad~|^2 / R_j (sections 6.3, 6.5) */
+  /* C_j = lr |grad~|^2 / R_j (theory/engine.md 6.3, 6.5) */
   bafu_net_set_layer_lr(net, j, target > 0 ? target * Ly->bscale / Ly->gsq : 0.0);
   return BAFU_OK;
 }

@@ -190,6 +190,7 @@ static bafu_status check_config(const bafu_train_config *c) {
     if (p->inputs != BAFU_INPUTS_GAUSSIAN) return bafu_error(BAFU_EINVAL, "--inputs: Fashion-MNIST inputs are dense");
   } else {
     if (p->signal != BAFU_SIGNAL_MSE) return bafu_error(BAFU_EINVAL, "--loss: the teacher-student task is a regression (--loss mse)");
+    if (p->inputs != BAFU_INPUTS_GAUSSIAN) return bafu_error(BAFU_EINVAL, "--inputs: the teacher's inputs are dense N(0, I)");
     if (c->teacher_width < 1 || c->teacher_depth < 1)
       return bafu_error(BAFU_EINVAL, "--teacher-width/--teacher-depth: must be positive integers");
   }
@@ -208,7 +209,9 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
   bafu_net_set_inputs(net, xb);
   bafu_net_set_targets(net, tb);
   if ((*st = bafu_net_forward(net)) || (*st = bafu_net_backward(net))) {
-    *st = bafu_error(BAFU_ENUMERIC, "training diverged: %s", bafu_last_error());
+    char why[512]; /* bafu_error writes the buffer bafu_last_error reads */
+    snprintf(why, sizeof why, "%s", bafu_last_error());
+    *st = bafu_error(BAFU_ENUMERIC, "training diverged: %s", why);
     return NAN;
   }
   if (s->label) {
@@ -311,6 +314,12 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
   if ((st = bafu_net_draw(net, c->seed, 0))) goto done;
   if ((st = bafu_net_set_forward_norm(net, c->forward_norm, 0)) || (st = bafu_net_set_backward_norm(net, c->backward_norm)))
     goto done;
+  if (c->forward_norm > 0) { /* the scales of the first training batch, for the step-0 evaluation */
+    double unused = 0;
+    gsl_ran_shuffle(rng, perm, tr.count, sizeof *perm);
+    batch_pass(net, &tr, perm, m, xb, tb, cls, &unused, &st);
+    if (st) goto done;
+  }
   const size_t per_epoch = tr.count / m, total = per_epoch * c->epochs;
   double step_size = c->control ? 1.0 : c->lr;
   double loss_sum = 0, acc_sum = 0, F0 = 0;

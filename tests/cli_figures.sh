@@ -11,7 +11,7 @@ if ! "$BAFU" figures --quick --data-dir "$dir/data" --plot-dir "$dir/plots" 2>"$
   echo "FAIL: bafu figures --quick exited non-zero"; cat "$dir/log"; exit 1
 fi
 tables=("$dir"/data/*.dat)
-[[ ${#tables[@]} -ge 17 ]] && passes=$((passes + 1)) || { echo "FAIL: only ${#tables[@]} tables"; fails=$((fails + 1)); }
+[[ ${#tables[@]} -ge 21 ]] && passes=$((passes + 1)) || { echo "FAIL: only ${#tables[@]} tables"; fails=$((fails + 1)); }
 for t in "${tables[@]}"; do
   # every non-comment, non-blank line: either a header (first after a comment
   # block) or numbers; the numeric rows match the header's field count
@@ -26,7 +26,7 @@ for t in "${tables[@]}"; do
     echo "FAIL: table $t does not parse"; fails=$((fails + 1))
   fi
 done
-for f in fig1_angle_vs_layer fig2_angle_vs_depth fig3_limit_vs_branch fig4_spectra fig5_width fig6_feature_speed; do
+for f in fig1_angle_vs_layer fig2_angle_vs_depth fig3_limit_vs_branch fig4_spectra fig5_width fig6_feature_speed fig7_sensitivity fig8_training; do
   for ext in png pdf; do
     if [[ -s "$dir/plots/$f.$ext" ]]; then passes=$((passes + 1)); else echo "FAIL: $f.$ext missing"; fails=$((fails + 1)); fi
   done

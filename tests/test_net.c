@@ -713,6 +713,23 @@ START_TEST(test_onehot_draws) {
 }
 END_TEST
 
+/* A readout wider than the network (k > n): the workspace is sized for it
+ * (this aborted before), and the identity holds. */
+START_TEST(test_wide_readout) {
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0};
+  bafu_net_params p = small_params(&c, 4, 2);
+  p.outputs = 13;
+  bafu_net *net = make_net(&c, &p, 10);
+  const size_t J = bafu_net_nlayers(net);
+  double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
+  bafu_net_measure(net, q);
+  for (size_t j = 0; j < J; ++j) ck_assert(q[j * BAFU_Q_COUNT + BAFU_Q_IDRES] < 1e-10);
+  ck_assert_ok(bafu_net_update(net, 0.1));
+  free(q);
+  bafu_net_free(net);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("net");
   TCase *tc = tcase_create("passes");
@@ -738,6 +755,7 @@ static Suite *suite(void) {
   tcase_add_test(tm, test_forward_norm);
   tcase_add_test(tm, test_backward_norm);
   tcase_add_test(tm, test_onehot_draws);
+  tcase_add_test(tm, test_wide_readout);
   suite_add_tcase(s, tm);
   return s;
 }

@@ -123,13 +123,15 @@ bafu_status bafu_net_tangent(bafu_net *net);
 bafu_status bafu_net_step(bafu_net *net, double eta);
 bafu_status bafu_net_run(bafu_net *net);
 
-/* Training (theory/engine.md 5). bafu_net_update applies the step to the
+/* Training (theory/engine.md 6). bafu_net_update applies the step to the
  * weights in place, W_j -= eta lr_j s_j b_j g_j^T (a rank-m product, never a
  * stored gradient), after bafu_net_backward. Needs stored weights (not
  * p.regenerate). The layer learning rate can be overridden per layer
  * (bafu_net_set_layer_lr also rescales the stored contribution C_j, so a
  * measurement after it reports the new C_j); bafu_net_layer_grad_sq is
- * |grad_{W_j} F|^2 for the signals of the last backward pass. */
+ * |s_j b_j g_j^T|^2 for the stored signals of the last backward pass: the
+ * squared gradient norm, or R_j^2 times it under backward normalisation
+ * (the update direction's norm, theory/engine.md 6.5). */
 bafu_status bafu_net_update(bafu_net *net, double eta);
 void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr);
 double bafu_net_layer_grad_sq(const bafu_net *net, size_t j);
@@ -138,13 +140,13 @@ double bafu_net_layer_grad_sq(const bafu_net *net, size_t j);
  * (theory/engine.md 6.3, with backward normalisation 6.5). BAFU_ENUMERIC if
  * the layer's gradient is zero and target > 0. */
 bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double target);
-/* Forward normalisation (theory/engine.md 5.2): with target > 0 every plain
+/* Forward normalisation (theory/engine.md 6.4): with target > 0 every plain
  * layer (MLP layers and the ResNet embedding, not the readout) gets a scale
  * a_j, reset in each forward pass so that |f_j|_rms = target on the batch and
  * held constant by the other passes; frozen = 1 keeps the last scales (for
  * evaluation). target = 0 switches it off (scales back to 1). */
 bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen);
-/* Backward normalisation (theory/engine.md 5.3): with target > 0 the backward
+/* Backward normalisation (theory/engine.md 6.5): with target > 0 the backward
  * pass rescales every hidden signal b_j (not the top one) to |b_j| = target
  * before propagating it further; the forward pass is unchanged. The
  * measurements still report the true gradient quantities (|b_j|, C_j and D_j

@@ -58,12 +58,12 @@ static double now(void) {
 }
 
 static void progress(const fig_ctx *c, const char *fmt, ...) {
+  char line[1024];
   va_list ap;
   va_start(ap, fmt);
-  fprintf(stderr, "[%7.1f s] ", now() - c->t0);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
+  fprintf(stderr, "[%7.1f s] %s\n", now() - c->t0, line); /* one write: figure 8's threads do not mix lines */
 }
 
 /* Tables opened and not yet committed: aborted (temporary files removed) if a
@@ -560,11 +560,13 @@ static int collect(const bafu_train_row *r, void *ctx) {
 }
 
 /* Pilot: the step-size parameter (auto_decay, or control_speed under control)
- * from a grid, by the mean training loss of the first 100 steps (rows logged
- * every 20 steps; the test set is not used: 100 samples only, ignored). A
- * diverging candidate is skipped. Returns the chosen value (0 if all diverge). */
-static double pilot(const bafu_train_config *base, const double *grid, size_t ng) {
-  double best = 0, best_loss = INFINITY;
+ * from a grid, by the mean training loss of the rows logged at steps 20, 40,
+ * 60, 80 (each the mean over the 20 steps before it; the test set is not
+ * used: 100 samples only, ignored). A diverging candidate (BAFU_ENUMERIC) is
+ * skipped; any other error is returned. *best is 0 if all diverge. */
+static bafu_status pilot(const bafu_train_config *base, const double *grid, size_t ng, double *best) {
+  double best_loss = INFINITY;
+  *best = 0;
   for (size_t i = 0; i < ng; ++i) {
     bafu_train_config cfg = *base;
     if (cfg.control) cfg.control_speed = grid[i]; else cfg.auto_decay = grid[i];
@@ -576,9 +578,10 @@ static double pilot(const bafu_train_config *base, const double *grid, size_t ng
     double mean = 0;
     for (size_t k = 1; k < cv.n; ++k) mean += cv.v[6 * k + 3] / (double)(cv.n - 1); /* rows after step 0 */
     free(cv.v);
-    if (!st && cv.n > 1 && isfinite(mean) && mean < best_loss) best_loss = mean, best = grid[i];
+    if (st && st != BAFU_ENUMERIC) return st;
+    if (!st && cv.n > 1 && isfinite(mean) && mean < best_loss) best_loss = mean, *best = grid[i];
   }
-  return best;
+  return BAFU_OK;
 }
 
 /* The benchmark rows quoted beside the results, read from the data set's README. */
@@ -650,8 +653,8 @@ static int fig8(const fig_ctx *c) {
     cfg.control = m == 3;
     static const double decays[] = {0.01, 0.03, 0.1, 0.3}, speeds[] = {0.1, 0.2, 0.35, 0.6};
     st[r] = bafu_preset_apply(&cfg.net, pr);
+    if (!st[r]) st[r] = cfg.control ? pilot(&cfg, speeds, 4, &param[r]) : pilot(&cfg, decays, 4, &param[r]);
     if (!st[r]) {
-      param[r] = cfg.control ? pilot(&cfg, speeds, 4) : pilot(&cfg, decays, 4);
       if (param[r] == 0) {
         st[r] = bafu_error(BAFU_ENUMERIC, "every pilot candidate diverged");
       } else {
@@ -663,7 +666,9 @@ static int fig8(const fig_ctx *c) {
     progress(c, "figure 8: depth %zu, %s: %s", cfg.net.depth, method[m], st[r] ? msg[r] : "done");
   }
   FILE *f = bafu_table_stream(cv), *g = bafu_table_stream(sm);
-  fprintf(g, "depth method param final_test_acc final_test_loss steps status\n");
+  bafu_table_meta(sm, "method: 0 SP, 1 muP, 2 FSC, 3 FSC + control; param: the pilot's choice; diverged: 1 if the");
+  bafu_table_meta(sm, "  run stopped (its accuracy and loss columns are then 0; the reason is in fig8_curves.dat)");
+  fprintf(g, "depth method param final_test_acc final_test_loss steps diverged\n");
   int rc = 0;
   for (size_t r = 0; r < nruns; ++r) {
     const int m = (int)(r % 4);
@@ -675,8 +680,8 @@ static int fig8(const fig_ctx *c) {
     }
     if (st[r] && st[r] != BAFU_ENUMERIC) rc = 1; /* divergence is a result; other errors are failures */
     const double *last = cur[r].n ? cur[r].v + 6 * (cur[r].n - 1) : NULL;
-    fprintf(g, "%zu \"%s\" %g %.4f %.4f %.0f %s\n", depths[r / 4], method[m], param[r], !st[r] && last ? last[2] : 0.0,
-            !st[r] && last ? last[1] : 0.0, last ? last[0] : 0.0, st[r] ? "diverged" : "ok");
+    fprintf(g, "%zu %d %g %.4f %.4f %.0f %d\n", depths[r / 4], m, param[r], !st[r] && last ? last[2] : 0.0,
+            !st[r] && last ? last[1] : 0.0, last ? last[0] : 0.0, st[r] != 0);
     free(cur[r].v);
   }
   for (size_t r = 0; r < nruns && rc; ++r)
