@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# install_test.sh BUILD_DIR SOURCE_DIR: cmake --install into a temporary prefix,
+# then build tests/consumer/example.c against the installed copy twice, with
+# pkg-config (shared library) and with CMake's find_package (static library),
+# and run both; check that the manual pages and headers are installed.
+set -u
+build=${1:?usage: install_test.sh BUILD_DIR SOURCE_DIR} src=${2:?}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fails=0 passes=0
+ok() { passes=$((passes + 1)); }
+bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
+if cmake --install "$build" --prefix "$dir/prefix" >"$dir/install.log" 2>&1; then ok; else bad "cmake --install"; cat "$dir/install.log"; exit 1; fi
+p=$dir/prefix
+for f in bin/bafu include/bafu/net.h include/bafu/train.h share/man/man1/bafu.1 share/man/man3/libbafu.3; do
+  [[ -s $p/$f ]] && ok || bad "$f not installed"
+done
+lib=$(ls -d "$p"/lib*/ | head -1)
+[[ -e $lib/libbafu.a && -e $lib/libbafu.so ]] && ok || bad "libbafu.a and libbafu.so not both installed in $lib"
+# the manual pages render and document every subcommand
+if man -l "$p/share/man/man1/bafu.1" 2>/dev/null | grep -q "bafu train" || grep -q '^\.SS bafu train' "$p/share/man/man1/bafu.1"; then ok; else bad "bafu.1 lacks bafu train"; fi
+grep -q 'bafu_net_update' "$p/share/man/man3/libbafu.3" && ok || bad "libbafu.3 lacks bafu_net_update"
+# pkg-config, shared library
+export PKG_CONFIG_PATH=$lib/pkgconfig
+if cc -std=c11 -O2 -o "$dir/ex_pc" "$src/tests/consumer/example.c" $(pkg-config --cflags --libs bafu) -lm 2>"$dir/cc.log"; then
+  if LD_LIBRARY_PATH=$lib "$dir/ex_pc"; then ok; else bad "pkg-config build: the example failed"; fi
+  ldd "$dir/ex_pc" | grep -q "$lib/libbafu.so" 2>/dev/null || LD_LIBRARY_PATH=$lib ldd "$dir/ex_pc" | grep -q "libbafu.so" && ok || bad "pkg-config build does not use libbafu.so"
+else
+  bad "pkg-config build"; cat "$dir/cc.log"
+fi
+# CMake find_package, static library
+if cmake -S "$src/tests/consumer" -B "$dir/cb" -DCMAKE_PREFIX_PATH="$p" >"$dir/cm.log" 2>&1 &&
+   cmake --build "$dir/cb" >>"$dir/cm.log" 2>&1; then
+  if "$dir/cb/example"; then ok; else bad "CMake build: the example failed"; fi
+else
+  bad "CMake build"; cat "$dir/cm.log"
+fi
+echo "install_test: $passes passed, $fails failed"
+[[ $fails -eq 0 ]]
