@@ -3,6 +3,7 @@
 #include "bafu/table.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,48 @@ struct bafu_table {
   char *path; /* final path, NULL for stdout */
   char *tmp;  /* temporary path */
 };
+
+/* Interrupted runs: the temporary files of the tables not yet committed are
+ * registered here, and SIGINT, SIGTERM and SIGHUP remove them (unlink is
+ * async-signal-safe) before the signal takes its default course. The final
+ * path is only ever written by rename(), so an earlier complete table under
+ * that name stays as it was. */
+#define PENDING_MAX 64
+static char *volatile pending[PENDING_MAX];
+
+static void on_signal(int sig) {
+  for (int i = 0; i < PENDING_MAX; ++i)
+    if (pending[i]) unlink(pending[i]);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+static void pending_add(char *tmp) {
+  static int installed;
+  if (!installed) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; ++i) {
+      struct sigaction old;
+      /* leave a signal alone if the caller ignores it (nohup) or handles it */
+      if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL);
+    }
+    installed = 1;
+  }
+  for (int i = 0; i < PENDING_MAX; ++i)
+    if (!pending[i]) {
+      pending[i] = tmp;
+      return;
+    }
+}
+
+static void pending_remove(const char *tmp) {
+  for (int i = 0; i < PENDING_MAX; ++i)
+    if (pending[i] == tmp) pending[i] = NULL;
+}
 
 bafu_status bafu_table_open(const char *path, bafu_table **out) {
   *out = NULL;
@@ -53,11 +96,13 @@ bafu_status bafu_table_open(const char *path, bafu_table **out) {
     free(t);
     return st;
   }
+  pending_add(t->tmp);
   fchmod(fd, 0644);
   t->f = fdopen(fd, "w");
   if (!t->f) {
     bafu_status st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
     close(fd);
+    pending_remove(t->tmp);
     unlink(t->tmp);
     free(t->path);
     free(t->tmp);
@@ -91,6 +136,7 @@ void bafu_table_provenance(bafu_table *t, int argc, char **argv) {
 }
 
 static void table_release(bafu_table *t) {
+  if (t->tmp) pending_remove(t->tmp);
   free(t->path);
   free(t->tmp);
   free(t);
