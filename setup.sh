@@ -2,7 +2,9 @@
 # setup.sh: one-command set-up for bafu on a fresh Debian machine.
 #
 #   ./setup.sh run    install packages, build, and regenerate every figure
-#   ./setup.sh test   install packages, build, and run the test suite
+#   ./setup.sh test   install packages, build, and run the test suite, then the
+#                     unit and command-line tests again in an AddressSanitizer +
+#                     UBSan build (build-asan/)
 #   ./setup.sh deps   only install the Debian packages
 #   ./setup.sh build  install packages and build
 #
@@ -39,6 +41,13 @@ case "${1:-run}" in
   test)
     deps; build
     ctest --test-dir build --output-on-failure -j"$(nproc)"
+    # sanitizers: the same tests but the long Monte Carlo validation, the
+    # figures run and the install test (which builds against the release copy)
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Asan >/dev/null
+    cmake --build build-asan -j"$(nproc)"
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp":print_suppressions=0 \
+      ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -E 'test_validation|cli_figures|install_consumers'
     ;;
   run)
     deps; build

@@ -220,7 +220,7 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
   opts[*count] = (cli_opt){0};
 }
 
-int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
+static int net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
   bafu_net_params *p = &net->p;
   p->arch = net->arch == 1 ? BAFU_ARCH_RESNET : BAFU_ARCH_MLP;
   p->act = (bafu_act)net->act;
@@ -277,6 +277,14 @@ int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
     return 2;
   }
   return 0;
+}
+
+/* On error the inputs read from --input are released here: the callers
+ * return at once. */
+int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
+  const int r = net_finish(cmd, net, opts);
+  if (r) cli_net_release(net);
+  return r;
 }
 
 void cli_net_release(cli_net *net) {
