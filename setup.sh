@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libgsl-dev liblapacke-dev libopenblas-dev
-          libfftw3-dev check gnuplot-nox libopenmpi-dev openmpi-bin
+          libfftw3-dev check gnuplot-nox libopenmpi-dev openmpi-bin valgrind
           zlib1g-dev dataset-fashion-mnist)
 
 deps() {
@@ -42,12 +42,13 @@ case "${1:-run}" in
     deps; build
     ctest --test-dir build --output-on-failure -j"$(nproc)"
     # sanitizers: the same tests but the long Monte Carlo validation, the
-    # figures run and the install test (which builds against the release copy)
+    # figures run, the install test (it builds against the release copy) and
+    # valgrind (which cannot run sanitized binaries)
     cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Asan >/dev/null
     cmake --build build-asan -j"$(nproc)"
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
       LSAN_OPTIONS=suppressions="$PWD/tests/lsan.supp":print_suppressions=0 \
-      ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -E 'test_validation|cli_figures|install_consumers'
+      ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -E 'test_validation|cli_figures|install_consumers|cli_valgrind'
     ;;
   run)
     deps; build
