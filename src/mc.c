@@ -24,6 +24,11 @@ void bafu_mc_result_free(bafu_mc_result *r) {
 
 bafu_status bafu_mc_run(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
                         int threads, bafu_mc_result *out) {
+  return bafu_mc_run_progress(p, seeds, seed, x, threads, NULL, NULL, out);
+}
+
+bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
+                                 int threads, bafu_mc_progress_fn progress, void *ctx, bafu_mc_result *out) {
   memset(out, 0, sizeof *out);
   if (seeds < 2) return bafu_error(BAFU_EINVAL, "--seeds: need at least 2 draws for a standard error");
   if (threads < 1) return bafu_error(BAFU_EINVAL, "--threads: must be a positive integer");
@@ -52,6 +57,7 @@ bafu_status bafu_mc_run(const bafu_net_params *p, size_t seeds, uint64_t seed, c
   for (size_t j = 0; j < J; ++j) out->labels[j] = bafu_net_layer_label(probe_net, j);
 
   bafu_status first_error = BAFU_OK;
+  size_t done = 0;
   char message[512] = "";
   const int blas_threads = openblas_get_num_threads();
   if (threads > 1) openblas_set_num_threads(1);
@@ -72,6 +78,10 @@ bafu_status bafu_mc_run(const bafu_net_params *p, size_t seeds, uint64_t seed, c
       my = bafu_net_draw(net, seed, i);
       if (!my) my = bafu_net_run(net);
       if (!my) bafu_net_measure(net, out->raw + i * J * Q);
+      if (progress) {
+#pragma omp critical(bafu_mc_progress)
+        progress(++done, seeds, ctx);
+      }
     }
     if (my) {
 #pragma omp critical

@@ -25,10 +25,16 @@ typedef struct {
 
 /* Run `seeds` >= 2 draws with up to `threads` >= 1 OpenMP workers (each with
  * its own workspace; BLAS runs single-threaded inside a worker when threads > 1).
- * `x` (d x m) fixes the inputs, or NULL for fresh N(0,1) inputs per draw.
- * `progress`, if not NULL, is called after each finished draw. */
+ * `x` (d x m) fixes the inputs, or NULL for fresh N(0,1) inputs per draw. */
 bafu_status bafu_mc_run(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
                         int threads, bafu_mc_result *out);
+
+/* The same, calling progress(done, seeds, ctx) after each finished draw (one
+ * call at a time, from whichever worker finished; done counts up to seeds).
+ * The results do not depend on it. */
+typedef void (*bafu_mc_progress_fn)(size_t done, size_t total, void *ctx);
+bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
+                                 int threads, bafu_mc_progress_fn progress, void *ctx, bafu_mc_result *out);
 void bafu_mc_result_free(bafu_mc_result *r);
 
 #endif

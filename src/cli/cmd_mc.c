@@ -2,6 +2,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bafu/mc.h"
 #include "bafu/table.h"
@@ -25,6 +27,32 @@ static const bafu_quantity columns[] = {BAFU_Q_COS,     BAFU_Q_SPEED,    BAFU_Q_
                                         BAFU_Q_BAFU,    BAFU_Q_CONTRIB,  BAFU_Q_FRMS,    BAFU_Q_SPEED_RMS,
                                         BAFU_Q_STEP,    BAFU_Q_STEP_COS, BAFU_Q_STEP_DEV, BAFU_Q_SENS};
 
+/* A progress bar on stderr (a terminal only; not for runs under 2 s). */
+typedef struct {
+  struct timespec t0;
+  int shown;
+} bar;
+
+static double since(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+static void show_bar(size_t done, size_t total, void *ctx) {
+  bar *b = ctx;
+  const double el = since(&b->t0), rate = (double)done / el;
+  if (el < 2 && !b->shown) return;
+  const int width = 30, fill = (int)((double)width * (double)done / (double)total);
+  char cells[31];
+  for (int i = 0; i < width; ++i) cells[i] = i < fill ? '#' : '.';
+  cells[width] = '\0';
+  fprintf(stderr, "\r[%s] %zu/%zu draws  %.3g draws/s  ETA %.0f s ", cells, done, total, rate,
+          (double)(total - done) / rate);
+  b->shown = 1;
+  if (done == total) fputc('\n', stderr);
+}
+
 int cmd_mc(int argc, char **argv) {
   const char *cmd = "mc";
   cli_net net;
@@ -33,7 +61,7 @@ int cmd_mc(int argc, char **argv) {
   cli_net_options(&net, opts, &n, 48);
   size_t seeds = 8;
   uint64_t seed = 1;
-  int threads = 1;
+  int threads = 1, quiet = 0;
   double step = net.p.step;
   const char *out = NULL;
   const cli_opt extra[] = {
@@ -42,6 +70,7 @@ int cmd_mc(int argc, char **argv) {
       {"--seed", OPT_U64, &seed, "X", "stream seed; same seed, same output [1]", NULL, 0},
       {"--threads", OPT_INT, &threads, "T", "draws run in parallel (output does not depend on T) [1]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+      {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
   opts[n] = (cli_opt){0};
@@ -64,7 +93,10 @@ int cmd_mc(int argc, char **argv) {
     return 2;
   }
   bafu_mc_result res;
-  bafu_status st = bafu_mc_run(&net.p, seeds, seed, net.x, threads, &res);
+  bar b = {.shown = 0};
+  clock_gettime(CLOCK_MONOTONIC, &b.t0);
+  const int show = !quiet && isatty(STDERR_FILENO);
+  bafu_status st = bafu_mc_run_progress(&net.p, seeds, seed, net.x, threads, show ? show_bar : NULL, &b, &res);
   if (st) {
     bafu_table_abort(t);
     cli_fail(cmd, NULL);

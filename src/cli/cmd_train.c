@@ -79,7 +79,7 @@ int cmd_train(int argc, char **argv) {
   net.p.depth = 8;
   net.p.batch = 64;
   net.p.input_dim = 784;
-  int data = 0, threads = 1;
+  int data = 0, threads = 1, quiet = 0;
   const char *out = NULL;
   const cli_opt extra[] = {
       {"--data", OPT_CHOICE, &data, "D", "fashion-mnist | teacher [fashion-mnist]", data_names, 0},
@@ -100,6 +100,7 @@ int cmd_train(int argc, char **argv) {
       {"--seed", OPT_U64, &cfg.seed, "X", "weights, teacher and data order [1]", NULL, 0},
       {"--threads", OPT_INT, &threads, "T", "BLAS threads [1]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+      {"--quiet", OPT_FLAG, &quiet, NULL, "no progress lines (shown on a terminal)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
   opts[n] = (cli_opt){0};
@@ -141,7 +142,7 @@ int cmd_train(int argc, char **argv) {
   bafu_table_meta(t, "  the other columns as bafu mc, for the step taken at that row (theory/engine.md 3, 6); final = 1:");
   bafu_table_meta(t, "  after the last update (measurements on one more training batch, no update).");
   if (threads > 0) openblas_set_num_threads(threads);
-  sink s = {bafu_table_stream(t), 0, isatty(STDERR_FILENO)};
+  sink s = {bafu_table_stream(t), 0, !quiet && isatty(STDERR_FILENO)};
   rc = 1;
   if (bafu_train_run(&cfg, write_row, &s)) {
     cli_fail(cmd, NULL);

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# cli_progress.sh: bafu mc shows a progress bar (draws, rate, ETA) on stderr when
+# it is a terminal and the run is longer than 2 s; nothing with --quiet, and
+# nothing when stderr is a file; the table is the same in all three cases.
+set -u
+BAFU=${1:?usage: cli_progress.sh path/to/bafu}
+if ! command -v script >/dev/null; then echo "note: script(1) not installed, skipped"; exit 0; fi
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fails=0 passes=0
+args=(mc --width 512 --depth 64 --seeds 64) # about 3 s on one core
+script -qec "'$BAFU' ${args[*]} --out '$dir/a.dat'" /dev/null >"$dir/tty" 2>&1
+grep -q "64/64 draws" "$dir/tty" && grep -q "ETA" "$dir/tty" && passes=$((passes + 1)) || { echo "FAIL: no bar on a terminal"; cat "$dir/tty"; fails=$((fails + 1)); }
+script -qec "'$BAFU' ${args[*]} --quiet --out '$dir/b.dat'" /dev/null >"$dir/quiet" 2>&1
+[[ ! -s $dir/quiet ]] && passes=$((passes + 1)) || { echo "FAIL: --quiet printed"; cat "$dir/quiet"; fails=$((fails + 1)); }
+"$BAFU" "${args[@]}" --out "$dir/c.dat" 2>"$dir/err"
+[[ ! -s $dir/err ]] && passes=$((passes + 1)) || { echo "FAIL: progress on a non-terminal stderr"; fails=$((fails + 1)); }
+# the tables differ only in their provenance lines (command, date)
+if diff <(grep -v '^#' "$dir/a.dat") <(grep -v '^#' "$dir/b.dat") >/dev/null &&
+   diff <(grep -v '^#' "$dir/a.dat") <(grep -v '^#' "$dir/c.dat") >/dev/null; then passes=$((passes + 1)); else echo "FAIL: tables differ"; fails=$((fails + 1)); fi
+echo "cli_progress: $passes passed, $fails failed"
+[[ $fails -eq 0 ]]
