@@ -192,10 +192,13 @@ int cmd_theory(int argc, char **argv) {
       const size_t d = p->input_dim;
       for (size_t i = 0; i < d; ++i) x2 += net.x[i] * net.x[i];
     }
-    if (!o || bafu_moments_run(p, x2, o) || bafu_moments_regime(p, regime, sizeof regime)) {
+    bafu_status st = o ? bafu_moments_run(p, x2, o) : bafu_error(BAFU_ENOMEM, "out of memory");
+    if (!st) st = bafu_moments_regime(p, regime, sizeof regime);
+    if (st) {
       cli_fail(cmd, NULL);
       free(o);
       bafu_table_abort(t);
+      if (st == BAFU_EINVAL) rc = 2; /* an invalid option combination is a usage error */
       goto done;
     }
     size_t first = 0;
@@ -234,10 +237,13 @@ int cmd_theory(int argc, char **argv) {
     free(o);
   } else if (!sweep) {
     bafu_continuum_point *pts = malloc((points + 1) * sizeof *pts);
-    if (!pts || bafu_continuum_run(p, p->branch_scale, 1e-7, points, pts)) {
+    const bafu_status st = pts ? bafu_continuum_run(p, p->branch_scale, 1e-7, points, pts)
+                               : bafu_error(BAFU_ENOMEM, "out of memory");
+    if (st) {
       cli_fail(cmd, NULL);
       free(pts);
       bafu_table_abort(t);
+      if (st == BAFU_EINVAL) rc = 2;
       goto done;
     }
     bafu_table_meta(t, "bafu theory --limit: ResNet continuum limit, beta = b/sqrt(L), L -> inf (theory/moments.md 3)");

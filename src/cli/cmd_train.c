@@ -143,12 +143,14 @@ int cmd_train(int argc, char **argv) {
   bafu_table_meta(t, "  after the last update (measurements on one more training batch, no update).");
   if (threads > 0) openblas_set_num_threads(threads);
   sink s = {bafu_table_stream(t), 0, !quiet && isatty(STDERR_FILENO)};
-  rc = 1;
-  if (bafu_train_run(&cfg, write_row, &s)) {
+  const bafu_status st = bafu_train_run(&cfg, write_row, &s);
+  if (st) {
     cli_fail(cmd, NULL);
     bafu_table_abort(t);
+    rc = st == BAFU_EINVAL ? 2 : 1; /* an invalid option combination is a usage error */
     goto done;
   }
+  rc = 1;
   if (bafu_table_commit(t)) {
     cli_fail(cmd, "--out");
     goto done;
