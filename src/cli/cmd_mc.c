@@ -1,4 +1,5 @@
 /* cmd_mc.c: `bafu mc`, finite-width Monte Carlo of the per-layer measurements. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

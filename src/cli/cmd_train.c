@@ -1,5 +1,6 @@
 /* cmd_train.c: `bafu train`, mini-batch SGD with feature speed control and
  * the per-layer measurements of the feature speed formula at logged steps. */
+#define _POSIX_C_SOURCE 200809L /* isatty */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
