@@ -52,12 +52,11 @@ static void data_free(data *s) {
   memset(s, 0, sizeof *s);
 }
 
-/* Fashion-MNIST, standardised with the training set's pixel mean and sd
- * (so |x|_rms ~ 1: dense inputs), labels as one-hot columns. */
-static bafu_status load_fashion(const bafu_train_config *c, int test, double mu, double sd, data *out) {
-  bafu_dataset ds;
-  bafu_status st = bafu_fashion_mnist_load(c->data_dir, test, test ? c->test_size : c->train_size, &ds);
-  if (st) return st;
+/* A loaded Fashion-MNIST set (taken over, its first `keep` samples, 0 = all)
+ * standardised with the training set's pixel mean and sd (so |x|_rms ~ 1:
+ * dense inputs), labels as one-hot columns. */
+static bafu_status fashion_data(bafu_dataset ds, size_t keep, double mu, double sd, data *out) {
+  if (keep && keep < ds.count) ds.count = keep;
   const size_t d = ds.rows * ds.cols, k = 10;
   out->d = d, out->k = k, out->count = ds.count;
   out->x = ds.x;
@@ -271,17 +270,23 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
   gsl_rng *rng = NULL;
   if (c->data == BAFU_DATA_FASHION_MNIST) {
     /* standardise with the pixel mean and sd of the whole training set (whatever
-       train_size), so that a slice sees the same inputs as the full run */
-    bafu_dataset all;
+       train_size), so that a slice sees the same inputs as the full run; the set
+       is read once and then cut to train_size */
+    bafu_dataset all, test;
     if ((st = bafu_fashion_mnist_load(c->data_dir, 0, 0, &all))) goto done;
+    if ((st = bafu_fashion_mnist_load(c->data_dir, 1, c->test_size, &test))) {
+      bafu_dataset_free(&all);
+      goto done;
+    }
     const size_t n = all.rows * all.cols * all.count;
     double mu = 0, ss = 0;
     for (size_t i = 0; i < n; ++i) mu += all.x[i];
     mu /= (double)n;
     for (size_t i = 0; i < n; ++i) ss += (all.x[i] - mu) * (all.x[i] - mu);
-    bafu_dataset_free(&all);
     const double sd = sqrt(ss / (double)n);
-    if ((st = load_fashion(c, 0, mu, sd, &tr)) || (st = load_fashion(c, 1, mu, sd, &te))) goto done;
+    st = fashion_data(all, c->train_size, mu, sd, &tr);
+    if (st) bafu_dataset_free(&test);
+    if (st || (st = fashion_data(test, 0, mu, sd, &te))) goto done;
   } else {
     if ((st = make_teacher_data(c, c->train_size ? c->train_size : 8192, 1, &tr)) ||
         (st = make_teacher_data(c, c->test_size ? c->test_size : 2048, 2, &te)))
