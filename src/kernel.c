@@ -175,12 +175,7 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
   const size_t mm = sat_mul(m, m);
   const size_t doubles = sat_mul(sat_mul(J, MAT_COUNT) + 4, mm);
   const size_t bytes = sat_mul(doubles, sizeof(double));
-  const size_t limit = bafu_memory_limit_bytes();
-  if (bytes > limit)
-    return bafu_error(BAFU_ENOMEM,
-                      "--depth/--batch: the kernel recursion needs about %.3g GiB, more than the limit of "
-                      "%.3g GiB (set BAFU_MEMORY_LIMIT_MB to change it)",
-                      (double)bytes / 1073741824.0, (double)limit / 1073741824.0);
+  if ((st = bafu_memory_check((double)bytes, "--depth/--batch: the kernel recursion"))) return st;
   bafu_kernel *k = calloc(1, sizeof *k);
   if (!k) return bafu_error(BAFU_ENOMEM, "out of memory allocating the kernel workspace");
   k->p = *p;
@@ -507,9 +502,7 @@ bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_k
   if (!fn) return bafu_error(BAFU_EINVAL, "kernel: no callback given");
   const size_t J = bafu_kernel_count_layers(p);
   const size_t bytes = sat_mul(sat_mul(J, 2), sizeof(double));
-  if (bytes > bafu_memory_limit_bytes())
-    return bafu_error(BAFU_ENOMEM, "--depth: the kernel recursion needs %.3g GiB, more than the memory limit",
-                      (double)bytes / 1073741824.0);
+  if ((st = bafu_memory_check((double)bytes, "--depth: the kernel recursion"))) return st;
   double *fac = malloc(bytes);
   if (!fac) return bafu_error(BAFU_ENOMEM, "--depth: out of memory (%.3g GiB)", (double)bytes / 1073741824.0);
   /* pass 1: the whole recursion, checked; Jacobian factors M_j stored */

@@ -41,6 +41,12 @@ bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_
 
   bafu_net *probe_net;
   if ((st = bafu_net_alloc(p, &probe_net))) return st;
+  /* the per-draw measurements: seeds x J x Q doubles */
+  if ((st = bafu_memory_check((double)seeds * (double)bafu_net_nlayers(probe_net) * BAFU_Q_COUNT * sizeof(double),
+                              "--seeds: the per-draw results"))) {
+    bafu_net_free(probe_net);
+    return st;
+  }
   const size_t J = bafu_net_nlayers(probe_net), Q = BAFU_Q_COUNT;
   out->J = J;
   out->seeds = seeds;

@@ -151,6 +151,8 @@ static bafu_status resnet_backward_cos(const bafu_net_params *p, double beta2, s
     m_top = am.dphi2;
   }
   /* y_j for blocks j = 1..L and (mse) the readout mask j = L+1; phi(Y_l) */
+  if ((st = bafu_memory_check(3.0 * ((double)L + 2) * sizeof(double), "--depth: the ResNet backward recursion")))
+    return st;
   double *y = malloc((L + 2) * sizeof *y), *phiY = malloc((L + 1) * sizeof *phiY);
   double *diff = calloc(L + 2, sizeof *diff);
   if (!y || !phiY || !diff) {
@@ -239,6 +241,8 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     }
   } else {
     const size_t L = p->depth;
+    if ((st = bafu_memory_check((double)CHAIN_ARRAYS * (double)L * sizeof(double), "--depth: the ResNet recursion")))
+      return st;
     double *ws = malloc(CHAIN_ARRAYS * L * sizeof *ws);
     if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory for the ResNet recursion");
     chain_ws w;
@@ -316,6 +320,9 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   const double s = p->sigma_w2;
   const double d = (double)(p->input_dim ? p->input_dim : p->width), n = (double)p->width;
   const double q0 = p->embed ? s : 1.0, m1_0 = p->embed ? p->lr_input * d / n : 0.0;
+  bafu_status st = bafu_memory_check((double)N * (CHAIN_ARRAYS * sizeof(double) + sizeof(bafu_moments_layer)),
+                                     "--points: the continuum recursion");
+  if (st) return st;
   double *ws = malloc(CHAIN_ARRAYS * N * sizeof *ws);
   bafu_moments_layer *o = malloc(N * sizeof *o);
   if (!ws || !o) {
@@ -325,7 +332,7 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   }
   chain_ws w;
   if (ws) chain_ws_bind(&w, ws, N);
-  bafu_status st = resnet_chain(p, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, &w, o);
+  st = resnet_chain(p, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, &w, o);
   if (!st) {
     const size_t stride = N / npoints;
     cosv[0] = 1.0; /* K_0 = c I (cos 1), or without embedding the t -> 0+ limit */
@@ -362,6 +369,7 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
                       "for %s use the finite-depth recursion (bafu theory --depth L)",
                       bafu_act_name(pc.act));
   const size_t P = npoints + 1;
+  if ((st = bafu_memory_check(7.0 * (double)P * sizeof(double), "--points: the continuum grid"))) return st;
   double *buf = malloc(7 * P * sizeof *buf);
   if (!buf) return bafu_error(BAFU_ENOMEM, "out of memory");
   double *c1 = buf, *c2 = buf + P, *q = buf + 2 * P, *mu = buf + 3 * P, *r = buf + 4 * P;

@@ -133,7 +133,7 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
     return bafu_error(BAFU_EINVAL, "--lr-hidden: must be a finite number >= 0");
   if (!(isfinite(p->lr_output) && p->lr_output >= 0))
     return bafu_error(BAFU_EINVAL, "--lr-output: must be a finite number >= 0");
-  if (!isfinite(p->step)) return bafu_error(BAFU_EINVAL, "--step: must be a finite number");
+  if (!(isfinite(p->step) && p->step >= 0)) return bafu_error(BAFU_EINVAL, "--step: must be a finite number >= 0 (0: no step)");
   if (p->regenerate && p->rng != BAFU_RNG_FAST)
     return bafu_error(BAFU_EINVAL, "--regenerate: needs --rng fast (weights regenerated from keyed substreams)");
   if (p->arch == BAFU_ARCH_MLP && p->embed)
@@ -230,16 +230,21 @@ size_t bafu_memory_limit_bytes(void) {
   return (size_t)((double)pages * (double)psize * 0.8);
 }
 
+bafu_status bafu_memory_check(double bytes, const char *what) {
+  const double limit = (double)bafu_memory_limit_bytes();
+  if (bytes <= limit) return BAFU_OK;
+  return bafu_error(BAFU_ENOMEM,
+                    "%s: about %.3g GiB needed, more than the limit of %.3g GiB (80%% of physical memory; set "
+                    "BAFU_MEMORY_LIMIT_MB to change it)",
+                    what, bytes / 1073741824.0, limit / 1073741824.0);
+}
+
 bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   *out = NULL;
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
-  const size_t need = bafu_net_memory_bytes(p), limit = bafu_memory_limit_bytes();
-  if (need > limit)
-    return bafu_error(BAFU_ENOMEM,
-                      "--width/--depth/--batch: this network needs about %.3g GiB, more than the "
-                      "limit of %.3g GiB (set BAFU_MEMORY_LIMIT_MB to change it)",
-                      (double)need / 1073741824.0, (double)limit / 1073741824.0);
+  if ((st = bafu_memory_check((double)bafu_net_memory_bytes(p), "--width/--depth/--batch: this network")))
+    return st;
   bafu_net *net = calloc(1, sizeof *net);
   if (!net) return bafu_error(BAFU_ENOMEM, "out of memory allocating the network");
   net->p = *p;

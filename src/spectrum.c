@@ -95,11 +95,8 @@ bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net,
   if (st) return st;
   const size_t n = max_dim(net);
   const double bytes = 3.0 * (double)n * (double)n * 8.0 + (double)bafu_net_memory_bytes(p);
-  if (bytes > (double)bafu_memory_limit_bytes())
-    return bafu_error(BAFU_ENOMEM,
-                      "--width: the dense method needs 3 n^2 doubles beyond the network (%.3g GB in all, limit "
-                      "%.3g GB); use --mode kpm",
-                      bytes / 1e9, (double)bafu_memory_limit_bytes() / 1e9);
+  if ((st = bafu_memory_check(bytes, "--width: the dense method (3 n^2 doubles beyond the network; --mode kpm does not)")))
+    return st;
   bafu_spec_dense *ws = calloc(1, sizeof *ws);
   if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory");
   ws->p = *p;

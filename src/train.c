@@ -3,6 +3,7 @@
  * theory/engine.md 6; the control targets in theory/presets.md 5. */
 #include "bafu/train.h"
 
+#include <gsl/gsl_math.h> /* M_PI in strict C11 */
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
 #include <math.h>
@@ -20,6 +21,7 @@ bafu_train_config bafu_train_config_default(void) {
                          .control_rate = 0.1,
                          .control_speed = 0.35,
                          .auto_decay = 0.5,
+                         .schedule = BAFU_SCHEDULE_CONSTANT,
                          .forward_norm = 0,
                          .backward_norm = 0,
                          .train_size = 0,
@@ -35,6 +37,16 @@ bafu_train_config bafu_train_config_default(void) {
   c.net.outputs = 10;
   c.net.step = 0;
   return c;
+}
+
+double bafu_schedule_factor(bafu_schedule s, size_t t, size_t T) {
+  if (T == 0) return 1;
+  const double u = (double)(t < T ? t : T - 1) / (double)T;
+  switch (s) {
+  case BAFU_SCHEDULE_LINEAR: return 1 - u;
+  case BAFU_SCHEDULE_COSINE: return 0.5 * (1 + cos(M_PI * u));
+  default: return 1;
+  }
 }
 
 /* A data set in the network's layout: x is d x count, y is k x count
@@ -85,9 +97,13 @@ static bafu_status make_teacher_data(const bafu_train_config *c, size_t count, u
   tp.outputs = k;
   tp.signal = BAFU_SIGNAL_MSE;
   tp.sigma2_output = 1.0;
-  bafu_net *teacher;
-  bafu_status st = bafu_net_alloc(&tp, &teacher);
+  bafu_status st = bafu_memory_check((double)bafu_net_memory_bytes(&tp), "--teacher-width/--teacher-depth: the teacher");
   if (st) return st;
+  if ((st = bafu_memory_check((double)(d + k) * (double)count * sizeof(double),
+                              stream == 1 ? "--train-size: the training set" : "--test-size: the test set")))
+    return st;
+  bafu_net *teacher;
+  if ((st = bafu_net_alloc(&tp, &teacher))) return st;
   out->d = d, out->k = k, out->count = count;
   out->x = malloc(d * count * sizeof *out->x);
   out->y = malloc(k * count * sizeof *out->y);
@@ -178,6 +194,8 @@ static bafu_status check_config(const bafu_train_config *c) {
     return bafu_error(BAFU_EINVAL, "--forward-norm: must be a finite number >= 0");
   if (!(isfinite(c->backward_norm) && c->backward_norm >= 0))
     return bafu_error(BAFU_EINVAL, "--backward-norm: must be a finite number >= 0");
+  if (c->schedule != BAFU_SCHEDULE_CONSTANT && c->schedule != BAFU_SCHEDULE_LINEAR && c->schedule != BAFU_SCHEDULE_COSINE)
+    return bafu_error(BAFU_EINVAL, "--schedule: must be constant, linear or cosine");
   if (c->log_every < 1) return bafu_error(BAFU_EINVAL, "--log-every: must be a positive integer");
   if (p->regenerate) return bafu_error(BAFU_EINVAL, "--regenerate: training needs stored weights");
   if (p->signal == BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "--probe: training needs a loss (--loss)");
@@ -230,8 +248,8 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
  * factor); the readout's target is gamma F. Otherwise: the group rates times the global
  * step, which if 0 is set at the first call so that the first-order decrease
  * is auto_decay F. */
-static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F, const double *lr0, double *step_size,
-                             double *q) {
+static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F, double a, const double *lr0,
+                             double *step_size, double *q) {
   const size_t J = bafu_net_nlayers(net);
   bafu_status st;
   if (c->control) {
@@ -243,10 +261,10 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     bafu_net_measure(net, q);
     const double unit = q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS];
     if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "--control: the last hidden layer does not move");
-    const double target = c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
+    const double target = a * c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
     for (size_t j = 0; j + 1 < J; ++j)
       if ((st = bafu_net_set_layer_contribution(net, j, target / unit / body))) return st;
-    return bafu_net_set_layer_contribution(net, J - 1, c->control_rate * F);
+    return bafu_net_set_layer_contribution(net, J - 1, a * c->control_rate * F);
   }
   if (*step_size == 0) {
     for (size_t j = 0; j < J; ++j) bafu_net_set_layer_lr(net, j, lr0[j]);
@@ -255,7 +273,7 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     if (!(D > 0 && isfinite(D))) return bafu_error(BAFU_ENUMERIC, "--lr: no loss decrease at step 0 (zero gradient)");
     *step_size = c->auto_decay * F / D;
   }
-  for (size_t j = 0; j < J; ++j) bafu_net_set_layer_lr(net, j, *step_size * lr0[j]);
+  for (size_t j = 0; j < J; ++j) bafu_net_set_layer_lr(net, j, a * *step_size * lr0[j]);
   return BAFU_OK;
 }
 
@@ -345,7 +363,7 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
       }
       loss_sum += F;
       ++since;
-      if ((st = set_rates(net, c, F, lr0, &step_size, q))) goto done;
+      if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), lr0, &step_size, q))) goto done;
       if (logged) {
         if ((st = bafu_net_tangent(net))) goto done;
         bafu_net_measure(net, q);
@@ -367,7 +385,7 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
     if ((st = evaluate(net, c, &te, xe, cls, &test_loss, &test_acc))) goto done;
     const double F = batch_pass(net, &tr, perm, m, xb, tb, cls, &acc, &st);
     if (st) goto done;
-    if ((st = set_rates(net, c, F, lr0, &step_size, q))) goto done;
+    if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), lr0, &step_size, q))) goto done;
     if ((st = bafu_net_tangent(net))) goto done;
     bafu_net_measure(net, q);
     for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);

@@ -1,6 +1,7 @@
 /* test_train.c: bafu_train_run on the teacher-student task and on a slice of
  * Fashion-MNIST: it learns, the feature speed identity holds at every logged
  * step, the control hits its targets (theory/engine.md 6, presets.md 5). */
+#include <gsl/gsl_math.h> /* M_PI in strict C11 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@ typedef struct {
   double first_test_loss, last_test_loss, last_test_acc, worst_idres;
   double control_speed, control_rate;
   int control;
+  bafu_schedule schedule; /* the targets (control) or rates (otherwise) are scaled by a(step) */
+  size_t total;           /* steps of the run, for a(step) */
+  double lr0[64];         /* without control: the rates of step 0 */
   int bad; /* a control row missed its targets */
   char why[256];
 } stats;
@@ -34,13 +38,24 @@ static int check_row(const bafu_train_row *r, void *ctx) {
   ++s->rows;
   const size_t J = r->J, Q = BAFU_Q_COUNT;
   for (size_t j = 0; j < J; ++j) s->worst_idres = fmax(s->worst_idres, r->q[j * Q + BAFU_Q_IDRES]);
+  const double a = bafu_schedule_factor(s->schedule, r->step, s->total);
+  if (!s->control && s->schedule != BAFU_SCHEDULE_CONSTANT && !s->bad) { /* rates a(t) times those of step 0 */
+    for (size_t j = 0; j < J && j < 64; ++j) {
+      if (r->step == 0) s->lr0[j] = r->lr[j];
+      if (fabs(r->lr[j] - a * s->lr0[j]) > 1e-14 * s->lr0[j]) {
+        snprintf(s->why, sizeof s->why, "step %zu layer %zu: lr %.17g, want %.17g", r->step, j, r->lr[j], a * s->lr0[j]);
+        s->bad = 1;
+      }
+    }
+  }
   if (!s->control || s->bad) return 0;
-  const double Cout = r->q[(J - 1) * Q + BAFU_Q_CONTRIB], want_out = s->control_rate * r->loss;
+  const double Cout = r->q[(J - 1) * Q + BAFU_Q_CONTRIB], want_out = a * s->control_rate * r->loss;
   if (fabs(Cout - want_out) > 1e-8 * want_out) {
     snprintf(s->why, sizeof s->why, "step %zu readout: C = %.17g, target %.17g", r->step, Cout, want_out);
     s->bad = 1;
   }
-  const double speed = r->q[(J - 2) * Q + BAFU_Q_SPEED_RMS], want = s->control_speed * r->q[(J - 2) * Q + BAFU_Q_FRMS];
+  const double speed = r->q[(J - 2) * Q + BAFU_Q_SPEED_RMS],
+               want = a * s->control_speed * r->q[(J - 2) * Q + BAFU_Q_FRMS];
   if (fabs(speed - want) > 1e-8 * want) {
     snprintf(s->why, sizeof s->why, "step %zu: |df_L|_rms = %.17g, target %.17g", r->step, speed, want);
     s->bad = 1;
@@ -86,6 +101,38 @@ START_TEST(test_teacher) {
     ck_assert_msg(s.worst_idres < 1e-9, "mode %d: identity residual %g", mode, s.worst_idres);
     ck_assert_msg(!s.bad, "%s", s.why);
   }
+}
+END_TEST
+
+/* The annealing factor's values, and runs that follow it: the control's
+ * targets (cosine) and the automatic step's rates (linear) scaled by a(t) at
+ * every step, the identity still holding; the schedule still trains. */
+START_TEST(test_schedule) {
+  ck_assert_double_eq(bafu_schedule_factor(BAFU_SCHEDULE_CONSTANT, 7, 10), 1);
+  ck_assert_double_eq(bafu_schedule_factor(BAFU_SCHEDULE_LINEAR, 0, 10), 1);
+  ck_assert_double_eq_tol(bafu_schedule_factor(BAFU_SCHEDULE_LINEAR, 5, 10), 0.5, 1e-15);
+  ck_assert_double_eq_tol(bafu_schedule_factor(BAFU_SCHEDULE_LINEAR, 10, 10), 0.1, 1e-15); /* clamped to step 9 */
+  ck_assert_double_eq_tol(bafu_schedule_factor(BAFU_SCHEDULE_COSINE, 5, 10), 0.5, 1e-15);
+  ck_assert_double_eq_tol(bafu_schedule_factor(BAFU_SCHEDULE_COSINE, 1, 4), 0.5 + 0.25 * sqrt(2.0), 1e-15);
+  ck_assert_double_eq_tol(bafu_schedule_factor(BAFU_SCHEDULE_COSINE, 9, 10), 0.5 * (1 + cos(0.9 * M_PI)), 1e-15);
+  for (int control = 0; control <= 1; ++control) {
+    bafu_train_config c = teacher_config();
+    c.epochs = 2;
+    ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
+    c.control = control;
+    c.schedule = control ? BAFU_SCHEDULE_COSINE : BAFU_SCHEDULE_LINEAR;
+    stats s = {.control = control, .control_speed = c.control_speed, .control_rate = c.control_rate,
+               .schedule = c.schedule, .total = 2 * (2048 / 32)};
+    ck_assert_ok(bafu_train_run(&c, check_row, &s));
+    ck_assert_uint_eq(s.rows, s.total + 1);
+    ck_assert_msg(!s.bad, "%s", s.why);
+    ck_assert_msg(s.worst_idres < 1e-9, "identity residual %g", s.worst_idres);
+    ck_assert_msg(s.last_test_loss < 0.5 * s.first_test_loss, "test loss %g -> %g", s.first_test_loss, s.last_test_loss);
+  }
+  bafu_train_config e = teacher_config();
+  e.schedule = (bafu_schedule)7;
+  ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+  ck_assert(strstr(bafu_last_error(), "--schedule") != NULL);
 }
 END_TEST
 
@@ -158,6 +205,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, test_teacher);
   tcase_add_test(tc, test_reproducible_and_errors);
+  tcase_add_test(tc, test_schedule);
   tcase_add_test(tc, test_fashion_slice);
   suite_add_tcase(s, tc);
   return s;

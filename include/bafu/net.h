@@ -86,6 +86,12 @@ size_t bafu_net_memory_bytes(const bafu_net_params *p);
  * the environment variable BAFU_MEMORY_LIMIT_MB if set. */
 size_t bafu_memory_limit_bytes(void);
 
+/* Refuse up front a request that would need `bytes` (an estimate, as a double
+ * so that it cannot overflow) when that exceeds bafu_memory_limit_bytes():
+ * BAFU_ENOMEM with the message "<what>: about X GiB needed, more than the
+ * limit of Y GiB (...)", naming the options to reduce in `what`. BAFU_OK otherwise. */
+bafu_status bafu_memory_check(double bytes, const char *what);
+
 typedef struct bafu_net bafu_net;
 
 /* Allocate every buffer for `p` (copied). Refuses (BAFU_ENOMEM, with the

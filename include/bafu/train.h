@@ -18,6 +18,15 @@
 
 typedef enum { BAFU_DATA_TEACHER, BAFU_DATA_FASHION_MNIST } bafu_data_kind;
 
+/* The annealing factor a(t) of step t of T (theory/presets.md 5): it multiplies
+ * the global step, or under control the speed and readout targets.
+ * CONSTANT a = 1; LINEAR a = 1 - t/T; COSINE a = (1 + cos(pi t/T))/2. */
+typedef enum { BAFU_SCHEDULE_CONSTANT, BAFU_SCHEDULE_LINEAR, BAFU_SCHEDULE_COSINE } bafu_schedule;
+
+/* a(t) for step t (clamped to T - 1, so the last update and the final
+ * measurement use the same positive factor) of T >= 1 steps. */
+double bafu_schedule_factor(bafu_schedule s, size_t t, size_t T);
+
 typedef struct {
   bafu_net_params net;  /* the student; net.batch is the mini-batch size, net.signal mse (teacher) or xent */
   bafu_data_kind data;
@@ -29,6 +38,7 @@ typedef struct {
   double control_rate;  /* gamma: the readout's target contribution gamma F */
   double control_speed; /* control: the body layers' even contributions are scaled so that the last
                            hidden layer moves at |df_L|_rms = control_speed |f_L|_rms per step */
+  bafu_schedule schedule; /* annealing of the global step or of the control targets [constant] */
   double forward_norm;  /* rho > 0: forward normalisation of every plain layer (0: off) */
   double backward_norm; /* r > 0: backward normalisation of every hidden signal (0: off) */
   size_t train_size;    /* samples used for training: 0 = all (Fashion-MNIST) or 8192 (teacher) */

@@ -49,6 +49,19 @@ static void print_help(const char *cmd, const char *usage, const cli_opt *opts) 
     printf("  %-26s %s\n", left, o->help);
   }
   printf("  %-26s %s\n", "-h, --help", "print this help and exit");
+  printf("  %-26s %s\n", "--list-options", "print each option and its value type, one per line, and exit");
+}
+
+/* `--list-options`: "name type" per line (type: size, u64, int, double,
+ * string, flag, or choice:a|b|c), for shell completion and for the
+ * catalogue test that tries bad values on every numeric option. */
+static void print_options(const cli_opt *opts) {
+  static const char *const names[] = {"size", "u64", "int", "double", "string", "flag", "choice"};
+  for (const cli_opt *o = opts; o->name; ++o) {
+    printf("%s %s", o->name, names[o->type]);
+    for (int i = 0; o->type == OPT_CHOICE && o->choices[i]; ++i) printf("%c%s", i ? '|' : ':', o->choices[i]);
+    printf("\n");
+  }
 }
 
 static int set_value(const char *cmd, cli_opt *o, const char *v) {
@@ -125,6 +138,10 @@ int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int argc, char 
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
       print_help(cmd, usage, opts);
+      return 1;
+    }
+    if (strcmp(a, "--list-options") == 0) {
+      print_options(opts);
       return 1;
     }
     if (strncmp(a, "--", 2) != 0 || strcmp(a, "--") == 0) {

@@ -33,7 +33,7 @@ typedef struct {
 
 /* Parse argv[first..argc) against opts (terminated by a {NULL} entry).
  * Positional arguments are stored in positional[] (at most max_positional).
- * Returns 0 on success, 1 if --help was printed, 2 on a usage error (message
+ * Returns 0 on success, 1 if --help or --list-options was printed, 2 on a usage error (message
  * already printed). */
 int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int argc, char **argv, int first,
               const char **positional, int max_positional, int *npositional);

@@ -147,6 +147,10 @@ int cmd_spectrum(int argc, char **argv) {
     fprintf(stderr, "bafu spectrum: --bins: the limit grid must be in [50, 1000000]\n");
     goto done;
   }
+  if (mode != 2 && bins > 1000000) { /* one output row per bin or point */
+    fprintf(stderr, "bafu spectrum: --bins: at most 1000000 %s\n", mode == 0 ? "histogram bins" : "kpm points");
+    goto done;
+  }
   if (log_bins && (mode != 0 || moments)) {
     fprintf(stderr, "bafu spectrum: --log-bins: only for the dense histogram (--mode dense without --moments)\n");
     goto done;
@@ -168,12 +172,8 @@ int cmd_spectrum(int argc, char **argv) {
   size_t J = mode == 2 ? bafu_moments_nlayers(p) : 0, jsel = 0;
   int *labels = NULL;
   if (mode != 2) {
-    const size_t need = bafu_net_memory_bytes(p);
-    if (need > bafu_memory_limit_bytes()) {
-      fprintf(stderr,
-              "bafu spectrum: --width/--depth: the network's weights need %.3g GB, over the limit of %.3g GB "
-              "(80%% of memory or BAFU_MEMORY_LIMIT_MB); reduce --depth at this width\n",
-              (double)need / 1e9, (double)bafu_memory_limit_bytes() / 1e9);
+    if (bafu_memory_check((double)bafu_net_memory_bytes(p), "--width/--depth: the network's weights")) {
+      cli_fail(cmd, NULL);
       goto done;
     }
     if (bafu_net_alloc(p, &nw)) {
@@ -185,9 +185,14 @@ int cmd_spectrum(int argc, char **argv) {
     labels = malloc(J * sizeof *labels);
     for (size_t j = 0; labels && j < J; ++j) labels[j] = bafu_net_layer_label(nw, j);
   } else {
-    bafu_moments_layer *o = malloc(J * sizeof *o);
-    labels = malloc(J * sizeof *labels);
-    if (!o || !labels || bafu_moments_run(p, 0, o)) {
+    bafu_moments_layer *o = NULL;
+    bafu_status st = bafu_memory_check((double)J * (sizeof *o + sizeof *labels), "--depth: the per-layer moments");
+    if (!st) {
+      o = malloc(J * sizeof *o);
+      labels = malloc(J * sizeof *labels);
+      st = o && labels ? bafu_moments_run(p, 0, o) : bafu_error(BAFU_ENOMEM, "out of memory");
+    }
+    if (st) {
       free(o);
       cli_fail(cmd, NULL);
       free(labels);

@@ -186,19 +186,20 @@ int cmd_theory(int argc, char **argv) {
     fprintf(f, "layer cos_theta cos_theta_se\n%zu %.10g %.3g\n", p->depth + 1, mean, se);
   } else if (!limit) {
     const size_t J = bafu_moments_nlayers(p);
-    bafu_moments_layer *o = malloc(J * sizeof *o);
+    bafu_status st = bafu_memory_check((double)J * sizeof(bafu_moments_layer), "--depth: the per-layer results");
+    bafu_moments_layer *o = st ? NULL : malloc(J * sizeof *o);
     double x2 = 0;
     if (net.x) {
       const size_t d = p->input_dim;
       for (size_t i = 0; i < d; ++i) x2 += net.x[i] * net.x[i];
     }
-    bafu_status st = o ? bafu_moments_run(p, x2, o) : bafu_error(BAFU_ENOMEM, "out of memory");
+    if (!st) st = o ? bafu_moments_run(p, x2, o) : bafu_error(BAFU_ENOMEM, "out of memory");
     if (!st) st = bafu_moments_regime(p, regime, sizeof regime);
     if (st) {
       cli_fail(cmd, NULL);
       free(o);
       bafu_table_abort(t);
-      if (st == BAFU_EINVAL) rc = 2; /* an invalid option combination is a usage error */
+      if (st == BAFU_EINVAL || st == BAFU_ENOMEM) rc = 2; /* invalid or oversized: a usage error */
       goto done;
     }
     size_t first = 0;
@@ -236,14 +237,14 @@ int cmd_theory(int argc, char **argv) {
               sqrt(o[j].m2 * o[j].back), o[j].sensitivity);
     free(o);
   } else if (!sweep) {
-    bafu_continuum_point *pts = malloc((points + 1) * sizeof *pts);
-    const bafu_status st = pts ? bafu_continuum_run(p, p->branch_scale, 1e-7, points, pts)
-                               : bafu_error(BAFU_ENOMEM, "out of memory");
+    bafu_status st = bafu_memory_check(((double)points + 1) * sizeof(bafu_continuum_point), "--points: the grid");
+    bafu_continuum_point *pts = st ? NULL : malloc((points + 1) * sizeof *pts);
+    if (!st) st = pts ? bafu_continuum_run(p, p->branch_scale, 1e-7, points, pts) : bafu_error(BAFU_ENOMEM, "out of memory");
     if (st) {
       cli_fail(cmd, NULL);
       free(pts);
       bafu_table_abort(t);
-      if (st == BAFU_EINVAL) rc = 2;
+      if (st == BAFU_EINVAL || st == BAFU_ENOMEM) rc = 2;
       goto done;
     }
     bafu_table_meta(t, "bafu theory --limit: ResNet continuum limit, beta = b/sqrt(L), L -> inf (theory/moments.md 3)");

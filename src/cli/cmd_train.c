@@ -40,6 +40,7 @@ static const char usage[] =
     "          bafu train --data teacher --depth 8 --preset mup --epochs 5";
 
 static const char *const data_names[] = {"fashion-mnist", "teacher", NULL};
+static const char *const schedule_names[] = {"constant", "linear", "cosine", NULL};
 
 typedef struct {
   FILE *f;
@@ -80,7 +81,7 @@ int cmd_train(int argc, char **argv) {
   net.p.depth = 8;
   net.p.batch = 64;
   net.p.input_dim = 784;
-  int data = 0, threads = 1, quiet = 0;
+  int data = 0, threads = 1, quiet = 0, schedule = 0;
   const char *out = NULL;
   const cli_opt extra[] = {
       {"--data", OPT_CHOICE, &data, "D", "fashion-mnist | teacher [fashion-mnist]", data_names, 0},
@@ -90,6 +91,7 @@ int cmd_train(int argc, char **argv) {
       {"--auto-decay", OPT_DOUBLE, &cfg.auto_decay, "A", "--lr 0: global step with first-order decrease A F at step 0 [0.5]", NULL, 0},
       {"--control-rate", OPT_DOUBLE, &cfg.control_rate, "G", "--control: readout target contribution G F [0.1]", NULL, 0},
       {"--control-speed", OPT_DOUBLE, &cfg.control_speed, "S", "--control: last hidden layer moves by S |f_L|_rms (rms) per step [0.35]", NULL, 0},
+      {"--schedule", OPT_CHOICE, &schedule, "S", "constant | linear | cosine: anneal the step or the control targets [constant]", schedule_names, 0},
       {"--forward-norm", OPT_DOUBLE, &cfg.forward_norm, "RHO", "hold |f_l|_rms = RHO in plain layers; 0 off [0]", NULL, 0},
       {"--backward-norm", OPT_DOUBLE, &cfg.backward_norm, "R", "rescale hidden backward signals to norm R; 0 off [0]", NULL, 0},
       {"--train-size", OPT_SIZE, &cfg.train_size, "N", "training samples used [all; teacher 8192]", NULL, 0},
@@ -112,6 +114,7 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(o->name, "--loss") == 0) loss_set = o->set;
     if (strcmp(o->name, "--input-dim") == 0) dim_set = o->set;
   }
+  cfg.schedule = (bafu_schedule)schedule;
   cfg.data = data == 1 ? BAFU_DATA_TEACHER : BAFU_DATA_FASHION_MNIST;
   if (!loss_set && !net.probe) net.loss = cfg.data == BAFU_DATA_TEACHER ? 0 : 1;
   if (!dim_set && cfg.data == BAFU_DATA_TEACHER) net.p.input_dim = 32;
@@ -134,9 +137,9 @@ int cmd_train(int argc, char **argv) {
   bafu_table_provenance(t, argc + 1, argv - 1);
   bafu_table_meta(t, "network: %s", desc);
   bafu_table_meta(t, "data: %s  epochs: %zu  seed: %llu  lr: %s (auto_decay %g)  control: %s (gamma %g, speed %g)  "
-                     "forward_norm: %g  backward_norm: %g",
+                     "schedule: %s  forward_norm: %g  backward_norm: %g",
                   data_names[data], cfg.epochs, (unsigned long long)cfg.seed, cfg.lr > 0 ? "given" : "automatic",
-                  cfg.auto_decay, cfg.control ? "on" : "off", cfg.control_rate, cfg.control_speed, cfg.forward_norm,
+                  cfg.auto_decay, cfg.control ? "on" : "off", cfg.control_rate, cfg.control_speed, schedule_names[schedule], cfg.forward_norm,
                   cfg.backward_norm);
   bafu_table_meta(t, "columns: loss (train_acc) = mean over the mini-batches since the previous row; test_loss (test_acc)");
   bafu_table_meta(t, "  over the test set before the row's update; step_size = global step; lr = the layer's effective rate;");
@@ -148,7 +151,7 @@ int cmd_train(int argc, char **argv) {
   if (st) {
     cli_fail(cmd, NULL);
     bafu_table_abort(t);
-    rc = st == BAFU_EINVAL ? 2 : 1; /* an invalid option combination is a usage error */
+    rc = st == BAFU_EINVAL || st == BAFU_ENOMEM ? 2 : 1; /* invalid or oversized: a usage error */
     goto done;
   }
   rc = 1;
