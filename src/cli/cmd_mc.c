@@ -1,14 +1,12 @@
 /* cmd_mc.c: `bafu mc`, finite-width Monte Carlo of the per-layer measurements. */
-#define _POSIX_C_SOURCE 200809L /* clock_gettime, isatty */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "bafu/mc.h"
 #include "bafu/table.h"
 #include "cli.h"
+#include "progress.h"
 
 static const char usage[] =
     "Usage: bafu mc [options]\n"
@@ -28,30 +26,10 @@ static const bafu_quantity columns[] = {BAFU_Q_COS,     BAFU_Q_SPEED,    BAFU_Q_
                                         BAFU_Q_BAFU,    BAFU_Q_CONTRIB,  BAFU_Q_FRMS,    BAFU_Q_SPEED_RMS,
                                         BAFU_Q_STEP,    BAFU_Q_STEP_COS, BAFU_Q_STEP_DEV, BAFU_Q_SENS};
 
-/* A progress bar on stderr (a terminal only; not for runs under 2 s). */
-typedef struct {
-  struct timespec t0;
-  int shown;
-} bar;
-
-static double since(const struct timespec *t0) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
-
+/* The library's progress callback drives the CLI bar. */
 static void show_bar(size_t done, size_t total, void *ctx) {
-  bar *b = ctx;
-  const double el = since(&b->t0), rate = (double)done / el;
-  if (el < 2 && !b->shown) return;
-  const int width = 30, fill = (int)((double)width * (double)done / (double)total);
-  char cells[31];
-  for (int i = 0; i < width; ++i) cells[i] = i < fill ? '#' : '.';
-  cells[width] = '\0';
-  fprintf(stderr, "\r[%s] %zu/%zu draws  %.3g draws/s  ETA %.0f s ", cells, done, total, rate,
-          (double)(total - done) / rate);
-  b->shown = 1;
-  if (done == total) fputc('\n', stderr);
+  (void)total;
+  cli_bar_update(ctx, done, NULL);
 }
 
 int cmd_mc(int argc, char **argv) {
@@ -94,10 +72,9 @@ int cmd_mc(int argc, char **argv) {
     return 2;
   }
   bafu_mc_result res;
-  bar b = {.shown = 0};
-  clock_gettime(CLOCK_MONOTONIC, &b.t0);
-  const int show = !quiet && isatty(STDERR_FILENO);
-  bafu_status st = bafu_mc_run_progress(&net.p, seeds, seed, net.x, threads, show ? show_bar : NULL, &b, &res);
+  cli_bar b;
+  cli_bar_start(&b, seeds, 0, "draws", quiet);
+  bafu_status st = bafu_mc_run_progress(&net.p, seeds, seed, net.x, threads, b.enabled ? show_bar : NULL, &b, &res);
   if (st) {
     bafu_table_abort(t);
     cli_fail(cmd, NULL);

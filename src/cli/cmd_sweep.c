@@ -7,16 +7,19 @@
  * the table in grid order. Rank 0 only coordinates and sleeps between polls.
  * The table is byte-identical to the serial run's (nothing in it depends on
  * the number of ranks; the '#' date line differs between any two runs). */
-#define _POSIX_C_SOURCE 200809L /* nanosleep */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, fileno, ftruncate */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bafu/sweep.h"
 #include "bafu/table.h"
 #include "cli.h"
+#include "progress.h"
 
 #ifdef BAFU_HAVE_MPI
 #include <mpi.h>
@@ -28,7 +31,7 @@
 void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
 
 static const char usage[] =
-    "Usage: bafu sweep FILE [--out PATH] [--threads T]\n"
+    "Usage: bafu sweep FILE [--out PATH] [--threads T] [--resume] [--checkpoint PATH] [--quiet]\n"
     "       mpirun -n P bafu sweep FILE --out PATH\n"
     "\n"
     "Run a grid of networks described in FILE through `bafu mc` and `bafu theory`\n"
@@ -44,6 +47,11 @@ static const char usage[] =
     "BLAS runs on one thread; --threads runs each point's draws in parallel. Under\n"
     "mpirun, rank 0 distributes points dynamically to the other ranks and writes the\n"
     "table; it is byte-identical to the serial table except for the '#' date line.\n"
+    "Checkpoint: the rows of every finished point are appended to PATH.ckpt (with\n"
+    "--out PATH; or --checkpoint) and the file is removed once the table is written.\n"
+    "After an interruption, the same command with --resume runs only the missing\n"
+    "points; the table is byte-identical to an uninterrupted run's. A checkpoint of\n"
+    "another grid or bafu version is refused.\n"
     MPI_NOTE "\n"
     "\n"
     "Example FILE:\n"
@@ -56,11 +64,97 @@ static const char usage[] =
 
 enum { TAG_RESULT = 1, TAG_POINT = 2 };
 
-/* Results of every point, in grid order. */
+/* Results of every point, in grid order, and the checkpoint they are
+ * appended to as they arrive. */
 typedef struct {
   char **rows;
-  size_t n;
+  size_t n, done;
+  FILE *ckpt; /* NULL: no checkpoint */
+  cli_bar bar;
 } results;
+
+/* The checkpoint (theory: none; a cache of finished points). Text format:
+ *   bafu sweep checkpoint 1 <version>\n
+ *   grid <bafu_sweep_describe>\n
+ *   point K LEN\n<LEN bytes: the point's rows>          (repeated)
+ * Records are appended and flushed one at a time, so an interruption leaves
+ * at most one incomplete record at the end: resume drops it. */
+#define CKPT_MAGIC "bafu sweep checkpoint 1 " BAFU_VERSION
+
+/* Store point k's rows (taken over), append them to the checkpoint, advance
+ * the bar. A checkpoint that cannot be written is an error (a resume would
+ * silently redo the work otherwise). */
+static bafu_status record(results *r, size_t k, char *text) {
+  r->rows[k] = text;
+  ++r->done;
+  if (r->ckpt) {
+    const size_t len = strlen(text);
+    if (fprintf(r->ckpt, "point %zu %zu\n", k, len) < 0 || fwrite(text, 1, len, r->ckpt) != len ||
+        fflush(r->ckpt) != 0)
+      return bafu_error(BAFU_EIO, "--checkpoint: cannot write: %s", strerror(errno));
+  }
+  char label[32];
+  snprintf(label, sizeof label, "point %zu", k);
+  cli_bar_update(&r->bar, r->done, label);
+  return BAFU_OK;
+}
+
+/* Open the checkpoint at path for grid `grid`. resume: load the points it
+ * holds into r (a missing file is an empty checkpoint), drop an incomplete
+ * last record and append after the valid ones; otherwise start a new one. */
+static bafu_status open_checkpoint(const char *path, const char *grid, int resume, results *r) {
+  if (resume) {
+    FILE *f = fopen(path, "r+");
+    if (f) {
+      char *line = NULL;
+      size_t cap = 0;
+      long valid = 0;
+      bafu_status st = BAFU_OK;
+      ssize_t n = getline(&line, &cap, f);
+      if (n <= 0 || strncmp(line, CKPT_MAGIC "\n", (size_t)n) != 0 || strlen(CKPT_MAGIC) + 1 != (size_t)n)
+        st = bafu_error(BAFU_EPARSE, "--resume: '%s' is not a checkpoint of this bafu (" CKPT_MAGIC ")", path);
+      else if ((n = getline(&line, &cap, f)) <= 0 || strncmp(line, "grid ", 5) != 0 ||
+               (size_t)n != strlen(grid) + 6 || strncmp(line + 5, grid, strlen(grid)) != 0)
+        st = bafu_error(BAFU_EINVAL, "--resume: '%s' holds another grid (remove it or drop --resume)", path);
+      valid = ftell(f);
+      while (!st && (n = getline(&line, &cap, f)) > 0) {
+        size_t k, len;
+        char tail;
+        if (sscanf(line, "point %zu %zu%c", &k, &len, &tail) != 3 || tail != '\n' || k >= r->n || r->rows[k] ||
+            len > ((size_t)1 << 30))
+          break; /* an incomplete or damaged record: the rest is redone */
+        char *text = malloc(len + 1);
+        if (!text) {
+          st = bafu_error(BAFU_ENOMEM, "--resume: out of memory");
+          break;
+        }
+        if (fread(text, 1, len, f) != len) {
+          free(text);
+          break;
+        }
+        text[len] = '\0';
+        r->rows[k] = text;
+        ++r->done;
+        valid = ftell(f);
+      }
+      free(line);
+      if (!st && (fflush(f) || ftruncate(fileno(f), valid) || fseek(f, valid, SEEK_SET)))
+        st = bafu_error(BAFU_EIO, "--checkpoint: cannot truncate '%s': %s", path, strerror(errno));
+      if (st) {
+        fclose(f);
+        return st;
+      }
+      r->ckpt = f;
+      return BAFU_OK;
+    }
+    if (errno != ENOENT) return bafu_error(BAFU_EIO, "--resume: cannot open '%s': %s", path, strerror(errno));
+  }
+  r->ckpt = fopen(path, "w");
+  if (!r->ckpt) return bafu_error(BAFU_EIO, "--checkpoint: cannot create '%s': %s", path, strerror(errno));
+  if (fprintf(r->ckpt, CKPT_MAGIC "\ngrid %s\n", grid) < 0 || fflush(r->ckpt))
+    return bafu_error(BAFU_EIO, "--checkpoint: cannot write '%s': %s", path, strerror(errno));
+  return BAFU_OK;
+}
 
 static void results_free(results *r) {
   if (!r->rows) return;
@@ -69,12 +163,15 @@ static void results_free(results *r) {
   r->rows = NULL;
 }
 
-/* Serial: every point in order. Returns the status of the first failure. */
+/* Serial: every point not yet done, in order. Returns the status of the
+ * first failure. */
 static bafu_status run_serial(const bafu_sweep *s, int threads, results *r) {
   for (size_t k = 0; k < r->n; ++k) {
+    if (r->rows[k]) continue; /* from the checkpoint */
     size_t len;
-    bafu_status st = bafu_sweep_run_point(s, k, threads, &r->rows[k], &len);
-    if (st) return st;
+    char *text;
+    bafu_status st = bafu_sweep_run_point(s, k, threads, &text, &len);
+    if (st || (st = record(r, k, text))) return st;
   }
   return BAFU_OK;
 }
@@ -145,11 +242,16 @@ static bafu_status coordinate(int size, results *r) {
     } else if (!status && point >= 0 && (size_t)point < r->n) {
       memmove(msg, msg + 16, len);
       msg[len] = '\0';
-      r->rows[point] = msg;
+      const bafu_status st = record(r, (size_t)point, msg);
       msg = NULL;
+      if (st && !first) {
+        first = st;
+        snprintf(message, sizeof message, "%s", bafu_last_error());
+      }
     }
     free(msg);
     int64_t give = -1;
+    while (next < r->n && r->rows[next]) ++next; /* done before a resume */
     if (!first && next < r->n) give = (int64_t)next++;
     MPI_Send(&give, 1, MPI_INT64_T, ms.MPI_SOURCE, TAG_POINT, MPI_COMM_WORLD);
     if (give < 0) --active;
@@ -172,10 +274,14 @@ int cmd_sweep(int argc, char **argv) {
     (void)null;
   }
 #endif
-  const char *out = NULL;
-  int threads = 1;
+  const char *out = NULL, *ckpt_path = NULL;
+  char *ckpt_own = NULL; /* the default checkpoint path, OUT.ckpt */
+  int threads = 1, resume = 0, quiet = 0;
   cli_opt opts[] = {
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+      {"--checkpoint", OPT_STRING, &ckpt_path, "PATH", "finished points appended here [OUT.ckpt with --out; none]", NULL, 0},
+      {"--resume", OPT_FLAG, &resume, NULL, "skip the points already in the checkpoint", NULL, 0},
+      {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
       {"--threads", OPT_INT, &threads, "T", "draws of a point run in parallel (output does not depend on T) [1]",
        NULL, 0},
       {0},
@@ -209,6 +315,28 @@ int cmd_sweep(int argc, char **argv) {
   if (rank == 0 && !(r.rows = calloc(r.n, sizeof *r.rows))) {
     fprintf(stderr, "bafu sweep: out of memory\n");
     rc = 1;
+  }
+  if (rank == 0 && !rc) {
+    if (!ckpt_path && out) {
+      ckpt_own = malloc(strlen(out) + 6);
+      if (ckpt_own) sprintf(ckpt_own, "%s.ckpt", out);
+      ckpt_path = ckpt_own;
+    }
+    if (resume && !ckpt_path) {
+      fprintf(stderr, "bafu sweep: --resume: needs --out or --checkpoint\n");
+      rc = 2;
+    } else if (ckpt_path) {
+      char *grid = malloc(1 << 16);
+      bafu_status cs = grid ? BAFU_OK : bafu_error(BAFU_ENOMEM, "out of memory");
+      if (grid) bafu_sweep_describe(s, grid, 1 << 16);
+      if (!cs) cs = open_checkpoint(ckpt_path, grid, resume, &r);
+      free(grid);
+      if (cs) {
+        cli_fail(cmd, NULL);
+        rc = cs == BAFU_EIO ? 1 : 2;
+      }
+    }
+    cli_bar_start(&r.bar, r.n, r.done, "points", quiet);
   }
   bafu_status st = BAFU_OK;
 #ifdef BAFU_HAVE_MPI
@@ -249,11 +377,17 @@ int cmd_sweep(int argc, char **argv) {
       if (cs) {
         cli_fail(cmd, "--out");
         rc = 1;
+      } else if (r.ckpt) { /* the table is complete: the checkpoint has served */
+        fclose(r.ckpt);
+        r.ckpt = NULL;
+        remove(ckpt_path);
       }
     }
   }
 done:
   if (t) bafu_table_abort(t);
+  if (r.ckpt) fclose(r.ckpt); /* kept: a later --resume continues from it */
+  free(ckpt_own);
   results_free(&r);
   bafu_sweep_free(s);
 #ifdef BAFU_HAVE_MPI
