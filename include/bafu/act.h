@@ -10,7 +10,17 @@
  * as a composite Gauss-Legendre rule in z = u / sqrt(q), graded at both the
  * Gaussian and the activation scale: relative error <= 3e-15 for q in [1e-6, 1e6],
  * exact to rounding for relu. The bivariate functions accept either output NULL.
- * All functions are thread-safe. */
+ *
+ * Errors of the bafu_status functions: BAFU_EINVAL for an activation code
+ * outside the enum, a variance that is negative or not finite, or (bivariate)
+ * |c12| > sqrt(q1 q2) by more than a relative 1e-12 (smaller excesses are
+ * clamped); BAFU_ENUMERIC if a result is not finite; BAFU_ENOMEM if the
+ * quadrature nodes cannot be set up (quadrature paths only). Outputs are
+ * written only once the arguments are valid; on BAFU_ENUMERIC they hold the
+ * non-finite values. No function allocates memory the caller must free.
+ *
+ * Thread safety: all functions are thread-safe (no mutable state: the
+ * quadrature nodes are computed once under call_once). */
 #ifndef BAFU_ACT_H
 #define BAFU_ACT_H
 
@@ -28,16 +38,22 @@ typedef enum {
   BAFU_ACT_COUNT
 } bafu_act;
 
-/* Name <-> enum ("relu", "linear", "tanh", "erf", "gelu", "swish"). */
+/* Name <-> enum ("relu", "linear", "tanh", "erf", "gelu", "swish").
+ * bafu_act_from_name: BAFU_EINVAL for an unknown or NULL name (*out unchanged).
+ * bafu_act_name: a static string, "unknown" for a code outside the enum; never
+ * NULL, cannot fail. */
 bafu_status bafu_act_from_name(const char *name, bafu_act *out);
 const char *bafu_act_name(bafu_act a);
 
-/* Pointwise phi and phi'. For relu, phi'(0) = 0. */
+/* Pointwise phi and phi'. For relu, phi'(0) = 0. Accurate in both tails, no
+ * overflow for any finite u. Return NAN for a code outside the enum (no
+ * status). */
 double bafu_act_phi(bafu_act a, double u);
 double bafu_act_dphi(bafu_act a, double u);
 
-/* Vectorised: phi[i] = phi(u[i]), dphi[i] = phi'(u[i]) for i < n. Either output
- * may be NULL. Outputs may not alias u. */
+/* Vectorised: phi[i] = phi(u[i]), dphi[i] = phi'(u[i]) for i < n (caller's
+ * arrays of n doubles). Either output may be NULL. Outputs may not alias u.
+ * A code outside the enum fills the outputs with NAN (no status). */
 void bafu_act_apply(bafu_act a, size_t n, const double *u, double *phi, double *dphi);
 
 /* Single-variable Gaussian moments for u ~ N(0, q), q >= 0. */
@@ -47,7 +63,9 @@ typedef struct {
   double dphi4; /* E[phi'(u)^4] */
 } bafu_act_moments;
 
-/* Closed form where known, Gauss-Hermite otherwise. q must be finite, >= 0. */
+/* Closed form where known (relu, linear, erf), Gauss-Hermite otherwise. q must
+ * be finite, >= 0; q = 0 gives the moments of u = 0 (all 0 for relu). Errors as
+ * above. */
 bafu_status bafu_act_moments_eval(bafu_act a, double q, bafu_act_moments *out);
 
 /* Same quantities by Gauss-Hermite quadrature for every activation (used to test
@@ -55,14 +73,18 @@ bafu_status bafu_act_moments_eval(bafu_act a, double q, bafu_act_moments *out);
 bafu_status bafu_act_moments_quad(bafu_act a, double q, bafu_act_moments *out);
 
 /* Bivariate: (u, v) centred Gaussian with Var u = q1, Var v = q2, Cov = c12
- * (|c12| <= sqrt(q1 q2)). Returns E[phi(u) phi(v)] and E[phi'(u) phi'(v)]. */
+ * (|c12| <= sqrt(q1 q2)). Stores E[phi(u) phi(v)] in *e_phiphi and
+ * E[phi'(u) phi'(v)] in *e_dphidphi (either may be NULL). Closed forms for
+ * relu, linear, erf (the _quad variant: quadrature for every activation).
+ * Errors as above. */
 bafu_status bafu_act_bivariate(bafu_act a, double q1, double q2, double c12,
                                double *e_phiphi, double *e_dphidphi);
 bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12,
                                     double *e_phiphi, double *e_dphidphi);
 
 /* Mask correlation: E[phi'(u)^2 phi'(v)^2] for the same centred bivariate
- * Gaussian (closed forms for relu, linear, erf; quadrature otherwise). It is
+ * Gaussian into *out (not NULL), closed forms for relu, linear, erf;
+ * quadrature otherwise (the _quad variant: always). Errors as above. It is
  * the trace phi(D_j^2 D_k^2) of two layers' masks in a ResNet, whose residual
  * stream makes the masks of different layers correlated (theory/moments.md 2.4). */
 bafu_status bafu_act_mask_corr(bafu_act a, double q1, double q2, double c12, double *out);

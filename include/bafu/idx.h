@@ -3,7 +3,11 @@
  * An IDX image file is a big-endian header (magic 0x00000803, count, rows,
  * cols) followed by count*rows*cols unsigned bytes, one image after the other,
  * each row-major; a label file is (magic 0x00000801, count) followed by count
- * bytes. Files are read through zlib, so they may be gzipped or plain. */
+ * bytes. Files are read through zlib, so they may be gzipped or plain.
+ *
+ * Thread safety: the functions keep no global state (bafu_fashion_mnist_load
+ * reads the environment), so loads into distinct datasets may run
+ * concurrently. */
 #ifndef BAFU_IDX_H
 #define BAFU_IDX_H
 
@@ -20,15 +24,16 @@ typedef struct {
 } bafu_dataset;
 
 /* Read an image file and its label file into *out (which then owns x and
- * label; release with bafu_dataset_free). max_count > 0 keeps only the first
- * max_count samples (only those are read and checked); 0 reads all.
- * Validation is strict, and each failure names the file:
+ * label, malloc'd; release with bafu_dataset_free). *out is overwritten
+ * without being freed. max_count > 0 keeps only the first max_count samples
+ * (only those are read and checked; the trailing-bytes check is then
+ * skipped); 0 reads all. Validation is strict, and each failure names the file:
  *   BAFU_EIO    a file cannot be opened or read;
  *   BAFU_EPARSE wrong magic number, zero or oversized dimensions (rows, cols
  *               <= 4096, count <= 10^8), image and label counts differ, a label
  *               outside 0..9, fewer bytes than the header declares, trailing
  *               bytes after the data, corrupt gzip data (zlib's message);
- *   BAFU_ENOMEM the arrays cannot be allocated.
+ *   BAFU_ENOMEM the arrays cannot be allocated (or zlib runs out of memory).
  * On error *out is zeroed and nothing is leaked. */
 bafu_status bafu_idx_load(const char *images_gz, const char *labels_gz, size_t max_count, bafu_dataset *out);
 
@@ -37,10 +42,12 @@ void bafu_dataset_free(bafu_dataset *d);
 
 /* Fashion-MNIST from DIR/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz:
  * test = 0 the 60000 training images, 1 the 10000 test images (28 x 28).
- * dir NULL means $BAFU_FASHION_MNIST_DIR if set, else /usr/share/datasets/fashion-mnist.
+ * dir NULL means $BAFU_FASHION_MNIST_DIR if set and non-empty, else (and for
+ * dir = "") /usr/share/datasets/fashion-mnist.
  * Missing files give BAFU_EIO with "Fashion-MNIST not found in DIR (install the
- * Debian package dataset-fashion-mnist, or set BAFU_FASHION_MNIST_DIR)"; other
- * errors as bafu_idx_load. */
+ * Debian package dataset-fashion-mnist, or set BAFU_FASHION_MNIST_DIR)";
+ * BAFU_EINVAL if a file name would exceed 4095 characters; other errors, and
+ * ownership, as bafu_idx_load (*out is zeroed on every error). */
 bafu_status bafu_fashion_mnist_load(const char *dir, int test, size_t max_count, bafu_dataset *out);
 
 #endif

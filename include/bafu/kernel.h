@@ -40,7 +40,12 @@
  * coordinates (N(0, I_d) draws, the engine's default), an approximation for
  * other fixed inputs (use the embedding). Weight init (Gaussian or scaled
  * orthogonal) does not change these first moments; step and seed are
- * irrelevant. */
+ * irrelevant.
+ *
+ * Thread safety: no global state; distinct workspaces (and calls of
+ * bafu_kernel_two_inputs) may be used concurrently, one workspace must not be
+ * used from two threads at once (the const getters may run concurrently
+ * with each other, not with bafu_kernel_run). */
 #ifndef BAFU_KERNEL_H
 #define BAFU_KERNEL_H
 
@@ -55,7 +60,8 @@
  * bafu_act_moments_quad for every activation, no angle path (for tests). */
 typedef enum { BAFU_KERNEL_AUTO, BAFU_KERNEL_QUADRATURE } bafu_kernel_method;
 
-/* Number of layers J of p (as bafu_net_nlayers of a network with p). */
+/* Number of layers J of p (as bafu_net_nlayers of a network with p). p is not
+ * checked; cannot fail. */
 size_t bafu_kernel_count_layers(const bafu_net_params *p);
 
 /* ---------------------------------------------------------------------------
@@ -64,27 +70,34 @@ size_t bafu_kernel_count_layers(const bafu_net_params *p);
 
 typedef struct bafu_kernel bafu_kernel;
 
-/* Check p (bafu_net_params_check) and allocate J x 5 matrices of m x m
- * doubles. Refuses (BAFU_ENOMEM, message with the estimate) beyond
- * bafu_memory_limit_bytes(). p is copied. *out is NULL on error. */
+/* Check p (bafu_net_params_check: BAFU_EINVAL) and allocate J x 5 (+ 4
+ * scratch) matrices of m x m doubles. Refuses (BAFU_ENOMEM, message with the
+ * estimate) beyond bafu_memory_limit_bytes(); BAFU_ENOMEM if an allocation
+ * fails. p is copied. *out is NULL on error; the caller owns *out and
+ * releases it with bafu_kernel_free (NULL-safe). */
 bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out);
 void bafu_kernel_free(bafu_kernel *k);
 
-/* Choose how expectations are computed (default AUTO). */
+/* Choose how expectations are computed (default AUTO). BAFU_EINVAL for a
+ * value outside the enum (the method is then unchanged). */
 bafu_status bafu_kernel_set_method(bafu_kernel *k, bafu_kernel_method method);
 
 /* Run every layer for the inputs X (d x m, column-major, not retained).
- * Errors: BAFU_EINVAL for non-finite inputs; BAFU_ENUMERIC (naming the layer)
- * if any stored value overflows or is not finite; errors of the activation
- * expectations. After an error the stored matrices are unspecified. */
+ * Errors: BAFU_EINVAL for X NULL or non-finite inputs; BAFU_ENUMERIC (naming
+ * the layer) if the input Gram matrix, Sigma, Theta or P is not finite
+ * (overflow); errors of the
+ * activation expectations (bafu/act.h). After an error the stored matrices are
+ * unspecified. */
 bafu_status bafu_kernel_run(bafu_kernel *k, const double *X);
 
+/* J and m of the workspace; cannot fail. */
 size_t bafu_kernel_nlayers(const bafu_kernel *k);
 size_t bafu_kernel_batch(const bafu_kernel *k);
 
-/* Per-layer results (j < J) after a successful run: user-facing label, and
- * pointers to m x m column-major matrices owned by the workspace, valid until
- * the next run or free. */
+/* Per-layer results (j < J, not checked) after a successful run: user-facing
+ * label, and pointers to m x m column-major matrices owned by the workspace
+ * (Sigma_j, Sprime_j, Theta_j, Gamma_j, P_j), valid until bafu_kernel_free;
+ * their contents change with the next run. Cannot fail. */
 int bafu_kernel_label(const bafu_kernel *k, size_t j);
 const double *bafu_kernel_sigma(const bafu_kernel *k, size_t j);
 const double *bafu_kernel_sprime(const bafu_kernel *k, size_t j);
@@ -115,27 +128,32 @@ typedef struct {
   double bwd;            /* P_j(a,b) */
 } bafu_kernel_pair;
 
-/* Called once per layer in order; a non-zero return stops the sweep (the
- * function then returns BAFU_OK: the caller knows why it stopped). */
+/* Called once per layer in order (layer points to a temporary, valid during
+ * the call only); a non-zero return stops the sweep (the function then
+ * returns BAFU_OK: the caller knows why it stopped). */
 typedef int (*bafu_kernel_pair_fn)(const bafu_kernel_pair *layer, void *ctx);
 
-/* Run the two-input recursion for p (p->batch and p->init are ignored) and
- * call fn for every layer. The whole recursion is computed and checked first
- * (the backward factor needs the layers above), so on error (BAFU_EINVAL:
- * invalid p or corr not in [-1, 1]; BAFU_ENOMEM; BAFU_ENUMERIC: overflow,
- * naming the layer) fn is never called. Deterministic: the same p and corr
- * give bit-identical layers. */
+/* Run the two-input recursion for p (p->batch and p->init are ignored, but p
+ * must pass bafu_net_params_check) and call fn for every layer. The whole
+ * recursion is computed and checked first (the backward factor needs the
+ * layers above), so on error (BAFU_EINVAL: invalid p, corr not in [-1, 1] or
+ * fn NULL; BAFU_ENOMEM: 2 J doubles beyond the memory limit or not
+ * allocatable; BAFU_ENUMERIC: overflow, naming the layer; errors of the
+ * activation expectations) fn is never called. Deterministic: the same p and
+ * corr give bit-identical layers. */
 bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx);
 
 /* ---------------------------------------------------------------------------
  * The ReLU correlation map in angle form (KR 3), exposed for tests: for inputs
  * at angle th in [0, pi], the correlation of relu(u), relu(v) is
  * c' = (sin th + (pi - th) cos th) / pi; returns 1 - c' with full relative
- * precision (also for th -> 0). */
+ * precision (also for th -> 0). th > pi is treated as pi; th < 0 or NAN gives
+ * NAN (no status). */
 double bafu_kernel_relu_one_minus_corr(double th);
 
 /* The angle 2 asin(sqrt(omc / 2)) = acos(1 - omc) for omc in [0, 2], with full
- * relative precision as omc -> 0. */
+ * relative precision as omc -> 0. Out of range it clamps: omc < 0 gives 0,
+ * omc > 2 gives pi; NAN gives NAN (no status). */
 double bafu_kernel_angle_from_omc(double omc);
 
 #endif

@@ -5,7 +5,16 @@
  * per-layer quantity of bafu/net.h. The result holds, per layer and quantity,
  * the mean, the standard error of the mean (sample sd / sqrt(seeds)) and the
  * maximum over draws. Results depend only on (params, seeds, seed, inputs),
- * not on the number of threads: each draw writes its own slot. */
+ * not on the number of threads: each draw writes its own slot. Quantities that
+ * are undefined for a draw (NAN or infinite in bafu_net_measure, e.g. the
+ * angle of a layer with nothing trained at or below it) propagate into the
+ * mean, se and max.
+ *
+ * Thread safety: a run starts its own OpenMP team and, when threads > 1, sets
+ * OpenBLAS's process-wide thread count to 1 for the run and restores it
+ * afterwards, so concurrent runs with threads > 1, or BLAS calls elsewhere in
+ * the process during such a run, see that setting. Otherwise runs into
+ * distinct results may be made concurrently. */
 #ifndef BAFU_MC_H
 #define BAFU_MC_H
 
@@ -25,16 +34,25 @@ typedef struct {
 
 /* Run `seeds` >= 2 draws with up to `threads` >= 1 OpenMP workers (each with
  * its own workspace; BLAS runs single-threaded inside a worker when threads > 1).
- * `x` (d x m) fixes the inputs, or NULL for fresh N(0,1) inputs per draw. */
+ * The workers are capped at `seeds`, and at bafu_memory_limit_bytes() /
+ * bafu_net_memory_bytes(p) (at least 1). `x` (d x m, copied, not retained)
+ * fixes the inputs, or NULL for fresh draws of p->inputs per draw.
+ * *out is zeroed on entry; on success it owns malloc'd arrays (release with
+ * bafu_mc_result_free). Errors: BAFU_EINVAL for seeds < 2, threads < 1 or
+ * invalid p; errors of bafu_net_alloc, bafu_net_draw and bafu_net_run (the
+ * first one met, its message re-raised in the calling thread); BAFU_ENOMEM for
+ * the result arrays. On error *out is zeroed and nothing is leaked. */
 bafu_status bafu_mc_run(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
                         int threads, bafu_mc_result *out);
 
 /* The same, calling progress(done, seeds, ctx) after each finished draw (one
- * call at a time, from whichever worker finished; done counts up to seeds).
- * The results do not depend on it. */
+ * call at a time, from whichever worker finished; done counts up to seeds,
+ * fewer after an error; progress may be NULL). The results do not depend
+ * on it. */
 typedef void (*bafu_mc_progress_fn)(size_t done, size_t total, void *ctx);
 bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
                                  int threads, bafu_mc_progress_fn progress, void *ctx, bafu_mc_result *out);
+/* Free the arrays of r and zero it; NULL-safe, and safe on a zeroed result. */
 void bafu_mc_result_free(bafu_mc_result *r);
 
 #endif

@@ -6,7 +6,11 @@
  * Derivations: theory/moments.md. The layers are those of the engine
  * (bafu/net.h): same indexing, labels and learning-rate groups, and the
  * moments are in the engine's units, m_p = tr(K_l^p) / n_l, so that
- * m1 = E[D_l] / E|b_l|^2 for an independent backward vector. */
+ * m1 = E[D_l] / E|b_l|^2 for an independent backward vector.
+ *
+ * Output arrays are the caller's; nothing is retained. After an error they
+ * are partly written (unspecified). Thread safety: no global state; every
+ * function may run concurrently with any other on distinct outputs. */
 #ifndef BAFU_MOMENTS_H
 #define BAFU_MOMENTS_H
 
@@ -30,19 +34,25 @@ typedef struct {
   double sensitivity; /* |df_l|_rms / D_top = decay_l / (|b_l| cos_theta sqrt(n_l)) / decay_top */
 } bafu_moments_layer;
 
-/* Number of layers of p (as bafu_net_nlayers). */
+/* Number of layers of p (as bafu_net_nlayers). p is not checked; cannot fail. */
 size_t bafu_moments_nlayers(const bafu_net_params *p);
 
-/* Run the moment recursion for one input with |x|^2 = x2 (x2 <= 0: the
- * expectation d of a N(0, I_d) input). out has bafu_moments_nlayers(p)
- * entries. A layer with nothing trained at or below it (m1 = 0, e.g.
- * lr_input = 0) gets cos_theta = cos_spectral = NAN: the angle is undefined.
- * Errors: invalid parameters, non-finite moments (overflow). */
+/* Run the moment recursion for one input with |x|^2 = x2 (x2 <= 0 or NAN: the
+ * expectation of a drawn input, d for N(0, I_d) and 1 for one-hot inputs).
+ * out has bafu_moments_nlayers(p) entries. A layer with nothing trained at or
+ * below it (m1 = 0, e.g. lr_input = 0) gets cos_theta = cos_spectral = NAN:
+ * the angle is undefined (its sensitivity is then NAN too).
+ * Errors: BAFU_EINVAL for invalid p (bafu_net_params_check), the xent signal,
+ * x2 = +inf, or a ResNet without embedding whose blocks are not trained
+ * (branch_scale or lr_hidden 0); BAFU_ENUMERIC for non-finite moments
+ * (overflow, naming the layer); BAFU_ENOMEM; errors of the activation
+ * moments (bafu/act.h). */
 bafu_status bafu_moments_run(const bafu_net_params *p, double x2, bafu_moments_layer *out);
 
 /* The same under the freeness approximation for ResNet masks (masks of
  * different blocks independent): exact for MLPs and linear ResNets, biased for
- * nonlinear ResNets (theory/moments.md 2.4); kept for comparison and tests. */
+ * nonlinear ResNets (theory/moments.md 2.4); kept for comparison and tests.
+ * Arguments and errors as bafu_moments_run. */
 bafu_status bafu_moments_run_free(const bafu_net_params *p, double x2, bafu_moments_layer *out);
 
 /* Continuum limit of a ResNet with beta = b / sqrt(L), L -> infinity, at
@@ -56,20 +66,29 @@ typedef struct {
  * options of p (activation, sigma_w2, init, embedding, learning rates; depth
  * and branch exponent are ignored) with branch constant b, solved by the
  * Euler scheme in t with Richardson extrapolation until successive
- * refinements agree to rtol; the state at t = k/npoints, k = 0..npoints
- * (npoints+1 entries). At t = 0 without embedding cos = 1 (the limit
- * t -> 0+). Needs closed-form mask correlations: relu, linear or erf. */
+ * refinements agree to rtol, or until the scheme reaches more than 8192 steps:
+ * then out[].error, the last difference, exceeds rtol (INFINITY when
+ * npoints > 4096: no two refinements were compared) and the call still
+ * succeeds. Writes the state at t = k/npoints, k = 0..npoints (npoints+1
+ * entries of out). At t = 0 without embedding cos = 1 (the limit t -> 0+).
+ * Errors: BAFU_EINVAL for b < 0 or not finite, rtol not in (0, 1), npoints not
+ * in 1..100000, p failing bafu_net_params_check as a ResNet, or an activation
+ * without closed-form mask correlations (only relu, linear, erf);
+ * BAFU_ENOMEM; BAFU_ENUMERIC (overflow). */
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
                                bafu_continuum_point *out);
 
 /* Closed form of the continuum angle where one is known: linear activation
- * without embedding, cos(t) = (1 + 2 s b^2 t / 3)^(-1/2). NAN otherwise. */
+ * without embedding, cos(t) = (1 + 2 s b^2 t / 3)^(-1/2). NAN otherwise (no
+ * status; p is not checked). */
 double bafu_continuum_cos_closed(const bafu_net_params *p, double b, double t);
 
 /* One line describing the L -> infinity regime of the output angle for the
  * architecture, activation, init and branch exponent of p (limit 0 or 1, the
  * rate and its constant, or the non-trivial limit), derived in
- * theory/moments.md section 4. Written into buf (always NUL-terminated). */
+ * theory/moments.md section 4. Written into buf (size > 0; truncated to fit,
+ * always NUL-terminated; untouched on error). Errors: BAFU_EINVAL for invalid
+ * p; errors of the activation moments and (A = 1/2) of bafu_continuum_run. */
 bafu_status bafu_moments_regime(const bafu_net_params *p, char *buf, size_t size);
 
 #endif

@@ -24,7 +24,19 @@
  *
  * Usage: p = defaults, set fields; bafu_net_alloc(&p, &net) sizes every buffer
  * once; then per Monte Carlo draw bafu_net_draw() and bafu_net_run(), and
- * bafu_net_measure(). No allocation happens after bafu_net_alloc. */
+ * bafu_net_measure(). No allocation happens after bafu_net_alloc.
+ *
+ * Conventions: a layer index j must be < bafu_net_nlayers(net) (not checked);
+ * caller arrays are not retained (inputs and targets are copied); pointers
+ * returned into a network are owned by it. The passes must run in order
+ * (forward before backward, backward before tangent, step, update and the
+ * measurements); out of order they compute on stale buffers (no error).
+ *
+ * Thread safety: no global state (bafu_memory_limit_bytes reads the
+ * environment). Distinct networks may be used concurrently; one network must
+ * not be used from two threads at once. The const functions only read it and
+ * may run concurrently with each other, but not with any non-const call:
+ * bafu_net_weight and every pass may generate weights into the network. */
 #ifndef BAFU_NET_H
 #define BAFU_NET_H
 
@@ -58,74 +70,103 @@ typedef struct {
   int embed;              /* ResNet: trained input embedding f_0 = W_0 x */
   double lr_input, lr_hidden, lr_output;
   bafu_signal signal;
-  double step;            /* eta of the actual finite step; 0: no step (step columns 0) */
+  double step;            /* eta >= 0 of the actual finite step; 0: no step (step columns 0) */
   bafu_rng_kind rng;      /* fast: xoshiro256++ lanes + ziggurat (default); gsl: mt19937 + ziggurat */
   int regenerate;         /* fast rng only: keep one weight matrix and regenerate each
                              layer's weights from its own substream when a pass needs
                              them (memory ~ 1 layer instead of L; 4 regenerations per draw) */
 } bafu_net_params;
 
-/* The defaults of `bafu mc` (see README): ReLU MLP, n = 512, L = 16, ... */
+/* The defaults of `bafu mc` (see README): ReLU MLP, n = 512, L = 16, ...
+ * Cannot fail. */
 bafu_net_params bafu_net_params_default(void);
 
-/* Check a parameter set; on error the message names the offending option. */
+/* Check a parameter set: BAFU_EINVAL (the message names the offending option)
+ * for zero sizes, non-finite or out-of-range numbers, an activation or input
+ * kind outside its enum, and invalid combinations (xent with < 2 outputs,
+ * regenerate without the fast rng, embed on an MLP, ResNet without embed and
+ * d != n, non-finite beta, MLP with lr_input = lr_hidden = 0). The arch, init,
+ * signal and rng enums are not range-checked. */
 bafu_status bafu_net_params_check(const bafu_net_params *p);
 
 /* The init variance gains of the layer reading x and of the readout
- * (sigma2_input / sigma2_output, or sigma_w2 where those are 0). */
+ * (sigma2_input / sigma2_output, or sigma_w2 where those are <= 0). p is not
+ * checked; cannot fail. */
 double bafu_net_gain_input(const bafu_net_params *p);
 double bafu_net_gain_output(const bafu_net_params *p);
 
-/* beta = B * L^(-A) for ResNets, 1 for MLPs. */
+/* beta = B * L^(-A) for ResNets, 1 for MLPs. p is not checked (beta may be
+ * infinite or NAN for invalid p); cannot fail. */
 double bafu_net_beta(const bafu_net_params *p);
 
-/* Bytes that bafu_net_alloc would allocate (SIZE_MAX if that overflows). */
+/* Estimate of the bytes bafu_net_alloc allocates, the number it compares with
+ * the memory limit (generous: every layer sized as the largest, the LAPACK
+ * workspace taken as 64 max(n, d) doubles); SIZE_MAX if it overflows. p is
+ * not checked; cannot fail. */
 size_t bafu_net_memory_bytes(const bafu_net_params *p);
 
-/* Memory refused by bafu_net_alloc: 80% of physical memory, or the value of
- * the environment variable BAFU_MEMORY_LIMIT_MB if set. */
+/* The limit of bafu_memory_check (so of bafu_net_alloc and every other
+ * allocation checked up front): 80% of physical memory (8 GiB if that
+ * cannot be determined), or the value of the environment variable
+ * BAFU_MEMORY_LIMIT_MB if set to a decimal integer (other values are ignored).
+ * Read at every call; cannot fail. */
 size_t bafu_memory_limit_bytes(void);
 
 /* Refuse up front a request that would need `bytes` (an estimate, as a double
  * so that it cannot overflow) when that exceeds bafu_memory_limit_bytes():
  * BAFU_ENOMEM with the message "<what>: about X GiB needed, more than the
- * limit of Y GiB (...)", naming the options to reduce in `what`. BAFU_OK otherwise. */
+ * limit of Y GiB (...)", naming the options to reduce in `what` (not NULL,
+ * not retained); a NAN estimate is refused too. BAFU_OK otherwise. */
 bafu_status bafu_memory_check(double bytes, const char *what);
 
 typedef struct bafu_net bafu_net;
 
-/* Allocate every buffer for `p` (copied). Refuses (BAFU_ENOMEM, with the
- * estimate in the message) if the estimate exceeds bafu_memory_limit_bytes(). */
+/* Allocate every buffer for `p` (copied). Errors: BAFU_EINVAL for invalid p
+ * (bafu_net_params_check); BAFU_ENOMEM (with the estimate in the message) if
+ * the estimate exceeds bafu_memory_limit_bytes() or an allocation fails;
+ * BAFU_ELAPACK if the QR workspace query fails (orthogonal init). *out is NULL
+ * on error; the caller owns *out and releases it with bafu_net_free
+ * (NULL-safe). */
 bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out);
 void bafu_net_free(bafu_net *net);
 
 /* Number of measured layers J, and the user-facing index of layer j
- * (MLP: 1..L, ResNet: 0 for the embedding, 1..L, then L+1 for a readout). */
+ * (MLP: 1..L, ResNet: 0 for the embedding, 1..L, then L+1 for a readout),
+ * its fan-in and fan-out, and its current learning rate. Cannot fail. */
 size_t bafu_net_nlayers(const bafu_net *net);
 int bafu_net_layer_label(const bafu_net *net, size_t j);
 size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j);
 size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j);
 double bafu_net_layer_lr(const bafu_net *net, size_t j);
 
-/* Fix the inputs (d x m column-major, copied) for every later draw; NULL goes
- * back to drawing N(0, 1) inputs with each draw. */
+/* Fix the inputs (d x m column-major, copied; not checked for finiteness) for
+ * every later draw; NULL goes back to drawing inputs (p.inputs) with each
+ * draw. Cannot fail. */
 void bafu_net_set_inputs(bafu_net *net, const double *x);
 
-/* Fix the targets (k x m, copied; for xent one-hot columns) for every later
- * draw; NULL goes back to drawing them. */
+/* Fix the targets (k x m, copied; for xent one-hot columns, not checked) for
+ * every later draw; NULL goes back to drawing them. Cannot fail. */
 void bafu_net_set_targets(bafu_net *net, const double *t);
 
 /* Draw number `draw` of the stream `seed`: inputs (unless fixed), weights in
  * layer order, then the probe or the readout and targets. The numbers depend
- * only on (seed, draw). */
+ * only on (seed, draw). With the fast generator and Gaussian init (or with
+ * p.regenerate) weights are generated lazily, when a pass first needs them.
+ * Errors: BAFU_ELAPACK if the QR of an orthogonal init fails (with
+ * p.regenerate only layer 0 is checked here); cannot fail otherwise. */
 bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw);
 
-/* The passes. run = forward, backward, tangent, step(p->step) (skipped if 0). */
+/* The passes. run = forward, backward, tangent, step(p->step) (skipped if 0;
+ * the step columns of the measurements are then 0). Each pass returns
+ * BAFU_ENUMERIC if its output at the far end is not finite (forward, tangent,
+ * step: the top layer; backward: the bottom layer's signal); run returns the
+ * first error. */
 bafu_status bafu_net_forward(bafu_net *net);
 bafu_status bafu_net_backward(bafu_net *net);
 bafu_status bafu_net_tangent(bafu_net *net);
 /* Forward pass with every W_j replaced by W_j - eta lr_j grad_j F, into the
- * "stepped" features; the weights themselves are not modified. */
+ * "stepped" features; the weights themselves are not modified. eta is not
+ * checked (a non-finite eta gives BAFU_ENUMERIC). */
 bafu_status bafu_net_step(bafu_net *net, double eta);
 bafu_status bafu_net_run(bafu_net *net);
 
@@ -137,36 +178,48 @@ bafu_status bafu_net_run(bafu_net *net);
  * measurement after it reports the new C_j); bafu_net_layer_grad_sq is
  * |s_j b_j g_j^T|^2 for the stored signals of the last backward pass: the
  * squared gradient norm, or R_j^2 times it under backward normalisation
- * (the update direction's norm, theory/engine.md 6.5). */
+ * (the update direction's norm, theory/engine.md 6.5).
+ * bafu_net_update: BAFU_EINVAL with p.regenerate or a non-finite eta; it does
+ * not check the new weights (a non-finite weight shows as BAFU_ENUMERIC in
+ * the next forward pass). bafu_net_set_layer_lr does not check lr (any double
+ * is stored) and cannot fail; bafu_net_layer_grad_sq cannot fail. */
 bafu_status bafu_net_update(bafu_net *net, double eta);
 void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr);
 double bafu_net_layer_grad_sq(const bafu_net *net, size_t j);
 /* Set layer j's learning rate so that its first-order contribution C_j (the
  * loss decrease per unit step from updating layer j) equals `target` >= 0
- * (theory/engine.md 6.3, with backward normalisation 6.5). BAFU_ENUMERIC if
- * the layer's gradient is zero and target > 0. */
+ * (theory/engine.md 6.3, with backward normalisation 6.5), after
+ * bafu_net_backward. BAFU_EINVAL if target is negative or not finite;
+ * BAFU_ENUMERIC if the layer's gradient is zero and target > 0. target = 0
+ * sets the rate to 0. */
 bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double target);
 /* Forward normalisation (theory/engine.md 6.4): with target > 0 every plain
  * layer (MLP layers and the ResNet embedding, not the readout) gets a scale
  * a_j, reset in each forward pass so that |f_j|_rms = target on the batch and
  * held constant by the other passes; frozen = 1 keeps the last scales (for
- * evaluation). target = 0 switches it off (scales back to 1). */
+ * evaluation). target = 0 switches it off (scales back to 1). BAFU_EINVAL if
+ * target is negative or not finite, or target > 0 for a ResNet without
+ * embedding (nothing is changed then). */
 bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen);
 /* Backward normalisation (theory/engine.md 6.5): with target > 0 the backward
  * pass rescales every hidden signal b_j (not the top one) to |b_j| = target
  * before propagating it further; the forward pass is unchanged. The
  * measurements still report the true gradient quantities (|b_j|, C_j and D_j
- * of the true backward vector), so the identity holds with them. */
+ * of the true backward vector), so the identity holds with them. target = 0
+ * switches it off. BAFU_EINVAL if target is negative or not finite. */
 bafu_status bafu_net_set_backward_norm(bafu_net *net, double target);
-/* The scale a_j of plain layer j (1 unless forward normalisation set it). */
+/* The scale a_j of plain layer j (1 unless forward normalisation set it; for
+ * a residual block: beta). Cannot fail. */
 double bafu_net_layer_scale(const bafu_net *net, size_t j);
-/* Predicted classes (argmax of the readout, xent/mse with k > 1) for the m
- * samples of the last forward pass, into cls[m]. */
+/* Predicted classes (argmax of the readout, xent/mse with k > 1; the first
+ * maximum on ties) for the m samples of the last forward pass, into the
+ * caller's cls[m]. Cannot fail. */
 void bafu_net_predict(const bafu_net *net, int *cls);
 
 /* Loss F at the current weights (after forward) and after the step (after
- * bafu_net_step). Probe: F = <b_L, f_L>; mse: |y - t|^2 / (2m); xent: the
- * mean cross-entropy. */
+ * bafu_net_step). Probe: F = <b_L, f_L> (summed over the batch); mse:
+ * |y - t|^2 / (2m); xent: the mean cross-entropy. No status: a non-finite
+ * value is returned as is. */
 double bafu_net_loss(const bafu_net *net);
 double bafu_net_step_loss(const bafu_net *net);
 
@@ -177,7 +230,9 @@ double bafu_net_step_loss(const bafu_net *net);
  * pointer fetched after the draw (an edit made before the draw, or before the
  * layer was generated, is overwritten). With p.regenerate it regenerates layer
  * j into the single weight buffer: the pointer is valid until the next call or
- * pass, and edits to it are lost. */
+ * pass, and edits to it are lost. The other views (features, backward
+ * signals, tangents, stepped features, inputs) stay valid until bafu_net_free;
+ * their contents are overwritten by the next draw or pass. Cannot fail. */
 double *bafu_net_weight(bafu_net *net, size_t j);
 const double *bafu_net_feature(const bafu_net *net, size_t j);
 const double *bafu_net_backward_signal(const bafu_net *net, size_t j);
@@ -185,15 +240,19 @@ const double *bafu_net_feature_tangent(const bafu_net *net, size_t j);
 const double *bafu_net_feature_stepped(const bafu_net *net, size_t j);
 const double *bafu_net_inputs(const bafu_net *net);
 
-/* The full (true) gradient matrix grad_{W_j} F (fan_out x fan_in) into `out`. For
- * tests and dense kernels; the passes never form it. */
+/* The full (true) gradient matrix grad_{W_j} F (fan_out x fan_in) of the last
+ * forward and backward passes into the caller's `out` (fan_out * fan_in
+ * doubles). For tests and dense kernels; the passes never form it. Cannot
+ * fail. */
 void bafu_net_weight_grad(const bafu_net *net, size_t j, double *out);
 
 /* The empirical learning-rate-weighted NTK of the readout for the current
  * draw (after bafu_net_forward; mse signal and one output only):
  * theta[a + b m] = sum_j lr_j <d y_a / d W_j, d y_b / d W_j>, m x m. It runs
  * one backward pass per sample and overwrites the stored backward signals
- * (run bafu_net_backward again before measuring). work: J n m doubles. */
+ * (run bafu_net_backward again before measuring). work: J n m doubles,
+ * theta: m * m doubles, both the caller's. BAFU_EINVAL unless the signal is
+ * mse with k = 1, or with backward normalisation on. */
 bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta);
 
 /* Per-layer measured quantities (theory/engine.md section 3). */
@@ -215,15 +274,23 @@ typedef enum {
   BAFU_Q_COUNT
 } bafu_quantity;
 
-/* Column name of a quantity ("cos_theta", "feature_speed", ...). */
+/* Column name of a quantity ("cos_theta", "feature_speed", ...): a static
+ * string, "?" outside the enum; cannot fail. */
 const char *bafu_quantity_name(bafu_quantity q);
 
-/* Fill out[j * BAFU_Q_COUNT + q] for every layer j (after bafu_net_run). */
+/* Fill the caller's out[j * BAFU_Q_COUNT + q] (J * BAFU_Q_COUNT doubles) for
+ * every layer j (after bafu_net_run). No status: a quantity that is undefined
+ * for the draw is NAN or infinite (e.g. cos and the identity residual when
+ * |df_l|, |b_l| or D_l is 0, the sensitivity when D_top = 0). The step
+ * columns refer to the last bafu_net_step (0 after a run with p.step = 0). */
 void bafu_net_measure(const bafu_net *net, double *out);
 
-/* Read a batch from a text table: one sample per row, whitespace-separated
- * numbers, '#' starts a comment. Returns x as d x m column-major (malloc'd,
- * caller frees). */
+/* Read a batch from a text table: one sample per row, numbers separated by
+ * whitespace or commas, '#' starts a comment, blank lines are skipped.
+ * Returns x as d x m column-major (malloc'd, caller frees). Errors: BAFU_EIO
+ * (cannot open or read), BAFU_EPARSE (a token that is not a finite number,
+ * rows of different lengths, no samples), BAFU_ENOMEM. On error *x = NULL and
+ * *d = *m = 0. */
 bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m);
 
 #endif

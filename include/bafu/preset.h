@@ -13,7 +13,9 @@
  *        every width and depth
  *
  * The hidden-layer gain sigma_w2 (2 for ReLU) is kept; a preset sets
- * sigma2_input, sigma2_output and the three learning rates of the params. */
+ * sigma2_input, sigma2_output and the three learning rates of the params.
+ *
+ * Thread safety: no global state; every function may run concurrently. */
 #ifndef BAFU_PRESET_H
 #define BAFU_PRESET_H
 
@@ -21,7 +23,8 @@
 
 typedef enum { BAFU_PRESET_SP, BAFU_PRESET_NTK, BAFU_PRESET_MUP, BAFU_PRESET_FSC, BAFU_PRESET_COUNT } bafu_preset;
 
-/* "sp", "ntk", "mup", "fsc". */
+/* "sp", "ntk", "mup", "fsc": a static string, "?" outside the enum; cannot
+ * fail. */
 const char *bafu_preset_name(bafu_preset preset);
 
 /* One layer group of a preset: the init variance of an entry and the
@@ -34,19 +37,23 @@ typedef struct {
   const char *lr_formula;
 } bafu_preset_row;
 
-/* The three rows (input, hidden, output) of `preset` for the shape of p
- * (arch, width, depth, input_dim, inputs, branch scale and exponent,
- * sigma_w2). Errors: BAFU_EINVAL for an unknown preset, or a ResNet with
- * one-hot inputs and no embedding (its stream would start at a one-hot x). */
+/* The three rows (input, hidden, output) of `preset` into the caller's
+ * rows[3], for the shape of p (arch, width, depth, input_dim, inputs, branch
+ * scale and exponent, sigma_w2); the formula strings are static. Errors
+ * (BAFU_EINVAL): an unknown preset, p failing bafu_net_params_check, a ResNet
+ * with one-hot inputs and no embedding (its stream would start at a one-hot
+ * x), or a scaling that is not finite (e.g. fsc with branch scale 0). */
 bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_preset_row rows[3]);
 
 /* Apply the rows to p: sigma2_input = var_in d, sigma2_output = var_out n,
- * lr_input, lr_hidden, lr_output. */
+ * lr_input, lr_hidden, lr_output. Errors as bafu_preset_rows; p is changed
+ * only on success. */
 bafu_status bafu_preset_apply(bafu_net_params *p, bafu_preset preset);
 
 /* kappa_k = sqrt(k) E[1/chi_k]: the Monte Carlo mean of the per-draw
  * sensitivity with k Gaussian-target outputs is the theory's value times
- * kappa_k (theory/presets.md 2.2). INFINITY for k < 2 (no mean). */
+ * kappa_k (theory/presets.md 2.2). INFINITY for k < 2 (no mean); cannot
+ * fail. */
 double bafu_sensitivity_kappa(size_t k);
 
 #endif

@@ -13,7 +13,20 @@
  * The Jacobian object M_j = J J^T, J = A_j ... A_1 (layer indices 0-based, the
  * first layer's M_0 = I): the same recursion with c_0 = 1 and c_j = 0 after.
  * Layer indices j below are the engine's 0-based indices (bafu_net_layer_label
- * gives the user-facing label). Moments are m_p = tr(K^p)/n_j (n_j = fan_out). */
+ * gives the user-facing label). Moments are m_p = tr(K^p)/n_j (n_j = fan_out).
+ *
+ * Ownership: workspaces come from *_alloc (*out NULL on error) and are released
+ * with *_free (NULL-safe); arrays passed in are the caller's and not retained;
+ * pointers returned by the getters are owned by the workspace, valid until its
+ * free, their contents replaced by the next run. A workspace reads the network
+ * passed to each call (bafu_net_weight may generate its weights), so that
+ * network must not be used elsewhere meanwhile.
+ *
+ * Thread safety: distinct workspaces (with distinct networks) may be used
+ * concurrently, except that bafu_spec_kpm_alloc and bafu_spec_kpm_free call
+ * the FFTW planner, which is not thread-safe: they must not run concurrently
+ * with each other or with other FFTW planning in the process. One workspace
+ * must not be used from two threads at once. */
 #ifndef BAFU_SPECTRUM_H
 #define BAFU_SPECTRUM_H
 
@@ -24,7 +37,8 @@
 
 typedef enum { BAFU_SPEC_BFK, BAFU_SPEC_JACOBIAN } bafu_spec_object;
 
-/* Name <-> enum: "bfk", "jacobian". */
+/* Enum -> name: "jacobian" for BAFU_SPEC_JACOBIAN, "bfk" for any other value
+ * (static strings; cannot fail). */
 const char *bafu_spec_object_name(bafu_spec_object o);
 
 /* Per-layer summary. cos_theta = <b, M b> / (|b| |M b|) with b = the layer's
@@ -41,9 +55,12 @@ typedef struct {
 
 typedef struct bafu_spec_dense bafu_spec_dense;
 
-/* p: the parameters net was allocated with (layer kinds and beta).
- * Workspace for every layer of `net` (3 n^2 doubles + the dsyevd workspace,
- * queried once for n = the largest fan_out). vectors != 0 keeps eigenvectors. */
+/* p: the parameters net was allocated with (layer kinds and beta; copied, not
+ * checked against net). Workspace for every layer of `net` (3 n^2 doubles + the
+ * dsyevd workspace, queried once for n = the largest fan_in or fan_out).
+ * vectors != 0 keeps eigenvectors. Errors: BAFU_EINVAL if p->batch != 1;
+ * BAFU_ENOMEM if 3 n^2 doubles plus bafu_net_memory_bytes(p) exceed the memory
+ * limit or an allocation fails; BAFU_ELAPACK if the workspace query fails. */
 bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net, int vectors,
                                   bafu_spec_dense **out);
 void bafu_spec_dense_free(bafu_spec_dense *ws);
@@ -51,11 +68,16 @@ void bafu_spec_dense_free(bafu_spec_dense *ws);
 /* For the current draw of `net` (after bafu_net_run): build M_j for
  * j = 0..layer in one sweep (A K A^T as (A K) A^T, two dgemm per layer), fill
  * mom[0..layer] (NULL: skip) and, if eval != NULL, the eigenvalues of M_layer in
- * ascending order (fan_out entries). The matrix itself stays available. */
+ * ascending order (fan_out entries). The matrix itself stays available.
+ * net must be the network the workspace was allocated for. Errors: BAFU_EINVAL
+ * if layer >= J; BAFU_ENUMERIC if M overflows (naming the layer); BAFU_ELAPACK
+ * if dsyevd fails. */
 bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_object obj, size_t layer,
                                 bafu_spec_moments *mom, double *eval);
-/* M_layer (n x n column-major, full) of the last run, and its eigenvectors
- * (columns, only with vectors != 0; NULL otherwise). */
+/* M_layer (n x n column-major, full, n = fan_out of the layer) of the last
+ * run, and its eigenvectors (columns; NULL unless vectors != 0, and meaningful
+ * only if the last run computed eigenvalues: otherwise the buffer holds
+ * scratch). Undefined before the first run; cannot fail. */
 const double *bafu_spec_dense_matrix(const bafu_spec_dense *ws);
 const double *bafu_spec_dense_vectors(const bafu_spec_dense *ws);
 
@@ -69,38 +91,53 @@ typedef struct {
   uint64_t seed;   /* stream of the probe vectors */
 } bafu_kpm_params;
 
+/* The defaults in brackets above (points 0: 2N; seed 1). Cannot fail. */
 bafu_kpm_params bafu_kpm_params_default(void);
 
 typedef struct bafu_spec_kpm bafu_spec_kpm;
 
-/* Workspace: masks, scalars and O(J n + R n) vectors; no n^2 storage beyond
- * the engine's weights. */
+/* Workspace: masks, scalars and O(J n R) vectors; no n^2 storage beyond
+ * the engine's weights. kp is copied. Errors: BAFU_EINVAL if p->batch != 1,
+ * or kp out of range (moments 4..100000, vectors 1..4096, lanczos 2..1000,
+ * points 0 or >= moments); BAFU_ENOMEM; BAFU_ENUMERIC if FFTW cannot plan the
+ * DCT. See the thread-safety note above. */
 bafu_status bafu_spec_kpm_alloc(const bafu_net_params *p, const bafu_net *net, const bafu_kpm_params *kp,
                                 bafu_spec_kpm **out);
 void bafu_spec_kpm_free(bafu_spec_kpm *ws);
 
-/* Prepare layer `layer` of the current draw (masks, c_j) for apply/run. */
+/* Prepare layer `layer` of the current draw (masks, c_j) for apply/run; needs
+ * the forward pass of net. BAFU_EINVAL if layer >= J. obj is not checked (any
+ * value but BAFU_SPEC_JACOBIAN means the BFK). Must precede apply and run. */
 bafu_status bafu_spec_kpm_prepare(bafu_spec_kpm *ws, bafu_net *net, bafu_spec_object obj, size_t layer);
 
 /* out = M_layer v for k <= kp->vectors columns (fan_out x k, column-major)
  * without forming M: one backward (vector-Jacobian) and one tangent pass over
- * the stored weights, BLAS-3 over the k columns. v and out may not alias. */
+ * the stored weights, BLAS-3 over the k columns. v and out may not alias.
+ * After bafu_spec_kpm_prepare; cannot fail (no finiteness check). */
 void bafu_spec_kpm_apply(bafu_spec_kpm *ws, bafu_net *net, size_t k, const double *v, double *out);
 
-/* The density on the reconstruction nodes, ascending x (kp->points entries),
- * and the spectral interval [lo, hi] used (lo = c_layer for the BFK, since
- * K >= c I; hi from Lanczos plus a margin). */
+/* The density on the reconstruction nodes into the caller's x and density
+ * (ascending x; kp->points entries, or 2 kp->moments if points = 0), and the
+ * spectral interval [lo, hi] used (lo = c_layer for the BFK, since K >= c I;
+ * hi from Lanczos plus a margin). The probe vectors are redrawn from kp->seed
+ * at every run (deterministic). After bafu_spec_kpm_prepare. Errors:
+ * BAFU_ENOMEM; BAFU_ENUMERIC for a non-finite Lanczos or Chebyshev vector;
+ * BAFU_ELAPACK if dstev fails. */
 bafu_status bafu_spec_kpm_run(bafu_spec_kpm *ws, bafu_net *net, double *x, double *density, double *lo,
                               double *hi);
 /* Cumulative distribution of the last run's damped Chebyshev series at lambda
- * (exact integral of the series, clamped to [0, 1]). */
+ * (exact integral of the series, clamped to [0, 1]). Undefined before a
+ * successful run; cannot fail. */
 double bafu_spec_kpm_cdf(const bafu_spec_kpm *ws, double lambda);
-/* Stochastic estimates of m1 = tr(M)/n and m2 = tr(M^2)/n from the last run. */
+/* Stochastic estimates of m1 = tr(M)/n and m2 = tr(M^2)/n from the last run
+ * (undefined before a successful run); cannot fail. */
 void bafu_spec_kpm_moments(const bafu_spec_kpm *ws, double *m1, double *m2);
 
 /* Wasserstein-1 distance between the distribution function cdf(.) and the
- * empirical distribution of the n values ev (ascending), integrated over
- * [lo, hi] on `grid` points. */
+ * empirical distribution of the n >= 1 values ev (ascending), integrated over
+ * [lo, hi] (widened to contain ev) by the midpoint rule on `grid` >= 1 cells.
+ * No status: the arguments are not checked (n = 0 reads out of bounds;
+ * grid = 0 gives 0). */
 double bafu_spec_w1(double (*cdf)(const void *ctx, double x), const void *ctx, const double *ev, size_t n,
                     double lo, double hi, size_t grid);
 
@@ -111,6 +148,7 @@ typedef struct {
   size_t grid;  /* density evaluation points per layer [1500] */
 } bafu_free_params;
 
+/* The defaults in brackets above. Cannot fail. */
 bafu_free_params bafu_free_params_default(void);
 
 typedef struct {
@@ -128,19 +166,28 @@ typedef struct {
 
 typedef struct bafu_free bafu_free;
 
-/* Limit of layer `layer` (0-based) of the network p (probe signal, batch 1;
- * MLPs with any activation, ResNets with linear activation only) for one
- * input with |x|^2 = x2 (<= 0: d). info has layer + 1 entries. */
+/* Workspace for fp (copied). Errors: BAFU_EINVAL if fp->atoms is not in
+ * 50..100000 or fp->grid not in 50..1000000; BAFU_ENOMEM. */
 bafu_status bafu_free_alloc(const bafu_free_params *fp, bafu_free **out);
 void bafu_free_free(bafu_free *ws);
+/* Limit of layer `layer` (0-based) of the network p (probe signal, batch 1,
+ * Gaussian init; MLPs with any activation, ResNets with linear activation
+ * only) for one input with |x|^2 = x2 (as bafu_moments_run: <= 0 means d, or 1
+ * for one-hot inputs). Fills the caller's info[0..layer] (layer + 1 entries).
+ * Errors: BAFU_EINVAL for p outside that scope or layer >= J; BAFU_ENOMEM;
+ * errors of bafu_moments_run and of the activation moments. After an error
+ * the workspace's last layer is unspecified. */
 bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, bafu_spec_object obj, size_t layer,
                           bafu_free_layer *info);
-/* Grid density of the continuous part of the last layer computed (grid points). */
+/* Grid density of the continuous part of the last layer computed (grid
+ * points, ascending x; bafu_free_npoints = fp->grid entries). Undefined before
+ * a successful bafu_free_run; cannot fail. */
 const double *bafu_free_x(const bafu_free *ws);
 const double *bafu_free_density(const bafu_free *ws);
 size_t bafu_free_npoints(const bafu_free *ws);
 /* Distribution function of the last layer computed (density integrated
- * piecewise linearly plus atoms). ctx = the bafu_free workspace. */
+ * piecewise linearly plus atoms). ws = the bafu_free workspace (void * so it
+ * fits bafu_spec_w1). Undefined before a successful run; cannot fail. */
 double bafu_free_cdf(const void *ws, double x);
 
 #endif

@@ -9,23 +9,28 @@
  *
  * Grid axes (one or more values; the default is that of `bafu mc`):
  *   arch            mlp | resnet                          [mlp]
- *   width           integers >= 1                         [512]
- *   depth           integers >= 1                         [16]
+ *   width           integers in [1, 1e8]                  [512]
+ *   depth           integers in [1, 1e8]                  [16]
  *   act             relu linear tanh erf gelu swish       [relu]
  *   sigma_w2        finite numbers > 0                    [2]
  *   branch_scale    finite numbers > 0 (ResNet B)         [1]
  *   branch_exponent finite numbers (ResNet A)             [0.5]
  *   init            gaussian | orthogonal                 [gaussian]
  * Run settings (exactly one value):
- *   seeds           Monte Carlo draws per point, >= 2     [8]
- *   seed            stream seed, integer >= 0             [1]
- *   step            actual gradient step, non-zero        [1e-5]
+ *   seeds           Monte Carlo draws per point, 2..1e8   [8]
+ *   seed            stream seed, integer in [0, 2^53]     [1]
+ *   step            actual gradient step, > 0             [1e-5]
  *
  * Grid order: the Cartesian product in the axis order above, the last axis
  * (init) varying fastest; point k = 0..npoints-1. Every point uses the same
  * seed and one input of N(0, I) entries per draw (probe signal, batch 1, unit
  * learning rates). branch_scale and branch_exponent do not affect MLPs (their
- * points repeat). Results depend only on the file: not on threads or ranks. */
+ * points repeat). Results depend only on the file: not on threads or ranks.
+ *
+ * Thread safety: a bafu_sweep is read-only after bafu_sweep_read, so its
+ * getters and bafu_sweep_run_point may be called from several threads; each
+ * run point is a bafu_mc_run, with its process-wide OpenBLAS setting when
+ * threads > 1 (bafu/mc.h). */
 #ifndef BAFU_SWEEP_H
 #define BAFU_SWEEP_H
 
@@ -41,38 +46,47 @@
 
 typedef struct bafu_sweep bafu_sweep;
 
-/* Read and check a grid file. Errors: BAFU_EIO (cannot read), BAFU_EPARSE
- * with the one-line message "PATH:LINE: KEY: reason" (unknown or repeated
- * key, missing '=', no value, bad or out-of-range value, too many values),
- * BAFU_EINVAL "PATH: point K (...): reason" if a grid point fails
- * bafu_net_params_check. *out is NULL on error; free with bafu_sweep_free. */
+/* Read and check a grid file. Errors: BAFU_EIO (cannot open or read),
+ * BAFU_EPARSE with the one-line message "PATH:LINE: KEY: reason" (unknown or
+ * repeated key, missing '=', no value, bad, out-of-range or repeated value,
+ * too many values, several values for a run setting; also "PATH:LINE: line
+ * longer than 4094 characters") or "PATH: the grid has N points, more than
+ * BAFU_SWEEP_MAX_POINTS", BAFU_EINVAL "PATH: point K (...): reason" if a grid
+ * point fails bafu_net_params_check, BAFU_ENOMEM. *out is NULL on error; the
+ * caller owns *out and frees it with bafu_sweep_free (NULL-safe). */
 bafu_status bafu_sweep_read(const char *path, bafu_sweep **out);
 void bafu_sweep_free(bafu_sweep *s);
 
+/* Number of grid points, draws per point, stream seed. Cannot fail. */
 size_t bafu_sweep_npoints(const bafu_sweep *s);
 size_t bafu_sweep_seeds(const bafu_sweep *s);
 uint64_t bafu_sweep_seed(const bafu_sweep *s);
 
-/* The network parameters of point k < npoints (probe signal, batch 1). */
+/* The network parameters of point k < npoints (probe signal, batch 1; other
+ * fields at the defaults of bafu_net_params_default, step from the file).
+ * k is not checked (it wraps around the grid); cannot fail. */
 bafu_net_params bafu_sweep_params(const bafu_sweep *s, size_t k);
 
 /* One line describing the grid: "arch=mlp,resnet width=16,32 ... seeds=8 seed=1
- * step=1e-05 points=24", into buf (always NUL-terminated). */
+ * step=1e-05 points=24", into buf (size >= 1; truncated to fit, always
+ * NUL-terminated). Cannot fail. */
 void bafu_sweep_describe(const bafu_sweep *s, char *buf, size_t size);
 
 /* The header row of the table (no newline): point arch width depth act
  * sigma_w2 branch_scale branch_exponent init layer cos_theta_mc
  * cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se
- * feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory. */
+ * feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory.
+ * A static string; cannot fail. */
 const char *bafu_sweep_header(void);
 
 /* Run point k: bafu_mc_run (seeds, seed, `threads` OpenMP workers) and
  * bafu_moments_run (|x|^2 = d) on the same network, and format its rows, one
  * per layer with a trained parameter at or below it, each ending in '\n',
  * into *text (malloc'd, NUL-terminated, caller frees; *len = strlen). The
- * text depends only on (file, k). Errors: those of the two runs, and
- * BAFU_ENUMERIC if any value is not finite (never a NaN row); the message
- * names the point. *text is NULL on error. */
+ * text depends only on (file, k). Errors: BAFU_EINVAL if k >= npoints; those
+ * of the two runs; BAFU_ENOMEM; BAFU_ENUMERIC if any value is not finite
+ * (never a NaN row); the message names the point. *text is NULL and *len 0 on
+ * error. */
 bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, char **text, size_t *len);
 
 #endif
