@@ -27,22 +27,29 @@ void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
 #include "bafu/spectrum.h"
 #include "bafu/table.h"
 #include "cli.h"
+#include "progress.h"
 
 #ifndef BAFU_PLOTS_DIR
 #define BAFU_PLOTS_DIR "plots"
 #endif
 
 static const char usage[] =
-    "Usage: bafu figures [--quick] [--data-dir DIR] [--plot-dir DIR] [--threads T]\n"
+    "Usage: bafu figures [--quick] [--data-dir DIR] [--plot-dir DIR] [--threads T] [--resume] [--quiet]\n"
     "\n"
     "Regenerate every data table of the depth-scaling figures (theory curves and\n"
     "finite-width Monte Carlo with standard errors) into DIR (default data/) and\n"
     "render each with gnuplot (plots/<figure>.gp) as PNG and PDF into the plot\n"
     "directory (default plots/). --quick runs the same figures with smaller widths\n"
-    "and fewer draws. Progress goes to stderr.";
+    "and fewer draws. Progress goes to stderr (a line per stage; on a terminal also\n"
+    "a bar with the stages done and an ETA); --quiet silences it.\n"
+    "Resume: each finished figure is recorded in DIR/.bafu-figures.ckpt (with the\n"
+    "mode and seed); after an interruption the same command with --resume skips the\n"
+    "figures already written and runs the rest (the file is removed at the end).";
 
 typedef struct {
-  int quick;
+  int quick, quiet;
+  cli_bar *bar;        /* stages done, drawn under the progress lines on a terminal */
+  const size_t *stage; /* stages done so far */
   int threads;
   uint64_t seed;
   const char *data_dir, *plot_dir, *scripts;
@@ -63,7 +70,15 @@ static void progress(const fig_ctx *c, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "[%7.1f s] %s\n", now() - c->t0, line); /* one write: figure 8's threads do not mix lines */
+  if (c->quiet) return;
+#ifdef _OPENMP
+#pragma omp critical(figures_progress) /* figure 8's threads: whole lines, one bar */
+#endif
+  {
+    if (c->bar->shown) fputs("\r\033[K", stderr); /* clear the bar, print the line, redraw the bar */
+    fprintf(stderr, "[%7.1f s] %s\n", now() - c->t0, line);
+    cli_bar_update(c->bar, *c->stage, NULL);
+  }
 }
 
 /* Tables opened and not yet committed: aborted (temporary files removed) if a
@@ -723,9 +738,11 @@ static int ensure_dir(const char *opt, const char *dir) {
 }
 
 int cmd_figures(int argc, char **argv) {
-  fig_ctx c = {.quick = 0, .threads = 2, .seed = 1, .data_dir = "data", .plot_dir = "plots",
+  cli_bar bar = {0};
+  size_t stage = 0;
+  fig_ctx c = {.quick = 0, .quiet = 0, .bar = &bar, .stage = &stage, .threads = 2, .seed = 1, .data_dir = "data", .plot_dir = "plots",
                .scripts = BAFU_PLOTS_DIR, .argc = argc + 1, .argv = argv - 1, .t0 = now()};
-  int no_render = 0, no_train = 0;
+  int no_render = 0, no_train = 0, resume = 0;
   cli_opt opts[] = {
       {"--quick", OPT_FLAG, &c.quick, NULL, "reduced widths and draws (same figures), about a minute", NULL, 0},
       {"--data-dir", OPT_STRING, &c.data_dir, "DIR", "where the data tables go [data]", NULL, 0},
@@ -737,24 +754,77 @@ int cmd_figures(int argc, char **argv) {
       {"--seed", OPT_U64, &c.seed, "X", "Monte Carlo stream seed [1]", NULL, 0},
       {"--no-render", OPT_FLAG, &no_render, NULL, "write the data tables only", NULL, 0},
       {"--no-train", OPT_FLAG, &no_train, NULL, "skip figure 8 (training on Fashion-MNIST, ~10 minutes in full)", NULL, 0},
+      {"--resume", OPT_FLAG, &resume, NULL, "skip the figures finished by an interrupted run of the same settings", NULL, 0},
+      {"--quiet", OPT_FLAG, &c.quiet, NULL, "no progress on stderr", NULL, 0},
       {0},
   };
   int r = cli_parse("figures", usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
   if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
     return r;
-  progress(&c, "bafu figures (%s): data in %s, images in %s", c.quick ? "quick" : "full", c.data_dir, c.plot_dir);
-  if (fig1(&c) || fig2(&c) || fig3(&c) || fig4(&c) || fig4_w1(&c) || fig5(&c) || fig6(&c) || fig7(&c) ||
-      (!no_train && fig8(&c))) {
-    abort_open_tables();
+  /* the stages, each writing its tables; a finished one is recorded in the
+     resume file, whose first line is the settings it applies to */
+  static const struct {
+    const char *name;
+    int (*run)(const fig_ctx *);
+  } stages[] = {{"fig1", fig1}, {"fig2", fig2}, {"fig3", fig3}, {"fig4", fig4}, {"fig4_w1", fig4_w1},
+                {"fig5", fig5}, {"fig6", fig6}, {"fig7", fig7}, {"fig8", fig8}};
+  const size_t nstages = sizeof stages / sizeof stages[0] - (size_t)no_train;
+  char state_path[4096], settings[256], line[256];
+  snprintf(state_path, sizeof state_path, "%s/.bafu-figures.ckpt", c.data_dir);
+  snprintf(settings, sizeof settings, "bafu figures %s mode=%s seed=%llu\n", BAFU_VERSION, c.quick ? "quick" : "full",
+           (unsigned long long)c.seed);
+  int done[sizeof stages / sizeof stages[0]] = {0};
+  size_t ndone = 0;
+  FILE *state = resume ? fopen(state_path, "r") : NULL;
+  if (state) {
+    if (fgets(line, sizeof line, state) && strcmp(line, settings) == 0) {
+      while (fgets(line, sizeof line, state)) /* whole lines "figN\n" only: a cut-off last line is ignored */
+        for (size_t i = 0; i < nstages; ++i) {
+          char want[32];
+          snprintf(want, sizeof want, "%s\n", stages[i].name);
+          if (strcmp(line, want) == 0 && !done[i]) done[i] = 1, ++ndone;
+        }
+    } else if (!c.quiet) {
+      fprintf(stderr, "bafu figures: --resume: %s is for other settings; running every figure\n", state_path);
+    }
+    fclose(state);
+  }
+  state = fopen(state_path, ndone ? "a" : "w");
+  if (!state || (!ndone && (fputs(settings, state) == EOF || fflush(state)))) {
+    fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", state_path, strerror(errno));
+    if (state) fclose(state);
     return 1;
   }
+  stage = ndone;
+  cli_bar_start(&bar, nstages, ndone, "stages", c.quiet);
+  progress(&c, "bafu figures (%s): data in %s, images in %s", c.quick ? "quick" : "full", c.data_dir, c.plot_dir);
+  for (size_t i = 0; i < nstages; ++i) {
+    if (done[i]) {
+      progress(&c, "%s: written by the interrupted run (--resume)", stages[i].name);
+      continue;
+    }
+    if (stages[i].run(&c)) {
+      abort_open_tables();
+      fclose(state);
+      return 1;
+    }
+    if (fprintf(state, "%s\n", stages[i].name) < 0 || fflush(state)) {
+      fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", state_path, strerror(errno));
+      fclose(state);
+      return 1;
+    }
+    ++stage;
+    progress(&c, "%s: done", stages[i].name);
+  }
+  fclose(state);
   if (!no_render) {
     const char *figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch", "fig4_spectra", "fig5_width",
                           "fig6_feature_speed", "fig7_sensitivity", "fig8_training"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0] - (size_t)no_train; ++i)
       if (render(&c, figs[i])) return 1;
   }
+  remove(state_path); /* every table and image is written: nothing to resume */
   progress(&c, "done");
   return 0;
 }
