@@ -388,7 +388,7 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
     memcpy(prev, cur, P * sizeof *cur);
     memcpy(c1, c2, P * sizeof *c2);
     N *= 2;
-    if (N > 8192) break;
+    if (N > 8192 && it > 0) break; /* at least one error estimate, even for a fine output grid */
   }
   for (size_t k = 0; k < P; ++k) {
     double c = cur[k] > 1 ? 1 : cur[k];

@@ -112,7 +112,13 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
   if (p->depth < 1) return bafu_error(BAFU_EINVAL, "--depth: must be a positive integer");
   if (p->batch < 1) return bafu_error(BAFU_EINVAL, "--batch: must be a positive integer");
   if (p->outputs < 1) return bafu_error(BAFU_EINVAL, "--outputs: must be a positive integer");
-  if (p->act >= BAFU_ACT_COUNT) return bafu_error(BAFU_EINVAL, "--act: unknown activation");
+  if ((unsigned)p->act >= BAFU_ACT_COUNT) return bafu_error(BAFU_EINVAL, "--act: unknown activation");
+  if (p->arch != BAFU_ARCH_MLP && p->arch != BAFU_ARCH_RESNET) return bafu_error(BAFU_EINVAL, "--arch: unknown architecture");
+  if (p->init != BAFU_INIT_GAUSSIAN && p->init != BAFU_INIT_ORTHOGONAL)
+    return bafu_error(BAFU_EINVAL, "--init: unknown initialisation");
+  if (p->signal != BAFU_SIGNAL_PROBE && p->signal != BAFU_SIGNAL_MSE && p->signal != BAFU_SIGNAL_XENT)
+    return bafu_error(BAFU_EINVAL, "--loss: unknown backward signal");
+  if (p->rng != BAFU_RNG_GSL && p->rng != BAFU_RNG_FAST) return bafu_error(BAFU_EINVAL, "--rng: unknown generator");
   if (!(isfinite(p->sigma_w2) && p->sigma_w2 > 0))
     return bafu_error(BAFU_EINVAL, "--sigma-w2: must be a finite positive number");
   if (!(isfinite(p->sigma2_input) && p->sigma2_input >= 0))
@@ -217,14 +223,21 @@ size_t bafu_net_memory_bytes(const bafu_net_params *p) {
   return sat_mul(sizeof(double), doubles_needed(p, sat_mul(64, max_dim)));
 }
 
-size_t bafu_memory_limit_bytes(void) {
+/* BAFU_MEMORY_LIMIT_MB as a byte count if it is set to digits (0: unset or
+ * malformed; strtoull alone would take "-1" as a huge limit). */
+static size_t memory_limit_from_env(void) {
   const char *env = getenv("BAFU_MEMORY_LIMIT_MB");
-  if (env && *env) {
-    char *end;
-    errno = 0;
-    unsigned long long mb = strtoull(env, &end, 10);
-    if (!errno && *end == '\0') return sat_mul((size_t)mb, 1024u * 1024u);
-  }
+  if (!env || !(env[0] >= '0' && env[0] <= '9')) return 0;
+  char *end;
+  errno = 0;
+  const unsigned long long mb = strtoull(env, &end, 10);
+  if (errno || *end != '\0') return 0;
+  return sat_mul((size_t)mb, 1024u * 1024u);
+}
+
+size_t bafu_memory_limit_bytes(void) {
+  const size_t env = memory_limit_from_env();
+  if (env) return env;
   long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
   if (pages <= 0 || psize <= 0) return (size_t)8 << 30;
   return (size_t)((double)pages * (double)psize * 0.8);
@@ -234,9 +247,10 @@ bafu_status bafu_memory_check(double bytes, const char *what) {
   const double limit = (double)bafu_memory_limit_bytes();
   if (bytes <= limit) return BAFU_OK;
   return bafu_error(BAFU_ENOMEM,
-                    "%s: about %.3g GiB needed, more than the limit of %.3g GiB (80%% of physical memory; set "
-                    "BAFU_MEMORY_LIMIT_MB to change it)",
-                    what, bytes / 1073741824.0, limit / 1073741824.0);
+                    "%s: about %.3g GiB needed, more than the limit of %.3g GiB (%s)", what, bytes / 1073741824.0,
+                    limit / 1073741824.0,
+                    memory_limit_from_env() ? "BAFU_MEMORY_LIMIT_MB"
+                                            : "80% of physical memory; set BAFU_MEMORY_LIMIT_MB to change it");
 }
 
 bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {

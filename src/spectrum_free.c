@@ -382,6 +382,17 @@ static void eval_trimmed(bafu_free *ws, const dens_ctx *c, double lo, double hi)
 
 /* ------------------------------------------------------------ driver --- */
 
+/* The law of a I alone: the atom (a, 1) and an empty density on a grid
+ * around it (the representation of a layer whose K is a multiple of I). */
+static void atom_only(bafu_free *ws, double a) {
+  make_grid(ws->gx, ws->G, a - 0.5 * fabs(a) - 1e-12, a + 0.5 * fabs(a) + 1e-12);
+  ws->glo = ws->gx[0], ws->ghi = ws->gx[ws->G - 1];
+  memset(ws->gd, 0, ws->G * sizeof(double));
+  integrate(ws);
+  ws->natoms = 1;
+  ws->atom[0] = (bafu_spec_atom){a, 1.0};
+}
+
 /* law(s phi'(u)^2), u ~ N(0, q): exact for relu/linear, 64-point
  * Gauss-Hermite otherwise (in H). Returns the atom at 0. */
 static bafu_status mask_law(bafu_free *ws, const bafu_net_params *p, double q) {
@@ -492,8 +503,15 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
       eval_trimmed(ws, &dc, lo, hi);
       integrate(ws);
       discretise(ws, P, N, p1, p2);
-      if (degenerate) {
-        /* K = a I: law(a P) + c */
+      if (degenerate && K->t[0] == 0) {
+        /* K = 0 (no trained parameter below, e.g. --lr-input 0): the layer's
+           own term alone, K = c I, still a multiple of I */
+        K->n = 1, K->t[0] = c, K->w[0] = 1, K->m1 = c, K->m2 = c * c;
+        atom_only(ws, c);
+        K->natoms = 1;
+        K->atom[0] = ws->atom[0];
+      } else if (degenerate) {
+        /* K = a I (a > 0): law(a P) + c */
         const double a = K->t[0];
         for (size_t i = 0; i < P->n; ++i) K->t[i] = c + a * P->t[i], K->w[i] = P->w[i];
         K->n = P->n;
@@ -549,15 +567,6 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
   }
   free(o);
   if (st) return st;
-  if (layer == 0) {
-    /* a single atom: an empty density on a grid around it */
-    const double a = K->t[0];
-    make_grid(ws->gx, ws->G, a - 0.5 * fabs(a) - 1e-12, a + 0.5 * fabs(a) + 1e-12);
-    ws->glo = ws->gx[0], ws->ghi = ws->gx[ws->G - 1];
-    memset(ws->gd, 0, ws->G * sizeof(double));
-    integrate(ws);
-    ws->natoms = 1;
-    ws->atom[0] = (bafu_spec_atom){a, 1.0};
-  }
+  if (layer == 0) atom_only(ws, K->t[0]);
   return BAFU_OK;
 }

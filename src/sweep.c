@@ -123,8 +123,8 @@ static int parse_value(int k, const char *t, double *v, char *why, size_t wsize)
     snprintf(why, wsize, "expected a finite number, got '%s'", t);
     return 0;
   case KEY_STEP:
-    if (parse_double(t, v) && *v != 0) return 1;
-    snprintf(why, wsize, "expected a finite non-zero number, got '%s'", t);
+    if (parse_double(t, v) && *v > 0) return 1;
+    snprintf(why, wsize, "expected a finite number > 0, got '%s'", t);
     return 0;
   default:
     snprintf(why, wsize, "internal error");

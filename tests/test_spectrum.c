@@ -250,6 +250,31 @@ START_TEST(test_limit_moments) {
     }
     bafu_free_free(ws);
   }
+  /* an untrained first layer (lr_input = 0): K_1 = 0 (an atom at 0), K_2 =
+     c_2 I (an atom at c_2) and K_3 the law of the trained network's K_2
+     (same c, same mask law): finite, and no hang (it used to divide by K_1 = 0) */
+  {
+    bafu_net_params q = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, 3), q1 = q;
+    q.lr_input = 0;
+    bafu_free *ws;
+    bafu_free_layer L[4], R[4];
+    ck_assert_ok(bafu_free_alloc(&fp, &ws));
+    ck_assert_ok(bafu_free_run(ws, &q1, 0, BAFU_SPEC_BFK, 1, R));
+    ck_assert_ok(bafu_free_run(ws, &q, 0, BAFU_SPEC_BFK, 2, L));
+    bafu_moments_layer o[3];
+    ck_assert_ok(bafu_moments_run(&q, 0, o));
+    ck_assert_double_eq(L[0].m1, 0);
+    ck_assert_int_eq(L[0].natoms, 1);
+    ck_assert_double_eq(L[0].atom[0].x, 0);
+    ck_assert_int_eq(L[1].natoms, 1);
+    ck_assert_close(L[1].atom[0].x, o[1].c, 1e-12, 0);
+    ck_assert_close(L[1].atom[0].mass, 1, 1e-12, 0);
+    ck_assert_close(L[1].raw[0], 1, 1e-12, 0); /* no density besides the atom */
+    for (int k = 1; k <= 2; ++k) ck_assert_close(L[2].raw[k], R[1].raw[k], 1e-12, 0);
+    ck_assert_close(L[2].m1, o[2].m1, 1e-10, 0);
+    ck_assert_close(L[2].m2, o[2].m2, 1e-10, 0);
+    bafu_free_free(ws);
+  }
   /* nonlinear ResNets are refused */
   bafu_net_params r = base(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 64, 3);
   bafu_free *ws;
