@@ -7,7 +7,11 @@
  * rates that give the target contributions, then the in-place update. At a
  * logged step the tangent pass runs first, so the row's measurements (angle,
  * feature speed, contributions, identity residual) are those of the step
- * actually taken. */
+ * actually taken.
+ *
+ * Thread safety: bafu_train_run keeps all its state in the call (its own
+ * network, data and generator), so runs may proceed concurrently in different
+ * threads (figure 8 does); the BLAS thread count is the caller's business. */
 #ifndef BAFU_TRAIN_H
 #define BAFU_TRAIN_H
 
@@ -24,7 +28,9 @@ typedef enum { BAFU_DATA_TEACHER, BAFU_DATA_FASHION_MNIST } bafu_data_kind;
 typedef enum { BAFU_SCHEDULE_CONSTANT, BAFU_SCHEDULE_LINEAR, BAFU_SCHEDULE_COSINE } bafu_schedule;
 
 /* a(t) for step t (clamped to T - 1, so the last update and the final
- * measurement use the same positive factor) of T >= 1 steps. */
+ * measurement use the same positive factor) of T >= 1 steps. Returns 1 for
+ * T = 0 or a value outside the enum (bafu_train_run refuses the latter).
+ * Cannot fail. */
 double bafu_schedule_factor(bafu_schedule s, size_t t, size_t T);
 
 typedef struct {
@@ -71,12 +77,20 @@ typedef struct {
   const double *lr;   /* J effective per-layer rates of this step (global step included) */
 } bafu_train_row;
 
-/* Called for each logged row; a non-zero return stops training (BAFU_OK). */
+/* Called for each logged row; a non-zero return stops training (BAFU_OK).
+ * The row and the arrays it points to (labels, q, lr) are valid only during
+ * the call: copy what is kept. */
 typedef int (*bafu_train_fn)(const bafu_train_row *row, void *ctx);
 
-/* Train. Errors: invalid configuration (BAFU_EINVAL, naming the option),
- * missing or corrupt data (bafu/idx.h), BAFU_ENUMERIC when the loss or the
- * features stop being finite ("diverged at step k"). */
+/* Train; fn may be NULL (no rows). Errors: BAFU_EINVAL for an invalid
+ * configuration (naming the option; also a batch larger than the training
+ * set); BAFU_ENOMEM when a size exceeds the memory limit (refused up front,
+ * bafu_memory_check) or an allocation fails; missing or corrupt data
+ * (bafu/idx.h: BAFU_EIO, BAFU_EPARSE); BAFU_ELAPACK from an orthogonal
+ * initialisation; BAFU_ENUMERIC when the loss or the features stop being
+ * finite or the batch loss exceeds 100 times the first ("training diverged:
+ * ..."), when the control finds that the last hidden layer does not move, or
+ * when the automatic step sees no loss decrease at step 0. */
 bafu_status bafu_train_run(const bafu_train_config *cfg, bafu_train_fn fn, void *ctx);
 
 #endif
