@@ -788,6 +788,13 @@ bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double targ
 }
 double bafu_net_layer_scale(const bafu_net *net, size_t j) { return net->layers[j].scale; }
 
+bafu_status bafu_net_set_layer_scale(bafu_net *net, size_t j, double a) {
+  if (j >= net->J || net->layers[j].kind != LAYER_PLAIN || !(isfinite(a) && a > 0))
+    return bafu_error(BAFU_EINVAL, "layer scale: layer %zu is not a plain layer or %g is not a positive number", j, a);
+  net->layers[j].scale = a;
+  return BAFU_OK;
+}
+
 bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen) {
   if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "--forward-norm: must be a finite number >= 0");
   if (target > 0 && net->p.arch == BAFU_ARCH_RESNET && !net->p.embed)

@@ -277,6 +277,116 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
   return BAFU_OK;
 }
 
+/* The training state (bafu/train.h checkpoints): everything a step reads
+ * that earlier steps wrote. Layout (native byte order: a state is read back by
+ * the same build on the same machine):
+ *   STATE_MAGIC '\0', fingerprint '\0',
+ *   u64 step, f64 step_size, F0, loss_sum, acc_sum, u64 since,
+ *   u64 perm[count], the generator's state (gsl_rng_size bytes),
+ *   per layer: f64 scale, f64 W[fan_out * fan_in]. */
+#define STATE_MAGIC "bafu-train-state 1 " BAFU_VERSION
+
+typedef struct {
+  size_t step, since;
+  double step_size, F0, loss_sum, acc_sum;
+} progress_state;
+
+/* Every setting the trajectory depends on, exactly (hex floats). */
+static void fingerprint(const bafu_train_config *c, size_t count, char *buf, size_t size) {
+  const bafu_net_params *p = &c->net;
+  snprintf(buf, size,
+           "data=%d epochs=%zu lr=%a auto=%a control=%d rate=%a speed=%a schedule=%d fnorm=%a bnorm=%a train=%zu "
+           "test=%zu log=%zu seed=%llu teacher=%zux%zu count=%zu arch=%d width=%zu depth=%zu d=%zu m=%zu k=%zu "
+           "act=%d s=%a si=%a so=%a inputs=%d init=%d B=%a A=%a embed=%d lr=%a,%a,%a signal=%d rng=%d",
+           (int)c->data, c->epochs, c->lr, c->auto_decay, c->control, c->control_rate, c->control_speed,
+           (int)c->schedule, c->forward_norm, c->backward_norm, c->train_size, c->test_size, c->log_every,
+           (unsigned long long)c->seed, c->teacher_width, c->teacher_depth, count, (int)p->arch, p->width, p->depth,
+           p->input_dim, p->batch, p->outputs, (int)p->act, p->sigma_w2, p->sigma2_input, p->sigma2_output,
+           (int)p->inputs, (int)p->init, p->branch_scale, p->branch_exponent, p->embed, p->lr_input, p->lr_hidden,
+           p->lr_output, (int)p->signal, (int)p->rng);
+}
+
+static size_t state_size(const bafu_net *net, const gsl_rng *rng, size_t count, const char *fp) {
+  size_t n = sizeof STATE_MAGIC + strlen(fp) + 1 + 2 * 8 + 4 * 8 + count * 8 + gsl_rng_size(rng);
+  for (size_t j = 0; j < bafu_net_nlayers(net); ++j)
+    n += 8 * (1 + bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j));
+  return n;
+}
+
+static char *put(char *w, const void *v, size_t n) {
+  memcpy(w, v, n);
+  return w + n;
+}
+
+/* Serialise into buf (state_size bytes). */
+static void state_write(char *w, bafu_net *net, const gsl_rng *rng, const size_t *perm, size_t count, const char *fp,
+                        const progress_state *ps) {
+  const uint64_t step = ps->step, since = ps->since;
+  w = put(w, STATE_MAGIC, sizeof STATE_MAGIC);
+  w = put(w, fp, strlen(fp) + 1);
+  w = put(w, &step, 8);
+  w = put(w, &ps->step_size, 8);
+  w = put(w, &ps->F0, 8);
+  w = put(w, &ps->loss_sum, 8);
+  w = put(w, &ps->acc_sum, 8);
+  w = put(w, &since, 8);
+  for (size_t i = 0; i < count; ++i) {
+    const uint64_t v = perm[i];
+    w = put(w, &v, 8);
+  }
+  w = put(w, gsl_rng_state(rng), gsl_rng_size(rng));
+  for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {
+    const double a = bafu_net_layer_scale(net, j);
+    w = put(w, &a, 8);
+    w = put(w, bafu_net_weight(net, j), 8 * bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j));
+  }
+}
+
+/* Restore a state into a drawn network; everything is checked before
+ * anything is changed but the weights (the run is abandoned on error). */
+static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng *rng, size_t *perm, size_t count,
+                              size_t total, const char *fp, progress_state *ps) {
+  if (len < sizeof STATE_MAGIC || memcmp(r, STATE_MAGIC, sizeof STATE_MAGIC) != 0)
+    return bafu_error(BAFU_EINVAL, "--resume: not a training state of this bafu version (" STATE_MAGIC ")");
+  r += sizeof STATE_MAGIC;
+  if (!memchr(r, '\0', len - sizeof STATE_MAGIC) || strcmp(r, fp) != 0)
+    return bafu_error(BAFU_EINVAL, "--resume: the checkpoint is of another configuration (options or data)");
+  if (len != state_size(net, rng, count, fp))
+    return bafu_error(BAFU_EINVAL, "--resume: damaged training state (%zu bytes, expected %zu)", len,
+                      state_size(net, rng, count, fp));
+  r += strlen(fp) + 1;
+  uint64_t step, since;
+  memcpy(&step, r, 8), r += 8;
+  memcpy(&ps->step_size, r, 8), r += 8;
+  memcpy(&ps->F0, r, 8), r += 8;
+  memcpy(&ps->loss_sum, r, 8), r += 8;
+  memcpy(&ps->acc_sum, r, 8), r += 8;
+  memcpy(&since, r, 8), r += 8;
+  if (step == 0 || step >= total || since > step || !isfinite(ps->step_size) || !isfinite(ps->F0))
+    return bafu_error(BAFU_EINVAL, "--resume: damaged training state (step %llu of %zu)", (unsigned long long)step,
+                      total);
+  ps->step = (size_t)step, ps->since = (size_t)since;
+  for (size_t i = 0; i < count; ++i) {
+    uint64_t v;
+    memcpy(&v, r, 8), r += 8;
+    if (v >= count) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (sample order)");
+    perm[i] = (size_t)v;
+  }
+  memcpy(gsl_rng_state(rng), r, gsl_rng_size(rng));
+  r += gsl_rng_size(rng);
+  for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {
+    double a;
+    memcpy(&a, r, 8), r += 8;
+    if (a != bafu_net_layer_scale(net, j)) {
+      bafu_status st = bafu_net_set_layer_scale(net, j, a);
+      if (st) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (layer scale)");
+    }
+    const size_t n = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
+    memcpy(bafu_net_weight(net, j), r, 8 * n), r += 8 * n;
+  }
+  return BAFU_OK;
+}
+
 bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *ctx) {
   bafu_status st = check_config(c);
   if (st) return st;
@@ -337,19 +447,44 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
   if ((st = bafu_net_draw(net, c->seed, 0))) goto done;
   if ((st = bafu_net_set_forward_norm(net, c->forward_norm, 0)) || (st = bafu_net_set_backward_norm(net, c->backward_norm)))
     goto done;
-  if (c->forward_norm > 0) { /* the scales of the first training batch, for the step-0 evaluation */
+  const size_t per_epoch = tr.count / m, total = per_epoch * c->epochs;
+  char fp[1024];
+  fingerprint(c, tr.count, fp, sizeof fp);
+  progress_state ps = {.step = 0, .since = 0, .step_size = c->control ? 1.0 : c->lr, .F0 = 0, .loss_sum = 0,
+                       .acc_sum = 0};
+  if (c->resume) {
+    if ((st = state_read(c->resume, c->resume_len, net, rng, perm, tr.count, total, fp, &ps))) goto done;
+  } else if (c->forward_norm > 0) { /* the scales of the first training batch, for the step-0 evaluation */
     double unused = 0;
     gsl_ran_shuffle(rng, perm, tr.count, sizeof *perm);
     batch_pass(net, &tr, perm, m, xb, tb, cls, &unused, &st);
     if (st) goto done;
   }
-  const size_t per_epoch = tr.count / m, total = per_epoch * c->epochs;
-  double step_size = c->control ? 1.0 : c->lr;
-  double loss_sum = 0, acc_sum = 0, F0 = 0;
-  size_t since = 0, step = 0;
-  for (size_t epoch = 1; epoch <= c->epochs; ++epoch) {
-    gsl_ran_shuffle(rng, perm, tr.count, sizeof *perm);
-    for (size_t b = 0; b < per_epoch; ++b, ++step) {
+  double step_size = ps.step_size, loss_sum = ps.loss_sum, acc_sum = ps.acc_sum, F0 = ps.F0;
+  size_t since = ps.since, step = ps.step;
+  const size_t first_step = step;
+  for (; step < total; ++step) {
+    const size_t epoch = step / per_epoch + 1, b = step % per_epoch;
+    if (c->save && c->checkpoint_every && step > first_step && step % c->checkpoint_every == 0) {
+      /* the state at the start of this step, before its epoch's shuffle */
+      const progress_state now = {.step = step, .since = since, .step_size = step_size, .F0 = F0,
+                                  .loss_sum = loss_sum, .acc_sum = acc_sum};
+      const size_t len = state_size(net, rng, tr.count, fp);
+      char *buf = malloc(len);
+      if (!buf) {
+        st = bafu_error(BAFU_ENOMEM, "--checkpoint: out of memory for the training state");
+        goto done;
+      }
+      state_write(buf, net, rng, perm, tr.count, fp, &now);
+      const int failed = c->save(buf, len, step, ctx);
+      free(buf);
+      if (failed) {
+        st = bafu_error(BAFU_EIO, "--checkpoint: the training state could not be saved at step %zu", step);
+        goto done;
+      }
+    }
+    if (b == 0) gsl_ran_shuffle(rng, perm, tr.count, sizeof *perm);
+    {
       const int logged = step % c->log_every == 0 || step + 1 == total;
       double test_loss = 0, test_acc = 0;
       if (logged && (st = evaluate(net, c, &te, xe, cls, &test_loss, &test_acc))) goto done;

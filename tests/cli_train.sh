@@ -48,5 +48,31 @@ else
   bad "theory --presets"
 fi
 
+# checkpoint and resume: a run stopped by SIGTERM after its first checkpoint,
+# resumed with --resume, writes the table of the uninterrupted run (rows bit
+# for bit) and removes its checkpoint; mismatched or damaged checkpoints are
+# refused (exit 2, nothing written)
+A=(train --data teacher --width 192 --depth 8 --epochs 4 --log-every 10 --quiet --checkpoint-every 60)
+"$BAFU" "${A[@]}" --out "$dir/full.dat" || bad "resume: reference run"
+"$BAFU" "${A[@]}" --out "$dir/r.dat" &
+pid=$!
+for _ in $(seq 1 1000); do [[ -e $dir/r.dat.ckpt ]] && break; sleep 0.01; done
+kill -TERM $pid 2>/dev/null
+wait $pid
+if [[ -e $dir/r.dat.ckpt && ! -e $dir/r.dat ]]; then ok; else bad "resume: the interrupted run left no checkpoint (or a table)"; fi
+cp "$dir/r.dat.ckpt" "$dir/saved.ckpt"
+"$BAFU" "${A[@]}" --out "$dir/r.dat" --resume 2>"$dir/err"
+if [[ $? -eq 0 ]] && diff <(grep -v '^#' "$dir/full.dat") <(grep -v '^#' "$dir/r.dat") >/dev/null && [[ ! -e $dir/r.dat.ckpt ]]; then ok
+else bad "resume: table differs from the uninterrupted run's or checkpoint kept: $(cat "$dir/err")"; fi
+"$BAFU" "${A[@]}" --seed 2 --out "$dir/q.dat" --checkpoint "$dir/saved.ckpt" --resume 2>"$dir/err"
+if [[ $? -eq 2 ]] && grep -q "another configuration" "$dir/err" && [[ ! -e $dir/q.dat ]]; then ok; else bad "resume with another seed: $(cat "$dir/err")"; fi
+head -c 1000 "$dir/saved.ckpt" >"$dir/cut.ckpt"
+"$BAFU" "${A[@]}" --out "$dir/q.dat" --checkpoint "$dir/cut.ckpt" --resume 2>"$dir/err"
+if [[ $? -eq 2 ]] && grep -q "not a complete" "$dir/err" && [[ ! -e $dir/q.dat ]]; then ok; else bad "resume from a truncated checkpoint: $(cat "$dir/err")"; fi
+"$BAFU" "${A[@]}" --out "$dir/q.dat" --resume 2>"$dir/err"
+if [[ $? -eq 2 ]] && grep -q "cannot open" "$dir/err" && [[ ! -e $dir/q.dat ]]; then ok; else bad "resume without a checkpoint: $(cat "$dir/err")"; fi
+"$BAFU" "${A[@]}" --resume >/dev/null 2>"$dir/err"
+if [[ $? -eq 2 ]] && grep -q -- "--resume: needs --out or --checkpoint" "$dir/err"; then ok; else bad "--resume to stdout"; fi
+
 echo "cli_train: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

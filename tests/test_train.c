@@ -136,6 +136,88 @@ START_TEST(test_schedule) {
 }
 END_TEST
 
+/* Checkpoints: a run resumed from the state saved at step k (mid-epoch, and
+ * at an epoch boundary, where the next shuffle happens after the restore)
+ * logs exactly the rows of the uninterrupted run from step k on, bit for bit,
+ * with every stateful feature on (control, forward normalisation, schedule).
+ * States of another configuration, truncated or foreign ones are refused. */
+typedef struct {
+  size_t n;
+  size_t step[400];
+  double v[400][4]; /* loss, test_loss, sum of every measurement, sum of the rates */
+  void *saved[2];
+  size_t saved_len[2], saved_step[2];
+} trace;
+
+static int trace_row(const bafu_train_row *r, void *ctx) {
+  trace *t = ctx;
+  if (t->n >= 400) return 1;
+  double sq = 0, sl = 0;
+  for (size_t i = 0; i < r->J * BAFU_Q_COUNT; ++i) sq += r->q[i];
+  for (size_t j = 0; j < r->J; ++j) sl += r->lr[j];
+  t->step[t->n] = r->step + r->final; /* the final row after the last logged one */
+  t->v[t->n][0] = r->loss, t->v[t->n][1] = r->test_loss, t->v[t->n][2] = sq, t->v[t->n][3] = sl;
+  ++t->n;
+  return 0;
+}
+
+static int trace_save(const void *state, size_t len, size_t step, void *ctx) {
+  trace *t = ctx;
+  const int i = step == 64 ? 0 : step == 100 ? 1 : -1;
+  if (i < 0) return 0;
+  t->saved[i] = malloc(len);
+  if (!t->saved[i]) return 1;
+  memcpy(t->saved[i], state, len);
+  t->saved_len[i] = len, t->saved_step[i] = step;
+  return 0;
+}
+
+START_TEST(test_resume) {
+  bafu_train_config c = teacher_config();
+  c.epochs = 2; /* 64 steps per epoch */
+  ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
+  c.control = 1, c.forward_norm = 1.0, c.schedule = BAFU_SCHEDULE_COSINE;
+  c.checkpoint_every = 4;
+  c.save = trace_save;
+  trace *full = calloc(1, sizeof *full), *part = calloc(1, sizeof *part);
+  ck_assert_ok(bafu_train_run(&c, trace_row, full));
+  ck_assert_uint_eq(full->n, 129);
+  for (int i = 0; i < 2; ++i) {
+    ck_assert_ptr_nonnull(full->saved[i]);
+    bafu_train_config r = c;
+    r.save = NULL;
+    r.resume = full->saved[i], r.resume_len = full->saved_len[i];
+    memset(part, 0, sizeof *part);
+    ck_assert_ok(bafu_train_run(&r, trace_row, part));
+    const size_t k = full->saved_step[i];
+    ck_assert_uint_eq(part->n, full->n - k);
+    for (size_t a = 0; a < part->n; ++a) {
+      ck_assert_uint_eq(part->step[a], full->step[k + a]);
+      for (int q = 0; q < 4; ++q)
+        ck_assert_msg(part->v[a][q] == full->v[k + a][q], "resumed at %zu: row %zu value %d: %.17g vs %.17g", k,
+                      part->step[a], q, part->v[a][q], full->v[k + a][q]);
+    }
+  }
+  /* refusals: another configuration, a truncated state, a foreign one */
+  bafu_train_config e = c;
+  e.save = NULL;
+  e.seed = 2;
+  e.resume = full->saved[1], e.resume_len = full->saved_len[1];
+  ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+  ck_assert(strstr(bafu_last_error(), "another configuration") != NULL);
+  e.seed = c.seed;
+  e.resume_len = full->saved_len[1] - 8;
+  ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+  ck_assert(strstr(bafu_last_error(), "damaged") != NULL);
+  e.resume = "not a state", e.resume_len = 12;
+  ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+  ck_assert(strstr(bafu_last_error(), "not a training state") != NULL);
+  for (int i = 0; i < 2; ++i) free(full->saved[i]);
+  free(full);
+  free(part);
+}
+END_TEST
+
 /* The same seed gives the same run; errors are reported, not crashed on. */
 START_TEST(test_reproducible_and_errors) {
   bafu_train_config c = teacher_config();
@@ -206,6 +288,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_teacher);
   tcase_add_test(tc, test_reproducible_and_errors);
   tcase_add_test(tc, test_schedule);
+  tcase_add_test(tc, test_resume);
   tcase_add_test(tc, test_fashion_slice);
   suite_add_tcase(s, tc);
   return s;

@@ -211,6 +211,11 @@ bafu_status bafu_net_set_backward_norm(bafu_net *net, double target);
 /* The scale a_j of plain layer j (1 unless forward normalisation set it; for
  * a residual block: beta). Cannot fail. */
 double bafu_net_layer_scale(const bafu_net *net, size_t j);
+/* Set the forward-normalisation scale a_j of plain layer j (a restored
+ * training state; the next unfrozen forward pass resets it). BAFU_EINVAL if j
+ * is out of range, layer j is a residual block (its scale is beta) or a is not
+ * finite and positive. */
+bafu_status bafu_net_set_layer_scale(bafu_net *net, size_t j, double a);
 /* Predicted classes (argmax of the readout, xent/mse with k > 1; the first
  * maximum on ties) for the m samples of the last forward pass, into the
  * caller's cls[m]. Cannot fail. */

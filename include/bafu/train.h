@@ -33,6 +33,12 @@ typedef enum { BAFU_SCHEDULE_CONSTANT, BAFU_SCHEDULE_LINEAR, BAFU_SCHEDULE_COSIN
  * Cannot fail. */
 double bafu_schedule_factor(bafu_schedule s, size_t t, size_t T);
 
+/* Receives the serialized training state at the start of a step (before
+ * anything of that step is done): an opaque byte string, valid during the
+ * call, from which bafu_train_run can continue (cfg.resume). Non-zero return:
+ * training stops with BAFU_EIO. */
+typedef int (*bafu_train_save_fn)(const void *state, size_t len, size_t step, void *ctx);
+
 typedef struct {
   bafu_net_params net;  /* the student; net.batch is the mini-batch size, net.signal mse (teacher) or xent */
   bafu_data_kind data;
@@ -53,6 +59,17 @@ typedef struct {
   uint64_t seed;        /* weights, data order, teacher */
   const char *data_dir; /* Fashion-MNIST directory, NULL for the default (bafu/idx.h) */
   size_t teacher_width, teacher_depth; /* the teacher MLP (ReLU, He init) */
+  /* Checkpoints: with save != NULL and checkpoint_every > 0, save is called
+   * with the run's ctx at the start of every step k > 0 that is a multiple of
+   * checkpoint_every. resume (resume_len bytes, from save) continues such a
+   * run: the rows from step k on, and the final result, are bit-identical to
+   * those of the uninterrupted run (same BLAS and thread count). A state of
+   * another configuration or bafu version, or a damaged one, is refused
+   * (BAFU_EINVAL: the resume argument does not fit the run). */
+  size_t checkpoint_every;
+  bafu_train_save_fn save;
+  const void *resume;
+  size_t resume_len;
 } bafu_train_config;
 
 /* Defaults: Fashion-MNIST, 2 epochs, automatic lr (decrease 0.5 F), control

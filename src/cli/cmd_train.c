@@ -1,7 +1,10 @@
 /* cmd_train.c: `bafu train`, mini-batch SGD with feature speed control and
  * the per-layer measurements of the feature speed formula at logged steps. */
-#define _POSIX_C_SOURCE 200809L /* isatty */
+#define _POSIX_C_SOURCE 200809L /* isatty, open_memstream */
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -34,6 +37,12 @@ static const char usage[] =
     "layer; --backward-norm R rescales every hidden backward signal to norm R\n"
     "(theory/engine.md 6).\n"
     "\n"
+    "Checkpoints: with --out PATH the training state and the rows so far are saved\n"
+    "to PATH.ckpt (or --checkpoint) every --checkpoint-every steps, atomically, and\n"
+    "removed once the table is written. After an interruption the same command\n"
+    "with --resume continues from the last checkpoint; the table equals the\n"
+    "uninterrupted run's bit for bit (same machine and BLAS).\n"
+    "\n"
     "Defaults here: --width 256 --depth 8 --batch 64 --input-dim 784 (teacher: 32).\n"
     "\n"
     "Examples: bafu train --depth 32 --preset fsc --control --out fsc32.dat\n"
@@ -43,10 +52,67 @@ static const char *const data_names[] = {"fashion-mnist", "teacher", NULL};
 static const char *const schedule_names[] = {"constant", "linear", "cosine", NULL};
 
 typedef struct {
-  FILE *f;
+  FILE *f;      /* the rows so far (a memory stream; copied into the table at the end) */
+  char *rows;   /* its buffer */
+  size_t len;
   int header;
   int progress; /* a line per logged step on stderr (only when it is a terminal) */
+  const char *ckpt; /* checkpoint path (NULL: none) */
 } sink;
+
+/* The checkpoint file: "bafu train checkpoint 1\n", then u64 length and the
+ * library's training state, then u64 length and the table rows written so
+ * far. Written to a temporary file and renamed over the previous one. */
+#define CKPT_MAGIC "bafu train checkpoint 1\n"
+
+static int save_checkpoint(const void *state, size_t len, size_t step, void *ctx) {
+  sink *s = ctx;
+  (void)step;
+  if (fflush(s->f)) return 1;
+  char tmp[4096];
+  if (snprintf(tmp, sizeof tmp, "%s.tmp", s->ckpt) >= (int)sizeof tmp) return 1;
+  FILE *f = fopen(tmp, "wb");
+  if (!f) return 1;
+  const uint64_t n1 = len, n2 = s->len;
+  int bad = fputs(CKPT_MAGIC, f) == EOF || fwrite(&n1, 8, 1, f) != 1 || fwrite(state, 1, len, f) != len ||
+            fwrite(&n2, 8, 1, f) != 1 || fwrite(s->rows, 1, s->len, f) != s->len;
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, s->ckpt) != 0) {
+    remove(tmp);
+    return 1;
+  }
+  return 0;
+}
+
+/* Read a checkpoint: the state (malloc'd) and the rows (written to s->f).
+ * Returns 0, or 2 with a message printed. */
+static int load_checkpoint(const char *path, sink *s, void **state, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    fprintf(stderr, "bafu train: --resume: cannot open '%s': %s\n", path, strerror(errno));
+    return 2;
+  }
+  char magic[sizeof CKPT_MAGIC];
+  uint64_t n1 = 0, n2 = 0;
+  char *rows = NULL;
+  *state = NULL;
+  int ok = fread(magic, 1, sizeof CKPT_MAGIC - 1, f) == sizeof CKPT_MAGIC - 1 &&
+           memcmp(magic, CKPT_MAGIC, sizeof CKPT_MAGIC - 1) == 0 && fread(&n1, 8, 1, f) == 1 && n1 < ((uint64_t)1 << 40) &&
+           (*state = malloc(n1 ? n1 : 1)) && fread(*state, 1, n1, f) == n1 && fread(&n2, 8, 1, f) == 1 &&
+           n2 < ((uint64_t)1 << 34) && (rows = malloc(n2 ? n2 : 1)) && fread(rows, 1, n2, f) == n2 && fgetc(f) == EOF;
+  fclose(f);
+  if (ok) ok = fwrite(rows, 1, n2, s->f) == n2;
+  free(rows);
+  if (!ok) {
+    free(*state);
+    *state = NULL;
+    fprintf(stderr, "bafu train: --resume: '%s' is not a complete bafu train checkpoint\n", path);
+    return 2;
+  }
+  s->header = n2 > 0;
+  *len = n1;
+  return 0;
+}
 
 static int write_row(const bafu_train_row *r, void *ctx) {
   sink *s = ctx;
@@ -81,8 +147,9 @@ int cmd_train(int argc, char **argv) {
   net.p.depth = 8;
   net.p.batch = 64;
   net.p.input_dim = 784;
-  int data = 0, threads = 1, quiet = 0, schedule = 0;
-  const char *out = NULL;
+  int data = 0, threads = 1, quiet = 0, schedule = 0, resume = 0;
+  const char *out = NULL, *ckpt = NULL;
+  size_t ckpt_every = 500;
   const cli_opt extra[] = {
       {"--data", OPT_CHOICE, &data, "D", "fashion-mnist | teacher [fashion-mnist]", data_names, 0},
       {"--epochs", OPT_SIZE, &cfg.epochs, "E", "passes over the training set [2]", NULL, 0},
@@ -103,6 +170,9 @@ int cmd_train(int argc, char **argv) {
       {"--seed", OPT_U64, &cfg.seed, "X", "weights, teacher and data order [1]", NULL, 0},
       {"--threads", OPT_INT, &threads, "T", "BLAS threads [1]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+      {"--checkpoint", OPT_STRING, &ckpt, "PATH", "training state saved here [OUT.ckpt with --out; none]", NULL, 0},
+      {"--checkpoint-every", OPT_SIZE, &ckpt_every, "K", "steps between checkpoints [500]", NULL, 0},
+      {"--resume", OPT_FLAG, &resume, NULL, "continue from the checkpoint of an interrupted run", NULL, 0},
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress lines (shown on a terminal)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
@@ -120,13 +190,29 @@ int cmd_train(int argc, char **argv) {
   if (!dim_set && cfg.data == BAFU_DATA_TEACHER) net.p.input_dim = 32;
   if ((r = cli_net_finish(cmd, &net, opts))) return r;
   int rc = 2;
+  sink s = {NULL, NULL, 0, 0, !quiet && isatty(STDERR_FILENO), NULL};
+  char *ckpt_own = NULL;
+  void *state = NULL;
+  bafu_table *t = NULL;
   if (net.x) {
     fprintf(stderr, "bafu train: --input: training reads its data from --data\n");
     goto done;
   }
   cfg.net = net.p;
   cfg.net.step = 0;
-  bafu_table *t;
+  if (!ckpt && out && (ckpt_own = malloc(strlen(out) + 6))) sprintf(ckpt_own, "%s.ckpt", out), ckpt = ckpt_own;
+  if (resume && !ckpt) {
+    fprintf(stderr, "bafu train: --resume: needs --out or --checkpoint\n");
+    goto done;
+  }
+  s.ckpt = ckpt;
+  if (!(s.f = open_memstream(&s.rows, &s.len))) {
+    fprintf(stderr, "bafu train: out of memory\n");
+    goto done;
+  }
+  if (resume && load_checkpoint(ckpt, &s, &state, &cfg.resume_len)) goto done;
+  cfg.resume = state;
+  if (ckpt) cfg.save = save_checkpoint, cfg.checkpoint_every = ckpt_every;
   if (bafu_table_open(out, &t)) {
     cli_fail(cmd, "--out");
     goto done;
@@ -146,21 +232,31 @@ int cmd_train(int argc, char **argv) {
   bafu_table_meta(t, "  the other columns as bafu mc, for the step taken at that row (theory/engine.md 3, 6); final = 1:");
   bafu_table_meta(t, "  after the last update (measurements on one more training batch, no update).");
   if (threads > 0) openblas_set_num_threads(threads);
-  sink s = {bafu_table_stream(t), 0, !quiet && isatty(STDERR_FILENO)};
   const bafu_status st = bafu_train_run(&cfg, write_row, &s);
   if (st) {
     cli_fail(cmd, NULL);
-    bafu_table_abort(t);
     rc = st == BAFU_EINVAL || st == BAFU_ENOMEM ? 2 : 1; /* invalid or oversized: a usage error */
     goto done;
   }
   rc = 1;
-  if (bafu_table_commit(t)) {
+  if (fflush(s.f) || fwrite(s.rows, 1, s.len, bafu_table_stream(t)) != s.len) {
     cli_fail(cmd, "--out");
     goto done;
   }
+  const bafu_status cs = bafu_table_commit(t);
+  t = NULL;
+  if (cs) {
+    cli_fail(cmd, "--out");
+    goto done;
+  }
+  if (ckpt) remove(ckpt); /* the table is complete: nothing to resume */
   rc = 0;
 done:
+  if (t) bafu_table_abort(t);
+  if (s.f) fclose(s.f);
+  free(s.rows);
+  free(state);
+  free(ckpt_own);
   cli_net_release(&net);
   return rc;
 }
