@@ -503,7 +503,7 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
         if ((st = bafu_net_tangent(net))) goto done;
         bafu_net_measure(net, q);
         for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
-        const bafu_train_row row = {.step = step, .epoch = epoch, .final = 0, .classify = tr.label != NULL,
+        const bafu_train_row row = {.step = step, .total = total, .epoch = epoch, .final = 0, .classify = tr.label != NULL,
                                     .loss = loss_sum / (double)since, .train_acc = acc_sum / (double)since,
                                     .test_loss = test_loss, .test_acc = test_acc, .step_size = step_size,
                                     .J = J, .labels = labels, .q = q, .lr = lr};
@@ -524,7 +524,7 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
     if ((st = bafu_net_tangent(net))) goto done;
     bafu_net_measure(net, q);
     for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
-    const bafu_train_row row = {.step = total, .epoch = c->epochs, .final = 1, .classify = tr.label != NULL,
+    const bafu_train_row row = {.step = total, .total = total, .epoch = c->epochs, .final = 1, .classify = tr.label != NULL,
                                 .loss = F, .train_acc = acc, .test_loss = test_loss, .test_acc = test_acc,
                                 .step_size = step_size, .J = J, .labels = labels, .q = q, .lr = lr};
     if (fn) fn(&row, ctx);

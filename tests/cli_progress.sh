@@ -2,6 +2,8 @@
 # cli_progress.sh: bafu mc shows a progress bar (draws, rate, ETA) on stderr when
 # it is a terminal and the run is longer than 2 s; nothing with --quiet, and
 # nothing when stderr is a file; the table is the same in all three cases.
+# sweep (points), train (steps) and figures (stages) show theirs on a terminal
+# and are silent with --quiet.
 set -u
 BAFU=${1:?usage: cli_progress.sh path/to/bafu}
 if ! command -v script >/dev/null; then echo "note: script(1) not installed, skipped"; exit 0; fi
@@ -18,5 +20,17 @@ script -qec "'$BAFU' ${args[*]} --quiet --out '$dir/b.dat'" /dev/null >"$dir/qui
 # the tables differ only in their provenance lines (command, date)
 if diff <(grep -v '^#' "$dir/a.dat") <(grep -v '^#' "$dir/b.dat") >/dev/null &&
    diff <(grep -v '^#' "$dir/a.dat") <(grep -v '^#' "$dir/c.dat") >/dev/null; then passes=$((passes + 1)); else echo "FAIL: tables differ"; fails=$((fails + 1)); fi
+# the other long runs, each several seconds on one core
+printf 'width = 512 1024\ndepth = 16 32\nseeds = 16\n' >"$dir/grid.txt"
+check_bar() { # unit, then the command
+  local unit=$1; shift
+  script -qec "$*" /dev/null >"$dir/tty" 2>&1
+  if grep -q "$unit" "$dir/tty" && grep -q "ETA" "$dir/tty"; then passes=$((passes + 1)); else echo "FAIL: no $unit bar: $*"; cat "$dir/tty"; fails=$((fails + 1)); fi
+  script -qec "$* --quiet" /dev/null >"$dir/tty" 2>&1
+  if [[ ! -s $dir/tty ]]; then passes=$((passes + 1)); else echo "FAIL: --quiet printed: $*"; cat "$dir/tty"; fails=$((fails + 1)); fi
+}
+check_bar "4/4 points" "'$BAFU' sweep '$dir/grid.txt' --out '$dir/s.dat'"
+check_bar "steps" "'$BAFU' train --data teacher --width 256 --depth 8 --epochs 3 --out '$dir/t.dat'"
+check_bar "stages" "'$BAFU' figures --quick --no-render --no-train --data-dir '$dir/fig'"
 echo "cli_progress: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

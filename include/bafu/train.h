@@ -81,6 +81,7 @@ bafu_train_config bafu_train_config_default(void);
  * logged step on the whole test set. */
 typedef struct {
   size_t step;        /* updates done before this row's measurement */
+  size_t total;       /* updates of the whole run (epochs x steps per epoch) */
   size_t epoch;       /* 1-based epoch of that step */
   int final;          /* the evaluation after the last update (no update follows) */
   int classify;       /* accuracies are meaningful (Fashion-MNIST) */

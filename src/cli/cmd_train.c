@@ -11,6 +11,7 @@
 #include "bafu/table.h"
 #include "bafu/train.h"
 #include "cli.h"
+#include "progress.h"
 
 void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
 
@@ -56,7 +57,8 @@ typedef struct {
   char *rows;   /* its buffer */
   size_t len;
   int header;
-  int progress; /* a line per logged step on stderr (only when it is a terminal) */
+  int show;     /* not --quiet (the bar needs a terminal too) */
+  cli_bar bar;  /* steps done, with the last logged loss (a terminal only) */
   const char *ckpt; /* checkpoint path (NULL: none) */
 } sink;
 
@@ -131,8 +133,10 @@ static int write_row(const bafu_train_row *r, void *ctx) {
     fprintf(s->f, " %.6g %.6g %.8g %.6g %.6g %.6g %.6g %.3g %.6g\n", r->step_size, r->lr[j], q[BAFU_Q_COS],
             q[BAFU_Q_SPEED], q[BAFU_Q_SPEED_RMS], q[BAFU_Q_CONTRIB], q[BAFU_Q_DECAY], q[BAFU_Q_IDRES], q[BAFU_Q_SENS]);
   }
-  if (!r->final && s->progress)
-    fprintf(stderr, "bafu train: step %zu  loss %.4g  test_loss %.4g\n", r->step, r->loss, r->test_loss);
+  if (s->bar.total == 0) cli_bar_start(&s->bar, r->total, r->step, "steps", !s->show);
+  char label[64];
+  snprintf(label, sizeof label, "loss %.4g  test %.4g", r->loss, r->test_loss);
+  cli_bar_update(&s->bar, r->step, label);
   return 0;
 }
 
@@ -173,7 +177,7 @@ int cmd_train(int argc, char **argv) {
       {"--checkpoint", OPT_STRING, &ckpt, "PATH", "training state saved here [OUT.ckpt with --out; none]", NULL, 0},
       {"--checkpoint-every", OPT_SIZE, &ckpt_every, "K", "steps between checkpoints [500]", NULL, 0},
       {"--resume", OPT_FLAG, &resume, NULL, "continue from the checkpoint of an interrupted run", NULL, 0},
-      {"--quiet", OPT_FLAG, &quiet, NULL, "no progress lines (shown on a terminal)", NULL, 0},
+      {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
   opts[n] = (cli_opt){0};
@@ -190,7 +194,7 @@ int cmd_train(int argc, char **argv) {
   if (!dim_set && cfg.data == BAFU_DATA_TEACHER) net.p.input_dim = 32;
   if ((r = cli_net_finish(cmd, &net, opts))) return r;
   int rc = 2;
-  sink s = {NULL, NULL, 0, 0, !quiet && isatty(STDERR_FILENO), NULL};
+  sink s = {.show = !quiet};
   char *ckpt_own = NULL;
   void *state = NULL;
   bafu_table *t = NULL;
