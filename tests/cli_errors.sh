@@ -32,6 +32,7 @@ expect_error() { # expected exit status, message fragment, then the arguments
 
 printf '1 2 3\n4 5\n' >"$dir/bad.txt"
 printf '1 2 3\n4 5 6\n' >"$dir/good.txt"
+mkdir -p "$dir/adir" "$dir/idx/train-images-idx3-ubyte.gz" "$dir/idx/train-labels-idx1-ubyte.gz"
 
 
 # the catalogue: tests/bad_inputs.txt, one refused invocation per line
