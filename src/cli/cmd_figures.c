@@ -43,11 +43,13 @@ static const char usage[] =
     "and fewer draws. Progress goes to stderr (a line per stage; on a terminal also\n"
     "a bar with the stages done and an ETA); --quiet silences it.\n"
     "Resume: each finished figure is recorded in DIR/.bafu-figures.ckpt (with the\n"
-    "mode and seed); after an interruption the same command with --resume skips the\n"
-    "figures already written and runs the rest (the file is removed at the end).";
+    "mode and seed), each finished training run of figure 8 in DIR/.bafu-fig8-run*.ckpt;\n"
+    "after an interruption the same command with --resume skips what is done and\n"
+    "runs the rest (the files are removed at the end).";
 
 typedef struct {
   int quick, quiet;
+  int resume;          /* --resume: figure 8 reuses the runs an interrupted run finished */
   cli_bar *bar;        /* stages done, drawn under the progress lines on a terminal */
   const size_t *stage; /* stages done so far */
   int threads;
@@ -599,6 +601,63 @@ static bafu_status pilot(const bafu_train_config *base, const double *grid, size
   return BAFU_OK;
 }
 
+/* Figure 8's per-run checkpoint, DIR/.bafu-fig8-run<r>.ckpt: a settings line
+ * (version, mode, seed), then "status param n", the message line, and n rows
+ * of 6 hex floats (exact). Written when a run finishes, read by --resume,
+ * removed when the figure is written. */
+static void run_ckpt_path(const fig_ctx *c, size_t r, char *buf, size_t size) {
+  snprintf(buf, size, "%s/.bafu-fig8-run%zu.ckpt", c->data_dir, r);
+}
+
+static void run_ckpt_settings(const fig_ctx *c, char *buf, size_t size) {
+  snprintf(buf, size, "bafu figure 8 run %s mode=%s seed=%llu\n", BAFU_VERSION, c->quick ? "quick" : "full",
+           (unsigned long long)c->seed);
+}
+
+static void run_ckpt_write(const fig_ctx *c, size_t r, bafu_status st, double param, const char *msg, const curve *cv) {
+  char path[4096], tmp[4200], settings[256];
+  run_ckpt_path(c, r, path, sizeof path);
+  run_ckpt_settings(c, settings, sizeof settings);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "w");
+  if (!f) return; /* a missing checkpoint only costs a rerun */
+  int bad = fprintf(f, "%s%d %a %zu\n%s\n", settings, (int)st, param, cv->n, msg) < 0;
+  for (size_t i = 0; i < cv->n && !bad; ++i) {
+    const double *v = cv->v + 6 * i;
+    bad = fprintf(f, "%a %a %a %a %a %a\n", v[0], v[1], v[2], v[3], v[4], v[5]) < 0;
+  }
+  bad |= fclose(f) != 0;
+  if (bad || rename(tmp, path) != 0) remove(tmp);
+}
+
+/* 1 if run r was read back (status, param, message, curve), else 0. */
+static int run_ckpt_read(const fig_ctx *c, size_t r, bafu_status *st, double *param, char *msg, size_t msize,
+                         curve *cv) {
+  char path[4096], settings[256], line[512];
+  run_ckpt_path(c, r, path, sizeof path);
+  run_ckpt_settings(c, settings, sizeof settings);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  int code = 0, ok = 0;
+  size_t n = 0;
+  if (fgets(line, sizeof line, f) && strcmp(line, settings) == 0 && fscanf(f, "%d %la %zu", &code, param, &n) == 3 &&
+      fgetc(f) == '\n' &&
+      n < 1000000 && fgets(msg, (int)msize, f) && (cv->v = malloc((n ? n : 1) * 6 * sizeof *cv->v))) {
+    msg[strcspn(msg, "\n")] = '\0';
+    ok = 1;
+    for (size_t i = 0; i < 6 * n && ok; ++i) ok = fscanf(f, "%la", &cv->v[i]) == 1;
+    cv->n = cv->cap = n;
+    *st = (bafu_status)code;
+  }
+  fclose(f);
+  if (!ok) {
+    free(cv->v);
+    memset(cv, 0, sizeof *cv);
+    *param = 0, *st = BAFU_OK, msg[0] = '\0';
+  }
+  return ok;
+}
+
 /* The benchmark rows quoted beside the results, read from the data set's README. */
 static void quote_benchmarks(bafu_table *t) {
   const char *path = "/usr/share/doc/dataset-fashion-mnist/README.md.gz";
@@ -664,6 +723,10 @@ static int fig8(const fig_ctx *c) {
     bafu_train_config cfg = base;
     cfg.net.depth = depths[r / 4];
     const int m = (int)(r % 4);
+    if (c->resume && run_ckpt_read(c, r, &st[r], &param[r], msg[r], sizeof msg[r], &cur[r])) {
+      progress(c, "figure 8: depth %zu, %s: finished by the interrupted run (--resume)", cfg.net.depth, method[m]);
+      continue;
+    }
     const bafu_preset pr = m == 0 ? BAFU_PRESET_SP : m == 1 ? BAFU_PRESET_MUP : BAFU_PRESET_FSC;
     cfg.control = m == 3;
     static const double decays[] = {0.01, 0.03, 0.1, 0.3}, speeds[] = {0.1, 0.2, 0.35, 0.6};
@@ -678,6 +741,7 @@ static int fig8(const fig_ctx *c) {
       }
     }
     if (st[r]) snprintf(msg[r], sizeof msg[r], "%s", bafu_last_error());
+    if (!st[r] || st[r] == BAFU_ENUMERIC) run_ckpt_write(c, r, st[r], param[r], msg[r], &cur[r]); /* results */
     progress(c, "figure 8: depth %zu, %s: %s", cfg.net.depth, method[m], st[r] ? msg[r] : "done");
   }
   FILE *f = bafu_table_stream(cv), *g = bafu_table_stream(sm);
@@ -703,7 +767,13 @@ static int fig8(const fig_ctx *c) {
     if (st[r] && st[r] != BAFU_ENUMERIC) fprintf(stderr, "bafu figures: figure 8: %s\n", msg[r]);
   free(cur), free(st), free(msg), free(param);
   if (rc) return 1;
-  return finish(cv) || finish(sm);
+  if (finish(cv) || finish(sm)) return 1;
+  for (size_t r = 0; r < nruns; ++r) { /* the figure is written: its runs' checkpoints have served */
+    char path[4096];
+    run_ckpt_path(c, r, path, sizeof path);
+    remove(path);
+  }
+  return 0;
 }
 
 /* mkdir -p */
@@ -742,7 +812,7 @@ int cmd_figures(int argc, char **argv) {
   size_t stage = 0;
   fig_ctx c = {.quick = 0, .quiet = 0, .bar = &bar, .stage = &stage, .threads = 2, .seed = 1, .data_dir = "data", .plot_dir = "plots",
                .scripts = BAFU_PLOTS_DIR, .argc = argc + 1, .argv = argv - 1, .t0 = now()};
-  int no_render = 0, no_train = 0, resume = 0;
+  int no_render = 0, no_train = 0;
   cli_opt opts[] = {
       {"--quick", OPT_FLAG, &c.quick, NULL, "reduced widths and draws (same figures), about a minute", NULL, 0},
       {"--data-dir", OPT_STRING, &c.data_dir, "DIR", "where the data tables go [data]", NULL, 0},
@@ -754,7 +824,7 @@ int cmd_figures(int argc, char **argv) {
       {"--seed", OPT_U64, &c.seed, "X", "Monte Carlo stream seed [1]", NULL, 0},
       {"--no-render", OPT_FLAG, &no_render, NULL, "write the data tables only", NULL, 0},
       {"--no-train", OPT_FLAG, &no_train, NULL, "skip figure 8 (training on Fashion-MNIST, ~10 minutes in full)", NULL, 0},
-      {"--resume", OPT_FLAG, &resume, NULL, "skip the figures finished by an interrupted run of the same settings", NULL, 0},
+      {"--resume", OPT_FLAG, &c.resume, NULL, "skip the figures (and figure 8's runs) an interrupted run of the same settings finished", NULL, 0},
       {"--quiet", OPT_FLAG, &c.quiet, NULL, "no progress on stderr", NULL, 0},
       {0},
   };
@@ -776,7 +846,7 @@ int cmd_figures(int argc, char **argv) {
            (unsigned long long)c.seed);
   int done[sizeof stages / sizeof stages[0]] = {0};
   size_t ndone = 0;
-  FILE *state = resume ? fopen(state_path, "r") : NULL;
+  FILE *state = c.resume ? fopen(state_path, "r") : NULL;
   if (state) {
     if (fgets(line, sizeof line, state) && strcmp(line, settings) == 0) {
       while (fgets(line, sizeof line, state)) /* whole lines "figN\n" only: a cut-off last line is ignored */
