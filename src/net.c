@@ -776,6 +776,8 @@ void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr) {
 
 double bafu_net_layer_grad_sq(const bafu_net *net, size_t j) { return net->layers[j].gsq; }
 
+double bafu_net_layer_contribution(const bafu_net *net, size_t j) { return net->layers[j].contrib; }
+
 bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double target) {
   layer *Ly = &net->layers[j];
   if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "target contribution must be finite and >= 0");

@@ -20,6 +20,7 @@ bafu_train_config bafu_train_config_default(void) {
                          .control = 0,
                          .control_rate = 0.1,
                          .control_speed = 0.35,
+                         .control_split = BAFU_SPLIT_PRESET,
                          .auto_decay = 0.5,
                          .schedule = BAFU_SCHEDULE_CONSTANT,
                          .forward_norm = 0,
@@ -194,6 +195,8 @@ static bafu_status check_config(const bafu_train_config *c) {
     return bafu_error(BAFU_EINVAL, "--forward-norm: must be a finite number >= 0");
   if (!(isfinite(c->backward_norm) && c->backward_norm >= 0))
     return bafu_error(BAFU_EINVAL, "--backward-norm: must be a finite number >= 0");
+  if (c->control_split != BAFU_SPLIT_PRESET && c->control_split != BAFU_SPLIT_EVEN)
+    return bafu_error(BAFU_EINVAL, "--control-split: must be preset or even");
   if (c->schedule != BAFU_SCHEDULE_CONSTANT && c->schedule != BAFU_SCHEDULE_LINEAR && c->schedule != BAFU_SCHEDULE_COSINE)
     return bafu_error(BAFU_EINVAL, "--schedule: must be constant, linear or cosine");
   if (c->log_every < 1) return bafu_error(BAFU_EINVAL, "--log-every: must be a positive integer");
@@ -240,22 +243,32 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
   return bafu_net_loss(net);
 }
 
-/* The layer rates of a step, after its backward pass.
+/* The layer rates of a step, after its backward pass (w: J scratch doubles).
  * Control (theory/presets.md 5): the body layers (all but the readout) share
- * their total contribution D_body evenly, with D_body chosen so that the last
+ * their total contribution D_body in the shares w_j (control_split: in
+ * proportion to the contributions of the preset's rates lr0_j on this batch,
+ * or evenly), with D_body chosen so that the last
  * hidden layer moves at |df_L|_rms = control_speed |f_L|_rms (the tangent is
  * linear in the body's rates: one tangent pass at D_body = 1 gives the
  * factor); the readout's target is gamma F. Otherwise: the group rates times the global
  * step, which if 0 is set at the first call so that the first-order decrease
  * is auto_decay F. */
 static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F, double a, const double *lr0,
-                             double *step_size, double *q) {
+                             double *step_size, double *q, double *w) {
   const size_t J = bafu_net_nlayers(net);
   bafu_status st;
   if (c->control) {
-    const double body = (double)(J - 1);
+    /* shares w_j of D_body (sum 1): the preset's contributions on this batch, or even */
+    double wsum = 0;
+    for (size_t j = 0; j + 1 < J; ++j) {
+      bafu_net_set_layer_lr(net, j, lr0[j]);
+      w[j] = c->control_split == BAFU_SPLIT_EVEN ? 1.0 : bafu_net_layer_contribution(net, j);
+      wsum += w[j];
+    }
+    if (!(wsum > 0 && isfinite(wsum))) return bafu_error(BAFU_ENUMERIC, "--control: the body has no gradient");
+    for (size_t j = 0; j + 1 < J; ++j) w[j] /= wsum;
     for (size_t j = 0; j + 1 < J; ++j)
-      if ((st = bafu_net_set_layer_contribution(net, j, 1.0 / body))) return st;
+      if ((st = bafu_net_set_layer_contribution(net, j, w[j]))) return st;
     bafu_net_set_layer_lr(net, J - 1, 0);
     if ((st = bafu_net_tangent(net))) return st;
     bafu_net_measure(net, q);
@@ -263,7 +276,7 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "--control: the last hidden layer does not move");
     const double target = a * c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
     for (size_t j = 0; j + 1 < J; ++j)
-      if ((st = bafu_net_set_layer_contribution(net, j, target / unit / body))) return st;
+      if ((st = bafu_net_set_layer_contribution(net, j, w[j] * target / unit))) return st;
     return bafu_net_set_layer_contribution(net, J - 1, a * c->control_rate * F);
   }
   if (*step_size == 0) {
@@ -392,7 +405,7 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
   if (st) return st;
   data tr = {0}, te = {0};
   bafu_net *net = NULL;
-  double *xb = NULL, *xe = NULL, *tb = NULL, *q = NULL, *lr0 = NULL, *lr = NULL;
+  double *xb = NULL, *xe = NULL, *tb = NULL, *q = NULL, *lr0 = NULL, *lr = NULL, *w = NULL;
   int *cls = NULL, *labels = NULL;
   size_t *perm = NULL;
   gsl_rng *rng = NULL;
@@ -432,12 +445,13 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
   tb = malloc(k * m * sizeof *tb);
   q = malloc(J * BAFU_Q_COUNT * sizeof *q);
   lr0 = malloc(J * sizeof *lr0);
+  w = malloc(J * sizeof *w);
   lr = malloc(J * sizeof *lr);
   cls = malloc(m * sizeof *cls);
   labels = malloc(J * sizeof *labels);
   perm = malloc(tr.count * sizeof *perm);
   rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!xb || !xe || !tb || !q || !lr0 || !lr || !cls || !labels || !perm || !rng) {
+  if (!xb || !xe || !tb || !q || !lr0 || !w || !lr || !cls || !labels || !perm || !rng) {
     st = bafu_error(BAFU_ENOMEM, "out of memory for training");
     goto done;
   }
@@ -498,7 +512,7 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
       }
       loss_sum += F;
       ++since;
-      if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), lr0, &step_size, q))) goto done;
+      if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), lr0, &step_size, q, w))) goto done;
       if (logged) {
         if ((st = bafu_net_tangent(net))) goto done;
         bafu_net_measure(net, q);
@@ -520,7 +534,7 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
     if ((st = evaluate(net, c, &te, xe, cls, &test_loss, &test_acc))) goto done;
     const double F = batch_pass(net, &tr, perm, m, xb, tb, cls, &acc, &st);
     if (st) goto done;
-    if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), lr0, &step_size, q))) goto done;
+    if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), lr0, &step_size, q, w))) goto done;
     if ((st = bafu_net_tangent(net))) goto done;
     bafu_net_measure(net, q);
     for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
@@ -536,6 +550,7 @@ done:
   free(cls);
   free(lr);
   free(lr0);
+  free(w);
   free(q);
   free(tb);
   free(xe);

@@ -16,6 +16,8 @@ typedef struct {
   double first_test_loss, last_test_loss, last_test_acc, worst_idres;
   double control_speed, control_rate;
   int control;
+  bafu_control_split split; /* control: the body's shares (MLP: layer 0 has lr_input, the others lr_hidden) */
+  double lr_input, lr_hidden;
   bafu_schedule schedule; /* the targets (control) or rates (otherwise) are scaled by a(step) */
   size_t total;           /* steps of the run, for a(step) */
   double lr0[64];         /* without control: the rates of step 0 */
@@ -54,6 +56,17 @@ static int check_row(const bafu_train_row *r, void *ctx) {
     snprintf(s->why, sizeof s->why, "step %zu readout: C = %.17g, target %.17g", r->step, Cout, want_out);
     s->bad = 1;
   }
+  /* the split: preset, every body rate lr0_j times one factor (lr_j / lr0_j equal);
+     even, every body contribution equal */
+  for (size_t j = 1; j + 1 < J && !s->bad; ++j) {
+    const double a0 = s->split == BAFU_SPLIT_EVEN ? r->q[BAFU_Q_CONTRIB] : r->lr[0] / s->lr_input,
+                 aj = s->split == BAFU_SPLIT_EVEN ? r->q[j * Q + BAFU_Q_CONTRIB] : r->lr[j] / s->lr_hidden;
+    if (fabs(aj - a0) > 1e-10 * a0) {
+      snprintf(s->why, sizeof s->why, "step %zu, %s split, layer %zu: %.17g against layer 0's %.17g", r->step,
+               s->split == BAFU_SPLIT_EVEN ? "even" : "preset", j, aj, a0);
+      s->bad = 1;
+    }
+  }
   const double speed = r->q[(J - 2) * Q + BAFU_Q_SPEED_RMS],
                want = a * s->control_speed * r->q[(J - 2) * Q + BAFU_Q_FRMS];
   if (fabs(speed - want) > 1e-8 * want) {
@@ -90,7 +103,8 @@ START_TEST(test_teacher) {
     ck_assert_ok(bafu_preset_apply(&c.net, control ? BAFU_PRESET_FSC : (bafu_preset)mode));
     c.control = control;
     if (control) c.forward_norm = 1.0, c.backward_norm = 0.5; /* every switch on at once */
-    stats s = {.control = control, .control_speed = c.control_speed, .control_rate = c.control_rate};
+    stats s = {.control = control, .control_speed = c.control_speed, .control_rate = c.control_rate,
+               .split = c.control_split, .lr_input = c.net.lr_input, .lr_hidden = c.net.lr_hidden};
     ck_assert_ok(bafu_train_run(&c, check_row, &s));
     printf("  teacher %s: test loss %.4g -> %.4g, worst identity residual %.2g\n",
            control ? "fsc + control + norms" : bafu_preset_name((bafu_preset)mode), s.first_test_loss,
@@ -121,7 +135,9 @@ START_TEST(test_schedule) {
     ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
     c.control = control;
     c.schedule = control ? BAFU_SCHEDULE_COSINE : BAFU_SCHEDULE_LINEAR;
+    c.control_split = BAFU_SPLIT_EVEN; /* the other split (test_teacher has the default) */
     stats s = {.control = control, .control_speed = c.control_speed, .control_rate = c.control_rate,
+               .split = c.control_split, .lr_input = c.net.lr_input, .lr_hidden = c.net.lr_hidden,
                .schedule = c.schedule, .total = 2 * (2048 / 32)};
     ck_assert_ok(bafu_train_run(&c, check_row, &s));
     ck_assert_uint_eq(s.rows, s.total + 1);
@@ -271,7 +287,8 @@ START_TEST(test_fashion_slice) {
   c.log_every = 1;
   c.control = 1;
   ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
-  stats s = {.control = 1, .control_speed = c.control_speed, .control_rate = c.control_rate};
+  stats s = {.control = 1, .control_speed = c.control_speed, .control_rate = c.control_rate,
+             .split = c.control_split, .lr_input = c.net.lr_input, .lr_hidden = c.net.lr_hidden};
   ck_assert_ok(bafu_train_run(&c, check_row, &s));
   printf("  Fashion-MNIST slice: test loss %.4g -> %.4g, test accuracy %.4g\n", s.first_test_loss, s.last_test_loss,
          s.last_test_acc);

@@ -186,6 +186,10 @@ bafu_status bafu_net_run(bafu_net *net);
 bafu_status bafu_net_update(bafu_net *net, double eta);
 void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr);
 double bafu_net_layer_grad_sq(const bafu_net *net, size_t j);
+/* C_j = lr_j |grad_j|^2 / R_j: layer j's contribution to the first-order loss
+ * decrease at its current rate and the last backward pass (theory/engine.md
+ * 6.3, 6.5). Cannot fail. */
+double bafu_net_layer_contribution(const bafu_net *net, size_t j);
 /* Set layer j's learning rate so that its first-order contribution C_j (the
  * loss decrease per unit step from updating layer j) equals `target` >= 0
  * (theory/engine.md 6.3, with backward normalisation 6.5), after

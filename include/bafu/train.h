@@ -27,6 +27,12 @@ typedef enum { BAFU_DATA_TEACHER, BAFU_DATA_FASHION_MNIST } bafu_data_kind;
  * CONSTANT a = 1; LINEAR a = 1 - t/T; COSINE a = (1 + cos(pi t/T))/2. */
 typedef enum { BAFU_SCHEDULE_CONSTANT, BAFU_SCHEDULE_LINEAR, BAFU_SCHEDULE_COSINE } bafu_schedule;
 
+/* How the control shares the body's total contribution D_body among the body
+ * layers (theory/presets.md 5): PRESET in proportion to the contributions the
+ * preset's own rates would give on this batch (C*_j ~ lr0_j |grad_j|^2 / R_j,
+ * so every body rate is lr0_j times one common factor); EVEN equally. */
+typedef enum { BAFU_SPLIT_PRESET, BAFU_SPLIT_EVEN } bafu_control_split;
+
 /* a(t) for step t (clamped to T - 1, so the last update and the final
  * measurement use the same positive factor) of T >= 1 steps. Returns 1 for
  * T = 0 or a value outside the enum (bafu_train_run refuses the latter).
@@ -48,8 +54,9 @@ typedef struct {
   double auto_decay;    /* the automatic step's first-order decrease, as a fraction of F [0.5] */
   int control;          /* per-layer rates from target contributions at every step (then lr must be 0) */
   double control_rate;  /* gamma: the readout's target contribution gamma F */
-  double control_speed; /* control: the body layers' even contributions are scaled so that the last
+  double control_speed; /* control: the body layers' contributions are scaled so that the last
                            hidden layer moves at |df_L|_rms = control_speed |f_L|_rms per step */
+  bafu_control_split control_split; /* control: how the body shares D_body [preset] */
   bafu_schedule schedule; /* annealing of the global step or of the control targets [constant] */
   double forward_norm;  /* rho > 0: forward normalisation of every plain layer (0: off) */
   double backward_norm; /* r > 0: backward normalisation of every hidden signal (0: off) */

@@ -32,7 +32,9 @@ static const char usage[] =
     "--preset) times the global step --lr; --lr 0 (default) picks the global step at\n"
     "step 0 so that the first-order loss decrease is A F (A = --auto-decay). --control\n"
     "instead sets every layer's rate at every step from target contributions: the body\n"
-    "layers share D_body evenly, D_body chosen so that the last hidden layer moves by\n"
+    "layers share D_body in proportion to the contributions their preset rates would\n"
+    "give on the batch (--control-split preset) or evenly (even), D_body chosen so that\n"
+    "the last hidden layer moves by\n"
     "|df_L|_rms = S |f_L|_rms (S = --control-speed), and the readout's target is gamma F (gamma =\n"
     "--control-rate; theory/presets.md 5). --forward-norm RHO holds |f_l|_rms = RHO in every plain\n"
     "layer; --backward-norm R rescales every hidden backward signal to norm R\n"
@@ -51,6 +53,7 @@ static const char usage[] =
 
 static const char *const data_names[] = {"fashion-mnist", "teacher", NULL};
 static const char *const schedule_names[] = {"constant", "linear", "cosine", NULL};
+static const char *const split_names[] = {"preset", "even", NULL};
 
 typedef struct {
   FILE *f;      /* the rows so far (a memory stream; copied into the table at the end) */
@@ -151,7 +154,7 @@ int cmd_train(int argc, char **argv) {
   net.p.depth = 8;
   net.p.batch = 64;
   net.p.input_dim = 784;
-  int data = 0, threads = 1, quiet = 0, schedule = 0, resume = 0;
+  int data = 0, threads = 1, quiet = 0, schedule = 0, resume = 0, split = 0;
   const char *out = NULL, *ckpt = NULL;
   size_t ckpt_every = 500;
   const cli_opt extra[] = {
@@ -162,6 +165,7 @@ int cmd_train(int argc, char **argv) {
       {"--auto-decay", OPT_DOUBLE, &cfg.auto_decay, "A", "--lr 0: global step with first-order decrease A F at step 0 [0.5]", NULL, 0},
       {"--control-rate", OPT_DOUBLE, &cfg.control_rate, "G", "--control: readout target contribution G F [0.1]", NULL, 0},
       {"--control-speed", OPT_DOUBLE, &cfg.control_speed, "S", "--control: last hidden layer moves by S |f_L|_rms (rms) per step [0.35]", NULL, 0},
+      {"--control-split", OPT_CHOICE, &split, "H", "--control: body shares in proportion to the preset's contributions, or even [preset]", split_names, 0},
       {"--schedule", OPT_CHOICE, &schedule, "S", "constant | linear | cosine: anneal the step or the control targets [constant]", schedule_names, 0},
       {"--forward-norm", OPT_DOUBLE, &cfg.forward_norm, "RHO", "hold |f_l|_rms = RHO in plain layers; 0 off [0]", NULL, 0},
       {"--backward-norm", OPT_DOUBLE, &cfg.backward_norm, "R", "rescale hidden backward signals to norm R; 0 off [0]", NULL, 0},
@@ -189,6 +193,7 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(o->name, "--input-dim") == 0) dim_set = o->set;
   }
   cfg.schedule = (bafu_schedule)schedule;
+  cfg.control_split = (bafu_control_split)split;
   cfg.data = data == 1 ? BAFU_DATA_TEACHER : BAFU_DATA_FASHION_MNIST;
   if (!loss_set && !net.probe) net.loss = cfg.data == BAFU_DATA_TEACHER ? 0 : 1;
   if (!dim_set && cfg.data == BAFU_DATA_TEACHER) net.p.input_dim = 32;
@@ -226,10 +231,10 @@ int cmd_train(int argc, char **argv) {
   bafu_table_meta(t, "bafu train: mini-batch SGD with the feature speed measurements (theory/engine.md 6)");
   bafu_table_provenance(t, argc + 1, argv - 1);
   bafu_table_meta(t, "network: %s", desc);
-  bafu_table_meta(t, "data: %s  epochs: %zu  seed: %llu  lr: %s (auto_decay %g)  control: %s (gamma %g, speed %g)  "
+  bafu_table_meta(t, "data: %s  epochs: %zu  seed: %llu  lr: %s (auto_decay %g)  control: %s (gamma %g, speed %g, split %s)  "
                      "schedule: %s  forward_norm: %g  backward_norm: %g",
                   data_names[data], cfg.epochs, (unsigned long long)cfg.seed, cfg.lr > 0 ? "given" : "automatic",
-                  cfg.auto_decay, cfg.control ? "on" : "off", cfg.control_rate, cfg.control_speed, schedule_names[schedule], cfg.forward_norm,
+                  cfg.auto_decay, cfg.control ? "on" : "off", cfg.control_rate, cfg.control_speed, split_names[split], schedule_names[schedule], cfg.forward_norm,
                   cfg.backward_norm);
   bafu_table_meta(t, "columns: loss (train_acc) = mean over the mini-batches since the previous row; test_loss (test_acc)");
   bafu_table_meta(t, "  over the test set before the row's update; step_size = global step; lr = the layer's effective rate;");
