@@ -86,7 +86,13 @@ struct bafu_spec_dense {
   lapack_int *iwork;
   lapack_int lwork, liwork;
   size_t n_last;
+  bafu_spec_progress_fn progress;
+  void *progress_ctx;
 };
+
+void bafu_spec_dense_set_progress(bafu_spec_dense *ws, bafu_spec_progress_fn fn, void *ctx) {
+  ws->progress = fn, ws->progress_ctx = ctx;
+}
 
 bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net, int vectors,
                                   bafu_spec_dense **out) {
@@ -208,6 +214,7 @@ bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_ob
       if (!isfinite(ws->K[i])) return bafu_error(BAFU_ENUMERIC, "the BFK overflowed at layer %zu", j);
     if (mom) dense_moments(ws, net, j, n, &mom[j]);
     nprev = n;
+    if (ws->progress) ws->progress(j + 1, layer + 1 + (eval != NULL), ws->progress_ctx); /* the eigensolver: 1 more */
   }
   ws->n_last = nprev;
   if (eval) {
@@ -216,6 +223,7 @@ bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_ob
     lapack_int info = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, ws->vectors ? 'V' : 'N', 'L', (lapack_int)n, ws->T,
                                           (lapack_int)n, eval, ws->work, ws->lwork, ws->iwork, ws->liwork);
     if (info) return bafu_error(BAFU_ELAPACK, "dsyevd failed (info %d)", (int)info);
+    if (ws->progress) ws->progress(layer + 2, layer + 2, ws->progress_ctx);
   }
   return BAFU_OK;
 }
@@ -242,7 +250,20 @@ struct bafu_spec_kpm {
   double a, b;   /* lambda = a + b x */
   double m1, m2;
   gsl_rng *rng;
+  bafu_spec_progress_fn progress;
+  void *progress_ctx;
+  size_t done, total; /* operator applications of the current run, for progress */
 };
+
+void bafu_spec_kpm_set_progress(bafu_spec_kpm *ws, bafu_spec_progress_fn fn, void *ctx) {
+  ws->progress = fn, ws->progress_ctx = ctx;
+}
+
+/* One operator application done (progress; the last tick is the run's end). */
+static void kpm_tick(bafu_spec_kpm *ws) {
+  ++ws->done;
+  if (ws->progress && ws->done < ws->total) ws->progress(ws->done, ws->total, ws->progress_ctx);
+}
 
 void bafu_spec_kpm_free(bafu_spec_kpm *ws) {
   if (!ws) return;
@@ -393,6 +414,7 @@ static bafu_status lanczos_top(bafu_spec_kpm *ws, bafu_net *net, double *top) {
   double bprev = 0;
   for (; k < m; ++k) {
     bafu_spec_kpm_apply(ws, net, 1, q, w);
+    kpm_tick(ws);
     cblas_daxpy((int)n, -bprev, qm, 1, w, 1);
     alpha[k] = cblas_ddot((int)n, q, 1, w, 1);
     cblas_daxpy((int)n, -alpha[k], q, 1, w, 1);
@@ -430,6 +452,7 @@ bafu_status bafu_spec_kpm_run(bafu_spec_kpm *ws, bafu_net *net, double *x, doubl
                               double *hi) {
   const size_t n = ws->L[ws->layer].fan_out, R = ws->kp.vectors, N = ws->kp.moments, P = ws->npts;
   bafu_rng_seed(ws->rng, ws->kp.seed, 0x5bec7ULL);
+  ws->done = 0, ws->total = ws->kp.lanczos + N / 2 + 1; /* Lanczos steps, then about N/2 applications */
   double top = 0;
   bafu_status st = lanczos_top(ws, net, &top);
   if (st) return st;
@@ -450,6 +473,7 @@ bafu_status bafu_spec_kpm_run(bafu_spec_kpm *ws, bafu_net *net, double *x, doubl
   const double ia = ws->a, ib = 1.0 / ws->b;
   memcpy(t0, r, nk * sizeof(double));
   bafu_spec_kpm_apply(ws, net, R, t0, t1);
+  kpm_tick(ws);
   for (size_t i = 0; i < nk; ++i) t1[i] = (t1[i] - ia * t0[i]) * ib;
   double s00 = cblas_ddot((int)nk, t0, 1, t0, 1), s10 = cblas_ddot((int)nk, t1, 1, t0, 1);
   const double norm = 1.0 / (double)nk;
@@ -461,6 +485,7 @@ bafu_status bafu_spec_kpm_run(bafu_spec_kpm *ws, bafu_net *net, double *x, doubl
     mu[2 * k] = 2 * skk - mu[0];
     if (2 * k + 1 >= N) break;
     bafu_spec_kpm_apply(ws, net, R, t1, t2);
+    kpm_tick(ws);
     for (size_t i = 0; i < nk; ++i) t2[i] = 2.0 * (t2[i] - ia * t1[i]) * ib - t0[i];
     if (!isfinite(t2[0]) || !isfinite(cblas_dnrm2((int)nk, t2, 1)))
       return bafu_error(BAFU_ENUMERIC, "KPM: non-finite Chebyshev vector (spectral bound exceeded?)");
@@ -489,6 +514,7 @@ bafu_status bafu_spec_kpm_run(bafu_spec_kpm *ws, bafu_net *net, double *x, doubl
   }
   *lo = bottom;
   *hi = up;
+  if (ws->progress) ws->progress(ws->total, ws->total, ws->progress_ctx);
   return BAFU_OK;
 }
 

@@ -2,7 +2,7 @@
 # cli_progress.sh: bafu mc shows a progress bar (draws, rate, ETA) on stderr when
 # it is a terminal and the run is longer than 2 s; nothing with --quiet, and
 # nothing when stderr is a file; the table is the same in all three cases.
-# sweep (points), train (steps) and figures (stages) show theirs on a terminal
+# sweep (points), train (steps), spectrum (products) and figures (stages) show theirs on a terminal
 # and are silent with --quiet.
 set -u
 BAFU=${1:?usage: cli_progress.sh path/to/bafu}
@@ -31,6 +31,7 @@ check_bar() { # unit, then the command
 }
 check_bar "4/4 points" "'$BAFU' sweep '$dir/grid.txt' --out '$dir/s.dat'"
 check_bar "steps" "'$BAFU' train --data teacher --width 256 --depth 8 --epochs 3 --out '$dir/t.dat'"
+check_bar "products" "'$BAFU' spectrum --mode kpm --width 2048 --depth 3 --out '$dir/k.dat'"
 check_bar "stages" "'$BAFU' figures --quick --no-render --no-train --data-dir '$dir/fig'"
 echo "cli_progress: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

@@ -34,6 +34,17 @@ run train 0 train --data teacher --width 12 --depth 3 --train-size 128 --test-si
 if [[ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]]; then
   run train-fashion 0 train --width 8 --depth 2 --train-size 256 --test-size 64 --epochs 1 --log-every 4
 fi
+# checkpoints: a sweep and a training run that write them, and a training run
+# resumed from one (made by a run stopped without valgrind)
+run sweep-ckpt 0 sweep "$dir/grid.txt" --out "$dir/s.dat"
+T=(train --data teacher --width 32 --depth 3 --train-size 4096 --test-size 64 --batch 16 --epochs 2 --log-every 50 --preset fsc --control --forward-norm 1 --checkpoint-every 40)
+"$BAFU" "${T[@]}" --out "$dir/t.dat" 2>/dev/null &
+pid=$!
+for _ in $(seq 1 1000); do [[ -e $dir/t.dat.ckpt ]] && break; sleep 0.002; done
+kill -TERM $pid 2>/dev/null
+wait $pid
+if [[ -e $dir/t.dat.ckpt ]]; then run train-resume 0 "${T[@]}" --out "$dir/t.dat" --resume
+else echo "FAIL: no training checkpoint to resume"; fails=$((fails + 1)); fi
 run bad-option 2 mc --width 0
 printf '1 2\n3 4\n' >"$dir/x.txt"
 run bad-input 2 mc --input "$dir/x.txt" --batch 3   # the inputs were read, then refused (leaked before)

@@ -53,6 +53,11 @@ typedef struct {
 
 /* ---------------------------------------------------------------- dense --- */
 
+/* Progress of a long spectrum run: done of total units (dense: layers, plus
+ * one for the eigensolver; kpm: operator applications), called from the
+ * calling thread; the last call has done == total. */
+typedef void (*bafu_spec_progress_fn)(size_t done, size_t total, void *ctx);
+
 typedef struct bafu_spec_dense bafu_spec_dense;
 
 /* p: the parameters net was allocated with (layer kinds and beta; copied, not
@@ -64,6 +69,8 @@ typedef struct bafu_spec_dense bafu_spec_dense;
 bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net, int vectors,
                                   bafu_spec_dense **out);
 void bafu_spec_dense_free(bafu_spec_dense *ws);
+/* Report progress of later bafu_spec_dense_run calls to fn (NULL: none). */
+void bafu_spec_dense_set_progress(bafu_spec_dense *ws, bafu_spec_progress_fn fn, void *ctx);
 
 /* For the current draw of `net` (after bafu_net_run): build M_j for
  * j = 0..layer in one sweep (A K A^T as (A K) A^T, two dgemm per layer), fill
@@ -104,6 +111,8 @@ typedef struct bafu_spec_kpm bafu_spec_kpm;
 bafu_status bafu_spec_kpm_alloc(const bafu_net_params *p, const bafu_net *net, const bafu_kpm_params *kp,
                                 bafu_spec_kpm **out);
 void bafu_spec_kpm_free(bafu_spec_kpm *ws);
+/* Report progress of later bafu_spec_kpm_run calls to fn (NULL: none). */
+void bafu_spec_kpm_set_progress(bafu_spec_kpm *ws, bafu_spec_progress_fn fn, void *ctx);
 
 /* Prepare layer `layer` of the current draw (masks, c_j) for apply/run; needs
  * the forward pass of net. BAFU_EINVAL if layer >= J. obj is not checked (any

@@ -11,6 +11,7 @@
 #include "bafu/spectrum.h"
 #include "bafu/table.h"
 #include "cli.h"
+#include "progress.h"
 
 static const char usage[] =
     "Usage: bafu spectrum [network options] [--mode dense|kpm|limit] [--object bfk|jacobian]\n"
@@ -62,13 +63,26 @@ static int all_finite(const double *v, size_t n) {
   return 1;
 }
 
+/* The library's progress callback drives a CLI bar, started at the first call. */
+typedef struct {
+  cli_bar bar;
+  const char *unit;
+  int quiet;
+} spec_bar;
+
+static void show_bar(size_t done, size_t total, void *ctx) {
+  spec_bar *b = ctx;
+  if (b->bar.total == 0) cli_bar_start(&b->bar, total, 0, b->unit, b->quiet);
+  cli_bar_update(&b->bar, done, NULL);
+}
+
 int cmd_spectrum(int argc, char **argv) {
   const char *cmd = "spectrum";
   cli_net net;
   cli_opt opts[56];
   size_t n = 0;
   cli_net_options(&net, opts, &n, 56);
-  int mode = 0, object = 0, moments = 0, log_bins = 0;
+  int mode = 0, object = 0, moments = 0, log_bins = 0, quiet = 0;
   uint64_t seed = 1, draw = 0, layer_label = 0;
   size_t bins = 0;
   bafu_kpm_params kp = bafu_kpm_params_default();
@@ -84,6 +98,7 @@ int cmd_spectrum(int argc, char **argv) {
       {"--bins", OPT_SIZE, &bins, "B", "dense: histogram bins [50]; kpm: points [2 x moments]; limit: grid [1500]",
        NULL, 0},
       {"--log-bins", OPT_FLAG, &log_bins, NULL, "dense: geometric histogram bins (for a log x axis)", NULL, 0},
+      {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (dense, kpm: shown on a terminal for runs over 2 s)", NULL, 0},
       {"--kpm-moments", OPT_SIZE, &kp.moments, "N", "kpm: Chebyshev moments [256]", NULL, 0},
       {"--kpm-vectors", OPT_SIZE, &kp.vectors, "R", "kpm: Hutchinson probe vectors [16]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
@@ -104,6 +119,7 @@ int cmd_spectrum(int argc, char **argv) {
   int rc = 2;
   bafu_net *nw = NULL;
   bafu_spec_dense *dw = NULL;
+  spec_bar sb = {.unit = "layers", .quiet = quiet};
   bafu_spec_kpm *kw = NULL;
   bafu_free *fw = NULL;
   bafu_table *t = NULL;
@@ -226,6 +242,7 @@ int cmd_spectrum(int argc, char **argv) {
   const size_t nl = mode == 2 ? p->width : bafu_net_layer_fan_out(nw, jsel);
   if (mode == 0) {
     if (bafu_spec_dense_alloc(p, nw, 0, &dw)) goto fail;
+    bafu_spec_dense_set_progress(dw, show_bar, &sb);
     ev = malloc(nl * sizeof *ev);
     if (!ev) goto oom;
     if (bafu_spec_dense_run(dw, nw, obj, jsel, mom, ev)) goto fail;
@@ -287,6 +304,8 @@ int cmd_spectrum(int argc, char **argv) {
       goto abort;
     }
     if (bafu_spec_kpm_alloc(p, nw, &kp, &kw) || bafu_spec_kpm_prepare(kw, nw, obj, jsel)) goto fail;
+    sb.unit = "products";
+    bafu_spec_kpm_set_progress(kw, show_bar, &sb);
     const size_t P = kp.points ? kp.points : 2 * kp.moments;
     xs = malloc(P * sizeof *xs);
     rho = malloc(P * sizeof *rho);

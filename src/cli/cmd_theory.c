@@ -113,7 +113,7 @@ int cmd_theory(int argc, char **argv) {
       {"--limit", OPT_FLAG, &limit, NULL, "ResNet continuum limit L -> inf with beta = b/sqrt(L)", NULL, 0},
       {"--presets", OPT_FLAG, &presets, NULL, "print the table of the scaling presets sp, ntk, mup, fsc", NULL, 0},
       {"--points", OPT_SIZE, &points, "N", "--limit: intervals in t = l/L [100]", NULL, 0},
-      {"--sweep-branch", OPT_STRING, &sweep, "LO:HI:STEP", "--limit: output angle against sqrt(L)*beta", NULL, 0},
+      {"--sweep-branch", OPT_STRING, &sweep, "LO:HI:STEP", "--limit: output angle against sqrt(L)*beta over LO..HI [off]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
