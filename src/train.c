@@ -308,11 +308,11 @@ typedef struct {
 static void fingerprint(const bafu_train_config *c, size_t count, char *buf, size_t size) {
   const bafu_net_params *p = &c->net;
   snprintf(buf, size,
-           "data=%d epochs=%zu lr=%a auto=%a control=%d rate=%a speed=%a schedule=%d fnorm=%a bnorm=%a train=%zu "
+           "data=%d epochs=%zu lr=%a auto=%a control=%d rate=%a speed=%a split=%d schedule=%d fnorm=%a bnorm=%a train=%zu "
            "test=%zu log=%zu seed=%llu teacher=%zux%zu count=%zu arch=%d width=%zu depth=%zu d=%zu m=%zu k=%zu "
            "act=%d s=%a si=%a so=%a inputs=%d init=%d B=%a A=%a embed=%d lr=%a,%a,%a signal=%d rng=%d",
            (int)c->data, c->epochs, c->lr, c->auto_decay, c->control, c->control_rate, c->control_speed,
-           (int)c->schedule, c->forward_norm, c->backward_norm, c->train_size, c->test_size, c->log_every,
+           (int)c->control_split, (int)c->schedule, c->forward_norm, c->backward_norm, c->train_size, c->test_size, c->log_every,
            (unsigned long long)c->seed, c->teacher_width, c->teacher_depth, count, (int)p->arch, p->width, p->depth,
            p->input_dim, p->batch, p->outputs, (int)p->act, p->sigma_w2, p->sigma2_input, p->sigma2_output,
            (int)p->inputs, (int)p->init, p->branch_scale, p->branch_exponent, p->embed, p->lr_input, p->lr_hidden,
@@ -355,8 +355,8 @@ static void state_write(char *w, bafu_net *net, const gsl_rng *rng, const size_t
   }
 }
 
-/* Restore a state into a drawn network; everything is checked before
- * anything is changed but the weights (the run is abandoned on error). */
+/* Restore a state into a drawn network. On error the network, perm and rng
+ * may be partly overwritten: the caller abandons the run. */
 static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng *rng, size_t *perm, size_t count,
                               size_t total, const char *fp, progress_state *ps) {
   if (len < sizeof STATE_MAGIC || memcmp(r, STATE_MAGIC, sizeof STATE_MAGIC) != 0)
@@ -379,10 +379,17 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
     return bafu_error(BAFU_EINVAL, "--resume: damaged training state (step %llu of %zu)", (unsigned long long)step,
                       total);
   ps->step = (size_t)step, ps->since = (size_t)since;
+  /* the sample order must be a permutation: perm first serves as the marks */
+  for (size_t i = 0; i < count; ++i) perm[i] = 0;
+  for (size_t i = 0; i < count; ++i) {
+    uint64_t v;
+    memcpy(&v, r + 8 * i, 8);
+    if (v >= count || perm[v]) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (sample order)");
+    perm[v] = 1;
+  }
   for (size_t i = 0; i < count; ++i) {
     uint64_t v;
     memcpy(&v, r, 8), r += 8;
-    if (v >= count) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (sample order)");
     perm[i] = (size_t)v;
   }
   memcpy(gsl_rng_state(rng), r, gsl_rng_size(rng));

@@ -12,6 +12,7 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 ulimit -c 0
 fails=0 passes=0
+printf 'width = 8\ndepth = 2\nseeds = 2\n' >"$dir/sweep.txt" # the sweep rows' grid (valid)
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # the options each subcommand reports, "cmd option type"

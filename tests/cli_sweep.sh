@@ -83,9 +83,10 @@ else
   echo "cli_sweep: bafu built without MPI: MPI comparison skipped"
 fi
 
-# 4. checkpoint and resume: a checkpoint holding points 0, 1, 5 and an
-# incomplete record (as an interruption mid-write leaves it) is resumed to the
-# same table as the uninterrupted run; the checkpoint is then removed.
+# 4. checkpoint and resume: a finished run removes its checkpoint; a run
+# interrupted after 3 or more points, its checkpoint then given an incomplete
+# record (as an interruption mid-write leaves it), is resumed to the same
+# table as the uninterrupted run; hand-made checkpoints are used, not redone.
 strip() { grep -v '^# date:\|^# command:' "$1"; }
 "$BAFU" sweep "$tmp/grid.txt" --out "$tmp/k.dat" --checkpoint "$tmp/keep.ckpt" 2>/dev/null
 if [[ ! -e $tmp/keep.ckpt ]] && diff <(strip "$tmp/serial.dat") <(strip "$tmp/k.dat") >/dev/null; then ok

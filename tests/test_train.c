@@ -189,48 +189,69 @@ static int trace_save(const void *state, size_t len, size_t step, void *ctx) {
 }
 
 START_TEST(test_resume) {
-  bafu_train_config c = teacher_config();
-  c.epochs = 2; /* 64 steps per epoch */
-  ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
-  c.control = 1, c.forward_norm = 1.0, c.schedule = BAFU_SCHEDULE_COSINE;
-  c.checkpoint_every = 4;
-  c.save = trace_save;
-  trace *full = calloc(1, sizeof *full), *part = calloc(1, sizeof *part);
-  ck_assert_ok(bafu_train_run(&c, trace_row, full));
-  ck_assert_uint_eq(full->n, 129);
-  for (int i = 0; i < 2; ++i) {
-    ck_assert_ptr_nonnull(full->saved[i]);
-    bafu_train_config r = c;
-    r.save = NULL;
-    r.resume = full->saved[i], r.resume_len = full->saved_len[i];
-    memset(part, 0, sizeof *part);
-    ck_assert_ok(bafu_train_run(&r, trace_row, part));
-    const size_t k = full->saved_step[i];
-    ck_assert_uint_eq(part->n, full->n - k);
-    for (size_t a = 0; a < part->n; ++a) {
-      ck_assert_uint_eq(part->step[a], full->step[k + a]);
-      for (int q = 0; q < 4; ++q)
-        ck_assert_msg(part->v[a][q] == full->v[k + a][q], "resumed at %zu: row %zu value %d: %.17g vs %.17g", k,
-                      part->step[a], q, part->v[a][q], full->v[k + a][q]);
+  for (int variant = 0; variant < 2; ++variant) {
+    /* 0: control, forward normalisation, cosine schedule; 1: no control (the
+       automatic step, fixed at step 0), backward normalisation, linear schedule */
+    bafu_train_config c = teacher_config();
+    c.epochs = 2; /* 64 steps per epoch */
+    ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
+    if (variant == 0)
+      c.control = 1, c.forward_norm = 1.0, c.schedule = BAFU_SCHEDULE_COSINE;
+    else
+      c.backward_norm = 0.5, c.schedule = BAFU_SCHEDULE_LINEAR;
+    c.checkpoint_every = 4;
+    c.save = trace_save;
+    trace *full = calloc(1, sizeof *full), *part = calloc(1, sizeof *part);
+    ck_assert_ok(bafu_train_run(&c, trace_row, full));
+    ck_assert_uint_eq(full->n, 129);
+    for (int i = 0; i < 2; ++i) {
+      ck_assert_ptr_nonnull(full->saved[i]);
+      bafu_train_config r = c;
+      r.save = NULL;
+      r.resume = full->saved[i], r.resume_len = full->saved_len[i];
+      memset(part, 0, sizeof *part);
+      ck_assert_ok(bafu_train_run(&r, trace_row, part));
+      const size_t k = full->saved_step[i];
+      ck_assert_uint_eq(part->n, full->n - k);
+      for (size_t a = 0; a < part->n; ++a) {
+        ck_assert_uint_eq(part->step[a], full->step[k + a]);
+        for (int q = 0; q < 4; ++q)
+          ck_assert_msg(part->v[a][q] == full->v[k + a][q], "variant %d resumed at %zu: row %zu value %d: %.17g vs %.17g",
+                        variant, k, part->step[a], q, part->v[a][q], full->v[k + a][q]);
+      }
     }
+    /* refusals: another configuration (seed, split), a truncated state, a
+       foreign one, a sample order that is not a permutation */
+    bafu_train_config e = c;
+    e.save = NULL;
+    e.seed = 2;
+    e.resume = full->saved[1], e.resume_len = full->saved_len[1];
+    ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+    ck_assert(strstr(bafu_last_error(), "another configuration") != NULL);
+    e.seed = c.seed;
+    e.control_split = BAFU_SPLIT_EVEN;
+    ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+    ck_assert(strstr(bafu_last_error(), "another configuration") != NULL);
+    e.control_split = c.control_split;
+    e.resume_len = full->saved_len[1] - 8;
+    ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+    ck_assert(strstr(bafu_last_error(), "damaged") != NULL);
+    e.resume = "not a state", e.resume_len = 12;
+    ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+    ck_assert(strstr(bafu_last_error(), "not a training state") != NULL);
+    /* the sample order sits 6 words after the two strings: duplicate its first entry */
+    char *bad = malloc(full->saved_len[1]);
+    memcpy(bad, full->saved[1], full->saved_len[1]);
+    const size_t off = strlen(bad) + 1 + strlen(bad + strlen(bad) + 1) + 1 + 6 * 8;
+    memcpy(bad + off + 8, bad + off, 8);
+    e.resume = bad, e.resume_len = full->saved_len[1];
+    ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+    ck_assert(strstr(bafu_last_error(), "sample order") != NULL);
+    free(bad);
+    for (int i = 0; i < 2; ++i) free(full->saved[i]);
+    free(full);
+    free(part);
   }
-  /* refusals: another configuration, a truncated state, a foreign one */
-  bafu_train_config e = c;
-  e.save = NULL;
-  e.seed = 2;
-  e.resume = full->saved[1], e.resume_len = full->saved_len[1];
-  ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
-  ck_assert(strstr(bafu_last_error(), "another configuration") != NULL);
-  e.seed = c.seed;
-  e.resume_len = full->saved_len[1] - 8;
-  ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
-  ck_assert(strstr(bafu_last_error(), "damaged") != NULL);
-  e.resume = "not a state", e.resume_len = 12;
-  ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
-  ck_assert(strstr(bafu_last_error(), "not a training state") != NULL);
-  for (int i = 0; i < 2; ++i) free(full->saved[i]);
-  free(full);
-  free(part);
 }
 END_TEST
 

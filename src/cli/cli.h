@@ -12,7 +12,7 @@
 #include "bafu/net.h"
 
 typedef enum {
-  OPT_SIZE,   /* size_t, >= 1 unless min0 */
+  OPT_SIZE,   /* size_t, >= 1 */
   OPT_U64,    /* uint64_t, any non-negative integer */
   OPT_INT,    /* int >= 1 */
   OPT_DOUBLE, /* finite double */

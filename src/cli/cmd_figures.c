@@ -615,19 +615,25 @@ static void run_ckpt_settings(const fig_ctx *c, char *buf, size_t size) {
 }
 
 static void run_ckpt_write(const fig_ctx *c, size_t r, bafu_status st, double param, const char *msg, const curve *cv) {
-  char path[4096], tmp[4200], settings[256];
+  char path[4096], settings[256];
   run_ckpt_path(c, r, path, sizeof path);
   run_ckpt_settings(c, settings, sizeof settings);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  if (!f) return; /* a missing checkpoint only costs a rerun */
-  int bad = fprintf(f, "%s%d %a %zu\n%s\n", settings, (int)st, param, cv->n, msg) < 0;
-  for (size_t i = 0; i < cv->n && !bad; ++i) {
-    const double *v = cv->v + 6 * i;
-    bad = fprintf(f, "%a %a %a %a %a %a\n", v[0], v[1], v[2], v[3], v[4], v[5]) < 0;
+#ifdef _OPENMP
+#pragma omp critical(figures_tables) /* the table layer's list of temporary files is not locked */
+#endif
+  { /* an atomic file (temporary, renamed; removed on a signal); a missing checkpoint only costs a rerun */
+    bafu_table *t;
+    if (!bafu_table_open(path, &t)) {
+      FILE *f = bafu_table_stream(t);
+      int bad = fprintf(f, "%s%d %a %zu\n%s\n", settings, (int)st, param, cv->n, msg) < 0;
+      for (size_t i = 0; i < cv->n && !bad; ++i) {
+        const double *v = cv->v + 6 * i;
+        bad = fprintf(f, "%a %a %a %a %a %a\n", v[0], v[1], v[2], v[3], v[4], v[5]) < 0;
+      }
+      if (bad) bafu_table_abort(t);
+      else bafu_table_commit(t);
+    }
   }
-  bad |= fclose(f) != 0;
-  if (bad || rename(tmp, path) != 0) remove(tmp);
 }
 
 /* 1 if run r was read back (status, param, message, curve), else 0. */

@@ -317,12 +317,19 @@ int cmd_sweep(int argc, char **argv) {
     rc = 1;
   }
   if (rank == 0 && !rc) {
-    if (!ckpt_path && out) {
+    if (!ckpt_path && out && strcmp(out, "-") != 0) { /* the default: OUT.ckpt (none for stdout) */
       ckpt_own = malloc(strlen(out) + 6);
-      if (ckpt_own) sprintf(ckpt_own, "%s.ckpt", out);
-      ckpt_path = ckpt_own;
+      if (!ckpt_own) {
+        fprintf(stderr, "bafu sweep: out of memory\n");
+        rc = 1;
+      } else {
+        sprintf(ckpt_own, "%s.ckpt", out);
+        ckpt_path = ckpt_own;
+      }
     }
-    if (resume && !ckpt_path) {
+    if (rc) {
+      /* reported above */
+    } else if (resume && !ckpt_path) {
       fprintf(stderr, "bafu sweep: --resume: needs --out or --checkpoint\n");
       rc = 2;
     } else if (ckpt_path) {

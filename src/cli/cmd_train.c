@@ -43,8 +43,8 @@ static const char usage[] =
     "Checkpoints: with --out PATH the training state and the rows so far are saved\n"
     "to PATH.ckpt (or --checkpoint) every --checkpoint-every steps, atomically, and\n"
     "removed once the table is written. After an interruption the same command\n"
-    "with --resume continues from the last checkpoint; the table equals the\n"
-    "uninterrupted run's bit for bit (same machine and BLAS).\n"
+    "with --resume continues from the last checkpoint (or starts afresh if there is\n"
+    "none); the table equals the uninterrupted run's bit for bit (same machine and BLAS).\n"
     "\n"
     "Defaults here: --width 256 --depth 8 --batch 64 --input-dim 784 (teacher: 32).\n"
     "\n"
@@ -74,25 +74,24 @@ static int save_checkpoint(const void *state, size_t len, size_t step, void *ctx
   sink *s = ctx;
   (void)step;
   if (fflush(s->f)) return 1;
-  char tmp[4096];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", s->ckpt) >= (int)sizeof tmp) return 1;
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return 1;
+  bafu_table *t; /* an atomic file: temporary, fsync'd, renamed; removed on a signal */
+  if (bafu_table_open(s->ckpt, &t)) return 1;
+  FILE *f = bafu_table_stream(t);
   const uint64_t n1 = len, n2 = s->len;
-  int bad = fputs(CKPT_MAGIC, f) == EOF || fwrite(&n1, 8, 1, f) != 1 || fwrite(state, 1, len, f) != len ||
-            fwrite(&n2, 8, 1, f) != 1 || fwrite(s->rows, 1, s->len, f) != s->len;
-  bad |= fclose(f) != 0;
-  if (bad || rename(tmp, s->ckpt) != 0) {
-    remove(tmp);
+  if (fputs(CKPT_MAGIC, f) == EOF || fwrite(&n1, 8, 1, f) != 1 || fwrite(state, 1, len, f) != len ||
+      fwrite(&n2, 8, 1, f) != 1 || fwrite(s->rows, 1, s->len, f) != s->len) {
+    bafu_table_abort(t);
     return 1;
   }
-  return 0;
+  return bafu_table_commit(t) != BAFU_OK;
 }
 
-/* Read a checkpoint: the state (malloc'd) and the rows (written to s->f).
- * Returns 0, or 2 with a message printed. */
+/* Read a checkpoint: the state (malloc'd) and the rows (written to s->f);
+ * a missing file is no checkpoint (*state stays NULL: a fresh run). Returns 0,
+ * or 2 with a message printed. */
 static int load_checkpoint(const char *path, sink *s, void **state, size_t *len) {
   FILE *f = fopen(path, "rb");
+  if (!f && errno == ENOENT) return 0; /* nothing to resume: a fresh run (as sweep and figures) */
   if (!f) {
     fprintf(stderr, "bafu train: --resume: cannot open '%s': %s\n", path, strerror(errno));
     return 2;
@@ -209,7 +208,14 @@ int cmd_train(int argc, char **argv) {
   }
   cfg.net = net.p;
   cfg.net.step = 0;
-  if (!ckpt && out && (ckpt_own = malloc(strlen(out) + 6))) sprintf(ckpt_own, "%s.ckpt", out), ckpt = ckpt_own;
+  if (!ckpt && out && strcmp(out, "-") != 0) { /* the default checkpoint: OUT.ckpt (none for stdout) */
+    if (!(ckpt_own = malloc(strlen(out) + 6))) {
+      fprintf(stderr, "bafu train: out of memory\n");
+      goto done;
+    }
+    sprintf(ckpt_own, "%s.ckpt", out);
+    ckpt = ckpt_own;
+  }
   if (resume && !ckpt) {
     fprintf(stderr, "bafu train: --resume: needs --out or --checkpoint\n");
     goto done;
