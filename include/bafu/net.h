@@ -108,7 +108,8 @@ size_t bafu_net_memory_bytes(const bafu_net_params *p);
 /* The limit of bafu_memory_check (so of bafu_net_alloc and every other
  * allocation checked up front): 80% of physical memory (8 GiB if that
  * cannot be determined), or the value of the environment variable
- * BAFU_MEMORY_LIMIT_MB if set to a decimal integer (other values are ignored).
+ * BAFU_MEMORY_LIMIT_MB if set to a positive decimal integer (MiB; 0, signs and other
+ * values are ignored).
  * Read at every call; cannot fail. */
 size_t bafu_memory_limit_bytes(void);
 
