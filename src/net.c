@@ -246,7 +246,7 @@ size_t bafu_memory_limit_bytes(void) {
 bafu_status bafu_memory_check(double bytes, const char *what) {
   const double limit = (double)bafu_memory_limit_bytes();
   if (bytes <= limit) return BAFU_OK;
-  return bafu_error(BAFU_ENOMEM,
+  return bafu_error(BAFU_ELIMIT,
                     "%s: about %.3g GiB needed, more than the limit of %.3g GiB (%s)", what, bytes / 1073741824.0,
                     limit / 1073741824.0,
                     memory_limit_from_env() ? "BAFU_MEMORY_LIMIT_MB"

@@ -16,6 +16,7 @@ const char *bafu_status_string(bafu_status s) {
   case BAFU_EPARSE: return "malformed input";
   case BAFU_ENUMERIC: return "numerical failure";
   case BAFU_ELAPACK: return "LAPACK failure";
+  case BAFU_ELIMIT: return "over the memory limit";
   }
   return "unknown status";
 }

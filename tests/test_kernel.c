@@ -803,7 +803,7 @@ START_TEST(test_errors) {
   b.batch = 1000;
   b.depth = 100;
   setenv("BAFU_MEMORY_LIMIT_MB", "10", 1);
-  ck_assert_int_eq(bafu_kernel_alloc(&b, &k), BAFU_ENOMEM);
+  ck_assert_int_eq(bafu_kernel_alloc(&b, &k), BAFU_ELIMIT);
   ck_assert_ptr_null(k);
   unsetenv("BAFU_MEMORY_LIMIT_MB");
 }

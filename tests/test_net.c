@@ -456,14 +456,21 @@ START_TEST(test_errors) {
   ck_assert(strstr(bafu_last_error(), "--input-dim") != NULL);
   p = bafu_net_params_default();
   p.width = (size_t)1 << 30;
-  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ENOMEM);
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ELIMIT);
   ck_assert(strstr(bafu_last_error(), "GiB") != NULL);
+  ck_assert(strstr(bafu_last_error(), "80% of physical memory") != NULL);
   p.width = (size_t)1 << 62; /* the estimate saturates instead of overflowing */
-  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ENOMEM);
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ELIMIT);
   setenv("BAFU_MEMORY_LIMIT_MB", "1", 1);
   p = bafu_net_params_default();
-  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ENOMEM);
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ELIMIT);
+  ck_assert(strstr(bafu_last_error(), "(BAFU_MEMORY_LIMIT_MB)") != NULL);
+  setenv("BAFU_MEMORY_LIMIT_MB", "-1", 1); /* not a limit: ignored, so no refusal */
+  ck_assert_uint_lt(bafu_memory_limit_bytes(), (size_t)1 << 50);
+  ck_assert_ok(bafu_memory_check(1e6, "a small request"));
+  ck_assert_int_eq(bafu_memory_check(NAN, "an undefined estimate"), BAFU_ELIMIT);
   unsetenv("BAFU_MEMORY_LIMIT_MB");
+  ck_assert_str_eq(bafu_status_string(BAFU_ELIMIT), "over the memory limit");
   bafu_mc_result r;
   ck_assert_int_eq(bafu_mc_run(&p, 1, 1, NULL, 1, &r), BAFU_EINVAL);
 }

@@ -71,7 +71,7 @@ size_t bafu_kernel_count_layers(const bafu_net_params *p);
 typedef struct bafu_kernel bafu_kernel;
 
 /* Check p (bafu_net_params_check: BAFU_EINVAL) and allocate J x 5 (+ 4
- * scratch) matrices of m x m doubles. Refuses (BAFU_ENOMEM, message with the
+ * scratch) matrices of m x m doubles. Refuses (BAFU_ELIMIT, message with the
  * estimate) beyond bafu_memory_limit_bytes(); BAFU_ENOMEM if an allocation
  * fails. p is copied. *out is NULL on error; the caller owns *out and
  * releases it with bafu_kernel_free (NULL-safe). */
@@ -137,7 +137,7 @@ typedef int (*bafu_kernel_pair_fn)(const bafu_kernel_pair *layer, void *ctx);
  * must pass bafu_net_params_check) and call fn for every layer. The whole
  * recursion is computed and checked first (the backward factor needs the
  * layers above), so on error (BAFU_EINVAL: invalid p, corr not in [-1, 1] or
- * fn NULL; BAFU_ENOMEM: 2 J doubles beyond the memory limit or not
+ * fn NULL; BAFU_ELIMIT: 2 J doubles beyond the memory limit; BAFU_ENOMEM: not
  * allocatable; BAFU_ENUMERIC: overflow, naming the layer; errors of the
  * activation expectations) fn is never called. Deterministic: the same p and
  * corr give bit-identical layers. */

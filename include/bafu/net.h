@@ -115,7 +115,7 @@ size_t bafu_memory_limit_bytes(void);
 
 /* Refuse up front a request that would need `bytes` (an estimate, as a double
  * so that it cannot overflow) when that exceeds bafu_memory_limit_bytes():
- * BAFU_ENOMEM with the message "<what>: about X GiB needed, more than the
+ * BAFU_ELIMIT with the message "<what>: about X GiB needed, more than the
  * limit of Y GiB (...)", naming the options to reduce in `what` (not NULL,
  * not retained); a NAN estimate is refused too. BAFU_OK otherwise. */
 bafu_status bafu_memory_check(double bytes, const char *what);
@@ -123,8 +123,8 @@ bafu_status bafu_memory_check(double bytes, const char *what);
 typedef struct bafu_net bafu_net;
 
 /* Allocate every buffer for `p` (copied). Errors: BAFU_EINVAL for invalid p
- * (bafu_net_params_check); BAFU_ENOMEM (with the estimate in the message) if
- * the estimate exceeds bafu_memory_limit_bytes() or an allocation fails;
+ * (bafu_net_params_check); BAFU_ELIMIT (with the estimate in the message) if
+ * the estimate exceeds bafu_memory_limit_bytes(); BAFU_ENOMEM if an allocation fails;
  * BAFU_ELAPACK if the QR workspace query fails (orthogonal init). *out is NULL
  * on error; the caller owns *out and releases it with bafu_net_free
  * (NULL-safe). */

@@ -64,8 +64,8 @@ typedef struct bafu_spec_dense bafu_spec_dense;
  * checked against net). Workspace for every layer of `net` (3 n^2 doubles + the
  * dsyevd workspace, queried once for n = the largest fan_in or fan_out).
  * vectors != 0 keeps eigenvectors. Errors: BAFU_EINVAL if p->batch != 1;
- * BAFU_ENOMEM if 3 n^2 doubles plus bafu_net_memory_bytes(p) exceed the memory
- * limit or an allocation fails; BAFU_ELAPACK if the workspace query fails. */
+ * BAFU_ELIMIT if 3 n^2 doubles plus bafu_net_memory_bytes(p) exceed the memory
+ * limit, BAFU_ENOMEM if an allocation fails; BAFU_ELAPACK if the workspace query fails. */
 bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net, int vectors,
                                   bafu_spec_dense **out);
 void bafu_spec_dense_free(bafu_spec_dense *ws);

@@ -19,11 +19,12 @@
 typedef enum {
   BAFU_OK = 0,
   BAFU_EINVAL,   /* invalid argument or parameter combination */
-  BAFU_ENOMEM,   /* allocation failed or the memory estimate exceeds the limit */
+  BAFU_ENOMEM,   /* an allocation failed */
   BAFU_EIO,      /* file could not be read or written */
   BAFU_EPARSE,   /* input file is malformed */
   BAFU_ENUMERIC, /* a numerical routine failed (non-convergence, non-finite result) */
-  BAFU_ELAPACK   /* LAPACK returned a non-zero info */
+  BAFU_ELAPACK,  /* LAPACK returned a non-zero info */
+  BAFU_ELIMIT    /* refused up front: the memory estimate exceeds the limit (bafu_memory_check) */
 } bafu_status;
 
 /* A short, static description of a status code ("unknown status" for a value

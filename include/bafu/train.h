@@ -109,8 +109,8 @@ typedef int (*bafu_train_fn)(const bafu_train_row *row, void *ctx);
 
 /* Train; fn may be NULL (no rows). Errors: BAFU_EINVAL for an invalid
  * configuration (naming the option; also a batch larger than the training
- * set); BAFU_ENOMEM when a size exceeds the memory limit (refused up front,
- * bafu_memory_check) or an allocation fails; missing or corrupt data
+ * set); BAFU_ELIMIT when a size exceeds the memory limit (refused up front,
+ * bafu_memory_check); BAFU_ENOMEM when an allocation fails; missing or corrupt data
  * (bafu/idx.h: BAFU_EIO, BAFU_EPARSE); BAFU_ELAPACK from an orthogonal
  * initialisation; BAFU_ENUMERIC when the loss or the features stop being
  * finite or the batch loss exceeds 100 times the first ("training diverged:

@@ -62,7 +62,9 @@ static int stop_at_once(const bafu_kernel_pair *l, void *ctx) {
   return 1;
 }
 
-static int fail_status(bafu_status st) { return st == BAFU_EIO ? 1 : 2; }
+/* A failed run (I/O, allocation) exits 1; parameters the recursion cannot take
+ * (invalid, over the memory limit, overflowing) are usage errors, 2. */
+static int fail_status(bafu_status st) { return st == BAFU_EIO || st == BAFU_ENOMEM ? 1 : 2; }
 
 int cmd_kernel(int argc, char **argv) {
   const char *cmd = "kernel";

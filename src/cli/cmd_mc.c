@@ -79,7 +79,7 @@ int cmd_mc(int argc, char **argv) {
     bafu_table_abort(t);
     cli_fail(cmd, NULL);
     cli_net_release(&net);
-    return st == BAFU_EINVAL || st == BAFU_ENOMEM ? 2 : 1;
+    return st == BAFU_EINVAL || st == BAFU_ELIMIT ? 2 : 1;
   }
   /* Layers with no trained parameter at or below them (D_l = 0 in every draw,
    * e.g. --lr-input 0) have no defined angle: they are left out, and any other

@@ -241,7 +241,11 @@ int cmd_spectrum(int argc, char **argv) {
   }
   const size_t nl = mode == 2 ? p->width : bafu_net_layer_fan_out(nw, jsel);
   if (mode == 0) {
-    if (bafu_spec_dense_alloc(p, nw, 0, &dw)) goto fail;
+    const bafu_status ast = bafu_spec_dense_alloc(p, nw, 0, &dw);
+    if (ast) {
+      if (ast == BAFU_ELIMIT) rc = 2; /* over the memory limit: a usage error */
+      goto fail;
+    }
     bafu_spec_dense_set_progress(dw, show_bar, &sb);
     ev = malloc(nl * sizeof *ev);
     if (!ev) goto oom;

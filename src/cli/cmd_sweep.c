@@ -364,7 +364,7 @@ int cmd_sweep(int argc, char **argv) {
   if (rank == 0 && !rc) {
     if (st) {
       cli_fail(cmd, NULL);
-      rc = st == BAFU_EINVAL || st == BAFU_ENOMEM ? 2 : 1;
+      rc = st == BAFU_EINVAL || st == BAFU_ELIMIT ? 2 : 1;
     } else {
       char desc[2048];
       bafu_sweep_describe(s, desc, sizeof desc);

@@ -199,7 +199,7 @@ int cmd_theory(int argc, char **argv) {
       cli_fail(cmd, NULL);
       free(o);
       bafu_table_abort(t);
-      if (st == BAFU_EINVAL || st == BAFU_ENOMEM) rc = 2; /* invalid or oversized: a usage error */
+      if (st == BAFU_EINVAL || st == BAFU_ELIMIT) rc = 2; /* invalid or oversized: a usage error */
       goto done;
     }
     size_t first = 0;
@@ -244,7 +244,7 @@ int cmd_theory(int argc, char **argv) {
       cli_fail(cmd, NULL);
       free(pts);
       bafu_table_abort(t);
-      if (st == BAFU_EINVAL || st == BAFU_ENOMEM) rc = 2;
+      if (st == BAFU_EINVAL || st == BAFU_ELIMIT) rc = 2;
       goto done;
     }
     bafu_table_meta(t, "bafu theory --limit: ResNet continuum limit, beta = b/sqrt(L), L -> inf (theory/moments.md 3)");

@@ -250,7 +250,7 @@ int cmd_train(int argc, char **argv) {
   const bafu_status st = bafu_train_run(&cfg, write_row, &s);
   if (st) {
     cli_fail(cmd, NULL);
-    rc = st == BAFU_EINVAL || st == BAFU_ENOMEM ? 2 : 1; /* invalid or oversized: a usage error */
+    rc = st == BAFU_EINVAL || st == BAFU_ELIMIT ? 2 : 1; /* invalid or oversized: a usage error */
     goto done;
   }
   rc = 1;
