@@ -56,9 +56,11 @@ static const char *const schedule_names[] = {"constant", "linear", "cosine", NUL
 static const char *const split_names[] = {"preset", "even", NULL};
 
 typedef struct {
-  FILE *f;      /* the rows so far (a memory stream; copied into the table at the end) */
+  FILE *f;      /* the rows so far (a memory stream, for the checkpoints) */
+  FILE *out;    /* the table's stream: each row block goes there too as it is logged */
   char *rows;   /* its buffer */
   size_t len;
+  size_t sent;  /* bytes of rows already written to out */
   int header;
   int show;     /* not --quiet (the bar needs a terminal too) */
   cli_bar bar;  /* steps done, with the last logged loss (a terminal only) */
@@ -139,6 +141,10 @@ static int write_row(const bafu_train_row *r, void *ctx) {
   char label[64];
   snprintf(label, sizeof label, "loss %.4g  test %.4g", r->loss, r->test_loss);
   cli_bar_update(&s->bar, r->step, label);
+  /* the new rows, streamed to the table as well (stdout sees them as they come) */
+  const size_t before = s->sent;
+  if (fflush(s->f) || fwrite(s->rows + before, 1, s->len - before, s->out) != s->len - before) return 1;
+  s->sent = s->len;
   return 0;
 }
 
@@ -232,6 +238,7 @@ int cmd_train(int argc, char **argv) {
     cli_fail(cmd, "--out");
     goto done;
   }
+  s.out = bafu_table_stream(t);
   char desc[1024];
   cli_net_describe(&cfg.net, desc, sizeof desc);
   bafu_table_meta(t, "bafu train: mini-batch SGD with the feature speed measurements (theory/engine.md 6)");
@@ -247,17 +254,25 @@ int cmd_train(int argc, char **argv) {
   bafu_table_meta(t, "  the other columns as bafu mc, for the step taken at that row (theory/engine.md 3, 6); final = 1:");
   bafu_table_meta(t, "  after the last update (measurements on one more training batch, no update).");
   if (threads > 0) openblas_set_num_threads(threads);
+  /* the rows of a resumed run's first part, from the checkpoint */
+  if (fflush(s.f) || fwrite(s.rows, 1, s.len, s.out) != s.len) {
+    cli_fail(cmd, "--out");
+    goto done;
+  }
+  s.sent = s.len;
   const bafu_status st = bafu_train_run(&cfg, write_row, &s);
+  if (!st && s.sent != s.len) { /* a row block could not be written: write_row stopped the run */
+    bafu_error(BAFU_EIO, "cannot write the table");
+    cli_fail(cmd, "--out");
+    rc = 1;
+    goto done;
+  }
   if (st) {
     cli_fail(cmd, NULL);
     rc = st == BAFU_EINVAL || st == BAFU_ELIMIT ? 2 : 1; /* invalid or oversized: a usage error */
     goto done;
   }
   rc = 1;
-  if (fflush(s.f) || fwrite(s.rows, 1, s.len, bafu_table_stream(t)) != s.len) {
-    cli_fail(cmd, "--out");
-    goto done;
-  }
   const bafu_status cs = bafu_table_commit(t);
   t = NULL;
   if (cs) {
