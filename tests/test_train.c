@@ -32,6 +32,13 @@ typedef struct {
  * every step so that the row's loss is the step's F. The even split of the
  * body's contributions is checked against explicit gradients in
  * test_net.c:test_control_targets. */
+/* The expectations check_row holds a run of configuration c to. */
+static stats stats_for(const bafu_train_config *c) {
+  return (stats){.control = c->control, .control_speed = c->control_speed, .control_rate = c->control_rate,
+                 .split = c->control_split, .lr_input = c->net.lr_input, .lr_hidden = c->net.lr_hidden,
+                 .schedule = c->schedule};
+}
+
 static int check_row(const bafu_train_row *r, void *ctx) {
   stats *s = ctx;
   if (s->rows == 0) s->first_test_loss = r->test_loss;
@@ -103,8 +110,7 @@ START_TEST(test_teacher) {
     ck_assert_ok(bafu_preset_apply(&c.net, control ? BAFU_PRESET_FSC : (bafu_preset)mode));
     c.control = control;
     if (control) c.forward_norm = 1.0, c.backward_norm = 0.5; /* every switch on at once */
-    stats s = {.control = control, .control_speed = c.control_speed, .control_rate = c.control_rate,
-               .split = c.control_split, .lr_input = c.net.lr_input, .lr_hidden = c.net.lr_hidden};
+    stats s = stats_for(&c);
     ck_assert_ok(bafu_train_run(&c, check_row, &s));
     printf("  teacher %s: test loss %.4g -> %.4g, worst identity residual %.2g\n",
            control ? "fsc + control + norms" : bafu_preset_name((bafu_preset)mode), s.first_test_loss,
@@ -136,9 +142,8 @@ START_TEST(test_schedule) {
     c.control = control;
     c.schedule = control ? BAFU_SCHEDULE_COSINE : BAFU_SCHEDULE_LINEAR;
     c.control_split = BAFU_SPLIT_EVEN; /* the other split (test_teacher has the default) */
-    stats s = {.control = control, .control_speed = c.control_speed, .control_rate = c.control_rate,
-               .split = c.control_split, .lr_input = c.net.lr_input, .lr_hidden = c.net.lr_hidden,
-               .schedule = c.schedule, .total = 2 * (2048 / 32)};
+    stats s = stats_for(&c);
+    s.total = 2 * (2048 / 32);
     ck_assert_ok(bafu_train_run(&c, check_row, &s));
     ck_assert_uint_eq(s.rows, s.total + 1);
     ck_assert_msg(!s.bad, "%s", s.why);
@@ -308,8 +313,7 @@ START_TEST(test_fashion_slice) {
   c.log_every = 1;
   c.control = 1;
   ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
-  stats s = {.control = 1, .control_speed = c.control_speed, .control_rate = c.control_rate,
-             .split = c.control_split, .lr_input = c.net.lr_input, .lr_hidden = c.net.lr_hidden};
+  stats s = stats_for(&c);
   ck_assert_ok(bafu_train_run(&c, check_row, &s));
   printf("  Fashion-MNIST slice: test loss %.4g -> %.4g, test accuracy %.4g\n", s.first_test_loss, s.last_test_loss,
          s.last_test_acc);

@@ -16,6 +16,19 @@ static const char *const inputs_names[] = {"dense", "onehot", NULL};
 static const char *const preset_names[] = {"sp", "ntk", "mup", "fsc", NULL};
 static const char *const rng_names[] = {"gsl", "fast", NULL};
 
+int cli_checkpoint_path(const char *cmd, const char *given, const char *out, const char **path, char **own) {
+  *own = NULL;
+  *path = given;
+  if (given || !out || strcmp(out, "-") == 0) return 0;
+  if (!(*own = malloc(strlen(out) + 6))) {
+    fprintf(stderr, "bafu %s: out of memory\n", cmd);
+    return 1;
+  }
+  sprintf(*own, "%s.ckpt", out);
+  *path = *own;
+  return 0;
+}
+
 void cli_fail(const char *cmd, const char *context) {
   if (context)
     fprintf(stderr, "bafu %s: %s: %s\n", cmd, context, bafu_last_error());

@@ -38,6 +38,11 @@ typedef struct {
 int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int argc, char **argv, int first,
               const char **positional, int max_positional, int *npositional);
 
+/* The checkpoint path of a run writing to `out`: `given` if set, else
+ * OUT.ckpt (malloc'd into *own, which the caller frees), none (NULL) for
+ * stdout. Returns 0, or 1 with a message printed if out of memory. */
+int cli_checkpoint_path(const char *cmd, const char *given, const char *out, const char **path, char **own);
+
 /* Print "bafu <cmd>: <message>" with the library's last error. */
 void cli_fail(const char *cmd, const char *context);
 

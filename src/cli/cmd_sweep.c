@@ -317,18 +317,8 @@ int cmd_sweep(int argc, char **argv) {
     rc = 1;
   }
   if (rank == 0 && !rc) {
-    if (!ckpt_path && out && strcmp(out, "-") != 0) { /* the default: OUT.ckpt (none for stdout) */
-      ckpt_own = malloc(strlen(out) + 6);
-      if (!ckpt_own) {
-        fprintf(stderr, "bafu sweep: out of memory\n");
-        rc = 1;
-      } else {
-        sprintf(ckpt_own, "%s.ckpt", out);
-        ckpt_path = ckpt_own;
-      }
-    }
-    if (rc) {
-      /* reported above */
+    if (cli_checkpoint_path(cmd, ckpt_path, out, &ckpt_path, &ckpt_own)) {
+      rc = 1;
     } else if (resume && !ckpt_path) {
       fprintf(stderr, "bafu sweep: --resume: needs --out or --checkpoint\n");
       rc = 2;

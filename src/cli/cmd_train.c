@@ -214,14 +214,7 @@ int cmd_train(int argc, char **argv) {
   }
   cfg.net = net.p;
   cfg.net.step = 0;
-  if (!ckpt && out && strcmp(out, "-") != 0) { /* the default checkpoint: OUT.ckpt (none for stdout) */
-    if (!(ckpt_own = malloc(strlen(out) + 6))) {
-      fprintf(stderr, "bafu train: out of memory\n");
-      goto done;
-    }
-    sprintf(ckpt_own, "%s.ckpt", out);
-    ckpt = ckpt_own;
-  }
+  if (cli_checkpoint_path(cmd, ckpt, out, &ckpt, &ckpt_own)) goto done;
   if (resume && !ckpt) {
     fprintf(stderr, "bafu train: --resume: needs --out or --checkpoint\n");
     goto done;
