@@ -5,6 +5,8 @@
  * refer to it. Storage is column-major; a feature is fan_out x m. */
 #include "bafu/net.h"
 
+#include "bafu/gcond.h"
+
 #include <cblas.h>
 #include <errno.h>
 #include "bafu/rng.h"
@@ -38,6 +40,7 @@ typedef struct {
   double *GG;      /* m x m: g_j^T g_j */
   double *BB;      /* m x m: b_j^T b_j */
   double contrib;  /* C_j */
+  bafu_gcond gc;   /* --conditional: W sampled through its products */
 } layer;
 
 struct bafu_net {
@@ -94,7 +97,8 @@ bafu_net_params bafu_net_params_default(void) {
                            .signal = BAFU_SIGNAL_PROBE,
                            .step = 1e-5,
                            .rng = BAFU_RNG_FAST,
-                           .regenerate = 0};
+                           .regenerate = 0,
+                           .conditional = 0};
 }
 
 static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
@@ -142,6 +146,10 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
   if (!(isfinite(p->step) && p->step >= 0)) return bafu_error(BAFU_EINVAL, "--step: must be a finite number >= 0 (0: no step)");
   if (p->regenerate && p->rng != BAFU_RNG_FAST)
     return bafu_error(BAFU_EINVAL, "--regenerate: needs --rng fast (weights regenerated from keyed substreams)");
+  if (p->conditional && p->init != BAFU_INIT_GAUSSIAN)
+    return bafu_error(BAFU_EINVAL, "--conditional: needs --init gaussian (the conditional law of theory/engine.md 7)");
+  if (p->conditional && p->regenerate)
+    return bafu_error(BAFU_EINVAL, "--conditional and --regenerate: choose one (neither stores the weights)");
   if (p->arch == BAFU_ARCH_MLP && p->embed)
     return bafu_error(BAFU_EINVAL, "--embed: only for --arch resnet (an MLP's first layer is already trained)");
   if (p->arch == BAFU_ARCH_RESNET && !p->embed && input_dim(p) != p->width)
@@ -201,7 +209,10 @@ static size_t doubles_needed(const bafu_net_params *p, size_t lqrwork) {
   /* per layer: W (rows x max(n,d) at most), F, B, dF, Fs (rows x m), G, Dp (max_dim x m), GG, BB */
   size_t per = sat_add(sat_mul(4, sat_mul(rows, m)), sat_mul(2, sat_mul(max_dim, m)));
   per = sat_add(per, sat_mul(2, sat_mul(m, m)));
-  if (!p->regenerate) per = sat_add(per, sat_mul(rows, max_dim));
+  if (p->conditional) /* Q, A, P, C of bafu_gcond: right caps 3m (forward, tangent, step), left m */
+    per = sat_add(per, sat_add(sat_mul(sat_add(rows, max_dim), sat_mul(4, m)), sat_add(max_dim, sat_mul(8, m))));
+  else if (!p->regenerate)
+    per = sat_add(per, sat_mul(rows, max_dim));
   size_t total = sat_mul(sat_add(depth, 2), per);
   if (p->regenerate) total = sat_add(total, sat_mul(n, max_dim)); /* the one shared weight buffer */
   total = sat_add(total, sat_mul(d, m));                 /* X */
@@ -307,10 +318,15 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   net->wcur = -1;
   for (size_t j = 0; j < net->J; ++j) {
     layer *Ly = &net->layers[j];
-    if (p->regenerate)
+    if (p->conditional) {
+      double *mem;
+      TAKE(mem, bafu_gcond_doubles(Ly->fan_out, Ly->fan_in, 3 * m, m));
+      bafu_gcond_init(&Ly->gc, Ly->fan_out, Ly->fan_in, 3 * m, m, sqrt(Ly->gain / (double)Ly->fan_in), mem);
+    } else if (p->regenerate) {
       Ly->W = shared_w;
-    else
+    } else {
       TAKE(Ly->W, Ly->fan_out * Ly->fan_in);
+    }
     TAKE(Ly->F, Ly->fan_out * m);
     TAKE(Ly->B, Ly->fan_out * m);
     TAKE(Ly->dF, Ly->fan_out * m);
@@ -350,7 +366,7 @@ int bafu_net_layer_label(const bafu_net *net, size_t j) { return net->layers[j].
 size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j) { return net->layers[j].fan_in; }
 size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j) { return net->layers[j].fan_out; }
 double bafu_net_layer_lr(const bafu_net *net, size_t j) { return net->layers[j].lr; }
-double *bafu_net_weight(bafu_net *net, size_t j) { return (double *)W_of(net, j); }
+double *bafu_net_weight(bafu_net *net, size_t j) { return net->p.conditional ? NULL : (double *)W_of(net, j); }
 const double *bafu_net_feature(const bafu_net *net, size_t j) { return net->layers[j].F; }
 const double *bafu_net_backward_signal(const bafu_net *net, size_t j) { return net->layers[j].B; }
 const double *bafu_net_feature_tangent(const bafu_net *net, size_t j) { return net->layers[j].dF; }
@@ -466,7 +482,9 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
    * when they are generated does not change them (W_of). */
   const int lazy = fast && net->p.init == BAFU_INIT_GAUSSIAN;
   net->wready = 0;
-  for (size_t j = 0; j < net->J; ++j) {
+  for (size_t j = 0; j < net->J && net->p.conditional; ++j)
+    bafu_gcond_reset(&net->layers[j].gc, sqrt(net->layers[j].gain / (double)net->layers[j].fan_in));
+  for (size_t j = 0; j < net->J && !net->p.conditional; ++j) {
     if (net->p.regenerate ? j > 0 : lazy) break; /* generated on demand; layer 0 checks the init */
     bafu_status st = gen_weights(net, j);
     if (st) return st;
@@ -484,8 +502,14 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
       fill_gaussian(net, 1.0, net->k * m, net->T);
     }
   }
+  /* the conditional sampler's numbers: stream 2 + J (the layers use 2 .. J + 1),
+   * or the GSL stream from here on */
+  if (fast && net->p.conditional) bafu_fastrng_seed_stream(&net->fast, seed, draw, 2 + net->J);
   return BAFU_OK;
 }
+
+static void net_normals(void *ctx, double sd, size_t count, double *out) { fill_gaussian(ctx, sd, count, out); }
+
 
 /* C = alpha op(A) B + beta C with B, C having m columns; A is rows_a x cols_a
  * (column-major, untransposed shape). Uses dgemv for one column. */
@@ -498,6 +522,27 @@ static void mat_apply(int trans, size_t rows_a, size_t cols_a, double alpha, con
   else
     cblas_dgemm(CblasColMajor, trans ? CblasTrans : CblasNoTrans, CblasNoTrans, (int)out_rows, (int)m,
                 (int)in_rows, alpha, A, (int)rows_a, Bm, (int)in_rows, beta, C, (int)out_rows);
+}
+
+/* C = alpha op(W_j) Bm + beta C (m columns): the stored (or generated)
+ * weights, or with --conditional one conditional draw per column
+ * (theory/engine.md 7; the results go through tmp2, so Bm may be tmp). */
+static bafu_status w_apply(bafu_net *net, size_t j, int trans, double alpha, const double *Bm, double beta,
+                           double *C) {
+  layer *Ly = &net->layers[j];
+  const size_t m = net->m;
+  if (!net->p.conditional) {
+    mat_apply(trans, Ly->fan_out, Ly->fan_in, alpha, W_of(net, j), Bm, beta, C, m);
+    return BAFU_OK;
+  }
+  const size_t in_rows = trans ? Ly->fan_out : Ly->fan_in, out_rows = trans ? Ly->fan_in : Ly->fan_out;
+  for (size_t a = 0; a < m; ++a) {
+    bafu_status st = bafu_gcond_apply(&Ly->gc, trans, Bm + a * in_rows, net->tmp2, net_normals, net);
+    if (st) return st;
+    double *c = C + a * out_rows;
+    for (size_t i = 0; i < out_rows; ++i) c[i] = alpha * net->tmp2[i] + (beta == 0 ? 0.0 : beta * c[i]);
+  }
+  return BAFU_OK;
 }
 
 /* m x m Gram A^T B of two rows x m matrices. */
@@ -531,6 +576,7 @@ static int is_readout(const bafu_net *net, size_t j) {
 bafu_status bafu_net_forward(bafu_net *net) {
   const size_t m = net->m;
   const bafu_act act = net->p.act;
+  bafu_status st;
   for (size_t j = 0; j < net->J; ++j) {
     layer *Ly = &net->layers[j];
     const double *prev = prev_features(net, j, pick_F);
@@ -541,16 +587,16 @@ bafu_status bafu_net_forward(bafu_net *net) {
       bafu_act_apply(act, nin, prev, Ly->G, Ly->Dp);
     if (Ly->kind == LAYER_RESIDUAL) {
       memcpy(Ly->F, prev, Ly->fan_out * m * sizeof(double));
-      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), Ly->G, 1.0, Ly->F, m);
+      if ((st = w_apply(net, j, 0, Ly->scale, Ly->G, 1.0, Ly->F))) return st;
     } else if (net->fnorm > 0 && !net->fnorm_frozen && !is_readout(net, j)) {
       /* forward normalisation (theory/engine.md 6.4): a_j = target / |W g|_rms */
       const size_t cnt = Ly->fan_out * m;
-      mat_apply(0, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->G, 0.0, Ly->F, m);
+      if ((st = w_apply(net, j, 0, 1.0, Ly->G, 0.0, Ly->F))) return st;
       const double rms = cblas_dnrm2((int)cnt, Ly->F, 1) / sqrt((double)cnt);
       Ly->scale = rms > 0 ? net->fnorm / rms : 1.0;
       cblas_dscal((int)cnt, Ly->scale, Ly->F, 1);
     } else {
-      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), Ly->G, 0.0, Ly->F, m);
+      if ((st = w_apply(net, j, 0, Ly->scale, Ly->G, 0.0, Ly->F))) return st;
     }
     gram(Ly->fan_in, m, Ly->G, Ly->G, Ly->GG);
   }
@@ -626,7 +672,8 @@ bafu_status bafu_net_backward(bafu_net *net) {
     if (j == 0 || Ly->reads_x) continue;
     layer *Pv = &net->layers[j - 1];
     const size_t nin = Ly->fan_in * m;
-    mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->B, 0.0, net->tmp, m); /* W^T b */
+    bafu_status st = w_apply(net, j, 1, 1.0, Ly->B, 0.0, net->tmp); /* W^T b */
+    if (st) return st;
     if (Ly->kind == LAYER_PLAIN) {
       for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->scale * Ly->Dp[i] * net->tmp[i];
     } else {
@@ -658,7 +705,8 @@ bafu_status bafu_net_tangent(bafu_net *net) {
       memset(Ly->dF, 0, nout * sizeof(double));
     if (dprev) {
       for (size_t i = 0; i < nin; ++i) net->tmp[i] = Ly->Dp[i] * dprev[i];
-      mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), net->tmp, 1.0, Ly->dF, m);
+      bafu_status st = w_apply(net, j, 0, Ly->scale, net->tmp, 1.0, Ly->dF);
+      if (st) return st;
     }
     const double c = -Ly->lr * Ly->scale * Ly->scale;
     if (m == 1)
@@ -690,7 +738,8 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
       memcpy(Ly->Fs, prev, nout * sizeof(double));
     else
       memset(Ly->Fs, 0, nout * sizeof(double));
-    mat_apply(0, Ly->fan_out, Ly->fan_in, Ly->scale, W_of(net, j), Gs, 1.0, Ly->Fs, m);
+    bafu_status st = w_apply(net, j, 0, Ly->scale, Gs, 1.0, Ly->Fs);
+    if (st) return st;
     gram(Ly->fan_in, m, Ly->G, Gs, net->H); /* g_j^T g'_j */
     const double c = -eta * Ly->lr * Ly->scale * Ly->scale;
     if (m == 1)
@@ -727,6 +776,7 @@ bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
   if (net->p.signal != BAFU_SIGNAL_MSE || net->k != 1)
     return bafu_error(BAFU_EINVAL, "empirical NTK: needs --loss mse with one output");
   if (net->bnorm > 0) return bafu_error(BAFU_EINVAL, "empirical NTK: not with backward normalisation");
+  if (net->p.conditional) return bafu_error(BAFU_EINVAL, "empirical NTK: not with --conditional (m backward passes per draw)");
   layer *top = &net->layers[J - 1];
   for (size_t a = 0; a < m; ++a) {
     memset(top->B, 0, m * sizeof(double));
@@ -752,6 +802,7 @@ bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
  * rank-m dger/dgemm per layer, no stored gradient. */
 bafu_status bafu_net_update(bafu_net *net, double eta) {
   if (net->p.regenerate) return bafu_error(BAFU_EINVAL, "--regenerate: weights are not stored, so they cannot be trained");
+  if (net->p.conditional) return bafu_error(BAFU_EINVAL, "--conditional: weights are not stored, so they cannot be trained");
   if (!isfinite(eta)) return bafu_error(BAFU_EINVAL, "update: step size must be finite");
   const size_t m = net->m;
   for (size_t j = 0; j < net->J; ++j) {

@@ -201,6 +201,7 @@ static bafu_status check_config(const bafu_train_config *c) {
     return bafu_error(BAFU_EINVAL, "--schedule: must be constant, linear or cosine");
   if (c->log_every < 1) return bafu_error(BAFU_EINVAL, "--log-every: must be a positive integer");
   if (p->regenerate) return bafu_error(BAFU_EINVAL, "--regenerate: training needs stored weights");
+  if (p->conditional) return bafu_error(BAFU_EINVAL, "--conditional: training needs stored weights");
   if (p->signal == BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "--probe: training needs a loss (--loss)");
   if (c->data == BAFU_DATA_FASHION_MNIST) {
     if (p->signal != BAFU_SIGNAL_XENT) return bafu_error(BAFU_EINVAL, "--loss: Fashion-MNIST is trained with --loss xent");

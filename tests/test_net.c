@@ -737,6 +737,97 @@ START_TEST(test_wide_readout) {
 }
 END_TEST
 
+/* --conditional (theory/engine.md 7): the feature speed identity
+ * <-b_l, df_l> = D_l needs <b, W u> = <W^T b, u> between the tangent's and the
+ * backward pass's products, so it holds to rounding only if the sampled
+ * answers are mutually consistent; every Gaussian-init configuration. */
+START_TEST(test_conditional_identity) {
+  const config *c = &configs[_i];
+  if (c->init != BAFU_INIT_GAUSSIAN) return;
+  for (int rng = 0; rng < 2; ++rng) {
+    bafu_net_params p = small_params(c, 64, 12);
+    p.conditional = 1;
+    p.rng = rng ? BAFU_RNG_FAST : BAFU_RNG_GSL;
+    bafu_net *net = make_net(c, &p, 6);
+    ck_assert_ptr_null(bafu_net_weight(net, 0));
+    const size_t J = bafu_net_nlayers(net);
+    double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
+    bafu_net_measure(net, q);
+    for (size_t j = 0; j < J; ++j) {
+      const double *r = q + j * BAFU_Q_COUNT;
+      ck_assert_msg(r[BAFU_Q_IDRES] < 1e-10, "config %d rng %d layer %zu: identity residual %g", _i, rng, j,
+                    r[BAFU_Q_IDRES]);
+      ck_assert(r[BAFU_Q_COS] > 0 && r[BAFU_Q_COS] <= 1 + 1e-12);
+    }
+    free(q);
+    bafu_net_free(net);
+  }
+}
+END_TEST
+
+/* --conditional draws from the law of the stored-weight network: the Monte
+ * Carlo means of both engines, 4000 draws each at width 10, depth 3 (so 3m
+ * directions are a large part of every layer, and batch 3 fills the right
+ * side of the first layer, fan-in 8), agree within 4 combined standard errors for every layer and column.
+ * Both are exact draws of one law, so there is no finite-width allowance.
+ * Not compared: the identity residual and the step's relative deviation
+ * from the tangent on the first layer, which are rounding (1e-12 to 1e-16),
+ * and the step's deviation elsewhere (a second-order ratio with heavy
+ * tails). */
+START_TEST(test_conditional_law) {
+  /* MLP relu mse m = 3, MLP gelu mse m = 2, ResNet tanh probe, ResNet relu embed mse, MLP relu xent m = 3 */
+  static const int which[] = {1, 4, 5, 6, 9};
+  const config *c = &configs[which[_i]];
+  bafu_net_params p = small_params(c, 10, 3);
+  bafu_mc_result a, b;
+  ck_assert_ok(bafu_mc_run(&p, 4000, 77, NULL, 1, &a));
+  p.conditional = 1;
+  ck_assert_ok(bafu_mc_run(&p, 4000, 78, NULL, 2, &b));
+  for (size_t j = 0; j < a.J; ++j)
+    for (int k = 0; k < BAFU_Q_COUNT; ++k) {
+      if (k == BAFU_Q_IDRES || k == BAFU_Q_STEP_DEV) continue;
+      const size_t i = j * BAFU_Q_COUNT + (size_t)k;
+      const double se = hypot(a.se[i], b.se[i]);
+      ck_assert_msg(fabs(a.mean[i] - b.mean[i]) <= 4 * se + 1e-12 * fabs(a.mean[i]),
+                    "config %d layer %zu %s: stored %.6g, conditional %.6g (combined se %.3g)", which[_i], j,
+                    bafu_quantity_name((bafu_quantity)k), a.mean[i], b.mean[i], se);
+    }
+  bafu_mc_result_free(&a);
+  bafu_mc_result_free(&b);
+}
+END_TEST
+
+/* What --conditional refuses, its memory, and its capacity per draw. */
+START_TEST(test_conditional_limits) {
+  bafu_net_params p = bafu_net_params_default();
+  bafu_net *net = NULL;
+  p.conditional = 1;
+  p.init = BAFU_INIT_ORTHOGONAL;
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_EINVAL);
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "--conditional"));
+  p.init = BAFU_INIT_GAUSSIAN;
+  p.regenerate = 1;
+  ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_EINVAL);
+  p.regenerate = 0;
+  p.width = 4096;
+  p.depth = 1024;
+  ck_assert_uint_lt(bafu_net_memory_bytes(&p), (size_t)1 << 30); /* 137 GiB stored */
+  /* batch 1: forward, tangent and step use the 3 right directions; a second
+   * step with another eta needs a 4th and is refused, not answered wrongly
+   * (tanh: with ReLU the stepped features are polynomial in eta for small
+   * steps, and a second step can stay in the span answered) */
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0};
+  p = small_params(&c, 16, 3);
+  p.conditional = 1;
+  net = make_net(&c, &p, 1);
+  ck_assert_int_eq(bafu_net_update(net, 0.1), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_net_step(net, 2e-4), BAFU_ELIMIT);
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "conditional sampler"));
+  ck_assert_ok(bafu_net_step(net, 1e-4)); /* the same step again: no new direction */
+  bafu_net_free(net);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("net");
   TCase *tc = tcase_create("passes");
@@ -750,6 +841,8 @@ static Suite *suite(void) {
   tcase_add_loop_test(tc, test_update_matches_step, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_control_targets, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_sensitivity, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_conditional_identity, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_conditional_law, 0, 5);
   suite_add_tcase(s, tc);
   TCase *tm = tcase_create("misc");
   tcase_set_timeout(tm, 120);
@@ -763,6 +856,7 @@ static Suite *suite(void) {
   tcase_add_test(tm, test_backward_norm);
   tcase_add_test(tm, test_onehot_draws);
   tcase_add_test(tm, test_wide_readout);
+  tcase_add_test(tm, test_conditional_limits);
   suite_add_tcase(s, tm);
   return s;
 }

@@ -75,6 +75,13 @@ typedef struct {
   int regenerate;         /* fast rng only: keep one weight matrix and regenerate each
                              layer's weights from its own substream when a pass needs
                              them (memory ~ 1 layer instead of L; 4 regenerations per draw) */
+  int conditional;        /* Gaussian init only: never draw W; draw each product with W_j from
+                             its exact conditional law given the earlier products with W_j in
+                             this draw (theory/engine.md 7): the same law as stored weights,
+                             O(n m) memory per layer. No bafu_net_weight (NULL), update, NTK.
+                             Per layer and draw it answers 3m new right products (one
+                             forward, tangent and step) and m left ones (backward); a pass
+                             needing more (a second step with another eta) returns BAFU_ELIMIT. */
 } bafu_net_params;
 
 /* The defaults of `bafu mc` (see README): ReLU MLP, n = 512, L = 16, ...
@@ -160,8 +167,10 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw);
 /* The passes. run = forward, backward, tangent, step(p->step) (skipped if 0;
  * the step columns of the measurements are then 0). Each pass returns
  * BAFU_ENUMERIC if its output at the far end is not finite (forward, tangent,
- * step: the top layer; backward: the bottom layer's signal); run returns the
- * first error. */
+ * step: the top layer; backward: the bottom layer's signal); with
+ * p.conditional a pass may also return BAFU_ELIMIT (more new products with a
+ * layer than its capacity) or BAFU_ENUMERIC (a non-finite vector reached a
+ * product); run returns the first error. */
 bafu_status bafu_net_forward(bafu_net *net);
 bafu_status bafu_net_backward(bafu_net *net);
 bafu_status bafu_net_tangent(bafu_net *net);
@@ -180,7 +189,7 @@ bafu_status bafu_net_run(bafu_net *net);
  * |s_j b_j g_j^T|^2 for the stored signals of the last backward pass: the
  * squared gradient norm, or R_j^2 times it under backward normalisation
  * (the update direction's norm, theory/engine.md 6.5).
- * bafu_net_update: BAFU_EINVAL with p.regenerate or a non-finite eta; it does
+ * bafu_net_update: BAFU_EINVAL with p.regenerate, p.conditional or a non-finite eta; it does
  * not check the new weights (a non-finite weight shows as BAFU_ENUMERIC in
  * the next forward pass). bafu_net_set_layer_lr does not check lr (any double
  * is stored) and cannot fail; bafu_net_layer_grad_sq cannot fail. */
@@ -240,7 +249,8 @@ double bafu_net_step_loss(const bafu_net *net);
  * pointer fetched after the draw (an edit made before the draw, or before the
  * layer was generated, is overwritten). With p.regenerate it regenerates layer
  * j into the single weight buffer: the pointer is valid until the next call or
- * pass, and edits to it are lost. The other views (features, backward
+ * pass, and edits to it are lost. With p.conditional there are no weights:
+ * it returns NULL. The other views (features, backward
  * signals, tangents, stepped features, inputs) stay valid until bafu_net_free;
  * their contents are overwritten by the next draw or pass. Cannot fail. */
 double *bafu_net_weight(bafu_net *net, size_t j);

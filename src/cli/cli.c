@@ -216,6 +216,7 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
   net->embed = 0;
   net->rng = 1; /* fast */
   net->regenerate = 0;
+  net->conditional = 0;
   net->input_file = NULL;
   net->x = NULL;
   net->preset = -1;
@@ -245,6 +246,7 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
       {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
       {"--rng", OPT_CHOICE, &net->rng, "R", "fast (xoshiro256++ lanes + ziggurat) | gsl (mt19937 + ziggurat) [fast]", rng_names, 0},
       {"--regenerate", OPT_FLAG, &net->regenerate, NULL, "with the fast generator: store one weight matrix, regenerate layers on demand", NULL, 0},
+      {"--conditional", OPT_FLAG, &net->conditional, NULL, "Gaussian init: never draw W, draw each product W v, W^T u from its exact conditional law (same law, O(n m) per layer; not for train, spectrum)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof list / sizeof list[0] && *count < cap - 1; ++i) opts[(*count)++] = list[i];
   opts[*count] = (cli_opt){0};
@@ -258,6 +260,7 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
   p->embed = net->embed;
   p->rng = net->rng == 1 ? BAFU_RNG_FAST : BAFU_RNG_GSL;
   p->regenerate = net->regenerate;
+  p->conditional = net->conditional;
   if (net->probe && net->loss >= 0) {
     fprintf(stderr, "bafu %s: --probe and --loss: choose one backward signal\n", cmd);
     return 2;
@@ -334,4 +337,6 @@ void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {
            cli_init_names[p->init == BAFU_INIT_ORTHOGONAL], p->branch_scale, p->branch_exponent,
            bafu_net_beta(p), p->embed, p->lr_input, p->lr_hidden, p->lr_output,
            p->signal == BAFU_SIGNAL_MSE ? "mse" : p->signal == BAFU_SIGNAL_XENT ? "xent" : "probe", p->outputs, p->rng == BAFU_RNG_FAST ? "fast" : "gsl", p->regenerate);
+  const size_t len = strlen(buf);
+  if (p->conditional && len < size) snprintf(buf + len, size - len, " conditional=1"); /* only when set: older headers stay */
 }

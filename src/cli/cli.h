@@ -49,7 +49,7 @@ void cli_fail(const char *cmd, const char *context);
 /* The network options shared by `mc`, `theory`, `spectrum`, `kernel`. */
 typedef struct {
   bafu_net_params p;
-  int arch, act, init, loss, probe, embed, rng, regenerate;
+  int arch, act, init, loss, probe, embed, rng, regenerate, conditional;
   int preset; /* -1: none, else a bafu_preset */
   int inputs; /* 0 dense, 1 onehot */
   const char *input_file;

@@ -130,6 +130,10 @@ int cmd_spectrum(int argc, char **argv) {
     fprintf(stderr, "bafu spectrum: --batch: spectra are for one input (batch 1)\n");
     goto done;
   }
+  if (p->conditional) {
+    fprintf(stderr, "bafu spectrum: --conditional: spectra need the weight matrices themselves (use it with bafu mc)\n");
+    goto done;
+  }
   if (mode == 2 && seed_set) {
     fprintf(stderr, "bafu spectrum: --seed/--draw: only for --mode dense or kpm (the limit is deterministic)\n");
     goto done;
