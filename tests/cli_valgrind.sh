@@ -25,6 +25,7 @@ run() { # name, expected exit status, then the arguments
   fi
 }
 run mc 0 mc --width 12 --depth 3 --seeds 2 --loss xent --inputs onehot --preset fsc
+run mc-conditional 0 mc --width 12 --depth 3 --seeds 2 --batch 2 --loss mse --arch resnet --embed --conditional
 run theory 0 theory --width 16 --depth 4 --preset mup --loss mse
 run theory-limit 0 theory --arch resnet --limit --points 10
 run kernel 0 kernel --depth 6 --corr 0.3

@@ -6,7 +6,9 @@
  *   a       bafu_mc_run, ReLU MLP width 512, depth 64, batch 1, 16 seeds, step 0
  *           (forward, backward, tangent: the same computation as reference_torch.py),
  *           then the same with the default actual step 1e-5 (one more forward);
- *           for the fast generator (the default) and GSL's
+ *           for the fast generator (the default), GSL's, and the conditional
+ *           sampler (--conditional: products drawn from their conditional law,
+ *           no weight matrices; theory/engine.md 7)
  *   b       the same with batch 64, plus the rate of the GEMM-bound path (draw
  *           and run timed apart) against dgemm of the same shapes, measured in
  *           the same process just before
@@ -230,9 +232,10 @@ static void gemm_path(bafu_net_params p, size_t seeds, int reps) {
 
 static int mc(size_t batch, size_t seeds, int reps) {
   bafu_net_params p = mlp(512, 64, batch);
-  for (int gen = 0; gen < 2; ++gen) {
-    p.rng = gen ? BAFU_RNG_GSL : BAFU_RNG_FAST;
-    const char *tag = gen ? "_gsl" : "";
+  for (int gen = 0; gen < 3; ++gen) { /* fast generator, GSL's, and the conditional sampler */
+    p.rng = gen == 1 ? BAFU_RNG_GSL : BAFU_RNG_FAST;
+    p.conditional = gen == 2;
+    const char *tag = gen == 1 ? "_gsl" : gen == 2 ? "_cond" : "";
     for (int with_step = 0; with_step < 2; ++with_step) {
       p.step = with_step ? 1e-5 : 0;
       bafu_mc_result res;
@@ -252,6 +255,7 @@ static int mc(size_t batch, size_t seeds, int reps) {
       bafu_mc_result_free(&res);
     }
   }
+  p.conditional = 0;
   if (batch > 1) gemm_path(p, seeds, reps);
   return 0;
 }

@@ -69,6 +69,7 @@ awk '
       if (val(w ".mc") > 0) {
         printf "%s: bafu %.3f s (fast rng, default)  %.3f s (--rng gsl)  torch %.3f s  ratio %.2f (fast)  %.2f (gsl)\n", w, val(w ".mc"), val(w ".mc_gsl"), val(w ".torch_mc"), val(w ".torch_mc") / val(w ".mc"), val(w ".torch_mc") / val(w ".mc_gsl")
         printf "%s with the actual step: bafu %.3f s (fast)  %.3f s (gsl)\n", w, val(w ".mc_with_step"), val(w ".mc_with_step_gsl")
+        if (val(w ".mc_cond") > 0) printf "%s conditional sampler (--conditional, no weight matrices): bafu %.4f s  ratio %.1f;  with the step %.4f s\n", w, val(w ".mc_cond"), val(w ".torch_mc") / val(w ".mc_cond"), val(w ".mc_with_step_cond")
       }
     }
     if (val("b.gemm_path") > 0) printf "b GEMM-bound path (forward, backward, tangent): %.1f GFLOP/s = %.0f%% of dgemm on the same shapes (%.1f GFLOP/s)\n", val("b.gemm_path"), 100 * val("b.gemm_path_fraction"), val("b.gemm_path_dgemm")
