@@ -81,7 +81,7 @@ END_TEST
  * (theory/engine.md 7: exact draws of the same networks without weight
  * matrices, about 5 ms per draw here): width 4096, depth 128, 400 draws, so
  * se is about 5e-4 and the allowance 0.25 l/n at most 0.0078. Measured worst
- * ratios 0.72, 0.72, 0.10, 0.39 (the relu MLP at layer 10-ish: the O(l/n) bias). */
+ * ratios 0.72, 0.72, 0.10, 0.39. */
 START_TEST(test_theory_vs_mc_deep) { theory_vs_mc(&cases[_i], 4096, 128, 400, 1); }
 END_TEST
 
