@@ -53,7 +53,14 @@ bafu_status bafu_gcond_apply(bafu_gcond *g, int trans, const double *v, double *
   const int din = (int)s.din, dout = (int)s.dout, n = (int)s.n, no = (int)s.no;
   double *r = g->work, *c = r + s.din, *t = c + s.cap;
   const double vn = cblas_dnrm2(din, v, 1);
-  if (!isfinite(vn)) return bafu_error(BAFU_ENUMERIC, "conditional sampler: a product with a non-finite vector");
+  if (!isfinite(vn))
+    return bafu_error(BAFU_ENUMERIC,
+                      "conditional sampler: a product with a non-finite vector (overflow: reduce depth, sigma-w2 or step)");
+  if (s.no == s.dout) { /* the other side spans the output space: W = P C^T (or its transpose), determined */
+    cblas_dgemv(CblasColMajor, CblasTrans, din, no, 1.0, s.C, din, v, 1, 0.0, t, 1);
+    cblas_dgemv(CblasColMajor, CblasNoTrans, dout, no, 1.0, s.P, dout, t, 1, 0.0, out, 1);
+    return BAFU_OK;
+  }
   /* v = Q c + r, r orthogonal to Q: classical Gram-Schmidt twice */
   cblas_dcopy(din, v, 1, r, 1);
   if (n > 0) {
@@ -72,17 +79,12 @@ bafu_status bafu_gcond_apply(bafu_gcond *g, int trans, const double *v, double *
     return bafu_error(BAFU_ELIMIT,
                       "conditional sampler: a %zu x %zu layer got more than %zu new %s directions in one draw",
                       g->rows, g->cols, s.cap, trans ? "left" : "right");
-  /* the new direction q = r / rho and its image a = W q = P (C^T q - sd P^T z) + sd z */
+  /* the new direction q = r / rho (a division: rho may be subnormal) and its
+   * image a = W q = P (C^T q - sd P^T z) + sd z */
   double *q = s.Q + s.n * s.din, *a = s.A + s.n * s.dout;
-  cblas_dcopy(din, r, 1, q, 1);
-  cblas_dscal(din, 1.0 / rho, q, 1);
-  if (s.no == s.dout) { /* the other side spans the whole output space: W q = P C^T q, no noise */
-    cblas_dgemv(CblasColMajor, CblasTrans, din, no, 1.0, s.C, din, q, 1, 0.0, t, 1);
-    cblas_dgemv(CblasColMajor, CblasNoTrans, dout, no, 1.0, s.P, dout, t, 1, 0.0, a, 1);
-  } else {
-    normal(ctx, g->sd, s.dout, a); /* a = sd z */
-  }
-  if (no > 0 && s.no < s.dout) {
+  for (int i = 0; i < din; ++i) q[i] = r[i] / rho;
+  normal(ctx, g->sd, s.dout, a); /* a = sd z */
+  if (no > 0) {
     cblas_dgemv(CblasColMajor, CblasTrans, dout, no, -1.0, s.P, dout, a, 1, 0.0, t, 1);   /* -sd P^T z */
     cblas_dgemv(CblasColMajor, CblasTrans, din, no, 1.0, s.C, din, q, 1, 1.0, t, 1);      /* + C^T q */
     cblas_dgemv(CblasColMajor, CblasNoTrans, dout, no, 1.0, s.P, dout, t, 1, 1.0, a, 1); /* a += P t */

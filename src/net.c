@@ -58,6 +58,7 @@ struct bafu_net {
   double *probe;    /* n x m probe (probe signal): the last layer's B is a copy */
   double *tmp;      /* max_dim x m scratch */
   double *tmp2;     /* max_dim x m scratch */
+  double *gout;     /* --conditional: one answer column of w_apply, max(max_dim, k) */
   double *H;        /* m x m scratch */
   double *qr;       /* max_dim x max_dim scratch for orthogonal init */
   double *tau;
@@ -219,6 +220,7 @@ static size_t doubles_needed(const bafu_net_params *p, size_t lqrwork) {
   total = sat_add(total, sat_mul(k, m));                 /* T */
   total = sat_add(total, sat_mul(n, m));                 /* probe */
   total = sat_add(total, sat_mul(2, sat_mul(max_dim, m))); /* tmp, tmp2 */
+  if (p->conditional) total = sat_add(total, max_dim > k ? max_dim : k); /* gout */
   total = sat_add(total, sat_mul(m, m));                 /* H */
   if (p->init == BAFU_INIT_ORTHOGONAL) {
     total = sat_add(total, sat_mul(max_dim, max_dim));   /* qr */
@@ -341,6 +343,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   TAKE(net->probe, net->n * m);
   TAKE(net->tmp, net->max_dim * m);
   TAKE(net->tmp2, net->max_dim * m);
+  if (p->conditional) TAKE(net->gout, net->max_dim > net->k ? net->max_dim : net->k);
   TAKE(net->H, m * m);
   if (p->init == BAFU_INIT_ORTHOGONAL) {
     TAKE(net->qr, net->max_dim * net->max_dim);
@@ -367,6 +370,7 @@ size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j) { return net->layers
 size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j) { return net->layers[j].fan_out; }
 double bafu_net_layer_lr(const bafu_net *net, size_t j) { return net->layers[j].lr; }
 double *bafu_net_weight(bafu_net *net, size_t j) { return net->p.conditional ? NULL : (double *)W_of(net, j); }
+int bafu_net_has_weights(const bafu_net *net) { return !net->p.conditional; }
 const double *bafu_net_feature(const bafu_net *net, size_t j) { return net->layers[j].F; }
 const double *bafu_net_backward_signal(const bafu_net *net, size_t j) { return net->layers[j].B; }
 const double *bafu_net_feature_tangent(const bafu_net *net, size_t j) { return net->layers[j].dF; }
@@ -526,7 +530,7 @@ static void mat_apply(int trans, size_t rows_a, size_t cols_a, double alpha, con
 
 /* C = alpha op(W_j) Bm + beta C (m columns): the stored (or generated)
  * weights, or with --conditional one conditional draw per column
- * (theory/engine.md 7; the results go through tmp2, so Bm may be tmp). */
+ * (theory/engine.md 7; the answers go through gout, so Bm may be tmp or tmp2). */
 static bafu_status w_apply(bafu_net *net, size_t j, int trans, double alpha, const double *Bm, double beta,
                            double *C) {
   layer *Ly = &net->layers[j];
@@ -537,10 +541,14 @@ static bafu_status w_apply(bafu_net *net, size_t j, int trans, double alpha, con
   }
   const size_t in_rows = trans ? Ly->fan_out : Ly->fan_in, out_rows = trans ? Ly->fan_in : Ly->fan_out;
   for (size_t a = 0; a < m; ++a) {
-    bafu_status st = bafu_gcond_apply(&Ly->gc, trans, Bm + a * in_rows, net->tmp2, net_normals, net);
-    if (st) return st;
+    bafu_status st = bafu_gcond_apply(&Ly->gc, trans, Bm + a * in_rows, net->gout, net_normals, net);
+    if (st) {
+      char why[400];
+      snprintf(why, sizeof why, "%s", bafu_last_error());
+      return bafu_error(st, "layer %d: %s", Ly->label, why);
+    }
     double *c = C + a * out_rows;
-    for (size_t i = 0; i < out_rows; ++i) c[i] = alpha * net->tmp2[i] + (beta == 0 ? 0.0 : beta * c[i]);
+    for (size_t i = 0; i < out_rows; ++i) c[i] = alpha * net->gout[i] + (beta == 0 ? 0.0 : beta * c[i]);
   }
   return BAFU_OK;
 }
@@ -738,8 +746,19 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
       memcpy(Ly->Fs, prev, nout * sizeof(double));
     else
       memset(Ly->Fs, 0, nout * sizeof(double));
-    bafu_status st = w_apply(net, j, 0, Ly->scale, Gs, 1.0, Ly->Fs);
-    if (st) return st;
+    bafu_status st;
+    if (net->p.conditional) {
+      /* W g' = W g + W (g' - g): the part of g' outside the answered directions
+       * is O(eta^2) |g'| and would fall under the sampler's 1e-11 relative
+       * threshold for small steps; relative to |g' - g| it does not
+       * (theory/engine.md 7.2) */
+      for (size_t i = 0; i < nin; ++i) net->tmp2[i] = Gs[i] - Ly->G[i];
+      if ((st = w_apply(net, j, 0, Ly->scale, Ly->G, 1.0, Ly->Fs)) ||
+          (st = w_apply(net, j, 0, Ly->scale, net->tmp2, 1.0, Ly->Fs)))
+        return st;
+    } else if ((st = w_apply(net, j, 0, Ly->scale, Gs, 1.0, Ly->Fs))) {
+      return st;
+    }
     gram(Ly->fan_in, m, Ly->G, Gs, net->H); /* g_j^T g'_j */
     const double c = -eta * Ly->lr * Ly->scale * Ly->scale;
     if (m == 1)

@@ -100,6 +100,7 @@ bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net,
   *out = NULL;
   bafu_status st = check_batch(p);
   if (st) return st;
+  if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "--conditional: spectra need the weight matrices themselves");
   const size_t n = max_dim(net);
   const double bytes = 3.0 * (double)n * (double)n * 8.0 + (double)bafu_net_memory_bytes(p);
   if ((st = bafu_memory_check(bytes, "--width: the dense method (3 n^2 doubles beyond the network; --mode kpm does not)")))
@@ -292,6 +293,7 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net_params *p, const bafu_net *net, c
   *out = NULL;
   bafu_status st = check_batch(p);
   if (st) return st;
+  if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "--conditional: spectra need the weight matrices themselves");
   if (kp->moments < 4 || kp->moments > 100000)
     return bafu_error(BAFU_EINVAL, "--kpm-moments: must be in [4, 100000], got %zu", kp->moments);
   if (kp->vectors < 1 || kp->vectors > 4096)

@@ -76,6 +76,19 @@ START_TEST(test_identities) {
   ck_assert_ptr_nonnull(strstr(bafu_last_error(), "4"));
   x[2] = NAN;
   ck_assert_int_eq(bafu_gcond_apply(&g, 1, x, Wx, draw_normals, &nm), BAFU_ENUMERIC);
+  /* a subnormal query: the new direction is v / |v| computed by division, so
+   * it and every later answer stay finite */
+  bafu_gcond_reset(&g, 0.8);
+  const double tiny[C] = {1e-310, 2e-310, 0, 0, 0};
+  double Wt[R], Wx2[R], Wu[C];
+  ck_assert_ok(bafu_gcond_apply(&g, 0, tiny, Wt, draw_normals, &nm));
+  randn(nm.r, x, C);
+  ck_assert_ok(bafu_gcond_apply(&g, 0, x, Wx2, draw_normals, &nm));
+  randn(nm.r, u[0], R);
+  ck_assert_ok(bafu_gcond_apply(&g, 1, u[0], Wu, draw_normals, &nm));
+  for (int i = 0; i < R; ++i) ck_assert(isfinite(Wt[i]) && isfinite(Wx2[i]));
+  for (int i = 0; i < C; ++i) ck_assert(isfinite(Wu[i]));
+  ck_assert_close(dot(u[0], Wx2, R), dot(Wu, x, C), 0, 1e-13 * sqrt(dot(u[0], u[0], R) * dot(x, x, C)));
   /* reset: a new matrix, nothing answered */
   bafu_gcond_reset(&g, 0.8);
   ck_assert_uint_eq(g.nright + g.nleft, 0);

@@ -767,8 +767,9 @@ END_TEST
 
 /* --conditional draws from the law of the stored-weight network: the Monte
  * Carlo means of both engines, 4000 draws each at width 10, depth 3 (so 3m
- * directions are a large part of every layer, and batch 3 fills the right
- * side of the first layer, fan-in 8), agree within 4 combined standard errors for every layer and column.
+ * directions are a large part of every layer; with batch 3 and 2 or 3
+ * outputs the backward pass fills the readout's left side, so its later
+ * products take the determined path), agree within 4 combined standard errors for every layer and column.
  * Both are exact draws of one law, so there is no finite-width allowance.
  * Not compared: the identity residual and the step's relative deviation
  * from the tangent on the first layer, which are rounding (1e-12 to 1e-16),
@@ -794,6 +795,65 @@ START_TEST(test_conditional_law) {
     }
   bafu_mc_result_free(&a);
   bafu_mc_result_free(&b);
+}
+END_TEST
+
+/* A small step with --conditional: the stepped features differ from the
+ * answered directions (forward and tangent) only at O(eta^2), so the step's
+ * deviation from the tangent (step_rel_dev, about 1e-7 here) is what a
+ * dropped small component would bias (it did, by 10 se at eta = 1e-6, before
+ * the step pass queried W (g' - g)). Stored against conditional, tanh MLP
+ * width 32, depth 4, eta = 1e-7, 2000 draws each: the step columns of layers
+ * 2-4 within 4 combined standard errors (layer 1's deviation is rounding). */
+START_TEST(test_conditional_small_step) {
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0};
+  bafu_net_params p = small_params(&c, 32, 4);
+  p.step = 1e-7;
+  bafu_mc_result a, b;
+  ck_assert_ok(bafu_mc_run(&p, 2000, 5, NULL, 2, &a));
+  p.conditional = 1;
+  ck_assert_ok(bafu_mc_run(&p, 2000, 6, NULL, 2, &b));
+  static const bafu_quantity cols[] = {BAFU_Q_STEP, BAFU_Q_STEP_COS, BAFU_Q_STEP_DEV};
+  for (size_t j = 1; j < a.J; ++j)
+    for (size_t k = 0; k < 3; ++k) {
+      const size_t i = j * BAFU_Q_COUNT + cols[k];
+      const double se = hypot(a.se[i], b.se[i]);
+      ck_assert_msg(fabs(a.mean[i] - b.mean[i]) <= 4 * se, "layer %zu %s: stored %.6g, conditional %.6g (se %.3g)", j,
+                    bafu_quantity_name(cols[k]), a.mean[i], b.mean[i], se);
+    }
+  bafu_mc_result_free(&a);
+  bafu_mc_result_free(&b);
+}
+END_TEST
+
+/* The sampler's numbers are independent of the probe (their own stream): the
+ * first layer's features f_1 = W_1 x are uncorrelated with the probe b_L, so
+ * the mean of cos(f_1, b_L) over 4000 draws is 0 within 4 standard errors,
+ * for both generators. (Drawing the sampler's noise from the probe's stream
+ * makes f_1 parallel to the probe: cos = 1.) */
+START_TEST(test_conditional_own_stream) {
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0};
+  for (int rng = 0; rng < 2; ++rng) {
+    bafu_net_params p = small_params(&c, 10, 3);
+    p.input_dim = 10;
+    p.conditional = 1;
+    p.rng = rng ? BAFU_RNG_FAST : BAFU_RNG_GSL;
+    bafu_net *net;
+    ck_assert_ok(bafu_net_alloc(&p, &net));
+    const size_t N = 4000, n = 10, J = bafu_net_nlayers(net);
+    double s1 = 0, s2 = 0;
+    for (size_t d = 0; d < N; ++d) {
+      ck_assert_ok(bafu_net_draw(net, 3, d));
+      ck_assert_ok(bafu_net_run(net));
+      const double *f = bafu_net_feature(net, 0), *b = bafu_net_backward_signal(net, J - 1);
+      const double cs = cblas_ddot((int)n, f, 1, b, 1) / (cblas_dnrm2((int)n, f, 1) * cblas_dnrm2((int)n, b, 1));
+      s1 += cs;
+      s2 += cs * cs;
+    }
+    const double mean = s1 / N, se = sqrt((s2 / N - mean * mean) / (N - 1));
+    ck_assert_msg(fabs(mean) <= 4 * se, "rng %d: mean cos(f_1, probe) = %g, se %g", rng, mean, se);
+    bafu_net_free(net);
+  }
 }
 END_TEST
 
@@ -824,6 +884,20 @@ START_TEST(test_conditional_limits) {
   ck_assert_int_eq(bafu_net_step(net, 2e-4), BAFU_ELIMIT);
   ck_assert_ptr_nonnull(strstr(bafu_last_error(), "conditional sampler"));
   ck_assert_ok(bafu_net_step(net, 1e-4)); /* the same step again: no new direction */
+  bafu_net_free(net);
+  /* a readout wider than width x batch (its answers have more rows than the
+   * hidden layers): the identity still holds */
+  config w = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0};
+  p = small_params(&w, 4, 2);
+  p.outputs = 10;
+  p.conditional = 1;
+  net = make_net(&w, &p, 2);
+  double q[8 * BAFU_Q_COUNT];
+  ck_assert_uint_le(bafu_net_nlayers(net), 8);
+  bafu_net_measure(net, q);
+  for (size_t j = 0; j < bafu_net_nlayers(net); ++j)
+    ck_assert_msg(q[j * BAFU_Q_COUNT + BAFU_Q_IDRES] < 1e-10, "layer %zu: identity residual %g", j,
+                  q[j * BAFU_Q_COUNT + BAFU_Q_IDRES]);
   bafu_net_free(net);
 }
 END_TEST
@@ -857,6 +931,8 @@ static Suite *suite(void) {
   tcase_add_test(tm, test_onehot_draws);
   tcase_add_test(tm, test_wide_readout);
   tcase_add_test(tm, test_conditional_limits);
+  tcase_add_test(tm, test_conditional_small_step);
+  tcase_add_test(tm, test_conditional_own_stream);
   suite_add_tcase(s, tm);
   return s;
 }

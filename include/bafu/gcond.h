@@ -51,7 +51,10 @@ void bafu_gcond_reset(bafu_gcond *g, double sd);
  * (trans != 0; v has rows entries, out cols). v and out must not overlap.
  * New randomness comes from normal(ctx, ...), only when v has a component
  * (relative size above 1e-11) outside the directions already answered on its
- * side and the other side's directions do not yet span the output space.
+ * side and the other side's directions do not yet span the output space (then
+ * W is determined and nothing is stored). Components below 1e-11 |v| are
+ * treated as zero, so query differences (W (v' - v) rather than W v' for v'
+ * close to an answered v) when such small components matter.
  * Errors: BAFU_ELIMIT (message names the capacity) when such a component
  * arrives with the capacity of that side used up; BAFU_ENUMERIC if v is not
  * finite. out is unspecified on error. */

@@ -254,6 +254,9 @@ double bafu_net_step_loss(const bafu_net *net);
  * signals, tangents, stepped features, inputs) stay valid until bafu_net_free;
  * their contents are overwritten by the next draw or pass. Cannot fail. */
 double *bafu_net_weight(bafu_net *net, size_t j);
+/* 1 if the network has weight matrices (bafu_net_weight is usable), 0 with
+ * p.conditional. Cannot fail. */
+int bafu_net_has_weights(const bafu_net *net);
 const double *bafu_net_feature(const bafu_net *net, size_t j);
 const double *bafu_net_backward_signal(const bafu_net *net, size_t j);
 const double *bafu_net_feature_tangent(const bafu_net *net, size_t j);
@@ -272,7 +275,8 @@ void bafu_net_weight_grad(const bafu_net *net, size_t j, double *out);
  * one backward pass per sample and overwrites the stored backward signals
  * (run bafu_net_backward again before measuring). work: J n m doubles,
  * theta: m * m doubles, both the caller's. BAFU_EINVAL unless the signal is
- * mse with k = 1, or with backward normalisation on. */
+ * mse with k = 1, with backward normalisation on, or with p.conditional (it
+ * needs m backward passes per draw). */
 bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta);
 
 /* Per-layer measured quantities (theory/engine.md section 3). */
