@@ -24,13 +24,14 @@ typedef enum {
   AX_COUNT
 } axis;
 
-typedef enum { KEY_SEEDS = AX_COUNT, KEY_SEED, KEY_STEP, KEY_COUNT } run_key;
+typedef enum { KEY_SEEDS = AX_COUNT, KEY_SEED, KEY_STEP, KEY_SAMPLER, KEY_COUNT } run_key;
 
 static const char *const key_names[KEY_COUNT] = {
-    "arch", "width", "depth", "act", "sigma_w2", "branch_scale", "branch_exponent", "init", "seeds", "seed", "step"};
+    "arch", "width", "depth", "act", "sigma_w2", "branch_scale", "branch_exponent", "init", "seeds", "seed", "step", "sampler"};
 
 static const char *const arch_names[] = {"mlp", "resnet"};
 static const char *const init_names[] = {"gaussian", "orthogonal"};
+static const char *const sampler_names[] = {"stored", "conditional"};
 
 /* Every axis value is stored as a double: enum index, integer or number. */
 struct bafu_sweep {
@@ -39,6 +40,7 @@ struct bafu_sweep {
   size_t npoints, seeds;
   uint64_t seed;
   double step;
+  int conditional; /* sampler = conditional: bafu_net_params.conditional */
 };
 
 void bafu_sweep_free(bafu_sweep *s) { free(s); }
@@ -83,6 +85,10 @@ static int parse_value(int k, const char *t, double *v, char *why, size_t wsize)
   case AX_INIT:
     if (parse_choice(t, init_names, 2, v)) return 1;
     snprintf(why, wsize, "expected gaussian or orthogonal, got '%s'", t);
+    return 0;
+  case KEY_SAMPLER:
+    if (parse_choice(t, sampler_names, 2, v)) return 1;
+    snprintf(why, wsize, "expected stored or conditional, got '%s'", t);
     return 0;
   case AX_ACT:
     if (bafu_act_from_name(t, &a) == BAFU_OK) {
@@ -170,6 +176,7 @@ bafu_net_params bafu_sweep_params(const bafu_sweep *s, size_t k) {
   p.init = (bafu_init)(int)s->val[AX_INIT][idx[AX_INIT]];
   p.signal = BAFU_SIGNAL_PROBE;
   p.step = s->step;
+  p.conditional = s->conditional;
   return p;
 }
 
@@ -217,7 +224,7 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
     if (k < 0) {
       st = bafu_error(BAFU_EPARSE,
                       "%s:%zu: %s: unknown key (known: arch width depth act sigma_w2 branch_scale "
-                      "branch_exponent init seeds seed step)",
+                      "branch_exponent init seeds seed step sampler)",
                       path, lineno, key[0] ? key : "=");
       break;
     }
@@ -269,6 +276,8 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
       s->seeds = (size_t)vals[0];
     } else if (k == KEY_SEED) {
       s->seed = (uint64_t)vals[0];
+    } else if (k == KEY_SAMPLER) {
+      s->conditional = vals[0] != 0;
     } else {
       s->step = vals[0];
     }
@@ -319,8 +328,9 @@ void bafu_sweep_describe(const bafu_sweep *s, char *buf, size_t size) {
     }
   }
   if (used < size)
-    snprintf(buf + used, size - used, " seeds=%zu seed=%llu step=%g points=%zu", s->seeds,
-             (unsigned long long)s->seed, s->step, s->npoints);
+    used += (size_t)snprintf(buf + used, size - used, " seeds=%zu seed=%llu step=%g points=%zu", s->seeds,
+                             (unsigned long long)s->seed, s->step, s->npoints);
+  if (s->conditional && used < size) snprintf(buf + used, size - used, " sampler=conditional"); /* only when set */
 }
 
 const char *bafu_sweep_header(void) {

@@ -63,6 +63,19 @@ check_error $'depth = 2\ndepth = 3' "bad.txt:2: depth: given twice"
 check_error $'sigma_w2 = nan' "bad.txt:1: sigma_w2: expected a finite number > 0"
 check_error $'branch_scale = -1' "bad.txt:1: branch_scale: expected a finite number > 0"
 check_error $'arch = cnn' "bad.txt:1: arch: expected mlp or resnet"
+check_error $'sampler = cond' "bad.txt:1: sampler: expected stored or conditional"
+check_error $'sampler = stored conditional' "bad.txt:1: sampler: takes exactly one value"
+check_error $'init = gaussian orthogonal\nsampler = conditional' "point 1 mlp 512 16 relu 2 1 0.5 orthogonal: --conditional: needs --init gaussian"
+
+# the conditional sampler (bafu mc --conditional): the same grid, other draws of the same
+# law; the grid line says so, and the rows have the serial table's shape with
+# cos_theta_mc within 5 combined standard errors of the stored-weight rows
+{ cat "$tmp/grid.txt"; printf 'sampler = conditional\n'; } >"$tmp/cond.txt"
+if "$BAFU" sweep "$tmp/cond.txt" --out "$tmp/cond.dat" 2>"$tmp/err"; then ok; else bad "conditional run failed: $(cat "$tmp/err")"; fi
+if grep -q '^# grid: .* sampler=conditional$' "$tmp/cond.dat"; then ok; else bad "grid line without sampler=conditional"; fi
+if paste <(grep -v '^#' "$tmp/serial.dat" | tail -n +2) <(grep -v '^#' "$tmp/cond.dat" | tail -n +2) |
+  awk 'NF != 38 || $1 != $20 || $10 != $29 { exit 1 } { d = $11 - $30; if (d < 0) d = -d; if (d > 5 * sqrt($12^2 + $31^2) + 1e-12) exit 1 }'; then ok
+else bad "conditional rows differ from the stored-weight rows beyond 5 se"; fi
 "$BAFU" sweep "$tmp/missing.txt" 2>"$tmp/err" >/dev/null
 if [[ $? -eq 2 ]] && grep -q "missing.txt: cannot read" "$tmp/err"; then ok; else bad "missing file"; fi
 

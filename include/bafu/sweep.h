@@ -63,7 +63,7 @@ size_t bafu_sweep_seeds(const bafu_sweep *s);
 uint64_t bafu_sweep_seed(const bafu_sweep *s);
 
 /* The network parameters of point k < npoints (probe signal, batch 1; other
- * fields at the defaults of bafu_net_params_default, step from the file).
+ * fields at the defaults of bafu_net_params_default, step and sampler from the file).
  * k is not checked (it wraps around the grid); cannot fail. */
 bafu_net_params bafu_sweep_params(const bafu_sweep *s, size_t k);
 
