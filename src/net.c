@@ -486,8 +486,8 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
    * when they are generated does not change them (W_of). */
   const int lazy = fast && net->p.init == BAFU_INIT_GAUSSIAN;
   net->wready = 0;
-  for (size_t j = 0; j < net->J && net->p.conditional; ++j)
-    bafu_gcond_reset(&net->layers[j].gc, sqrt(net->layers[j].gain / (double)net->layers[j].fan_in));
+  if (net->p.conditional) /* no weights: each layer's sampler starts a new matrix */
+    for (size_t j = 0; j < net->J; ++j) bafu_gcond_reset(&net->layers[j].gc, net->layers[j].gc.sd);
   for (size_t j = 0; j < net->J && !net->p.conditional; ++j) {
     if (net->p.regenerate ? j > 0 : lazy) break; /* generated on demand; layer 0 checks the init */
     bafu_status st = gen_weights(net, j);
@@ -513,7 +513,6 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
 }
 
 static void net_normals(void *ctx, double sd, size_t count, double *out) { fill_gaussian(ctx, sd, count, out); }
-
 
 /* C = alpha op(A) B + beta C with B, C having m columns; A is rows_a x cols_a
  * (column-major, untransposed shape). Uses dgemv for one column. */
