@@ -71,7 +71,6 @@ static size_t max_dim(const bafu_net *net) {
 
 static bafu_status check_batch(const bafu_net_params *p) {
   if (p->batch != 1) return bafu_error(BAFU_EINVAL, "--batch: spectra are for one input (batch 1), got %zu", p->batch);
-  if (p->conditional) return bafu_error(BAFU_EINVAL, "--conditional: spectra need the weight matrices themselves");
   return BAFU_OK;
 }
 

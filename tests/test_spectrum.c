@@ -101,6 +101,17 @@ START_TEST(test_dense_residual) {
   free(ev), free(US), free(R);
   bafu_spec_dense_free(ws);
   bafu_net_free(net);
+  /* a conditional network has no weight matrices: both spectra refuse it
+   * (the check is on the network, whatever p says) */
+  p.conditional = 1;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  p.conditional = 0;
+  ck_assert_int_eq(bafu_spec_dense_alloc(&p, net, 0, &ws), BAFU_EINVAL);
+  bafu_kpm_params kp = bafu_kpm_params_default();
+  bafu_spec_kpm *kw;
+  ck_assert_int_eq(bafu_spec_kpm_alloc(&p, net, &kp, &kw), BAFU_EINVAL);
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "--conditional"));
+  bafu_net_free(net);
 }
 END_TEST
 

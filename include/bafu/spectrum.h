@@ -64,7 +64,7 @@ typedef struct bafu_spec_dense bafu_spec_dense;
  * checked against net). Workspace for every layer of `net` (3 n^2 doubles + the
  * dsyevd workspace, queried once for n = the largest fan_in or fan_out).
  * vectors != 0 keeps eigenvectors. Errors: BAFU_EINVAL if p->batch != 1 or
- * p or net is conditional (no weight matrices);
+ * net is conditional (no weight matrices);
  * BAFU_ELIMIT if 3 n^2 doubles plus bafu_net_memory_bytes(p) exceed the memory
  * limit, BAFU_ENOMEM if an allocation fails; BAFU_ELAPACK if the workspace query fails. */
 bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net, int vectors,
@@ -106,7 +106,7 @@ typedef struct bafu_spec_kpm bafu_spec_kpm;
 
 /* Workspace: masks, scalars and O(J n R) vectors; no n^2 storage beyond
  * the engine's weights. kp is copied. Errors: BAFU_EINVAL if p->batch != 1,
- * p or net conditional (no weight matrices),
+ * net conditional (no weight matrices),
  * or kp out of range (moments 4..100000, vectors 1..4096, lanczos 2..1000,
  * points 0 or >= moments); BAFU_ENOMEM; BAFU_ENUMERIC if FFTW cannot plan the
  * DCT. See the thread-safety note above. */

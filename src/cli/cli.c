@@ -246,7 +246,7 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
       {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
       {"--rng", OPT_CHOICE, &net->rng, "R", "fast (xoshiro256++ lanes + ziggurat) | gsl (mt19937 + ziggurat) [fast]", rng_names, 0},
       {"--regenerate", OPT_FLAG, &net->regenerate, NULL, "with the fast generator: store one weight matrix, regenerate layers on demand", NULL, 0},
-      {"--conditional", OPT_FLAG, &net->conditional, NULL, "Gaussian init: never draw W, draw each product W v, W^T u from its exact conditional law (same law, O(n m) per layer; not for train, spectrum)", NULL, 0},
+      {"--conditional", OPT_FLAG, &net->conditional, NULL, "Gaussian init: never draw W, draw each product W v, W^T u from its exact conditional law (same law, O(n m) per layer; bafu mc only; in bafu sweep: sampler = conditional)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof list / sizeof list[0] && *count < cap - 1; ++i) opts[(*count)++] = list[i];
   opts[*count] = (cli_opt){0};
@@ -323,6 +323,14 @@ int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
 void cli_net_release(cli_net *net) {
   free(net->x);
   net->x = NULL;
+}
+
+int cli_net_refuse_sampling(const char *cmd, cli_net *net) {
+  if (!net->p.conditional && !net->p.regenerate) return 0;
+  fprintf(stderr, "bafu %s: %s: a Monte Carlo option (bafu mc, sweep); the %s draws no weights\n", cmd,
+          net->p.conditional ? "--conditional" : "--regenerate", cmd);
+  cli_net_release(net);
+  return 2;
 }
 
 void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {

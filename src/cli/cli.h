@@ -62,6 +62,10 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap);
  * or 2 (message printed). */
 int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts);
 void cli_net_release(cli_net *net);
+/* For commands that draw no weights (theory, kernel): --conditional and
+ * --regenerate are refused rather than ignored. Prints the message, releases
+ * net and returns 2; returns 0 if neither is set. */
+int cli_net_refuse_sampling(const char *cmd, cli_net *net);
 
 /* "arch=mlp width=512 ..." into buf. */
 void cli_net_describe(const bafu_net_params *p, char *buf, size_t size);

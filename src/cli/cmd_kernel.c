@@ -105,12 +105,7 @@ int cmd_kernel(int argc, char **argv) {
   }
   if ((r = cli_net_finish(cmd, &net, opts))) return r;
   bafu_net_params *p = &net.p;
-  if (p->conditional || p->regenerate) { /* Monte Carlo options: refused rather than ignored */
-    fprintf(stderr, "bafu kernel: %s: a Monte Carlo option (bafu mc, sweep); the kernel draws no weights\n",
-            p->conditional ? "--conditional" : "--regenerate");
-    cli_net_release(&net);
-    return 2;
-  }
+  if ((r = cli_net_refuse_sampling(cmd, &net))) return r;
   int rc = 2;
   bafu_kernel *k = NULL;
   bafu_table *t = NULL;

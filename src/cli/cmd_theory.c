@@ -122,12 +122,7 @@ int cmd_theory(int argc, char **argv) {
   if (r) return r == 1 ? 0 : 2;
   if ((r = cli_net_finish(cmd, &net, opts))) return r;
   bafu_net_params *p = &net.p;
-  if (p->conditional || p->regenerate) { /* Monte Carlo options: refused rather than ignored */
-    fprintf(stderr, "bafu theory: %s: a Monte Carlo option (bafu mc, sweep); the theory draws no weights\n",
-            p->conditional ? "--conditional" : "--regenerate");
-    cli_net_release(&net);
-    return 2;
-  }
+  if ((r = cli_net_refuse_sampling(cmd, &net))) return r;
   int rc = 2;
   double lo = 0, hi = 0, step = 1;
   size_t count = 0;
