@@ -1,7 +1,9 @@
 /* main.c: the `bafu` executable, a thin dispatcher over the subcommands. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "bafu/net.h"
 #include "bafu/status.h"
 #include "cli.h"
 
@@ -31,8 +33,7 @@ static void usage(FILE *f) {
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
 
-int main(int argc, char **argv) {
-  bafu_init_gsl();
+static int dispatch(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
     return 2;
@@ -46,7 +47,29 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)
-    if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    if (strcmp(argv[1], commands[i].name) == 0) {
+      /* a malformed memory limit is refused before any work, in every command */
+      if (bafu_memory_limit_check()) {
+        fprintf(stderr, "bafu %s: %s\n", argv[1], bafu_last_error());
+        return 2;
+      }
+      return commands[i].run(argc - 1, argv + 1);
+    }
   fprintf(stderr, "bafu: unknown command '%s' (see bafu --help)\n", argv[1]);
   return 2;
+}
+
+int main(int argc, char **argv) {
+  bafu_init_gsl();
+  int rc = dispatch(argc, argv);
+  /* Everything written to stdout must have reached it: a full disk or a
+   * closed pipe is an error (exit 1), not a silent loss. A stdout that was
+   * closed before the start (>&-) and never written is no error. */
+  const int failed = fflush(stdout) != 0 || ferror(stdout);
+  const int e = errno;
+  if ((fclose(stdout) != 0 && errno != EBADF) || failed) {
+    fprintf(stderr, "bafu: error writing to stdout: %s\n", strerror(failed ? e : errno));
+    if (rc == 0) rc = 1;
+  }
+  return rc;
 }

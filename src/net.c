@@ -236,34 +236,45 @@ size_t bafu_net_memory_bytes(const bafu_net_params *p) {
   return sat_mul(sizeof(double), doubles_needed(p, sat_mul(64, max_dim)));
 }
 
-/* BAFU_MEMORY_LIMIT_MB as a byte count if it is set to digits (0: unset or
- * malformed; strtoull alone would take "-1" as a huge limit). */
-static size_t memory_limit_from_env(void) {
+/* BAFU_MEMORY_LIMIT_MB: 0 if unset or empty, else the limit in bytes if the
+ * value is a positive decimal integer (digits only: no sign, space, unit or
+ * exponent), else SIZE_MAX as the mark of a malformed value. */
+static size_t memory_limit_from_env(const char **value) {
   const char *env = getenv("BAFU_MEMORY_LIMIT_MB");
-  if (!env || !(env[0] >= '0' && env[0] <= '9')) return 0;
-  char *end;
+  if (value) *value = env;
+  if (!env || !*env) return 0;
+  for (const char *c = env; *c; ++c)
+    if (*c < '0' || *c > '9') return SIZE_MAX;
   errno = 0;
-  const unsigned long long mb = strtoull(env, &end, 10);
-  if (errno || *end != '\0') return 0;
-  return sat_mul((size_t)mb, 1024u * 1024u);
+  const unsigned long long mb = strtoull(env, NULL, 10);
+  if (errno || mb == 0 || mb > SIZE_MAX / (1024u * 1024u)) return SIZE_MAX;
+  return (size_t)mb * 1024u * 1024u;
+}
+
+bafu_status bafu_memory_limit_check(void) {
+  const char *v;
+  if (memory_limit_from_env(&v) != SIZE_MAX) return BAFU_OK;
+  return bafu_error(BAFU_EINVAL, "BAFU_MEMORY_LIMIT_MB: expected a positive whole number of MiB, got '%.40s'", v);
 }
 
 size_t bafu_memory_limit_bytes(void) {
-  const size_t env = memory_limit_from_env();
-  if (env) return env;
+  const size_t env = memory_limit_from_env(NULL);
+  if (env && env != SIZE_MAX) return env;
   long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
   if (pages <= 0 || psize <= 0) return (size_t)8 << 30;
   return (size_t)((double)pages * (double)psize * 0.8);
 }
 
 bafu_status bafu_memory_check(double bytes, const char *what) {
+  bafu_status st = bafu_memory_limit_check();
+  if (st) return st;
   const double limit = (double)bafu_memory_limit_bytes();
   if (bytes <= limit) return BAFU_OK;
   return bafu_error(BAFU_ELIMIT,
                     "%s: about %.3g GiB needed, more than the limit of %.3g GiB (%s)", what, bytes / 1073741824.0,
                     limit / 1073741824.0,
-                    memory_limit_from_env() ? "BAFU_MEMORY_LIMIT_MB"
-                                            : "80% of physical memory; set BAFU_MEMORY_LIMIT_MB to change it");
+                    memory_limit_from_env(NULL) ? "BAFU_MEMORY_LIMIT_MB"
+                                                : "80% of physical memory; set BAFU_MEMORY_LIMIT_MB to change it");
 }
 
 bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {

@@ -1,50 +1,100 @@
-/* table.c: atomically written data tables (bafu/table.h). */
-#define _DEFAULT_SOURCE /* mkstemp, fsync, fileno */
+/* table.c: data tables and other output files, written safely (bafu/table.h).
+ *
+ * The rules (README "Robustness"):
+ *  - the path is resolved first: a symbolic link is followed (to any depth)
+ *    and its target is what gets written;
+ *  - a regular file (or a new one) is written to a temporary file in the
+ *    target's directory and renamed over it when complete, so a reader sees
+ *    the old file or the new one, never a half; the new file keeps the old
+ *    one's mode (and, best effort, owner), a new file gets 0666 minus the umask;
+ *  - anything else (a device such as /dev/null, a FIFO) is written through,
+ *    never replaced; a directory is refused;
+ *  - the temporary name is short, "PREFIX.tmp.PID.XXXXXX" with PREFIX the
+ *    target's name cut to 64 bytes, so every name the file system accepts
+ *    works; the file is locked (flock) while its run lives, so a later run
+ *    that writes the same output removes the temporaries of dead runs
+ *    (process gone and lock free) and nothing else;
+ *  - every catchable signal whose default action ends the process removes the
+ *    temporaries not yet committed, then takes its default course. */
+#define _DEFAULT_SOURCE /* fsync, fileno, flock, lstat, readlink, fchown */
 #include "bafu/table.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/stat.h>
 
 struct bafu_table {
   FILE *f;
-  char *path; /* final path, NULL for stdout */
-  char *tmp;  /* temporary path */
+  char *path;   /* the file written (symbolic links resolved); NULL for stdout */
+  char *tmp;    /* the temporary file; NULL when writing through */
+  int replace;  /* 1: an existing regular file is replaced: give the new one its mode and owner */
+  struct stat old;
 };
 
-/* Interrupted runs: the temporary files of the tables not yet committed are
- * registered here, and SIGINT, SIGTERM and SIGHUP remove them (unlink is
- * async-signal-safe) before the signal takes its default course. The final
- * path is only ever written by rename(), so an earlier complete table under
- * that name stays as it was. */
+/* ---- temporaries and signals ------------------------------------------ */
+
 #define PENDING_MAX 64
 static char *volatile pending[PENDING_MAX];
 
 static void on_signal(int sig) {
+  const int saved = errno;
   for (int i = 0; i < PENDING_MAX; ++i)
     if (pending[i]) unlink(pending[i]);
   signal(sig, SIG_DFL);
-  raise(sig);
+  raise(sig); /* delivered, with its default action, once the handler returns */
+  errno = saved;
+}
+
+/* Every signal whose default action terminates the process (with or without a
+ * core), except the uncatchable SIGKILL. Signals the process ignores or
+ * handles already (nohup, MPI, sanitizers) are left alone. */
+static void install_handlers(void) {
+  static const int sigs[] = {SIGHUP,  SIGINT,  SIGQUIT, SIGILL,    SIGTRAP, SIGABRT, SIGBUS,  SIGFPE,
+                             SIGUSR1, SIGSEGV, SIGUSR2, SIGPIPE,   SIGALRM, SIGTERM, SIGXCPU, SIGXFSZ,
+                             SIGVTALRM, SIGPROF, SIGSYS,
+#ifdef SIGSTKFLT
+                             SIGSTKFLT,
+#endif
+#ifdef SIGPOLL
+                             SIGPOLL,
+#endif
+#ifdef SIGPWR
+                             SIGPWR,
+#endif
+  };
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigfillset(&sa.sa_mask); /* one handler at a time */
+  const size_t n = sizeof sigs / sizeof sigs[0];
+  for (size_t i = 0; i < n + 64; ++i) {
+    int s = i < n ? sigs[i] : 0;
+#ifdef SIGRTMIN
+    if (i >= n) s = SIGRTMIN + (int)(i - n);
+    if (i >= n && s > SIGRTMAX) break;
+#else
+    if (i >= n) break;
+#endif
+    struct sigaction old;
+    if (sigaction(s, NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_DFL)
+      sigaction(s, &sa, NULL);
+  }
 }
 
 static void pending_add(char *tmp) {
   static int installed;
   if (!installed) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    for (int i = 0; i < 3; ++i) {
-      struct sigaction old;
-      /* leave a signal alone if the caller ignores it (nohup) or handles it */
-      if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL);
-    }
+    install_handlers();
     installed = 1;
   }
   for (int i = 0; i < PENDING_MAX; ++i)
@@ -57,6 +107,165 @@ static void pending_add(char *tmp) {
 static void pending_remove(const char *tmp) {
   for (int i = 0; i < PENDING_MAX; ++i)
     if (pending[i] == tmp) pending[i] = NULL;
+}
+
+/* ---- paths -------------------------------------------------------------- */
+
+static char *dup_str(const char *s) {
+  const size_t n = strlen(s) + 1;
+  char *d = malloc(n);
+  if (d) memcpy(d, s, n);
+  return d;
+}
+
+/* The directory part of path ("." if none), malloc'd. */
+static char *dir_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  if (!slash) return dup_str(".");
+  const size_t n = slash == path ? 1 : (size_t)(slash - path);
+  char *d = malloc(n + 1);
+  if (d) {
+    memcpy(d, path, n);
+    d[n] = '\0';
+  }
+  return d;
+}
+
+bafu_status bafu_path_resolve(const char *path, char **out) {
+  *out = NULL;
+  char *cur = dup_str(path);
+  if (!cur) return bafu_error(BAFU_ENOMEM, "out of memory");
+  for (int hops = 0;; ++hops) {
+    struct stat sb;
+    if (lstat(cur, &sb) != 0 || !S_ISLNK(sb.st_mode)) break; /* not a link (or not there): the target */
+    if (hops == 40) {
+      bafu_status st = bafu_error(BAFU_EIO, "cannot write '%s': too many levels of symbolic links", path);
+      free(cur);
+      return st;
+    }
+    char link[PATH_MAX];
+    const ssize_t n = readlink(cur, link, sizeof link - 1);
+    if (n < 0) {
+      bafu_status st = bafu_error(BAFU_EIO, "cannot read the link '%s': %s", cur, strerror(errno));
+      free(cur);
+      return st;
+    }
+    link[n] = '\0';
+    char *next;
+    if (link[0] == '/') {
+      next = dup_str(link);
+    } else { /* relative to the link's own directory */
+      char *d = dir_of(cur);
+      next = d ? malloc(strlen(d) + strlen(link) + 2) : NULL;
+      if (next) sprintf(next, "%s/%s", d, link);
+      free(d);
+    }
+    free(cur);
+    if (!(cur = next)) return bafu_error(BAFU_ENOMEM, "out of memory");
+  }
+  *out = cur;
+  return BAFU_OK;
+}
+
+/* The name part of path. */
+static const char *base_of(const char *path) {
+  const char *slash = strrchr(path, '/');
+  return slash ? slash + 1 : path;
+}
+
+#define PREFIX_MAX 64
+
+/* "DIR/" + the target's name cut to PREFIX_MAX bytes + ".tmp.", malloc'd. */
+static char *tmp_stem(const char *target) {
+  const char *slash = strrchr(target, '/');
+  const size_t dlen = slash ? (size_t)(slash - target) + 1 : 0;
+  const char *base = base_of(target);
+  size_t blen = strlen(base);
+  if (blen > PREFIX_MAX) blen = PREFIX_MAX;
+  char *s = malloc(dlen + blen + 8);
+  if (!s) return NULL;
+  memcpy(s, target, dlen);
+  memcpy(s + dlen, base, blen);
+  memcpy(s + dlen + blen, ".tmp.", 6);
+  return s;
+}
+
+/* Remove the temporaries "STEM.PID.XXXXXX" of dead runs: the process is gone
+ * and nobody holds the file's lock. Only regular files are touched. */
+static void remove_stale(const char *target, const char *stem) {
+  char *dir = dir_of(target);
+  DIR *d = dir ? opendir(dir) : NULL;
+  const char *sbase = base_of(stem);
+  const size_t slen = strlen(sbase);
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (strncmp(e->d_name, sbase, slen) != 0) continue;
+    const char *p = e->d_name + slen;
+    char *end;
+    errno = 0;
+    const unsigned long long pid = strtoull(p, &end, 10);
+    if (end == p || errno || *end != '.' || strlen(end + 1) != 6 || pid == 0 || pid > INT_MAX) continue;
+    if ((pid_t)pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
+    char *full = malloc(strlen(dir) + strlen(e->d_name) + 2);
+    if (!full) break;
+    sprintf(full, "%s/%s", dir, e->d_name);
+    const int fd = open(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat a, b;
+    if (fd >= 0 && fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+        lstat(full, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+      unlink(full);
+    if (fd >= 0) close(fd);
+    free(full);
+  }
+  if (d) closedir(d);
+  free(dir);
+}
+
+/* Create STEM.PID.XXXXXX (O_EXCL), locked; mode 0600 when it will replace a
+ * file (given the old mode at commit), else 0666 and the umask. */
+static int create_tmp(const char *stem, int replace, char **out) {
+  static unsigned counter;
+  const size_t len = strlen(stem) + 32;
+  char *name = malloc(len);
+  if (!name) {
+    errno = ENOMEM;
+    return -1;
+  }
+  static const char digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  uint64_t x = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ULL ^ (uint64_t)getpid() << 32 ^ (uint64_t)ts.tv_sec;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    x += 0x9e3779b97f4a7c15ULL * ++counter;
+    uint64_t z = x;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    char suffix[7];
+    for (int i = 0; i < 6; ++i, z >>= 6) suffix[i] = digits[z % 62];
+    suffix[6] = '\0';
+    snprintf(name, len, "%s%ld.%s", stem, (long)getpid(), suffix);
+    const int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, replace ? 0600 : 0666);
+    if (fd >= 0) {
+      flock(fd, LOCK_EX | LOCK_NB); /* held while this process lives: marks the file as in use */
+      *out = name;
+      return fd;
+    }
+    if (errno != EEXIST) break;
+  }
+  const int saved = errno;
+  free(name);
+  errno = saved;
+  return -1;
+}
+
+/* ---- tables ------------------------------------------------------------- */
+
+static void table_release(bafu_table *t) {
+  if (t->tmp) pending_remove(t->tmp);
+  free(t->path);
+  free(t->tmp);
+  free(t);
 }
 
 bafu_status bafu_table_open(const char *path, bafu_table **out) {
@@ -72,41 +281,47 @@ bafu_status bafu_table_open(const char *path, bafu_table **out) {
     free(t);
     return bafu_error(BAFU_EIO, "empty output path");
   }
-  struct stat sb;
-  if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-    free(t);
-    return bafu_error(BAFU_EIO, "cannot write '%s': it is a directory", path);
-  }
-  const size_t len = strlen(path);
-  t->path = malloc(len + 1);
-  t->tmp = malloc(len + 16);
-  if (!t->path || !t->tmp) {
-    free(t->path);
-    free(t->tmp);
-    free(t);
-    return bafu_error(BAFU_ENOMEM, "out of memory");
-  }
-  memcpy(t->path, path, len + 1);
-  snprintf(t->tmp, len + 16, "%s.tmp.XXXXXX", path);
-  int fd = mkstemp(t->tmp);
-  if (fd < 0) {
-    bafu_status st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
-    free(t->path);
-    free(t->tmp);
+  bafu_status st = bafu_path_resolve(path, &t->path);
+  if (st) {
     free(t);
     return st;
   }
-  pending_add(t->tmp);
-  fchmod(fd, 0644);
-  t->f = fdopen(fd, "w");
-  if (!t->f) {
-    bafu_status st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
-    close(fd);
-    pending_remove(t->tmp);
-    unlink(t->tmp);
-    free(t->path);
-    free(t->tmp);
-    free(t);
+  struct stat sb;
+  const int exists = stat(t->path, &sb) == 0;
+  if (exists && S_ISDIR(sb.st_mode)) {
+    st = bafu_error(BAFU_EIO, "cannot write '%s': it is a directory", path);
+  } else if (exists && !S_ISREG(sb.st_mode)) { /* a device or FIFO: written through, never replaced */
+    const int fd = open(t->path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 || !(t->f = fdopen(fd, "w"))) {
+      st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
+      if (fd >= 0) close(fd);
+    }
+  } else if (exists && access(t->path, W_OK) != 0) { /* a read-only file is not ours to replace */
+    st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
+  } else {
+    t->replace = exists;
+    t->old = sb;
+    char *stem = tmp_stem(t->path);
+    if (!stem) {
+      st = bafu_error(BAFU_ENOMEM, "out of memory");
+    } else {
+      remove_stale(t->path, stem);
+      const int fd = create_tmp(stem, exists, &t->tmp);
+      free(stem);
+      if (fd < 0) {
+        st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
+      } else {
+        pending_add(t->tmp);
+        if (!(t->f = fdopen(fd, "w"))) {
+          st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
+          close(fd);
+          unlink(t->tmp);
+        }
+      }
+    }
+  }
+  if (st) {
+    table_release(t);
     return st;
   }
   *out = t;
@@ -115,31 +330,47 @@ bafu_status bafu_table_open(const char *path, bafu_table **out) {
 
 FILE *bafu_table_stream(bafu_table *t) { return t->f; }
 
+/* Text of a '#' line: control characters (a newline in a file name, say)
+ * are written as \n, \r, \t or \xHH, so that the line stays one line. */
+static void put_escaped(FILE *f, const char *s) {
+  for (; *s; ++s) {
+    const unsigned char c = (unsigned char)*s;
+    if (c == '\n') fputs("\\n", f);
+    else if (c == '\r') fputs("\\r", f);
+    else if (c < 0x20 && c != '\t') fprintf(f, "\\x%02x", c);
+    else if (c == 0x7f) fputs("\\x7f", f);
+    else fputc(c, f);
+  }
+}
+
 void bafu_table_meta(bafu_table *t, const char *fmt, ...) {
-  va_list ap;
+  char small[1024], *buf = small;
+  va_list ap, aq;
   va_start(ap, fmt);
-  fputs("# ", t->f);
-  vfprintf(t->f, fmt, ap);
-  fputc('\n', t->f);
+  va_copy(aq, ap);
+  const int n = vsnprintf(small, sizeof small, fmt, ap);
+  if (n >= (int)sizeof small && (buf = malloc((size_t)n + 1))) vsnprintf(buf, (size_t)n + 1, fmt, aq);
+  va_end(aq);
   va_end(ap);
+  if (!buf) buf = small; /* out of memory: the truncated line */
+  fputs("# ", t->f);
+  put_escaped(t->f, n < 0 ? "" : buf);
+  fputc('\n', t->f);
+  if (buf != small) free(buf);
 }
 
 void bafu_table_provenance(bafu_table *t, int argc, char **argv) {
   fprintf(t->f, "# generator: bafu %s\n# command:", BAFU_VERSION);
-  for (int i = 0; i < argc; ++i) fprintf(t->f, " %s", argv[i]);
+  for (int i = 0; i < argc; ++i) {
+    fputc(' ', t->f);
+    put_escaped(t->f, argv[i]);
+  }
   fputc('\n', t->f);
   time_t now = time(NULL);
   struct tm tmv;
   char buf[64] = "unknown";
   if (gmtime_r(&now, &tmv)) strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tmv);
   fprintf(t->f, "# date: %s\n", buf);
-}
-
-static void table_release(bafu_table *t) {
-  if (t->tmp) pending_remove(t->tmp);
-  free(t->path);
-  free(t->tmp);
-  free(t);
 }
 
 bafu_status bafu_table_commit(bafu_table *t) {
@@ -150,12 +381,28 @@ bafu_status bafu_table_commit(bafu_table *t) {
     return st;
   }
   bafu_status st = BAFU_OK;
-  if (fflush(t->f) != 0 || ferror(t->f) || fsync(fileno(t->f)) != 0)
+  const int through = t->tmp == NULL;
+  if (fflush(t->f) != 0 || ferror(t->f) || (!through && fsync(fileno(t->f)) != 0))
     st = bafu_error(BAFU_EIO, "error writing '%s': %s", t->path, strerror(errno));
+  if (!st && !through && t->replace) {
+    if (fchown(fileno(t->f), t->old.st_uid, t->old.st_gid) != 0) { /* best effort: only root may give it away */
+    }
+    if (fchmod(fileno(t->f), t->old.st_mode & 07777) != 0)
+      st = bafu_error(BAFU_EIO, "cannot set the mode of '%s': %s", t->path, strerror(errno));
+  }
   if (fclose(t->f) != 0 && !st) st = bafu_error(BAFU_EIO, "error closing '%s': %s", t->path, strerror(errno));
-  if (!st && rename(t->tmp, t->path) != 0)
+  if (!st && !through && rename(t->tmp, t->path) != 0)
     st = bafu_error(BAFU_EIO, "cannot rename into '%s': %s", t->path, strerror(errno));
-  if (st) unlink(t->tmp);
+  if (!through && !st) { /* the new name itself reaches the disk */
+    char *dir = dir_of(t->path);
+    const int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+    free(dir);
+  }
+  if (st && !through) unlink(t->tmp);
   table_release(t);
   return st;
 }
@@ -164,7 +411,7 @@ void bafu_table_abort(bafu_table *t) {
   if (!t) return;
   if (t->path) {
     fclose(t->f);
-    unlink(t->tmp);
+    if (t->tmp) unlink(t->tmp);
   } else {
     fflush(t->f);
   }

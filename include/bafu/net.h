@@ -115,16 +115,23 @@ size_t bafu_net_memory_bytes(const bafu_net_params *p);
 /* The limit of bafu_memory_check (so of bafu_net_alloc and every other
  * allocation checked up front): 80% of physical memory (8 GiB if that
  * cannot be determined), or the value of the environment variable
- * BAFU_MEMORY_LIMIT_MB if set to a positive decimal integer (MiB; 0, signs and other
- * values are ignored).
+ * BAFU_MEMORY_LIMIT_MB (MiB) if set to a positive whole number. An empty
+ * value counts as unset; any other value (a sign, space, unit or exponent,
+ * 0) is malformed: bafu_memory_limit_check and bafu_memory_check refuse it,
+ * and this function then returns the physical-memory default.
  * Read at every call; cannot fail. */
 size_t bafu_memory_limit_bytes(void);
+
+/* BAFU_EINVAL, naming the variable and its value, if BAFU_MEMORY_LIMIT_MB is
+ * set to a malformed value (see above); BAFU_OK otherwise. */
+bafu_status bafu_memory_limit_check(void);
 
 /* Refuse up front a request that would need `bytes` (an estimate, as a double
  * so that it cannot overflow) when that exceeds bafu_memory_limit_bytes():
  * BAFU_ELIMIT with the message "<what>: about X GiB needed, more than the
  * limit of Y GiB (...)", naming the options to reduce in `what` (not NULL,
- * not retained); a NAN estimate is refused too. BAFU_OK otherwise. */
+ * not retained); a NAN estimate is refused too; BAFU_EINVAL for a malformed
+ * BAFU_MEMORY_LIMIT_MB. BAFU_OK otherwise. */
 bafu_status bafu_memory_check(double bytes, const char *what);
 
 typedef struct bafu_net bafu_net;

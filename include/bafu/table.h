@@ -1,18 +1,31 @@
-/* bafu/table.h: self-describing data tables, written atomically.
+/* bafu/table.h: self-describing data tables and other output files, written
+ * safely.
  *
  * Format: '#' lines of metadata (command line, version, seed, ...), then one
  * header row of column names, then rows; series are separated by two blank
- * lines (gnuplot's `index`). A file is written to a temporary name in the same
- * directory and renamed into place by bafu_table_commit, so a reader never sees
- * a half-written table and a failed run leaves no file behind.
+ * lines (gnuplot's `index`).
+ *
+ * Writing: the path is resolved first (symbolic links followed to their
+ * target). A regular file, or a new one, is written to a temporary file
+ * "NAME.tmp.PID.XXXXXX" (NAME: the target's name cut to 64 bytes) in the
+ * target's directory and renamed over the target by bafu_table_commit, so a
+ * reader never sees a half-written file and a failed run leaves the old one as
+ * it was. The new file keeps the old one's mode (and owner, where allowed); a
+ * new file gets mode 0666 minus the umask. A read-only file is refused. A
+ * device or FIFO (/dev/null, /dev/stdout) is written through, never replaced;
+ * a directory is refused. The temporary file is locked (flock) while its
+ * process lives; opening a table removes the temporaries of the same name
+ * left by dead processes (SIGKILL, power loss), and nothing else.
  *
  * Signals and thread safety: the temporary files not yet committed are kept in
  * a process-wide list (at most 64; later ones are not listed), and the first
- * table opened on a file installs handlers for SIGINT, SIGTERM and SIGHUP
- * (only where the signal's disposition is the default) that remove the listed
- * files and re-raise the signal. That list and the installation are not
- * locked: open, commit and abort tables from one thread. Writing rows to
- * distinct tables is otherwise independent. */
+ * table opened on a file installs handlers for every signal whose default
+ * action ends the process (SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1/2,
+ * SIGALRM, SIGXCPU, SIGPIPE, ..., the real-time signals; only where the
+ * signal's disposition is the default) that remove the listed files and
+ * re-raise the signal. That list and the installation are not locked: open,
+ * commit and abort tables from one thread. Writing rows to distinct tables is
+ * otherwise independent. */
 #ifndef BAFU_TABLE_H
 #define BAFU_TABLE_H
 
@@ -22,37 +35,47 @@
 
 typedef struct bafu_table bafu_table;
 
-/* Open a table for `path`; NULL or "-" writes to stdout. The temporary file is
- * PATH.tmp.XXXXXX (mode 0644). *out is NULL on error; otherwise the caller owns
- * *out until bafu_table_commit or bafu_table_abort releases it. Fails
- * (BAFU_EIO, with the reason) for an empty path, a directory, or if the
- * temporary file cannot be created; BAFU_ENOMEM. */
+/* Open a table for `path`; NULL or "-" writes to stdout. *out is NULL on
+ * error; otherwise the caller owns *out until bafu_table_commit or
+ * bafu_table_abort releases it. Fails (BAFU_EIO, with the reason) for an
+ * empty path, a directory, a read-only file, a link loop, a device that
+ * cannot be opened, or if the temporary file cannot be created; BAFU_ENOMEM. */
 bafu_status bafu_table_open(const char *path, bafu_table **out);
 
 /* The stream to write rows to, owned by the table (do not fclose it), valid
  * until commit or abort. Write errors are reported by bafu_table_commit. */
 FILE *bafu_table_stream(bafu_table *t);
 
-/* One "# ..." metadata line (printf-style, no newline needed). No status:
- * write errors are reported by bafu_table_commit. */
+/* One "# ..." metadata line (printf-style, no newline needed). Control
+ * characters in the text (a newline in a file name) are written as \n, \r
+ * or \xHH, so the line stays one comment line. No status: write errors are
+ * reported by bafu_table_commit. */
 void bafu_table_meta(bafu_table *t, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 
-/* Standard provenance lines: tool and version, command line, date (UTC). No
- * status, as bafu_table_meta. */
+/* Standard provenance lines: tool and version, command line (escaped as in
+ * bafu_table_meta), date (UTC). No status, as bafu_table_meta. */
 void bafu_table_provenance(bafu_table *t, int argc, char **argv);
 
-/* Flush, check for write errors, fsync and rename into place; frees t (not
- * NULL). For stdout: flush and check only (stdout stays open). BAFU_EIO on a
- * write, flush, fsync, close or rename error (the temporary file is then
+/* Flush, check for write errors, fsync, give the old file's mode and rename
+ * into place; frees t (not NULL). Written through (a device): flush and close.
+ * For stdout: flush and check only (stdout stays open). BAFU_EIO on a write,
+ * flush, fsync, chmod, close or rename error (the temporary file is then
  * removed and t freed all the same). */
 bafu_status bafu_table_commit(bafu_table *t);
 
 /* Discard: close and remove the temporary file; frees t. NULL-safe. For
- * stdout it only flushes (rows already written stay written). */
+ * stdout, or a file written through, it only flushes and closes (what was
+ * written stays written). */
 void bafu_table_abort(bafu_table *t);
+
+/* The file `path` names: symbolic links followed (to any depth, relative
+ * links from their own directory) until a name that is not a link, or does
+ * not exist. *out is malloc'd (caller frees), NULL on error. BAFU_EIO for a
+ * link loop (40 levels) or an unreadable link, BAFU_ENOMEM. */
+bafu_status bafu_path_resolve(const char *path, char **out);
 
 #endif
