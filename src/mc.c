@@ -22,6 +22,12 @@ void bafu_mc_result_free(bafu_mc_result *r) {
   memset(r, 0, sizeof *r);
 }
 
+double bafu_mc_memory_bytes(const bafu_net_params *p, size_t seeds) {
+  const size_t net = bafu_net_memory_bytes(p);
+  const double J = (double)p->depth + 2; /* at most: embedding and readout */
+  return (net == SIZE_MAX ? INFINITY : (double)net) + ((double)seeds + 3) * J * BAFU_Q_COUNT * sizeof(double);
+}
+
 bafu_status bafu_mc_run(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
                         int threads, bafu_mc_result *out) {
   return bafu_mc_run_progress(p, seeds, seed, x, threads, NULL, NULL, out);
@@ -39,14 +45,13 @@ bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_
   if (bytes != SIZE_MAX && (double)bytes * threads > (double)bafu_memory_limit_bytes() && threads > 1)
     threads = (int)(bafu_memory_limit_bytes() / bytes) > 0 ? (int)(bafu_memory_limit_bytes() / bytes) : 1;
 
+  /* one network and the per-draw results, checked together up front */
+  const double total = bafu_mc_memory_bytes(p, seeds), results = total - bafu_mc_memory_bytes(p, 0);
+  if ((st = bafu_memory_check(total, results > total / 2 ? "--seeds: the per-draw results"
+                                                         : "--width/--depth/--batch: this network")))
+    return st;
   bafu_net *probe_net;
   if ((st = bafu_net_alloc(p, &probe_net))) return st;
-  /* the per-draw measurements: seeds x J x Q doubles */
-  if ((st = bafu_memory_check((double)seeds * (double)bafu_net_nlayers(probe_net) * BAFU_Q_COUNT * sizeof(double),
-                              "--seeds: the per-draw results"))) {
-    bafu_net_free(probe_net);
-    return st;
-  }
   const size_t J = bafu_net_nlayers(probe_net), Q = BAFU_Q_COUNT;
   out->J = J;
   out->seeds = seeds;

@@ -302,6 +302,11 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   return BAFU_OK;
 }
 
+double bafu_moments_memory_bytes(const bafu_net_params *p) {
+  const double J = (double)bafu_moments_nlayers(p);
+  return J * (double)sizeof(bafu_moments_layer) + (J + 2) * (CHAIN_ARRAYS + 3) * (double)sizeof(double);
+}
+
 bafu_status bafu_moments_run(const bafu_net_params *p, double x2, bafu_moments_layer *out) {
   return moments_run(p, x2, 0, out);
 }

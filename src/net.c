@@ -10,6 +10,7 @@
 #include <cblas.h>
 #include <errno.h>
 #include "bafu/rng.h"
+#include "bafu/text.h"
 #include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
@@ -971,34 +972,33 @@ void bafu_net_measure(const bafu_net *net, double *out) {
 bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m) {
   *x = NULL;
   *d = *m = 0;
-  FILE *f = fopen(path, "r");
-  if (!f) return bafu_error(BAFU_EIO, "--input: cannot open '%s': %s", path, strerror(errno));
-  size_t cap = 0, count = 0, rows = 0, cols = 0;
+  bafu_text *f;
+  bafu_status st = bafu_text_open(path, "--input", &f);
+  if (st) return st;
+  size_t cap = 0, count = 0, rows = 0, cols = 0, len;
   double *buf = NULL;
-  char *line = NULL;
-  size_t lcap = 0;
-  ssize_t len;
-  bafu_status st = BAFU_OK;
-  size_t lineno = 0;
-  while ((len = getline(&line, &lcap, f)) >= 0) {
-    ++lineno;
+  char *line;
+  while (!(st = bafu_text_line(f, &line, &len)) && line) {
+    const size_t lineno = bafu_text_lineno(f);
     char *hash = strchr(line, '#');
     if (hash) *hash = '\0';
-    char *s = line, *end;
     size_t c = 0;
-    for (;;) {
-      while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' || *s == ',') ++s;
+    for (char *s = line;;) {
+      while (*s == ' ' || *s == '\t' || *s == ',') ++s;
       if (!*s) break;
-      errno = 0;
-      double v = strtod(s, &end);
-      if (end == s || !isfinite(v) || errno == ERANGE) {
-        size_t tok = strcspn(s, " \t\r\n,");
+      const size_t tok = strcspn(s, " \t,");
+      const char save = s[tok];
+      s[tok] = '\0';
+      double v;
+      if (!bafu_parse_double(s, &v)) {
         st = bafu_error(BAFU_EPARSE, "--input: '%s' line %zu: not a finite number: '%.*s'", path, lineno,
                         (int)(tok > 40 ? 40 : tok), s);
         goto done;
       }
+      s[tok] = save;
       if (count == cap) {
         cap = cap ? 2 * cap : 1024;
+        if ((st = bafu_memory_check((double)cap * sizeof(double) + (double)len, "--input: the batch"))) goto done;
         double *nb = realloc(buf, cap * sizeof *nb);
         if (!nb) {
           st = bafu_error(BAFU_ENOMEM, "--input: out of memory reading '%s'", path);
@@ -1008,7 +1008,7 @@ bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m)
       }
       buf[count++] = v;
       ++c;
-      s = end;
+      s += tok;
     }
     if (c == 0) continue;
     if (rows == 0) cols = c;
@@ -1018,11 +1018,9 @@ bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m)
     }
     ++rows;
   }
-  if (ferror(f)) st = bafu_error(BAFU_EIO, "--input: error reading '%s'", path);
-  else if (rows == 0) st = bafu_error(BAFU_EPARSE, "--input: '%s' holds no samples", path);
+  if (!st && rows == 0) st = bafu_error(BAFU_EPARSE, "--input: '%s' holds no samples", path);
 done:
-  free(line);
-  fclose(f);
+  bafu_text_close(f);
   if (st) {
     free(buf);
     return st;

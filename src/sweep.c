@@ -11,6 +11,7 @@
 
 #include "bafu/mc.h"
 #include "bafu/moments.h"
+#include "bafu/text.h"
 
 typedef enum {
   AX_ARCH,
@@ -57,12 +58,7 @@ static int parse_u64(const char *t, unsigned long long *v) {
   return *end == '\0' && errno != ERANGE;
 }
 
-static int parse_double(const char *t, double *v) {
-  char *end;
-  errno = 0;
-  *v = strtod(t, &end);
-  return end != t && *end == '\0' && errno != ERANGE && isfinite(*v);
-}
+static int parse_double(const char *t, double *v) { return bafu_parse_double(t, v); }
 
 static int parse_choice(const char *t, const char *const *names, size_t count, double *v) {
   for (size_t i = 0; i < count; ++i)
@@ -188,27 +184,23 @@ static void point_columns(const bafu_net_params *p, size_t k, char *buf, size_t 
 
 bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
   *out = NULL;
-  FILE *f = fopen(path, "r");
-  if (!f) return bafu_error(BAFU_EIO, "%s: cannot read: %s", path, strerror(errno));
+  bafu_text *f;
+  bafu_status st = bafu_text_open(path, "grid file", &f);
+  if (st) return st;
   bafu_sweep *s = calloc(1, sizeof *s);
   if (!s) {
-    fclose(f);
+    bafu_text_close(f);
     return bafu_error(BAFU_ENOMEM, "%s: out of memory", path);
   }
   set_defaults(s);
-  int seen[KEY_COUNT] = {0};
-  char line[4096], why[256];
-  size_t lineno = 0;
-  bafu_status st = BAFU_OK;
-  while (!st && fgets(line, sizeof line, f)) {
-    ++lineno;
-    if (!strchr(line, '\n') && !feof(f)) {
-      st = bafu_error(BAFU_EPARSE, "%s:%zu: line longer than %zu characters", path, lineno, sizeof line - 2);
-      break;
-    }
+  int seen[KEY_COUNT] = {0}, settings = 0;
+  char *line, why[256];
+  size_t lineno = 0, len;
+  while (!st && !(st = bafu_text_line(f, &line, &len)) && line) {
+    lineno = bafu_text_lineno(f);
     char *hash = strchr(line, '#');
     if (hash) *hash = '\0';
-    char *save, *tok = strtok_r(line, " \t\r\n", &save);
+    char *save, *tok = strtok_r(line, " \t", &save);
     if (!tok) continue; /* blank or comment */
     char key[64];
     char *eq = strchr(tok, '=');
@@ -229,7 +221,7 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
       break;
     }
     if (!eq) { /* '=' must be the next token or start it */
-      tok = strtok_r(NULL, " \t\r\n", &save);
+      tok = strtok_r(NULL, " \t", &save);
       if (!tok || tok[0] != '=') {
         st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: expected 'key = value ...'", path, lineno, key);
         break;
@@ -241,10 +233,11 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
       break;
     }
     seen[k] = (int)lineno;
+    ++settings;
     double vals[BAFU_SWEEP_MAX_VALUES];
     size_t nv = 0;
-    const char *t = rest && *rest ? rest : strtok_r(NULL, " \t\r\n", &save);
-    for (; t && !st; t = strtok_r(NULL, " \t\r\n", &save)) {
+    const char *t = rest && *rest ? rest : strtok_r(NULL, " \t", &save);
+    for (; t && !st; t = strtok_r(NULL, " \t", &save)) {
       if (nv == BAFU_SWEEP_MAX_VALUES) {
         st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: more than %d values", path, lineno, key, BAFU_SWEEP_MAX_VALUES);
         break;
@@ -282,8 +275,9 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
       s->step = vals[0];
     }
   }
-  if (!st && ferror(f)) st = bafu_error(BAFU_EIO, "%s: read error", path);
-  fclose(f);
+  bafu_text_close(f);
+  if (!st && settings == 0)
+    st = bafu_error(BAFU_EPARSE, "%s: no settings (an empty grid file; see bafu sweep --help for the format)", path);
   if (!st) {
     double n = 1;
     for (int a = 0; a < AX_COUNT; ++a) n *= (double)s->nval[a];
@@ -294,11 +288,15 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
   }
   for (size_t k = 0; !st && k < s->npoints; ++k) {
     const bafu_net_params p = bafu_sweep_params(s, k);
-    if (bafu_net_params_check(&p)) {
+    bafu_status ps = bafu_net_params_check(&p);
+    /* every point within the memory limit, before any runs: its Monte Carlo
+       (one worker) and its theory */
+    if (!ps) ps = bafu_memory_check(bafu_mc_memory_bytes(&p, s->seeds) + bafu_moments_memory_bytes(&p), "width/depth/seeds");
+    if (ps) {
       char cols[512], msg[512];
       point_columns(&p, k, cols, sizeof cols);
       snprintf(msg, sizeof msg, "%s", bafu_last_error());
-      st = bafu_error(BAFU_EINVAL, "%s: point %s: %s", path, cols, msg);
+      st = bafu_error(ps, "%s: point %s: %s", path, cols, msg);
     }
   }
   if (st) {

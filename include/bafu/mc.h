@@ -32,6 +32,11 @@ typedef struct {
   double *raw;     /* seeds x J x BAFU_Q_COUNT: every draw's values */
 } bafu_mc_result;
 
+/* Bytes a run with one worker needs: one network (bafu_net_memory_bytes) and
+ * the per-draw results (an estimate, compared with the memory limit before
+ * anything is allocated). p is not checked; cannot fail. */
+double bafu_mc_memory_bytes(const bafu_net_params *p, size_t seeds);
+
 /* Run `seeds` >= 2 draws with up to `threads` >= 1 OpenMP workers (each with
  * its own workspace; BLAS runs single-threaded inside a worker when threads > 1).
  * The workers are capped at `seeds`, and at bafu_memory_limit_bytes() /

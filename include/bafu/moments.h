@@ -37,6 +37,11 @@ typedef struct {
 /* Number of layers of p (as bafu_net_nlayers). p is not checked; cannot fail. */
 size_t bafu_moments_nlayers(const bafu_net_params *p);
 
+/* Bytes a moment run needs: the caller's output array and the recursion's
+ * workspace (an estimate, for bafu_memory_check before allocating). p is not
+ * checked; cannot fail. */
+double bafu_moments_memory_bytes(const bafu_net_params *p);
+
 /* Run the moment recursion for one input with |x|^2 = x2 (x2 <= 0 or NAN: the
  * expectation of a drawn input, d for N(0, I_d) and 1 for one-hot inputs).
  * out has bafu_moments_nlayers(p) entries. A layer with nothing trained at or

@@ -316,12 +316,14 @@ const char *bafu_quantity_name(bafu_quantity q);
  * columns refer to the last bafu_net_step (0 after a run with p.step = 0). */
 void bafu_net_measure(const bafu_net *net, double *out);
 
-/* Read a batch from a text table: one sample per row, numbers separated by
- * whitespace or commas, '#' starts a comment, blank lines are skipped.
+/* Read a batch from a text table (bafu/text.h: LF, CRLF or CR line ends, no
+ * NUL byte, any finite double): one sample per row, numbers separated by
+ * spaces, tabs or commas, '#' starts a comment, blank lines are skipped.
  * Returns x as d x m column-major (malloc'd, caller frees). Errors: BAFU_EIO
- * (cannot open or read), BAFU_EPARSE (a token that is not a finite number,
- * rows of different lengths, no samples), BAFU_ENOMEM. On error *x = NULL and
- * *d = *m = 0. */
+ * (cannot open or read), BAFU_EPARSE (a NUL byte, a token that is not a
+ * finite number, rows of different lengths, no samples), BAFU_ELIMIT (the
+ * batch or a line exceeds the memory limit), BAFU_ENOMEM. On error *x = NULL
+ * and *d = *m = 0. */
 bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m);
 
 #endif

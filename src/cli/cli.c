@@ -1,5 +1,6 @@
 /* cli.c: strict option parsing and the shared network options. */
 #include "bafu/preset.h"
+#include "bafu/text.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -106,19 +107,16 @@ static int set_value(const char *cmd, cli_opt *o, const char *v) {
     *(uint64_t *)o->dest = (uint64_t)u;
     return 0;
   case OPT_DOUBLE: {
-    errno = 0;
+    double d;
+    if (bafu_parse_double(v, &d)) {
+      *(double *)o->dest = d;
+      return 0;
+    }
     char *end;
-    double d = strtod(v, &end);
-    if (!*v || *end || end == v) {
-      fprintf(stderr, "bafu %s: %s: expected a number, got '%s'\n", cmd, o->name, v);
-      return 2;
-    }
-    if (!isfinite(d) || errno == ERANGE) {
-      fprintf(stderr, "bafu %s: %s: expected a finite number, got '%s'\n", cmd, o->name, v);
-      return 2;
-    }
-    *(double *)o->dest = d;
-    return 0;
+    strtod(v, &end); /* the whole of v a number, but not a finite one? */
+    fprintf(stderr, "bafu %s: %s: expected a %snumber, got '%s'\n", cmd, o->name,
+            *v && end != v && !*end ? "finite " : "", v);
+    return 2;
   }
   case OPT_STRING:
     if (!*v) {
@@ -288,6 +286,13 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
     }
     p->input_dim = d;
     p->batch = m;
+    size_t nz = 0;
+    while (nz < d * m && net->x[nz] == 0) ++nz;
+    if (nz == d * m) { /* phi(0) = 0 for every activation: nothing would move, in any subcommand */
+      fprintf(stderr, "bafu %s: --input: every sample in '%s' is zero (the features and gradients vanish)\n", cmd,
+              net->input_file);
+      return 2;
+    }
   }
   if (net->input_file && find_opt(opts, "--inputs")->set) {
     fprintf(stderr, "bafu %s: --inputs and --input: choose drawn or given inputs\n", cmd);

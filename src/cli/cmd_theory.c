@@ -10,6 +10,7 @@
 #include "bafu/outangle.h"
 #include "bafu/preset.h"
 #include "bafu/table.h"
+#include "bafu/text.h"
 #include "cli.h"
 
 static const char usage[] =
@@ -39,19 +40,19 @@ static const char usage[] =
 /* Parse "LO:HI:STEP" strictly: finite, 0 <= LO <= HI, STEP > 0, at most 1e6 points. */
 static int parse_sweep(const char *s, double *lo, double *hi, double *step, size_t *count) {
   double v[3];
+  char part[3][64];
   const char *cur = s;
   for (int i = 0; i < 3; ++i) {
-    char *end;
-    errno = 0;
-    v[i] = strtod(cur, &end);
-    if (end == cur || !isfinite(v[i]) || errno == ERANGE) return 0;
-    if (i < 2 && *end != ':') return 0;
-    if (i == 2 && *end != '\0') return 0;
-    cur = end + 1;
+    const size_t n = i < 2 ? strcspn(cur, ":") : strlen(cur);
+    if (n >= sizeof part[i] || (i < 2 && cur[n] != ':')) return 0;
+    memcpy(part[i], cur, n);
+    part[i][n] = '\0';
+    if (!bafu_parse_double(part[i], &v[i])) return 0;
+    cur += n + 1;
   }
   if (v[0] < 0 || v[1] < v[0] || !(v[2] > 0)) return 0;
   const double n = floor((v[1] - v[0]) / v[2] * (1 + 1e-12)) + 1;
-  if (n > 1e6) return 0;
+  if (!(n <= 1e6)) return 0;
   *lo = v[0];
   *hi = v[1];
   *step = v[2];
