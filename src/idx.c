@@ -148,19 +148,27 @@ void bafu_dataset_free(bafu_dataset *d) {
 
 static int missing(const char *path) { return access(path, F_OK) != 0 && (errno == ENOENT || errno == ENOTDIR); }
 
-bafu_status bafu_fashion_mnist_load(const char *dir, int test, size_t max_count, bafu_dataset *out) {
-  memset(out, 0, sizeof *out);
+static const char *data_dir(const char *dir) {
   if (!dir) dir = getenv("BAFU_FASHION_MNIST_DIR");
   if (!dir || !*dir) dir = "/usr/share/datasets/fashion-mnist";
-  const char *set = test ? "t10k" : "train";
+  return dir;
+}
+
+int bafu_fashion_mnist_file(const char *dir, int test, int labels, char *buf, size_t size) {
+  return (size_t)snprintf(buf, size, "%s/%s-%s-ubyte.gz", data_dir(dir), test ? "t10k" : "train",
+                          labels ? "labels-idx1" : "images-idx3") >= size;
+}
+
+bafu_status bafu_fashion_mnist_load(const char *dir, int test, size_t max_count, bafu_dataset *out) {
+  memset(out, 0, sizeof *out);
   char images[4096], labels[4096];
-  if ((size_t)snprintf(images, sizeof images, "%s/%s-images-idx3-ubyte.gz", dir, set) >= sizeof images ||
-      (size_t)snprintf(labels, sizeof labels, "%s/%s-labels-idx1-ubyte.gz", dir, set) >= sizeof labels)
-    return bafu_error(BAFU_EINVAL, "Fashion-MNIST directory name too long: '%s'", dir);
+  if (bafu_fashion_mnist_file(dir, test, 0, images, sizeof images) ||
+      bafu_fashion_mnist_file(dir, test, 1, labels, sizeof labels))
+    return bafu_error(BAFU_EINVAL, "Fashion-MNIST directory name too long: '%s'", data_dir(dir));
   if (missing(images) || missing(labels))
     return bafu_error(BAFU_EIO,
                       "Fashion-MNIST not found in %s (install the Debian package dataset-fashion-mnist, or set "
                       "BAFU_FASHION_MNIST_DIR)",
-                      dir);
+                      data_dir(dir));
   return bafu_idx_load(images, labels, max_count, out);
 }

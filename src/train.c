@@ -178,7 +178,7 @@ static bafu_status evaluate(bafu_net *net, const bafu_train_config *c, const dat
   return BAFU_OK;
 }
 
-static bafu_status check_config(const bafu_train_config *c) {
+bafu_status bafu_train_config_check(const bafu_train_config *c) {
   const bafu_net_params *p = &c->net;
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
@@ -206,8 +206,6 @@ static bafu_status check_config(const bafu_train_config *c) {
   if (c->data == BAFU_DATA_FASHION_MNIST) {
     if (p->signal != BAFU_SIGNAL_XENT) return bafu_error(BAFU_EINVAL, "--loss: Fashion-MNIST is trained with --loss xent");
     if (p->outputs != 10) return bafu_error(BAFU_EINVAL, "--outputs: Fashion-MNIST has 10 classes");
-    if ((p->input_dim ? p->input_dim : p->width) != 784)
-      return bafu_error(BAFU_EINVAL, "--input-dim: Fashion-MNIST images have 784 pixels (--input-dim 784)");
     if (p->inputs != BAFU_INPUTS_GAUSSIAN) return bafu_error(BAFU_EINVAL, "--inputs: Fashion-MNIST inputs are dense");
   } else {
     if (p->signal != BAFU_SIGNAL_MSE) return bafu_error(BAFU_EINVAL, "--loss: the teacher-student task is a regression (--loss mse)");
@@ -376,7 +374,8 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
   memcpy(&ps->loss_sum, r, 8), r += 8;
   memcpy(&ps->acc_sum, r, 8), r += 8;
   memcpy(&since, r, 8), r += 8;
-  if (step == 0 || step >= total || since > step || !isfinite(ps->step_size) || !isfinite(ps->F0))
+  if (step == 0 || step >= total || since > step || !isfinite(ps->step_size) || !isfinite(ps->F0) ||
+      !isfinite(ps->loss_sum) || !isfinite(ps->acc_sum))
     return bafu_error(BAFU_EINVAL, "--resume: damaged training state (step %llu of %zu)", (unsigned long long)step,
                       total);
   ps->step = (size_t)step, ps->since = (size_t)since;
@@ -403,87 +402,200 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
       if (st) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (layer scale)");
     }
     const size_t n = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
-    memcpy(bafu_net_weight(net, j), r, 8 * n), r += 8 * n;
+    double *W = bafu_net_weight(net, j);
+    memcpy(W, r, 8 * n), r += 8 * n;
+    for (size_t i = 0; i < n; ++i)
+      if (!isfinite(W[i])) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (a weight is not finite)");
   }
   return BAFU_OK;
 }
 
-bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *ctx) {
-  bafu_status st = check_config(c);
-  if (st) return st;
-  data tr = {0}, te = {0};
-  bafu_net *net = NULL;
-  double *xb = NULL, *xe = NULL, *tb = NULL, *q = NULL, *lr0 = NULL, *lr = NULL, *w = NULL;
-  int *cls = NULL, *labels = NULL;
-  size_t *perm = NULL;
-  gsl_rng *rng = NULL;
-  if (c->data == BAFU_DATA_FASHION_MNIST) {
-    /* standardise with the pixel mean and sd of the whole training set (whatever
-       train_size), so that a slice sees the same inputs as the full run; the set
-       is read once and then cut to train_size */
-    bafu_dataset all, test;
-    if ((st = bafu_fashion_mnist_load(c->data_dir, 0, 0, &all))) goto done;
-    if ((st = bafu_fashion_mnist_load(c->data_dir, 1, c->test_size, &test))) {
-      bafu_dataset_free(&all);
-      goto done;
-    }
-    const size_t n = all.rows * all.cols * all.count;
-    double mu = 0, ss = 0;
-    for (size_t i = 0; i < n; ++i) mu += all.x[i];
-    mu /= (double)n;
-    for (size_t i = 0; i < n; ++i) ss += (all.x[i] - mu) * (all.x[i] - mu);
-    const double sd = sqrt(ss / (double)n);
-    st = fashion_data(all, c->train_size, mu, sd, &tr);
-    if (st) bafu_dataset_free(&test);
-    if (st || (st = fashion_data(test, 0, mu, sd, &te))) goto done;
-  } else {
-    if ((st = make_teacher_data(c, c->train_size ? c->train_size : 8192, 1, &tr)) ||
-        (st = make_teacher_data(c, c->test_size ? c->test_size : 2048, 2, &te)))
-      goto done;
-  }
-  const size_t m = c->net.batch, d = tr.d, k = tr.k;
-  if (tr.count < m) {
-    st = bafu_error(BAFU_EINVAL, "--batch: %zu is more than the %zu training samples", m, tr.count);
-    goto done;
-  }
-  if ((st = bafu_net_alloc(&c->net, &net))) goto done;
-  const size_t J = bafu_net_nlayers(net);
-  xb = malloc(d * m * sizeof *xb);
-  xe = malloc(d * m * sizeof *xe);
-  tb = malloc(k * m * sizeof *tb);
-  q = malloc(J * BAFU_Q_COUNT * sizeof *q);
-  lr0 = malloc(J * sizeof *lr0);
-  w = malloc(J * sizeof *w);
-  lr = malloc(J * sizeof *lr);
-  cls = malloc(m * sizeof *cls);
-  labels = malloc(J * sizeof *labels);
-  perm = malloc(tr.count * sizeof *perm);
-  rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!xb || !xe || !tb || !q || !lr0 || !w || !lr || !cls || !labels || !perm || !rng) {
-    st = bafu_error(BAFU_ENOMEM, "out of memory for training");
-    goto done;
-  }
-  bafu_rng_seed(rng, c->seed, 0x5eed0dde5ULL); /* the data order */
-  for (size_t i = 0; i < tr.count; ++i) perm[i] = i;
-  for (size_t j = 0; j < J; ++j) lr0[j] = bafu_net_layer_lr(net, j), labels[j] = bafu_net_layer_label(net, j);
-  if ((st = bafu_net_draw(net, c->seed, 0))) goto done;
-  if ((st = bafu_net_set_forward_norm(net, c->forward_norm, 0)) || (st = bafu_net_set_backward_norm(net, c->backward_norm)))
-    goto done;
-  const size_t per_epoch = tr.count / m, total = per_epoch * c->epochs;
+struct bafu_trainer {
+  bafu_train_config c;
+  data tr, te;
+  bafu_net *net;
+  double *xb, *xe, *tb, *q, *lr0, *lr, *w;
+  int *cls, *labels;
+  size_t *perm;
+  gsl_rng *rng;
+  size_t J, per_epoch, total;
   char fp[1024];
-  fingerprint(c, tr.count, fp, sizeof fp);
-  progress_state ps = {.step = 0, .since = 0, .step_size = c->control ? 1.0 : c->lr, .F0 = 0, .loss_sum = 0,
-                       .acc_sum = 0};
+  progress_state ps;
+  int ran;
+};
+
+void bafu_trainer_free(bafu_trainer *t) {
+  if (!t) return;
+  gsl_rng_free(t->rng);
+  free(t->perm);
+  free(t->labels);
+  free(t->cls);
+  free(t->lr);
+  free(t->lr0);
+  free(t->w);
+  free(t->q);
+  free(t->tb);
+  free(t->xe);
+  free(t->xb);
+  bafu_net_free(t->net);
+  data_free(&t->tr);
+  data_free(&t->te);
+  free(t);
+}
+
+/* The Fashion-MNIST sets, standardised with the pixel mean and sd of the
+ * whole training set (whatever train_size), so that a slice sees the same
+ * inputs as the full run; the set is read once and then cut to train_size.
+ * The image size comes from the files: both sets must have the network's
+ * input dimension. */
+static bafu_status load_fashion(const bafu_train_config *c, data *tr, data *te) {
+  bafu_dataset all, test;
+  char ftr[4200], fte[4200];
+  bafu_fashion_mnist_file(c->data_dir, 0, 0, ftr, sizeof ftr);
+  bafu_fashion_mnist_file(c->data_dir, 1, 0, fte, sizeof fte);
+  bafu_status st;
+  if ((st = bafu_fashion_mnist_load(c->data_dir, 0, 0, &all))) return st;
+  if ((st = bafu_fashion_mnist_load(c->data_dir, 1, c->test_size, &test))) {
+    bafu_dataset_free(&all);
+    return st;
+  }
+  const size_t d = c->net.input_dim ? c->net.input_dim : c->net.width;
+  if (test.rows != all.rows || test.cols != all.cols)
+    st = bafu_error(BAFU_EPARSE, "'%s' holds %zu x %zu images, but the training images '%s' are %zu x %zu", fte,
+                    test.rows, test.cols, ftr, all.rows, all.cols);
+  else if (all.rows * all.cols != d)
+    st = bafu_error(BAFU_EINVAL, "--input-dim: %zu, but the images of '%s' have %zu x %zu = %zu pixels", d, ftr,
+                    all.rows, all.cols, all.rows * all.cols);
+  if (st) {
+    bafu_dataset_free(&all);
+    bafu_dataset_free(&test);
+    return st;
+  }
+  const size_t n = all.rows * all.cols * all.count;
+  double mu = 0, ss = 0;
+  for (size_t i = 0; i < n; ++i) mu += all.x[i];
+  mu /= (double)n;
+  for (size_t i = 0; i < n; ++i) ss += (all.x[i] - mu) * (all.x[i] - mu);
+  const double sd = ss > 0 ? sqrt(ss / (double)n) : 1.0; /* constant images: centred, not scaled */
+  st = fashion_data(all, c->train_size, mu, sd, tr);
+  if (st) bafu_dataset_free(&test);
+  if (!st) st = fashion_data(test, 0, mu, sd, te);
+  return st;
+}
+
+bafu_status bafu_trainer_create(const bafu_train_config *c, bafu_trainer **out) {
+  *out = NULL;
+  bafu_status st = bafu_train_config_check(c);
+  if (st) return st;
+  bafu_trainer *t = calloc(1, sizeof *t);
+  if (!t) return bafu_error(BAFU_ENOMEM, "out of memory for training");
+  t->c = *c;
+  const size_t m = c->net.batch;
+  if (c->data == BAFU_DATA_FASHION_MNIST) {
+    st = load_fashion(c, &t->tr, &t->te);
+  } else {
+    const size_t ntr = c->train_size ? c->train_size : 8192, nte = c->test_size ? c->test_size : 2048;
+    if (ntr < m)
+      st = bafu_error(BAFU_EINVAL, "--batch: %zu is more than the %zu training samples%s", m, ntr,
+                      c->train_size ? "" : " (--train-size)");
+    if (!st) st = make_teacher_data(c, ntr, 1, &t->tr);
+    if (!st) st = make_teacher_data(c, nte, 2, &t->te);
+  }
+  if (!st && t->tr.count < m)
+    st = bafu_error(BAFU_EINVAL, "--batch: %zu is more than the %zu training samples", m, t->tr.count);
+  if (!st) st = bafu_net_alloc(&c->net, &t->net);
+  if (st) {
+    bafu_trainer_free(t);
+    return st;
+  }
+  const size_t d = t->tr.d, k = t->tr.k, J = bafu_net_nlayers(t->net);
+  t->J = J;
+  t->xb = malloc(d * m * sizeof *t->xb);
+  t->xe = malloc(d * m * sizeof *t->xe);
+  t->tb = malloc(k * m * sizeof *t->tb);
+  t->q = malloc(J * BAFU_Q_COUNT * sizeof *t->q);
+  t->lr0 = malloc(J * sizeof *t->lr0);
+  t->w = malloc(J * sizeof *t->w);
+  t->lr = malloc(J * sizeof *t->lr);
+  t->cls = malloc(m * sizeof *t->cls);
+  t->labels = malloc(J * sizeof *t->labels);
+  t->perm = malloc(t->tr.count * sizeof *t->perm);
+  t->rng = gsl_rng_alloc(gsl_rng_mt19937);
+  if (!t->xb || !t->xe || !t->tb || !t->q || !t->lr0 || !t->w || !t->lr || !t->cls || !t->labels || !t->perm ||
+      !t->rng) {
+    bafu_trainer_free(t);
+    return bafu_error(BAFU_ENOMEM, "out of memory for training");
+  }
+  bafu_rng_seed(t->rng, c->seed, 0x5eed0dde5ULL); /* the data order */
+  for (size_t i = 0; i < t->tr.count; ++i) t->perm[i] = i;
+  for (size_t j = 0; j < J; ++j) t->lr0[j] = bafu_net_layer_lr(t->net, j), t->labels[j] = bafu_net_layer_label(t->net, j);
+  if ((st = bafu_net_draw(t->net, c->seed, 0)) || (st = bafu_net_set_forward_norm(t->net, c->forward_norm, 0)) ||
+      (st = bafu_net_set_backward_norm(t->net, c->backward_norm))) {
+    bafu_trainer_free(t);
+    return st;
+  }
+  t->per_epoch = t->tr.count / m;
+  t->total = t->per_epoch * c->epochs;
+  fingerprint(c, t->tr.count, t->fp, sizeof t->fp);
+  t->ps = (progress_state){.step = 0, .since = 0, .step_size = c->control ? 1.0 : c->lr};
   if (c->resume) {
-    if ((st = state_read(c->resume, c->resume_len, net, rng, perm, tr.count, total, fp, &ps))) goto done;
+    st = state_read(c->resume, c->resume_len, t->net, t->rng, t->perm, t->tr.count, t->total, t->fp, &t->ps);
   } else if (c->forward_norm > 0) { /* the scales of the first training batch, for the step-0 evaluation */
     double unused = 0;
-    gsl_ran_shuffle(rng, perm, tr.count, sizeof *perm);
-    batch_pass(net, &tr, perm, m, xb, tb, cls, &unused, &st);
-    if (st) goto done;
+    gsl_ran_shuffle(t->rng, t->perm, t->tr.count, sizeof *t->perm);
+    batch_pass(t->net, &t->tr, t->perm, m, t->xb, t->tb, t->cls, &unused, &st);
   }
-  double step_size = ps.step_size, loss_sum = ps.loss_sum, acc_sum = ps.acc_sum, F0 = ps.F0;
-  size_t since = ps.since, step = ps.step;
+  if (st) {
+    bafu_trainer_free(t);
+    return st;
+  }
+  *out = t;
+  return BAFU_OK;
+}
+
+/* A logged row must hold finite numbers only: else the run stops, naming the
+ * quantity, the layer and the likely cause. */
+static bafu_status check_row(const bafu_trainer *t, const bafu_train_row *row) {
+  static const bafu_quantity cols[] = {BAFU_Q_COS, BAFU_Q_SPEED, BAFU_Q_SPEED_RMS, BAFU_Q_CONTRIB,
+                                       BAFU_Q_DECAY, BAFU_Q_IDRES, BAFU_Q_SENS};
+  const double scalars[] = {row->loss, row->train_acc, row->test_loss, row->test_acc, row->step_size};
+  for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; ++i)
+    if (!isfinite(scalars[i]))
+      return bafu_error(BAFU_ENUMERIC, "training diverged: the loss is not finite at step %zu", row->step);
+  for (size_t j = 0; j < row->J; ++j) {
+    if (!isfinite(row->lr[j]))
+      return bafu_error(BAFU_ENUMERIC, "step %zu: the learning rate of layer %d is not finite", row->step,
+                        row->labels[j]);
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; ++c) {
+      const double v = row->q[j * BAFU_Q_COUNT + cols[c]];
+      if (isfinite(v)) continue;
+      const double bn = row->q[j * BAFU_Q_COUNT + BAFU_Q_BNORM], D = row->q[j * BAFU_Q_COUNT + BAFU_Q_DECAY];
+      const char *cause = t->c.backward_norm > 0 && t->c.backward_norm < 1e-100
+                              ? " (--backward-norm is so small that the normalised signals underflow)"
+                          : !(bn > 0) ? " (the backward signal vanishes at this layer)"
+                          : !(D > 0)  ? " (no loss decrease reaches this layer)"
+                                      : "";
+      return bafu_error(BAFU_ENUMERIC, "step %zu: %s is not finite at layer %d%s", row->step,
+                        bafu_quantity_name(cols[c]), row->labels[j], cause);
+    }
+  }
+  return BAFU_OK;
+}
+
+bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
+  if (t->ran) return bafu_error(BAFU_EINVAL, "a trainer runs once (create another)");
+  t->ran = 1;
+  const bafu_train_config *c = &t->c;
+  bafu_net *net = t->net;
+  const data *tr = &t->tr, *te = &t->te;
+  const size_t m = c->net.batch, J = t->J, per_epoch = t->per_epoch, total = t->total;
+  double *xb = t->xb, *xe = t->xe, *tb = t->tb, *q = t->q, *lr0 = t->lr0, *lr = t->lr, *w = t->w;
+  int *cls = t->cls, *labels = t->labels;
+  size_t *perm = t->perm;
+  gsl_rng *rng = t->rng;
+  bafu_status st = BAFU_OK;
+  double step_size = t->ps.step_size, loss_sum = t->ps.loss_sum, acc_sum = t->ps.acc_sum, F0 = t->ps.F0;
+  size_t since = t->ps.since, step = t->ps.step;
   const size_t first_step = step;
   for (; step < total; ++step) {
     const size_t epoch = step / per_epoch + 1, b = step % per_epoch;
@@ -491,80 +603,65 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
       /* the state at the start of this step, before its epoch's shuffle */
       const progress_state now = {.step = step, .since = since, .step_size = step_size, .F0 = F0,
                                   .loss_sum = loss_sum, .acc_sum = acc_sum};
-      const size_t len = state_size(net, rng, tr.count, fp);
+      const size_t len = state_size(net, rng, tr->count, t->fp);
       char *buf = malloc(len);
-      if (!buf) {
-        st = bafu_error(BAFU_ENOMEM, "--checkpoint: out of memory for the training state");
-        goto done;
-      }
-      state_write(buf, net, rng, perm, tr.count, fp, &now);
+      if (!buf) return bafu_error(BAFU_ENOMEM, "--checkpoint: out of memory for the training state");
+      state_write(buf, net, rng, perm, tr->count, t->fp, &now);
       const int failed = c->save(buf, len, step, ctx);
       free(buf);
-      if (failed) {
-        st = bafu_error(BAFU_EIO, "--checkpoint: the training state could not be saved at step %zu", step);
-        goto done;
-      }
+      if (failed) return bafu_error(BAFU_EIO, "--checkpoint: the training state could not be saved at step %zu", step);
     }
-    if (b == 0) gsl_ran_shuffle(rng, perm, tr.count, sizeof *perm);
-    {
-      const int logged = step % c->log_every == 0 || step + 1 == total;
-      double test_loss = 0, test_acc = 0;
-      if (logged && (st = evaluate(net, c, &te, xe, cls, &test_loss, &test_acc))) goto done;
-      const double F = batch_pass(net, &tr, perm + b * m, m, xb, tb, cls, &acc_sum, &st);
-      if (st) goto done;
-      if (step == 0) F0 = F;
-      if (F > 100 * F0) { /* finite but runaway: report it rather than train on */
-        st = bafu_error(BAFU_ENUMERIC, "training diverged: batch loss %.3g at step %zu is over 100 times the initial %.3g "
-                                       "(reduce --lr, --auto-decay or --control-speed)", F, step, F0);
-        goto done;
-      }
-      loss_sum += F;
-      ++since;
-      if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), lr0, &step_size, q, w))) goto done;
-      if (logged) {
-        if ((st = bafu_net_tangent(net))) goto done;
-        bafu_net_measure(net, q);
-        for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
-        const bafu_train_row row = {.step = step, .total = total, .epoch = epoch, .final = 0, .classify = tr.label != NULL,
-                                    .loss = loss_sum / (double)since, .train_acc = acc_sum / (double)since,
-                                    .test_loss = test_loss, .test_acc = test_acc, .step_size = step_size,
-                                    .J = J, .labels = labels, .q = q, .lr = lr};
-        loss_sum = acc_sum = 0;
-        since = 0;
-        if (fn && fn(&row, ctx)) goto done;
-      }
-      if ((st = bafu_net_update(net, 1.0))) goto done;
+    if (b == 0) gsl_ran_shuffle(rng, perm, tr->count, sizeof *perm);
+    const int logged = step % c->log_every == 0 || step + 1 == total;
+    double test_loss = 0, test_acc = 0;
+    if (logged && (st = evaluate(net, c, te, xe, cls, &test_loss, &test_acc))) return st;
+    const double F = batch_pass(net, tr, perm + b * m, m, xb, tb, cls, &acc_sum, &st);
+    if (st) return st;
+    if (step == 0) F0 = F;
+    if (F > 100 * F0) /* finite but runaway: report it rather than train on */
+      return bafu_error(BAFU_ENUMERIC, "training diverged: batch loss %.3g at step %zu is over 100 times the initial "
+                                       "%.3g (reduce --lr, --auto-decay or --control-speed)", F, step, F0);
+    loss_sum += F;
+    ++since;
+    if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), lr0, &step_size, q, w))) return st;
+    if (logged) {
+      if ((st = bafu_net_tangent(net))) return st;
+      bafu_net_measure(net, q);
+      for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
+      const bafu_train_row row = {.step = step, .total = total, .epoch = epoch, .final = 0, .classify = tr->label != NULL,
+                                  .loss = loss_sum / (double)since, .train_acc = acc_sum / (double)since,
+                                  .test_loss = test_loss, .test_acc = test_acc, .step_size = step_size,
+                                  .J = J, .labels = labels, .q = q, .lr = lr};
+      if ((st = check_row(t, &row))) return st;
+      loss_sum = acc_sum = 0;
+      since = 0;
+      if (fn && fn(&row, ctx)) return BAFU_OK;
     }
+    if ((st = bafu_net_update(net, 1.0))) return st;
   }
-  { /* after the last update: test metrics, and the measurements on one more
-       training batch (no update follows) */
-    double test_loss, test_acc, acc = 0;
-    if ((st = evaluate(net, c, &te, xe, cls, &test_loss, &test_acc))) goto done;
-    const double F = batch_pass(net, &tr, perm, m, xb, tb, cls, &acc, &st);
-    if (st) goto done;
-    if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), lr0, &step_size, q, w))) goto done;
-    if ((st = bafu_net_tangent(net))) goto done;
-    bafu_net_measure(net, q);
-    for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
-    const bafu_train_row row = {.step = total, .total = total, .epoch = c->epochs, .final = 1, .classify = tr.label != NULL,
-                                .loss = F, .train_acc = acc, .test_loss = test_loss, .test_acc = test_acc,
-                                .step_size = step_size, .J = J, .labels = labels, .q = q, .lr = lr};
-    if (fn) fn(&row, ctx);
-  }
-done:
-  gsl_rng_free(rng);
-  free(perm);
-  free(labels);
-  free(cls);
-  free(lr);
-  free(lr0);
-  free(w);
-  free(q);
-  free(tb);
-  free(xe);
-  free(xb);
-  bafu_net_free(net);
-  data_free(&tr);
-  data_free(&te);
+  /* after the last update: test metrics, and the measurements on one more
+     training batch (no update follows) */
+  double test_loss, test_acc, acc = 0;
+  if ((st = evaluate(net, c, te, xe, cls, &test_loss, &test_acc))) return st;
+  const double F = batch_pass(net, tr, perm, m, xb, tb, cls, &acc, &st);
+  if (st) return st;
+  if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), lr0, &step_size, q, w))) return st;
+  if ((st = bafu_net_tangent(net))) return st;
+  bafu_net_measure(net, q);
+  for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
+  const bafu_train_row row = {.step = total, .total = total, .epoch = c->epochs, .final = 1, .classify = tr->label != NULL,
+                              .loss = F, .train_acc = acc, .test_loss = test_loss, .test_acc = test_acc,
+                              .step_size = step_size, .J = J, .labels = labels, .q = q, .lr = lr};
+  if ((st = check_row(t, &row))) return st;
+  if (fn) fn(&row, ctx);
+  return BAFU_OK;
+}
+
+bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *ctx) {
+  bafu_trainer *t;
+  bafu_status st = bafu_trainer_create(c, &t);
+  if (st) return st;
+  st = bafu_trainer_run(t, fn, ctx);
+  bafu_trainer_free(t);
   return st;
 }

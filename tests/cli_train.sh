@@ -68,7 +68,7 @@ else bad "resume: table differs from the uninterrupted run's or checkpoint kept:
 if [[ $? -eq 2 ]] && grep -q "another configuration" "$dir/err" && [[ ! -e $dir/q.dat ]]; then ok; else bad "resume with another seed: $(cat "$dir/err")"; fi
 head -c 1000 "$dir/saved.ckpt" >"$dir/cut.ckpt"
 "$BAFU" "${A[@]}" --out "$dir/q.dat" --checkpoint "$dir/cut.ckpt" --resume 2>"$dir/err"
-if [[ $? -eq 2 ]] && grep -q "not a complete" "$dir/err" && [[ ! -e $dir/q.dat ]]; then ok; else bad "resume from a truncated checkpoint: $(cat "$dir/err")"; fi
+if [[ $? -eq 2 ]] && grep -q "is damaged" "$dir/err" && [[ ! -e $dir/q.dat && -s $dir/cut.ckpt ]]; then ok; else bad "resume from a truncated checkpoint: $(cat "$dir/err")"; fi
 "$BAFU" "${A[@]}" --out "$dir/q.dat" --resume 2>"$dir/err" # nothing to resume: a fresh run
 if [[ $? -eq 0 ]] && diff <(grep -v '^#' "$dir/full.dat") <(grep -v '^#' "$dir/q.dat") >/dev/null; then ok; else bad "resume without a checkpoint: $(cat "$dir/err")"; fi
 "$BAFU" "${A[@]}" --control-split even --out "$dir/q2.dat" --checkpoint "$dir/saved.ckpt" --resume 2>"$dir/err"

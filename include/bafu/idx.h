@@ -50,4 +50,10 @@ void bafu_dataset_free(bafu_dataset *d);
  * ownership, as bafu_idx_load (*out is zeroed on every error). */
 bafu_status bafu_fashion_mnist_load(const char *dir, int test, size_t max_count, bafu_dataset *out);
 
+/* The path of one Fashion-MNIST file, DIR/{train,t10k}-{images-idx3,
+ * labels-idx1}-ubyte.gz (test: t10k; labels: the label file), with DIR chosen
+ * as in bafu_fashion_mnist_load, into buf (truncated to fit, always
+ * NUL-terminated). Returns 0, or 1 if it did not fit. Cannot fail otherwise. */
+int bafu_fashion_mnist_file(const char *dir, int test, int labels, char *buf, size_t size);
+
 #endif

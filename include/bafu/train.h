@@ -107,15 +107,42 @@ typedef struct {
  * the call: copy what is kept. */
 typedef int (*bafu_train_fn)(const bafu_train_row *row, void *ctx);
 
-/* Train; fn may be NULL (no rows). Errors: BAFU_EINVAL for an invalid
- * configuration (naming the option; also a batch larger than the training
- * set); BAFU_ELIMIT when a size exceeds the memory limit (refused up front,
- * bafu_memory_check); BAFU_ENOMEM when an allocation fails; missing or corrupt data
- * (bafu/idx.h: BAFU_EIO, BAFU_EPARSE); BAFU_ELAPACK from an orthogonal
- * initialisation; BAFU_ENUMERIC when the loss or the features stop being
+/* Check a configuration without data: every field's range and combination
+ * (bafu_net_params_check included). BAFU_EINVAL naming the option; BAFU_OK.
+ * bafu_trainer_create calls it first. */
+bafu_status bafu_train_config_check(const bafu_train_config *cfg);
+
+/* A training run in two steps, so that everything that can be refused is
+ * refused before anything is written: bafu_trainer_create checks the
+ * configuration, loads or draws the data (the image size comes from the IDX
+ * headers: training and test images must have the same size, equal to the
+ * network's input dimension), checks the batch against the training set,
+ * allocates the network (memory limit first) and restores cfg.resume;
+ * bafu_trainer_run then trains (once). cfg is copied (its pointers, data_dir
+ * and resume, must stay valid until the trainer is freed).
+ * Errors of create: BAFU_EINVAL for an invalid configuration (naming the
+ * option; also a batch larger than the training set, an input dimension that
+ * is not the images' size, a resume state of another configuration or a
+ * damaged one); BAFU_ELIMIT when a size exceeds the memory limit (refused up
+ * front, bafu_memory_check); BAFU_ENOMEM; missing or corrupt data (bafu/idx.h:
+ * BAFU_EIO, BAFU_EPARSE; also test images of another size than the training
+ * images); BAFU_ELAPACK from an orthogonal initialisation. *out is NULL on
+ * error; free with bafu_trainer_free (NULL-safe).
+ * Errors of run: BAFU_ENUMERIC when the loss or the features stop being
  * finite or the batch loss exceeds 100 times the first ("training diverged:
- * ..."), when the control finds that the last hidden layer does not move, or
- * when the automatic step sees no loss decrease at step 0. */
+ * ..."), when a logged row would hold a value that is not finite (naming the
+ * quantity, the layer and the cause), when the control finds that the last
+ * hidden layer does not move, or when the automatic step sees no loss
+ * decrease at step 0; BAFU_EIO when cfg.save fails; BAFU_ENOMEM; BAFU_EINVAL
+ * for a second run. The rows passed to fn before an error are valid rows
+ * (finite); fn returning non-zero stops the run with BAFU_OK. */
+typedef struct bafu_trainer bafu_trainer;
+bafu_status bafu_trainer_create(const bafu_train_config *cfg, bafu_trainer **out);
+bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx);
+void bafu_trainer_free(bafu_trainer *t);
+
+/* Create, run and free in one call; fn may be NULL (no rows). Errors: those
+ * of bafu_trainer_create and bafu_trainer_run. */
 bafu_status bafu_train_run(const bafu_train_config *cfg, bafu_train_fn fn, void *ctx);
 
 #endif

@@ -1,4 +1,5 @@
 /* cli.c: strict option parsing and the shared network options. */
+#define _DEFAULT_SOURCE /* strndup, realpath, lstat */
 #include "bafu/preset.h"
 #include "bafu/text.h"
 #include "cli.h"
@@ -8,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "bafu/table.h"
 
 const char *const cli_arch_names[] = {"mlp", "resnet", NULL};
 const char *const cli_init_names[] = {"gaussian", "orthogonal", NULL};
@@ -28,6 +32,59 @@ int cli_checkpoint_path(const char *cmd, const char *given, const char *out, con
   sprintf(*own, "%s.ckpt", out);
   *path = *own;
   return 0;
+}
+
+int cli_exit_status(bafu_status st) {
+  return st == BAFU_EINVAL || st == BAFU_ELIMIT || st == BAFU_EPARSE ? 2 : 1;
+}
+
+/* The canonical name of a file that may not exist yet: symbolic links
+ * followed, the directory made absolute by realpath. malloc'd. */
+static char *canonical(const char *path) {
+  char *target;
+  if (bafu_path_resolve(path, &target)) return NULL;
+  const char *slash = strrchr(target, '/');
+  const char *base = slash ? slash + 1 : target;
+  char *dir = slash ? strndup(target, slash == target ? 1 : (size_t)(slash - target)) : strdup(".");
+  char *rdir = dir ? realpath(dir, NULL) : NULL;
+  char *out = malloc(strlen(rdir ? rdir : (dir ? dir : "")) + strlen(base) + 2);
+  if (out) sprintf(out, "%s/%s", rdir ? rdir : (dir ? dir : ""), base);
+  free(rdir);
+  free(dir);
+  free(target);
+  return out;
+}
+
+int cli_distinct_files(const char *cmd, const cli_file *files, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    for (size_t j = i + 1; j < n; ++j) {
+      const char *a = files[i].path, *b = files[j].path;
+      if (!a || !b || strcmp(a, "-") == 0 || strcmp(b, "-") == 0) continue;
+      struct stat sa, sb;
+      int same;
+      if (stat(a, &sa) == 0 && stat(b, &sb) == 0) {
+        same = sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+      } else {
+        char *ca = canonical(a), *cb = canonical(b);
+        same = ca && cb ? strcmp(ca, cb) == 0 : strcmp(a, b) == 0;
+        free(ca);
+        free(cb);
+      }
+      if (same) {
+        fprintf(stderr, "bafu %s: %s and %s name the same file ('%s'): give each its own\n", cmd, files[i].opt,
+                files[j].opt, b);
+        return 2;
+      }
+    }
+  return 0;
+}
+
+int cli_checkpoint_free(const char *cmd, const char *opt, const char *path) {
+  struct stat sb;
+  if (!path || lstat(path, &sb) != 0) return 0;
+  fprintf(stderr, "bafu %s: %s: '%s' already exists (an interrupted run's checkpoint? add --resume to continue it, "
+                  "or remove it)\n", cmd, opt, path);
+  return 2;
 }
 
 void cli_fail(const char *cmd, const char *context) {
@@ -250,8 +307,10 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
   opts[*count] = (cli_opt){0};
 }
 
-static int net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
+static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *out) {
   bafu_net_params *p = &net->p;
+  const cli_file files[] = {{"--input", net->input_file}, {"--out", out}};
+  if (cli_distinct_files(cmd, files, 2)) return 2;
   p->arch = net->arch == 1 ? BAFU_ARCH_RESNET : BAFU_ARCH_MLP;
   p->act = (bafu_act)net->act;
   p->init = net->init == 1 ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN;
@@ -319,8 +378,8 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
 
 /* On error the inputs read from --input are released here: the callers
  * return at once. */
-int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts) {
-  const int r = net_finish(cmd, net, opts);
+int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *out) {
+  const int r = net_finish(cmd, net, opts, out);
   if (r) cli_net_release(net);
   return r;
 }

@@ -43,6 +43,28 @@ int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int argc, char 
  * stdout. Returns 0, or 1 with a message printed if out of memory. */
 int cli_checkpoint_path(const char *cmd, const char *given, const char *out, const char **path, char **own);
 
+/* The files of a run, by option: any two that name the same file (the same
+ * device and inode, or the same path once symbolic links and the directory
+ * are resolved) are refused with one line naming both options; NULL and "-"
+ * (stdout) are skipped. Returns 0, or 2 with the message printed. */
+typedef struct {
+  const char *opt;  /* "--out", "FILE", ... */
+  const char *path;
+} cli_file;
+int cli_distinct_files(const char *cmd, const cli_file *files, size_t n);
+
+/* A run that starts a new checkpoint at `path` (not --resume): refused (2,
+ * message printed) if anything exists there, since it is not this run's
+ * checkpoint: an interrupted run's (resume it) or another file (kept).
+ * opt names the option in the message. Returns 0 if the path is free. */
+int cli_checkpoint_free(const char *cmd, const char *opt, const char *path);
+
+/* Exit status of a failed library call: 2 when the request is invalid
+ * (BAFU_EINVAL, BAFU_ELIMIT, BAFU_EPARSE: bad parameters, over the memory
+ * limit, a malformed input file), 1 when a valid request failed (I/O,
+ * memory, numerical failure). The rule of the README's "Exit status". */
+int cli_exit_status(bafu_status st);
+
 /* Print "bafu <cmd>: <message>" with the library's last error. */
 void cli_fail(const char *cmd, const char *context);
 
@@ -58,9 +80,10 @@ typedef struct {
 
 /* Append the network options to opts (at position *count, capacity cap). */
 void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap);
-/* After parsing: convert choices, read --input, check combinations. Returns 0
- * or 2 (message printed). */
-int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts);
+/* After parsing: refuse an --input that is the --out file (out: the run's
+ * --out, or NULL), convert choices, read --input, check combinations.
+ * Returns 0 or 2 (message printed). */
+int cli_net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *out);
 void cli_net_release(cli_net *net);
 /* For commands that draw no weights (theory, kernel): --conditional and
  * --regenerate are refused rather than ignored. Prints the message, releases

@@ -103,7 +103,7 @@ int cmd_kernel(int argc, char **argv) {
     fprintf(stderr, "bafu kernel: --corr: must be in [-1, 1], got %g\n", corr);
     return 2;
   }
-  if ((r = cli_net_finish(cmd, &net, opts))) return r;
+  if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   bafu_net_params *p = &net.p;
   if ((r = cli_net_refuse_sampling(cmd, &net))) return r;
   int rc = 2;

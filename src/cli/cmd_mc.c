@@ -55,7 +55,7 @@ int cmd_mc(int argc, char **argv) {
   opts[n] = (cli_opt){0};
   int r = cli_parse(cmd, usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
-  if ((r = cli_net_finish(cmd, &net, opts))) return r;
+  if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   net.p.step = step;
   if (seeds < 2) {
     fprintf(stderr, "bafu mc: --seeds: need at least 2 draws for a standard error\n");

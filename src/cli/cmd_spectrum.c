@@ -107,7 +107,7 @@ int cmd_spectrum(int argc, char **argv) {
   opts[n] = (cli_opt){0};
   int r = cli_parse(cmd, usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
-  if ((r = cli_net_finish(cmd, &net, opts))) return r;
+  if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   int layer_set = 0, seed_set = 0;
   for (size_t i = 0; opts[i].name; ++i) {
     if (strcmp(opts[i].name, "--layer") == 0) layer_set = opts[i].set;

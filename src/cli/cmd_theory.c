@@ -121,7 +121,7 @@ int cmd_theory(int argc, char **argv) {
   opts[n] = (cli_opt){0};
   int r = cli_parse(cmd, usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
-  if ((r = cli_net_finish(cmd, &net, opts))) return r;
+  if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   bafu_net_params *p = &net.p;
   if ((r = cli_net_refuse_sampling(cmd, &net))) return r;
   int rc = 2;

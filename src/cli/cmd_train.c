@@ -8,8 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bafu/idx.h"
 #include "bafu/table.h"
 #include "bafu/train.h"
+#include "ckpt.h"
 #include "cli.h"
 #include "progress.h"
 
@@ -61,63 +63,19 @@ typedef struct {
   char *rows;   /* its buffer */
   size_t len;
   size_t sent;  /* bytes of rows already written to out */
+  size_t last_step; /* the step of the last row block */
   int header;
   int show;     /* not --quiet (the bar needs a terminal too) */
   cli_bar bar;  /* steps done, with the last logged loss (a terminal only) */
   const char *ckpt; /* checkpoint path (NULL: none) */
 } sink;
 
-/* The checkpoint file: "bafu train checkpoint 1\n", then u64 length and the
- * library's training state, then u64 length and the table rows written so
- * far. Written to a temporary file and renamed over the previous one. */
-#define CKPT_MAGIC "bafu train checkpoint 1\n"
-
+/* The checkpoint (ckpt.h): the library's training state and the table rows
+ * written so far, replaced atomically. */
 static int save_checkpoint(const void *state, size_t len, size_t step, void *ctx) {
   sink *s = ctx;
-  (void)step;
   if (fflush(s->f)) return 1;
-  bafu_table *t; /* an atomic file: temporary, fsync'd, renamed; removed on a signal */
-  if (bafu_table_open(s->ckpt, &t)) return 1;
-  FILE *f = bafu_table_stream(t);
-  const uint64_t n1 = len, n2 = s->len;
-  if (fputs(CKPT_MAGIC, f) == EOF || fwrite(&n1, 8, 1, f) != 1 || fwrite(state, 1, len, f) != len ||
-      fwrite(&n2, 8, 1, f) != 1 || fwrite(s->rows, 1, s->len, f) != s->len) {
-    bafu_table_abort(t);
-    return 1;
-  }
-  return bafu_table_commit(t) != BAFU_OK;
-}
-
-/* Read a checkpoint: the state (malloc'd) and the rows (written to s->f);
- * a missing file is no checkpoint (*state stays NULL: a fresh run). Returns 0,
- * or 2 with a message printed. */
-static int load_checkpoint(const char *path, sink *s, void **state, size_t *len) {
-  FILE *f = fopen(path, "rb");
-  if (!f && errno == ENOENT) return 0; /* nothing to resume: a fresh run (as sweep and figures) */
-  if (!f) {
-    fprintf(stderr, "bafu train: --resume: cannot open '%s': %s\n", path, strerror(errno));
-    return 2;
-  }
-  char magic[sizeof CKPT_MAGIC];
-  uint64_t n1 = 0, n2 = 0;
-  char *rows = NULL;
-  *state = NULL;
-  int ok = fread(magic, 1, sizeof CKPT_MAGIC - 1, f) == sizeof CKPT_MAGIC - 1 &&
-           memcmp(magic, CKPT_MAGIC, sizeof CKPT_MAGIC - 1) == 0 && fread(&n1, 8, 1, f) == 1 && n1 < ((uint64_t)1 << 40) &&
-           (*state = malloc(n1 ? n1 : 1)) && fread(*state, 1, n1, f) == n1 && fread(&n2, 8, 1, f) == 1 &&
-           n2 < ((uint64_t)1 << 34) && (rows = malloc(n2 ? n2 : 1)) && fread(rows, 1, n2, f) == n2 && fgetc(f) == EOF;
-  fclose(f);
-  if (ok) ok = fwrite(rows, 1, n2, s->f) == n2;
-  free(rows);
-  if (!ok) {
-    free(*state);
-    *state = NULL;
-    fprintf(stderr, "bafu train: --resume: '%s' is not a complete bafu train checkpoint\n", path);
-    return 2;
-  }
-  s->header = n2 > 0;
-  *len = n1;
-  return 0;
+  return ckpt_train_save(s->ckpt, step, state, len, s->rows, s->len);
 }
 
 static int write_row(const bafu_train_row *r, void *ctx) {
@@ -128,6 +86,7 @@ static int write_row(const bafu_train_row *r, void *ctx) {
             r->classify ? " train_acc" : "", r->classify ? " test_acc" : "");
     s->header = 1;
   }
+  s->last_step = r->step;
   for (size_t j = 0; j < r->J; ++j) {
     const double *q = r->q + j * BAFU_Q_COUNT;
     fprintf(s->f, "%zu %zu %d %d %.8g", r->step, r->epoch, r->final, r->labels[j], r->loss);
@@ -202,12 +161,13 @@ int cmd_train(int argc, char **argv) {
   cfg.data = data == 1 ? BAFU_DATA_TEACHER : BAFU_DATA_FASHION_MNIST;
   if (!loss_set && !net.probe) net.loss = cfg.data == BAFU_DATA_TEACHER ? 0 : 1;
   if (!dim_set && cfg.data == BAFU_DATA_TEACHER) net.p.input_dim = 32;
-  if ((r = cli_net_finish(cmd, &net, opts))) return r;
+  if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   int rc = 2;
   sink s = {.show = !quiet};
-  char *ckpt_own = NULL;
+  char *ckpt_own = NULL, *rows = NULL;
   void *state = NULL;
   bafu_table *t = NULL;
+  bafu_trainer *tr = NULL;
   if (net.x) {
     fprintf(stderr, "bafu train: --input: training reads its data from --data\n");
     goto done;
@@ -219,14 +179,46 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "bafu train: --resume: needs --out or --checkpoint\n");
     goto done;
   }
+  /* no two files of the run may be one: the table, the checkpoint, the data */
+  char data_files[4][4200];
+  cli_file files[6] = {{"--out", out}, {"--checkpoint", ckpt}};
+  size_t nfiles = 2;
+  if (cfg.data == BAFU_DATA_FASHION_MNIST)
+    for (int k = 0; k < 4; ++k) {
+      bafu_fashion_mnist_file(cfg.data_dir, k / 2, k % 2, data_files[k], sizeof data_files[k]);
+      files[nfiles++] = (cli_file){"--data-dir", data_files[k]};
+    }
+  if (cli_distinct_files(cmd, files, nfiles)) goto done;
+  if (!resume && cli_checkpoint_free(cmd, out && ckpt == ckpt_own ? "--out" : "--checkpoint", ckpt)) goto done;
   s.ckpt = ckpt;
   if (!(s.f = open_memstream(&s.rows, &s.len))) {
     fprintf(stderr, "bafu train: out of memory\n");
     goto done;
   }
-  if (resume && load_checkpoint(ckpt, &s, &state, &cfg.resume_len)) goto done;
+  if (resume) {
+    size_t step, rows_len;
+    const bafu_status cs = ckpt_train_load(ckpt, cfg.log_every, &step, &state, &cfg.resume_len, &rows, &rows_len);
+    if (cs) {
+      cli_fail(cmd, NULL);
+      rc = cli_exit_status(cs);
+      goto done;
+    }
+    if (state && fwrite(rows, 1, rows_len, s.f) != rows_len) {
+      fprintf(stderr, "bafu train: out of memory\n");
+      goto done;
+    }
+    s.header = rows_len > 0;
+  }
   cfg.resume = state;
   if (ckpt) cfg.save = save_checkpoint, cfg.checkpoint_every = ckpt_every;
+  if (threads > 0) openblas_set_num_threads(threads);
+  /* everything that can be refused is refused here, before any output */
+  bafu_status st = bafu_trainer_create(&cfg, &tr);
+  if (st) {
+    cli_fail(cmd, NULL);
+    rc = cli_exit_status(st);
+    goto done;
+  }
   if (bafu_table_open(out, &t)) {
     cli_fail(cmd, "--out");
     goto done;
@@ -246,38 +238,47 @@ int cmd_train(int argc, char **argv) {
   bafu_table_meta(t, "  over the test set before the row's update; step_size = global step; lr = the layer's effective rate;");
   bafu_table_meta(t, "  the other columns as bafu mc, for the step taken at that row (theory/engine.md 3, 6); final = 1:");
   bafu_table_meta(t, "  after the last update (measurements on one more training batch, no update).");
-  if (threads > 0) openblas_set_num_threads(threads);
   /* the rows of a resumed run's first part, from the checkpoint */
+  rc = 1;
   if (fflush(s.f) || fwrite(s.rows, 1, s.len, s.out) != s.len) {
     cli_fail(cmd, "--out");
     goto done;
   }
   s.sent = s.len;
-  const bafu_status st = bafu_train_run(&cfg, write_row, &s);
+  st = bafu_trainer_run(tr, write_row, &s);
   if (!st && s.sent != s.len) { /* a row block could not be written: write_row stopped the run */
     bafu_error(BAFU_EIO, "cannot write the table");
     cli_fail(cmd, "--out");
-    rc = 1;
     goto done;
   }
   if (st) {
+    /* the run cannot go on: its rows so far are a result, kept with the reason
+       (and the checkpoint, for a look or a resume); nothing at all: no table */
     cli_fail(cmd, NULL);
-    rc = st == BAFU_EINVAL || st == BAFU_ELIMIT ? 2 : 1; /* invalid or oversized: a usage error */
+    if (s.len > 0) {
+      char why[512];
+      snprintf(why, sizeof why, "%s", bafu_last_error());
+      bafu_table_meta(t, "stopped after the rows of step %zu: %s", s.last_step, why);
+      bafu_status cs = bafu_table_commit(t);
+      t = NULL;
+      if (cs) cli_fail(cmd, "--out");
+    }
     goto done;
   }
-  rc = 1;
   const bafu_status cs = bafu_table_commit(t);
   t = NULL;
   if (cs) {
     cli_fail(cmd, "--out");
     goto done;
   }
-  if (ckpt) remove(ckpt); /* the table is complete: nothing to resume */
+  if (ckpt) remove(ckpt); /* the table is complete: the checkpoint of this run has served */
   rc = 0;
 done:
   if (t) bafu_table_abort(t);
+  bafu_trainer_free(tr);
   if (s.f) fclose(s.f);
   free(s.rows);
+  free(rows);
   free(state);
   free(ckpt_own);
   cli_net_release(&net);

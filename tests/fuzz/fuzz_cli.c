@@ -28,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t seeds = 8;
   opts[n++] = (cli_opt){"--seeds", OPT_SIZE, &seeds, "S", "draws", NULL, 0};
   opts[n] = (cli_opt){0};
-  if (cli_parse("mc", "usage", opts, argc, argv, 1, NULL, 0, NULL) == 0 && cli_net_finish("mc", &net, opts) == 0) {
+  if (cli_parse("mc", "usage", opts, argc, argv, 1, NULL, 0, NULL) == 0 && cli_net_finish("mc", &net, opts, NULL) == 0) {
     if (bafu_net_params_check(&net.p) != BAFU_OK) abort(); /* accepted options give a valid network */
   }
   cli_net_release(&net);
