@@ -3,6 +3,7 @@
 
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -67,6 +68,15 @@ bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_
   }
   for (size_t j = 0; j < J; ++j) out->labels[j] = bafu_net_layer_label(probe_net, j);
 
+  unsigned char *cause = calloc(seeds, 1);
+  int *where = calloc(seeds, sizeof *where);
+  if (!cause || !where) {
+    free(cause);
+    free(where);
+    bafu_net_free(probe_net);
+    bafu_mc_result_free(out);
+    return bafu_error(BAFU_ENOMEM, "out of memory for Monte Carlo results");
+  }
   bafu_status first_error = BAFU_OK;
   size_t done = 0;
   char message[512] = "";
@@ -88,7 +98,10 @@ bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_
       if (my) continue;
       my = bafu_net_draw(net, seed, i);
       if (!my) my = bafu_net_run(net);
-      if (!my) bafu_net_measure(net, out->raw + i * J * Q);
+      if (!my) {
+        bafu_net_measure(net, out->raw + i * J * Q);
+        cause[i] = (unsigned char)bafu_net_check_draw(net, out->raw + i * J * Q, &where[i]);
+      }
       if (progress) {
 #pragma omp critical(bafu_mc_progress)
         progress(++done, seeds, ctx);
@@ -106,9 +119,41 @@ bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_
   if (threads > 1) openblas_set_num_threads(blas_threads);
   bafu_net_free(probe_net);
   if (first_error) {
+    free(cause);
+    free(where);
     bafu_mc_result_free(out);
     return bafu_error(first_error, "%s", message);
   }
+  /* degenerate draws: counted, and left out (the kept ones move up, in order) */
+  size_t kept = 0, first_bad = seeds;
+  for (size_t i = 0; i < seeds; ++i) {
+    if (cause[i] != BAFU_DRAW_OK) {
+      ++out->excluded_by[cause[i]];
+      if (first_bad == seeds) first_bad = i;
+      continue;
+    }
+    if (kept != i) memcpy(out->raw + kept * J * Q, out->raw + i * J * Q, J * Q * sizeof(double));
+    ++kept;
+  }
+  out->excluded = seeds - kept;
+  if (out->excluded) {
+    int worst = 1;
+    for (int c = 2; c < BAFU_DRAW_COUNT; ++c)
+      if (out->excluded_by[c] > out->excluded_by[worst]) worst = c;
+    snprintf(out->note, sizeof out->note, "%zu of %zu draws degenerate and excluded; %zu: %s (the first: draw %zu, "
+             "layer %d)", out->excluded, seeds, out->excluded_by[worst], bafu_draw_status_string((bafu_draw_status)worst),
+             first_bad, where[first_bad]);
+  }
+  free(cause);
+  free(where);
+  if (kept < 2) {
+    char note[256];
+    snprintf(note, sizeof note, "%s", out->note);
+    bafu_mc_result_free(out);
+    return bafu_error(BAFU_ENUMERIC, "no estimate: %s", note);
+  }
+  seeds = kept;
+  out->seeds = kept;
   for (size_t c = 0; c < J * Q; ++c) {
     const double *col = out->raw + c;
     const size_t stride = J * Q;

@@ -9,6 +9,7 @@
 
 #include <cblas.h>
 #include <errno.h>
+#include <float.h>
 #include "bafu/rng.h"
 #include "bafu/text.h"
 #include <lapacke.h>
@@ -967,6 +968,70 @@ void bafu_net_measure(const bafu_net *net, double *out) {
   }
   /* sensitivity: per unit first-order decrease of the whole step, D_top = D */
   for (size_t j = 0; j < net->J; ++j) out[j * BAFU_Q_COUNT + BAFU_Q_SENS] = out[j * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS] / D;
+}
+
+static int all_zero(const double *v, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (v[i] != 0) return 0;
+  return 1;
+}
+
+const char *bafu_draw_status_string(bafu_draw_status s) {
+  switch (s) {
+  case BAFU_DRAW_OK: return "no defect";
+  case BAFU_DRAW_DEAD: return "a layer with no active unit (all activations zero: a dead ReLU layer)";
+  case BAFU_DRAW_VANISHED: return "the features vanish (underflow to zero)";
+  case BAFU_DRAW_NO_SIGNAL: return "the backward signal vanishes (underflow, or a loss with zero gradient)";
+  case BAFU_DRAW_STEP: return "the actual step changes no feature (a step below rounding)";
+  case BAFU_DRAW_UNDEFINED: return "a measurement without a value (underflow in a product)";
+  default: return "unknown";
+  }
+}
+
+bafu_draw_status bafu_net_check_draw(const bafu_net *net, const double *q, int *label) {
+  const size_t m = net->m;
+  int trained = 0, bad = -1, step_only = 1;
+  for (size_t j = 0; j < net->J && bad < 0; ++j) {
+    const layer *Ly = &net->layers[j];
+    trained |= Ly->lr != 0 && Ly->scale != 0;
+    if (!trained) continue;
+    const double *r = q + j * BAFU_Q_COUNT;
+    for (int c = 0; c < BAFU_Q_COUNT; ++c)
+      if (!isfinite(r[c])) {
+        bad = (int)j;
+        if (c != BAFU_Q_STEP_COS && c != BAFU_Q_STEP_DEV && c != BAFU_Q_STEP) step_only = 0;
+      }
+    if (!(r[BAFU_Q_DECAY] > 0)) bad = (int)j, step_only = 0;
+    /* a step whose first-order change is below the rounding of the features
+       measures nothing but rounding (theory/engine.md 3.5) */
+    const double fn = r[BAFU_Q_FRMS] * sqrt((double)(Ly->fan_out * m));
+    if (bad < 0 && net->eta_step != 0 && fabs(net->eta_step) * r[BAFU_Q_SPEED] < 64 * DBL_EPSILON * fn) bad = (int)j;
+  }
+  if (bad < 0) return BAFU_DRAW_OK;
+  if (label) *label = net->layers[bad].label;
+  /* the first layer, from the input up, where the stream dies */
+  if (all_zero(net->X, net->d * m)) {
+    if (label) *label = net->layers[0].label;
+    return BAFU_DRAW_VANISHED;
+  }
+  for (size_t j = 0; j < net->J; ++j) {
+    const layer *Ly = &net->layers[j];
+    if (!Ly->reads_x && all_zero(Ly->G, Ly->fan_in * m)) {
+      const layer *Pv = &net->layers[j - 1];
+      if (label) *label = Pv->label;
+      return all_zero(Pv->F, Pv->fan_out * m) ? BAFU_DRAW_VANISHED : BAFU_DRAW_DEAD;
+    }
+    if (all_zero(Ly->F, Ly->fan_out * m)) {
+      if (label) *label = Ly->label;
+      return BAFU_DRAW_VANISHED;
+    }
+  }
+  for (size_t j = net->J; j-- > 0;)
+    if (all_zero(net->layers[j].B, net->layers[j].fan_out * m)) {
+      if (label) *label = net->layers[j].label;
+      return BAFU_DRAW_NO_SIGNAL;
+    }
+  return step_only ? BAFU_DRAW_STEP : BAFU_DRAW_UNDEFINED;
 }
 
 bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m) {

@@ -331,6 +331,42 @@ void bafu_sweep_describe(const bafu_sweep *s, char *buf, size_t size) {
   if (s->conditional && used < size) snprintf(buf + used, size - used, " sampler=conditional"); /* only when set */
 }
 
+int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text) {
+  if (k >= s->npoints) return 1;
+  const bafu_net_params p = bafu_sweep_params(s, k);
+  char cols[512];
+  point_columns(&p, k, cols, sizeof cols);
+  const size_t clen = strlen(cols);
+  size_t rows = 0;
+  for (const char *line = text; *line;) {
+    const char *nl = strchr(line, '\n');
+    if (!nl) return 1; /* every row ends in a newline */
+    if (*line == '#') { /* a note on the point's draws */
+      line = nl + 1;
+      continue;
+    }
+    if ((size_t)(nl - line) <= clen || strncmp(line, cols, clen) != 0 || line[clen] != ' ') return 1;
+    /* the layer label, then 9 finite numbers */
+    size_t nf = 0;
+    for (const char *c = line + clen + 1; c < nl;) {
+      const char *e = c;
+      while (e < nl && *e != ' ') ++e;
+      char tok[64];
+      double v;
+      if (e - c <= 0 || e - c >= (long)sizeof tok) return 1;
+      memcpy(tok, c, (size_t)(e - c));
+      tok[e - c] = '\0';
+      if (!bafu_parse_double(tok, &v)) return 1;
+      ++nf;
+      c = e < nl ? e + 1 : e;
+    }
+    if (nf != 10) return 1;
+    ++rows;
+    line = nl + 1;
+  }
+  return rows == 0;
+}
+
 const char *bafu_sweep_header(void) {
   return "point arch width depth act sigma_w2 branch_scale branch_exponent init layer cos_theta_mc "
          "cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se feature_speed_theory "
@@ -368,6 +404,7 @@ bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, cha
     st = mc.J == J ? bafu_error(BAFU_ENOMEM, "point %s: out of memory", cols)
                    : bafu_error(BAFU_ENUMERIC, "point %s: mc has %zu layers, theory %zu", cols, mc.J, J);
   }
+  if (f && mc.excluded) fprintf(f, "# point %zu: %s\n", k, mc.note);
   for (size_t j = 0; !st && j < J; ++j) {
     const double *mean = mc.mean + j * BAFU_Q_COUNT, *se = mc.se + j * BAFU_Q_COUNT;
     /* no trained parameter at or below the layer: angle undefined, row left out */

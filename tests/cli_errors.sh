@@ -65,7 +65,7 @@ if [[ -r /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz ]]; then
     cp /usr/share/datasets/fashion-mnist/$f "$dir/bad/"
   done
   head -c 100000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz >"$dir/bad/train-images-idx3-ubyte.gz"
-  expect_error 1 "train-images" train --data-dir "$dir/bad"
+  expect_error 2 "train-images" train --data-dir "$dir/bad"
 fi
 
 for target in "$dir/no/such/dir/out.dat" "$dir"; do

@@ -465,9 +465,23 @@ START_TEST(test_errors) {
   p = bafu_net_params_default();
   ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ELIMIT);
   ck_assert(strstr(bafu_last_error(), "(BAFU_MEMORY_LIMIT_MB)") != NULL);
-  setenv("BAFU_MEMORY_LIMIT_MB", "-1", 1); /* not a limit: ignored, so no refusal */
-  ck_assert_uint_lt(bafu_memory_limit_bytes(), (size_t)1 << 50);
+  /* malformed values are refused (naming the variable and the value), not ignored;
+     the limit itself then falls back to the physical-memory default */
+  static const char *const malformed[] = {"-1", "100MB", "1e2", " 100", "100 ", "0", "+5", "0x10",
+                                          "99999999999999999999999"};
+  for (size_t i = 0; i < sizeof malformed / sizeof malformed[0]; ++i) {
+    setenv("BAFU_MEMORY_LIMIT_MB", malformed[i], 1);
+    ck_assert_int_eq(bafu_memory_limit_check(), BAFU_EINVAL);
+    ck_assert_int_eq(bafu_memory_check(1e6, "a small request"), BAFU_EINVAL);
+    ck_assert(strstr(bafu_last_error(), "BAFU_MEMORY_LIMIT_MB") != NULL);
+    ck_assert_uint_lt(bafu_memory_limit_bytes(), (size_t)1 << 50);
+  }
+  setenv("BAFU_MEMORY_LIMIT_MB", "", 1); /* empty: unset */
+  ck_assert_ok(bafu_memory_limit_check());
   ck_assert_ok(bafu_memory_check(1e6, "a small request"));
+  setenv("BAFU_MEMORY_LIMIT_MB", "100", 1);
+  ck_assert_ok(bafu_memory_limit_check());
+  ck_assert_uint_eq(bafu_memory_limit_bytes(), (size_t)100 << 20);
   ck_assert_int_eq(bafu_memory_check(NAN, "an undefined estimate"), BAFU_ELIMIT);
   unsetenv("BAFU_MEMORY_LIMIT_MB");
   ck_assert_str_eq(bafu_status_string(BAFU_ELIMIT), "over the memory limit");

@@ -5,10 +5,12 @@
  * per-layer quantity of bafu/net.h. The result holds, per layer and quantity,
  * the mean, the standard error of the mean (sample sd / sqrt(seeds)) and the
  * maximum over draws. Results depend only on (params, seeds, seed, inputs),
- * not on the number of threads: each draw writes its own slot. Quantities that
- * are undefined for a draw (NAN or infinite in bafu_net_measure, e.g. the
- * angle of a layer with nothing trained at or below it) propagate into the
- * mean, se and max.
+ * not on the number of threads: each draw writes its own slot. A layer with
+ * nothing trained at or below it has no angle in any draw (NAN in the mean,
+ * se and max; D_l = 0). A degenerate draw (bafu_net_check_draw: a dead ReLU
+ * layer at a small width, underflow, a step below rounding) is left out of
+ * every statistic and counted (excluded, excluded_by, note): the estimates
+ * are then conditional on a non-degenerate draw (theory/engine.md 3.5).
  *
  * Thread safety: a run starts its own OpenMP team and, when threads > 1, sets
  * OpenBLAS's process-wide thread count to 1 for the run and restores it
@@ -24,12 +26,15 @@
 
 typedef struct {
   size_t J;        /* layers */
-  size_t seeds;    /* draws */
+  size_t seeds;    /* draws in the statistics: those run, less the degenerate ones */
   int *labels;     /* J user-facing layer indices */
   double *mean;    /* J x BAFU_Q_COUNT, row-major by layer */
   double *se;
   double *max;
-  double *raw;     /* seeds x J x BAFU_Q_COUNT: every draw's values */
+  double *raw;     /* seeds x J x BAFU_Q_COUNT: every kept draw's values, in draw order */
+  size_t excluded; /* degenerate draws left out (bafu_net_check_draw) */
+  size_t excluded_by[BAFU_DRAW_COUNT]; /* ... by cause */
+  char note[256];  /* "" if none were excluded, else e.g. "3 of 64 draws excluded: ..." */
 } bafu_mc_result;
 
 /* Bytes a run with one worker needs: one network (bafu_net_memory_bytes) and
@@ -46,7 +51,9 @@ double bafu_mc_memory_bytes(const bafu_net_params *p, size_t seeds);
  * bafu_mc_result_free). Errors: BAFU_EINVAL for seeds < 2, threads < 1 or
  * invalid p; errors of bafu_net_alloc, bafu_net_draw and bafu_net_run (the
  * first one met, its message re-raised in the calling thread); BAFU_ENOMEM for
- * the result arrays. On error *out is zeroed and nothing is leaked. */
+ * the result arrays; BAFU_ENUMERIC when fewer than 2 draws are not
+ * degenerate (the message names the cause and the layer). On error *out is
+ * zeroed and nothing is leaked. */
 bafu_status bafu_mc_run(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
                         int threads, bafu_mc_result *out);
 

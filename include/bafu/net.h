@@ -316,6 +316,30 @@ const char *bafu_quantity_name(bafu_quantity q);
  * columns refer to the last bafu_net_step (0 after a run with p.step = 0). */
 void bafu_net_measure(const bafu_net *net, double *out);
 
+/* Degenerate draws (theory/engine.md 3.5). A draw is degenerate when a
+ * measured quantity of a layer with a trained parameter at or below it is
+ * not finite, or its loss decay D_l is 0: the draw then has no defined angle
+ * there. The cause, in the order checked: */
+typedef enum {
+  BAFU_DRAW_OK,
+  BAFU_DRAW_DEAD,       /* a layer's activation is zero on every unit and sample (a dead ReLU layer,
+                           likely at small widths): nothing above it moves */
+  BAFU_DRAW_VANISHED,   /* the features (or the inputs) are zero: underflow, e.g. a tiny sigma-w2 */
+  BAFU_DRAW_NO_SIGNAL,  /* a backward signal is zero (underflow, or a loss with zero gradient) */
+  BAFU_DRAW_STEP,       /* the actual step changes no feature (a step below rounding) */
+  BAFU_DRAW_UNDEFINED,  /* another quantity without a value (e.g. underflow inside a product) */
+  BAFU_DRAW_COUNT
+} bafu_draw_status;
+
+/* Check a draw after bafu_net_run and bafu_net_measure (q: its J x
+ * BAFU_Q_COUNT measurements): BAFU_DRAW_OK, or the cause, with *label the
+ * user-facing index of the layer where it shows (may be NULL). Cannot fail. */
+bafu_draw_status bafu_net_check_draw(const bafu_net *net, const double *q, int *label);
+
+/* A short description of a cause ("a layer with no active unit", ...); a
+ * static string, cannot fail. */
+const char *bafu_draw_status_string(bafu_draw_status s);
+
 /* Read a batch from a text table (bafu/text.h: LF, CRLF or CR line ends, no
  * NUL byte, any finite double): one sample per row, numbers separated by
  * spaces, tabs or commas, '#' starts a comment, blank lines are skipped.

@@ -79,10 +79,17 @@ void bafu_sweep_describe(const bafu_sweep *s, char *buf, size_t size);
  * A static string; cannot fail. */
 const char *bafu_sweep_header(void);
 
+/* 0 if `text` has the form of point k's rows as bafu_sweep_run_point writes
+ * them (each row: the point's own columns, a layer label and 9 finite
+ * numbers; '#' note lines allowed; at least one row), else 1. For checking a
+ * checkpoint; cannot fail. */
+int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text);
+
 /* Run point k: bafu_mc_run (seeds, seed, `threads` OpenMP workers) and
  * bafu_moments_run (|x|^2 = d) on the same network, and format its rows, one
- * per layer with a trained parameter at or below it, each ending in '\n',
- * into *text (malloc'd, NUL-terminated, caller frees; *len = strlen). The
+ * per layer with a trained parameter at or below it, each ending in '\n'
+ * (preceded by a line "# point K: ..." when degenerate draws were excluded,
+ * bafu/mc.h), into *text (malloc'd, NUL-terminated, caller frees; *len = strlen). The
  * text depends only on (file, k). Errors: BAFU_EINVAL if k >= npoints; those
  * of the two runs; BAFU_ENOMEM; BAFU_ENUMERIC if any value is not finite
  * (never a NaN row); the message names the point. *text is NULL and *len 0 on

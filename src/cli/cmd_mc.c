@@ -79,7 +79,7 @@ int cmd_mc(int argc, char **argv) {
     bafu_table_abort(t);
     cli_fail(cmd, NULL);
     cli_net_release(&net);
-    return st == BAFU_EINVAL || st == BAFU_ELIMIT ? 2 : 1;
+    return cli_exit_status(st);
   }
   /* Layers with no trained parameter at or below them (D_l = 0 in every draw,
    * e.g. --lr-input 0) have no defined angle: they are left out, and any other
@@ -96,9 +96,8 @@ int cmd_mc(int argc, char **argv) {
   for (size_t j = first; j < res.J; ++j)
     for (size_t c = 0; c < BAFU_Q_COUNT; ++c)
       if (!isfinite(res.mean[j * BAFU_Q_COUNT + c]) || !isfinite(res.se[j * BAFU_Q_COUNT + c])) {
-        fprintf(stderr, "bafu mc: %s is not finite at layer %d (overflow: reduce depth, sigma-w2, branch scale or "
-                        "step)\n",
-                bafu_quantity_name((bafu_quantity)c), res.labels[j]);
+        fprintf(stderr, "bafu mc: %s is not finite at layer %d\n", bafu_quantity_name((bafu_quantity)c),
+                res.labels[j]);
         bafu_table_abort(t);
         bafu_mc_result_free(&res);
         cli_net_release(&net);
@@ -118,6 +117,9 @@ int cmd_mc(int argc, char **argv) {
   if (first > 0)
     bafu_table_meta(t, "layers up to %d are left out: no trained parameter at or below them (D_l = 0, angle undefined)",
                     res.labels[first - 1]);
+  if (res.excluded)
+    bafu_table_meta(t, "degenerate draws: %s; means and standard errors are over the other %zu (theory/engine.md 3.5)",
+                    res.note, res.seeds);
   FILE *f = bafu_table_stream(t);
   fprintf(f, "layer");
   for (size_t c = 0; c < sizeof columns / sizeof columns[0]; ++c) {

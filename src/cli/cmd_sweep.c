@@ -15,9 +15,11 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "bafu/sweep.h"
 #include "bafu/table.h"
+#include "ckpt.h"
 #include "cli.h"
 #include "progress.h"
 
@@ -66,22 +68,17 @@ static const char usage[] =
 
 enum { TAG_RESULT = 1, TAG_POINT = 2 };
 
-/* Results of every point, in grid order, and the checkpoint they are
- * appended to as they arrive. */
+/* Results of every point, in grid order, and the checkpoint journal they are
+ * appended to as they arrive (ckpt.h). A point that fails is marked in the
+ * table by a '#' line with the reason, and counted; the others go on. */
 typedef struct {
+  const bafu_sweep *s;
   char **rows;
-  size_t n, done;
-  FILE *ckpt; /* NULL: no checkpoint */
+  size_t n, done, failed;
+  char first_failure[600];
+  ckpt_journal ckpt; /* ckpt.f NULL: no checkpoint */
   cli_bar bar;
 } results;
-
-/* The checkpoint (theory: none; a cache of finished points). Text format:
- *   bafu sweep checkpoint 1 <version>\n
- *   grid <bafu_sweep_describe>\n
- *   point K LEN\n<LEN bytes: the point's rows>          (repeated)
- * Records are appended and flushed one at a time, so an interruption leaves
- * at most one incomplete record at the end: resume drops it. */
-#define CKPT_MAGIC "bafu sweep checkpoint 1 " BAFU_VERSION
 
 /* Store point k's rows (taken over), append them to the checkpoint, advance
  * the bar. A checkpoint that cannot be written is an error (a resume would
@@ -89,11 +86,9 @@ typedef struct {
 static bafu_status record(results *r, size_t k, char *text) {
   r->rows[k] = text;
   ++r->done;
-  if (r->ckpt) {
-    const size_t len = strlen(text);
-    if (fprintf(r->ckpt, "point %zu %zu\n", k, len) < 0 || fwrite(text, 1, len, r->ckpt) != len ||
-        fflush(r->ckpt) != 0)
-      return bafu_error(BAFU_EIO, "--checkpoint: cannot write: %s", strerror(errno));
+  if (r->ckpt.f) {
+    bafu_status st = ckpt_sweep_append(&r->ckpt, k, text);
+    if (st) return st;
   }
   char label[32];
   snprintf(label, sizeof label, "point %zu", k);
@@ -101,62 +96,25 @@ static bafu_status record(results *r, size_t k, char *text) {
   return BAFU_OK;
 }
 
-/* Open the checkpoint at path for grid `grid`. resume: load the points it
- * holds into r (a missing file is an empty checkpoint), drop an incomplete
- * last record and append after the valid ones; otherwise start a new one. */
-static bafu_status open_checkpoint(const char *path, const char *grid, int resume, results *r) {
-  if (resume) {
-    FILE *f = fopen(path, "r+");
-    if (f) {
-      char *line = NULL;
-      size_t cap = 0;
-      long valid = 0;
-      bafu_status st = BAFU_OK;
-      ssize_t n = getline(&line, &cap, f);
-      if (n <= 0 || strncmp(line, CKPT_MAGIC "\n", (size_t)n) != 0 || strlen(CKPT_MAGIC) + 1 != (size_t)n)
-        st = bafu_error(BAFU_EPARSE, "--resume: '%s' is not a checkpoint of this bafu (" CKPT_MAGIC ")", path);
-      else if ((n = getline(&line, &cap, f)) <= 0 || strncmp(line, "grid ", 5) != 0 ||
-               (size_t)n != strlen(grid) + 6 || strncmp(line + 5, grid, strlen(grid)) != 0)
-        st = bafu_error(BAFU_EINVAL, "--resume: '%s' holds another grid (remove it or drop --resume)", path);
-      valid = ftell(f);
-      while (!st && (n = getline(&line, &cap, f)) > 0) {
-        size_t k, len;
-        char tail;
-        if (sscanf(line, "point %zu %zu%c", &k, &len, &tail) != 3 || tail != '\n' || k >= r->n || r->rows[k] ||
-            len > ((size_t)1 << 30))
-          break; /* an incomplete or damaged record: the rest is redone */
-        char *text = malloc(len + 1);
-        if (!text) {
-          st = bafu_error(BAFU_ENOMEM, "--resume: out of memory");
-          break;
-        }
-        if (fread(text, 1, len, f) != len) {
-          free(text);
-          break;
-        }
-        text[len] = '\0';
-        r->rows[k] = text;
-        ++r->done;
-        valid = ftell(f);
-      }
-      free(line);
-      if (!st && (fflush(f) || ftruncate(fileno(f), valid) || fseek(f, valid, SEEK_SET)))
-        st = bafu_error(BAFU_EIO, "--checkpoint: cannot truncate '%s': %s", path, strerror(errno));
-      if (st) {
-        fclose(f);
-        return st;
-      }
-      r->ckpt = f;
-      return BAFU_OK;
-    }
-    if (errno != ENOENT) return bafu_error(BAFU_EIO, "--resume: cannot open '%s': %s", path, strerror(errno));
-  }
-  r->ckpt = fopen(path, "w");
-  if (!r->ckpt) return bafu_error(BAFU_EIO, "--checkpoint: cannot create '%s': %s", path, strerror(errno));
-  if (fprintf(r->ckpt, CKPT_MAGIC "\ngrid %s\n", grid) < 0 || fflush(r->ckpt))
-    return bafu_error(BAFU_EIO, "--checkpoint: cannot write '%s': %s", path, strerror(errno));
+/* Point k failed with `why`: its place in the table says so (not written to
+ * the checkpoint: a resume tries it again). */
+static bafu_status record_failure(results *r, size_t k, const char *why) {
+  char line[800];
+  for (size_t i = 0; why[i] && i < 600; ++i) /* one comment line, whatever the message holds */
+    if (why[i] == '\n' || why[i] == '\r') ((char *)why)[i] = ' ';
+  snprintf(line, sizeof line, "# point %zu failed: %.600s\n", k, why);
+  char *text = strdup(line);
+  if (!text) return bafu_error(BAFU_ENOMEM, "out of memory");
+  if (!r->failed++) snprintf(r->first_failure, sizeof r->first_failure, "%s", why);
+  r->rows[k] = text;
+  ++r->done;
+  char label[32];
+  snprintf(label, sizeof label, "point %zu", k);
+  cli_bar_update(&r->bar, r->done, label);
   return BAFU_OK;
 }
+
+static int rows_check(size_t k, const char *text, void *ctx) { return bafu_sweep_check_rows(ctx, k, text); }
 
 static void results_free(results *r) {
   if (!r->rows) return;
@@ -166,14 +124,16 @@ static void results_free(results *r) {
 }
 
 /* Serial: every point not yet done, in order. Returns the status of the
- * first failure. */
+ * first failure that stops the grid (I/O, memory). */
 static bafu_status run_serial(const bafu_sweep *s, int threads, results *r) {
   for (size_t k = 0; k < r->n; ++k) {
     if (r->rows[k]) continue; /* from the checkpoint */
     size_t len;
     char *text;
     bafu_status st = bafu_sweep_run_point(s, k, threads, &text, &len);
-    if (st || (st = record(r, k, text))) return st;
+    if (st == BAFU_ENOMEM) return st;
+    st = st ? record_failure(r, k, bafu_last_error()) : record(r, k, text);
+    if (st) return st;
   }
   return BAFU_OK;
 }
@@ -238,7 +198,15 @@ static bafu_status coordinate(int size, results *r) {
     memcpy(&point, msg, 8);
     memcpy(&status, msg + 8, 8);
     const size_t len = (size_t)count - 16;
-    if (status && !first) {
+    if (status && point >= 0 && (size_t)point < r->n && status != BAFU_ENOMEM) {
+      char why[600];
+      snprintf(why, sizeof why, "%.*s", (int)len, msg + 16);
+      const bafu_status st = record_failure(r, (size_t)point, why);
+      if (st && !first) {
+        first = st;
+        snprintf(message, sizeof message, "%s", bafu_last_error());
+      }
+    } else if (status && !first) {
       first = (bafu_status)status;
       snprintf(message, sizeof message, "%.*s", (int)len, msg + 16);
     } else if (!status && point >= 0 && (size_t)point < r->n) {
@@ -299,9 +267,27 @@ int cmd_sweep(int argc, char **argv) {
   bafu_sweep *s = NULL;
   bafu_table *t = NULL;
   results r = {0};
-  if (rc == 0 && bafu_sweep_read(pos[0], &s)) {
+  /* rank 0: the files of the run must be distinct, and a checkpoint that is
+     not this run's is never replaced */
+  if (rc == 0 && rank == 0) {
+    if (cli_checkpoint_path(cmd, ckpt_path, out, &ckpt_path, &ckpt_own)) {
+      rc = 1;
+    } else if (resume && !ckpt_path) {
+      fprintf(stderr, "bafu sweep: --resume: needs --out or --checkpoint\n");
+      rc = 2;
+    } else {
+      const cli_file files[] = {{"FILE", pos[0]}, {"--out", out}, {"--checkpoint", ckpt_path}};
+      rc = cli_distinct_files(cmd, files, 3);
+      if (!rc && !resume) rc = cli_checkpoint_free(cmd, ckpt_path == ckpt_own ? "--out" : "--checkpoint", ckpt_path);
+    }
+  }
+#ifdef BAFU_HAVE_MPI
+  MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+#endif
+  bafu_status rs;
+  if (rc == 0 && (rs = bafu_sweep_read(pos[0], &s))) {
     fprintf(stderr, "bafu sweep: %s\n", bafu_last_error());
-    rc = 2;
+    rc = rs == BAFU_ENOMEM ? 1 : 2; /* an unreadable or bad grid file is a bad request */
   }
   /* rank 0 opens the output before any work so a bad path fails at once */
   if (rc == 0 && rank == 0 && bafu_table_open(out, &t)) {
@@ -313,30 +299,31 @@ int cmd_sweep(int argc, char **argv) {
 #endif
   if (rc) goto done;
   openblas_set_num_threads(1); /* the same arithmetic in every process */
+  r.s = s;
   r.n = bafu_sweep_npoints(s);
   if (rank == 0 && !(r.rows = calloc(r.n, sizeof *r.rows))) {
     fprintf(stderr, "bafu sweep: out of memory\n");
     rc = 1;
   }
-  if (rank == 0 && !rc) {
-    if (cli_checkpoint_path(cmd, ckpt_path, out, &ckpt_path, &ckpt_own)) {
-      rc = 1;
-    } else if (resume && !ckpt_path) {
-      fprintf(stderr, "bafu sweep: --resume: needs --out or --checkpoint\n");
-      rc = 2;
-    } else if (ckpt_path) {
-      char *grid = malloc(1 << 16);
-      bafu_status cs = grid ? BAFU_OK : bafu_error(BAFU_ENOMEM, "out of memory");
-      if (grid) bafu_sweep_describe(s, grid, 1 << 16);
-      if (!cs) cs = open_checkpoint(ckpt_path, grid, resume, &r);
-      free(grid);
-      if (cs) {
-        cli_fail(cmd, NULL);
-        rc = cs == BAFU_EIO ? 1 : 2;
-      }
+  if (rank == 0 && !rc && ckpt_path) {
+    char *grid = malloc(1 << 16);
+    bafu_status cs = grid ? BAFU_OK : bafu_error(BAFU_ENOMEM, "out of memory");
+    struct stat sb;
+    if (grid) bafu_sweep_describe(s, grid, 1 << 16);
+    if (!cs)
+      cs = resume && lstat(ckpt_path, &sb) == 0
+               ? ckpt_sweep_load(ckpt_path, grid, r.n, rows_check, (void *)s, r.rows, &r.done, &r.ckpt)
+               : ckpt_sweep_create(ckpt_path, grid, &r.ckpt);
+    free(grid);
+    if (cs) {
+      cli_fail(cmd, NULL);
+      rc = cs == BAFU_EIO || cs == BAFU_ENOMEM ? 1 : 2;
+      if (r.ckpt.f) fclose(r.ckpt.f);
+      r.ckpt.f = NULL;
+      ckpt_path = NULL; /* not ours to remove */
     }
-    cli_bar_start(&r.bar, r.n, r.done, "points", quiet);
   }
+  if (rank == 0 && !rc) cli_bar_start(&r.bar, r.n, r.done, "points", quiet);
   bafu_status st = BAFU_OK;
 #ifdef BAFU_HAVE_MPI
   MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -356,7 +343,7 @@ int cmd_sweep(int argc, char **argv) {
   if (rank == 0 && !rc) {
     if (st) {
       cli_fail(cmd, NULL);
-      rc = st == BAFU_EINVAL || st == BAFU_ELIMIT ? 2 : 1;
+      rc = cli_exit_status(st);
     } else {
       char desc[2048];
       bafu_sweep_describe(s, desc, sizeof desc);
@@ -371,21 +358,31 @@ int cmd_sweep(int argc, char **argv) {
       FILE *f = bafu_table_stream(t);
       fprintf(f, "%s\n", bafu_sweep_header());
       for (size_t k = 0; k < r.n; ++k) fputs(r.rows[k] ? r.rows[k] : "", f);
+      if (r.failed)
+        bafu_table_meta(t, "failed points: %zu of %zu (each marked by a '# point K failed' line in its place)",
+                        r.failed, r.n);
       bafu_status cs = bafu_table_commit(t);
       t = NULL;
       if (cs) {
         cli_fail(cmd, "--out");
         rc = 1;
-      } else if (r.ckpt) { /* the table is complete: the checkpoint has served */
-        fclose(r.ckpt);
-        r.ckpt = NULL;
-        remove(ckpt_path);
+      } else {
+        if (r.ckpt.f) { /* the table is complete: this run's checkpoint has served */
+          fclose(r.ckpt.f);
+          r.ckpt.f = NULL;
+          remove(ckpt_path);
+        }
+        if (r.failed) {
+          fprintf(stderr, "bafu sweep: %zu of %zu points failed (marked in the table); the first: %s\n", r.failed, r.n,
+                  r.first_failure);
+          rc = 1;
+        }
       }
     }
   }
 done:
   if (t) bafu_table_abort(t);
-  if (r.ckpt) fclose(r.ckpt); /* kept: a later --resume continues from it */
+  if (r.ckpt.f) fclose(r.ckpt.f); /* kept: a later --resume continues from it */
   free(ckpt_own);
   results_free(&r);
   bafu_sweep_free(s);
