@@ -26,6 +26,7 @@
 void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
 #include "bafu/spectrum.h"
 #include "bafu/table.h"
+#include "ckpt.h"
 #include "cli.h"
 #include "progress.h"
 
@@ -618,50 +619,74 @@ static void run_ckpt_write(const fig_ctx *c, size_t r, bafu_status st, double pa
   char path[4096], settings[256];
   run_ckpt_path(c, r, path, sizeof path);
   run_ckpt_settings(c, settings, sizeof settings);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) return; /* a missing checkpoint only costs a rerun */
+  fprintf(f, "%s%d %a %zu\n", settings, (int)st, param, cv->n);
+  for (const char *m = msg; *m; ++m) fputc(*m == '\n' || *m == '\r' ? ' ' : *m, f); /* one line */
+  fputc('\n', f);
+  for (size_t i = 0; i < cv->n; ++i) {
+    const double *v = cv->v + 6 * i;
+    fprintf(f, "%a %a %a %a %a %a\n", v[0], v[1], v[2], v[3], v[4], v[5]);
+  }
+  if (fclose(f) == 0) {
 #ifdef _OPENMP
 #pragma omp critical(figures_tables) /* the table layer's list of temporary files is not locked */
 #endif
-  { /* an atomic file (temporary, renamed; removed on a signal); a missing checkpoint only costs a rerun */
-    bafu_table *t;
-    if (!bafu_table_open(path, &t)) {
-      FILE *f = bafu_table_stream(t);
-      int bad = fprintf(f, "%s%d %a %zu\n%s\n", settings, (int)st, param, cv->n, msg) < 0;
-      for (size_t i = 0; i < cv->n && !bad; ++i) {
-        const double *v = cv->v + 6 * i;
-        bad = fprintf(f, "%a %a %a %a %a %a\n", v[0], v[1], v[2], v[3], v[4], v[5]) < 0;
-      }
-      if (bad) bafu_table_abort(t);
-      else bafu_table_commit(t);
-    }
+    ckpt_text_save(path, text, len); /* atomic, with its checksum */
   }
+  free(text);
 }
 
-/* 1 if run r was read back (status, param, message, curve), else 0. */
+/* Read run r's checkpoint: 1 if read (status, param, message, curve), 0 if
+ * there is none, -1 (message recorded) if it is damaged or of other settings:
+ * then it is refused and kept. */
 static int run_ckpt_read(const fig_ctx *c, size_t r, bafu_status *st, double *param, char *msg, size_t msize,
                          curve *cv) {
-  char path[4096], settings[256], line[512];
+  char path[4096], settings[256];
   run_ckpt_path(c, r, path, sizeof path);
   run_ckpt_settings(c, settings, sizeof settings);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
+  char *text;
+  size_t len;
+  if (ckpt_text_load(path, &text, &len)) return -1;
+  if (!text) return 0;
+  memset(cv, 0, sizeof *cv);
+  const size_t slen = strlen(settings);
   int code = 0, ok = 0;
-  size_t n = 0;
-  if (fgets(line, sizeof line, f) && strcmp(line, settings) == 0 && fscanf(f, "%d %la %zu", &code, param, &n) == 3 &&
-      fgetc(f) == '\n' &&
-      n < 1000000 && fgets(msg, (int)msize, f) && (cv->v = malloc((n ? n : 1) * 6 * sizeof *cv->v))) {
-    msg[strcspn(msg, "\n")] = '\0';
+  size_t n = 0, used = 0;
+  char *p = text + slen, *nl;
+  if (len < slen || memcmp(text, settings, slen) != 0) {
+    bafu_error(BAFU_EINVAL, "--resume: '%s' is of other settings (mode, seed or version); remove it or resume with those",
+               path);
+    free(text);
+    return -1;
+  }
+  if (sscanf(p, "%d %la %zu%zn", &code, param, &n, &used) == 3 && p[used] == '\n' && isfinite(*param) &&
+      (code == BAFU_OK || code == BAFU_ENUMERIC) && n < 1000000 && (nl = strchr(p + used + 1, '\n')) &&
+      (cv->v = malloc((n ? n : 1) * 6 * sizeof *cv->v))) {
+    snprintf(msg, msize, "%.*s", (int)(nl - (p + used + 1)), p + used + 1);
+    char *q = nl + 1;
     ok = 1;
-    for (size_t i = 0; i < 6 * n && ok; ++i) ok = fscanf(f, "%la", &cv->v[i]) == 1;
+    for (size_t i = 0; i < 6 * n && ok; ++i) {
+      char *end;
+      cv->v[i] = strtod(q, &end);
+      ok = end != q && isfinite(cv->v[i]) && *end == (i % 6 == 5 ? '\n' : ' ');
+      q = end + 1;
+    }
+    ok = ok && (n ? q : nl + 1) == text + len; /* nothing after the rows */
     cv->n = cv->cap = n;
     *st = (bafu_status)code;
   }
-  fclose(f);
+  free(text);
   if (!ok) {
     free(cv->v);
     memset(cv, 0, sizeof *cv);
     *param = 0, *st = BAFU_OK, msg[0] = '\0';
+    bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (its rows do not match its count); it is kept", path);
+    return -1;
   }
-  return ok;
+  return 1;
 }
 
 /* The benchmark rows quoted beside the results, read from the data set's README. */
@@ -729,7 +754,7 @@ static int fig8(const fig_ctx *c) {
     bafu_train_config cfg = base;
     cfg.net.depth = depths[r / 4];
     const int m = (int)(r % 4);
-    if (c->resume && run_ckpt_read(c, r, &st[r], &param[r], msg[r], sizeof msg[r], &cur[r])) {
+    if (c->resume && run_ckpt_read(c, r, &st[r], &param[r], msg[r], sizeof msg[r], &cur[r]) == 1) {
       progress(c, "figure 8: depth %zu, %s: finished by the interrupted run (--resume)", cfg.net.depth, method[m]);
       continue;
     }
@@ -839,39 +864,79 @@ int cmd_figures(int argc, char **argv) {
   if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
     return r;
   /* the stages, each writing its tables; a finished one is recorded in the
-     resume file, whose first line is the settings it applies to */
+     resume file (ckpt.h: replaced atomically, with a checksum), whose first
+     line is the settings it applies to */
   static const struct {
     const char *name;
     int (*run)(const fig_ctx *);
   } stages[] = {{"fig1", fig1}, {"fig2", fig2}, {"fig3", fig3}, {"fig4", fig4}, {"fig4_w1", fig4_w1},
                 {"fig5", fig5}, {"fig6", fig6}, {"fig7", fig7}, {"fig8", fig8}};
-  const size_t nstages = sizeof stages / sizeof stages[0] - (size_t)no_train;
-  char state_path[4096], settings[256], line[256];
+  const size_t nall = sizeof stages / sizeof stages[0], nstages = nall - (size_t)no_train;
+  char state_path[4096], settings[256];
   snprintf(state_path, sizeof state_path, "%s/.bafu-figures.ckpt", c.data_dir);
   snprintf(settings, sizeof settings, "bafu figures %s mode=%s seed=%llu\n", BAFU_VERSION, c.quick ? "quick" : "full",
            (unsigned long long)c.seed);
   int done[sizeof stages / sizeof stages[0]] = {0};
   size_t ndone = 0;
-  FILE *state = c.resume ? fopen(state_path, "r") : NULL;
-  if (state) {
-    if (fgets(line, sizeof line, state) && strcmp(line, settings) == 0) {
-      while (fgets(line, sizeof line, state)) /* whole lines "figN\n" only: a cut-off last line is ignored */
-        for (size_t i = 0; i < nstages; ++i) {
-          char want[32];
-          snprintf(want, sizeof want, "%s\n", stages[i].name);
-          if (strcmp(line, want) == 0 && !done[i]) done[i] = 1, ++ndone;
-        }
-    } else if (!c.quiet) {
-      fprintf(stderr, "bafu figures: --resume: %s is for other settings; running every figure\n", state_path);
+  /* the checkpoints of an earlier run are this run's only with --resume, and
+     only if sound and of the same settings: otherwise refused, and kept */
+  enum { MAX_RUNS = 12 };
+  if (!c.resume) {
+    if (cli_checkpoint_free("figures", "--data-dir", state_path)) return 2;
+    for (size_t rr = 0; rr < MAX_RUNS; ++rr) {
+      char path[4096];
+      run_ckpt_path(&c, rr, path, sizeof path);
+      if (cli_checkpoint_free("figures", "--data-dir", path)) return 2;
     }
-    fclose(state);
+  } else {
+    char *text;
+    size_t len;
+    if (ckpt_text_load(state_path, &text, &len)) {
+      cli_fail("figures", NULL);
+      return 2;
+    }
+    if (text && strncmp(text, settings, strlen(settings)) != 0) {
+      fprintf(stderr, "bafu figures: --resume: '%s' is of other settings (mode, seed or version); remove it or "
+                      "resume with those\n", state_path);
+      free(text);
+      return 2;
+    }
+    for (char *line = text ? text + strlen(settings) : NULL, *nl; line && *line; line = nl + 1) {
+      nl = strchr(line, '\n');
+      *nl = '\0'; /* ckpt_text_load: the text ends in a newline */
+      size_t i = 0;
+      while (i < nall && strcmp(line, stages[i].name) != 0) ++i;
+      if (i == nall || done[i]) {
+        fprintf(stderr, "bafu figures: --resume: '%s' is damaged (an unknown or repeated stage); it is kept\n",
+                state_path);
+        free(text);
+        return 2;
+      }
+      done[i] = 1;
+      if (i < nstages) ++ndone;
+    }
+    free(text);
+    for (size_t rr = 0; rr < MAX_RUNS; ++rr) {
+      bafu_status rs;
+      double param;
+      char msg[256];
+      curve cv = {0};
+      const int got = run_ckpt_read(&c, rr, &rs, &param, msg, sizeof msg, &cv);
+      free(cv.v);
+      if (got < 0) {
+        cli_fail("figures", NULL);
+        return 2;
+      }
+    }
   }
-  state = fopen(state_path, ndone ? "a" : "w");
-  if (!state || (!ndone && (fputs(settings, state) == EOF || fflush(state)))) {
-    fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", state_path, strerror(errno));
-    if (state) fclose(state);
+  char *record = malloc(strlen(settings) + 16 * nall);
+  if (!record) {
+    fprintf(stderr, "bafu figures: out of memory\n");
     return 1;
   }
+  strcpy(record, settings);
+  for (size_t i = 0; i < nall; ++i)
+    if (done[i]) sprintf(record + strlen(record), "%s\n", stages[i].name);
   stage = ndone;
   cli_bar_start(&bar, nstages, ndone, "stages", c.quiet);
   progress(&c, "bafu figures (%s): data in %s, images in %s", c.quick ? "quick" : "full", c.data_dir, c.plot_dir);
@@ -882,18 +947,19 @@ int cmd_figures(int argc, char **argv) {
     }
     if (stages[i].run(&c)) {
       abort_open_tables();
-      fclose(state);
+      free(record);
       return 1;
     }
-    if (fprintf(state, "%s\n", stages[i].name) < 0 || fflush(state)) {
-      fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", state_path, strerror(errno));
-      fclose(state);
+    sprintf(record + strlen(record), "%s\n", stages[i].name);
+    if (ckpt_text_save(state_path, record, strlen(record))) {
+      fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", state_path, bafu_last_error());
+      free(record);
       return 1;
     }
     ++stage;
     progress(&c, "%s: done", stages[i].name);
   }
-  fclose(state);
+  free(record);
   if (!no_render) {
     const char *figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch", "fig4_spectra", "fig5_width",
                           "fig6_feature_speed", "fig7_sensitivity", "fig8_training"};
