@@ -58,15 +58,36 @@ if [[ $rc -eq 2 ]] && grep -q -- --data-dir "$dir/stderr"; then passes=$((passes
 if [[ $rc -eq 2 ]] && grep -q -- --threads "$dir/stderr"; then passes=$((passes + 1)); else echo "FAIL: figures --threads 0"; fails=$((fails + 1)); fi
 
 # unwritable output paths: a missing directory, a directory, a read-only dir
-# presets and training (bafu train; the data set errors use a corrupted copy)
+# a synthetic Fashion-MNIST directory (IDX files: big-endian headers, then
+# bytes), made unusable in turn: a truncated image file, test images of
+# another size, images of another size than --input-dim
 mkdir -p "$dir/bad"
-if [[ -r /usr/share/datasets/fashion-mnist/train-labels-idx1-ubyte.gz ]]; then
-  for f in train-labels-idx1-ubyte.gz t10k-labels-idx1-ubyte.gz t10k-images-idx3-ubyte.gz; do
-    cp /usr/share/datasets/fashion-mnist/$f "$dir/bad/"
-  done
-  head -c 100000 /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz >"$dir/bad/train-images-idx3-ubyte.gz"
-  expect_error 2 "train-images" train --data-dir "$dir/bad"
-fi
+be32() { printf '%08x' "$1" | sed 's/../\\x&/g'; }
+idx() { # file magic count [rows cols]: a gzipped IDX file with that header and its data (labels 0..9)
+  local f=$1 magic=$2 count=$3 rows=${4:-} cols=${5:-} hdr
+  hdr="\\x00\\x00\\x08\\x$magic$(be32 "$count")"
+  if [[ -n $rows ]]; then
+    { printf "$hdr$(be32 "$rows")$(be32 "$cols")"; head -c $((count * rows * cols)) /dev/urandom; } | gzip >"$dir/bad/$f"
+  else
+    { printf "$hdr"; for ((i = 0; i < count; ++i)); do printf "\\x0$((i % 10))"; done; } | gzip >"$dir/bad/$f"
+  fi
+}
+pair() { # training side, test side
+  idx train-images-idx3-ubyte.gz 03 96 "$1" "$1"; idx train-labels-idx1-ubyte.gz 01 96
+  idx t10k-images-idx3-ubyte.gz 03 32 "$2" "$2"; idx t10k-labels-idx1-ubyte.gz 01 32
+}
+pair 28 28
+head -c 1000 "$dir/bad/train-images-idx3-ubyte.gz" >"$dir/bad/cut.gz" && mv "$dir/bad/cut.gz" "$dir/bad/train-images-idx3-ubyte.gz"
+expect_error 2 "train-images" train --data-dir "$dir/bad" --batch 16
+pair 28 14
+expect_error 2 "t10k-images-idx3-ubyte.gz' holds 14 x 14 images" train --data-dir "$dir/bad" --batch 16
+pair 1 1
+expect_error 2 "--input-dim: 784, but the images of" train --data-dir "$dir/bad" --batch 16
+pair 32 32
+expect_error 2 "32 x 32 = 1024 pixels" train --data-dir "$dir/bad" --batch 16
+pair 2 2
+if "$BAFU" train --data-dir "$dir/bad" --batch 16 --input-dim 4 --width 8 --depth 2 --epochs 1 --quiet >"$dir/p.dat" 2>"$dir/stderr" &&
+   [[ $(grep -vc '^#' "$dir/p.dat") -gt 2 ]]; then passes=$((passes + 1)); else echo "FAIL: a consistent 2 x 2 pair"; cat "$dir/stderr"; fails=$((fails + 1)); fi
 
 for target in "$dir/no/such/dir/out.dat" "$dir"; do
   timeout 60 "$BAFU" mc --width 8 --depth 2 --seeds 2 --out "$target" >/dev/null 2>"$dir/stderr"

@@ -6,7 +6,7 @@
 # and are silent with --quiet.
 set -u
 BAFU=${1:?usage: cli_progress.sh path/to/bafu}
-if ! command -v script >/dev/null; then echo "note: script(1) not installed, skipped"; exit 0; fi
+if ! command -v script >/dev/null; then echo "cli_progress: script(1) not installed (Debian package bsdutils): SKIP"; exit 77; fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fails=0 passes=0

@@ -5,7 +5,7 @@
 # own reports are suppressed with the file Debian ships). Skipped without valgrind.
 set -u
 BAFU=${1:?usage: cli_valgrind.sh path/to/bafu}
-if ! command -v valgrind >/dev/null; then echo "note: valgrind not installed, skipped"; exit 0; fi
+if ! command -v valgrind >/dev/null; then echo "cli_valgrind: valgrind not installed: SKIP"; exit 77; fi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fails=0 passes=0

@@ -88,14 +88,18 @@ bafu_status ckpt_sweep_load(const char *path, const char *grid, size_t npoints, 
     int complete = read_line(f, line, glen + 64, &len);
     if (len == 0) break; /* the end */
     size_t k, n;
-    unsigned long ck;
+    unsigned long ck, hk;
     char tail;
+    int used = 0;
     if (!complete) { /* cut short by an interruption: only at the very end */
       if (getc(f) == EOF) break;
       st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (record %zu is malformed); it is kept", path, rec);
       break;
     }
-    if (sscanf(line, "point %zu %zu %8lx%c", &k, &n, &ck, &tail) != 4 || tail != '\n' || n > ((size_t)1 << 32)) {
+    /* the record line checks itself (hk), so that a short record after it can
+       only be an interruption, never a damaged length */
+    if (sscanf(line, "point %zu %zu %8lx%n %8lx%c", &k, &n, &ck, &used, &hk, &tail) != 5 || tail != '\n' ||
+        (uint32_t)hk != crc_of(0, line, (size_t)used) || n > ((size_t)1 << 32)) {
       st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (record %zu is malformed); it is kept", path, rec);
       break;
     }
@@ -172,7 +176,10 @@ bafu_status ckpt_sweep_append(ckpt_journal *j, size_t k, const char *text) {
   char head[64];
   const int hl = snprintf(head, sizeof head, "point %zu %zu", k, n);
   const uint32_t c = crc_of(crc_of(j->crc, head, (size_t)hl), text, n);
-  if (fprintf(j->f, "%s %08lx\n", head, (unsigned long)c) < 0 || fwrite(text, 1, n, j->f) != n || fflush(j->f) != 0)
+  char line[96];
+  const int ll = snprintf(line, sizeof line, "%s %08lx", head, (unsigned long)c);
+  if (fprintf(j->f, "%s %08lx\n", line, (unsigned long)crc_of(0, line, (size_t)ll)) < 0 ||
+      fwrite(text, 1, n, j->f) != n || fflush(j->f) != 0)
     return bafu_error(BAFU_EIO, "--checkpoint: cannot write: %s", strerror(errno));
   j->crc = c;
   return BAFU_OK;

@@ -10,10 +10,12 @@
  *
  *  sweep journal (appended one point at a time):
  *    "bafu sweep checkpoint 2 VERSION\n" "grid DESCRIPTION\n" "check C0\n"
- *    then per finished point "point K LEN CK\n" and LEN bytes of rows, where
- *    C0 = crc32 of the first two lines and CK = crc32 continued from the
- *    previous record's over "point K LEN" and the rows: the chain covers the
- *    whole file, so an edited, removed or reordered record is detected.
+ *    then per finished point "point K LEN CK HK\n" and LEN bytes of rows,
+ *    where C0 = crc32 of the first two lines, CK = crc32 continued from the
+ *    previous record's over "point K LEN" and the rows (the chain covers the
+ *    whole file, so an edited, removed or reordered record is detected), and
+ *    HK = crc32 of "point K LEN CK" (the line checks itself, so a record
+ *    shorter than LEN after a sound line can only be an interruption).
  *  train checkpoint (replaced atomically):
  *    "bafu train checkpoint 2\n", u64 step, u64 n1, n1 bytes of training
  *    state (bafu/train.h), u64 n2, n2 bytes of table rows, u32 crc32 of all

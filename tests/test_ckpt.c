@@ -1,0 +1,407 @@
+/* test_ckpt.c: the checkpoint files (src/cli/ckpt.h) and the strict text
+ * reader (bafu/text.h). A checkpoint that is damaged anywhere (a flipped bit,
+ * an edited, removed, repeated or reordered record, rows that make no sense
+ * even under a recomputed checksum) is refused with BAFU_EPARSE and left as it
+ * was; the cut-short tail an interruption leaves is the one defect tolerated. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bafu/text.h"
+#include "ckpt.h"
+#include "testutil.h"
+
+static char dir[] = "/tmp/bafu_test_ckpt.XXXXXX";
+
+static void path_of(char *buf, const char *name) { snprintf(buf, 256, "%s/%s", dir, name); }
+
+static char *slurp(const char *path, size_t *n) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_ptr_nonnull(f);
+  fseek(f, 0, SEEK_END);
+  *n = (size_t)ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *b = malloc(*n + 1);
+  ck_assert_uint_eq(fread(b, 1, *n, f), *n);
+  b[*n] = '\0';
+  fclose(f);
+  return b;
+}
+
+static void spit(const char *path, const char *b, size_t n) {
+  FILE *f = fopen(path, "wb");
+  ck_assert_ptr_nonnull(f);
+  ck_assert_uint_eq(fwrite(b, 1, n, f), n);
+  fclose(f);
+}
+
+/* ---- sweep journal ---- */
+
+#define NPTS 6
+static const char *const GRID = "width=8,16 depth=2,3,4 seeds=2 points=6";
+
+/* rows of point k: "k ..." lines; the check accepts rows whose first field is k */
+static int rows_ok(size_t k, const char *text, void *ctx) {
+  (void)ctx;
+  return strtoul(text, NULL, 10) != k;
+}
+
+static void write_journal(const char *path, const size_t *order, size_t n) {
+  ckpt_journal j;
+  unlink(path);
+  ck_assert_ok(ckpt_sweep_create(path, GRID, &j));
+  for (size_t i = 0; i < n; ++i) {
+    char rows[64];
+    snprintf(rows, sizeof rows, "%zu 1 0.5\n%zu 2 0.25\n", order[i], order[i]);
+    ck_assert_ok(ckpt_sweep_append(&j, order[i], rows));
+  }
+  fclose(j.f);
+}
+
+static bafu_status load(const char *path, char **rows, size_t *done) {
+  ckpt_journal j;
+  memset(rows, 0, NPTS * sizeof *rows);
+  bafu_status st = ckpt_sweep_load(path, GRID, NPTS, rows_ok, NULL, rows, done, &j);
+  if (j.f) fclose(j.f);
+  return st;
+}
+
+static void free_all(char **rows) {
+  for (size_t k = 0; k < NPTS; ++k) free(rows[k]);
+}
+
+START_TEST(test_sweep_roundtrip) {
+  char p[256], *rows[NPTS];
+  size_t done;
+  path_of(p, "j1");
+  const size_t order[] = {3, 0, 5};
+  write_journal(p, order, 3);
+  ck_assert_ok(load(p, rows, &done));
+  ck_assert_uint_eq(done, 3);
+  ck_assert_str_eq(rows[3], "3 1 0.5\n3 2 0.25\n");
+  ck_assert_ptr_null(rows[1]);
+  free_all(rows);
+  /* appending after a load continues the chain: a second load sees 4 points */
+  ckpt_journal j;
+  memset(rows, 0, sizeof rows);
+  ck_assert_ok(ckpt_sweep_load(p, GRID, NPTS, rows_ok, NULL, rows, &done, &j));
+  ck_assert_ok(ckpt_sweep_append(&j, 1, "1 7 7\n"));
+  fclose(j.f);
+  free_all(rows);
+  ck_assert_ok(load(p, rows, &done));
+  ck_assert_uint_eq(done, 4);
+  ck_assert_str_eq(rows[1], "1 7 7\n");
+  free_all(rows);
+  /* an existing path is never overwritten by a new journal */
+  ck_assert_int_eq(ckpt_sweep_create(p, GRID, &j), BAFU_EIO);
+}
+END_TEST
+
+START_TEST(test_sweep_cut_tail) {
+  /* an interruption mid-record: the partial record is dropped, the rest kept */
+  char p[256], *rows[NPTS];
+  size_t n, done;
+  path_of(p, "j2");
+  const size_t order[] = {0, 1, 2};
+  write_journal(p, order, 3);
+  char *b = slurp(p, &n);
+  const char *last = strstr(b, "\npoint 2 ") + 1;
+  for (size_t cut = (size_t)(last - b) + 1; cut < n; cut += 3) { /* inside the last record */
+    spit(p, b, cut);
+    ck_assert_ok(load(p, rows, &done));
+    ck_assert_uint_eq(done, 2);
+    ck_assert_ptr_null(rows[2]);
+    free_all(rows);
+  }
+  free(b);
+}
+END_TEST
+
+/* Any single flipped bit after the first line is refused, and the file kept. */
+START_TEST(test_sweep_damage) {
+  char p[256], *rows[NPTS];
+  size_t n, done;
+  path_of(p, "j3");
+  const size_t order[] = {4, 2};
+  write_journal(p, order, 2);
+  char *good = slurp(p, &n);
+  const size_t first_line = (size_t)(strchr(good, '\n') - good) + 1;
+  size_t refused = 0, tried = 0;
+  for (size_t i = first_line; i < n; ++i)
+    for (int bit = 0; bit < 8; bit += 3) {
+      char *b = malloc(n);
+      memcpy(b, good, n);
+      b[i] ^= (char)(1 << bit);
+      if (b[i] == '\n' || good[i] == '\n') { /* a line end moved: still refused, or a cut tail */
+        free(b);
+        continue;
+      }
+      spit(p, b, n);
+      ++tried;
+      const bafu_status st = load(p, rows, &done);
+      free_all(rows);
+      refused += st == BAFU_EPARSE || st == BAFU_EINVAL;
+      size_t m;
+      char *after = slurp(p, &m);
+      ck_assert_msg(m == n && memcmp(after, b, n) == 0, "byte %zu: the damaged file was changed", i);
+      free(after);
+      free(b);
+    }
+  ck_assert_uint_eq(refused, tried);
+  /* a record removed from the middle, or two swapped: the chain breaks */
+  const char *r4 = strstr(good, "\npoint 4 ") + 1, *r2 = strstr(good, "\npoint 2 ") + 1;
+  char *b = malloc(n);
+  const size_t head = (size_t)(r4 - good), len4 = (size_t)(r2 - r4), len2 = n - (size_t)(r2 - good);
+  memcpy(b, good, head);
+  memcpy(b + head, r2, len2);
+  spit(p, b, head + len2);
+  ck_assert_int_eq(load(p, rows, &done), BAFU_EPARSE);
+  free_all(rows);
+  memcpy(b + head + len2, r4, len4);
+  spit(p, b, n);
+  ck_assert_int_eq(load(p, rows, &done), BAFU_EPARSE);
+  ck_assert(strstr(bafu_last_error(), "damaged") && strstr(bafu_last_error(), p));
+  free_all(rows);
+  /* a long line without an end before the last record: damage, not a cut tail */
+  char *c = malloc(n + 400);
+  memcpy(c, good, head);
+  memset(c + head, 'x', 300);
+  memcpy(c + head + 300, r4, n - head);
+  spit(p, c, n + 300);
+  ck_assert_int_eq(load(p, rows, &done), BAFU_EPARSE);
+  free_all(rows);
+  free(c);
+  free(b);
+  free(good);
+}
+END_TEST
+
+/* Records sound under their checksums but not as a grid's points: a point
+ * twice (a renamed point), an id outside the grid, rows the check rejects. */
+START_TEST(test_sweep_semantics) {
+  char p[256], *rows[NPTS];
+  size_t done;
+  path_of(p, "j4");
+  const size_t twice[] = {1, 3, 1};
+  write_journal(p, twice, 3);
+  ck_assert_int_eq(load(p, rows, &done), BAFU_EPARSE);
+  ck_assert(strstr(bafu_last_error(), "repeats a point"));
+  free_all(rows);
+  const size_t outside[] = {0, NPTS};
+  write_journal(p, outside, 2);
+  ck_assert_int_eq(load(p, rows, &done), BAFU_EPARSE);
+  ck_assert(strstr(bafu_last_error(), "outside the grid"));
+  free_all(rows);
+  ckpt_journal j;
+  unlink(p);
+  ck_assert_ok(ckpt_sweep_create(p, GRID, &j));
+  ck_assert_ok(ckpt_sweep_append(&j, 2, "5 1 0.5\n")); /* point 2 holding point 5's rows */
+  fclose(j.f);
+  ck_assert_int_eq(load(p, rows, &done), BAFU_EPARSE);
+  ck_assert(strstr(bafu_last_error(), "malformed rows"));
+  free_all(rows);
+  /* another grid, or not a checkpoint at all: BAFU_EINVAL (a request for
+     another run), the file kept */
+  const size_t order[] = {0};
+  write_journal(p, order, 1);
+  memset(rows, 0, sizeof rows);
+  ck_assert_int_eq(ckpt_sweep_load(p, "width=8 points=1", 1, rows_ok, NULL, rows, &done, &j), BAFU_EINVAL);
+  ck_assert(strstr(bafu_last_error(), "another grid"));
+  spit(p, "hello\n", 6);
+  ck_assert_int_eq(load(p, rows, &done), BAFU_EINVAL);
+}
+END_TEST
+
+/* ---- train checkpoint ---- */
+
+static const char TRAIN_ROWS[] = "step epoch final layer loss test_loss cos_theta\n"
+                                 "0 1 0 1 2.5 2.4 0.9\n0 1 0 2 2.5 2.4 0.8\n"
+                                 "10 1 0 1 2.1 2.0 0.9\n10 1 0 2 2.1 2.0 0.7\n";
+
+START_TEST(test_train_roundtrip) {
+  char p[256];
+  path_of(p, "t1");
+  const unsigned char state[] = {1, 2, 3, 4, 5, 0, 255};
+  ck_assert_int_eq(ckpt_train_save(p, 20, state, sizeof state, TRAIN_ROWS, strlen(TRAIN_ROWS)), 0);
+  size_t step, sl, rl;
+  void *s;
+  char *rows;
+  ck_assert_ok(ckpt_train_load(p, 10, &step, &s, &sl, &rows, &rl));
+  ck_assert_uint_eq(step, 20);
+  ck_assert_uint_eq(sl, sizeof state);
+  ck_assert_int_eq(memcmp(s, state, sl), 0);
+  ck_assert_str_eq(rows, TRAIN_ROWS);
+  free(s);
+  free(rows);
+  /* a missing file: nothing to resume */
+  char q[256];
+  path_of(q, "none");
+  ck_assert_ok(ckpt_train_load(q, 10, &step, &s, &sl, &rows, &rl));
+  ck_assert_ptr_null(s);
+  /* every flipped byte is refused, and the file kept */
+  size_t n;
+  char *good = slurp(p, &n);
+  for (size_t i = strlen("bafu train checkpoint 2\n"); i < n; ++i) {
+    char *b = malloc(n);
+    memcpy(b, good, n);
+    b[i] ^= 0x10;
+    spit(p, b, n);
+    ck_assert_int_eq(ckpt_train_load(p, 10, &step, &s, &sl, &rows, &rl), BAFU_EPARSE);
+    size_t m;
+    char *after = slurp(p, &m);
+    ck_assert(m == n && memcmp(after, b, n) == 0);
+    free(after);
+    free(b);
+  }
+  for (size_t cut = 0; cut < n; cut += 7) { /* and every truncation (the file is replaced whole) */
+    spit(p, good, cut);
+    ck_assert_int_ne(ckpt_train_load(p, 10, &step, &s, &sl, &rows, &rl), BAFU_OK);
+  }
+  free(good);
+}
+END_TEST
+
+/* Rows that a recomputed checksum does not make sound. */
+START_TEST(test_train_semantics) {
+  char p[256];
+  path_of(p, "t2");
+  const char *bad[] = {
+      "",                                                                          /* emptied */
+      "step epoch final layer loss test_loss cos_theta\n",                          /* header only */
+      "step epoch final layer loss test_loss cos_theta\n0 1 0 1 nan 2.4 0.9\n10 1 0 1 2 2 0.9\n", /* a NaN */
+      "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2.5 2.4 0.9\n",     /* step 10 missing */
+      "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2.5 2.4\n10 1 0 1 2 2 0.9\n", /* a short row */
+      "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2 2 1\n0 1 0 2 2 2 1\n10 1 0 1 2 2 1\n", /* groups differ */
+      "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2 2 1\n20 1 0 1 2 2 1\n", /* a step not logged */
+      "step epoch final layer loss test_loss cos_theta\n0 1 1 1 2 2 1\n10 1 0 1 2 2 1\n", /* a final row */
+      "loss step\n0 1\n10 1\n",                                                     /* another header */
+      "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2 2 1\n10 1 0 1 2 2 1", /* no newline */
+  };
+  const unsigned char state[] = {9};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+    ck_assert_int_eq(ckpt_train_save(p, 20, state, 1, bad[i], strlen(bad[i])), 0);
+    size_t step, sl, rl;
+    void *s;
+    char *rows;
+    ck_assert_msg(ckpt_train_load(p, 10, &step, &s, &sl, &rows, &rl) == BAFU_EPARSE, "case %zu accepted", i);
+  }
+  /* the same good rows read at another step or logging interval are refused too */
+  ck_assert_int_eq(ckpt_train_save(p, 30, state, 1, TRAIN_ROWS, strlen(TRAIN_ROWS)), 0);
+  size_t step, sl, rl;
+  void *s;
+  char *rows;
+  ck_assert_int_eq(ckpt_train_load(p, 10, &step, &s, &sl, &rows, &rl), BAFU_EPARSE);
+  ck_assert_int_eq(ckpt_train_save(p, 20, state, 1, TRAIN_ROWS, strlen(TRAIN_ROWS)), 0);
+  ck_assert_int_eq(ckpt_train_load(p, 5, &step, &s, &sl, &rows, &rl), BAFU_EPARSE);
+  spit(p, "bafu train checkpoint 1\n", 24);
+  ck_assert_int_eq(ckpt_train_load(p, 10, &step, &s, &sl, &rows, &rl), BAFU_EINVAL);
+}
+END_TEST
+
+/* ---- text checkpoints ---- */
+
+START_TEST(test_text) {
+  char p[256];
+  path_of(p, "x1");
+  const char *text = "bafu figures 0 mode=quick seed=1\nfig1\nfig2\n";
+  ck_assert_int_eq(ckpt_text_save(p, text, strlen(text)), 0);
+  char *got;
+  size_t len, n;
+  ck_assert_ok(ckpt_text_load(p, &got, &len));
+  ck_assert_str_eq(got, text);
+  free(got);
+  char *good = slurp(p, &n);
+  for (size_t i = 0; i < n; ++i) {
+    char *b = malloc(n);
+    memcpy(b, good, n);
+    b[i] ^= 0x04;
+    spit(p, b, n);
+    ck_assert_msg(ckpt_text_load(p, &got, &len) == BAFU_EPARSE, "flipped byte %zu accepted", i);
+    free(b);
+  }
+  spit(p, good, n - 14); /* the crc line removed */
+  ck_assert_int_eq(ckpt_text_load(p, &got, &len), BAFU_EPARSE);
+  free(good);
+}
+END_TEST
+
+/* ---- the text reader ---- */
+
+START_TEST(test_text_reader) {
+  char p[256];
+  path_of(p, "r1");
+  spit(p, "a\nbb\r\nccc\rdd\r\r\ne", 16); /* LF, CRLF, CR, an empty CR line, CRLF, no end */
+  bafu_text *t;
+  ck_assert_ok(bafu_text_open(p, "test", &t));
+  const char *want[] = {"a", "bb", "ccc", "dd", "", "e"};
+  char *line;
+  size_t len;
+  for (size_t i = 0; i < 6; ++i) {
+    ck_assert_ok(bafu_text_line(t, &line, &len));
+    ck_assert_ptr_nonnull(line);
+    ck_assert_str_eq(line, want[i]);
+    ck_assert_uint_eq(len, strlen(want[i]));
+    ck_assert_uint_eq(bafu_text_lineno(t), i + 1);
+  }
+  ck_assert_ok(bafu_text_line(t, &line, &len));
+  ck_assert_ptr_null(line);
+  bafu_text_close(t);
+  spit(p, "1 2\n3\0 4\n", 9);
+  ck_assert_ok(bafu_text_open(p, "--input", &t));
+  ck_assert_ok(bafu_text_line(t, &line, &len));
+  ck_assert_int_eq(bafu_text_line(t, &line, &len), BAFU_EPARSE);
+  ck_assert(strstr(bafu_last_error(), "line 2") && strstr(bafu_last_error(), "NUL"));
+  bafu_text_close(t);
+  /* a line over the memory limit is refused, not allocated */
+  setenv("BAFU_MEMORY_LIMIT_MB", "1", 1);
+  FILE *f = fopen(p, "wb");
+  for (int i = 0; i < (3 << 20); ++i) fputc('7', f);
+  fclose(f);
+  ck_assert_ok(bafu_text_open(p, "--input", &t));
+  ck_assert_int_eq(bafu_text_line(t, &line, &len), BAFU_ELIMIT);
+  bafu_text_close(t);
+  unsetenv("BAFU_MEMORY_LIMIT_MB");
+}
+END_TEST
+
+START_TEST(test_parse_double) {
+  double v;
+  const char *ok[] = {"1", "-2.5", "1e-320", "4.9e-324", "1e-400", "0x1p-3", "1E+300", "-0"};
+  const double want[] = {1, -2.5, 1e-320, 4.9e-324, 0, 0.125, 1e300, 0};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; ++i) {
+    ck_assert_msg(bafu_parse_double(ok[i], &v), "'%s' refused", ok[i]);
+    ck_assert(v == want[i]);
+  }
+  const char *bad[] = {"", " 1", "1 ", "1x", "inf", "-inf", "nan", "NaN", "1e400", "-1e309", "infinity", "--1", "0x"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) ck_assert_msg(!bafu_parse_double(bad[i], &v), "'%s' accepted", bad[i]);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("ckpt");
+  TCase *tc = tcase_create("core");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, test_sweep_roundtrip);
+  tcase_add_test(tc, test_sweep_cut_tail);
+  tcase_add_test(tc, test_sweep_damage);
+  tcase_add_test(tc, test_sweep_semantics);
+  tcase_add_test(tc, test_train_roundtrip);
+  tcase_add_test(tc, test_train_semantics);
+  tcase_add_test(tc, test_text);
+  tcase_add_test(tc, test_text_reader);
+  tcase_add_test(tc, test_parse_double);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  if (!mkdtemp(dir)) return EXIT_FAILURE;
+  const int rc = bafu_run_suite(suite());
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "test_ckpt: could not remove %s\n", dir);
+  return rc;
+}
