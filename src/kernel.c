@@ -159,7 +159,14 @@ struct bafu_kernel {
   double *gram;    /* X^T X */
   double *th;      /* m x m pair angles (relu, AUTO) */
   double *ee, *dd; /* m x m expectations of the current layer */
+  bafu_progress_fn progress;
+  void *progress_ctx;
 };
+
+void bafu_kernel_set_progress(bafu_kernel *k, bafu_progress_fn fn, void *ctx) {
+  k->progress = fn;
+  k->progress_ctx = ctx;
+}
 
 static double *mat(const bafu_kernel *k, size_t j, int which) {
   return k->store + (j * MAT_COUNT + (size_t)which) * k->m * k->m;
@@ -334,6 +341,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
     if ((st = check_finite(Sig, mm, li.label, "covariance Sigma")) ||
         (st = check_finite(Th, mm, li.label, "NTK Theta")))
       return st;
+    if (k->progress && (j % 64 == 63 || j + 1 == J)) k->progress(j + 1, J, k->progress_ctx);
   }
   /* Backward factor (KR 5): P_{J-1} = 1, P_{j-1} = M_j .* P_j */
   double *P = mat(k, J - 1, MAT_BWD);
@@ -448,7 +456,7 @@ static void pair_input_layer(const bafu_net_params *p, const layer_info *li, dou
 }
 
 static bafu_status pair_sweep(const bafu_net_params *p, double corr, double *fac, int emit, bafu_kernel_pair_fn fn,
-                              void *ctx) {
+                              void *ctx, bafu_progress_fn progress, void *pctx) {
   const size_t J = bafu_kernel_count_layers(p);
   const double beta = bafu_net_beta(p), n = (double)p->width;
   pair_state x = {.q = 1, .omc = 1 - corr, .th = acos(corr), .theta_d = 0, .theta_o = 0};
@@ -465,6 +473,7 @@ static bafu_status pair_sweep(const bafu_net_params *p, double corr, double *fac
       bafu_status st = pair_step(p, &li, n, &x, &o);
       if (st) return st;
     }
+    if (progress && (j % 4096 == 4095 || j + 1 == J)) progress(j + 1 + (emit ? J : 0), 2 * J, pctx);
     if (!emit) {
       if (!(isfinite(x.q) && isfinite(x.theta_d) && isfinite(x.theta_o) && isfinite(o.m_d) && isfinite(o.m_o) &&
             isfinite(o.own_d) && isfinite(o.own_o) && isfinite(x.omc) && isfinite(x.th)))
@@ -495,6 +504,11 @@ static bafu_status pair_sweep(const bafu_net_params *p, double corr, double *fac
 }
 
 bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx) {
+  return bafu_kernel_two_inputs_progress(p, corr, fn, ctx, NULL, NULL);
+}
+
+bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx,
+                                            bafu_progress_fn progress, void *pctx) {
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
   if (!(isfinite(corr) && corr >= -1 && corr <= 1))
@@ -506,7 +520,7 @@ bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_k
   double *fac = malloc(bytes);
   if (!fac) return bafu_error(BAFU_ENOMEM, "--depth: out of memory (%.3g GiB)", (double)bytes / 1073741824.0);
   /* pass 1: the whole recursion, checked; Jacobian factors M_j stored */
-  if ((st = pair_sweep(p, corr, fac, 0, NULL, NULL))) {
+  if ((st = pair_sweep(p, corr, fac, 0, NULL, NULL, progress, pctx))) {
     free(fac);
     return st;
   }
@@ -525,7 +539,7 @@ bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_k
     }
   }
   /* pass 2: the same recursion (bit-identical), emitted */
-  st = pair_sweep(p, corr, fac, 1, fn, ctx);
+  st = pair_sweep(p, corr, fac, 1, fn, ctx, progress, pctx);
   free(fac);
   return st;
 }

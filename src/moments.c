@@ -78,9 +78,21 @@ static bafu_status mask_pair(const bafu_net_params *p, int free_masks, double qk
   return bafu_act_mask_corr(p->act, qk, ql, qk, M); /* Cov(f_{k-1}, f_{l-1}) = q_{k-1}, k < l */
 }
 
+/* Progress of a moment run: the two O(L^2) sweeps of a ResNet report one
+ * unit per block each (total 2L); other runs report once at the end. */
+typedef struct {
+  bafu_progress_fn fn;
+  void *ctx;
+  size_t total;
+} progress;
+
+static void report(const progress *pr, size_t done) {
+  if (pr && pr->fn && (done % 16 == 0 || done == pr->total)) pr->fn(done, pr->total, pr->ctx);
+}
+
 static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L, double nscale, double q0,
                                 double m1_0, int free_masks, int continuum, chain_ws *w,
-                                bafu_moments_layer *out) {
+                                bafu_moments_layer *out, const progress *pr) {
   double *zk = w->zk, *qin = w->qin, *mk = w->mk;
   double Pk = 1;
   const double s = p->sigma_w2;
@@ -126,6 +138,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L
     out[l - 1] = (bafu_moments_layer){.label = (int)l, .q_in = q, .q = qn, .c = c, .p1 = g,
                                       .p2 = 1 + 4 * beta2 * a + beta2 * beta2 * t2, .m1 = m1, .m2 = m2};
     q = qn;
+    report(pr, l);
   }
   return BAFU_OK;
 }
@@ -140,7 +153,8 @@ static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L
  * The top mask (mse readout, index L+1) enters as y_{L+1} = 1 with yI = 0.
  * Overwrites out[i].cos_theta for the L blocks (out has L entries). */
 static bafu_status resnet_backward_cos(const bafu_net_params *p, double beta2, size_t L, int free_masks,
-                                       const chain_ws *w, double q_top, bafu_moments_layer *out) {
+                                       const chain_ws *w, double q_top, bafu_moments_layer *out,
+                                       const progress *pr) {
   const double s = p->sigma_w2;
   const int mse = p->signal == BAFU_SIGNAL_MSE;
   bafu_status st;
@@ -182,6 +196,7 @@ static bafu_status resnet_backward_cos(const bafu_net_params *p, double beta2, s
       diff[k] += N;
       diff[j] -= N;
     }
+    report(pr, L + k);
   }
   double R = 0;
   for (size_t l = 1; l <= L; ++l) {
@@ -199,7 +214,9 @@ done:
   return st;
 }
 
-static bafu_status moments_run(const bafu_net_params *p, double x2, int free_masks, bafu_moments_layer *out) {
+static bafu_status moments_run(const bafu_net_params *p, double x2, int free_masks, bafu_moments_layer *out,
+                               bafu_progress_fn fn, void *ctx) {
+  const progress pr = {fn, ctx, p->arch == BAFU_ARCH_RESNET ? 2 * p->depth : 1};
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
   if (p->signal == BAFU_SIGNAL_XENT)
@@ -247,8 +264,8 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory for the ResNet recursion");
     chain_ws w;
     chain_ws_bind(&w, ws, L);
-    st = resnet_chain(p, beta * beta, L, n, q, m1, free_masks, 0, &w, out + j);
-    if (!st) st = resnet_backward_cos(p, beta * beta, L, free_masks, &w, out[j + L - 1].q, out + j);
+    st = resnet_chain(p, beta * beta, L, n, q, m1, free_masks, 0, &w, out + j, &pr);
+    if (!st) st = resnet_backward_cos(p, beta * beta, L, free_masks, &w, out[j + L - 1].q, out + j, &pr);
     free(ws);
     if (st) return st;
     j += L;
@@ -266,6 +283,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     ++j;
   }
   if (j != J) return bafu_error(BAFU_ENUMERIC, "internal error: layer count %zu != %zu", j, J);
+  if (p->arch != BAFU_ARCH_RESNET) report(&pr, 1);
   /* backward factors, from the top: E|b_{l-1}|^2 = p1_l E|b_l|^2 (section 2.6) */
   double back = 1;
   for (size_t i = J; i-- > 0;) {
@@ -308,11 +326,16 @@ double bafu_moments_memory_bytes(const bafu_net_params *p) {
 }
 
 bafu_status bafu_moments_run(const bafu_net_params *p, double x2, bafu_moments_layer *out) {
-  return moments_run(p, x2, 0, out);
+  return moments_run(p, x2, 0, out, NULL, NULL);
+}
+
+bafu_status bafu_moments_run_progress(const bafu_net_params *p, double x2, bafu_progress_fn fn, void *ctx,
+                                      bafu_moments_layer *out) {
+  return moments_run(p, x2, 0, out, fn, ctx);
 }
 
 bafu_status bafu_moments_run_free(const bafu_net_params *p, double x2, bafu_moments_layer *out) {
-  return moments_run(p, x2, 1, out);
+  return moments_run(p, x2, 1, out, NULL, NULL);
 }
 
 /* Continuum limit (section 3): the recursion of resnet_chain with beta^2 = b^2/N
@@ -337,7 +360,7 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   }
   chain_ws w;
   if (ws) chain_ws_bind(&w, ws, N);
-  st = resnet_chain(p, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, &w, o);
+  st = resnet_chain(p, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, &w, o, NULL);
   if (!st) {
     const size_t stride = N / npoints;
     cosv[0] = 1.0; /* K_0 = c I (cos 1), or without embedding the t -> 0+ limit */

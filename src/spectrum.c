@@ -11,6 +11,7 @@
 #include <fftw3.h>
 #include <gsl/gsl_rng.h>
 #include <lapacke.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,7 @@ struct bafu_spec_dense {
   lapack_int *iwork;
   lapack_int lwork, liwork;
   size_t n_last;
+  size_t clamped; /* rounding-size negative eigenvalues set to 0 by the last run */
   bafu_spec_progress_fn progress;
   void *progress_ctx;
 };
@@ -224,10 +226,24 @@ bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_ob
     lapack_int info = LAPACKE_dsyevd_work(LAPACK_COL_MAJOR, ws->vectors ? 'V' : 'N', 'L', (lapack_int)n, ws->T,
                                           (lapack_int)n, eval, ws->work, ws->lwork, ws->iwork, ws->liwork);
     if (info) return bafu_error(BAFU_ELAPACK, "dsyevd failed (info %d)", (int)info);
+    /* M is positive semi-definite; dsyevd's eigenvalues are exact for a matrix
+       within about n eps |M| of it (theory/spectrum.md 2), so a negative one of
+       that size is rounding: set to 0 and counted; a larger one is an error */
+    const double tol = 16.0 * (double)n * DBL_EPSILON * fmax(fabs(eval[0]), fabs(eval[n - 1]));
+    ws->clamped = 0;
+    for (size_t i = 0; i < n && eval[i] < 0; ++i) {
+      if (eval[i] < -tol)
+        return bafu_error(BAFU_ENUMERIC, "eigenvalue %.3g of layer %zu is negative beyond rounding (%.3g)", eval[i],
+                          layer, -tol);
+      eval[i] = 0;
+      ++ws->clamped;
+    }
     if (ws->progress) ws->progress(layer + 2, layer + 2, ws->progress_ctx);
   }
   return BAFU_OK;
 }
+
+size_t bafu_spec_dense_clamped(const bafu_spec_dense *ws) { return ws->clamped; }
 
 /* --------------------------------------------------------------- kpm --- */
 

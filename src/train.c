@@ -419,6 +419,7 @@ struct bafu_trainer {
   size_t *perm;
   gsl_rng *rng;
   size_t J, per_epoch, total;
+  size_t first; /* rows start here: layers below have no trained parameter at or below them */
   char fp[1024];
   progress_state ps;
   int ran;
@@ -534,6 +535,14 @@ bafu_status bafu_trainer_create(const bafu_train_config *c, bafu_trainer **out) 
     bafu_trainer_free(t);
     return st;
   }
+  /* a layer with no rate and no rate below it (--lr-input 0, a ResNet with
+     beta = 0 and no embedding...) has no angle: its rows are left out */
+  while (t->first < J && !(t->lr0[t->first] > 0 && bafu_net_layer_scale(t->net, t->first) != 0)) ++t->first;
+  if (t->first >= J || (c->control && t->first + 1 >= J)) { /* nothing trains, or the control has nothing to steer */
+    bafu_trainer_free(t);
+    return bafu_error(BAFU_EINVAL, "--lr-input/--lr-hidden/--branch-scale: no %s has a trained parameter%s",
+                      t->first >= J ? "layer" : "hidden layer", t->first >= J ? "" : " (--control steers the hidden layers)");
+  }
   t->per_epoch = t->tr.count / m;
   t->total = t->per_epoch * c->epochs;
   fingerprint(c, t->tr.count, t->fp, sizeof t->fp);
@@ -582,6 +591,8 @@ static bafu_status check_row(const bafu_trainer *t, const bafu_train_row *row) {
   return BAFU_OK;
 }
 
+int bafu_trainer_first_label(const bafu_trainer *t) { return bafu_net_layer_label(t->net, t->first); }
+
 bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
   if (t->ran) return bafu_error(BAFU_EINVAL, "a trainer runs once (create another)");
   t->ran = 1;
@@ -628,10 +639,11 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
       if ((st = bafu_net_tangent(net))) return st;
       bafu_net_measure(net, q);
       for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
+      const size_t f0 = t->first;
       const bafu_train_row row = {.step = step, .total = total, .epoch = epoch, .final = 0, .classify = tr->label != NULL,
                                   .loss = loss_sum / (double)since, .train_acc = acc_sum / (double)since,
                                   .test_loss = test_loss, .test_acc = test_acc, .step_size = step_size,
-                                  .J = J, .labels = labels, .q = q, .lr = lr};
+                                  .J = J - f0, .labels = labels + f0, .q = q + f0 * BAFU_Q_COUNT, .lr = lr + f0};
       if ((st = check_row(t, &row))) return st;
       loss_sum = acc_sum = 0;
       since = 0;
@@ -649,9 +661,11 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
   if ((st = bafu_net_tangent(net))) return st;
   bafu_net_measure(net, q);
   for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
+  const size_t f0 = t->first;
   const bafu_train_row row = {.step = total, .total = total, .epoch = c->epochs, .final = 1, .classify = tr->label != NULL,
                               .loss = F, .train_acc = acc, .test_loss = test_loss, .test_acc = test_acc,
-                              .step_size = step_size, .J = J, .labels = labels, .q = q, .lr = lr};
+                              .step_size = step_size, .J = J - f0, .labels = labels + f0, .q = q + f0 * BAFU_Q_COUNT,
+                              .lr = lr + f0};
   if ((st = check_row(t, &row))) return st;
   if (fn) fn(&row, ctx);
   return BAFU_OK;

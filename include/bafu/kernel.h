@@ -90,6 +90,10 @@ bafu_status bafu_kernel_set_method(bafu_kernel *k, bafu_kernel_method method);
  * unspecified. */
 bafu_status bafu_kernel_run(bafu_kernel *k, const double *X);
 
+/* Report the progress of later bafu_kernel_run calls (one unit per layer) to
+ * fn (NULL: none). Cannot fail. */
+void bafu_kernel_set_progress(bafu_kernel *k, bafu_progress_fn fn, void *ctx);
+
 /* J and m of the workspace; cannot fail. */
 size_t bafu_kernel_nlayers(const bafu_kernel *k);
 size_t bafu_kernel_batch(const bafu_kernel *k);
@@ -142,6 +146,11 @@ typedef int (*bafu_kernel_pair_fn)(const bafu_kernel_pair *layer, void *ctx);
  * activation expectations) fn is never called. Deterministic: the same p and
  * corr give bit-identical layers. */
 bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx);
+
+/* The same, reporting progress to `progress` (2 J units: the checked pass,
+ * then the emitting one). The rows do not depend on it. */
+bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx,
+                                            bafu_progress_fn progress, void *pctx);
 
 /* ---------------------------------------------------------------------------
  * The ReLU correlation map in angle form (KR 3), exposed for tests: for inputs

@@ -54,6 +54,12 @@ double bafu_moments_memory_bytes(const bafu_net_params *p);
  * moments (bafu/act.h). */
 bafu_status bafu_moments_run(const bafu_net_params *p, double x2, bafu_moments_layer *out);
 
+/* The same, reporting progress to fn (ResNets: 2L units, the two sweeps over
+ * pairs of blocks; otherwise one unit at the end). The results do not depend
+ * on fn. */
+bafu_status bafu_moments_run_progress(const bafu_net_params *p, double x2, bafu_progress_fn fn, void *ctx,
+                                      bafu_moments_layer *out);
+
 /* The same under the freeness approximation for ResNet masks (masks of
  * different blocks independent): exact for MLPs and linear ResNets, biased for
  * nonlinear ResNets (theory/moments.md 2.4); kept for comparison and tests.

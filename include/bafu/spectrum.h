@@ -77,11 +77,16 @@ void bafu_spec_dense_set_progress(bafu_spec_dense *ws, bafu_spec_progress_fn fn,
  * j = 0..layer in one sweep (A K A^T as (A K) A^T, two dgemm per layer), fill
  * mom[0..layer] (NULL: skip) and, if eval != NULL, the eigenvalues of M_layer in
  * ascending order (fan_out entries). The matrix itself stays available.
- * net must be the network the workspace was allocated for. Errors: BAFU_EINVAL
- * if layer >= J; BAFU_ENUMERIC if M overflows (naming the layer); BAFU_ELAPACK
- * if dsyevd fails. */
+ * net must be the network the workspace was allocated for. M is positive
+ * semi-definite: eigenvalues in [-16 n eps |lambda|_max, 0) are rounding and
+ * are set to 0 (counted: bafu_spec_dense_clamped). Errors: BAFU_EINVAL if
+ * layer >= J; BAFU_ENUMERIC if M overflows (naming the layer) or has an
+ * eigenvalue below that bound; BAFU_ELAPACK if dsyevd fails. */
 bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_object obj, size_t layer,
                                 bafu_spec_moments *mom, double *eval);
+/* Eigenvalues the last run with eval set to 0 (rounding-size negatives).
+ * Cannot fail. */
+size_t bafu_spec_dense_clamped(const bafu_spec_dense *ws);
 /* M_layer (n x n column-major, full, n = fan_out of the layer) of the last
  * run, and its eigenvectors (columns; NULL unless vectors != 0, and meaningful
  * only if the last run computed eigenvalues: otherwise the buffer holds

@@ -16,6 +16,8 @@
 #ifndef BAFU_STATUS_H
 #define BAFU_STATUS_H
 
+#include <stddef.h>
+
 typedef enum {
   BAFU_OK = 0,
   BAFU_EINVAL,   /* invalid argument or parameter combination */
@@ -26,6 +28,11 @@ typedef enum {
   BAFU_ELAPACK,  /* LAPACK returned a non-zero info */
   BAFU_ELIMIT    /* refused up front: the memory estimate exceeds the limit (bafu_memory_check) */
 } bafu_status;
+
+/* Progress of a long library computation: done of total units, called from
+ * the calling thread, done increasing, the last call with done == total (on
+ * success). May be NULL where a function takes one. */
+typedef void (*bafu_progress_fn)(size_t done, size_t total, void *ctx);
 
 /* A short, static description of a status code ("unknown status" for a value
  * outside the enum); never NULL, cannot fail. */

@@ -96,7 +96,7 @@ typedef struct {
   double train_acc;   /* mean mini-batch accuracy over the same steps (classification) */
   double test_loss, test_acc;
   double step_size;   /* the global step (automatic or given; 1 under control) */
-  size_t J;
+  size_t J;           /* layers in the row: from the first with a trained parameter at or below it */
   const int *labels;  /* J user-facing layer labels */
   const double *q;    /* J x BAFU_Q_COUNT measurements of this step (bafu_net_measure) */
   const double *lr;   /* J effective per-layer rates of this step (global step included) */
@@ -140,6 +140,11 @@ typedef struct bafu_trainer bafu_trainer;
 bafu_status bafu_trainer_create(const bafu_train_config *cfg, bafu_trainer **out);
 bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx);
 void bafu_trainer_free(bafu_trainer *t);
+
+/* The label of the first layer the rows hold: the layers below it have no
+ * trained parameter at or below them (no angle), and their rows are left out
+ * (bafu_train_row's arrays start at this layer). Cannot fail. */
+int bafu_trainer_first_label(const bafu_trainer *t);
 
 /* Create, run and free in one call; fn may be NULL (no rows). Errors: those
  * of bafu_trainer_create and bafu_trainer_run. */

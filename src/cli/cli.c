@@ -5,6 +5,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,6 +396,18 @@ int cli_net_refuse_sampling(const char *cmd, cli_net *net) {
           net->p.conditional ? "--conditional" : "--regenerate", cmd);
   cli_net_release(net);
   return 2;
+}
+
+int cli_first_trained(const bafu_net_params *p) {
+  if (p->arch == BAFU_ARCH_RESNET) {
+    if (p->embed && p->lr_input > 0) return 0;
+    if (p->lr_hidden > 0 && bafu_net_beta(p) != 0) return 1;
+  } else {
+    if (p->lr_input > 0) return 1;
+    if (p->depth >= 2 && p->lr_hidden > 0) return 2;
+  }
+  if (p->signal != BAFU_SIGNAL_PROBE && p->lr_output > 0) return (int)p->depth + 1;
+  return INT_MAX;
 }
 
 void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {

@@ -90,6 +90,11 @@ void cli_net_release(cli_net *net);
  * net and returns 2; returns 0 if neither is set. */
 int cli_net_refuse_sampling(const char *cmd, cli_net *net);
 
+/* The label of the first layer with a trained parameter (a non-zero rate,
+ * and for residual blocks a non-zero beta), INT_MAX if none: the BFK of
+ * every layer below it is 0. */
+int cli_first_trained(const bafu_net_params *p);
+
 /* "arch=mlp width=512 ..." into buf. */
 void cli_net_describe(const bafu_net_params *p, char *buf, size_t size);
 

@@ -8,6 +8,7 @@
 #include "bafu/kernel.h"
 #include "bafu/table.h"
 #include "cli.h"
+#include "progress.h"
 
 static const char usage[] =
     "Usage: bafu kernel [network options] [--corr C | --input FILE] [--every K] [--out PATH]\n"
@@ -62,9 +63,6 @@ static int stop_at_once(const bafu_kernel_pair *l, void *ctx) {
   return 1;
 }
 
-/* A failed run (I/O, allocation) exits 1; parameters the recursion cannot take
- * (invalid, over the memory limit, overflowing) are usage errors, 2. */
-static int fail_status(bafu_status st) { return st == BAFU_EIO || st == BAFU_ENOMEM ? 1 : 2; }
 
 int cmd_kernel(int argc, char **argv) {
   const char *cmd = "kernel";
@@ -74,12 +72,14 @@ int cmd_kernel(int argc, char **argv) {
   cli_net_options(&net, opts, &n, 48);
   double corr = 0.5;
   size_t every = 1;
+  int quiet = 0;
   const char *out = NULL;
   const cli_opt extra[] = {
       {"--corr", OPT_DOUBLE, &corr, "C", "two-input mode: x_a.x_b/d = C, -1 <= C <= 1 [0.5]", NULL, 0},
       {"--every", OPT_SIZE, &every, "K", "print layers whose label is a multiple of K, and the first and last [1]",
        NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+      {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
   opts[n] = (cli_opt){0};
@@ -110,11 +110,13 @@ int cmd_kernel(int argc, char **argv) {
   bafu_kernel *k = NULL;
   bafu_table *t = NULL;
   const size_t J = bafu_kernel_count_layers(p);
+  cli_lazy_bar kb = {.unit = "layers", .quiet = quiet};
   if (net.x) { /* batch: compute everything before opening the output */
     bafu_status st;
-    if ((st = bafu_kernel_alloc(p, &k)) || (st = bafu_kernel_run(k, net.x))) {
+    if (!(st = bafu_kernel_alloc(p, &k))) bafu_kernel_set_progress(k, cli_lazy_bar_fn, &kb);
+    if (st || (st = bafu_kernel_run(k, net.x))) {
       cli_fail(cmd, NULL);
-      rc = fail_status(st);
+      rc = cli_exit_status(st);
       goto done;
     }
     const size_t m = bafu_kernel_batch(k);
@@ -126,16 +128,18 @@ int cmd_kernel(int argc, char **argv) {
           if (!isfinite(M[q][i])) {
             fprintf(stderr, "bafu kernel: --depth/--sigma-w2: non-finite kernel value at layer %d\n",
                     bafu_kernel_label(k, j));
+            rc = 1;
             goto done;
           }
     }
   } else {
     /* two inputs: the library computes and checks the whole recursion before
      * its first callback, so a run stopped at once validates without output */
-    bafu_status st = bafu_kernel_two_inputs(p, corr, stop_at_once, NULL);
+    kb.total_override = 3 * J; /* this checked pass, then the two of the run */
+    bafu_status st = bafu_kernel_two_inputs_progress(p, corr, stop_at_once, NULL, cli_lazy_bar_fn, &kb);
     if (st) {
       cli_fail(cmd, NULL);
-      rc = fail_status(st);
+      rc = cli_exit_status(st);
       goto done;
     }
   }
@@ -189,7 +193,8 @@ int cmd_kernel(int argc, char **argv) {
     fprintf(f, "layer q corr ntk one_minus_corr angle ntk_diag ntk_corr sigma_prime_diag sigma_prime own_diag own "
                "bwd_diag bwd\n");
     pair_ctx c = {f, every, J, 0, 0};
-    bafu_status st = bafu_kernel_two_inputs(p, corr, write_pair, &c);
+    kb.offset = J;
+    bafu_status st = bafu_kernel_two_inputs_progress(p, corr, write_pair, &c, cli_lazy_bar_fn, &kb);
     if (st || c.bad) {
       if (c.bad)
         fprintf(stderr, "bafu kernel: --depth/--sigma-w2: non-finite kernel value at layer %d\n", c.bad_label);
@@ -197,7 +202,7 @@ int cmd_kernel(int argc, char **argv) {
         cli_fail(cmd, NULL);
       bafu_table_abort(t);
       t = NULL;
-      rc = fail_status(st ? st : BAFU_ENUMERIC);
+      rc = cli_exit_status(st ? st : BAFU_ENUMERIC);
       goto done;
     }
   }

@@ -63,18 +63,6 @@ static int all_finite(const double *v, size_t n) {
   return 1;
 }
 
-/* The library's progress callback drives a CLI bar, started at the first call. */
-typedef struct {
-  cli_bar bar;
-  const char *unit;
-  int quiet;
-} spec_bar;
-
-static void show_bar(size_t done, size_t total, void *ctx) {
-  spec_bar *b = ctx;
-  if (b->bar.total == 0) cli_bar_start(&b->bar, total, 0, b->unit, b->quiet);
-  cli_bar_update(&b->bar, done, NULL);
-}
 
 int cmd_spectrum(int argc, char **argv) {
   const char *cmd = "spectrum";
@@ -119,13 +107,14 @@ int cmd_spectrum(int argc, char **argv) {
   int rc = 2;
   bafu_net *nw = NULL;
   bafu_spec_dense *dw = NULL;
-  spec_bar sb = {.unit = "layers", .quiet = quiet};
+  cli_lazy_bar sb = {.unit = "layers", .quiet = quiet};
   bafu_spec_kpm *kw = NULL;
   bafu_free *fw = NULL;
   bafu_table *t = NULL;
   double *ev = NULL, *xs = NULL, *rho = NULL;
   bafu_spec_moments *mom = NULL;
   bafu_free_layer *fl = NULL;
+  bafu_status fst = BAFU_OK; /* the failed call's status: exit 2 if it refused the request */
   if (p->batch != 1) {
     fprintf(stderr, "bafu spectrum: --batch: spectra are for one input (batch 1)\n");
     goto done;
@@ -196,8 +185,10 @@ int cmd_spectrum(int argc, char **argv) {
       cli_fail(cmd, NULL);
       goto done;
     }
-    if (bafu_net_alloc(p, &nw)) {
+    const bafu_status st = bafu_net_alloc(p, &nw);
+    if (st) {
       cli_fail(cmd, NULL);
+      rc = cli_exit_status(st);
       goto done;
     }
     if (net.x) bafu_net_set_inputs(nw, net.x);
@@ -216,6 +207,7 @@ int cmd_spectrum(int argc, char **argv) {
       free(o);
       cli_fail(cmd, NULL);
       free(labels);
+      rc = cli_exit_status(st);
       goto done;
     }
     for (size_t j = 0; j < J; ++j) labels[j] = o[j].label;
@@ -231,8 +223,16 @@ int cmd_spectrum(int argc, char **argv) {
     free(labels);
     goto done;
   }
+  const int sel_label = labels[moments ? J - 1 : jsel];
   free(labels);
   if (moments) jsel = J - 1;
+  /* the BFK of a layer with nothing trained at or below it is 0: no spectrum,
+     no angle (the Jacobian does not depend on the rates) */
+  if (obj == BAFU_SPEC_BFK && cli_first_trained(p) > sel_label) {
+    fprintf(stderr, "bafu spectrum: --lr-input/--lr-hidden/--branch-scale: no trained parameter at or below layer %d "
+                    "(K_l = 0)\n", sel_label);
+    goto done;
+  }
   if (bafu_table_open(out, &t)) {
     cli_fail(cmd, "--out");
     goto done;
@@ -241,19 +241,15 @@ int cmd_spectrum(int argc, char **argv) {
   mom = calloc(J, sizeof *mom);
   if (!mom) goto oom;
   if (mode == 0 || mode == 1) {
-    if (bafu_net_draw(nw, seed, draw) || bafu_net_run(nw)) goto fail;
+    if ((fst = bafu_net_draw(nw, seed, draw)) || (fst = bafu_net_run(nw))) goto fail;
   }
   const size_t nl = mode == 2 ? p->width : bafu_net_layer_fan_out(nw, jsel);
   if (mode == 0) {
-    const bafu_status ast = bafu_spec_dense_alloc(p, nw, 0, &dw);
-    if (ast) {
-      if (ast == BAFU_ELIMIT) rc = 2; /* over the memory limit: a usage error */
-      goto fail;
-    }
-    bafu_spec_dense_set_progress(dw, show_bar, &sb);
+    if ((fst = bafu_spec_dense_alloc(p, nw, 0, &dw))) goto fail;
+    bafu_spec_dense_set_progress(dw, cli_lazy_bar_fn, &sb);
     ev = malloc(nl * sizeof *ev);
     if (!ev) goto oom;
-    if (bafu_spec_dense_run(dw, nw, obj, jsel, mom, ev)) goto fail;
+    if ((fst = bafu_spec_dense_run(dw, nw, obj, jsel, mom, ev))) goto fail;
     if (!all_finite(ev, nl)) {
       bafu_error(BAFU_ENUMERIC, "non-finite eigenvalue");
       goto fail;
@@ -281,21 +277,32 @@ int cmd_spectrum(int argc, char **argv) {
       else
         bafu_table_meta(t, "lambda_min: %.12g lambda_max: %.12g condition: infinite (lambda_min <= 0)", ev[0],
                         ev[nl - 1]);
-      if (log_bins && !(ev[0] > 0)) {
-        fprintf(stderr, "bafu spectrum: --log-bins: needs positive eigenvalues (lambda_min = %g)\n", ev[0]);
+      const size_t clamped = bafu_spec_dense_clamped(dw);
+      if (clamped)
+        bafu_table_meta(t, "%zu eigenvalues within rounding of 0 (down to -16 n eps lambda_max) were negative and are "
+                           "set to 0 (theory/spectrum.md 2)", clamped);
+      /* geometric bins need x > 0: zero eigenvalues are an atom at 0, reported here */
+      size_t zeros = 0;
+      while (log_bins && zeros < nl && ev[zeros] == 0) ++zeros;
+      if (log_bins && zeros == nl) {
+        fprintf(stderr, "bafu spectrum: --log-bins: every eigenvalue is 0 (nothing to bin on a log axis)\n");
         rc = 1;
         goto abort;
       }
+      if (zeros)
+        bafu_table_meta(t, "atom: x 0 mass %.12g (%zu zero eigenvalues; the geometric bins cover the others, so the "
+                           "histogram integrates to 1 - mass)", (double)zeros / (double)nl, zeros);
       bafu_table_meta(t, "series 0: index eigenvalue (ascending); series 1: histogram x density width (%zu %s bins, "
-                         "density per unit x, integrates to 1)", bins, log_bins ? "geometric" : "equal");
+                         "density per unit x, integrates to 1%s)", bins, log_bins ? "geometric" : "equal",
+                      zeros ? " minus the atom at 0" : "");
 
       FILE *f = bafu_table_stream(t);
       fprintf(f, "index eigenvalue\n");
       for (size_t i = 0; i < nl; ++i) fprintf(f, "%zu %.15g\n", i, ev[i]);
-      double lo = ev[0], hi = ev[nl - 1];
+      double lo = ev[zeros], hi = ev[nl - 1];
       if (!(hi > lo)) hi = lo + fmax(1e-12, 1e-9 * fabs(lo));
       fprintf(f, "\n\nx density width\n");
-      size_t i = 0;
+      size_t i = zeros;
       for (size_t b = 0; b < bins; ++b) { /* bin b = [e0, e1); the last one closed */
         const double t0 = (double)b / (double)bins, t1 = (double)(b + 1) / (double)bins;
         const double e0 = log_bins ? lo * pow(hi / lo, t0) : lo + t0 * (hi - lo);
@@ -311,15 +318,15 @@ int cmd_spectrum(int argc, char **argv) {
       rc = 2;
       goto abort;
     }
-    if (bafu_spec_kpm_alloc(p, nw, &kp, &kw) || bafu_spec_kpm_prepare(kw, nw, obj, jsel)) goto fail;
+    if ((fst = bafu_spec_kpm_alloc(p, nw, &kp, &kw)) || (fst = bafu_spec_kpm_prepare(kw, nw, obj, jsel))) goto fail;
     sb.unit = "products";
-    bafu_spec_kpm_set_progress(kw, show_bar, &sb);
+    bafu_spec_kpm_set_progress(kw, cli_lazy_bar_fn, &sb);
     const size_t P = kp.points ? kp.points : 2 * kp.moments;
     xs = malloc(P * sizeof *xs);
     rho = malloc(P * sizeof *rho);
     if (!xs || !rho) goto oom;
     double lo, hi, m1, m2;
-    if (bafu_spec_kpm_run(kw, nw, xs, rho, &lo, &hi)) goto fail;
+    if ((fst = bafu_spec_kpm_run(kw, nw, xs, rho, &lo, &hi))) goto fail;
     if (!all_finite(rho, P)) {
       bafu_error(BAFU_ENUMERIC, "non-finite KPM density");
       goto fail;
@@ -343,7 +350,7 @@ int cmd_spectrum(int argc, char **argv) {
   } else {
     fl = calloc(J, sizeof *fl);
     if (!fl) goto oom;
-    if (bafu_free_alloc(&fp, &fw) || bafu_free_run(fw, p, 0, obj, jsel, fl)) goto fail;
+    if ((fst = bafu_free_alloc(&fp, &fw)) || (fst = bafu_free_run(fw, p, 0, obj, jsel, fl))) goto fail;
     for (size_t j = 0; j <= jsel; ++j) {
       mom[j].label = fl[j].label;
       mom[j].m1 = fl[j].m1;
@@ -396,6 +403,7 @@ oom:
   bafu_error(BAFU_ENOMEM, "out of memory");
 fail:
   cli_fail(cmd, NULL);
+  if (fst) rc = cli_exit_status(fst);
 abort:
   if (t) bafu_table_abort(t);
   t = NULL;

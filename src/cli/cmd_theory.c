@@ -12,6 +12,7 @@
 #include "bafu/table.h"
 #include "bafu/text.h"
 #include "cli.h"
+#include "progress.h"
 
 static const char usage[] =
     "Usage: bafu theory [network options] [--limit [--sweep-branch LO:HI:STEP]]\n"
@@ -107,7 +108,7 @@ int cmd_theory(int argc, char **argv) {
   cli_opt opts[48];
   size_t n = 0;
   cli_net_options(&net, opts, &n, 48);
-  int limit = 0, presets = 0;
+  int limit = 0, presets = 0, quiet = 0;
   size_t points = 100;
   const char *sweep = NULL, *out = NULL;
   const cli_opt extra[] = {
@@ -116,6 +117,7 @@ int cmd_theory(int argc, char **argv) {
       {"--points", OPT_SIZE, &points, "N", "--limit: intervals in t = l/L [100]", NULL, 0},
       {"--sweep-branch", OPT_STRING, &sweep, "LO:HI:STEP", "--limit: output angle against sqrt(L)*beta over LO..HI [off]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+      {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
   opts[n] = (cli_opt){0};
@@ -174,9 +176,11 @@ int cmd_theory(int argc, char **argv) {
   rc = 1;
   if (p->batch > 1) {
     double mean, se;
-    if (bafu_output_angle(p, 20000, 1, &mean, &se)) {
+    const bafu_status st = bafu_output_angle(p, 20000, 1, &mean, &se);
+    if (st) {
       cli_fail(cmd, NULL);
       bafu_table_abort(t);
+      rc = cli_exit_status(st);
       goto done;
     }
     bafu_table_meta(t, "bafu theory, batch: output-layer angle from the limiting NTK and the residual (theory/kernel.md)");
@@ -195,13 +199,14 @@ int cmd_theory(int argc, char **argv) {
       const size_t d = p->input_dim;
       for (size_t i = 0; i < d; ++i) x2 += net.x[i] * net.x[i];
     }
-    if (!st) st = o ? bafu_moments_run(p, x2, o) : bafu_error(BAFU_ENOMEM, "out of memory");
+    cli_lazy_bar bar = {.unit = "blocks (two sweeps)", .quiet = quiet};
+    if (!st) st = o ? bafu_moments_run_progress(p, x2, cli_lazy_bar_fn, &bar, o) : bafu_error(BAFU_ENOMEM, "out of memory");
     if (!st) st = bafu_moments_regime(p, regime, sizeof regime);
     if (st) {
       cli_fail(cmd, NULL);
       free(o);
       bafu_table_abort(t);
-      if (st == BAFU_EINVAL || st == BAFU_ELIMIT) rc = 2; /* invalid or oversized: a usage error */
+      rc = cli_exit_status(st);
       goto done;
     }
     size_t first = 0;
@@ -246,7 +251,7 @@ int cmd_theory(int argc, char **argv) {
       cli_fail(cmd, NULL);
       free(pts);
       bafu_table_abort(t);
-      if (st == BAFU_EINVAL || st == BAFU_ELIMIT) rc = 2;
+      rc = cli_exit_status(st);
       goto done;
     }
     bafu_table_meta(t, "bafu theory --limit: ResNet continuum limit, beta = b/sqrt(L), L -> inf (theory/moments.md 3)");
@@ -263,20 +268,36 @@ int cmd_theory(int argc, char **argv) {
       fprintf(f, "%.10g %.12g %.12g %.12g %.12g\n", pts[k].t, pts[k].cos_theta, pts[k].q, pts[k].mu, pts[k].r);
     free(pts);
   } else {
+    /* every value is computed; one that fails is reported in its place and
+       the others are kept (exit 1 if any failed) */
     double *c = malloc(count * sizeof *c), err = 0;
-    bafu_continuum_point pts[2];
-    for (size_t k = 0; c && k < count; ++k) {
+    char(*why)[256] = calloc(count, sizeof *why);
+    size_t failed = 0;
+    cli_bar bar;
+    cli_bar_start(&bar, count, 0, "values", quiet);
+    for (size_t k = 0; c && why && k < count; ++k) {
+      bafu_continuum_point pts[2];
       if (bafu_continuum_run(p, lo + (double)k * step, 1e-7, 1, pts)) {
-        cli_fail(cmd, "--sweep-branch");
-        free(c);
-        bafu_table_abort(t);
-        goto done;
+        snprintf(why[k], sizeof why[k], "%s", bafu_last_error());
+        c[k] = NAN;
+        ++failed;
+      } else {
+        c[k] = pts[1].cos_theta;
+        err = fmax(err, pts[1].error);
       }
-      c[k] = pts[1].cos_theta;
-      err = fmax(err, pts[1].error);
+      cli_bar_update(&bar, k + 1, NULL);
     }
-    if (!c) {
+    if (!c || !why) {
       fprintf(stderr, "bafu theory: out of memory\n");
+      free(c);
+      free(why);
+      bafu_table_abort(t);
+      goto done;
+    }
+    if (failed == count) {
+      fprintf(stderr, "bafu theory: --sweep-branch: every value failed; the first: %s\n", why[0]);
+      free(c);
+      free(why);
       bafu_table_abort(t);
       goto done;
     }
@@ -285,10 +306,32 @@ int cmd_theory(int argc, char **argv) {
     bafu_table_provenance(t, argc + 1, argv - 1);
     bafu_table_meta(t, "network: %s", desc);
     bafu_table_meta(t, "estimated discretisation error of cos_theta: %.2g (max over the sweep)", err);
+    if (failed)
+      bafu_table_meta(t, "failed values: %zu of %zu (each marked by a '# sqrtL_beta = B failed' line in its place)",
+                      failed, count);
     FILE *f = bafu_table_stream(t);
     fprintf(f, "sqrtL_beta cos_theta\n");
-    for (size_t k = 0; k < count; ++k) fprintf(f, "%.10g %.12g\n", lo + (double)k * step, c[k]);
+    size_t first = count;
+    for (size_t k = 0; k < count; ++k) {
+      if (isnan(c[k])) {
+        bafu_table_meta(t, "sqrtL_beta = %.10g failed: %s", lo + (double)k * step, why[k]);
+        if (first == count) first = k;
+      } else {
+        fprintf(f, "%.10g %.12g\n", lo + (double)k * step, c[k]);
+      }
+    }
+    if (failed) {
+      fprintf(stderr, "bafu theory: --sweep-branch: %zu of %zu values failed (marked in the table); the first, "
+                      "sqrtL_beta = %g: %s\n", failed, count, lo + (double)first * step, why[first]);
+      rc = 1;
+    }
     free(c);
+    free(why);
+    if (bafu_table_commit(t)) {
+      cli_fail(cmd, "--out");
+      rc = 1;
+    }
+    goto done;
   }
   if (bafu_table_commit(t)) {
     cli_fail(cmd, "--out");

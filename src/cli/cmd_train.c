@@ -238,6 +238,11 @@ int cmd_train(int argc, char **argv) {
   bafu_table_meta(t, "  over the test set before the row's update; step_size = global step; lr = the layer's effective rate;");
   bafu_table_meta(t, "  the other columns as bafu mc, for the step taken at that row (theory/engine.md 3, 6); final = 1:");
   bafu_table_meta(t, "  after the last update (measurements on one more training batch, no update).");
+  const int first = bafu_trainer_first_label(tr);
+  const int lowest = cfg.net.arch == BAFU_ARCH_RESNET && !cfg.net.embed ? 1 : cfg.net.arch == BAFU_ARCH_RESNET ? 0 : 1;
+  if (first > lowest)
+    bafu_table_meta(t, "layers below %d are left out: no trained parameter at or below them (D_l = 0, angle undefined)",
+                    first);
   /* the rows of a resumed run's first part, from the checkpoint */
   rc = 1;
   if (fflush(s.f) || fwrite(s.rows, 1, s.len, s.out) != s.len) {

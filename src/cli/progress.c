@@ -38,3 +38,9 @@ void cli_bar_update(cli_bar *b, size_t done, const char *label) {
   if (done == b->total) fputc('\n', stderr);
   fflush(stderr);
 }
+
+void cli_lazy_bar_fn(size_t done, size_t total, void *ctx) {
+  cli_lazy_bar *b = ctx;
+  if (b->bar.total == 0) cli_bar_start(&b->bar, b->total_override ? b->total_override : total, 0, b->unit, b->quiet);
+  cli_bar_update(&b->bar, b->offset + done, NULL);
+}

@@ -1,5 +1,4 @@
-/* progress.h: the progress bar of the long-running subcommands (mc, sweep,
- * figures) on stderr. Shown only when stderr is a terminal, the run is not
+/* progress.h: the progress bar of the long-running subcommands on stderr. Shown only when stderr is a terminal, the run is not
  * --quiet and it has lasted 2 s; nothing is ever written to stdout. */
 #ifndef BAFU_CLI_PROGRESS_H
 #define BAFU_CLI_PROGRESS_H
@@ -24,5 +23,17 @@ void cli_bar_update(cli_bar *b, size_t done, const char *label);
 
 /* Seconds since cli_bar_start. */
 double cli_bar_elapsed(const cli_bar *b);
+
+/* A bar driven by a library's progress callback (bafu_progress_fn): started
+ * at the first call with that call's total. `offset` and `scale` place the
+ * library's units within a larger run: shown = offset + done, out of
+ * total_override if set (else the library's total). */
+typedef struct {
+  cli_bar bar;
+  const char *unit;
+  int quiet;
+  size_t offset, total_override;
+} cli_lazy_bar;
+void cli_lazy_bar_fn(size_t done, size_t total, void *ctx);
 
 #endif
