@@ -2,6 +2,8 @@
 #define _DEFAULT_SOURCE /* access */
 #include "bafu/idx.h"
 
+#include "bafu/net.h" /* bafu_memory_check */
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -116,6 +118,11 @@ bafu_status bafu_idx_load(const char *images_gz, const char *labels_gz, size_t m
 
   const size_t count = max_count && max_count < idim[0] ? max_count : idim[0];
   const size_t dim = idim[1] * idim[2];
+  /* the header's sizes are checked against the memory limit before anything
+     is allocated (a short file would otherwise reserve what it declares) */
+  char what[600];
+  snprintf(what, sizeof what, "'%.500s': %zu images of %zu x %zu", images_gz, count, idim[1], idim[2]);
+  if ((st = bafu_memory_check((double)count * ((double)dim * sizeof(double) + 1), what))) goto done;
   if (count > SIZE_MAX / sizeof(double) / dim ||
       !(out->x = malloc(count * dim * sizeof(double))) || !(out->label = malloc(count))) {
     st = bafu_error(BAFU_ENOMEM, "out of memory for %zu images of %zu x %zu from '%s'", count, idim[1], idim[2],

@@ -33,6 +33,8 @@ typedef struct {
  *               <= 4096, count <= 10^8), image and label counts differ, a label
  *               outside 0..9, fewer bytes than the header declares, trailing
  *               bytes after the data, corrupt gzip data (zlib's message);
+ *   BAFU_ELIMIT the declared images exceed the memory limit (bafu_memory_check,
+ *               checked before anything is allocated);
  *   BAFU_ENOMEM the arrays cannot be allocated (or zlib runs out of memory).
  * On error *out is zeroed and nothing is leaked. */
 bafu_status bafu_idx_load(const char *images_gz, const char *labels_gz, size_t max_count, bafu_dataset *out);

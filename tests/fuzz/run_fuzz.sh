@@ -8,12 +8,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-600}; shift || true
-harnesses=("${@:-inputs sweep idx cli}")
+harnesses=("${@:-inputs sweep idx idxpair ckpt cli}")
 read -r -a harnesses <<<"${harnesses[*]}"
 out=build-fuzz; mkdir -p "$out" tests/fuzz/crashes
 srcs=$(ls src/*.c | grep -v 'src/main.c')
 for h in "${harnesses[@]}"; do
-  extra=""; [[ $h == cli ]] && extra=src/cli/cli.c
+  extra=""; [[ $h == cli ]] && extra=src/cli/cli.c; [[ $h == ckpt ]] && extra=src/cli/ckpt.c
   clang -std=c11 -DBAFU_VERSION=\"fuzz\" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -Iinclude -Isrc/cli -Itests/fuzz $(pkg-config --cflags gsl) \
     tests/fuzz/fuzz_$h.c $srcs $extra -o "$out/fuzz_$h" \
