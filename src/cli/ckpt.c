@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -61,6 +62,8 @@ bafu_status ckpt_sweep_load(const char *path, const char *grid, size_t npoints, 
   j->f = NULL;
   FILE *f = fopen(path, "rb");
   if (!f) return bafu_error(BAFU_EIO, "--resume: cannot open '%s': %s", path, strerror(errno));
+  struct stat sb;
+  const off_t fsize = fstat(fileno(f), &sb) == 0 ? sb.st_size : 0;
   bafu_status st = BAFU_OK;
   const size_t glen = strlen(grid);
   char *line = malloc(glen + 64);
@@ -99,10 +102,12 @@ bafu_status ckpt_sweep_load(const char *path, const char *grid, size_t npoints, 
     /* the record line checks itself (hk), so that a short record after it can
        only be an interruption, never a damaged length */
     if (sscanf(line, "point %zu %zu %8lx%n %8lx%c", &k, &n, &ck, &used, &hk, &tail) != 5 || tail != '\n' ||
-        (uint32_t)hk != crc_of(0, line, (size_t)used) || n > ((size_t)1 << 32)) {
+        (uint32_t)hk != crc_of(0, line, (size_t)used)) {
       st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (record %zu is malformed); it is kept", path, rec);
       break;
     }
+    const off_t here = ftello(f);
+    if (here < 0 || (uint64_t)n > (uint64_t)(fsize - here)) break; /* cut short (the line is sound): read no more */
     char *text = malloc(n + 1);
     if (!text) {
       st = bafu_error(BAFU_ENOMEM, "--resume: out of memory");
@@ -282,6 +287,8 @@ bafu_status ckpt_train_load(const char *path, size_t log_every, size_t *step, vo
   FILE *f = fopen(path, "rb");
   if (!f && errno == ENOENT) return BAFU_OK;
   if (!f) return bafu_error(BAFU_EIO, "--resume: cannot open '%s': %s", path, strerror(errno));
+  struct stat sb; /* no size field may claim more than the file holds */
+  const uint64_t fsize = fstat(fileno(f), &sb) == 0 ? (uint64_t)sb.st_size : 0;
   bafu_status st = BAFU_OK;
   unsigned char b[32];
   char magic[sizeof TRAIN_MAGIC];
@@ -292,9 +299,9 @@ bafu_status ckpt_train_load(const char *path, size_t log_every, size_t *step, vo
 #define GET(p, n) (fread((p), 1, (n), f) == (n) ? (crc = crc_of(crc, (p), (n)), 1) : 0)
   if (!GET(magic, strlen(TRAIN_MAGIC)) || memcmp(magic, TRAIN_MAGIC, strlen(TRAIN_MAGIC)) != 0) {
     st = bafu_error(BAFU_EINVAL, "--resume: '%s' is not a bafu train checkpoint (version 2)", path);
-  } else if (!GET(b, 16) || (s = get_u64(b), n1 = get_u64(b + 8), n1 > ((uint64_t)1 << 40)) ||
+  } else if (!GET(b, 16) || (s = get_u64(b), n1 = get_u64(b + 8), n1 > fsize) ||
              !(st_buf = malloc(n1 ? n1 : 1)) || !GET(st_buf, n1) || !GET(b, 8) ||
-             (n2 = get_u64(b), n2 > ((uint64_t)1 << 36)) || !(rw = malloc(n2 + 1)) || !GET(rw, n2) ||
+             (n2 = get_u64(b), n2 > fsize) || !(rw = malloc(n2 + 1)) || !GET(rw, n2) ||
              fread(b, 1, 4, f) != 4 || getc(f) != EOF) {
     st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (its sizes do not match its length); it is kept", path);
   } else if ((uint32_t)(b[0] | b[1] << 8 | b[2] << 16 | (uint32_t)b[3] << 24) != crc) {
