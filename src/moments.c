@@ -296,11 +296,15 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     out[i].cos_spectral = out[i].m1 / sqrt(out[i].m2);
     if (!(p->arch == BAFU_ARCH_RESNET && out[i].label >= 1 && out[i].label <= (int)p->depth))
       out[i].cos_theta = out[i].cos_spectral; /* blocks: set by resnet_backward_cos */
-    if (!isfinite(out[i].m1) || !isfinite(out[i].m2) || !isfinite(out[i].cos_theta) || !isfinite(back))
+    /* a moment or variance that rounded to 0 (a tiny sigma-w2 over many layers)
+       leaves 0/0: underflow, named as such; otherwise a non-finite value is overflow */
+    if (out[i].m2 == 0 || out[i].q == 0 || (back == 0 && !isfinite(out[i].cos_theta)))
+      return bafu_error(BAFU_ENUMERIC, "moments underflowed to 0 at layer %d: increase sigma-w2 or reduce depth",
+                        out[i].label);
+    if (!isfinite(out[i].m1) || !isfinite(out[i].m2) || !isfinite(out[i].cos_theta) || !isfinite(back) ||
+        !isfinite(out[i].cos_spectral))
       return bafu_error(BAFU_ENUMERIC, "moments overflowed at layer %d: reduce depth, sigma-w2 or branch scale",
                         out[i].label);
-    if (!isfinite(out[i].cos_spectral))
-      return bafu_error(BAFU_ENUMERIC, "moments overflowed at layer %d", out[i].label);
     if (out[i].cos_theta > 1) out[i].cos_theta = 1; /* rounding when m2 = m1^2 exactly */
     if (out[i].cos_spectral > 1) out[i].cos_spectral = 1;
     back *= out[i].p1;

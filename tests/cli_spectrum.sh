@@ -40,5 +40,33 @@ for flag in "" --log-bins; do
     echo "FAIL: histogram ${flag:-equal bins}"; fails=$((fails + 1))
   fi
 done
+# J J^T of a ReLU MLP has zero eigenvalues (its masks): rounding puts some of
+# them below 0; they are clamped to 0 and counted, and with --log-bins they are
+# an atom at 0 whose mass and the histogram integrate to 1
+if "$BAFU" spectrum --mode dense --object jacobian --width 64 --depth 3 --log-bins --out "$dir/j.dat" 2>"$dir/err"; then
+  if awk '
+    /^# [0-9]+ eigenvalues within rounding of 0/ { clamped = $2 }
+    /^# atom: x 0 mass/ { mass = $6 }
+    /^#/ { next }
+    /^index eigenvalue/ { s = 0; next }
+    /^x density width/ { s = 1; next }
+    NF == 0 { next }
+    s == 0 && $2 < 0 { neg = 1 }
+    s == 0 && $2 == 0 { zeros++ }
+    s == 1 { integral += $2 * $3 }
+    END { ok = clamped > 0 && !neg && zeros >= clamped && (mass - zeros / 64) ^ 2 < 1e-20 && (integral + mass - 1) ^ 2 < 1e-18
+          if (!ok) printf "clamped %d negative %d zeros %d mass %g integral %g\n", clamped, neg, zeros, mass, integral
+          exit !ok }' "$dir/j.dat"; then passes=$((passes + 1)); else echo "FAIL: jacobian --log-bins: clamp and atom"; fails=$((fails + 1)); fi
+else
+  echo "FAIL: jacobian --log-bins exited non-zero: $(cat "$dir/err")"; fails=$((fails + 1))
+fi
+# nothing trained at or below the layer: K = 0, refused (no empty histogram, no angle 0)
+for args in "--arch resnet --act linear --sigma-w2 1 --branch-scale 0" "--lr-input 0 --layer 1" "--arch resnet --act linear --embed --lr-input 0 --lr-hidden 0"; do
+  for mode in dense kpm limit; do
+    "$BAFU" spectrum --mode $mode --width 32 --depth 3 $args --out "$dir/u.dat" >/dev/null 2>"$dir/err"
+    if [[ $? -eq 2 && ! -e $dir/u.dat ]] && grep -q "no trained parameter" "$dir/err"; then passes=$((passes + 1)); else
+      echo "FAIL: spectrum --mode $mode $args: $(cat "$dir/err")"; fails=$((fails + 1)); fi
+  done
+done
 echo "cli_spectrum: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

@@ -872,6 +872,84 @@ START_TEST(test_conditional_own_stream) {
 END_TEST
 
 /* What --conditional refuses, its memory, and its capacity per draw. */
+/* Degenerate draws (theory/engine.md 3.5): each cause is provoked and named;
+ * the excluded draws are exactly those bafu_net_check_draw flags, and the
+ * statistics are those of the kept draws, recomputed here draw by draw. */
+START_TEST(test_degenerate_draws) {
+  bafu_net_params p = bafu_net_params_default();
+  p.width = 8;
+  p.depth = 8;
+  const size_t S = 64, J = 8, Q = BAFU_Q_COUNT;
+  bafu_mc_result r;
+  ck_assert_ok(bafu_mc_run(&p, S, 1, NULL, 2, &r));
+  ck_assert_uint_ge(r.excluded, 1); /* about L 2^-n = 3% of draws have a dead layer */
+  ck_assert_uint_eq(r.excluded_by[BAFU_DRAW_DEAD], r.excluded);
+  ck_assert_uint_eq(r.seeds + r.excluded, S);
+  ck_assert(strstr(r.note, "no active unit") != NULL);
+  /* the same draws one by one */
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  double *q = malloc(J * Q * sizeof *q), sum = 0, sum2 = 0;
+  size_t kept = 0, dead = 0;
+  for (size_t i = 0; i < S; ++i) {
+    ck_assert_ok(bafu_net_draw(net, 1, i));
+    ck_assert_ok(bafu_net_run(net));
+    bafu_net_measure(net, q);
+    int label = -1;
+    const bafu_draw_status c = bafu_net_check_draw(net, q, &label);
+    if (c != BAFU_DRAW_OK) {
+      ck_assert_int_eq(c, BAFU_DRAW_DEAD);
+      ck_assert(label >= 1 && label <= 8);
+      ++dead;
+      continue;
+    }
+    for (size_t j = 0; j < J; ++j)
+      for (size_t k = 0; k < Q; ++k) ck_assert_msg(isfinite(q[j * Q + k]), "draw %zu kept with a non-finite value", i);
+    const double v = q[(J - 1) * Q + BAFU_Q_COS];
+    sum += v, sum2 += v * v, ++kept;
+  }
+  ck_assert_uint_eq(dead, r.excluded);
+  const double mean = sum / (double)kept, se = sqrt((sum2 - kept * mean * mean) / (double)(kept - 1) / (double)kept);
+  ck_assert_close(r.mean[(J - 1) * Q + BAFU_Q_COS], mean, 1e-12, 0);
+  ck_assert_close(r.se[(J - 1) * Q + BAFU_Q_COS], se, 1e-9, 0);
+  free(q);
+  bafu_net_free(net);
+  bafu_mc_result_free(&r);
+  /* width 1: most draws die; conditional sampler too */
+  p.width = 1;
+  p.depth = 3;
+  ck_assert_ok(bafu_mc_run(&p, 40, 1, NULL, 1, &r));
+  ck_assert_uint_gt(r.excluded, 10);
+  ck_assert_uint_eq(r.excluded_by[BAFU_DRAW_DEAD], r.excluded);
+  bafu_mc_result_free(&r);
+  p.width = 2;
+  p.depth = 6;
+  p.conditional = 1;
+  ck_assert_ok(bafu_mc_run(&p, 64, 1, NULL, 1, &r));
+  ck_assert_uint_gt(r.excluded, 0);
+  for (size_t k = 0; k < r.J * Q; ++k) ck_assert(isfinite(r.mean[k]) && isfinite(r.se[k]));
+  bafu_mc_result_free(&r);
+  /* every draw degenerate: an error naming the cause */
+  p = bafu_net_params_default();
+  p.width = 16;
+  p.depth = 4;
+  p.sigma_w2 = 1e-300;
+  ck_assert_int_eq(bafu_mc_run(&p, 8, 1, NULL, 1, &r), BAFU_ENUMERIC);
+  ck_assert(strstr(bafu_last_error(), "vanish") && strstr(bafu_last_error(), "8 of 8"));
+  p.sigma_w2 = 2;
+  p.step = 1e-17;
+  ck_assert_int_eq(bafu_mc_run(&p, 8, 1, NULL, 1, &r), BAFU_ENUMERIC);
+  ck_assert(strstr(bafu_last_error(), "below rounding") != NULL);
+  /* a healthy network: nothing excluded, no note */
+  p.step = 1e-5;
+  p.width = 64;
+  ck_assert_ok(bafu_mc_run(&p, 8, 1, NULL, 1, &r));
+  ck_assert_uint_eq(r.excluded, 0);
+  ck_assert_str_eq(r.note, "");
+  bafu_mc_result_free(&r);
+}
+END_TEST
+
 START_TEST(test_conditional_limits) {
   bafu_net_params p = bafu_net_params_default();
   bafu_net *net = NULL;
@@ -945,6 +1023,7 @@ static Suite *suite(void) {
   tcase_add_test(tm, test_onehot_draws);
   tcase_add_test(tm, test_wide_readout);
   tcase_add_test(tm, test_conditional_limits);
+  tcase_add_test(tm, test_degenerate_draws);
   tcase_add_test(tm, test_conditional_small_step);
   tcase_add_test(tm, test_conditional_own_stream);
   suite_add_tcase(s, tm);

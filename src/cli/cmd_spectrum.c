@@ -174,6 +174,15 @@ int cmd_spectrum(int argc, char **argv) {
   }
   if (mode == 2 && bins) fp.grid = bins;
   kp.seed = seed;
+  /* the BFK of a layer with nothing trained at or below it is 0: no spectrum,
+     no angle (the Jacobian does not depend on the rates) */
+  const int top = (int)p->depth + (p->signal != BAFU_SIGNAL_PROBE);
+  const int sel_label = moments || !layer_set || layer_label > (uint64_t)top ? top : (int)layer_label;
+  if (obj == BAFU_SPEC_BFK && cli_first_trained(p) > sel_label) {
+    fprintf(stderr, "bafu spectrum: --lr-input/--lr-hidden/--branch-scale: no trained parameter at or below layer %d "
+                    "(K_l = 0)\n", sel_label);
+    goto done;
+  }
   char desc[1024];
   cli_net_describe(p, desc, sizeof desc);
 
@@ -223,16 +232,8 @@ int cmd_spectrum(int argc, char **argv) {
     free(labels);
     goto done;
   }
-  const int sel_label = labels[moments ? J - 1 : jsel];
   free(labels);
   if (moments) jsel = J - 1;
-  /* the BFK of a layer with nothing trained at or below it is 0: no spectrum,
-     no angle (the Jacobian does not depend on the rates) */
-  if (obj == BAFU_SPEC_BFK && cli_first_trained(p) > sel_label) {
-    fprintf(stderr, "bafu spectrum: --lr-input/--lr-hidden/--branch-scale: no trained parameter at or below layer %d "
-                    "(K_l = 0)\n", sel_label);
-    goto done;
-  }
   if (bafu_table_open(out, &t)) {
     cli_fail(cmd, "--out");
     goto done;
