@@ -73,19 +73,28 @@ bafu_status ckpt_sweep_load(const char *path, const char *grid, size_t npoints, 
     fclose(f);
     return bafu_error(BAFU_ENOMEM, "--resume: out of memory");
   }
-  if (!read_line(f, line, glen + 64, &len) || strcmp(line, SWEEP_MAGIC "\n") != 0) {
+  /* the header: magic, grid, and the check of the two as written (so that a
+     damaged grid line is told apart from another grid) */
+  const size_t gcap = (glen > (1u << 16) ? glen : (1u << 16)) + 64; /* any grid line bafu writes */
+  char *gline = malloc(gcap);
+  size_t gl = 0;
+  if (!gline) {
+    st = bafu_error(BAFU_ENOMEM, "--resume: out of memory");
+  } else if (!read_line(f, line, glen + 64, &len) || strcmp(line, SWEEP_MAGIC "\n") != 0) {
     st = bafu_error(BAFU_EINVAL, "--resume: '%s' is not a checkpoint of this bafu (" SWEEP_MAGIC ")", path);
-  } else if (!read_line(f, line, glen + 64, &len) || strncmp(line, "grid ", 5) != 0 || len != glen + 6 ||
-             memcmp(line + 5, grid, glen) != 0) {
-    st = bafu_error(BAFU_EINVAL, "--resume: '%s' holds another grid (resume with that grid, or remove it)", path);
+  } else if (!read_line(f, gline, gcap, &gl) || strncmp(gline, "grid ", 5) != 0) {
+    st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (no grid line); it is kept", path);
   } else {
     unsigned long c0;
     char tail;
-    crc = header_crc(grid);
+    crc = crc_of(crc_of(0, SWEEP_MAGIC "\n", strlen(SWEEP_MAGIC) + 1), gline, gl);
     if (!read_line(f, line, glen + 64, &len) || sscanf(line, "check %8lx%c", &c0, &tail) != 2 || tail != '\n' ||
         (uint32_t)c0 != crc)
       st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (its header fails the checksum); it is kept", path);
+    else if (gl != glen + 6 || memcmp(gline + 5, grid, glen) != 0)
+      st = bafu_error(BAFU_EINVAL, "--resume: '%s' holds another grid (resume with that grid, or remove it)", path);
   }
+  free(gline);
   off_t valid = ftello(f);
   for (size_t rec = 1; !st; ++rec) {
     int complete = read_line(f, line, glen + 64, &len);
