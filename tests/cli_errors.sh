@@ -31,6 +31,10 @@ expect_error() { # expected exit status, message fragment, then the arguments
 }
 
 printf '1 2 3\n4 5\n' >"$dir/bad.txt"
+printf '1 2\0 3\n' >"$dir/nul.txt"
+printf '0 0 0\n0 0 0\n' >"$dir/zeros.txt"
+: >"$dir/empty.txt"
+printf 'width = 8\ndepth = 2\nseeds = 2\n' >"$dir/good_grid.txt"
 printf '1 2 3\n4 5 6\n' >"$dir/good.txt"
 mkdir -p "$dir/adir" "$dir/idx/train-images-idx3-ubyte.gz" "$dir/idx/train-labels-idx1-ubyte.gz"
 

@@ -2,8 +2,9 @@
 # cli_progress.sh: bafu mc shows a progress bar (draws, rate, ETA) on stderr when
 # it is a terminal and the run is longer than 2 s; nothing with --quiet, and
 # nothing when stderr is a file; the table is the same in all three cases.
-# sweep (points), train (steps), spectrum (products) and figures (stages) show theirs on a terminal
-# and are silent with --quiet.
+# sweep (points), train (steps), spectrum (products), figures (stages), theory
+# (blocks of the ResNet moment sweeps, values of a branch sweep) and kernel
+# (layers) show theirs on a terminal and are silent with --quiet.
 set -u
 BAFU=${1:?usage: cli_progress.sh path/to/bafu}
 if ! command -v script >/dev/null; then echo "cli_progress: script(1) not installed (Debian package bsdutils): SKIP"; exit 77; fi
@@ -33,5 +34,8 @@ check_bar "4/4 points" "'$BAFU' sweep '$dir/grid.txt' --out '$dir/s.dat'"
 check_bar "steps" "'$BAFU' train --data teacher --width 256 --depth 8 --epochs 3 --out '$dir/t.dat'"
 check_bar "products" "'$BAFU' spectrum --mode kpm --width 2048 --depth 3 --out '$dir/k.dat'"
 check_bar "stages" "'$BAFU' figures --quick --no-render --no-train --data-dir '$dir/fig'"
+check_bar "blocks" "'$BAFU' theory --arch resnet --act tanh --sigma-w2 1 --depth 36 --out '$dir/th.dat'"
+check_bar "values" "'$BAFU' theory --arch resnet --limit --sweep-branch 0:1:0.5 --out '$dir/tb.dat'"
+check_bar "layers" "'$BAFU' kernel --act gelu --depth 120000 --every 40000 --out '$dir/ke.dat'"
 echo "cli_progress: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

@@ -59,10 +59,12 @@ int cli_distinct_files(const char *cmd, const cli_file *files, size_t n);
  * opt names the option in the message. Returns 0 if the path is free. */
 int cli_checkpoint_free(const char *cmd, const char *opt, const char *path);
 
-/* Exit status of a failed library call: 2 when the request is invalid
- * (BAFU_EINVAL, BAFU_ELIMIT, BAFU_EPARSE: bad parameters, over the memory
- * limit, a malformed input file), 1 when a valid request failed (I/O,
- * memory, numerical failure). The rule of the README's "Exit status". */
+/* Exit status of a failed library call (the README's "Exit status"): 2 when
+ * the request was refused before any work (BAFU_EINVAL, BAFU_ELIMIT,
+ * BAFU_EPARSE: bad parameters, over the memory limit, a malformed input
+ * file), 1 when a valid request failed while running (I/O, memory, numerical
+ * failure). A caller that knows a BAFU_EIO comes from reading an input file
+ * before any work exits 2 for it. */
 int cli_exit_status(bafu_status st);
 
 /* Print "bafu <cmd>: <message>" with the library's last error. */

@@ -214,9 +214,9 @@ int cmd_train(int argc, char **argv) {
   if (threads > 0) openblas_set_num_threads(threads);
   /* everything that can be refused is refused here, before any output */
   bafu_status st = bafu_trainer_create(&cfg, &tr);
-  if (st) {
+  if (st) { /* refused before any work (2): options, data files, sizes; 1 only for a failure of resources */
     cli_fail(cmd, NULL);
-    rc = cli_exit_status(st);
+    rc = st == BAFU_ENOMEM || st == BAFU_ELAPACK ? 1 : 2;
     goto done;
   }
   if (bafu_table_open(out, &t)) {
