@@ -55,7 +55,7 @@ case "${1:-run}" in
     ;;
   run)
     deps; build
-    ./build/bafu figures --threads "$(nproc)"
+    ./build/bafu figures --threads "$(nproc)" --resume # continues an interrupted run; a fresh one otherwise
     echo "setup.sh: tables in data/, figures in plots/" >&2
     ;;
   *) echo "usage: ./setup.sh [run|test|deps|build]" >&2; exit 2 ;;
