@@ -177,8 +177,10 @@ int cmd_spectrum(int argc, char **argv) {
   /* the BFK of a layer with nothing trained at or below it is 0: no spectrum,
      no angle (the Jacobian does not depend on the rates) */
   const int top = (int)p->depth + (p->signal != BAFU_SIGNAL_PROBE);
-  const int sel_label = moments || !layer_set || layer_label > (uint64_t)top ? top : (int)layer_label;
-  if (obj == BAFU_SPEC_BFK && cli_first_trained(p) > sel_label) {
+  const int bottom = p->arch == BAFU_ARCH_RESNET && p->embed ? 0 : 1;
+  const int sel_label = moments || !layer_set ? top : (int)layer_label;
+  const int valid = moments || !layer_set || (layer_label >= (uint64_t)bottom && layer_label <= (uint64_t)top);
+  if (valid && obj == BAFU_SPEC_BFK && cli_first_trained(p) > sel_label) { /* (an invalid --layer is named below) */
     fprintf(stderr, "bafu spectrum: --lr-input/--lr-hidden/--branch-scale: no trained parameter at or below layer %d "
                     "(K_l = 0)\n", sel_label);
     goto done;
