@@ -320,6 +320,7 @@ int cmd_theory(int argc, char **argv) {
         fprintf(f, "%.10g %.12g\n", lo + (double)k * step, c[k]);
       }
     }
+    rc = 0;
     if (failed) {
       fprintf(stderr, "bafu theory: --sweep-branch: %zu of %zu values failed (marked in the table); the first, "
                       "sqrtL_beta = %g: %s\n", failed, count, lo + (double)first * step, why[first]);
