@@ -539,9 +539,10 @@ bafu_status bafu_trainer_create(const bafu_train_config *c, bafu_trainer **out) 
      beta = 0 and no embedding...) has no angle: its rows are left out */
   while (t->first < J && !(t->lr0[t->first] > 0 && bafu_net_layer_scale(t->net, t->first) != 0)) ++t->first;
   if (t->first >= J || (c->control && t->first + 1 >= J)) { /* nothing trains, or the control has nothing to steer */
+    const int none = t->first >= J;
     bafu_trainer_free(t);
     return bafu_error(BAFU_EINVAL, "--lr-input/--lr-hidden/--branch-scale: no %s has a trained parameter%s",
-                      t->first >= J ? "layer" : "hidden layer", t->first >= J ? "" : " (--control steers the hidden layers)");
+                      none ? "layer" : "hidden layer", none ? "" : " (--control steers the hidden layers)");
   }
   t->per_epoch = t->tr.count / m;
   t->total = t->per_epoch * c->epochs;
