@@ -1,5 +1,6 @@
 /* main.c: the `bafu` executable, a thin dispatcher over the subcommands. */
 #include <errno.h>
+#include "bafu/version.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +29,7 @@ static void usage(FILE *f) {
           "bafu %s: backward aligned feature updates and the feature speed formula\n"
           "(theory of feature learning in deep networks, arXiv 2311.18718)\n\n"
           "Usage: bafu <command> [options]     bafu <command> --help\n\nCommands:\n",
-          BAFU_VERSION);
+          BAFU_VERSION_STRING);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 }
@@ -43,7 +44,7 @@ static int dispatch(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "--version") == 0) {
-    printf("bafu %s\n", BAFU_VERSION);
+    printf("bafu %s\n", BAFU_VERSION_STRING);
     return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)
@@ -60,7 +61,6 @@ static int dispatch(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  bafu_init_gsl();
   int rc = dispatch(argc, argv);
   /* Everything written to stdout must have reached it: a full disk or a
    * closed pipe is an error (exit 1), not a silent loss. A stdout that was

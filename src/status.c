@@ -1,5 +1,6 @@
 /* status.c: error reporting (see include/bafu/status.h). */
 #include "bafu/status.h"
+#include "bafu/version.h"
 
 #include <gsl/gsl_errno.h>
 #include <stdarg.h>
@@ -32,3 +33,17 @@ bafu_status bafu_error(bafu_status s, const char *fmt, ...) {
 const char *bafu_last_error(void) { return last_message; }
 
 void bafu_init_gsl(void) { gsl_set_error_handler_off(); }
+
+const char *bafu_version(void) { return BAFU_VERSION_STRING; }
+int bafu_version_number(void) { return BAFU_VERSION_NUMBER; }
+
+/* No initialisation duty for callers: when the library is loaded (or, linked
+ * statically, when the program starts), GSL's default handler, which calls
+ * abort(), is switched off, so that GSL failures come back as statuses. A
+ * handler the program has installed itself is left in place. */
+#if defined(__GNUC__)
+__attribute__((constructor)) static void gsl_handler_off_at_load(void) {
+  gsl_error_handler_t *old = gsl_set_error_handler_off();
+  if (old) gsl_set_error_handler(old); /* the program's own */
+}
+#endif

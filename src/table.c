@@ -18,6 +18,7 @@
  *    temporaries not yet committed, then takes its default course. */
 #define _DEFAULT_SOURCE /* fsync, fileno, flock, lstat, readlink, fchown */
 #include "bafu/table.h"
+#include "bafu/version.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -360,7 +361,7 @@ void bafu_table_meta(bafu_table *t, const char *fmt, ...) {
 }
 
 void bafu_table_provenance(bafu_table *t, int argc, char **argv) {
-  fprintf(t->f, "# generator: bafu %s\n# command:", BAFU_VERSION);
+  fprintf(t->f, "# generator: bafu %s\n# command:", BAFU_VERSION_STRING);
   for (int i = 0; i < argc; ++i) {
     fputc(' ', t->f);
     put_escaped(t->f, argv[i]);

@@ -2,6 +2,7 @@
  * The update, the control and the normalisations are derived in
  * theory/engine.md 6; the control targets in theory/presets.md 5. */
 #include "bafu/train.h"
+#include "bafu/version.h"
 
 #include <gsl/gsl_math.h> /* M_PI in strict C11 */
 #include <gsl/gsl_randist.h>
@@ -296,7 +297,7 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
  *   u64 step, f64 step_size, F0, loss_sum, acc_sum, u64 since,
  *   u64 perm[count], the generator's state (gsl_rng_size bytes),
  *   per layer: f64 scale, f64 W[fan_out * fan_in]. */
-#define STATE_MAGIC "bafu-train-state 1 " BAFU_VERSION
+#define STATE_MAGIC "bafu-train-state 1 " BAFU_VERSION_STRING
 
 typedef struct {
   size_t step, since;

@@ -35,5 +35,17 @@ if cmake -S "$src/tests/consumer" -B "$dir/cb" -DCMAKE_PREFIX_PATH="$p" >"$dir/c
 else
   bad "CMake build"; cat "$dir/cm.log"
 fi
+# the shared library exports the bafu_* API and nothing else
+others=$(nm -D --defined-only "$lib/libbafu.so" | awk '{print $3}' | grep -v '^bafu_')
+[[ -z $others ]] && ok || bad "libbafu.so exports symbols outside bafu_*: $(echo $others | head -c 300)"
+[[ -s $p/include/bafu/version.h && -s $p/include/bafu/bafu.h ]] && ok || bad "bafu/version.h or bafu/bafu.h not installed"
+# every public header is C++-ready (extern "C"): a C++ program calls the C API
+if command -v c++ >/dev/null; then
+  printf '#include <bafu/bafu.h>\n#include <cstring>\nint main() { bafu_net_params p = bafu_net_params_default(); return std::strcmp(bafu_version(), BAFU_VERSION_STRING) != 0 || bafu_net_params_check(&p) != BAFU_OK; }\n' >"$dir/cxx.cpp"
+  if c++ -o "$dir/cxx" "$dir/cxx.cpp" $(pkg-config --cflags --libs bafu) 2>"$dir/cxx.log" && LD_LIBRARY_PATH=$lib "$dir/cxx"; then ok
+  else bad "a C++ program using <bafu/bafu.h>: $(head -5 "$dir/cxx.log")"; fi
+else
+  bad "no C++ compiler (c++) to check the headers' extern \"C\" guards (Debian: build-essential)"
+fi
 echo "install_test: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

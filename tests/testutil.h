@@ -33,7 +33,6 @@
 
 /* Run a suite; returns the process exit status. */
 static inline int bafu_run_suite(Suite *s) {
-  bafu_init_gsl();
   SRunner *sr = srunner_create(s);
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);

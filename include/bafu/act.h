@@ -28,6 +28,10 @@
 
 #include "bafu/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
   BAFU_ACT_RELU,
   BAFU_ACT_LINEAR,
@@ -89,5 +93,9 @@ bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12
  * stream makes the masks of different layers correlated (theory/moments.md 2.4). */
 bafu_status bafu_act_mask_corr(bafu_act a, double q1, double q2, double c12, double *out);
 bafu_status bafu_act_mask_corr_quad(bafu_act a, double q1, double q2, double c12, double *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -19,6 +19,10 @@
 
 #include "bafu/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Fills out[0..count) with independent N(0, sd^2) numbers. */
 typedef void (*bafu_normal_fn)(void *ctx, double sd, size_t count, double *out);
 
@@ -60,5 +64,9 @@ void bafu_gcond_reset(bafu_gcond *g, double sd);
  * finite. out is unspecified on error. */
 bafu_status bafu_gcond_apply(bafu_gcond *g, int trans, const double *v, double *out, bafu_normal_fn normal,
                              void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -15,6 +15,10 @@
 
 #include "bafu/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A labelled image set: count samples of dim = rows*cols pixels, stored as doubles. */
 typedef struct {
   size_t count, rows, cols;
@@ -57,5 +61,9 @@ bafu_status bafu_fashion_mnist_load(const char *dir, int test, size_t max_count,
  * as in bafu_fashion_mnist_load, into buf (truncated to fit, always
  * NUL-terminated). Returns 0, or 1 if it did not fit. Cannot fail otherwise. */
 int bafu_fashion_mnist_file(const char *dir, int test, int labels, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -53,6 +53,10 @@
 
 #include "bafu/net.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* How the Gaussian expectations are computed. AUTO: ReLU by its closed forms
  * carried as per-pair angles (stable at any depth, KR 3), every other
  * activation by bafu_act_bivariate / bafu_act_moments_eval (closed forms for
@@ -164,5 +168,9 @@ double bafu_kernel_relu_one_minus_corr(double th);
  * relative precision as omc -> 0. Out of range it clamps: omc < 0 gives 0,
  * omc > 2 gives pi; NAN gives NAN (no status). */
 double bafu_kernel_angle_from_omc(double omc);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

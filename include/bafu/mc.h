@@ -24,6 +24,10 @@
 
 #include "bafu/net.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
   size_t J;        /* layers */
   size_t seeds;    /* draws in the statistics: those run, less the degenerate ones */
@@ -66,5 +70,9 @@ bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_
                                  int threads, bafu_mc_progress_fn progress, void *ctx, bafu_mc_result *out);
 /* Free the arrays of r and zero it; NULL-safe, and safe on a zeroed result. */
 void bafu_mc_result_free(bafu_mc_result *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

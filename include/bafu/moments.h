@@ -18,6 +18,10 @@
 
 #include "bafu/net.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct {
   int label;     /* user-facing layer index, as in bafu mc */
   double q_in;   /* variance of the entries of the layer's input stream */
@@ -101,5 +105,9 @@ double bafu_continuum_cos_closed(const bafu_net_params *p, double b, double t);
  * always NUL-terminated; untouched on error). Errors: BAFU_EINVAL for invalid
  * p; errors of the activation moments and (A = 1/2) of bafu_continuum_run. */
 bafu_status bafu_moments_regime(const bafu_net_params *p, char *buf, size_t size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

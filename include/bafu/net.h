@@ -46,6 +46,10 @@
 #include "bafu/act.h"
 #include "bafu/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { BAFU_ARCH_MLP, BAFU_ARCH_RESNET } bafu_arch;
 typedef enum { BAFU_INIT_GAUSSIAN, BAFU_INIT_ORTHOGONAL } bafu_init;
 typedef enum { BAFU_SIGNAL_PROBE, BAFU_SIGNAL_MSE, BAFU_SIGNAL_XENT } bafu_signal;
@@ -349,5 +353,9 @@ const char *bafu_draw_status_string(bafu_draw_status s);
  * batch or a line exceeds the memory limit), BAFU_ENOMEM. On error *x = NULL
  * and *d = *m = 0. */
 bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -10,6 +10,10 @@
 
 #include "bafu/net.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* For p with signal mse, batch m >= 1 and input dim d >= m: the inputs are
  * taken orthogonal with |x|^2 = d (the d -> infinity limit of N(0, I_d)
  * draws); the readout's NTK
@@ -24,5 +28,9 @@
  * if the Cholesky factorisation of Sigma fails; BAFU_ENUMERIC if the mean is
  * not finite. *mean and *se are written only once the samples are done. */
 bafu_status bafu_output_angle(const bafu_net_params *p, size_t samples, uint64_t seed, double *mean, double *se);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -21,6 +21,10 @@
 
 #include "bafu/net.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { BAFU_PRESET_SP, BAFU_PRESET_NTK, BAFU_PRESET_MUP, BAFU_PRESET_FSC, BAFU_PRESET_COUNT } bafu_preset;
 
 /* "sp", "ntk", "mup", "fsc": a static string, "?" outside the enum; cannot
@@ -55,5 +59,9 @@ bafu_status bafu_preset_apply(bafu_net_params *p, bafu_preset preset);
  * kappa_k (theory/presets.md 2.2). INFINITY for k < 2 (no mean); cannot
  * fail. */
 double bafu_sensitivity_kappa(size_t k);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

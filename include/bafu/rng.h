@@ -16,6 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Seed r (mt19937) for draw `draw` of stream `seed` (splitmix64 mixing to a
  * non-zero 32-bit seed). */
 void bafu_rng_seed(gsl_rng *r, uint64_t seed, uint64_t draw);
@@ -70,5 +74,9 @@ double bafu_fastrng_ziggurat_residual(void);
  * standard normal (sd 1). Exposed so tests can force a layer and check the
  * conditional law of each path. */
 double bafu_fastrng_normal_from_word(bafu_fastrng *r, uint64_t u);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -35,6 +35,10 @@
 
 #include "bafu/net.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { BAFU_SPEC_BFK, BAFU_SPEC_JACOBIAN } bafu_spec_object;
 
 /* Enum -> name: "jacobian" for BAFU_SPEC_JACOBIAN, "bfk" for any other value
@@ -205,5 +209,9 @@ size_t bafu_free_npoints(const bafu_free *ws);
  * piecewise linearly plus atoms). ws = the bafu_free workspace (void * so it
  * fits bafu_spec_w1). Undefined before a successful run; cannot fail. */
 double bafu_free_cdf(const void *ws, double x);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

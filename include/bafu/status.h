@@ -18,6 +18,10 @@
 
 #include <stddef.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum {
   BAFU_OK = 0,
   BAFU_EINVAL,   /* invalid argument or parameter combination */
@@ -57,9 +61,15 @@ bafu_status bafu_error(bafu_status s, const char *fmt, ...)
 const char *bafu_last_error(void);
 
 /* Switch off GSL's abort()ing error handler (gsl_set_error_handler_off), so
- * that GSL failures (e.g. an allocation inside gsl_rng_alloc) come back as
- * bafu_status errors instead of aborting; call once from every main(). It sets
+ * that GSL failures come back as bafu_status errors instead of aborting. The
+ * library does this itself when it is loaded (leaving a handler the program
+ * installed in place), so calling it is never needed; it remains for programs
+ * that install a handler and want the library's choice back. It sets
  * process-wide GSL state: call it before starting threads. Cannot fail. */
 void bafu_init_gsl(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -40,6 +40,10 @@
 #include "bafu/net.h"
 #include "bafu/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* At most this many values per axis, and at most this many grid points. */
 #define BAFU_SWEEP_MAX_VALUES 64
 #define BAFU_SWEEP_MAX_POINTS 1000000
@@ -95,5 +99,9 @@ int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text);
  * (never a NaN row); the message names the point. *text is NULL and *len 0 on
  * error. */
 bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, char **text, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

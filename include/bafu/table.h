@@ -33,6 +33,10 @@
 
 #include "bafu/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct bafu_table bafu_table;
 
 /* Open a table for `path`; NULL or "-" writes to stdout. *out is NULL on
@@ -77,5 +81,9 @@ void bafu_table_abort(bafu_table *t);
  * not exist. *out is malloc'd (caller frees), NULL on error. BAFU_EIO for a
  * link loop (40 levels) or an unreadable link, BAFU_ENOMEM. */
 bafu_status bafu_path_resolve(const char *path, char **out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

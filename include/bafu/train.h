@@ -20,6 +20,10 @@
 
 #include "bafu/net.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum { BAFU_DATA_TEACHER, BAFU_DATA_FASHION_MNIST } bafu_data_kind;
 
 /* The annealing factor a(t) of step t of T (theory/presets.md 5): it multiplies
@@ -149,5 +153,9 @@ int bafu_trainer_first_label(const bafu_trainer *t);
 /* Create, run and free in one call; fn may be NULL (no rows). Errors: those
  * of bafu_trainer_create and bafu_trainer_run. */
 bafu_status bafu_train_run(const bafu_train_config *cfg, bafu_train_fn fn, void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,6 +1,7 @@
 /* ckpt.c: checkpoint files with integrity checks (ckpt.h). */
 #define _POSIX_C_SOURCE 200809L /* fileno, ftruncate, ftello */
 #include "ckpt.h"
+#include "bafu/version.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +27,7 @@ static uint32_t crc_of(uint32_t crc, const void *p, size_t n) {
 
 /* ---- sweep journal ------------------------------------------------------ */
 
-#define SWEEP_MAGIC "bafu sweep checkpoint 2 " BAFU_VERSION
+#define SWEEP_MAGIC "bafu sweep checkpoint 2 " BAFU_VERSION_STRING
 
 /* Read one line of at most cap-1 bytes (with its '\n') into buf; 0 at EOF or
  * for a line cut short or too long (buf holds what was read). */

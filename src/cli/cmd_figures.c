@@ -2,6 +2,7 @@
  * (theory against finite-width Monte Carlo) and their gnuplot renderings. */
 #define _DEFAULT_SOURCE /* mkdir, stat */
 #include <errno.h>
+#include "bafu/version.h"
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -611,7 +612,7 @@ static void run_ckpt_path(const fig_ctx *c, size_t r, char *buf, size_t size) {
 }
 
 static void run_ckpt_settings(const fig_ctx *c, char *buf, size_t size) {
-  snprintf(buf, size, "bafu figure 8 run %s mode=%s seed=%llu\n", BAFU_VERSION, c->quick ? "quick" : "full",
+  snprintf(buf, size, "bafu figure 8 run %s mode=%s seed=%llu\n", BAFU_VERSION_STRING, c->quick ? "quick" : "full",
            (unsigned long long)c->seed);
 }
 
@@ -874,7 +875,7 @@ int cmd_figures(int argc, char **argv) {
   const size_t nall = sizeof stages / sizeof stages[0], nstages = nall - (size_t)no_train;
   char state_path[4096], settings[256];
   snprintf(state_path, sizeof state_path, "%s/.bafu-figures.ckpt", c.data_dir);
-  snprintf(settings, sizeof settings, "bafu figures %s mode=%s seed=%llu\n", BAFU_VERSION, c.quick ? "quick" : "full",
+  snprintf(settings, sizeof settings, "bafu figures %s mode=%s seed=%llu\n", BAFU_VERSION_STRING, c.quick ? "quick" : "full",
            (unsigned long long)c.seed);
   int done[sizeof stages / sizeof stages[0]] = {0};
   size_t ndone = 0;

@@ -312,7 +312,6 @@ static int spectrum(void) {
 }
 
 int main(int argc, char **argv) {
-  bafu_init_gsl();
   if (argc < 2) {
     fprintf(stderr, "usage: bench_bafu floors|a|b|c|d [seeds [reps]]\n");
     return 2;

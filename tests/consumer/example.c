@@ -2,14 +2,18 @@
  * It predicts the angle of a ReLU MLP with the moment recursion and checks the
  * closed form cos_L = L / sqrt(L^2 + (L-1) L (2L-1)/3) (theory/moments.md 2.2), then
  * runs one finite network and checks the feature speed identity. */
-#include <bafu/moments.h>
-#include <bafu/net.h>
+#include <bafu/bafu.h> /* the umbrella header: the whole API */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(void) {
-  bafu_init_gsl();
+  /* no initialisation call: the library needs none */
+  if (strcmp(bafu_version(), BAFU_VERSION_STRING) != 0 || bafu_version_number() != BAFU_VERSION_NUMBER) {
+    fprintf(stderr, "example: compiled against bafu %s, running with %s\n", BAFU_VERSION_STRING, bafu_version());
+    return 1;
+  }
   bafu_net_params p = bafu_net_params_default();
   p.width = 256;
   p.depth = 5;

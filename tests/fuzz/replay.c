@@ -31,7 +31,6 @@ static int run_file(const char *path) {
 }
 
 int main(int argc, char **argv) {
-  bafu_init_gsl();
   size_t count = 0;
   for (int a = 1; a < argc; ++a) {
     struct stat sb;

@@ -12,10 +12,13 @@ harnesses=("${@:-inputs sweep idx idxpair ckpt cli}")
 read -r -a harnesses <<<"${harnesses[*]}"
 out=build-fuzz; mkdir -p "$out" tests/fuzz/crashes
 srcs=$(ls src/*.c | grep -v 'src/main.c')
+mkdir -p "$out/include/bafu" # the generated version header, version "fuzz"
+sed -e 's/@PROJECT_VERSION_MAJOR@/0/; s/@PROJECT_VERSION_MINOR@/0/; s/@PROJECT_VERSION_PATCH@/0/' \
+    -e 's/@PROJECT_VERSION@/fuzz/' src/version.h.in >"$out/include/bafu/version.h"
 for h in "${harnesses[@]}"; do
   extra=""; [[ $h == cli ]] && extra=src/cli/cli.c; [[ $h == ckpt ]] && extra=src/cli/ckpt.c
-  clang -std=c11 -DBAFU_VERSION=\"fuzz\" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Iinclude -Isrc/cli -Itests/fuzz $(pkg-config --cflags gsl) \
+  clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+    -Iinclude -I"$out/include" -Isrc/cli -Itests/fuzz $(pkg-config --cflags gsl) \
     tests/fuzz/fuzz_$h.c $srcs $extra -o "$out/fuzz_$h" \
     -lgsl $(pkg-config --libs lapacke openblas fftw3 zlib) -lm 2>"$out/build_$h.log" ||
     { echo "run_fuzz: build of $h failed (see $out/build_$h.log)"; exit 1; }
