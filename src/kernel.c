@@ -3,6 +3,8 @@
  * in theory/kernel.md; "KR x" refers to its sections. */
 #include "bafu/kernel.h"
 
+#include "bafu/layout.h"
+
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,24 +27,18 @@ typedef struct {
 } layer_info;
 
 size_t bafu_kernel_count_layers(const bafu_net_params *p) {
-  size_t J = p->depth;
-  if (p->arch == BAFU_ARCH_RESNET && p->embed) ++J;
-  if (p->signal != BAFU_SIGNAL_PROBE) ++J;
-  return J;
+  bafu_layout lay;
+  return bafu_layout_build(p, &lay) ? 0 : lay.J;
 }
 
-static layer_info layer_at(const bafu_net_params *p, double beta, size_t j) {
-  const size_t L = p->depth;
-  const double s = p->sigma_w2, gin = bafu_net_gain_input(p);
-  if (p->arch == BAFU_ARCH_MLP) {
-    if (j == 0) return (layer_info){LAYER_INPUT, 1, p->lr_input, 1, gin};
-    if (j < L) return (layer_info){LAYER_PLAIN, (int)(j + 1), p->lr_hidden, 1, s};
-  } else {
-    const size_t off = p->embed ? 1 : 0;
-    if (p->embed && j == 0) return (layer_info){LAYER_INPUT, 0, p->lr_input, 1, gin};
-    if (j < L + off) return (layer_info){LAYER_RESID, (int)(j + 1 - off), p->lr_hidden, beta * beta, s};
-  }
-  return (layer_info){LAYER_PLAIN, (int)(L + 1), p->lr_output, 1, bafu_net_gain_output(p)}; /* mse readout */
+/* Entry j of the network's description (bafu/layout.h), as the recursion
+ * sees it: a dense entry reading x is an input layer (KR 2.1). */
+static layer_info layer_at(const bafu_layout *lay, size_t j) {
+  const bafu_stage *s;
+  size_t k;
+  const int label = bafu_layout_entry(lay, j, &s, &k);
+  const layer_kind kind = s->kind == BAFU_STAGE_BLOCK ? LAYER_RESID : s->reads_x && k == 0 ? LAYER_INPUT : LAYER_PLAIN;
+  return (layer_info){kind, label, s->lr, kind == LAYER_RESID ? s->scale * s->scale : 1.0, s->gain};
 }
 
 static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
@@ -153,7 +149,7 @@ struct bafu_kernel {
   bafu_net_params p;
   bafu_kernel_method method;
   size_t J, m, d;
-  double beta;
+  bafu_layout lay;
   int *labels;
   double *store;   /* J * MAT_COUNT * m * m */
   double *gram;    /* X^T X */
@@ -190,7 +186,7 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
   k->J = J;
   k->m = m;
   k->d = input_dim(p);
-  k->beta = bafu_net_beta(p);
+  bafu_layout_build(p, &k->lay); /* p was checked above */
   k->labels = malloc(J * sizeof *k->labels);
   k->store = malloc(doubles * sizeof(double));
   if (!k->labels || !k->store) {
@@ -202,7 +198,7 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
   k->th = k->gram + mm;
   k->ee = k->th + mm;
   k->dd = k->ee + mm;
-  for (size_t j = 0; j < J; ++j) k->labels[j] = layer_at(p, k->beta, j).label;
+  for (size_t j = 0; j < J; ++j) k->labels[j] = layer_at(&k->lay, j).label;
   *out = k;
   return BAFU_OK;
 }
@@ -295,7 +291,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
     }
   if ((st = check_finite(k->gram, mm, 0, "input Gram matrix"))) return st;
   for (size_t j = 0; j < J; ++j) {
-    const layer_info li = layer_at(p, k->beta, j);
+    const layer_info li = layer_at(&k->lay, j);
     double *Sig = mat(k, j, MAT_SIGMA), *Sp = mat(k, j, MAT_SPRIME), *Th = mat(k, j, MAT_THETA),
            *Own = mat(k, j, MAT_OWN);
     if (li.kind == LAYER_INPUT) { /* KR 2.1: f = W x */
@@ -347,7 +343,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
   double *P = mat(k, J - 1, MAT_BWD);
   for (size_t i = 0; i < mm; ++i) P[i] = 1;
   for (size_t j = J - 1; j > 0; --j) {
-    const layer_info li = layer_at(p, k->beta, j);
+    const layer_info li = layer_at(&k->lay, j);
     const double *Sp = mat(k, j, MAT_SPRIME), *Pj = mat(k, j, MAT_BWD);
     double *Pm = mat(k, j - 1, MAT_BWD);
     for (size_t i = 0; i < mm; ++i) Pm[i] = (li.kind == LAYER_RESID ? 1 + li.scale2 * Sp[i] : Sp[i]) * Pj[i];
@@ -455,17 +451,17 @@ static void pair_input_layer(const bafu_net_params *p, const layer_info *li, dou
   o->sp_d = o->sp_o = o->m_d = o->m_o = 0;
 }
 
-static bafu_status pair_sweep(const bafu_net_params *p, double corr, double *fac, int emit, bafu_kernel_pair_fn fn,
-                              void *ctx, bafu_progress_fn progress, void *pctx) {
-  const size_t J = bafu_kernel_count_layers(p);
-  const double beta = bafu_net_beta(p), n = (double)p->width;
+static bafu_status pair_sweep(const bafu_net_params *p, const bafu_layout *lay, double corr, double *fac, int emit,
+                              bafu_kernel_pair_fn fn, void *ctx, bafu_progress_fn progress, void *pctx) {
+  const size_t J = lay->J;
+  const double n = (double)p->width;
   pair_state x = {.q = 1, .omc = 1 - corr, .th = acos(corr), .theta_d = 0, .theta_o = 0};
   if (p->act == BAFU_ACT_RELU) {
     const double h = sin(0.5 * x.th);
     x.omc = 2 * h * h;
   }
   for (size_t j = 0; j < J; ++j) {
-    const layer_info li = layer_at(p, beta, j);
+    const layer_info li = layer_at(lay, j);
     pair_out o;
     if (li.kind == LAYER_INPUT) {
       pair_input_layer(p, &li, corr, &x, &o);
@@ -514,13 +510,15 @@ bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double cor
   if (!(isfinite(corr) && corr >= -1 && corr <= 1))
     return bafu_error(BAFU_EINVAL, "--corr: must be a number in [-1, 1], got %g", corr);
   if (!fn) return bafu_error(BAFU_EINVAL, "kernel: no callback given");
-  const size_t J = bafu_kernel_count_layers(p);
+  bafu_layout lay;
+  bafu_layout_build(p, &lay); /* p was checked above */
+  const size_t J = lay.J;
   const size_t bytes = sat_mul(sat_mul(J, 2), sizeof(double));
   if ((st = bafu_memory_check((double)bytes, "--depth: the kernel recursion"))) return st;
   double *fac = malloc(bytes);
   if (!fac) return bafu_error(BAFU_ENOMEM, "--depth: out of memory (%.3g GiB)", (double)bytes / 1073741824.0);
   /* pass 1: the whole recursion, checked; Jacobian factors M_j stored */
-  if ((st = pair_sweep(p, corr, fac, 0, NULL, NULL, progress, pctx))) {
+  if ((st = pair_sweep(p, &lay, corr, fac, 0, NULL, NULL, progress, pctx))) {
     free(fac);
     return st;
   }
@@ -535,11 +533,11 @@ bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double cor
     if (!(isfinite(fac[2 * j]) && isfinite(fac[2 * j + 1]))) {
       free(fac);
       return bafu_error(BAFU_ENUMERIC, "--depth/--sigma-w2: the backward factor overflowed at layer %d",
-                        layer_at(p, bafu_net_beta(p), j).label);
+                        layer_at(&lay, j).label);
     }
   }
   /* pass 2: the same recursion (bit-identical), emitted */
-  st = pair_sweep(p, corr, fac, 1, fn, ctx, progress, pctx);
+  st = pair_sweep(p, &lay, corr, fac, 1, fn, ctx, progress, pctx);
   free(fac);
   return st;
 }

@@ -1,6 +1,8 @@
 /* mc.c: Monte Carlo driver over independent network draws (bafu/mc.h). */
 #include "bafu/mc.h"
 
+#include "bafu/layout.h"
+
 #include <gsl/gsl_statistics_double.h>
 #include <math.h>
 #include <stdio.h>
@@ -25,7 +27,8 @@ void bafu_mc_result_free(bafu_mc_result *r) {
 
 double bafu_mc_memory_bytes(const bafu_net_params *p, size_t seeds) {
   const size_t net = bafu_net_memory_bytes(p);
-  const double J = (double)p->depth + 2; /* at most: embedding and readout */
+  bafu_layout lay;
+  const double J = bafu_layout_build(p, &lay) ? (double)p->depth + 2 : (double)lay.J;
   return (net == SIZE_MAX ? INFINITY : (double)net) + ((double)seeds + 3) * J * BAFU_Q_COUNT * sizeof(double);
 }
 

@@ -2,23 +2,22 @@
  * Every formula is derived in theory/moments.md; section numbers refer to it. */
 #include "bafu/moments.h"
 
+#include "bafu/layout.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 size_t bafu_moments_nlayers(const bafu_net_params *p) {
-  size_t J = p->depth;
-  if (p->arch == BAFU_ARCH_RESNET && p->embed) ++J;
-  if (p->signal != BAFU_SIGNAL_PROBE) ++J;
-  return J;
+  bafu_layout lay;
+  return bafu_layout_build(p, &lay) ? 0 : lay.J;
 }
 
 /* The mask moments of a layer: t1 = phi(W^T W D^2) = s E[phi'^2] and
  * t2 = phi((W D^2 W^T)^2) = s^2 (E[phi'^2]^2 + E[phi'^4]) for Gaussian W,
  * s^2 E[phi'^4] for scaled orthogonal W (section 2.2). */
-static void mask_moments(const bafu_net_params *p, const bafu_act_moments *am, double *t1, double *t2) {
-  const double s = p->sigma_w2;
+static void mask_moments(const bafu_net_params *p, double s, const bafu_act_moments *am, double *t1, double *t2) {
   *t1 = s * am->dphi2;
   if (p->init == BAFU_INIT_ORTHOGONAL)
     *t2 = s * s * am->dphi4;
@@ -69,13 +68,12 @@ static void chain_ws_bind(chain_ws *w, double *base, size_t L) {
   w->S = base + 5 * L;
 }
 
-static bafu_status mask_pair(const bafu_net_params *p, int free_masks, double qk, double mk, double ql, double ml,
-                             double *M) {
+static bafu_status mask_pair(bafu_act act, int free_masks, double qk, double mk, double ql, double ml, double *M) {
   if (free_masks) {
     *M = mk * ml;
     return BAFU_OK;
   }
-  return bafu_act_mask_corr(p->act, qk, ql, qk, M); /* Cov(f_{k-1}, f_{l-1}) = q_{k-1}, k < l */
+  return bafu_act_mask_corr(act, qk, ql, qk, M); /* Cov(f_{k-1}, f_{l-1}) = q_{k-1}, k < l */
 }
 
 /* Progress of a moment run: the two O(L^2) sweeps of a ResNet report one
@@ -90,19 +88,19 @@ static void report(const progress *pr, size_t done) {
   if (pr && pr->fn && (done % 16 == 0 || done == pr->total)) pr->fn(done, pr->total, pr->ctx);
 }
 
-static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L, double nscale, double q0,
-                                double m1_0, int free_masks, int continuum, chain_ws *w,
+static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, double beta2, size_t L, double nscale,
+                                double q0, double m1_0, int free_masks, int continuum, chain_ws *w,
                                 bafu_moments_layer *out, const progress *pr) {
   double *zk = w->zk, *qin = w->qin, *mk = w->mk;
   double Pk = 1;
-  const double s = p->sigma_w2;
+  const double s = sg->gain;
   const int orth = p->init == BAFU_INIT_ORTHOGONAL;
   const double b4 = continuum ? 0.0 : beta2 * beta2;
   double q = q0, m1 = m1_0, zI = 0, eta = 0, sum_zm = 0;
   bafu_status st;
   for (size_t l = 1; l <= L; ++l) {
     bafu_act_moments am;
-    if ((st = bafu_act_moments_eval(p->act, q, &am))) return st;
+    if ((st = bafu_act_moments_eval(sg->act, q, &am))) return st;
     const double ml = am.dphi2, a = s * ml;
     qin[l - 1] = q;
     mk[l - 1] = ml;
@@ -110,14 +108,14 @@ static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L
     double cross = 0;
     for (size_t k = 1; k < l; ++k) {
       double M;
-      if ((st = mask_pair(p, free_masks, qin[k - 1], mk[k - 1], q, ml, &M))) return st;
+      if ((st = mask_pair(sg->act, free_masks, qin[k - 1], mk[k - 1], q, ml, &M))) return st;
       cross += zk[k - 1] * M;
     }
     const double pz = zI * ml + cross, hw = eta * ml + cross;
     const double lam = m1 * m1;
     const double phiphi = lam * am.dphi4 + ml * pz + hw * ml; /* phi(D_l^2 Phi(D_l^2)) */
     const double g = 1 + beta2 * a;
-    const double c = p->lr_hidden * beta2 * nscale * am.phi2;
+    const double c = sg->lr * beta2 * nscale * am.phi2;
     for (size_t k = 1; k < l; ++k) zk[k - 1] *= g;
     zk[l - 1] = beta2 * s * lam;
     sum_zm = g * sum_zm + beta2 * s * lam * ml;
@@ -135,7 +133,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L
     if (!isfinite(qn) || !isfinite(m2))
       return bafu_error(BAFU_ENUMERIC, "moments overflowed at block %zu: reduce depth, sigma-w2 or branch scale", l);
     const double t2 = orth ? s * s * am.dphi4 : s * s * (ml * ml + am.dphi4);
-    out[l - 1] = (bafu_moments_layer){.label = (int)l, .q_in = q, .q = qn, .c = c, .p1 = g,
+    out[l - 1] = (bafu_moments_layer){.label = sg->first_label + (int)l - 1, .q_in = q, .q = qn, .c = c, .p1 = g,
                                       .p2 = 1 + 4 * beta2 * a + beta2 * beta2 * t2, .m1 = m1, .m2 = m2};
     q = qn;
     report(pr, l);
@@ -152,16 +150,16 @@ static bafu_status resnet_chain(const bafu_net_params *p, double beta2, size_t L
  *   R(l) = sum_{k <= l < j} u_k y_j M_kj.
  * The top mask (mse readout, index L+1) enters as y_{L+1} = 1 with yI = 0.
  * Overwrites out[i].cos_theta for the L blocks (out has L entries). */
-static bafu_status resnet_backward_cos(const bafu_net_params *p, double beta2, size_t L, int free_masks,
-                                       const chain_ws *w, double q_top, bafu_moments_layer *out,
+static bafu_status resnet_backward_cos(const bafu_net_params *p, const bafu_stage *sg, double beta2, size_t L,
+                                       int free_masks, const chain_ws *w, double q_top, bafu_moments_layer *out,
                                        const progress *pr) {
-  const double s = p->sigma_w2;
+  const double s = sg->gain;
   const int mse = p->signal == BAFU_SIGNAL_MSE;
   bafu_status st;
   double m_top = 0;
   if (mse) {
     bafu_act_moments am;
-    if ((st = bafu_act_moments_eval(p->act, q_top, &am))) return st;
+    if ((st = bafu_act_moments_eval(sg->act, q_top, &am))) return st;
     m_top = am.dphi2;
   }
   /* y_j for blocks j = 1..L and (mse) the readout mask j = L+1; phi(Y_l) */
@@ -188,9 +186,9 @@ static bafu_status resnet_backward_cos(const bafu_net_params *p, double beta2, s
       if (y[j] == 0) continue;
       double M;
       if (j <= L)
-        st = mask_pair(p, free_masks, w->qin[k - 1], w->mk[k - 1], w->qin[j - 1], w->mk[j - 1], &M);
+        st = mask_pair(sg->act, free_masks, w->qin[k - 1], w->mk[k - 1], w->qin[j - 1], w->mk[j - 1], &M);
       else
-        st = mask_pair(p, free_masks, w->qin[k - 1], w->mk[k - 1], q_top, m_top, &M);
+        st = mask_pair(sg->act, free_masks, w->qin[k - 1], w->mk[k - 1], q_top, m_top, &M);
       if (st) goto done;
       const double N = w->u[k - 1] * y[j] * M;
       diff[k] += N;
@@ -216,74 +214,81 @@ done:
 
 static bafu_status moments_run(const bafu_net_params *p, double x2, int free_masks, bafu_moments_layer *out,
                                bafu_progress_fn fn, void *ctx) {
-  const progress pr = {fn, ctx, p->arch == BAFU_ARCH_RESNET ? 2 * p->depth : 1};
-  bafu_status st = bafu_net_params_check(p);
+  bafu_layout lay;
+  bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
   if (p->signal == BAFU_SIGNAL_XENT)
     return bafu_error(BAFU_EINVAL, "--loss xent: the moment theory covers the probe and mse signals");
-  const double n = (double)p->width, s = p->sigma_w2, s_in = bafu_net_gain_input(p), s_out = bafu_net_gain_output(p);
-  const double d = (double)(p->input_dim ? p->input_dim : p->width);
+  const double n = (double)lay.width, d = (double)lay.input_dim;
   if (!(x2 > 0)) x2 = p->inputs == BAFU_INPUTS_ONEHOT ? 1.0 : d;
   if (!isfinite(x2)) return bafu_error(BAFU_EINVAL, "input squared norm must be finite");
-  const double beta = bafu_net_beta(p);
-  const size_t J = bafu_moments_nlayers(p);
-  if (p->arch == BAFU_ARCH_RESNET && (p->branch_scale == 0 || p->lr_hidden == 0) && !p->embed)
-    return bafu_error(BAFU_EINVAL, "--branch-scale/--lr-hidden: the blocks are not trained (K_l = 0), so the "
-                                   "angle is undefined");
+  const size_t J = lay.J;
+  size_t jb = J, nb = 0; /* the residual blocks' entries: their angle is section 2.5's */
+  for (size_t i = 0; i < lay.nstages; ++i)
+    if (lay.stage[i].kind == BAFU_STAGE_BLOCK) {
+      nb = lay.stage[i].count;
+      if (lay.stage[i].reads_x && (lay.stage[i].scale == 0 || lay.stage[i].lr == 0))
+        return bafu_error(BAFU_EINVAL, "--branch-scale/--lr-hidden: the blocks are not trained (K_l = 0), so the "
+                                       "angle is undefined");
+    }
+  const progress pr = {fn, ctx, nb ? 2 * nb : 1};
   double m1 = 0, m2 = 0;
   double q = x2 / d; /* variance of the entries of the current stream */
   size_t j = 0;
-  /* the layer reading x: K = lr_in |x|^2 I (section 2.3) */
-  if (p->arch == BAFU_ARCH_MLP || p->embed) {
-    const double c = p->lr_input * x2;
-    out[j] = (bafu_moments_layer){.label = p->arch == BAFU_ARCH_MLP ? 1 : 0, .q_in = q, .q = s_in * q, .c = c,
-                                  .p1 = 0, .p2 = 0, .m1 = c, .m2 = c * c};
-    m1 = c;
-    m2 = c * c;
-    q = s_in * q;
-    ++j;
-  }
-  if (p->arch == BAFU_ARCH_MLP) {
-    for (size_t l = 2; l <= p->depth; ++l, ++j) { /* section 2.2 */
+  for (size_t i = 0; i < lay.nstages; ++i) {
+    const bafu_stage *sg = &lay.stage[i];
+    if (sg->kind == BAFU_STAGE_DENSE && sg->reads_x) { /* the layer reading x: K = lr |x|^2 I (section 2.3) */
+      const double c = sg->lr * x2;
+      out[j] = (bafu_moments_layer){.label = sg->first_label, .q_in = q, .q = sg->gain * q, .c = c, .p1 = 0, .p2 = 0,
+                                    .m1 = c, .m2 = c * c};
+      m1 = c;
+      m2 = c * c;
+      q = sg->gain * q;
+      ++j;
+    } else if (sg->kind == BAFU_STAGE_DENSE && sg->readout) { /* readout: k/n -> 0, no spread (section 2.5) */
       bafu_act_moments am;
-      if ((st = bafu_act_moments_eval(p->act, q, &am))) return st;
-      double t1, t2;
-      mask_moments(p, &am, &t1, &t2);
-      const double c = p->lr_hidden * n * am.phi2, qn = s * am.phi2;
-      moment_step(c, t1, t2, &m1, &m2);
-      if (!isfinite(qn) || !isfinite(m2))
-        return bafu_error(BAFU_ENUMERIC, "moments overflowed at layer %zu: reduce depth or sigma-w2", l);
-      out[j] = (bafu_moments_layer){.label = (int)l, .q_in = q, .q = qn, .c = c, .p1 = t1, .p2 = t2, .m1 = m1, .m2 = m2};
-      q = qn;
+      if ((st = bafu_act_moments_eval(sg->act, q, &am))) return st;
+      const double c = sg->lr * n * am.phi2, p1 = sg->gain * am.dphi2;
+      moment_step(c, p1, p1 * p1, &m1, &m2);
+      out[j] = (bafu_moments_layer){.label = sg->first_label, .q_in = q, .q = sg->gain * am.phi2, .c = c, .p1 = p1,
+                                    .p2 = p1 * p1, .m1 = m1, .m2 = m2};
+      ++j;
+    } else if (sg->kind == BAFU_STAGE_DENSE) { /* hidden layers (section 2.2) */
+      for (size_t k = 0; k < sg->count; ++k, ++j) {
+        const int label = sg->first_label + (int)k;
+        bafu_act_moments am;
+        if ((st = bafu_act_moments_eval(sg->act, q, &am))) return st;
+        double t1, t2;
+        mask_moments(p, sg->gain, &am, &t1, &t2);
+        const double c = sg->lr * n * am.phi2, qn = sg->gain * am.phi2;
+        moment_step(c, t1, t2, &m1, &m2);
+        if (!isfinite(qn) || !isfinite(m2))
+          return bafu_error(BAFU_ENUMERIC, "moments overflowed at layer %d: reduce depth or sigma-w2", label);
+        out[j] = (bafu_moments_layer){.label = label, .q_in = q, .q = qn, .c = c, .p1 = t1, .p2 = t2, .m1 = m1, .m2 = m2};
+        q = qn;
+      }
+    } else { /* residual blocks, with their masks' correlations (sections 2.4, 2.5) */
+      const size_t L = sg->count;
+      const double beta2 = sg->scale * sg->scale;
+      if ((st = bafu_memory_check((double)CHAIN_ARRAYS * (double)L * sizeof(double), "--depth: the ResNet recursion")))
+        return st;
+      double *ws = malloc(CHAIN_ARRAYS * L * sizeof *ws);
+      if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory for the ResNet recursion");
+      chain_ws w;
+      chain_ws_bind(&w, ws, L);
+      st = resnet_chain(p, sg, beta2, L, n, q, m1, free_masks, 0, &w, out + j, &pr);
+      if (!st) st = resnet_backward_cos(p, sg, beta2, L, free_masks, &w, out[j + L - 1].q, out + j, &pr);
+      free(ws);
+      if (st) return st;
+      jb = j;
+      j += L;
+      m1 = out[j - 1].m1;
+      m2 = out[j - 1].m2;
+      q = out[j - 1].q;
     }
-  } else {
-    const size_t L = p->depth;
-    if ((st = bafu_memory_check((double)CHAIN_ARRAYS * (double)L * sizeof(double), "--depth: the ResNet recursion")))
-      return st;
-    double *ws = malloc(CHAIN_ARRAYS * L * sizeof *ws);
-    if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory for the ResNet recursion");
-    chain_ws w;
-    chain_ws_bind(&w, ws, L);
-    st = resnet_chain(p, beta * beta, L, n, q, m1, free_masks, 0, &w, out + j, &pr);
-    if (!st) st = resnet_backward_cos(p, beta * beta, L, free_masks, &w, out[j + L - 1].q, out + j, &pr);
-    free(ws);
-    if (st) return st;
-    j += L;
-    m1 = out[j - 1].m1;
-    m2 = out[j - 1].m2;
-    q = out[j - 1].q;
-  }
-  if (p->signal == BAFU_SIGNAL_MSE) { /* readout: k/n -> 0, no spread (section 2.5) */
-    bafu_act_moments am;
-    if ((st = bafu_act_moments_eval(p->act, q, &am))) return st;
-    const double c = p->lr_output * n * am.phi2, p1 = s_out * am.dphi2;
-    moment_step(c, p1, p1 * p1, &m1, &m2);
-    out[j] = (bafu_moments_layer){.label = (int)p->depth + 1, .q_in = q, .q = s_out * am.phi2, .c = c, .p1 = p1,
-                                  .p2 = p1 * p1, .m1 = m1, .m2 = m2};
-    ++j;
   }
   if (j != J) return bafu_error(BAFU_ENUMERIC, "internal error: layer count %zu != %zu", j, J);
-  if (p->arch != BAFU_ARCH_RESNET) report(&pr, 1);
+  if (!nb) report(&pr, 1);
   /* backward factors, from the top: E|b_{l-1}|^2 = p1_l E|b_l|^2 (section 2.6) */
   double back = 1;
   for (size_t i = J; i-- > 0;) {
@@ -294,8 +299,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
       continue;
     }
     out[i].cos_spectral = out[i].m1 / sqrt(out[i].m2);
-    if (!(p->arch == BAFU_ARCH_RESNET && out[i].label >= 1 && out[i].label <= (int)p->depth))
-      out[i].cos_theta = out[i].cos_spectral; /* blocks: set by resnet_backward_cos */
+    if (!(i >= jb && i < jb + nb)) out[i].cos_theta = out[i].cos_spectral; /* blocks: set by resnet_backward_cos */
     /* a moment or variance that rounded to 0 (a tiny sigma-w2 over many layers)
        leaves 0/0: underflow, named as such; otherwise a non-finite value is overflow */
     if (out[i].m2 == 0 || out[i].q == 0 || (back == 0 && !isfinite(out[i].cos_theta)))
@@ -349,11 +353,15 @@ bafu_status bafu_moments_run_free(const bafu_net_params *p, double x2, bafu_mome
  * refinements agree to rtol. Per-width units (nscale = 1). */
 static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, size_t npoints, double *cosv,
                                   double *qv, double *muv, double *rv) {
-  const double s = p->sigma_w2;
-  const double d = (double)(p->input_dim ? p->input_dim : p->width), n = (double)p->width;
-  const double q0 = p->embed ? s : 1.0, m1_0 = p->embed ? p->lr_input * d / n : 0.0;
-  bafu_status st = bafu_memory_check((double)N * (CHAIN_ARRAYS * sizeof(double) + sizeof(bafu_moments_layer)),
-                                     "--points: the continuum recursion");
+  bafu_layout lay;
+  bafu_status st = bafu_layout_build(p, &lay);
+  if (st) return st;
+  const bafu_stage *emb = lay.stage[0].kind == BAFU_STAGE_DENSE ? &lay.stage[0] : NULL; /* the embedding */
+  const bafu_stage *blocks = &lay.stage[emb ? 1 : 0];
+  const double d = (double)lay.input_dim, n = (double)lay.width;
+  const double q0 = emb ? emb->gain : 1.0, m1_0 = emb ? emb->lr * d / n : 0.0;
+  st = bafu_memory_check((double)N * (CHAIN_ARRAYS * sizeof(double) + sizeof(bafu_moments_layer)),
+                         "--points: the continuum recursion");
   if (st) return st;
   double *ws = malloc(CHAIN_ARRAYS * N * sizeof *ws);
   bafu_moments_layer *o = malloc(N * sizeof *o);
@@ -364,7 +372,7 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   }
   chain_ws w;
   if (ws) chain_ws_bind(&w, ws, N);
-  st = resnet_chain(p, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, &w, o, NULL);
+  st = resnet_chain(p, blocks, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, &w, o, NULL);
   if (!st) {
     const size_t stride = N / npoints;
     cosv[0] = 1.0; /* K_0 = c I (cos 1), or without embedding the t -> 0+ limit */
@@ -534,7 +542,7 @@ bafu_status bafu_moments_regime(const bafu_net_params *p, char *buf, size_t size
   bafu_act_moments am;
   if ((st = bafu_act_moments_eval(p->act, qstar, &am))) return st;
   double t1, t2;
-  mask_moments(p, &am, &t1, &t2);
+  mask_moments(p, p->sigma_w2, &am, &t1, &t2);
   const double chi = t1, spread = t2 - t1 * t1;
   if (fabs(chi - 1) < 1e-3) {
     snprintf(buf, size, "%s MLP at the edge of chaos (chi = %.6g at q* = %.6g): cos_l -> 0, about l^(-1/2)",

@@ -6,6 +6,7 @@
 #include "bafu/net.h"
 
 #include "bafu/gcond.h"
+#include "bafu/layout.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -47,6 +48,7 @@ typedef struct {
 
 struct bafu_net {
   bafu_net_params p;
+  bafu_layout lay;  /* the description the layers are built from */
   size_t J, n, d, m, k;
   double beta;
   layer *layers;
@@ -166,57 +168,39 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
   return BAFU_OK;
 }
 
-/* Layer shapes, in order; returns J. shapes may be NULL (count only). */
-static size_t layer_shapes(const bafu_net_params *p, layer *L) {
-  const size_t n = p->width, d = input_dim(p), depth = p->depth;
-  const double beta = bafu_net_beta(p);
-  const double gin = bafu_net_gain_input(p), gout = bafu_net_gain_output(p);
-  size_t j = 0;
-  if (p->arch == BAFU_ARCH_MLP) {
-    for (size_t l = 1; l <= depth; ++l, ++j)
-      if (L)
-        L[j] = (layer){.kind = LAYER_PLAIN, .label = (int)l, .fan_in = l == 1 ? d : n, .fan_out = n,
-                       .reads_x = l == 1, .scale = 1.0, .gain = l == 1 ? gin : p->sigma_w2,
-                       .lr = l == 1 ? p->lr_input : p->lr_hidden};
-  } else {
-    if (p->embed) {
-      if (L)
-        L[j] = (layer){.kind = LAYER_PLAIN, .label = 0, .fan_in = d, .fan_out = n, .reads_x = 1,
-                       .scale = 1.0, .gain = gin, .lr = p->lr_input};
-      ++j;
-    }
-    for (size_t l = 1; l <= depth; ++l, ++j)
-      if (L)
-        L[j] = (layer){.kind = LAYER_RESIDUAL, .label = (int)l, .fan_in = n, .fan_out = n,
-                       .reads_x = l == 1 && !p->embed, .scale = beta, .gain = p->sigma_w2, .lr = p->lr_hidden};
+/* The layers, in order, from the network's description (bafu/layout.h). */
+static void layer_shapes(const bafu_layout *lay, layer *L) {
+  for (size_t j = 0; j < lay->J; ++j) {
+    const bafu_stage *s;
+    size_t k;
+    const int label = bafu_layout_entry(lay, j, &s, &k);
+    L[j] = (layer){.kind = s->kind == BAFU_STAGE_BLOCK ? LAYER_RESIDUAL : LAYER_PLAIN, .label = label,
+                   .fan_in = s->fan_in, .fan_out = s->fan_out, .reads_x = s->reads_x && k == 0, .scale = s->scale,
+                   .gain = s->gain, .lr = s->lr};
   }
-  if (p->signal != BAFU_SIGNAL_PROBE) {
-    if (L)
-      L[j] = (layer){.kind = LAYER_PLAIN, .label = (int)depth + 1, .fan_in = n, .fan_out = p->outputs,
-                     .reads_x = 0, .scale = 1.0, .gain = gout, .lr = p->lr_output};
-    ++j;
-  }
-  return j;
 }
 
 /* Saturating arithmetic for the memory estimate. */
 static size_t sat_mul(size_t a, size_t b) { return (a && b > SIZE_MAX / a) ? SIZE_MAX : a * b; }
 static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
-/* Number of doubles for everything; also the QR workspace size. */
-static size_t doubles_needed(const bafu_net_params *p, size_t lqrwork) {
-  const size_t n = p->width, d = input_dim(p), m = p->batch, k = p->outputs;
-  const size_t depth = p->depth;
+/* Number of doubles for everything, stage by stage (each entry: W, or the
+ * conditional sampler's memory; F, B, dF, Fs, G, Dp, GG, BB); lqrwork is the
+ * QR workspace size. */
+static size_t doubles_needed(const bafu_layout *lay, const bafu_net_params *p, size_t lqrwork) {
+  const size_t n = lay->width, d = lay->input_dim, m = lay->batch, k = lay->outputs;
   const size_t max_dim = n > d ? n : d;
-  const size_t rows = k > n && p->signal != BAFU_SIGNAL_PROBE ? k : n; /* fan_out: n, or k for a wide readout */
-  /* per layer: W (rows x max(n,d) at most), F, B, dF, Fs (rows x m), G, Dp (max_dim x m), GG, BB */
-  size_t per = sat_add(sat_mul(4, sat_mul(rows, m)), sat_mul(2, sat_mul(max_dim, m)));
-  per = sat_add(per, sat_mul(2, sat_mul(m, m)));
-  if (p->conditional) /* Q, A, P, C of bafu_gcond: right caps 3m (forward, tangent, step), left m */
-    per = sat_add(per, sat_add(sat_mul(sat_add(rows, max_dim), sat_mul(4, m)), sat_add(max_dim, sat_mul(8, m))));
-  else if (!p->regenerate)
-    per = sat_add(per, sat_mul(rows, max_dim));
-  size_t total = sat_mul(sat_add(depth, 2), per);
+  size_t total = 0;
+  for (size_t i = 0; i < lay->nstages; ++i) {
+    const bafu_stage *s = &lay->stage[i];
+    size_t per = sat_add(sat_mul(4, sat_mul(s->fan_out, m)), sat_mul(2, sat_mul(s->fan_in, m)));
+    per = sat_add(per, sat_mul(2, sat_mul(m, m)));
+    if (p->conditional) /* right products: forward, tangent, step; left: backward */
+      per = sat_add(per, bafu_gcond_doubles(s->fan_out, s->fan_in, sat_mul(3, m), m));
+    else if (!p->regenerate)
+      per = sat_add(per, sat_mul(s->fan_out, s->fan_in));
+    total = sat_add(total, sat_mul(s->count, per));
+  }
   if (p->regenerate) total = sat_add(total, sat_mul(n, max_dim)); /* the one shared weight buffer */
   total = sat_add(total, sat_mul(d, m));                 /* X */
   total = sat_add(total, sat_mul(k, m));                 /* T */
@@ -233,9 +217,11 @@ static size_t doubles_needed(const bafu_net_params *p, size_t lqrwork) {
 }
 
 size_t bafu_net_memory_bytes(const bafu_net_params *p) {
-  const size_t max_dim = p->width > input_dim(p) ? p->width : input_dim(p);
+  bafu_layout lay;
+  if (bafu_layout_build(p, &lay)) return SIZE_MAX;
+  const size_t max_dim = lay.width > lay.input_dim ? lay.width : lay.input_dim;
   /* the QR workspace is at most 64 * max_dim doubles (block size) plus slack */
-  return sat_mul(sizeof(double), doubles_needed(p, sat_mul(64, max_dim)));
+  return sat_mul(sizeof(double), doubles_needed(&lay, p, sat_mul(64, max_dim)));
 }
 
 /* BAFU_MEMORY_LIMIT_MB: 0 if unset or empty, else the limit in bytes if the
@@ -294,14 +280,18 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   net->k = p->outputs;
   net->beta = bafu_net_beta(p);
   net->max_dim = net->n > net->d ? net->n : net->d;
-  net->J = layer_shapes(p, NULL);
+  if ((st = bafu_layout_build(p, &net->lay))) {
+    bafu_net_free(net);
+    return st;
+  }
+  net->J = net->lay.J;
   net->layers = calloc(net->J, sizeof *net->layers);
   net->rng = gsl_rng_alloc(gsl_rng_mt19937);
   if (!net->layers || !net->rng) {
     bafu_net_free(net);
     return bafu_error(BAFU_ENOMEM, "out of memory allocating the network");
   }
-  layer_shapes(p, net->layers);
+  layer_shapes(&net->lay, net->layers);
   for (size_t j = 0; j < net->J; ++j) net->layers[j].bscale = 1.0;
 
   lapack_int lwork = 0;
@@ -318,7 +308,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
     lwork = (lapack_int)fmax(q1, q2) + 1;
   }
   net->lqrwork = lwork;
-  const size_t total = doubles_needed(p, (size_t)lwork);
+  const size_t total = doubles_needed(&net->lay, p, (size_t)lwork);
   net->block = calloc(total, sizeof(double));
   if (!net->block) {
     bafu_net_free(net);
@@ -378,6 +368,8 @@ void bafu_net_free(bafu_net *net) {
 }
 
 size_t bafu_net_nlayers(const bafu_net *net) { return net->J; }
+const bafu_layout *bafu_net_layout(const bafu_net *net) { return &net->lay; }
+const bafu_net_params *bafu_net_get_params(const bafu_net *net) { return &net->p; }
 int bafu_net_layer_label(const bafu_net *net, size_t j) { return net->layers[j].label; }
 size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j) { return net->layers[j].fan_in; }
 size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j) { return net->layers[j].fan_out; }
@@ -881,7 +873,10 @@ bafu_status bafu_net_set_layer_scale(bafu_net *net, size_t j, double a) {
 
 bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen) {
   if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "--forward-norm: must be a finite number >= 0");
-  if (target > 0 && net->p.arch == BAFU_ARCH_RESNET && !net->p.embed)
+  int plain = 0; /* a dense layer that is not the readout: something to normalise */
+  for (size_t i = 0; i < net->lay.nstages; ++i)
+    plain |= net->lay.stage[i].kind == BAFU_STAGE_DENSE && !net->lay.stage[i].readout;
+  if (target > 0 && !plain)
     return bafu_error(BAFU_EINVAL, "--forward-norm: a ResNet normalises only its embedding: add --embed");
   net->fnorm = target;
   net->fnorm_frozen = frozen;

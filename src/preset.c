@@ -2,6 +2,8 @@
  * derived in theory/presets.md (section numbers below refer to it). */
 #include "bafu/preset.h"
 
+#include "bafu/layout.h"
+
 #include <gsl/gsl_sf_gamma.h>
 #include <math.h>
 
@@ -11,14 +13,17 @@ const char *bafu_preset_name(bafu_preset preset) { return preset < BAFU_PRESET_C
 
 bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_preset_row rows[3]) {
   if (preset >= BAFU_PRESET_COUNT) return bafu_error(BAFU_EINVAL, "--preset: unknown preset");
-  bafu_status st = bafu_net_params_check(p);
+  bafu_layout lay;
+  bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
-  const int sparse = p->inputs == BAFU_INPUTS_ONEHOT, resnet = p->arch == BAFU_ARCH_RESNET;
-  if (resnet && sparse && !p->embed)
+  /* the groups' rules depend on whether the hidden entries are residual blocks,
+     and on whether x is read by a dense layer (an MLP's first, an embedding) */
+  const int sparse = p->inputs == BAFU_INPUTS_ONEHOT, resnet = bafu_layout_has_blocks(&lay);
+  if (resnet && sparse && lay.stage[0].kind == BAFU_STAGE_BLOCK)
     return bafu_error(BAFU_EINVAL, "--inputs onehot: a ResNet needs --embed (its residual stream would start at a "
                                    "one-hot x)");
-  const double n = (double)p->width, L = (double)p->depth, s = p->sigma_w2;
-  const double d = (double)(p->input_dim ? p->input_dim : p->width);
+  const double n = (double)lay.width, L = (double)p->depth, s = p->sigma_w2;
+  const double d = (double)lay.input_dim;
   const double x2 = sparse ? 1.0 : d; /* |x|^2 */
   const double beta = bafu_net_beta(p), b2 = beta * beta;
   rows[0] = (bafu_preset_row){.group = "input", .var = s / d, .var_formula = "s/d"};

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bafu/layout.h"
 #include "bafu/rng.h"
 
 const char *bafu_spec_object_name(bafu_spec_object o) { return o == BAFU_SPEC_JACOBIAN ? "jacobian" : "bfk"; }
@@ -29,13 +30,14 @@ typedef struct {
   size_t fan_in, fan_out;
 } layer_info;
 
-static layer_info info_of(const bafu_net_params *p, const bafu_net *net, size_t j) {
-  const int label = bafu_net_layer_label(net, j);
+static layer_info info_of(const bafu_net *net, size_t j) {
+  const bafu_stage *s;
+  bafu_layout_entry(bafu_net_layout(net), j, &s, NULL);
   layer_info L;
-  L.residual = p->arch == BAFU_ARCH_RESNET && label >= 1 && (size_t)label <= p->depth;
-  L.scale = L.residual ? bafu_net_beta(p) : 1.0;
-  L.fan_in = bafu_net_layer_fan_in(net, j);
-  L.fan_out = bafu_net_layer_fan_out(net, j);
+  L.residual = s->kind == BAFU_STAGE_BLOCK;
+  L.scale = s->scale;
+  L.fan_in = s->fan_in;
+  L.fan_out = s->fan_out;
   return L;
 }
 
@@ -46,16 +48,18 @@ static const double *stream_of(const bafu_net *net, size_t j) {
 
 /* Mask d = phi'(stream) into dmask and c_j = lr s^2 |g|^2 (theory/engine.md 3.2);
  * gbuf is fan_in scratch. */
-static double layer_mask_c(const bafu_net_params *p, const bafu_net *net, size_t j, double *gbuf,
-                           double *dmask) {
-  const layer_info L = info_of(p, net, j);
+static double layer_mask_c(const bafu_net *net, size_t j, double *gbuf, double *dmask) {
+  const layer_info L = info_of(net, j);
+  const bafu_layout *lay = bafu_net_layout(net);
+  const bafu_stage *stg;
+  bafu_layout_entry(lay, j, &stg, NULL);
   const double *s = stream_of(net, j);
   double g2;
-  if (j == 0 && !L.residual) {
+  if (!bafu_layout_activates(lay, j)) {
     g2 = cblas_ddot((int)L.fan_in, s, 1, s, 1);
     for (size_t i = 0; i < L.fan_in; ++i) dmask[i] = 1.0;
   } else {
-    bafu_act_apply(p->act, L.fan_in, s, gbuf, dmask);
+    bafu_act_apply(stg->act, L.fan_in, s, gbuf, dmask);
     g2 = cblas_ddot((int)L.fan_in, gbuf, 1, gbuf, 1);
   }
   return bafu_net_layer_lr(net, j) * L.scale * L.scale * g2;
@@ -70,15 +74,15 @@ static size_t max_dim(const bafu_net *net) {
   return m;
 }
 
-static bafu_status check_batch(const bafu_net_params *p) {
-  if (p->batch != 1) return bafu_error(BAFU_EINVAL, "--batch: spectra are for one input (batch 1), got %zu", p->batch);
+static bafu_status check_batch(const bafu_net *net) {
+  const size_t m = bafu_net_layout(net)->batch;
+  if (m != 1) return bafu_error(BAFU_EINVAL, "--batch: spectra are for one input (batch 1), got %zu", m);
   return BAFU_OK;
 }
 
 /* ------------------------------------------------------------- dense --- */
 
 struct bafu_spec_dense {
-  bafu_net_params p;
   size_t nmax;
   int vectors;
   double *K, *A, *T; /* nmax x nmax each */
@@ -96,19 +100,17 @@ void bafu_spec_dense_set_progress(bafu_spec_dense *ws, bafu_spec_progress_fn fn,
   ws->progress = fn, ws->progress_ctx = ctx;
 }
 
-bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net, int vectors,
-                                  bafu_spec_dense **out) {
+bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_dense **out) {
   *out = NULL;
-  bafu_status st = check_batch(p);
+  bafu_status st = check_batch(net);
   if (st) return st;
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "--conditional: spectra need the weight matrices themselves");
   const size_t n = max_dim(net);
-  const double bytes = 3.0 * (double)n * (double)n * 8.0 + (double)bafu_net_memory_bytes(p);
+  const double bytes = 3.0 * (double)n * (double)n * 8.0 + (double)bafu_net_memory_bytes(bafu_net_get_params(net));
   if ((st = bafu_memory_check(bytes, "--width: the dense method (3 n^2 doubles beyond the network; --mode kpm does not)")))
     return st;
   bafu_spec_dense *ws = calloc(1, sizeof *ws);
   if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory");
-  ws->p = *p;
   ws->nmax = n;
   ws->vectors = vectors;
   ws->K = malloc(n * n * sizeof(double));
@@ -179,12 +181,11 @@ bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_ob
   if (layer >= bafu_net_nlayers(net))
     return bafu_error(BAFU_EINVAL, "--layer: index %zu beyond the network's %zu layers", layer,
                       bafu_net_nlayers(net));
-  const bafu_net_params *p = &ws->p;
   size_t nprev = 0;
   for (size_t j = 0; j <= layer; ++j) {
-    const layer_info L = info_of(p, net, j);
+    const layer_info L = info_of(net, j);
     const size_t n = L.fan_out;
-    const double c = layer_mask_c(p, net, j, ws->g, ws->d);
+    const double c = layer_mask_c(net, j, ws->g, ws->d);
     if (j == 0) {
       memset(ws->K, 0, n * n * sizeof(double));
       const double diag = obj == BAFU_SPEC_JACOBIAN ? 1.0 : c;
@@ -252,7 +253,6 @@ bafu_kpm_params bafu_kpm_params_default(void) {
 }
 
 struct bafu_spec_kpm {
-  bafu_net_params p;
   bafu_kpm_params kp;
   size_t J, nmax, layer, npts;
   bafu_spec_object obj;
@@ -303,10 +303,9 @@ void bafu_spec_kpm_free(bafu_spec_kpm *ws) {
   free(ws);
 }
 
-bafu_status bafu_spec_kpm_alloc(const bafu_net_params *p, const bafu_net *net, const bafu_kpm_params *kp,
-                                bafu_spec_kpm **out) {
+bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, bafu_spec_kpm **out) {
   *out = NULL;
-  bafu_status st = check_batch(p);
+  bafu_status st = check_batch(net);
   if (st) return st;
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "--conditional: spectra need the weight matrices themselves");
   if (kp->moments < 4 || kp->moments > 100000)
@@ -319,7 +318,6 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net_params *p, const bafu_net *net, c
   if (npts < kp->moments) return bafu_error(BAFU_EINVAL, "--points: must be >= the number of moments");
   bafu_spec_kpm *ws = calloc(1, sizeof *ws);
   if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory");
-  ws->p = *p;
   ws->kp = *kp;
   ws->npts = npts;
   ws->J = bafu_net_nlayers(net);
@@ -361,8 +359,8 @@ bafu_status bafu_spec_kpm_prepare(bafu_spec_kpm *ws, bafu_net *net, bafu_spec_ob
   ws->layer = layer;
   ws->obj = obj;
   for (size_t j = 0; j <= layer; ++j) {
-    ws->L[j] = info_of(&ws->p, net, j);
-    const double c = layer_mask_c(&ws->p, net, j, ws->w1, ws->masks + j * ws->nmax);
+    ws->L[j] = info_of(net, j);
+    const double c = layer_mask_c(net, j, ws->w1, ws->masks + j * ws->nmax);
     ws->c[j] = obj == BAFU_SPEC_JACOBIAN ? (j == 0 ? 1.0 : 0.0) : c;
   }
   return BAFU_OK;

@@ -20,6 +20,8 @@
 #include "bafu/moments.h"
 #include "bafu/spectrum.h"
 
+#include "bafu/layout.h"
+
 bafu_free_params bafu_free_params_default(void) { return (bafu_free_params){.atoms = 1500, .grid = 1500}; }
 
 typedef double complex cplx;
@@ -395,14 +397,14 @@ static void atom_only(bafu_free *ws, double a) {
 
 /* law(s phi'(u)^2), u ~ N(0, q): exact for relu/linear, 64-point
  * Gauss-Hermite otherwise (in H). Returns the atom at 0. */
-static bafu_status mask_law(bafu_free *ws, const bafu_net_params *p, double q) {
+static bafu_status mask_law(bafu_free *ws, const bafu_stage *sg, double q) {
   law *H = &ws->H;
-  const double s = p->sigma_w2;
-  if (p->act == BAFU_ACT_LINEAR) {
+  const double s = sg->gain;
+  if (sg->act == BAFU_ACT_LINEAR) {
     H->n = 1, H->t[0] = s, H->w[0] = 1;
     return BAFU_OK;
   }
-  if (p->act == BAFU_ACT_RELU) {
+  if (sg->act == BAFU_ACT_RELU) {
     H->n = 2, H->t[0] = 0, H->w[0] = 0.5, H->t[1] = s, H->w[1] = 0.5;
     return BAFU_OK;
   }
@@ -413,7 +415,7 @@ static bafu_status mask_law(bafu_free *ws, const bafu_net_params *p, double q) {
   double tot = 0;
   for (size_t i = 0; i < 64; ++i) tot += wn[i];
   for (size_t i = 0; i < 64; ++i) {
-    const double d = bafu_act_dphi(p->act, sqrt(q) * xn[i]);
+    const double d = bafu_act_dphi(sg->act, sqrt(q) * xn[i]);
     H->t[i] = s * d * d;
     H->w[i] = wn[i] / tot;
   }
@@ -446,7 +448,10 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
                           bafu_free_layer *info) {
   if (p->batch != 1) return bafu_error(BAFU_EINVAL, "--batch: the limit is for one input (batch 1)");
   if (p->signal != BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "--loss: the limit uses the probe signal");
-  if (p->arch == BAFU_ARCH_RESNET && p->act != BAFU_ACT_LINEAR)
+  bafu_layout lay;
+  bafu_status st = bafu_layout_build(p, &lay);
+  if (st) return st;
+  if (bafu_layout_has_blocks(&lay) && p->act != BAFU_ACT_LINEAR)
     return bafu_error(BAFU_EINVAL,
                       "--act: the limit of a nonlinear ResNet is not a free convolution (the masks of different "
                       "blocks are correlated, theory/moments.md 2.4); use --act linear or --mode dense/kpm");
@@ -456,13 +461,12 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
   if (layer >= J) return bafu_error(BAFU_EINVAL, "--layer: index %zu beyond %zu layers", layer, J);
   bafu_moments_layer *o = malloc(J * sizeof *o);
   if (!o) return bafu_error(BAFU_ENOMEM, "out of memory");
-  bafu_status st = bafu_moments_run(p, x2, o);
+  st = bafu_moments_run(p, x2, o);
   if (st) {
     free(o);
     return st;
   }
   const size_t N = ws->fp.atoms;
-  const double beta = bafu_net_beta(p);
   /* layer 0: a multiple of I */
   law *K = &ws->K;
   double a0 = obj == BAFU_SPEC_JACOBIAN ? 1.0 : o[0].c;
@@ -477,23 +481,25 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
       law *P = &ws->P;
       double lo, hi, p1, p2, atom0 = 0;
       dens_ctx dc = {0};
-      if (p->arch == BAFU_ARCH_MLP) {
-        if ((st = mask_law(ws, p, o[j].q_in))) break;
+      const bafu_stage *sg;
+      bafu_layout_entry(&lay, j, &sg, NULL);
+      if (sg->kind == BAFU_STAGE_DENSE) {
+        if ((st = mask_law(ws, sg, o[j].q_in))) break;
         set_moments_exact(&ws->H);
         double tmax = 0;
         for (size_t i = 0; i < ws->H.n; ++i) {
           tmax = fmax(tmax, ws->H.t[i]);
-          if (ws->H.t[i] == 0 && p->act == BAFU_ACT_RELU) atom0 += ws->H.w[i];
+          if (ws->H.t[i] == 0 && sg->act == BAFU_ACT_RELU) atom0 += ws->H.w[i];
         }
         /* targets from the accurate Gaussian moments (theory/activations.md), not the nodes */
         bafu_act_moments am;
-        if ((st = bafu_act_moments_eval(p->act, o[j].q_in, &am))) break;
-        const double s = p->sigma_w2;
+        if ((st = bafu_act_moments_eval(sg->act, o[j].q_in, &am))) break;
+        const double s = sg->gain;
         p1 = s * am.dphi2, p2 = s * s * (am.dphi2 * am.dphi2 + am.dphi4);
         dc = (dens_ctx){.kind = 0, .A = &ws->H, .atom0 = atom0};
         lo = 0, hi = 4.05 * tmax;
       } else {
-        const double s2 = beta * beta * p->sigma_w2;
+        const double s2 = sg->scale * sg->scale * sg->gain;
         p1 = 1 + s2, p2 = 1 + 4 * s2 + 2 * s2 * s2;
         dc = (dens_ctx){.kind = 2, .sigma2 = s2};
         lo = 0, hi = pow(1 + 2 * sqrt(s2), 2) * 1.05;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bafu/idx.h"
+#include "bafu/layout.h"
 #include "bafu/rng.h"
 
 bafu_train_config bafu_train_config_default(void) {
@@ -538,7 +539,7 @@ bafu_status bafu_trainer_create(const bafu_train_config *c, bafu_trainer **out) 
   }
   /* a layer with no rate and no rate below it (--lr-input 0, a ResNet with
      beta = 0 and no embedding...) has no angle: its rows are left out */
-  while (t->first < J && !(t->lr0[t->first] > 0 && bafu_net_layer_scale(t->net, t->first) != 0)) ++t->first;
+  t->first = bafu_layout_first_trained(bafu_net_layout(t->net));
   if (t->first >= J || (c->control && t->first + 1 >= J)) { /* nothing trains, or the control has nothing to steer */
     const int none = t->first >= J;
     bafu_trainer_free(t);
@@ -594,6 +595,7 @@ static bafu_status check_row(const bafu_trainer *t, const bafu_train_row *row) {
 }
 
 int bafu_trainer_first_label(const bafu_trainer *t) { return bafu_net_layer_label(t->net, t->first); }
+const struct bafu_layout *bafu_trainer_layout(const bafu_trainer *t) { return bafu_net_layout(t->net); }
 
 bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
   if (t->ran) return bafu_error(BAFU_EINVAL, "a trainer runs once (create another)");

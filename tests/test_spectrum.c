@@ -59,7 +59,7 @@ START_TEST(test_dense_cos_matches_engine) {
     double *q = malloc(J * BAFU_Q_COUNT * sizeof(double));
     bafu_net_measure(net, q);
     bafu_spec_dense *ws;
-    ck_assert_ok(bafu_spec_dense_alloc(&ps[c], net, 0, &ws));
+    ck_assert_ok(bafu_spec_dense_alloc(net, 0, &ws));
     bafu_spec_moments mom[16];
     ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, J - 1, mom, NULL));
     for (size_t j = 0; j < J; ++j) {
@@ -82,7 +82,7 @@ START_TEST(test_dense_residual) {
   bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 200, 4);
   bafu_net *net = make_net(&p, 5, 0);
   bafu_spec_dense *ws;
-  ck_assert_ok(bafu_spec_dense_alloc(&p, net, 1, &ws));
+  ck_assert_ok(bafu_spec_dense_alloc(net, 1, &ws));
   const size_t n = 200;
   double *ev = malloc(n * sizeof(double)), *US = malloc(n * n * sizeof(double)), *R = malloc(n * n * sizeof(double));
   ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, 3, NULL, ev));
@@ -106,10 +106,10 @@ START_TEST(test_dense_residual) {
   p.conditional = 1;
   ck_assert_ok(bafu_net_alloc(&p, &net));
   p.conditional = 0;
-  ck_assert_int_eq(bafu_spec_dense_alloc(&p, net, 0, &ws), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_spec_dense_alloc(net, 0, &ws), BAFU_EINVAL);
   bafu_kpm_params kp = bafu_kpm_params_default();
   bafu_spec_kpm *kw;
-  ck_assert_int_eq(bafu_spec_kpm_alloc(&p, net, &kp, &kw), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_spec_kpm_alloc(net, &kp, &kw), BAFU_EINVAL);
   ck_assert_ptr_nonnull(strstr(bafu_last_error(), "--conditional"));
   bafu_net_free(net);
 }
@@ -128,11 +128,11 @@ START_TEST(test_kpm_apply_matches_dense) {
       bafu_net *net = make_net(&ps[c], 9, 1);
       const size_t J = bafu_net_nlayers(net), n = ps[c].width;
       bafu_spec_dense *ws;
-      ck_assert_ok(bafu_spec_dense_alloc(&ps[c], net, 0, &ws));
+      ck_assert_ok(bafu_spec_dense_alloc(net, 0, &ws));
       bafu_kpm_params kp = bafu_kpm_params_default();
       kp.vectors = 2;
       bafu_spec_kpm *kw;
-      ck_assert_ok(bafu_spec_kpm_alloc(&ps[c], net, &kp, &kw));
+      ck_assert_ok(bafu_spec_kpm_alloc(net, &kp, &kw));
       double *v = malloc(2 * n * sizeof(double)), *o = malloc(2 * n * sizeof(double)), *d = malloc(n * sizeof(double));
       for (size_t i = 0; i < 2 * n; ++i) v[i] = sin(2.385 * (double)i + 0.3);
       for (size_t l = 0; l < J; ++l) {
@@ -169,12 +169,12 @@ START_TEST(test_kpm_matches_dense) {
     bafu_net *net = make_net(&ps[c], 3, 2);
     const size_t J = bafu_net_nlayers(net);
     bafu_spec_dense *ws;
-    ck_assert_ok(bafu_spec_dense_alloc(&ps[c], net, 0, &ws));
+    ck_assert_ok(bafu_spec_dense_alloc(net, 0, &ws));
     double *ev = malloc(n * sizeof(double));
     ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, J - 1, NULL, ev));
     bafu_kpm_params kp = bafu_kpm_params_default();
     bafu_spec_kpm *kw;
-    ck_assert_ok(bafu_spec_kpm_alloc(&ps[c], net, &kp, &kw));
+    ck_assert_ok(bafu_spec_kpm_alloc(net, &kp, &kw));
     ck_assert_ok(bafu_spec_kpm_prepare(kw, net, BAFU_SPEC_BFK, J - 1));
     const size_t P = 2 * kp.moments;
     double *x = malloc(P * sizeof(double)), *rho = malloc(P * sizeof(double)), lo, hi;
@@ -212,7 +212,7 @@ START_TEST(test_fuss_catalan_dense) {
   for (uint64_t draw = 0; draw < 4; ++draw) {
     bafu_net *net = make_net(&pr, 11, draw);
     bafu_spec_dense *ws;
-    ck_assert_ok(bafu_spec_dense_alloc(&pr, net, 0, &ws));
+    ck_assert_ok(bafu_spec_dense_alloc(net, 0, &ws));
     ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_JACOBIAN, (size_t)p, NULL, ev));
     for (size_t i = 0; i < n; ++i)
       for (int k = 1; k <= 3; ++k) m[k] += pow(ev[i], k) / (4.0 * (double)n);
@@ -349,7 +349,7 @@ START_TEST(test_width_convergence) {
     ck_assert_ok(bafu_net_alloc(&p, &net));
     bafu_net_set_inputs(net, ones);
     bafu_spec_dense *ws;
-    ck_assert_ok(bafu_spec_dense_alloc(&p, net, 0, &ws));
+    ck_assert_ok(bafu_spec_dense_alloc(net, 0, &ws));
     for (uint64_t d = 0; d < draws; ++d) {
       ck_assert_ok(bafu_net_draw(net, 21, d));
       ck_assert_ok(bafu_net_run(net));

@@ -14,6 +14,7 @@
 #include "bafu/act.h"
 #include "bafu/rng.h"
 #include "bafu/net.h"
+#include "bafu/layout.h"
 #include "bafu/gcond.h"
 #include "bafu/mc.h"
 #include "bafu/moments.h"

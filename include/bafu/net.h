@@ -153,6 +153,13 @@ void bafu_net_free(bafu_net *net);
  * (MLP: 1..L, ResNet: 0 for the embedding, 1..L, then L+1 for a readout),
  * its fan-in and fan-out, and its current learning rate. Cannot fail. */
 size_t bafu_net_nlayers(const bafu_net *net);
+/* The description the network was built from (bafu/layout.h), owned by the
+ * network. Cannot fail. */
+struct bafu_layout;
+const struct bafu_layout *bafu_net_layout(const bafu_net *net);
+/* The parameters the network was allocated with (a copy owned by the
+ * network). Cannot fail. */
+const bafu_net_params *bafu_net_get_params(const bafu_net *net);
 int bafu_net_layer_label(const bafu_net *net, size_t j);
 size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j);
 size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j);

@@ -64,15 +64,14 @@ typedef void (*bafu_spec_progress_fn)(size_t done, size_t total, void *ctx);
 
 typedef struct bafu_spec_dense bafu_spec_dense;
 
-/* p: the parameters net was allocated with (layer kinds and beta; copied, not
- * checked against net). Workspace for every layer of `net` (3 n^2 doubles + the
- * dsyevd workspace, queried once for n = the largest fan_in or fan_out).
- * vectors != 0 keeps eigenvectors. Errors: BAFU_EINVAL if p->batch != 1 or
- * net is conditional (no weight matrices);
- * BAFU_ELIMIT if 3 n^2 doubles plus bafu_net_memory_bytes(p) exceed the memory
- * limit, BAFU_ENOMEM if an allocation fails; BAFU_ELAPACK if the workspace query fails. */
-bafu_status bafu_spec_dense_alloc(const bafu_net_params *p, const bafu_net *net, int vectors,
-                                  bafu_spec_dense **out);
+/* Workspace for every layer of `net` (its layers, kinds and scales come from
+ * the network's own description, bafu/layout.h): 3 n^2 doubles + the dsyevd
+ * workspace, queried once for n = the largest fan_in or fan_out. vectors != 0
+ * keeps eigenvectors. Errors: BAFU_EINVAL if the network's batch is not 1 or
+ * it is conditional (no weight matrices); BAFU_ELIMIT if 3 n^2 doubles plus
+ * the network's memory exceed the memory limit, BAFU_ENOMEM if an allocation
+ * fails; BAFU_ELAPACK if the workspace query fails. */
+bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_dense **out);
 void bafu_spec_dense_free(bafu_spec_dense *ws);
 /* Report progress of later bafu_spec_dense_run calls to fn (NULL: none). */
 void bafu_spec_dense_set_progress(bafu_spec_dense *ws, bafu_spec_progress_fn fn, void *ctx);
@@ -114,13 +113,12 @@ bafu_kpm_params bafu_kpm_params_default(void);
 typedef struct bafu_spec_kpm bafu_spec_kpm;
 
 /* Workspace: masks, scalars and O(J n R) vectors; no n^2 storage beyond
- * the engine's weights. kp is copied. Errors: BAFU_EINVAL if p->batch != 1,
+ * the engine's weights. kp is copied. Errors: BAFU_EINVAL if the network's batch is not 1,
  * net conditional (no weight matrices),
  * or kp out of range (moments 4..100000, vectors 1..4096, lanczos 2..1000,
  * points 0 or >= moments); BAFU_ENOMEM; BAFU_ENUMERIC if FFTW cannot plan the
  * DCT. See the thread-safety note above. */
-bafu_status bafu_spec_kpm_alloc(const bafu_net_params *p, const bafu_net *net, const bafu_kpm_params *kp,
-                                bafu_spec_kpm **out);
+bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, bafu_spec_kpm **out);
 void bafu_spec_kpm_free(bafu_spec_kpm *ws);
 /* Report progress of later bafu_spec_kpm_run calls to fn (NULL: none). */
 void bafu_spec_kpm_set_progress(bafu_spec_kpm *ws, bafu_spec_progress_fn fn, void *ctx);

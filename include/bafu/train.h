@@ -150,6 +150,10 @@ void bafu_trainer_free(bafu_trainer *t);
  * (bafu_train_row's arrays start at this layer). Cannot fail. */
 int bafu_trainer_first_label(const bafu_trainer *t);
 
+/* The description of the trainer's network (bafu/layout.h). Cannot fail. */
+struct bafu_layout;
+const struct bafu_layout *bafu_trainer_layout(const bafu_trainer *t);
+
 /* Create, run and free in one call; fn may be NULL (no rows). Errors: those
  * of bafu_trainer_create and bafu_trainer_run. */
 bafu_status bafu_train_run(const bafu_train_config *cfg, bafu_train_fn fn, void *ctx);

@@ -1,5 +1,6 @@
 /* cli.c: strict option parsing and the shared network options. */
 #define _DEFAULT_SOURCE /* strndup, realpath, lstat */
+#include "bafu/layout.h"
 #include "bafu/preset.h"
 #include "bafu/text.h"
 #include "cli.h"
@@ -399,15 +400,10 @@ int cli_net_refuse_sampling(const char *cmd, cli_net *net) {
 }
 
 int cli_first_trained(const bafu_net_params *p) {
-  if (p->arch == BAFU_ARCH_RESNET) {
-    if (p->embed && p->lr_input > 0) return 0;
-    if (p->lr_hidden > 0 && bafu_net_beta(p) != 0) return 1;
-  } else {
-    if (p->lr_input > 0) return 1;
-    if (p->depth >= 2 && p->lr_hidden > 0) return 2;
-  }
-  if (p->signal != BAFU_SIGNAL_PROBE && p->lr_output > 0) return (int)p->depth + 1;
-  return INT_MAX;
+  bafu_layout lay;
+  if (bafu_layout_build(p, &lay)) return INT_MAX;
+  const size_t j = bafu_layout_first_trained(&lay);
+  return j < lay.J ? bafu_layout_entry(&lay, j, NULL, NULL) : INT_MAX;
 }
 
 void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {

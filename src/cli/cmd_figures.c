@@ -430,7 +430,7 @@ static int fig4_w1(const fig_ctx *c) {
     bafu_net *nt = NULL;
     bafu_spec_dense *ws = NULL;
     int bad = !ev || !shape || !ones || bafu_free_run(fw, &p, 0, BAFU_SPEC_BFK, 2, L) || bafu_net_alloc(&p, &nt) ||
-              bafu_spec_dense_alloc(&p, nt, 0, &ws);
+              bafu_spec_dense_alloc(nt, 0, &ws);
     for (size_t k = 0; !bad && k < n; ++k) ones[k] = 1.0;
     if (!bad) bafu_net_set_inputs(nt, ones);
     for (uint64_t d = 0; !bad && d < draws; ++d) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bafu/kernel.h"
+#include "bafu/layout.h"
 #include "bafu/table.h"
 #include "cli.h"
 #include "progress.h"
@@ -153,6 +154,7 @@ int cmd_kernel(int argc, char **argv) {
   bafu_table_meta(t, "bafu kernel: infinite-width NNGP / NTK / backward-factor recursions (theory/kernel.md)");
   bafu_table_provenance(t, argc + 1, argv - 1);
   bafu_table_meta(t, "network: %s", desc);
+  bafu_layout lay;
   bafu_table_meta(t, "layers: %zu; printed: labels divisible by %zu, plus the first and the last", J, every);
   bafu_table_meta(t, "units: Theta is the BFK per coordinate in the units of bafu mc (tr(K_l)/n for one input);");
   bafu_table_meta(t, "  sigma_prime = s E[phi'(u)phi'(v)] of the activation the layer reads (0 for the layer reading x);");
@@ -160,7 +162,7 @@ int cmd_kernel(int argc, char **argv) {
                      "E<b_top(a),b_top(b)>");
   bafu_table_meta(t, "  (probe: E D_l = sum_a ntk(a,a) bwd(a,a), E C_l = sum_a own(a,a) bwd(a,a), "
                      "E|b_l|^2 = sum_a bwd(a,a)).");
-  if (p->arch == BAFU_ARCH_RESNET && !p->embed)
+  if (bafu_layout_build(p, &lay) == BAFU_OK && lay.stage[0].kind == BAFU_STAGE_BLOCK)
     bafu_table_meta(t, "assumption: no embedding, so the coordinates of x enter the blocks directly; they are treated "
                        "as Gaussian with covariance X^T X/d (exact for N(0,I) inputs)");
   FILE *f = bafu_table_stream(t);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bafu/layout.h"
 #include "bafu/moments.h"
 #include "bafu/spectrum.h"
 #include "bafu/table.h"
@@ -131,7 +132,12 @@ int cmd_spectrum(int argc, char **argv) {
     fprintf(stderr, "bafu spectrum: --loss: the limit uses the probe signal (drop --loss)\n");
     goto done;
   }
-  if (mode == 2 && p->arch == BAFU_ARCH_RESNET && p->act != BAFU_ACT_LINEAR) {
+  bafu_layout lay;
+  if (bafu_layout_build(p, &lay)) { /* checked by cli_net_finish: cannot fail here */
+    cli_fail(cmd, NULL);
+    goto done;
+  }
+  if (mode == 2 && bafu_layout_has_blocks(&lay) && p->act != BAFU_ACT_LINEAR) {
     fprintf(stderr, "bafu spectrum: --act: the limit of a nonlinear ResNet is not a free convolution (correlated "
                     "masks, theory/moments.md 2.4); use --act linear or --mode dense/kpm\n");
     goto done;
@@ -176,8 +182,7 @@ int cmd_spectrum(int argc, char **argv) {
   kp.seed = seed;
   /* the BFK of a layer with nothing trained at or below it is 0: no spectrum,
      no angle (the Jacobian does not depend on the rates) */
-  const int top = (int)p->depth + (p->signal != BAFU_SIGNAL_PROBE);
-  const int bottom = p->arch == BAFU_ARCH_RESNET && p->embed ? 0 : 1;
+  const int top = bafu_layout_last_label(&lay), bottom = bafu_layout_first_label(&lay);
   const int sel_label = moments || !layer_set ? top : (int)layer_label;
   const int valid = moments || !layer_set || (layer_label >= (uint64_t)bottom && layer_label <= (uint64_t)top);
   if (valid && obj == BAFU_SPEC_BFK && cli_first_trained(p) > sel_label) { /* (an invalid --layer is named below) */
@@ -248,7 +253,7 @@ int cmd_spectrum(int argc, char **argv) {
   }
   const size_t nl = mode == 2 ? p->width : bafu_net_layer_fan_out(nw, jsel);
   if (mode == 0) {
-    if ((fst = bafu_spec_dense_alloc(p, nw, 0, &dw))) goto fail;
+    if ((fst = bafu_spec_dense_alloc(nw, 0, &dw))) goto fail;
     bafu_spec_dense_set_progress(dw, cli_lazy_bar_fn, &sb);
     ev = malloc(nl * sizeof *ev);
     if (!ev) goto oom;
@@ -321,7 +326,7 @@ int cmd_spectrum(int argc, char **argv) {
       rc = 2;
       goto abort;
     }
-    if ((fst = bafu_spec_kpm_alloc(p, nw, &kp, &kw)) || (fst = bafu_spec_kpm_prepare(kw, nw, obj, jsel))) goto fail;
+    if ((fst = bafu_spec_kpm_alloc(nw, &kp, &kw)) || (fst = bafu_spec_kpm_prepare(kw, nw, obj, jsel))) goto fail;
     sb.unit = "products";
     bafu_spec_kpm_set_progress(kw, cli_lazy_bar_fn, &sb);
     const size_t P = kp.points ? kp.points : 2 * kp.moments;

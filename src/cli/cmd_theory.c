@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bafu/moments.h"
+#include "bafu/layout.h"
 #include "bafu/outangle.h"
 #include "bafu/preset.h"
 #include "bafu/table.h"
@@ -75,14 +76,16 @@ static int print_presets(const bafu_net_params *p0, const char *out, int argc, c
   bafu_table_meta(t, "network: %s", desc);
   bafu_table_meta(t, "n = width, L = depth, d = input dim, s = sigma_w2, beta = branch scale B L^-A; init_var = variance");
   bafu_table_meta(t, "of one weight entry; lr multiplies the global step (bafu mc --step, bafu train --lr)");
-  if (p0->arch == BAFU_ARCH_RESNET && !p0->embed)
+  bafu_layout lay;
+  const int blocks_read_x = bafu_layout_build(p0, &lay) == BAFU_OK && lay.stage[0].kind == BAFU_STAGE_BLOCK;
+  if (blocks_read_x)
     bafu_table_meta(t, "onehot rows left out: a ResNet without --embed cannot read one-hot inputs");
   FILE *f = bafu_table_stream(t);
   fprintf(f, "preset inputs group init_var_formula lr_formula init_var lr\n");
   for (int kind = 0; kind < 2; ++kind) {
     bafu_net_params p = *p0;
     p.inputs = kind ? BAFU_INPUTS_ONEHOT : BAFU_INPUTS_GAUSSIAN;
-    if (kind && p.arch == BAFU_ARCH_RESNET && !p.embed) continue;
+    if (kind && blocks_read_x) continue;
     for (int k = 0; k < BAFU_PRESET_COUNT; ++k) {
       bafu_preset_row rows[3];
       if (bafu_preset_rows(&p, (bafu_preset)k, rows)) {
@@ -151,7 +154,12 @@ int cmd_theory(int argc, char **argv) {
     fprintf(stderr, "bafu theory: --sweep-branch: only with --limit\n");
     goto done;
   }
-  if (limit && p->arch != BAFU_ARCH_RESNET) {
+  bafu_layout lay;
+  if (bafu_layout_build(p, &lay)) { /* checked by cli_net_finish: cannot fail here */
+    cli_fail(cmd, NULL);
+    goto done;
+  }
+  if (limit && !bafu_layout_has_blocks(&lay)) {
     fprintf(stderr, "bafu theory: --limit: only for --arch resnet (an MLP has no non-trivial limit; see the "
                     "regime line of bafu theory)\n");
     goto done;
@@ -189,7 +197,7 @@ int cmd_theory(int argc, char **argv) {
     bafu_table_meta(t, "cos_theta = E <r, Theta r>/(|r| |Theta r|) over r = y - t, y ~ N(0, Sigma_out), t ~ N(0, I),");
     bafu_table_meta(t, "  estimated with 20000 draws of r (cos_theta_se); compare with the last row of bafu mc --loss mse");
     FILE *f = bafu_table_stream(t);
-    fprintf(f, "layer cos_theta cos_theta_se\n%zu %.10g %.3g\n", p->depth + 1, mean, se);
+    fprintf(f, "layer cos_theta cos_theta_se\n%d %.10g %.3g\n", bafu_layout_last_label(&lay), mean, se);
   } else if (!limit) {
     const size_t J = bafu_moments_nlayers(p);
     bafu_status st = bafu_memory_check((double)J * sizeof(bafu_moments_layer), "--depth: the per-layer results");

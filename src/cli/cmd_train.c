@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "bafu/idx.h"
+#include "bafu/layout.h"
 #include "bafu/table.h"
 #include "bafu/train.h"
 #include "ckpt.h"
@@ -239,8 +240,7 @@ int cmd_train(int argc, char **argv) {
   bafu_table_meta(t, "  the other columns as bafu mc, for the step taken at that row (theory/engine.md 3, 6); final = 1:");
   bafu_table_meta(t, "  after the last update (measurements on one more training batch, no update).");
   const int first = bafu_trainer_first_label(tr);
-  const int lowest = cfg.net.arch == BAFU_ARCH_RESNET && !cfg.net.embed ? 1 : cfg.net.arch == BAFU_ARCH_RESNET ? 0 : 1;
-  if (first > lowest)
+  if (first > bafu_layout_first_label(bafu_trainer_layout(tr)))
     bafu_table_meta(t, "layers below %d are left out: no trained parameter at or below them (D_l = 0, angle undefined)",
                     first);
   /* the rows of a resumed run's first part, from the checkpoint */
