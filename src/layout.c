@@ -4,6 +4,8 @@
 #include "bafu/layout.h"
 
 static void add(bafu_layout *l, bafu_stage s) {
+  s.bias_var = l->bias_var; /* every layer, and every block's branch, gets the biases */
+  s.lr_bias = l->lr_bias;
   l->stage[l->nstages++] = s;
   l->J += s.count;
 }
@@ -13,7 +15,7 @@ bafu_status bafu_layout_build(const bafu_net_params *p, bafu_layout *out) {
   if (st) return st;
   const size_t n = p->width, d = p->input_dim ? p->input_dim : p->width, L = p->depth;
   *out = (bafu_layout){.width = n, .input_dim = d, .batch = p->batch, .outputs = p->outputs, .init = p->init,
-                       .signal = p->signal};
+                       .signal = p->signal, .bias_var = p->bias_var, .lr_bias = p->lr_bias};
   const double gin = bafu_net_gain_input(p);
   if (p->arch == BAFU_ARCH_MLP) {
     add(out, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = 1, .fan_in = d, .fan_out = n,

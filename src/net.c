@@ -32,6 +32,10 @@ typedef struct {
   double gain;     /* init variance = gain / fan_in */
   double lr;       /* learning rate (its group's, unless set per layer) */
   double gsq;      /* |grad_{W_j} F|^2 of the signals of the last backward pass */
+  double gsq_b;    /* |grad_{c_j} F|^2 (biases; 0 without) */
+  double lrb;      /* the biases' learning rate (0 without biases) */
+  double lr0, lrb0;/* the rates the network was built with (bafu_net_scale_layer_rates) */
+  double *c;       /* fan_out: the bias (NULL without biases) */
   double bscale;   /* R_j: stored B = R_j * (true backward vector); 1 without backward norm */
   double *W;       /* fan_out x fan_in */
   double *F;       /* fan_out x m: features */
@@ -64,6 +68,7 @@ struct bafu_net {
   double *tmp2;     /* max_dim x m scratch */
   double *gout;     /* --conditional: one answer column of w_apply, max(max_dim, k) */
   double *H;        /* m x m scratch */
+  double *bsum;     /* biases: the column sum B 1 of a layer's backward signal (max(max_dim, k)) */
   double *qr;       /* max_dim x max_dim scratch for orthogonal init */
   double *tau;
   double *qrwork;
@@ -99,6 +104,8 @@ bafu_net_params bafu_net_params_default(void) {
                            .lr_input = 1.0,
                            .lr_hidden = 1.0,
                            .lr_output = 1.0,
+                           .bias_var = 0,
+                           .lr_bias = 1.0,
                            .signal = BAFU_SIGNAL_PROBE,
                            .step = 1e-5,
                            .rng = BAFU_RNG_FAST,
@@ -148,6 +155,9 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
     return bafu_error(BAFU_EINVAL, "--lr-hidden: must be a finite number >= 0");
   if (!(isfinite(p->lr_output) && p->lr_output >= 0))
     return bafu_error(BAFU_EINVAL, "--lr-output: must be a finite number >= 0");
+  if (!(isfinite(p->bias_var) && p->bias_var >= 0))
+    return bafu_error(BAFU_EINVAL, "--bias-var: must be a finite number >= 0 (0: no biases)");
+  if (!(isfinite(p->lr_bias) && p->lr_bias >= 0)) return bafu_error(BAFU_EINVAL, "--lr-bias: must be a finite number >= 0");
   if (!(isfinite(p->step) && p->step >= 0)) return bafu_error(BAFU_EINVAL, "--step: must be a finite number >= 0 (0: no step)");
   if (p->regenerate && p->rng != BAFU_RNG_FAST)
     return bafu_error(BAFU_EINVAL, "--regenerate: needs --rng fast (weights regenerated from keyed substreams)");
@@ -174,9 +184,10 @@ static void layer_shapes(const bafu_layout *lay, layer *L) {
     const bafu_stage *s;
     size_t k;
     const int label = bafu_layout_entry(lay, j, &s, &k);
+    const double lrb = s->bias_var > 0 ? s->lr_bias : 0.0;
     L[j] = (layer){.kind = s->kind == BAFU_STAGE_BLOCK ? LAYER_RESIDUAL : LAYER_PLAIN, .label = label,
                    .fan_in = s->fan_in, .fan_out = s->fan_out, .reads_x = s->reads_x && k == 0, .scale = s->scale,
-                   .gain = s->gain, .lr = s->lr};
+                   .gain = s->gain, .lr = s->lr, .lrb = lrb, .lr0 = s->lr, .lrb0 = lrb};
   }
 }
 
@@ -195,6 +206,7 @@ static size_t doubles_needed(const bafu_layout *lay, const bafu_net_params *p, s
     const bafu_stage *s = &lay->stage[i];
     size_t per = sat_add(sat_mul(4, sat_mul(s->fan_out, m)), sat_mul(2, sat_mul(s->fan_in, m)));
     per = sat_add(per, sat_mul(2, sat_mul(m, m)));
+    if (s->bias_var > 0) per = sat_add(per, s->fan_out); /* the bias */
     if (p->conditional) /* right products: forward, tangent, step; left: backward */
       per = sat_add(per, bafu_gcond_doubles(s->fan_out, s->fan_in, sat_mul(3, m), m));
     else if (!p->regenerate)
@@ -208,6 +220,7 @@ static size_t doubles_needed(const bafu_layout *lay, const bafu_net_params *p, s
   total = sat_add(total, sat_mul(2, sat_mul(max_dim, m))); /* tmp, tmp2 */
   if (p->conditional) total = sat_add(total, max_dim > k ? max_dim : k); /* gout */
   total = sat_add(total, sat_mul(m, m));                 /* H */
+  if (p->bias_var > 0) total = sat_add(total, max_dim > k ? max_dim : k); /* bsum */
   if (p->init == BAFU_INIT_ORTHOGONAL) {
     total = sat_add(total, sat_mul(max_dim, max_dim));   /* qr */
     total = sat_add(total, max_dim);                     /* tau */
@@ -340,6 +353,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
     TAKE(Ly->Dp, Ly->fan_in * m);
     TAKE(Ly->GG, m * m);
     TAKE(Ly->BB, m * m);
+    if (p->bias_var > 0) TAKE(Ly->c, Ly->fan_out);
   }
   TAKE(net->X, net->d * m);
   TAKE(net->T, net->k * m);
@@ -348,6 +362,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   TAKE(net->tmp2, net->max_dim * m);
   if (p->conditional) TAKE(net->gout, net->max_dim > net->k ? net->max_dim : net->k);
   TAKE(net->H, m * m);
+  if (p->bias_var > 0) TAKE(net->bsum, net->max_dim > net->k ? net->max_dim : net->k);
   if (p->init == BAFU_INIT_ORTHOGONAL) {
     TAKE(net->qr, net->max_dim * net->max_dim);
     TAKE(net->tau, net->max_dim);
@@ -511,6 +526,11 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
       fill_gaussian(net, 1.0, net->k * m, net->T);
     }
   }
+  /* biases: layer j's from its own substream 3 + J + j (fast), or the GSL stream */
+  for (size_t j = 0; j < net->J && net->p.bias_var > 0; ++j) {
+    if (fast) bafu_fastrng_seed_stream(&net->fast, seed, draw, 3 + net->J + j);
+    fill_gaussian(net, sqrt(net->p.bias_var), net->layers[j].fan_out, net->layers[j].c);
+  }
   /* the conditional sampler's numbers: stream 2 + J (the layers use 2 .. J + 1),
    * or the GSL stream from here on */
   if (fast && net->p.conditional) bafu_fastrng_seed_stream(&net->fast, seed, draw, 2 + net->J);
@@ -566,6 +586,17 @@ static void gram(size_t rows, size_t m, const double *A, const double *Bm, doubl
                 (int)rows, 0.0, out, (int)m);
 }
 
+/* Biases (theory/engine.md 1.3): Fcols(:, a) += alpha c for every column. */
+static void add_columns(size_t rows, size_t m, double alpha, const double *c, double *Fcols) {
+  for (size_t a = 0; a < m; ++a) cblas_daxpy((int)rows, alpha, c, 1, Fcols + a * rows, 1);
+}
+
+/* bsum = B 1, the sum of the m columns of a rows x m signal. */
+static void column_sum(size_t rows, size_t m, const double *B, double *bsum) {
+  memcpy(bsum, B, rows * sizeof *bsum);
+  for (size_t a = 1; a < m; ++a) cblas_daxpy((int)rows, 1.0, B + a * rows, 1, bsum, 1);
+}
+
 /* The stream a layer reads: x or the previous layer's features. */
 static const double *prev_features(const bafu_net *net, size_t j, const double *(*pick)(const layer *)) {
   return net->layers[j].reads_x ? net->X : pick(&net->layers[j - 1]);
@@ -610,6 +641,7 @@ bafu_status bafu_net_forward(bafu_net *net) {
     } else {
       if ((st = w_apply(net, j, 0, Ly->scale, Ly->G, 0.0, Ly->F))) return st;
     }
+    if (Ly->c) add_columns(Ly->fan_out, m, Ly->scale, Ly->c, Ly->F); /* f += s c */
     gram(Ly->fan_in, m, Ly->G, Ly->G, Ly->GG);
   }
   const layer *last = &net->layers[net->J - 1];
@@ -680,7 +712,14 @@ bafu_status bafu_net_backward(bafu_net *net) {
     double c = 0;
     for (size_t a = 0; a < m * m; ++a) c += Ly->BB[a] * Ly->GG[a];
     Ly->gsq = Ly->scale * Ly->scale * c;
-    Ly->contrib = Ly->lr * Ly->gsq / Ly->bscale;
+    if (Ly->c) { /* |grad_c|^2 = s^2 |B 1|^2 = s^2 sum_ab (B^T B)_ab */
+      double cb = 0;
+      for (size_t a = 0; a < m * m; ++a) cb += Ly->BB[a];
+      Ly->gsq_b = Ly->scale * Ly->scale * cb;
+      Ly->contrib = (Ly->lr * Ly->gsq + Ly->lrb * Ly->gsq_b) / Ly->bscale;
+    } else {
+      Ly->contrib = Ly->lr * Ly->gsq / Ly->bscale;
+    }
     if (j == 0 || Ly->reads_x) continue;
     layer *Pv = &net->layers[j - 1];
     const size_t nin = Ly->fan_in * m;
@@ -726,6 +765,10 @@ bafu_status bafu_net_tangent(bafu_net *net) {
     else
       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)Ly->fan_out, (int)m, (int)m, c, Ly->B,
                   (int)Ly->fan_out, Ly->GG, (int)m, 1.0, Ly->dF, (int)Ly->fan_out);
+    if (Ly->c && Ly->lrb != 0) { /* dc = -lrb s B 1: every column moves by -lrb s^2 B 1 */
+      column_sum(Ly->fan_out, m, Ly->B, net->bsum);
+      add_columns(Ly->fan_out, m, -Ly->lrb * Ly->scale * Ly->scale, net->bsum, Ly->dF);
+    }
   }
   const layer *last = &net->layers[net->J - 1];
   return check_finite(last->dF, last->fan_out * m, "the tangent pass");
@@ -770,6 +813,13 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
     else
       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)Ly->fan_out, (int)m, (int)m, c, Ly->B,
                   (int)Ly->fan_out, net->H, (int)m, 1.0, Ly->Fs, (int)Ly->fan_out);
+    if (Ly->c) { /* f' += s c' with c' = c - eta lrb s B 1 */
+      add_columns(Ly->fan_out, m, Ly->scale, Ly->c, Ly->Fs);
+      if (Ly->lrb != 0) {
+        column_sum(Ly->fan_out, m, Ly->B, net->bsum);
+        add_columns(Ly->fan_out, m, -eta * Ly->lrb * Ly->scale * Ly->scale, net->bsum, Ly->Fs);
+      }
+    }
   }
   const layer *last = &net->layers[net->J - 1];
   return check_finite(last->Fs, last->fan_out * m, "the finite step");
@@ -810,11 +860,11 @@ bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
   for (size_t a = 0; a < m; ++a)
     for (size_t b = 0; b <= a; ++b) {
       /* readout: the column of b_top^a is the scalar 1 for every a */
-      double t = top->lr * top->GG[a + b * m];
+      double t = top->lr * top->GG[a + b * m] + top->lrb; /* the readout's bias: d y_a / d c = 1 */
       for (size_t j = 0; j + 1 < J; ++j) {
         const layer *Ly = &net->layers[j];
         const double bb = cblas_ddot((int)n, work + (j * m + a) * n, 1, work + (j * m + b) * n, 1);
-        t += Ly->lr * Ly->scale * Ly->scale * bb * Ly->GG[a + b * m];
+        t += Ly->lr * Ly->scale * Ly->scale * bb * Ly->GG[a + b * m] + Ly->lrb * Ly->scale * Ly->scale * bb;
       }
       theta[a + b * m] = theta[b + a * m] = t;
     }
@@ -831,6 +881,10 @@ bafu_status bafu_net_update(bafu_net *net, double eta) {
   for (size_t j = 0; j < net->J; ++j) {
     layer *Ly = &net->layers[j];
     double *W = (double *)W_of(net, j);
+    if (Ly->c && Ly->lrb != 0) { /* c -= eta lrb s B 1 */
+      column_sum(Ly->fan_out, m, Ly->B, net->bsum);
+      cblas_daxpy((int)Ly->fan_out, -eta * Ly->lrb * Ly->scale, net->bsum, 1, Ly->c, 1);
+    }
     const double c = -eta * Ly->lr * Ly->scale;
     if (c == 0) continue;
     if (m == 1)
@@ -845,7 +899,30 @@ bafu_status bafu_net_update(bafu_net *net, double eta) {
 void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr) {
   layer *Ly = &net->layers[j];
   Ly->lr = lr;
-  Ly->contrib = lr * Ly->gsq / Ly->bscale;
+  Ly->contrib = Ly->c ? (lr * Ly->gsq + Ly->lrb * Ly->gsq_b) / Ly->bscale : lr * Ly->gsq / Ly->bscale;
+}
+
+void bafu_net_set_layer_bias_lr(bafu_net *net, size_t j, double lrb) {
+  layer *Ly = &net->layers[j];
+  if (!Ly->c) return;
+  Ly->lrb = lrb;
+  Ly->contrib = (Ly->lr * Ly->gsq + lrb * Ly->gsq_b) / Ly->bscale;
+}
+
+double bafu_net_layer_bias_lr(const bafu_net *net, size_t j) { return net->layers[j].lrb; }
+
+void bafu_net_scale_layer_rates(bafu_net *net, size_t j, double factor) {
+  layer *Ly = &net->layers[j];
+  if (Ly->c) bafu_net_set_layer_bias_lr(net, j, factor * Ly->lrb0);
+  bafu_net_set_layer_lr(net, j, factor * Ly->lr0);
+}
+
+double *bafu_net_bias(bafu_net *net, size_t j) { return net->layers[j].c; }
+
+void bafu_net_bias_grad(const bafu_net *net, size_t j, double *out) {
+  const layer *Ly = &net->layers[j];
+  column_sum(Ly->fan_out, net->m, Ly->B, out);
+  cblas_dscal((int)Ly->fan_out, Ly->scale / Ly->bscale, out, 1);
 }
 
 double bafu_net_layer_grad_sq(const bafu_net *net, size_t j) { return net->layers[j].gsq; }
@@ -855,6 +932,14 @@ double bafu_net_layer_contribution(const bafu_net *net, size_t j) { return net->
 bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double target) {
   layer *Ly = &net->layers[j];
   if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "target contribution must be finite and >= 0");
+  if (Ly->c) { /* weights and biases together: both rates scaled from the network's own (6.3) */
+    const double c1 = (Ly->lr0 * Ly->gsq + Ly->lrb0 * Ly->gsq_b) / Ly->bscale;
+    if (target > 0 && !(c1 > 0))
+      return bafu_error(BAFU_ENUMERIC, "layer %d has a zero gradient: no learning rate reaches the target contribution",
+                        Ly->label);
+    bafu_net_scale_layer_rates(net, j, target > 0 ? target / c1 : 0.0);
+    return BAFU_OK;
+  }
   if (target > 0 && !(Ly->gsq > 0))
     return bafu_error(BAFU_ENUMERIC, "layer %d has a zero gradient: no learning rate reaches the target contribution",
                       Ly->label);
@@ -876,6 +961,8 @@ bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen) 
   int plain = 0; /* a dense layer that is not the readout: something to normalise */
   for (size_t i = 0; i < net->lay.nstages; ++i)
     plain |= net->lay.stage[i].kind == BAFU_STAGE_DENSE && !net->lay.stage[i].readout;
+  if (target > 0 && net->p.bias_var > 0)
+    return bafu_error(BAFU_EINVAL, "--forward-norm: not with --bias-var (the scale would act on the bias too)");
   if (target > 0 && !plain)
     return bafu_error(BAFU_EINVAL, "--forward-norm: a ResNet normalises only its embedding: add --embed");
   net->fnorm = target;

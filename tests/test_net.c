@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bafu/layout.h"
 #include "bafu/mc.h"
 #include "bafu/net.h"
 #include "testutil.h"
@@ -20,22 +21,29 @@ typedef struct {
   int embed;
   bafu_init init;
   double fnorm; /* forward-normalisation target (0: off); scales frozen after the first forward */
+  double bias_var; /* biases with N(0, bias_var) entries (0: none) */
 } config;
 
 static const config configs[] = {
-    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 3, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_ORTHOGONAL, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0.7},
-    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 1.3},
-    {BAFU_ARCH_MLP, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0.45},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 3, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_ORTHOGONAL, 0, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0.7, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 1.3, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0.45, 0},
+    /* biases (theory/engine.md 1.3): MLP and ResNet, with and without embedding, every signal */
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.3},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 1, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0.5},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0.2},
+    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0.8},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.4},
 };
 #define NCONFIGS (int)(sizeof configs / sizeof configs[0])
 
@@ -60,6 +68,8 @@ static bafu_net_params small_params(const config *c, size_t width, size_t depth)
   p.lr_input = 0.63;
   p.lr_hidden = 1.37;
   p.lr_output = 0.41;
+  p.bias_var = c->bias_var;
+  p.lr_bias = 0.77;
   p.step = 1e-4;
   return p;
 }
@@ -126,6 +136,27 @@ START_TEST(test_gradient_fd) {
     }
     ck_assert_msg(err <= 1e-6 * scale, "config %d layer %zu: max |fd - grad| = %g, max |grad| = %g", _i, j,
                   err, scale);
+    double *cb = bafu_net_bias(net, j);
+    ck_assert((cb != NULL) == (c->bias_var > 0));
+    if (cb) { /* the bias gradient, entry by entry */
+      ck_assert_ok(bafu_net_forward(net));
+      bafu_net_bias_grad(net, j, g);
+      err = scale = 0;
+      for (size_t e = 0; e < rows; ++e) {
+        const double c0 = cb[e];
+        cb[e] = c0 + h;
+        ck_assert_ok(bafu_net_forward(net));
+        const double fp = bafu_net_loss(net);
+        cb[e] = c0 - h;
+        ck_assert_ok(bafu_net_forward(net));
+        const double fm = bafu_net_loss(net);
+        cb[e] = c0;
+        err = fmax(err, fabs((fp - fm) / (2 * h) - g[e]));
+        scale = fmax(scale, fabs(g[e]));
+      }
+      ck_assert_msg(scale > 0 && err <= 1e-6 * scale, "config %d layer %zu: bias: max |fd - grad| = %g, max |grad| = %g",
+                    _i, j, err, scale);
+    }
     free(g);
   }
   bafu_net_free(net);
@@ -182,15 +213,25 @@ START_TEST(test_step_explicit) {
     grads[j] = malloc(sz * sizeof(double));
     bafu_net_weight_grad(net, j, grads[j]);
   }
+  double **bgrads = calloc(J, sizeof *bgrads);
+  for (size_t j = 0; j < J && c->bias_var > 0; ++j) {
+    bgrads[j] = malloc(bafu_net_layer_fan_out(net, j) * sizeof(double));
+    bafu_net_bias_grad(net, j, bgrads[j]);
+  }
   for (size_t j = 0; j < J; ++j) {
     const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
     double *W = bafu_net_weight(net, j);
     const double lr = bafu_net_layer_lr(net, j);
     /* a residual block's weights enter as beta W; its gradient already has the beta */
     for (size_t e = 0; e < sz; ++e) W[e] -= eta * lr * grads[j][e];
+    double *cb = bafu_net_bias(net, j);
+    for (size_t e = 0; cb && e < bafu_net_layer_fan_out(net, j); ++e)
+      cb[e] -= eta * bafu_net_layer_bias_lr(net, j) * bgrads[j][e];
     free(grads[j]);
+    free(bgrads[j]);
   }
   free(grads);
+  free(bgrads);
   ck_assert_ok(bafu_net_forward(net));
   off = 0;
   for (size_t j = 0; j < J; ++j) {
@@ -252,7 +293,12 @@ START_TEST(test_loss_decay) {
     const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
     double *g = malloc(sz * sizeof *g);
     bafu_net_weight_grad(net, j, g);
-    const double C = bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1);
+    double C = bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1);
+    if (bafu_net_bias(net, j)) { /* + lr_b |grad_c|^2 */
+      const size_t rows = bafu_net_layer_fan_out(net, j);
+      bafu_net_bias_grad(net, j, g);
+      C += bafu_net_layer_bias_lr(net, j) * cblas_ddot((int)rows, g, 1, g, 1);
+    }
     ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_CONTRIB], C, 1e-12, 0);
     Dsum += C;
     ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_DECAY], Dsum, 1e-12, 0);
@@ -335,7 +381,7 @@ END_TEST
 /* Same (seed, draw): identical numbers; different seeds or draws: different.
  * The MC result does not depend on the number of threads. */
 START_TEST(test_reproducible) {
-  config c = {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0};
+  config c = {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0};
   bafu_net_params p = small_params(&c, 32, 5);
   bafu_mc_result a, b, d, e;
   ck_assert_ok(bafu_mc_run(&p, 5, 99, NULL, 1, &a));
@@ -377,7 +423,7 @@ END_TEST
 START_TEST(test_regenerate) {
   for (int init = 0; init < 2; ++init) {
     config c = {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 1,
-                init ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN, 0};
+                init ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN, 0, 0};
     bafu_net_params p = small_params(&c, 24, 6);
     p.rng = BAFU_RNG_FAST;
     bafu_mc_result a, b;
@@ -409,7 +455,7 @@ END_TEST
  * ones). That lazily generated weights equal per-layer substreams is checked
  * by test_regenerate. */
 START_TEST(test_lazy_weights) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
   bafu_net_params p = small_params(&c, 20, 5);
   p.rng = BAFU_RNG_FAST;
   bafu_net *a, *b;
@@ -553,7 +599,7 @@ END_TEST
 /* Forward normalisation (6.4): |f_j|_rms = target for every plain layer but
  * the readout, in an unfrozen forward pass; frozen scales stay put. */
 START_TEST(test_forward_norm) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0};
   bafu_net_params p = small_params(&c, 20, 4);
   bafu_net *net;
   ck_assert_ok(bafu_net_alloc(&p, &net));
@@ -587,7 +633,7 @@ END_TEST
  * layers' rates at 0); the control of 6.3 reaches its targets through the
  * rescaling. */
 START_TEST(test_backward_norm) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
   bafu_net_params p = small_params(&c, 24, 5);
   bafu_net *net;
   ck_assert_ok(bafu_net_alloc(&p, &net));
@@ -656,7 +702,18 @@ START_TEST(test_control_targets) {
     const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
     double *g = malloc(sz * sizeof *g);
     bafu_net_weight_grad(net, j, g);
-    ck_assert_close(bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1), target, 1e-8, 0);
+    double got = bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1);
+    if (bafu_net_bias(net, j)) { /* both rates, in the network's own ratio */
+      const size_t rows = bafu_net_layer_fan_out(net, j);
+      double *gb = malloc(rows * sizeof *gb);
+      bafu_net_bias_grad(net, j, gb);
+      got += bafu_net_layer_bias_lr(net, j) * cblas_ddot((int)rows, gb, 1, gb, 1);
+      const bafu_stage *st;
+      bafu_layout_entry(bafu_net_layout(net), j, &st, NULL);
+      ck_assert_close(bafu_net_layer_bias_lr(net, j) / bafu_net_layer_lr(net, j), st->lr_bias / st->lr, 1e-14, 0);
+      free(gb);
+    }
+    ck_assert_close(got, target, 1e-8, 0);
     free(g);
     total += target;
   }
@@ -696,7 +753,7 @@ END_TEST
  * rest 0, indices varying across samples; the top signal softmax(y) - t sums
  * to 0 with one negative entry (the target's). */
 START_TEST(test_onehot_draws) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0};
   for (int rng = 0; rng < 2; ++rng) {
     bafu_net_params p = small_params(&c, 16, 2);
     p.inputs = BAFU_INPUTS_ONEHOT;
@@ -737,7 +794,7 @@ END_TEST
 /* A readout wider than the network (k > n): the workspace is sized for it
  * (this aborted before), and the identity holds. */
 START_TEST(test_wide_readout) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0};
   bafu_net_params p = small_params(&c, 4, 2);
   p.outputs = 13;
   bafu_net *net = make_net(&c, &p, 10);
@@ -820,7 +877,7 @@ END_TEST
  * width 32, depth 4, eta = 1e-7, 2000 draws each: the step columns of layers
  * 2-4 within 4 combined standard errors (layer 1's deviation is rounding). */
 START_TEST(test_conditional_small_step) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
   bafu_net_params p = small_params(&c, 32, 4);
   p.step = 1e-7;
   bafu_mc_result a, b;
@@ -846,7 +903,7 @@ END_TEST
  * for both generators. (Drawing the sampler's noise from the probe's stream
  * makes f_1 parallel to the probe: cos = 1.) */
 START_TEST(test_conditional_own_stream) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
   for (int rng = 0; rng < 2; ++rng) {
     bafu_net_params p = small_params(&c, 10, 3);
     p.input_dim = 10;
@@ -968,7 +1025,7 @@ START_TEST(test_conditional_limits) {
    * step with another eta needs a 4th and is refused, not answered wrongly
    * (tanh: with ReLU the stepped features are polynomial in eta for small
    * steps, and a second step can stay in the span answered) */
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
   p = small_params(&c, 16, 3);
   p.conditional = 1;
   net = make_net(&c, &p, 1);
@@ -979,7 +1036,7 @@ START_TEST(test_conditional_limits) {
   bafu_net_free(net);
   /* a readout wider than width x batch (its answers have more rows than the
    * hidden layers): the identity still holds */
-  config w = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0};
+  config w = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
   p = small_params(&w, 4, 2);
   p.outputs = 10;
   p.conditional = 1;

@@ -8,9 +8,10 @@
  * A network is an ordered list of entries j = 0..J-1, one per measured layer
  * (one row of `bafu mc`), grouped into stages: runs of entries of one kind and
  * one shape. A stage is
- *   dense: f_j = a W_j g_j (+ c_j),  g_j = x (the first entry of a stage that
+ *   dense: f_j = a W_j g_j + c_j,  g_j = x (the first entry of a stage that
  *          reads the inputs) or phi(f_{j-1});
- *   block: f_j = f_{j-1} + beta (W_j phi(f_{j-1}) (+ c_j)), f_{-1} = x.
+ *   block: f_j = f_{j-1} + beta (W_j phi(f_{j-1}) + c_j), f_{-1} = x;
+ * the biases c_j exist when bias_var > 0.
  * The MLP is [dense reading x] [dense x (L-1)] ([readout]); the ResNet is
  * ([dense embedding reading x]) [block x L] ([readout]). A description has at
  * most BAFU_LAYOUT_MAX_STAGES stages whatever the depth, so depth 10^7 costs
@@ -47,6 +48,8 @@ typedef struct {
   bafu_lr_group group;
   double lr;           /* the group's learning rate */
   int readout;         /* the readout y = V phi(f_L) of the mse and xent signals */
+  double bias_var;     /* biases with N(0, bias_var) entries, added to W g (in a block, before beta); 0: none */
+  double lr_bias;      /* the biases' learning rate (meaningful with bias_var > 0) */
 } bafu_stage;
 
 #define BAFU_LAYOUT_MAX_STAGES 8
@@ -58,6 +61,7 @@ typedef struct bafu_layout {
   size_t width, input_dim, batch, outputs;
   bafu_init init;
   bafu_signal signal;
+  double bias_var, lr_bias; /* as in bafu_net_params */
 } bafu_layout;
 
 /* Describe the network of p (which must pass bafu_net_params_check). Errors:

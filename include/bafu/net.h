@@ -73,6 +73,10 @@ typedef struct {
   double branch_exponent; /* A: beta = B * L^(-A) */
   int embed;              /* ResNet: trained input embedding f_0 = W_0 x */
   double lr_input, lr_hidden, lr_output;
+  double bias_var;        /* V >= 0: every layer (and every block's branch) gets a bias c with N(0, V)
+                             entries, f = W g + c (blocks: f = f_prev + beta (W phi(f_prev) + c));
+                             0: no biases (theory/engine.md 1.3) */
+  double lr_bias;         /* learning rate of the biases (with bias_var > 0) [1] */
   bafu_signal signal;
   double step;            /* eta >= 0 of the actual finite step; 0: no step (step columns 0) */
   bafu_rng_kind rng;      /* fast: xoshiro256++ lanes + ziggurat (default); gsl: mt19937 + ziggurat */
@@ -203,7 +207,8 @@ bafu_status bafu_net_run(bafu_net *net);
  * stored gradient), after bafu_net_backward. Needs stored weights (not
  * p.regenerate). The layer learning rate can be overridden per layer
  * (bafu_net_set_layer_lr also rescales the stored contribution C_j, so a
- * measurement after it reports the new C_j); bafu_net_layer_grad_sq is
+ * measurement after it reports the new C_j; with biases C_j = (lr_j
+ * |grad_W|^2 + lr_b,j |grad_c|^2) / R_j); bafu_net_layer_grad_sq is
  * |s_j b_j g_j^T|^2 for the stored signals of the last backward pass: the
  * squared gradient norm, or R_j^2 times it under backward normalisation
  * (the update direction's norm, theory/engine.md 6.5).
@@ -213,6 +218,21 @@ bafu_status bafu_net_run(bafu_net *net);
  * is stored) and cannot fail; bafu_net_layer_grad_sq cannot fail. */
 bafu_status bafu_net_update(bafu_net *net, double eta);
 void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr);
+/* Biases (p.bias_var > 0; theory/engine.md 1.3): layer j's bias rate, set it
+ * (ignored for a network without biases; rescales C_j as above), and scale
+ * both of layer j's rates from those the network was built with: lr_j = factor
+ * lr0_j, lr_b,j = factor lr_b0,j (the automatic step and the control of
+ * training). bafu_net_update moves the bias too: c_j -= eta lr_b,j s_j B_j 1.
+ * Cannot fail. */
+void bafu_net_set_layer_bias_lr(bafu_net *net, size_t j, double lrb);
+double bafu_net_layer_bias_lr(const bafu_net *net, size_t j);
+void bafu_net_scale_layer_rates(bafu_net *net, size_t j, double factor);
+/* Layer j's bias (fan_out entries, owned by the network; editable like the
+ * weights, redrawn by the next draw), NULL without biases; and grad_{c_j} F
+ * = s_j B_j 1 / R_j of the last passes into the caller's out (fan_out
+ * doubles). Cannot fail. */
+double *bafu_net_bias(bafu_net *net, size_t j);
+void bafu_net_bias_grad(const bafu_net *net, size_t j, double *out);
 double bafu_net_layer_grad_sq(const bafu_net *net, size_t j);
 /* C_j = lr_j |grad_j|^2 / R_j: layer j's contribution to the first-order loss
  * decrease at its current rate and the last backward pass (theory/engine.md
@@ -221,7 +241,8 @@ double bafu_net_layer_contribution(const bafu_net *net, size_t j);
 /* Set layer j's learning rate so that its first-order contribution C_j (the
  * loss decrease per unit step from updating layer j) equals `target` >= 0
  * (theory/engine.md 6.3, with backward normalisation 6.5), after
- * bafu_net_backward. BAFU_EINVAL if target is negative or not finite;
+ * bafu_net_backward. With biases both rates are set, in the ratio the network
+ * was built with (bafu_net_scale_layer_rates). BAFU_EINVAL if target is negative or not finite;
  * BAFU_ENUMERIC if the layer's gradient is zero and target > 0. target = 0
  * sets the rate to 0. */
 bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double target);
