@@ -24,6 +24,8 @@ typedef struct {
   double lr;
   double scale2; /* s_j^2: beta^2 for a residual block, 1 otherwise */
   double gain;   /* weight variance gain / fan_in (sigma_w2, or the input/readout gain) */
+  double bvar;   /* bias variance V (0: no biases) */
+  double lrb;    /* the biases' rate (0 without biases) */
 } layer_info;
 
 size_t bafu_kernel_count_layers(const bafu_net_params *p) {
@@ -38,7 +40,9 @@ static layer_info layer_at(const bafu_layout *lay, size_t j) {
   size_t k;
   const int label = bafu_layout_entry(lay, j, &s, &k);
   const layer_kind kind = s->kind == BAFU_STAGE_BLOCK ? LAYER_RESID : s->reads_x && k == 0 ? LAYER_INPUT : LAYER_PLAIN;
-  return (layer_info){kind, label, s->lr, kind == LAYER_RESID ? s->scale * s->scale : 1.0, s->gain};
+  const int biased = s->bias_var > 0;
+  return (layer_info){kind, label, s->lr, kind == LAYER_RESID ? s->scale * s->scale : 1.0, s->gain,
+                      biased ? s->bias_var : 0.0, biased ? s->lr_bias : 0.0};
 }
 
 static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
@@ -91,6 +95,27 @@ static double vector_angle(const double *x, const double *y, size_t d) {
     const double u = x[i] / nx, v = y[i] / ny;
     dm += (u - v) * (u - v);
     dp += (u + v) * (u + v);
+  }
+  return 2 * atan2(sqrt(dm), sqrt(dp));
+}
+
+/* The angle between (u x, v) and (u y, v): the pre-activations of a layer that
+ * reads x with gain u^2 = gain/d and a bias of variance v^2 (KR 7), by the
+ * same stable formula. */
+static double augmented_angle(const double *x, const double *y, size_t d, double u, double v) {
+  double nx = v * v, ny = v * v;
+  for (size_t i = 0; i < d; ++i) {
+    nx += u * x[i] * u * x[i];
+    ny += u * y[i] * u * y[i];
+  }
+  if (!(nx > 0) || !(ny > 0)) return 0.5 * PI;
+  nx = sqrt(nx);
+  ny = sqrt(ny);
+  double dm = (v / nx - v / ny) * (v / nx - v / ny), dp = (v / nx + v / ny) * (v / nx + v / ny);
+  for (size_t i = 0; i < d; ++i) {
+    const double a = u * x[i] / nx, b = u * y[i] / ny;
+    dm += (a - b) * (a - b);
+    dp += (a + b) * (a + b);
   }
   return 2 * atan2(sqrt(dm), sqrt(dp));
 }
@@ -294,12 +319,17 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
     const layer_info li = layer_at(&k->lay, j);
     double *Sig = mat(k, j, MAT_SIGMA), *Sp = mat(k, j, MAT_SPRIME), *Th = mat(k, j, MAT_THETA),
            *Own = mat(k, j, MAT_OWN);
-    if (li.kind == LAYER_INPUT) { /* KR 2.1: f = W x */
+    if (li.kind == LAYER_INPUT) { /* KR 2.1: f = W x (+ c, KR 7) */
       for (size_t i = 0; i < mm; ++i) {
-        Sig[i] = li.gain * k->gram[i] / (double)d;
+        Sig[i] = li.gain * k->gram[i] / (double)d + li.bvar;
         Sp[i] = 0;
-        Own[i] = Th[i] = li.lr * k->gram[i];
+        Own[i] = Th[i] = li.lr * k->gram[i] + li.lrb;
       }
+      if (relu && li.bvar > 0) /* the angles of f = W x + c: those of (sqrt(gain/d) x, sqrt(V)) */
+        for (size_t b = 0; b < m; ++b)
+          for (size_t a = 0; a < b; ++a)
+            k->th[a + b * m] = k->th[b + a * m] =
+                augmented_angle(X + a * d, X + b * d, d, sqrt(li.gain / (double)d), sqrt(li.bvar));
     } else {
       const double *PS, *PT;
       if (j == 0) { /* ResNet without embedding: Sigma = X^T X / d, Theta = 0 before block 1 (KR 2.3) */
@@ -313,7 +343,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
       }
       double *omc_phi = Sp; /* scratch until Sp is written below */
       if ((st = batch_expect(k, PS, omc_phi))) return st;
-      if (relu) { /* carry the pair angles to f_j (KR 3.1, 3.2) */
+      if (relu && li.bvar == 0) { /* carry the pair angles to f_j (KR 3.1, 3.2) */
         const double w = li.kind == LAYER_RESID ? li.scale2 * li.gain / 2 : 0;
         for (size_t b = 0; b < m; ++b)
           for (size_t a = 0; a < b; ++a) {
@@ -328,11 +358,19 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
       for (size_t i = 0; i < mm; ++i) {
         const double S = li.gain * k->ee[i], Spr = li.gain * k->dd[i];
         const double M = li.kind == LAYER_RESID ? 1 + li.scale2 * Spr : Spr;
-        Own[i] = li.lr * li.scale2 * n * k->ee[i];
-        Sig[i] = li.kind == LAYER_RESID ? PS[i] + li.scale2 * S : S;
+        Own[i] = li.lr * li.scale2 * n * k->ee[i] + li.lrb * li.scale2; /* the bias: lr_b s^2 1 1^T (KR 7) */
+        Sig[i] = li.kind == LAYER_RESID ? PS[i] + li.scale2 * S + li.scale2 * li.bvar : S + li.bvar;
         Th[i] = Own[i] + (PT ? M * PT[i] : 0);
         Sp[i] = Spr;
       }
+      if (relu && li.bvar > 0) /* with biases the angles follow Sigma itself (absolute precision, KR 7) */
+        for (size_t b = 0; b < m; ++b)
+          for (size_t a = 0; a < b; ++a) {
+            const double A = Sig[a + a * m], B = Sig[b + b * m];
+            double omc = A > 0 && B > 0 ? 1 - Sig[a + b * m] / (sqrt(A) * sqrt(B)) : 1;
+            if (omc < 0) omc = 0;
+            k->th[a + b * m] = k->th[b + a * m] = bafu_kernel_angle_from_omc(omc);
+          }
     }
     if ((st = check_finite(Sig, mm, li.label, "covariance Sigma")) ||
         (st = check_finite(Th, mm, li.label, "NTK Theta")))
@@ -415,20 +453,21 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
   if (st) return st;
   o->sp_d = s * d_d;
   o->sp_o = s * d_o;
-  o->own_d = li->lr * li->scale2 * n * e_d;
-  o->own_o = li->lr * li->scale2 * n * e_o;
+  o->own_d = li->lr * li->scale2 * n * e_d + li->lrb * li->scale2; /* + the bias's lr_b s^2 (KR 7) */
+  o->own_o = li->lr * li->scale2 * n * e_o + li->lrb * li->scale2;
   double omc;
-  if (li->kind == LAYER_RESID) { /* KR 3.2, 6 */
+  if (li->kind == LAYER_RESID) { /* KR 3.2, 6; the bias adds s^2 V to both variance and covariance */
     o->m_d = 1 + li->scale2 * o->sp_d;
     o->m_o = 1 + li->scale2 * o->sp_o;
-    const double qn = x->q + li->scale2 * s * e_d;
+    const double qn = x->q + li->scale2 * s * e_d + li->scale2 * li->bvar;
     omc = qn > 0 ? (x->q * x->omc + li->scale2 * s * e_d * omc_phi) / qn : x->omc;
     x->q = qn;
   } else {
     o->m_d = o->sp_d;
     o->m_o = o->sp_o;
-    x->q = s * e_d;
-    omc = omc_phi;
+    x->q = s * e_d + li->bvar;
+    /* 1 - corr of s E[phi phi] + V: the bias cancels in the numerator (KR 7) */
+    omc = li->bvar > 0 ? (x->q > 0 ? s * e_d * omc_phi / x->q : omc_phi) : omc_phi;
   }
   x->th = bafu_kernel_angle_from_omc(omc);
   if (p->act == BAFU_ACT_RELU) { /* th is primary: omc from it */
@@ -445,10 +484,18 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
 static void pair_input_layer(const bafu_net_params *p, const layer_info *li, double corr, pair_state *x,
                              pair_out *o) {
   const double d = (double)input_dim(p);
-  x->q = li->gain;
-  x->theta_d = o->own_d = li->lr * d;
-  x->theta_o = o->own_o = li->lr * d * corr;
+  x->q = li->gain + li->bvar;
+  x->theta_d = o->own_d = li->lr * d + li->lrb;
+  x->theta_o = o->own_o = li->lr * d * corr + li->lrb;
   o->sp_d = o->sp_o = o->m_d = o->m_o = 0;
+  if (li->bvar > 0) { /* corr of f = W x + c: (gain corr + V) / (gain + V) (KR 7) */
+    x->omc = li->gain * x->omc / (li->gain + li->bvar);
+    x->th = bafu_kernel_angle_from_omc(x->omc);
+    if (p->act == BAFU_ACT_RELU) {
+      const double h = sin(0.5 * x->th);
+      x->omc = 2 * h * h;
+    }
+  }
 }
 
 static bafu_status pair_sweep(const bafu_net_params *p, const bafu_layout *lay, double corr, double *fac, int emit,

@@ -89,8 +89,9 @@ static void report(const progress *pr, size_t done) {
 }
 
 static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, double beta2, size_t L, double nscale,
-                                double q0, double m1_0, int free_masks, int continuum, chain_ws *w,
+                                double cb, double q0, double m1_0, int free_masks, int continuum, chain_ws *w,
                                 bafu_moments_layer *out, const progress *pr) {
+  const double V = sg->bias_var; /* biases (section 2.7): + beta^2 V to the stream's variance, + cb to c */
   double *zk = w->zk, *qin = w->qin, *mk = w->mk;
   double Pk = 1;
   const double s = sg->gain;
@@ -115,7 +116,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
     const double lam = m1 * m1;
     const double phiphi = lam * am.dphi4 + ml * pz + hw * ml; /* phi(D_l^2 Phi(D_l^2)) */
     const double g = 1 + beta2 * a;
-    const double c = sg->lr * beta2 * nscale * am.phi2;
+    const double c = sg->lr * beta2 * nscale * am.phi2 + cb;
     for (size_t k = 1; k < l; ++k) zk[k - 1] *= g;
     zk[l - 1] = beta2 * s * lam;
     sum_zm = g * sum_zm + beta2 * s * lam * ml;
@@ -129,7 +130,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
     eta = eta_new;
     m1 = c + g * m1;
     const double m2 = m1 * m1 + zI + eta + 2 * sum_zm;
-    const double qn = q + beta2 * s * am.phi2; /* also the Euler step of dq/dt */
+    const double qn = q + beta2 * s * am.phi2 + beta2 * V; /* also the Euler step of dq/dt */
     if (!isfinite(qn) || !isfinite(m2))
       return bafu_error(BAFU_ENUMERIC, "moments overflowed at block %zu: reduce depth, sigma-w2 or branch scale", l);
     const double t2 = orth ? s * s * am.dphi4 : s * s * (ml * ml + am.dphi4);
@@ -237,21 +238,23 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   size_t j = 0;
   for (size_t i = 0; i < lay.nstages; ++i) {
     const bafu_stage *sg = &lay.stage[i];
+    /* biases (section 2.7): V adds to the variance of the layer's features, lr_b to its own term */
+    const double V = sg->bias_var, lrb = V > 0 ? sg->lr_bias : 0.0;
     if (sg->kind == BAFU_STAGE_DENSE && sg->reads_x) { /* the layer reading x: K = lr |x|^2 I (section 2.3) */
-      const double c = sg->lr * x2;
-      out[j] = (bafu_moments_layer){.label = sg->first_label, .q_in = q, .q = sg->gain * q, .c = c, .p1 = 0, .p2 = 0,
-                                    .m1 = c, .m2 = c * c};
+      const double c = sg->lr * x2 + lrb;
+      out[j] = (bafu_moments_layer){.label = sg->first_label, .q_in = q, .q = sg->gain * q + V, .c = c, .p1 = 0,
+                                    .p2 = 0, .m1 = c, .m2 = c * c};
       m1 = c;
       m2 = c * c;
-      q = sg->gain * q;
+      q = sg->gain * q + V;
       ++j;
     } else if (sg->kind == BAFU_STAGE_DENSE && sg->readout) { /* readout: k/n -> 0, no spread (section 2.5) */
       bafu_act_moments am;
       if ((st = bafu_act_moments_eval(sg->act, q, &am))) return st;
-      const double c = sg->lr * n * am.phi2, p1 = sg->gain * am.dphi2;
+      const double c = sg->lr * n * am.phi2 + lrb, p1 = sg->gain * am.dphi2;
       moment_step(c, p1, p1 * p1, &m1, &m2);
-      out[j] = (bafu_moments_layer){.label = sg->first_label, .q_in = q, .q = sg->gain * am.phi2, .c = c, .p1 = p1,
-                                    .p2 = p1 * p1, .m1 = m1, .m2 = m2};
+      out[j] = (bafu_moments_layer){.label = sg->first_label, .q_in = q, .q = sg->gain * am.phi2 + V, .c = c,
+                                    .p1 = p1, .p2 = p1 * p1, .m1 = m1, .m2 = m2};
       ++j;
     } else if (sg->kind == BAFU_STAGE_DENSE) { /* hidden layers (section 2.2) */
       for (size_t k = 0; k < sg->count; ++k, ++j) {
@@ -260,7 +263,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
         if ((st = bafu_act_moments_eval(sg->act, q, &am))) return st;
         double t1, t2;
         mask_moments(p, sg->gain, &am, &t1, &t2);
-        const double c = sg->lr * n * am.phi2, qn = sg->gain * am.phi2;
+        const double c = sg->lr * n * am.phi2 + lrb, qn = sg->gain * am.phi2 + V;
         moment_step(c, t1, t2, &m1, &m2);
         if (!isfinite(qn) || !isfinite(m2))
           return bafu_error(BAFU_ENUMERIC, "moments overflowed at layer %d: reduce depth or sigma-w2", label);
@@ -276,7 +279,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
       if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory for the ResNet recursion");
       chain_ws w;
       chain_ws_bind(&w, ws, L);
-      st = resnet_chain(p, sg, beta2, L, n, q, m1, free_masks, 0, &w, out + j, &pr);
+      st = resnet_chain(p, sg, beta2, L, n, lrb * beta2, q, m1, free_masks, 0, &w, out + j, &pr);
       if (!st) st = resnet_backward_cos(p, sg, beta2, L, free_masks, &w, out[j + L - 1].q, out + j, &pr);
       free(ws);
       if (st) return st;
@@ -359,7 +362,7 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   const bafu_stage *emb = lay.stage[0].kind == BAFU_STAGE_DENSE ? &lay.stage[0] : NULL; /* the embedding */
   const bafu_stage *blocks = &lay.stage[emb ? 1 : 0];
   const double d = (double)lay.input_dim, n = (double)lay.width;
-  const double q0 = emb ? emb->gain : 1.0, m1_0 = emb ? emb->lr * d / n : 0.0;
+  const double q0 = emb ? emb->gain + emb->bias_var : 1.0, m1_0 = emb ? emb->lr * d / n : 0.0;
   st = bafu_memory_check((double)N * (CHAIN_ARRAYS * sizeof(double) + sizeof(bafu_moments_layer)),
                          "--points: the continuum recursion");
   if (st) return st;
@@ -372,7 +375,8 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   }
   chain_ws w;
   if (ws) chain_ws_bind(&w, ws, N);
-  st = resnet_chain(p, blocks, b * b / (double)N, N, 1.0, q0, m1_0, 0, 1, &w, o, NULL);
+  /* per-width units: a block's bias term lr_b beta^2 is O(1/n) of its weights' and vanishes */
+  st = resnet_chain(p, blocks, b * b / (double)N, N, 1.0, 0.0, q0, m1_0, 0, 1, &w, o, NULL);
   if (!st) {
     const size_t stride = N / npoints;
     cosv[0] = 1.0; /* K_0 = c I (cos 1), or without embedding the t -> 0+ limit */

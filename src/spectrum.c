@@ -62,7 +62,8 @@ static double layer_mask_c(const bafu_net *net, size_t j, double *gbuf, double *
     bafu_act_apply(stg->act, L.fan_in, s, gbuf, dmask);
     g2 = cblas_ddot((int)L.fan_in, gbuf, 1, gbuf, 1);
   }
-  return bafu_net_layer_lr(net, j) * L.scale * L.scale * g2;
+  /* the bias, if any, adds lr_b s^2 (theory/engine.md 1.3): d f / d c = s I */
+  return bafu_net_layer_lr(net, j) * L.scale * L.scale * g2 + bafu_net_layer_bias_lr(net, j) * L.scale * L.scale;
 }
 
 static size_t max_dim(const bafu_net *net) {

@@ -298,6 +298,8 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
       {"--lr-input", OPT_DOUBLE, &net->p.lr_input, "ETA", "learning rate of the layer reading x [1]", NULL, 0},
       {"--lr-hidden", OPT_DOUBLE, &net->p.lr_hidden, "ETA", "learning rate of hidden layers/blocks [1]", NULL, 0},
       {"--lr-output", OPT_DOUBLE, &net->p.lr_output, "ETA", "learning rate of the mse readout [1]", NULL, 0},
+      {"--bias-var", OPT_DOUBLE, &net->p.bias_var, "V", "biases on every layer and branch, N(0, V) entries; 0: none [0]", NULL, 0},
+      {"--lr-bias", OPT_DOUBLE, &net->p.lr_bias, "ETA", "learning rate of the biases (with --bias-var) [1]", NULL, 0},
       {"--probe", OPT_FLAG, &net->probe, NULL, "backward signal: Gaussian probe b_L, N(0,1/n) entries [default]", NULL, 0},
       {"--loss", OPT_CHOICE, &net->loss, "mse|xent", "readout y = V phi(f_L) with squared loss on N(0,1) targets (mse) or softmax cross-entropy on uniform classes (xent) [none: the --probe signal; train: mse for teacher, xent for fashion-mnist]", loss_names, 0},
       {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
@@ -371,6 +373,10 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
       return 2;
     }
   }
+  if (find_opt(opts, "--lr-bias")->set && !(p->bias_var > 0)) {
+    fprintf(stderr, "bafu %s: --lr-bias: only meaningful with --bias-var V > 0\n", cmd);
+    return 2;
+  }
   if (bafu_net_params_check(p)) {
     cli_fail(cmd, NULL);
     return 2;
@@ -420,4 +426,6 @@ void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {
            p->signal == BAFU_SIGNAL_MSE ? "mse" : p->signal == BAFU_SIGNAL_XENT ? "xent" : "probe", p->outputs, p->rng == BAFU_RNG_FAST ? "fast" : "gsl", p->regenerate);
   const size_t len = strlen(buf);
   if (p->conditional && len < size) snprintf(buf + len, size - len, " conditional=1"); /* only when set: older headers stay */
+  const size_t len2 = strlen(buf);
+  if (p->bias_var > 0 && len2 < size) snprintf(buf + len2, size - len2, " bias_var=%g lr_bias=%g", p->bias_var, p->lr_bias);
 }
