@@ -29,13 +29,28 @@ typedef struct {
   double sigma_w2;
   double branch_scale;
   int embed;
+  double bias_var, lr_bias; /* biases (theory/moments.md 2.7); 0: none */
 } vcase;
 
 static const vcase cases[] = {
-    {"relu MLP", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0},
-    {"tanh MLP", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0},
-    {"relu ResNet beta = 1/sqrt(L)", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0},
-    {"tanh ResNet beta = 2/sqrt(L), embedding", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1},
+    {"relu MLP", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0},
+    {"tanh MLP", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0, 0},
+    {"relu ResNet beta = 1/sqrt(L)", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0},
+    {"tanh ResNet beta = 2/sqrt(L), embedding", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1, 0, 0},
+};
+
+/* The same networks with biases (--bias-var, --lr-bias). A bias's own term
+ * lr_b s^2 is O(1/n) of a layer's weights' lr s^2 |g|^2 ~ lr n q, so a rate
+ * lr_b ~ n (as muP scales it) is what makes it count: at lr_b = 1024 it is
+ * half a ReLU layer's own term, and dropping it from the theory fails this
+ * test, as does dropping V from the variances. */
+static const vcase bias_cases[] = {
+    {"relu MLP, biases V = 0.5, lr_b = 1024", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0.5, 1024.0},
+    {"tanh MLP, biases V = 0.2, lr_b = 300", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0.2, 300.0},
+    {"relu ResNet beta = 1/sqrt(L), biases V = 0.5, lr_b = 1024", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0.5,
+     1024.0},
+    {"tanh ResNet beta = 2/sqrt(L), embedding, biases V = 0.3, lr_b = 2", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1,
+     0.3, 2.0},
 };
 
 static const double A_WIDTH = 0.25;
@@ -49,6 +64,8 @@ static void theory_vs_mc(const vcase *c, size_t n, size_t L, size_t seeds, int c
   p.sigma_w2 = c->sigma_w2;
   p.branch_scale = c->branch_scale;
   p.embed = c->embed;
+  p.bias_var = c->bias_var;
+  if (c->bias_var > 0) p.lr_bias = c->lr_bias;
   p.width = n;
   p.depth = L;
   p.conditional = conditional;
@@ -75,6 +92,10 @@ static void theory_vs_mc(const vcase *c, size_t n, size_t L, size_t seeds, int c
 }
 
 START_TEST(test_theory_vs_mc) { theory_vs_mc(&cases[_i], 1024, 32, 24, 0); }
+END_TEST
+
+/* With biases, the same criterion (48 draws). */
+START_TEST(test_theory_vs_mc_bias) { theory_vs_mc(&bias_cases[_i], 1024, 32, 48, 0); }
 END_TEST
 
 /* The same criterion deeper and wider with the conditional sampler
@@ -216,6 +237,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_loop_test(tc, test_theory_vs_mc, 0, (int)(sizeof cases / sizeof cases[0]));
   tcase_add_loop_test(tc, test_theory_vs_mc_deep, 0, (int)(sizeof cases / sizeof cases[0]));
+  tcase_add_loop_test(tc, test_theory_vs_mc_bias, 0, (int)(sizeof bias_cases / sizeof bias_cases[0]));
   tcase_add_loop_test(tc, test_output_angle_batch, 0, 2);
   tcase_add_loop_test(tc, test_empirical_ntk, 0, 2);
   suite_add_tcase(s, tc);
