@@ -100,7 +100,7 @@ static double vector_angle(const double *x, const double *y, size_t d) {
 }
 
 /* The angle between (u x, v) and (u y, v): the pre-activations of a layer that
- * reads x with gain u^2 = gain/d and a bias of variance v^2 (KR 7), by the
+ * reads x with gain u^2 = gain/d and a bias of variance v^2 (KR 2.5), by the
  * same stable formula. */
 static double augmented_angle(const double *x, const double *y, size_t d, double u, double v) {
   double nx = v * v, ny = v * v;
@@ -319,7 +319,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
     const layer_info li = layer_at(&k->lay, j);
     double *Sig = mat(k, j, MAT_SIGMA), *Sp = mat(k, j, MAT_SPRIME), *Th = mat(k, j, MAT_THETA),
            *Own = mat(k, j, MAT_OWN);
-    if (li.kind == LAYER_INPUT) { /* KR 2.1: f = W x (+ c, KR 7) */
+    if (li.kind == LAYER_INPUT) { /* KR 2.1: f = W x (+ c, KR 2.5) */
       for (size_t i = 0; i < mm; ++i) {
         Sig[i] = li.gain * k->gram[i] / (double)d + li.bvar;
         Sp[i] = 0;
@@ -358,12 +358,12 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
       for (size_t i = 0; i < mm; ++i) {
         const double S = li.gain * k->ee[i], Spr = li.gain * k->dd[i];
         const double M = li.kind == LAYER_RESID ? 1 + li.scale2 * Spr : Spr;
-        Own[i] = li.lr * li.scale2 * n * k->ee[i] + li.lrb * li.scale2; /* the bias: lr_b s^2 1 1^T (KR 7) */
+        Own[i] = li.lr * li.scale2 * n * k->ee[i] + li.lrb * li.scale2; /* the bias: lr_b s^2 1 1^T (KR 2.5) */
         Sig[i] = li.kind == LAYER_RESID ? PS[i] + li.scale2 * S + li.scale2 * li.bvar : S + li.bvar;
         Th[i] = Own[i] + (PT ? M * PT[i] : 0);
         Sp[i] = Spr;
       }
-      if (relu && li.bvar > 0) /* with biases the angles follow Sigma itself (absolute precision, KR 7) */
+      if (relu && li.bvar > 0) /* with biases the angles follow Sigma itself (absolute precision, KR 2.5) */
         for (size_t b = 0; b < m; ++b)
           for (size_t a = 0; a < b; ++a) {
             const double A = Sig[a + a * m], B = Sig[b + b * m];
@@ -453,7 +453,7 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
   if (st) return st;
   o->sp_d = s * d_d;
   o->sp_o = s * d_o;
-  o->own_d = li->lr * li->scale2 * n * e_d + li->lrb * li->scale2; /* + the bias's lr_b s^2 (KR 7) */
+  o->own_d = li->lr * li->scale2 * n * e_d + li->lrb * li->scale2; /* + the bias's lr_b s^2 (KR 2.5) */
   o->own_o = li->lr * li->scale2 * n * e_o + li->lrb * li->scale2;
   double omc;
   if (li->kind == LAYER_RESID) { /* KR 3.2, 6; the bias adds s^2 V to both variance and covariance */
@@ -466,7 +466,7 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
     o->m_d = o->sp_d;
     o->m_o = o->sp_o;
     x->q = s * e_d + li->bvar;
-    /* 1 - corr of s E[phi phi] + V: the bias cancels in the numerator (KR 7) */
+    /* 1 - corr of s E[phi phi] + V: the bias cancels in the numerator (KR 2.5) */
     omc = li->bvar > 0 ? (x->q > 0 ? s * e_d * omc_phi / x->q : omc_phi) : omc_phi;
   }
   x->th = bafu_kernel_angle_from_omc(omc);
@@ -488,7 +488,7 @@ static void pair_input_layer(const bafu_net_params *p, const layer_info *li, dou
   x->theta_d = o->own_d = li->lr * d + li->lrb;
   x->theta_o = o->own_o = li->lr * d * corr + li->lrb;
   o->sp_d = o->sp_o = o->m_d = o->m_o = 0;
-  if (li->bvar > 0) { /* corr of f = W x + c: (gain corr + V) / (gain + V) (KR 7) */
+  if (li->bvar > 0) { /* corr of f = W x + c: (gain corr + V) / (gain + V) (KR 2.5) */
     x->omc = li->gain * x->omc / (li->gain + li->bvar);
     x->th = bafu_kernel_angle_from_omc(x->omc);
     if (p->act == BAFU_ACT_RELU) {

@@ -473,7 +473,8 @@ END_TEST
 
 START_TEST(test_against_moments) {
   const int arch = _i % 4;
-  const bafu_act act = (bafu_act)(_i / 4);
+  const bafu_act act = (bafu_act)(_i / 4 % BAFU_ACT_COUNT);
+  const int biased = _i >= 4 * BAFU_ACT_COUNT; /* the same with biases (KR 2.5, moments 2.7) */
   bafu_net_params p = bafu_net_params_default();
   p.act = act;
   p.width = 30;
@@ -487,6 +488,7 @@ START_TEST(test_against_moments) {
   p.embed = arch == 2;
   p.signal = arch >= 2 ? BAFU_SIGNAL_MSE : BAFU_SIGNAL_PROBE;
   p.input_dim = arch == 1 ? 30 : 7;
+  if (biased) p.bias_var = 0.37, p.lr_bias = 2.1;
   double *X = odd_inputs(p.input_dim, 1);
   bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
   const size_t J = bafu_kernel_nlayers(k);
@@ -514,7 +516,8 @@ END_TEST
 
 START_TEST(test_pair_vs_batch) {
   const int arch = _i % 3;
-  const bafu_act act = (bafu_act)(_i / 3);
+  const bafu_act act = (bafu_act)(_i / 3 % BAFU_ACT_COUNT);
+  const int biased = _i >= 3 * BAFU_ACT_COUNT; /* the same with biases (KR 2.5) */
   const double corr = 0.37;
   bafu_net_params p = bafu_net_params_default();
   p.act = act;
@@ -530,6 +533,7 @@ START_TEST(test_pair_vs_batch) {
   p.signal = arch == 2 ? BAFU_SIGNAL_MSE : BAFU_SIGNAL_PROBE;
   p.input_dim = arch == 1 ? 20 : 9;
   p.batch = 2;
+  if (biased) p.bias_var = 0.37, p.lr_bias = 2.1;
   const size_t d = p.input_dim;
   double *X = calloc(2 * d, sizeof *X);
   X[0] = sqrt((double)d);
@@ -684,11 +688,18 @@ START_TEST(test_engine_mc) {
     p.embed = 1;
     p.width = 1024;
     p.input_dim = 5;
-  } else {
+  } else if (_i == 2) {
     p.arch = BAFU_ARCH_RESNET;
     p.act = BAFU_ACT_TANH;
     p.width = 1024;
     p.input_dim = 1024;
+  } else { /* biases (KR 2.5): a rate lr_b ~ n makes the bias's own term count */
+    p.arch = _i == 3 ? BAFU_ARCH_MLP : BAFU_ARCH_RESNET;
+    p.embed = _i == 4;
+    p.width = _i == 3 ? 2048 : 1024;
+    p.input_dim = 5;
+    p.bias_var = 0.45;
+    p.lr_bias = 700;
   }
   const size_t m = 2, S = 32, d = p.input_dim;
   double *X = odd_inputs(d, m);
@@ -820,15 +831,15 @@ int main(void) {
   tcase_add_test(tc, test_resnet_hand);
   tcase_add_test(tc, test_resnet_small_beta);
   tcase_add_test(tc, test_quadrature_path);
-  tcase_add_loop_test(tc, test_against_moments, 0, 4 * BAFU_ACT_COUNT);
-  tcase_add_loop_test(tc, test_pair_vs_batch, 0, 3 * BAFU_ACT_COUNT);
+  tcase_add_loop_test(tc, test_against_moments, 0, 2 * 4 * BAFU_ACT_COUNT);
+  tcase_add_loop_test(tc, test_pair_vs_batch, 0, 2 * 3 * BAFU_ACT_COUNT);
   tcase_add_test(tc, test_erf_stable);
   tcase_add_test(tc, test_errors);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("engine");
   tcase_set_timeout(te, 300);
   tcase_add_test(te, test_engine_nngp);
-  tcase_add_loop_test(te, test_engine_mc, 0, 3);
+  tcase_add_loop_test(te, test_engine_mc, 0, 5);
   suite_add_tcase(s, te);
   return bafu_run_suite(s);
 }

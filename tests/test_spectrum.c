@@ -38,7 +38,7 @@ static bafu_net_params base(bafu_arch arch, bafu_act act, size_t n, size_t depth
 /* The dense angle equals bafu mc's per-draw cos_theta (the engine's tangent
  * and backward passes) for every layer, to 1e-10. */
 START_TEST(test_dense_cos_matches_engine) {
-  bafu_net_params ps[5];
+  bafu_net_params ps[7];
   ps[0] = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 96, 5);
   ps[1] = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 80, 6);
   ps[1].embed = 1;
@@ -53,7 +53,15 @@ START_TEST(test_dense_cos_matches_engine) {
   ps[4] = base(BAFU_ARCH_MLP, BAFU_ACT_ERF, 50, 3);
   ps[4].init = BAFU_INIT_ORTHOGONAL;
   ps[4].input_dim = 71;
-  for (size_t c = 0; c < 5; ++c) {
+  ps[5] = base(BAFU_ARCH_MLP, BAFU_ACT_TANH, 60, 4); /* biases: c_j gains lr_b s^2 (theory/engine.md 1.3) */
+  ps[5].bias_var = 0.4;
+  ps[5].lr_bias = 40;
+  ps[6] = base(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 48, 3);
+  ps[6].embed = 1;
+  ps[6].input_dim = 20;
+  ps[6].bias_var = 0.6;
+  ps[6].lr_bias = 25;
+  for (size_t c = 0; c < 7; ++c) {
     bafu_net *net = make_net(&ps[c], 17 + c, 3);
     const size_t J = bafu_net_nlayers(net);
     double *q = malloc(J * BAFU_Q_COUNT * sizeof(double));
