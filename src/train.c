@@ -254,15 +254,15 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
  * factor); the readout's target is gamma F. Otherwise: the group rates times the global
  * step, which if 0 is set at the first call so that the first-order decrease
  * is auto_decay F. */
-static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F, double a, const double *lr0,
-                             double *step_size, double *q, double *w) {
+static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F, double a, double *step_size,
+                             double *q, double *w) {
   const size_t J = bafu_net_nlayers(net);
   bafu_status st;
   if (c->control) {
     /* shares w_j of D_body (sum 1): the preset's contributions on this batch, or even */
     double wsum = 0;
     for (size_t j = 0; j + 1 < J; ++j) {
-      bafu_net_set_layer_lr(net, j, lr0[j]);
+      bafu_net_scale_layer_rates(net, j, 1.0); /* the preset's rates (weights and biases) */
       w[j] = c->control_split == BAFU_SPLIT_EVEN ? 1.0 : bafu_net_layer_contribution(net, j);
       wsum += w[j];
     }
@@ -270,7 +270,7 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     for (size_t j = 0; j + 1 < J; ++j) w[j] /= wsum;
     for (size_t j = 0; j + 1 < J; ++j)
       if ((st = bafu_net_set_layer_contribution(net, j, w[j]))) return st;
-    bafu_net_set_layer_lr(net, J - 1, 0);
+    bafu_net_scale_layer_rates(net, J - 1, 0);
     if ((st = bafu_net_tangent(net))) return st;
     bafu_net_measure(net, q);
     const double unit = q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS];
@@ -281,13 +281,13 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     return bafu_net_set_layer_contribution(net, J - 1, a * c->control_rate * F);
   }
   if (*step_size == 0) {
-    for (size_t j = 0; j < J; ++j) bafu_net_set_layer_lr(net, j, lr0[j]);
+    for (size_t j = 0; j < J; ++j) bafu_net_scale_layer_rates(net, j, 1.0);
     bafu_net_measure(net, q); /* only the decay column is used: it needs no tangent pass */
     const double D = q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY];
     if (!(D > 0 && isfinite(D))) return bafu_error(BAFU_ENUMERIC, "--lr: no loss decrease at step 0 (zero gradient)");
     *step_size = c->auto_decay * F / D;
   }
-  for (size_t j = 0; j < J; ++j) bafu_net_set_layer_lr(net, j, a * *step_size * lr0[j]);
+  for (size_t j = 0; j < J; ++j) bafu_net_scale_layer_rates(net, j, a * *step_size);
   return BAFU_OK;
 }
 
@@ -323,7 +323,8 @@ static void fingerprint(const bafu_train_config *c, size_t count, char *buf, siz
 static size_t state_size(const bafu_net *net, const gsl_rng *rng, size_t count, const char *fp) {
   size_t n = sizeof STATE_MAGIC + strlen(fp) + 1 + 2 * 8 + 4 * 8 + count * 8 + gsl_rng_size(rng);
   for (size_t j = 0; j < bafu_net_nlayers(net); ++j)
-    n += 8 * (1 + bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j));
+    n += 8 * (1 + bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j) +
+              (bafu_net_bias((bafu_net *)net, j) ? bafu_net_layer_fan_out(net, j) : 0));
   return n;
 }
 
@@ -353,6 +354,7 @@ static void state_write(char *w, bafu_net *net, const gsl_rng *rng, const size_t
     const double a = bafu_net_layer_scale(net, j);
     w = put(w, &a, 8);
     w = put(w, bafu_net_weight(net, j), 8 * bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j));
+    if (bafu_net_bias(net, j)) w = put(w, bafu_net_bias(net, j), 8 * bafu_net_layer_fan_out(net, j));
   }
 }
 
@@ -408,6 +410,13 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
     memcpy(W, r, 8 * n), r += 8 * n;
     for (size_t i = 0; i < n; ++i)
       if (!isfinite(W[i])) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (a weight is not finite)");
+    double *cb = bafu_net_bias(net, j);
+    if (cb) {
+      const size_t nb = bafu_net_layer_fan_out(net, j);
+      memcpy(cb, r, 8 * nb), r += 8 * nb;
+      for (size_t i = 0; i < nb; ++i)
+        if (!isfinite(cb[i])) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (a bias is not finite)");
+    }
   }
   return BAFU_OK;
 }
@@ -416,7 +425,7 @@ struct bafu_trainer {
   bafu_train_config c;
   data tr, te;
   bafu_net *net;
-  double *xb, *xe, *tb, *q, *lr0, *lr, *w;
+  double *xb, *xe, *tb, *q, *lr, *lrb, *w;
   int *cls, *labels;
   size_t *perm;
   gsl_rng *rng;
@@ -434,7 +443,7 @@ void bafu_trainer_free(bafu_trainer *t) {
   free(t->labels);
   free(t->cls);
   free(t->lr);
-  free(t->lr0);
+  free(t->lrb);
   free(t->w);
   free(t->q);
   free(t->tb);
@@ -517,21 +526,21 @@ bafu_status bafu_trainer_create(const bafu_train_config *c, bafu_trainer **out) 
   t->xe = malloc(d * m * sizeof *t->xe);
   t->tb = malloc(k * m * sizeof *t->tb);
   t->q = malloc(J * BAFU_Q_COUNT * sizeof *t->q);
-  t->lr0 = malloc(J * sizeof *t->lr0);
   t->w = malloc(J * sizeof *t->w);
   t->lr = malloc(J * sizeof *t->lr);
+  t->lrb = malloc(J * sizeof *t->lrb);
   t->cls = malloc(m * sizeof *t->cls);
   t->labels = malloc(J * sizeof *t->labels);
   t->perm = malloc(t->tr.count * sizeof *t->perm);
   t->rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!t->xb || !t->xe || !t->tb || !t->q || !t->lr0 || !t->w || !t->lr || !t->cls || !t->labels || !t->perm ||
+  if (!t->xb || !t->xe || !t->tb || !t->q || !t->w || !t->lr || !t->lrb || !t->cls || !t->labels || !t->perm ||
       !t->rng) {
     bafu_trainer_free(t);
     return bafu_error(BAFU_ENOMEM, "out of memory for training");
   }
   bafu_rng_seed(t->rng, c->seed, 0x5eed0dde5ULL); /* the data order */
   for (size_t i = 0; i < t->tr.count; ++i) t->perm[i] = i;
-  for (size_t j = 0; j < J; ++j) t->lr0[j] = bafu_net_layer_lr(t->net, j), t->labels[j] = bafu_net_layer_label(t->net, j);
+  for (size_t j = 0; j < J; ++j) t->labels[j] = bafu_net_layer_label(t->net, j);
   if ((st = bafu_net_draw(t->net, c->seed, 0)) || (st = bafu_net_set_forward_norm(t->net, c->forward_norm, 0)) ||
       (st = bafu_net_set_backward_norm(t->net, c->backward_norm))) {
     bafu_trainer_free(t);
@@ -578,6 +587,8 @@ static bafu_status check_row(const bafu_trainer *t, const bafu_train_row *row) {
     if (!isfinite(row->lr[j]))
       return bafu_error(BAFU_ENUMERIC, "step %zu: the learning rate of layer %d is not finite", row->step,
                         row->labels[j]);
+    if (row->lr_bias && !isfinite(row->lr_bias[j]))
+      return bafu_error(BAFU_ENUMERIC, "step %zu: the bias rate of layer %d is not finite", row->step, row->labels[j]);
     for (size_t c = 0; c < sizeof cols / sizeof cols[0]; ++c) {
       const double v = row->q[j * BAFU_Q_COUNT + cols[c]];
       if (isfinite(v)) continue;
@@ -604,7 +615,7 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
   bafu_net *net = t->net;
   const data *tr = &t->tr, *te = &t->te;
   const size_t m = c->net.batch, J = t->J, per_epoch = t->per_epoch, total = t->total;
-  double *xb = t->xb, *xe = t->xe, *tb = t->tb, *q = t->q, *lr0 = t->lr0, *lr = t->lr, *w = t->w;
+  double *xb = t->xb, *xe = t->xe, *tb = t->tb, *q = t->q, *lr = t->lr, *lrb = t->lrb, *w = t->w;
   int *cls = t->cls, *labels = t->labels;
   size_t *perm = t->perm;
   gsl_rng *rng = t->rng;
@@ -638,16 +649,17 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
                                        "%.3g (reduce --lr, --auto-decay or --control-speed)", F, step, F0);
     loss_sum += F;
     ++since;
-    if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), lr0, &step_size, q, w))) return st;
+    if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), &step_size, q, w))) return st;
     if (logged) {
       if ((st = bafu_net_tangent(net))) return st;
       bafu_net_measure(net, q);
-      for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
+      for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j), lrb[j] = bafu_net_layer_bias_lr(net, j);
       const size_t f0 = t->first;
       const bafu_train_row row = {.step = step, .total = total, .epoch = epoch, .final = 0, .classify = tr->label != NULL,
                                   .loss = loss_sum / (double)since, .train_acc = acc_sum / (double)since,
                                   .test_loss = test_loss, .test_acc = test_acc, .step_size = step_size,
-                                  .J = J - f0, .labels = labels + f0, .q = q + f0 * BAFU_Q_COUNT, .lr = lr + f0};
+                                  .J = J - f0, .labels = labels + f0, .q = q + f0 * BAFU_Q_COUNT, .lr = lr + f0,
+                                  .lr_bias = c->net.bias_var > 0 ? lrb + f0 : NULL};
       if ((st = check_row(t, &row))) return st;
       loss_sum = acc_sum = 0;
       since = 0;
@@ -661,15 +673,15 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
   if ((st = evaluate(net, c, te, xe, cls, &test_loss, &test_acc))) return st;
   const double F = batch_pass(net, tr, perm, m, xb, tb, cls, &acc, &st);
   if (st) return st;
-  if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), lr0, &step_size, q, w))) return st;
+  if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), &step_size, q, w))) return st;
   if ((st = bafu_net_tangent(net))) return st;
   bafu_net_measure(net, q);
-  for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j);
+  for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j), lrb[j] = bafu_net_layer_bias_lr(net, j);
   const size_t f0 = t->first;
   const bafu_train_row row = {.step = total, .total = total, .epoch = c->epochs, .final = 1, .classify = tr->label != NULL,
                               .loss = F, .train_acc = acc, .test_loss = test_loss, .test_acc = test_acc,
                               .step_size = step_size, .J = J - f0, .labels = labels + f0, .q = q + f0 * BAFU_Q_COUNT,
-                              .lr = lr + f0};
+                              .lr = lr + f0, .lr_bias = c->net.bias_var > 0 ? lrb + f0 : NULL};
   if ((st = check_row(t, &row))) return st;
   if (fn) fn(&row, ctx);
   return BAFU_OK;

@@ -308,6 +308,56 @@ START_TEST(test_reproducible_and_errors) {
 }
 END_TEST
 
+/* Biases (theory/engine.md 1.3): a network with biases learns under the
+ * automatic step and under the control (its control rows hit their targets,
+ * weights and biases scaled together), the identity holds at every step, the
+ * table reports the bias rates, and a resumed run logs the uninterrupted
+ * run's rows bit for bit. */
+static int bias_rows(const bafu_train_row *r, void *ctx) {
+  stats *s = ctx;
+  if (!r->lr_bias) s->bad = 1, snprintf(s->why, sizeof s->why, "no bias rates in the row");
+  for (size_t j = 0; j < r->J && r->lr_bias; ++j)
+    if (!(r->lr_bias[j] > 0)) s->bad = 1, snprintf(s->why, sizeof s->why, "bias rate %g", r->lr_bias[j]);
+  return check_row(r, ctx);
+}
+
+START_TEST(test_biases) {
+  for (int control = 0; control < 2; ++control) {
+    bafu_train_config c = teacher_config();
+    c.epochs = 2;
+    ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
+    c.net.bias_var = 0.3;
+    c.net.lr_bias = 0.05;
+    c.control = control;
+    stats s = stats_for(&c);
+    ck_assert_ok(bafu_train_run(&c, bias_rows, &s));
+    printf("  teacher with biases%s: test loss %.4g -> %.4g, worst identity residual %.2g\n",
+           control ? " and control" : "", s.first_test_loss, s.last_test_loss, s.worst_idres);
+    ck_assert_msg(s.last_test_loss < 0.5 * s.first_test_loss, "test loss %g -> %g", s.first_test_loss,
+                  s.last_test_loss);
+    ck_assert_msg(s.worst_idres < 1e-9, "identity residual %g", s.worst_idres);
+    ck_assert_msg(!s.bad, "%s", s.why);
+    /* checkpoint and resume: the rows from the checkpoint on are bit-identical */
+    c.checkpoint_every = 4;
+    c.save = trace_save;
+    trace *full = calloc(1, sizeof *full), *part = calloc(1, sizeof *part);
+    ck_assert_ok(bafu_train_run(&c, trace_row, full));
+    ck_assert_ptr_nonnull(full->saved[0]);
+    bafu_train_config r = c;
+    r.save = NULL;
+    r.resume = full->saved[0], r.resume_len = full->saved_len[0];
+    ck_assert_ok(bafu_train_run(&r, trace_row, part));
+    const size_t k = full->saved_step[0];
+    ck_assert_uint_eq(part->n, full->n - k);
+    for (size_t a = 0; a < part->n; ++a)
+      for (int q = 0; q < 4; ++q) ck_assert(part->v[a][q] == full->v[k + a][q]);
+    for (int i = 0; i < 2; ++i) free(full->saved[i]);
+    free(full);
+    free(part);
+  }
+}
+END_TEST
+
 /* IDX pairs: the image size comes from the files; training and test images
  * must agree with each other and with the input dimension, or the run is
  * refused before it starts, naming the file (a 1 x 1 set once overflowed a
@@ -411,6 +461,7 @@ static Suite *suite(int fashion) {
     tcase_add_test(tc, test_schedule);
     tcase_add_test(tc, test_resume);
     tcase_add_test(tc, test_idx_pairs);
+    tcase_add_test(tc, test_biases);
   }
   suite_add_tcase(s, tc);
   return s;

@@ -104,6 +104,7 @@ typedef struct {
   const int *labels;  /* J user-facing layer labels */
   const double *q;    /* J x BAFU_Q_COUNT measurements of this step (bafu_net_measure) */
   const double *lr;   /* J effective per-layer rates of this step (global step included) */
+  const double *lr_bias; /* J effective bias rates (with biases; NULL without) */
 } bafu_train_row;
 
 /* Called for each logged row; a non-zero return stops training (BAFU_OK).

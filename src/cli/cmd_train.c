@@ -82,9 +82,9 @@ static int save_checkpoint(const void *state, size_t len, size_t step, void *ctx
 static int write_row(const bafu_train_row *r, void *ctx) {
   sink *s = ctx;
   if (!s->header) {
-    fprintf(s->f, "step epoch final layer loss%s test_loss%s step_size lr cos_theta feature_speed feature_speed_rms "
+    fprintf(s->f, "step epoch final layer loss%s test_loss%s step_size lr%s cos_theta feature_speed feature_speed_rms "
                   "contribution loss_decay identity_residual sensitivity\n",
-            r->classify ? " train_acc" : "", r->classify ? " test_acc" : "");
+            r->classify ? " train_acc" : "", r->classify ? " test_acc" : "", r->lr_bias ? " lr_bias" : "");
     s->header = 1;
   }
   s->last_step = r->step;
@@ -94,7 +94,9 @@ static int write_row(const bafu_train_row *r, void *ctx) {
     if (r->classify) fprintf(s->f, " %.6g", r->train_acc);
     fprintf(s->f, " %.8g", r->test_loss);
     if (r->classify) fprintf(s->f, " %.6g", r->test_acc);
-    fprintf(s->f, " %.6g %.6g %.8g %.6g %.6g %.6g %.6g %.3g %.6g\n", r->step_size, r->lr[j], q[BAFU_Q_COS],
+    fprintf(s->f, " %.6g %.6g", r->step_size, r->lr[j]);
+    if (r->lr_bias) fprintf(s->f, " %.6g", r->lr_bias[j]);
+    fprintf(s->f, " %.8g %.6g %.6g %.6g %.6g %.3g %.6g\n", q[BAFU_Q_COS],
             q[BAFU_Q_SPEED], q[BAFU_Q_SPEED_RMS], q[BAFU_Q_CONTRIB], q[BAFU_Q_DECAY], q[BAFU_Q_IDRES], q[BAFU_Q_SENS]);
   }
   if (s->bar.total == 0) cli_bar_start(&s->bar, r->total, r->step, "steps", !s->show);
