@@ -3,9 +3,9 @@
  * and rates (theory/engine.md 1.1). */
 #include "bafu/layout.h"
 
-static void add(bafu_layout *l, bafu_stage s) {
-  s.bias_var = l->bias_var; /* every layer, and every block's branch, gets the biases */
-  s.lr_bias = l->lr_bias;
+static void add(bafu_layout *l, const bafu_net_params *p, bafu_stage s) {
+  s.bias_var = p->bias_var; /* every layer, and every block's branch, gets the biases, at its group's rate */
+  s.lr_bias = s.group == BAFU_GROUP_INPUT ? p->lr_bias_input : s.group == BAFU_GROUP_OUTPUT ? p->lr_bias_output : p->lr_bias;
   l->stage[l->nstages++] = s;
   l->J += s.count;
 }
@@ -15,27 +15,27 @@ bafu_status bafu_layout_build(const bafu_net_params *p, bafu_layout *out) {
   if (st) return st;
   const size_t n = p->width, d = p->input_dim ? p->input_dim : p->width, L = p->depth;
   *out = (bafu_layout){.width = n, .input_dim = d, .batch = p->batch, .outputs = p->outputs, .init = p->init,
-                       .signal = p->signal, .bias_var = p->bias_var, .lr_bias = p->lr_bias};
+                       .signal = p->signal};
   const double gin = bafu_net_gain_input(p);
   if (p->arch == BAFU_ARCH_MLP) {
-    add(out, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = 1, .fan_in = d, .fan_out = n,
+    add(out, p, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = 1, .fan_in = d, .fan_out = n,
                           .reads_x = 1, .act = p->act, .gain = gin, .scale = 1.0, .group = BAFU_GROUP_INPUT,
                           .lr = p->lr_input});
     if (L > 1)
-      add(out, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = L - 1, .first_label = 2, .fan_in = n, .fan_out = n,
+      add(out, p, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = L - 1, .first_label = 2, .fan_in = n, .fan_out = n,
                             .act = p->act, .gain = p->sigma_w2, .scale = 1.0, .group = BAFU_GROUP_HIDDEN,
                             .lr = p->lr_hidden});
   } else {
     if (p->embed)
-      add(out, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = 0, .fan_in = d, .fan_out = n,
+      add(out, p, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = 0, .fan_in = d, .fan_out = n,
                             .reads_x = 1, .act = p->act, .gain = gin, .scale = 1.0, .group = BAFU_GROUP_INPUT,
                             .lr = p->lr_input});
-    add(out, (bafu_stage){.kind = BAFU_STAGE_BLOCK, .count = L, .first_label = 1, .fan_in = n, .fan_out = n,
+    add(out, p, (bafu_stage){.kind = BAFU_STAGE_BLOCK, .count = L, .first_label = 1, .fan_in = n, .fan_out = n,
                           .reads_x = !p->embed, .act = p->act, .gain = p->sigma_w2, .scale = bafu_net_beta(p),
                           .group = BAFU_GROUP_HIDDEN, .lr = p->lr_hidden});
   }
   if (p->signal != BAFU_SIGNAL_PROBE)
-    add(out, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = (int)L + 1, .fan_in = n,
+    add(out, p, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = (int)L + 1, .fan_in = n,
                           .fan_out = p->outputs, .act = p->act, .gain = bafu_net_gain_output(p), .scale = 1.0,
                           .group = BAFU_GROUP_OUTPUT, .lr = p->lr_output, .readout = 1});
   return BAFU_OK;

@@ -106,6 +106,8 @@ bafu_net_params bafu_net_params_default(void) {
                            .lr_output = 1.0,
                            .bias_var = 0,
                            .lr_bias = 1.0,
+                           .lr_bias_input = 1.0,
+                           .lr_bias_output = 1.0,
                            .signal = BAFU_SIGNAL_PROBE,
                            .step = 1e-5,
                            .rng = BAFU_RNG_FAST,
@@ -158,6 +160,10 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
   if (!(isfinite(p->bias_var) && p->bias_var >= 0))
     return bafu_error(BAFU_EINVAL, "--bias-var: must be a finite number >= 0 (0: no biases)");
   if (!(isfinite(p->lr_bias) && p->lr_bias >= 0)) return bafu_error(BAFU_EINVAL, "--lr-bias: must be a finite number >= 0");
+  if (!(isfinite(p->lr_bias_input) && p->lr_bias_input >= 0))
+    return bafu_error(BAFU_EINVAL, "--lr-bias-input: must be a finite number >= 0");
+  if (!(isfinite(p->lr_bias_output) && p->lr_bias_output >= 0))
+    return bafu_error(BAFU_EINVAL, "--lr-bias-output: must be a finite number >= 0");
   if (!(isfinite(p->step) && p->step >= 0)) return bafu_error(BAFU_EINVAL, "--step: must be a finite number >= 0 (0: no step)");
   if (p->regenerate && p->rng != BAFU_RNG_FAST)
     return bafu_error(BAFU_EINVAL, "--regenerate: needs --rng fast (weights regenerated from keyed substreams)");

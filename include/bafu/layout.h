@@ -49,7 +49,7 @@ typedef struct {
   double lr;           /* the group's learning rate */
   int readout;         /* the readout y = V phi(f_L) of the mse and xent signals */
   double bias_var;     /* biases with N(0, bias_var) entries, added to W g (in a block, before beta); 0: none */
-  double lr_bias;      /* the biases' learning rate (meaningful with bias_var > 0) */
+  double lr_bias;      /* the biases' learning rate, the group's (meaningful with bias_var > 0) */
 } bafu_stage;
 
 #define BAFU_LAYOUT_MAX_STAGES 8
@@ -61,7 +61,6 @@ typedef struct bafu_layout {
   size_t width, input_dim, batch, outputs;
   bafu_init init;
   bafu_signal signal;
-  double bias_var, lr_bias; /* as in bafu_net_params */
 } bafu_layout;
 
 /* Describe the network of p (which must pass bafu_net_params_check). Errors:

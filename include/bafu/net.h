@@ -76,7 +76,8 @@ typedef struct {
   double bias_var;        /* V >= 0: every layer (and every block's branch) gets a bias c with N(0, V)
                              entries, f = W g + c (blocks: f = f_prev + beta (W phi(f_prev) + c));
                              0: no biases (theory/engine.md 1.3) */
-  double lr_bias;         /* learning rate of the biases (with bias_var > 0) [1] */
+  double lr_bias;         /* learning rate of the hidden layers' and blocks' biases (with bias_var > 0) [1] */
+  double lr_bias_input, lr_bias_output; /* the biases of the layer reading x and of the readout [1] */
   bafu_signal signal;
   double step;            /* eta >= 0 of the actual finite step; 0: no step (step columns 0) */
   bafu_rng_kind rng;      /* fast: xoshiro256++ lanes + ziggurat (default); gsl: mt19937 + ziggurat */
