@@ -1,4 +1,5 @@
 # common.gp: shared settings; every figure script reads only files in datadir.
+# bafu figures runs each script as: gnuplot -c plots/<figure>.gp DATADIR OUTBASE SCRIPTDIR
 if (!exists("datadir")) datadir = "data"
 if (!exists("outbase")) outbase = "plots/figure"
 set datafile commentschars "#"
@@ -8,4 +9,6 @@ set style line 1 lc rgb "#1f77b4" lw 2
 set style line 2 lc rgb "#d62728" lw 2
 set style line 3 lc rgb "#2ca02c" lw 2
 set style line 4 lc rgb "#9467bd" lw 2
-render(s) = sprintf("set terminal pngcairo size 900,600 font ',12'; set output '%s.png'; %s; set terminal pdfcairo size 6in,4in font ',10'; set output '%s.pdf'; %s; set output", outbase, s, outbase, s)
+# The output names are expressions (outbase.'.png'), never text pasted into a command,
+# so any directory name works.
+render(s) = "set terminal pngcairo size 900,600 font ',12'; set output outbase.'.png'; " . s . "; set terminal pdfcairo size 6in,4in font ',10'; set output outbase.'.pdf'; " . s . "; set output"

@@ -1,4 +1,5 @@
 # Figure 6: predicted eta |df_l| against the measured |Delta f_l| of an actual step.
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
 load scriptdir."/common.gp"
 t = datadir."/fig6_speed.dat"
 set logscale xy

@@ -1,5 +1,6 @@
 # Figure 8: training ReLU MLPs on Fashion-MNIST, one column per depth: test accuracy
 # (top) and mean training loss since the previous logged step (bottom).
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
 load scriptdir."/common.gp"
 cv = datadir."/fig8_curves.dat"
 stats cv u 1 nooutput
@@ -16,4 +17,4 @@ do for [p = 0:np-1] {
   cmd = cmd.sprintf("set title ''; set ylabel 'training loss'; set yrange [*:*]; set logscale y; plot cv index %d ".curves(4)."; ", 4*p, 4*p+1, 4*p+2, 4*p+3)
 }
 cmd = cmd."unset multiplot"
-eval sprintf("set terminal pngcairo size 1400,900 font ',12'; set output '%s.png'; %s; set terminal pdfcairo size 10in,6.5in font ',10'; set output '%s.pdf'; %s; set output", outbase, cmd, outbase, cmd)
+eval "set terminal pngcairo size 1400,900 font ',12'; set output outbase.'.png'; " . cmd . "; set terminal pdfcairo size 10in,6.5in font ',10'; set output outbase.'.pdf'; " . cmd . "; set output"

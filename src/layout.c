@@ -10,9 +10,7 @@ static void add(bafu_layout *l, const bafu_net_params *p, bafu_stage s) {
   l->J += s.count;
 }
 
-bafu_status bafu_layout_build(const bafu_net_params *p, bafu_layout *out) {
-  bafu_status st = bafu_net_params_check(p);
-  if (st) return st;
+static void layout_stages(const bafu_net_params *p, bafu_layout *out) {
   const size_t n = p->width, d = p->input_dim ? p->input_dim : p->width, L = p->depth;
   *out = (bafu_layout){.width = n, .input_dim = d, .batch = p->batch, .outputs = p->outputs, .init = p->init,
                        .signal = p->signal};
@@ -38,7 +36,12 @@ bafu_status bafu_layout_build(const bafu_net_params *p, bafu_layout *out) {
     add(out, p, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = (int)L + 1, .fan_in = n,
                           .fan_out = p->outputs, .act = p->act, .gain = bafu_net_gain_output(p), .scale = 1.0,
                           .group = BAFU_GROUP_OUTPUT, .lr = p->lr_output, .readout = 1});
-  return BAFU_OK;
+}
+
+bafu_status bafu_layout_build(const bafu_net_params *p, bafu_layout *out) {
+  bafu_status st = bafu_net_params_check(p);
+  if (!st) layout_stages(p, out);
+  return st;
 }
 
 int bafu_layout_entry(const bafu_layout *l, size_t j, const bafu_stage **stage, size_t *k) {
@@ -64,8 +67,10 @@ int bafu_layout_has_blocks(const bafu_layout *l) {
 
 size_t bafu_layout_first_trained(const bafu_layout *l) {
   size_t j = 0;
-  for (size_t i = 0; i < l->nstages; j += l->stage[i++].count)
-    if (l->stage[i].lr != 0 && l->stage[i].scale != 0) return j;
+  for (size_t i = 0; i < l->nstages; j += l->stage[i++].count) {
+    const bafu_stage *s = &l->stage[i];
+    if ((s->lr != 0 || (s->bias_var > 0 && s->lr_bias != 0)) && s->scale != 0) return j;
+  }
   return l->J;
 }
 

@@ -1,5 +1,7 @@
 /* main.c: the `bafu` executable, a thin dispatcher over the subcommands. */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include "bafu/version.h"
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +38,7 @@ static void usage(FILE *f) {
 
 static int dispatch(int argc, char **argv) {
   if (argc < 2) {
-    usage(stderr);
+    fprintf(stderr, "bafu: no command given (see bafu --help)\n");
     return 2;
   }
   if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
@@ -60,7 +62,22 @@ static int dispatch(int argc, char **argv) {
   return 2;
 }
 
+/* A standard descriptor closed at the start (2>&-) would be taken by the
+ * first file bafu opens, and messages meant for stderr would land in a
+ * table. Each closed one is occupied by /dev/null opened read-only: reads
+ * see end of file and writes fail (EBADF), so output due on a closed stdout
+ * is still an error, and messages to a closed stderr go nowhere. */
+static int occupy_closed_std_fds(void) {
+  for (int fd = 0; fd <= 2; ++fd)
+    if (fcntl(fd, F_GETFD) == -1 && errno == EBADF) {
+      const int got = open("/dev/null", O_RDONLY);
+      if (got != fd) return -1; /* cannot happen: the lowest free descriptor is fd */
+    }
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (occupy_closed_std_fds()) return 2;
   int rc = dispatch(argc, argv);
   /* Everything written to stdout must have reached it: a full disk or a
    * closed pipe is an error (exit 1), not a silent loss. A stdout that was
@@ -68,8 +85,10 @@ int main(int argc, char **argv) {
   const int failed = fflush(stdout) != 0 || ferror(stdout);
   const int e = errno;
   if ((fclose(stdout) != 0 && errno != EBADF) || failed) {
-    fprintf(stderr, "bafu: error writing to stdout: %s\n", strerror(failed ? e : errno));
-    if (rc == 0) rc = 1;
+    if (rc == 0) { /* otherwise the command has reported its failure already */
+      fprintf(stderr, "bafu: error writing to stdout: %s\n", strerror(failed ? e : errno));
+      rc = 1;
+    }
   }
   return rc;
 }

@@ -223,7 +223,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   const double n = (double)lay.width, d = (double)lay.input_dim;
   if (!(x2 > 0)) x2 = p->inputs == BAFU_INPUTS_ONEHOT ? 1.0 : d;
   if (!isfinite(x2)) return bafu_error(BAFU_EINVAL, "input squared norm must be finite");
-  const size_t J = lay.J;
+  const size_t J = lay.J, first_trained = bafu_layout_first_trained(&lay);
   size_t jb = J, nb = 0; /* the residual blocks' entries: their angle is section 2.5's */
   for (size_t i = 0; i < lay.nstages; ++i)
     if (lay.stage[i].kind == BAFU_STAGE_BLOCK) {
@@ -296,7 +296,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   double back = 1;
   for (size_t i = J; i-- > 0;) {
     out[i].back = back;
-    if (out[i].m1 == 0) { /* nothing trained at or below this layer: K = 0, angle undefined */
+    if (i < first_trained) { /* nothing trained at or below this layer: K = 0, angle undefined */
       out[i].cos_theta = out[i].cos_spectral = NAN;
       back *= out[i].p1;
       continue;
@@ -305,7 +305,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     if (!(i >= jb && i < jb + nb)) out[i].cos_theta = out[i].cos_spectral; /* blocks: set by resnet_backward_cos */
     /* a moment or variance that rounded to 0 (a tiny sigma-w2 over many layers)
        leaves 0/0: underflow, named as such; otherwise a non-finite value is overflow */
-    if (out[i].m2 == 0 || out[i].q == 0 || (back == 0 && !isfinite(out[i].cos_theta)))
+    if (out[i].m1 == 0 || out[i].m2 == 0 || out[i].q == 0 || (back == 0 && !isfinite(out[i].cos_theta)))
       return bafu_error(BAFU_ENUMERIC, "moments underflowed to 0 at layer %d: increase sigma-w2 or reduce depth",
                         out[i].label);
     if (!isfinite(out[i].m1) || !isfinite(out[i].m2) || !isfinite(out[i].cos_theta) || !isfinite(back) ||
@@ -327,6 +327,9 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   for (size_t i = 0; i < J; ++i) {
     const double rows = (p->signal != BAFU_SIGNAL_PROBE && i + 1 == J) ? (double)p->outputs : n;
     out[i].sensitivity = out[i].decay / (sqrt(out[i].back * btop) * out[i].cos_theta * sqrt(rows)) / D;
+    if (i >= first_trained && (!isfinite(out[i].decay) || !isfinite(out[i].sensitivity)))
+      return bafu_error(BAFU_ENUMERIC, "moments %s at layer %d: the loss decay is %g", out[i].decay == 0 || D == 0 ? "underflowed" : "overflowed",
+                        out[i].label, out[i].decay);
   }
   return BAFU_OK;
 }

@@ -179,8 +179,6 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
                       input_dim(p), p->width);
   if (p->arch == BAFU_ARCH_RESNET && !isfinite(bafu_net_beta(p)))
     return bafu_error(BAFU_EINVAL, "--branch-scale/--branch-exponent: beta is not finite");
-  if (p->arch == BAFU_ARCH_MLP && p->lr_input == 0 && p->lr_hidden == 0)
-    return bafu_error(BAFU_EINVAL, "--lr-input/--lr-hidden: all learning rates are zero");
   return BAFU_OK;
 }
 
@@ -277,8 +275,10 @@ bafu_status bafu_memory_check(double bytes, const char *what) {
   if (st) return st;
   const double limit = (double)bafu_memory_limit_bytes();
   if (bytes <= limit) return BAFU_OK;
+  char need[48] = "an impossible amount"; /* an estimate past SIZE_MAX saturates */
+  if (isfinite(bytes) && bytes < (double)SIZE_MAX) snprintf(need, sizeof need, "about %.3g GiB", bytes / 1073741824.0);
   return bafu_error(BAFU_ELIMIT,
-                    "%s: about %.3g GiB needed, more than the limit of %.3g GiB (%s)", what, bytes / 1073741824.0,
+                    "%s: %s needed, more than the limit of %.3g GiB (%s)", what, need,
                     limit / 1073741824.0,
                     memory_limit_from_env(NULL) ? "BAFU_MEMORY_LIMIT_MB"
                                                 : "80% of physical memory; set BAFU_MEMORY_LIMIT_MB to change it");
@@ -1081,7 +1081,7 @@ bafu_draw_status bafu_net_check_draw(const bafu_net *net, const double *q, int *
   int trained = 0, bad = -1, step_only = 1;
   for (size_t j = 0; j < net->J && bad < 0; ++j) {
     const layer *Ly = &net->layers[j];
-    trained |= Ly->lr != 0 && Ly->scale != 0;
+    trained |= (Ly->lr != 0 || Ly->lrb != 0) && Ly->scale != 0;
     if (!trained) continue;
     const double *r = q + j * BAFU_Q_COUNT;
     for (int c = 0; c < BAFU_Q_COUNT; ++c)

@@ -307,28 +307,49 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
   return BAFU_OK;
 }
 
-void bafu_sweep_describe(const bafu_sweep *s, char *buf, size_t size) {
+/* The grid line, snprintf-style: writes what fits (always NUL-terminated when
+ * size > 0) and returns the full length. exact: numbers as hex floats. */
+static size_t describe(const bafu_sweep *s, int exact, char *buf, size_t size) {
   size_t used = 0;
-  buf[0] = '\0';
-  for (int a = 0; a < AX_COUNT && used < size; ++a) {
-    used += (size_t)snprintf(buf + used, size - used, "%s%s=", a ? " " : "", key_names[a]);
-    for (size_t i = 0; i < s->nval[a] && used < size; ++i) {
+#define PUT(...)                                                                       \
+  do {                                                                                 \
+    const int m_ = snprintf(used < size ? buf + used : NULL, used < size ? size - used : 0, __VA_ARGS__); \
+    if (m_ > 0) used += (size_t)m_;                                                    \
+  } while (0)
+  if (size > 0) buf[0] = '\0';
+  for (int a = 0; a < AX_COUNT; ++a) {
+    PUT("%s%s=", a ? " " : "", key_names[a]);
+    for (size_t i = 0; i < s->nval[a]; ++i) {
       const double v = s->val[a][i];
       const char *sep = i ? "," : "";
       if (a == AX_ARCH)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, arch_names[(int)v]);
+        PUT("%s%s", sep, arch_names[(int)v]);
       else if (a == AX_INIT)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, init_names[(int)v]);
+        PUT("%s%s", sep, init_names[(int)v]);
       else if (a == AX_ACT)
-        used += (size_t)snprintf(buf + used, size - used, "%s%s", sep, bafu_act_name((bafu_act)(int)v));
+        PUT("%s%s", sep, bafu_act_name((bafu_act)(int)v));
+      else if (exact)
+        PUT("%s%a", sep, v);
       else
-        used += (size_t)snprintf(buf + used, size - used, "%s%.10g", sep, v);
+        PUT("%s%.10g", sep, v);
     }
   }
-  if (used < size)
-    used += (size_t)snprintf(buf + used, size - used, " seeds=%zu seed=%llu step=%g points=%zu", s->seeds,
-                             (unsigned long long)s->seed, s->step, s->npoints);
-  if (s->conditional && used < size) snprintf(buf + used, size - used, " sampler=conditional"); /* only when set */
+  if (exact)
+    PUT(" seeds=%zu seed=%llu step=%a points=%zu", s->seeds, (unsigned long long)s->seed, s->step, s->npoints);
+  else
+    PUT(" seeds=%zu seed=%llu step=%g points=%zu", s->seeds, (unsigned long long)s->seed, s->step, s->npoints);
+  if (s->conditional) PUT(" sampler=conditional"); /* only when set */
+#undef PUT
+  return used;
+}
+
+void bafu_sweep_describe(const bafu_sweep *s, char *buf, size_t size) { describe(s, 0, buf, size); }
+
+char *bafu_sweep_fingerprint(const bafu_sweep *s) {
+  const size_t n = describe(s, 1, NULL, 0);
+  char *buf = malloc(n + 1);
+  if (buf) describe(s, 1, buf, n + 1);
+  return buf;
 }
 
 int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text) {

@@ -11,16 +11,19 @@
  *    never replaced; a directory is refused;
  *  - the temporary name is short, "PREFIX.tmp.PID.XXXXXX" with PREFIX the
  *    target's name cut to 64 bytes, so every name the file system accepts
- *    works; the file is locked (flock) while its run lives, so a later run
- *    that writes the same output removes the temporaries of dead runs
- *    (process gone and lock free) and nothing else;
+ *    works; it is created with O_EXCL (never over an existing file) and locked
+ *    (flock) while its run lives; a temporary left by a run killed outright
+ *    (SIGKILL, power loss) is never deleted by a later run, since bafu cannot
+ *    prove that a file of that name is its own;
+ *  - a read-only file is refused (also for root), and so is a name longer
+ *    than its directory allows, when the table is opened, before any work;
+ *  - a kernel's magic link (/dev/stdout to a pipe) is written through;
  *  - every catchable signal whose default action ends the process removes the
  *    temporaries not yet committed, then takes its default course. */
-#define _DEFAULT_SOURCE /* fsync, fileno, flock, lstat, readlink, fchown */
+#define _GNU_SOURCE /* fopencookie; fsync, fileno, flock, lstat, readlink, fchown */
 #include "bafu/table.h"
 #include "bafu/version.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -34,8 +37,23 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The gate between the rows and the file: it passes every byte through and
+ * watches the data lines (not the '#' lines) for a non-finite number, the
+ * last defence of "no table holds nan or inf" behind the checks of each
+ * command. A table that held one fails at commit and, as a file, is not
+ * renamed into place. */
+typedef struct {
+  FILE *to;          /* the file or stdout */
+  int line_start, comment;
+  int off;           /* not a table (bafu_file_open): pass the bytes, check nothing */
+  char tok[16];      /* the current token, lower-cased, cut to 15 bytes */
+  size_t toklen, line, bad_line;
+} gate;
+
 struct bafu_table {
-  FILE *f;
+  FILE *f;      /* the file (or stdout) */
+  FILE *g;      /* the gate: the stream handed out */
+  gate gt;
   char *path;   /* the file written (symbolic links resolved); NULL for stdout */
   char *tmp;    /* the temporary file; NULL when writing through */
   int replace;  /* 1: an existing regular file is replaced: give the new one its mode and owner */
@@ -161,8 +179,20 @@ bafu_status bafu_path_resolve(const char *path, char **out) {
       if (next) sprintf(next, "%s/%s", d, link);
       free(d);
     }
+    if (!next) {
+      free(cur);
+      return bafu_error(BAFU_ENOMEM, "out of memory");
+    }
+    /* A kernel's "magic" link (/proc/self/fd/1 -> "pipe:[123]") names no
+     * path, yet opens: the link itself is the file. A link whose target is
+     * simply missing (dangling) does not open and is followed. */
+    struct stat tb;
+    if (lstat(next, &tb) != 0 && stat(cur, &tb) == 0) {
+      free(next);
+      break;
+    }
     free(cur);
-    if (!(cur = next)) return bafu_error(BAFU_ENOMEM, "out of memory");
+    cur = next;
   }
   *out = cur;
   return BAFU_OK;
@@ -191,35 +221,14 @@ static char *tmp_stem(const char *target) {
   return s;
 }
 
-/* Remove the temporaries "STEM.PID.XXXXXX" of dead runs: the process is gone
- * and nobody holds the file's lock. Only regular files are touched. */
-static void remove_stale(const char *target, const char *stem) {
-  char *dir = dir_of(target);
-  DIR *d = dir ? opendir(dir) : NULL;
-  const char *sbase = base_of(stem);
-  const size_t slen = strlen(sbase);
-  struct dirent *e;
-  while (d && (e = readdir(d))) {
-    if (strncmp(e->d_name, sbase, slen) != 0) continue;
-    const char *p = e->d_name + slen;
-    char *end;
-    errno = 0;
-    const unsigned long long pid = strtoull(p, &end, 10);
-    if (end == p || errno || *end != '.' || strlen(end + 1) != 6 || pid == 0 || pid > INT_MAX) continue;
-    if ((pid_t)pid == getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* alive, or not ours to judge */
-    char *full = malloc(strlen(dir) + strlen(e->d_name) + 2);
-    if (!full) break;
-    sprintf(full, "%s/%s", dir, e->d_name);
-    const int fd = open(full, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    struct stat a, b;
-    if (fd >= 0 && fstat(fd, &a) == 0 && S_ISREG(a.st_mode) && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-        lstat(full, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-      unlink(full);
-    if (fd >= 0) close(fd);
-    free(full);
-  }
-  if (d) closedir(d);
+/* Whether the name part of path is longer than its directory allows. */
+static int name_too_long(const char *path) {
+  char *dir = dir_of(path);
+  if (!dir) return 0;
+  errno = 0;
+  const long max = pathconf(dir, _PC_NAME_MAX);
   free(dir);
+  return max > 0 && strlen(base_of(path)) > (size_t)max;
 }
 
 /* Create STEM.PID.XXXXXX (O_EXCL), locked; mode 0600 when it will replace a
@@ -260,6 +269,98 @@ static int create_tmp(const char *stem, int replace, char **out) {
   return -1;
 }
 
+bafu_status bafu_path_writable(const char *path) {
+  if (!path || !*path) return bafu_error(BAFU_EIO, "empty output path");
+  char *target;
+  bafu_status st = bafu_path_resolve(path, &target);
+  if (st) return st;
+  struct stat sb;
+  if (stat(target, &sb) == 0) {
+    if (S_ISDIR(sb.st_mode))
+      st = bafu_error(BAFU_EIO, "cannot write '%s': it is a directory", path);
+    else if (S_ISREG(sb.st_mode) && (sb.st_mode & 0222) == 0)
+      st = bafu_error(BAFU_EIO, "cannot write '%s': the file is read-only", path);
+    else if (access(target, W_OK) != 0)
+      st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
+  } else if (errno != ENOENT) {
+    st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
+  } else {
+    char *dir = dir_of(target);
+    struct stat db;
+    if (!dir)
+      st = bafu_error(BAFU_ENOMEM, "out of memory");
+    else if (stat(dir, &db) != 0 || !S_ISDIR(db.st_mode))
+      st = bafu_error(BAFU_EIO, "cannot write '%s': no directory '%s'", path, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+      st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
+    else if (name_too_long(target))
+      st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(ENAMETOOLONG));
+    free(dir);
+  }
+  free(target);
+  return st;
+}
+
+/* ---- the gate ----------------------------------------------------------- */
+
+static int non_finite_token(const char *t, size_t n) {
+  if (n > 0 && (t[0] == '+' || t[0] == '-')) ++t, --n;
+  return (n == 3 && memcmp(t, "nan", 3) == 0) || (n >= 4 && memcmp(t, "nan(", 4) == 0) ||
+         (n == 3 && memcmp(t, "inf", 3) == 0) || (n == 8 && memcmp(t, "infinity", 8) == 0);
+}
+
+static ssize_t gate_write(void *cookie, const char *buf, size_t size) {
+  gate *g = cookie;
+  for (size_t i = 0; i < size && !g->off; ++i) {
+    const char c = buf[i];
+    if (g->line_start) g->comment = c == '#', g->line_start = 0;
+    const int sep = c == ' ' || c == '\t' || c == '\n';
+    if (!g->comment && !sep && g->toklen < sizeof g->tok - 1)
+      g->tok[g->toklen++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    else if (!g->comment && !sep)
+      g->toklen = sizeof g->tok; /* too long to be one: stays marked long until the separator */
+    if (sep) {
+      if (!g->comment && !g->bad_line && g->toklen < sizeof g->tok && non_finite_token(g->tok, g->toklen))
+        g->bad_line = g->line + 1;
+      g->toklen = 0;
+    }
+    if (c == '\n') ++g->line, g->line_start = 1, g->comment = 0;
+  }
+  /* the gate's own buffer holds the text; a flush of the gate (a row streamed
+     to a terminal) flushes the file too */
+  return fwrite(buf, 1, size, g->to) == size && fflush(g->to) == 0 ? (ssize_t)size : -1;
+}
+
+static int gate_close(void *cookie) {
+  gate *g = cookie;
+  if (g->toklen && !g->comment && !g->bad_line && g->toklen < sizeof g->tok && non_finite_token(g->tok, g->toklen))
+    g->bad_line = g->line + 1; /* a last token without a newline */
+  return 0;
+}
+
+static int gate_open(bafu_table *t, int checked) {
+  t->gt = (gate){.to = t->f, .line_start = 1, .comment = !checked, .off = !checked};
+  static const cookie_io_functions_t io = {.write = gate_write, .close = gate_close};
+  return (t->g = fopencookie(&t->gt, "w", io)) != NULL;
+}
+
+/* Close the gate (its bytes reach t->f): BAFU_OK, or the reason the table
+ * cannot stand: a write error, or a non-finite number. */
+static bafu_status gate_shut(bafu_table *t) {
+  const int failed = fclose(t->g) != 0;
+  const int e = errno;
+  t->g = NULL;
+  if (t->gt.bad_line && t->path)
+    return bafu_error(BAFU_ENUMERIC, "'%s' would hold a non-finite number (nan or inf) at line %zu; it is not written",
+                      t->path, t->gt.bad_line);
+  if (t->gt.bad_line)
+    return bafu_error(BAFU_ENUMERIC, "line %zu of the table on stdout holds a non-finite number (nan or inf)",
+                      t->gt.bad_line);
+  if (failed && t->path) return bafu_error(BAFU_EIO, "error writing '%s': %s", t->path, strerror(e));
+  if (failed) return bafu_error(BAFU_EIO, "error writing to stdout: %s", strerror(e));
+  return BAFU_OK;
+}
+
 /* ---- tables ------------------------------------------------------------- */
 
 static void table_release(bafu_table *t) {
@@ -269,12 +370,22 @@ static void table_release(bafu_table *t) {
   free(t);
 }
 
-bafu_status bafu_table_open(const char *path, bafu_table **out) {
+static bafu_status table_open(const char *path, int checked, bafu_table **out);
+
+bafu_status bafu_table_open(const char *path, bafu_table **out) { return table_open(path, 1, out); }
+
+bafu_status bafu_file_open(const char *path, bafu_table **out) { return table_open(path, 0, out); }
+
+static bafu_status table_open(const char *path, int checked, bafu_table **out) {
   *out = NULL;
   bafu_table *t = calloc(1, sizeof *t);
   if (!t) return bafu_error(BAFU_ENOMEM, "out of memory");
   if (!path || strcmp(path, "-") == 0) {
     t->f = stdout;
+    if (!gate_open(t, checked)) {
+      free(t);
+      return bafu_error(BAFU_ENOMEM, "out of memory");
+    }
     *out = t;
     return BAFU_OK;
   }
@@ -297,8 +408,12 @@ bafu_status bafu_table_open(const char *path, bafu_table **out) {
       st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
       if (fd >= 0) close(fd);
     }
-  } else if (exists && access(t->path, W_OK) != 0) { /* a read-only file is not ours to replace */
-    st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
+  } else if (exists && ((sb.st_mode & 0222) == 0 || access(t->path, W_OK) != 0)) {
+    /* a read-only file is not ours to replace, even for root */
+    st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path,
+                    (sb.st_mode & 0222) == 0 ? "the file is read-only" : strerror(errno));
+  } else if (!exists && name_too_long(t->path)) { /* known now, not at the rename after the work */
+    st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(ENAMETOOLONG));
   } else {
     t->replace = exists;
     t->old = sb;
@@ -306,7 +421,6 @@ bafu_status bafu_table_open(const char *path, bafu_table **out) {
     if (!stem) {
       st = bafu_error(BAFU_ENOMEM, "out of memory");
     } else {
-      remove_stale(t->path, stem);
       const int fd = create_tmp(stem, exists, &t->tmp);
       free(stem);
       if (fd < 0) {
@@ -321,6 +435,11 @@ bafu_status bafu_table_open(const char *path, bafu_table **out) {
       }
     }
   }
+  if (!st && !gate_open(t, checked)) {
+    st = bafu_error(BAFU_ENOMEM, "out of memory");
+    fclose(t->f);
+    if (t->tmp) unlink(t->tmp);
+  }
   if (st) {
     table_release(t);
     return st;
@@ -329,7 +448,7 @@ bafu_status bafu_table_open(const char *path, bafu_table **out) {
   return BAFU_OK;
 }
 
-FILE *bafu_table_stream(bafu_table *t) { return t->f; }
+FILE *bafu_table_stream(bafu_table *t) { return t->g; }
 
 /* Text of a '#' line: control characters (a newline in a file name, say)
  * are written as \n, \r, \t or \xHH, so that the line stays one line. */
@@ -354,36 +473,36 @@ void bafu_table_meta(bafu_table *t, const char *fmt, ...) {
   va_end(aq);
   va_end(ap);
   if (!buf) buf = small; /* out of memory: the truncated line */
-  fputs("# ", t->f);
-  put_escaped(t->f, n < 0 ? "" : buf);
-  fputc('\n', t->f);
+  fputs("# ", t->g);
+  put_escaped(t->g, n < 0 ? "" : buf);
+  fputc('\n', t->g);
   if (buf != small) free(buf);
 }
 
 void bafu_table_provenance(bafu_table *t, int argc, char **argv) {
-  fprintf(t->f, "# generator: bafu %s\n# command:", BAFU_VERSION_STRING);
+  fprintf(t->g, "# generator: bafu %s\n# command:", BAFU_VERSION_STRING);
   for (int i = 0; i < argc; ++i) {
-    fputc(' ', t->f);
-    put_escaped(t->f, argv[i]);
+    fputc(' ', t->g);
+    put_escaped(t->g, argv[i]);
   }
-  fputc('\n', t->f);
+  fputc('\n', t->g);
   time_t now = time(NULL);
   struct tm tmv;
   char buf[64] = "unknown";
   if (gmtime_r(&now, &tmv)) strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tmv);
-  fprintf(t->f, "# date: %s\n", buf);
+  fprintf(t->g, "# date: %s\n", buf);
 }
 
 bafu_status bafu_table_commit(bafu_table *t) {
   if (!t->path) {
-    bafu_status st = (fflush(t->f) == 0 && !ferror(t->f)) ? BAFU_OK
-                                                           : bafu_error(BAFU_EIO, "error writing to stdout");
+    bafu_status st = gate_shut(t);
+    if (!st && (fflush(t->f) != 0 || ferror(t->f))) st = bafu_error(BAFU_EIO, "error writing to stdout");
     table_release(t);
     return st;
   }
-  bafu_status st = BAFU_OK;
+  bafu_status st = gate_shut(t);
   const int through = t->tmp == NULL;
-  if (fflush(t->f) != 0 || ferror(t->f) || (!through && fsync(fileno(t->f)) != 0))
+  if (!st && (fflush(t->f) != 0 || ferror(t->f) || (!through && fsync(fileno(t->f)) != 0)))
     st = bafu_error(BAFU_EIO, "error writing '%s': %s", t->path, strerror(errno));
   if (!st && !through && t->replace) {
     if (fchown(fileno(t->f), t->old.st_uid, t->old.st_gid) != 0) { /* best effort: only root may give it away */
@@ -410,6 +529,7 @@ bafu_status bafu_table_commit(bafu_table *t) {
 
 void bafu_table_abort(bafu_table *t) {
   if (!t) return;
+  if (t->g) fclose(t->g);
   if (t->path) {
     fclose(t->f);
     if (t->tmp) unlink(t->tmp);

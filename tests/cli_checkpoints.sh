@@ -124,5 +124,25 @@ cp fig.good fig/.bafu-figures.ckpt
 sed -i 's/seed=1/seed=2/' fig/.bafu-figures.ckpt
 refused "is damaged" figures --quick --no-render --data-dir fig --resume
 
+# a FIFO or a device at a checkpoint path is refused (not waited on, not read
+# without end); a checkpoint in a directory that is not there is refused
+# before any work; the figures' state file is read within the memory limit
+mkfifo ff.ckpt
+T=(train --data teacher --width 8 --depth 2 --epochs 1 --train-size 128 --test-size 64 --batch 16 --quiet)
+refused "not a regular file" "${T[@]}" --checkpoint ff.ckpt --resume
+refused "not a regular file" "${T[@]}" --checkpoint /dev/zero --resume
+refused "nodir" "${T[@]}" --checkpoint nodir/ck --checkpoint-every 3
+mkdir zf && ln -s /dev/zero zf/.bafu-figures.ckpt
+BAFU_MEMORY_LIMIT_MB=64 refused "not a regular file" figures --quick --no-render --no-train --data-dir zf --resume
+# an output that is no regular file has no default checkpoint (OUT.ckpt)
+"$BAFU" "${T[@]}" --out /dev/null --checkpoint-every 3 2>stderr && ok || bad "train --out /dev/null: $(cat stderr)"
+# a checkpoint of other --log-every is named as such, not as damaged
+L=(train --data teacher --width 8 --depth 2 --epochs 4000 --train-size 128 --test-size 64 --batch 16 --quiet)
+"$BAFU" "${L[@]}" --log-every 10 --out le.dat --checkpoint-every 25 &
+pid=$!
+for _ in $(seq 200); do [[ -s le.dat.ckpt ]] && break; sleep 0.05; done
+kill -TERM $pid; wait $pid
+refused "logged every 10 steps, not 3" "${L[@]}" --out le.dat --checkpoint-every 25 --resume --log-every 3
+
 echo "cli_checkpoints: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

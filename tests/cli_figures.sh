@@ -1,16 +1,36 @@
 #!/usr/bin/env bash
 # cli_figures.sh: `bafu figures --quick` into a temporary directory: every data
 # table parses (metadata, one header row, numeric rows with as many fields as
-# the header) and every image file is produced and non-empty; an interrupted
-# run resumed with --resume gives the same tables.
+# the header) and every image file is produced and non-empty, also for
+# directory names with quotes and shell syntax; a missing gnuplot, script or
+# data set is refused before any work; an interrupted run resumed with
+# --resume gives the same tables.
 set -u
 BAFU=${1:?usage: cli_figures.sh path/to/bafu}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
+# what a run needs is checked before any work: exit 2, one line, no directory made
 fails=0 passes=0
-if ! "$BAFU" figures --quick --data-dir "$dir/data" --plot-dir "$dir/plots" 2>"$dir/log"; then
+refused() { # $1 = what, then the command
+  local what=$1; shift
+  "$@" 2>"$dir/err"; local rc=$?
+  if [[ $rc -eq 2 && $(wc -l <"$dir/err") -eq 1 && ! -e $dir/none ]]; then passes=$((passes + 1))
+  else echo "FAIL: $what: exit $rc, $(cat "$dir/err")"; fails=$((fails + 1)); fi
+}
+refused "--scripts missing" "$BAFU" figures --quick --no-train --data-dir "$dir/none" --plot-dir "$dir/none" --scripts "$dir/nowhere"
+refused "gnuplot missing" env PATH=/nonexistent "$BAFU" figures --quick --no-train --data-dir "$dir/none" --plot-dir "$dir/none"
+refused "Fashion-MNIST missing" env BAFU_FASHION_MNIST_DIR="$dir/nowhere" "$BAFU" figures --quick --no-render --data-dir "$dir/none"
+mkdir "$dir/fifo" && mkfifo "$dir/fifo/.bafu-figures.ckpt"
+timeout 20 "$BAFU" figures --quick --no-render --no-train --data-dir "$dir/fifo" --resume 2>"$dir/err"
+[[ $? -eq 2 ]] && grep -q "not a regular file" "$dir/err" && passes=$((passes + 1)) || { echo "FAIL: FIFO checkpoint: $(cat "$dir/err")"; fails=$((fails + 1)); }
+# the directories are passed to gnuplot as data, never as commands: a name
+# with quotes and a $(...) renders and runs nothing
+data="$dir/da'ta\$(touch $dir/PWNED)" plots="$dir/pl\"ots'"
+if ! "$BAFU" figures --quick --data-dir "$data" --plot-dir "$plots" 2>"$dir/log"; then
   echo "FAIL: bafu figures --quick exited non-zero"; cat "$dir/log"; exit 1
 fi
+[[ ! -e $dir/PWNED ]] && passes=$((passes + 1)) || { echo "FAIL: a directory name ran as a command"; fails=$((fails + 1)); }
+mv "$data" "$dir/data" && mv "$plots" "$dir/plots"
 tables=("$dir"/data/*.dat)
 [[ ${#tables[@]} -ge 21 ]] && passes=$((passes + 1)) || { echo "FAIL: only ${#tables[@]} tables"; fails=$((fails + 1)); }
 for t in "${tables[@]}"; do

@@ -2,10 +2,13 @@
 # cli_paths.sh: what --out does to the file system. A regular file is replaced
 # atomically and keeps its mode; a new file honours the umask; a symbolic link
 # is followed and its target replaced; a FIFO is written through, not replaced;
-# a read-only file is refused; a 254-byte name works; temporaries of dead runs
-# are removed by a later run with the same output, live ones are kept; every
-# catchable terminating signal removes the temporary file; writes to stdout
-# are checked; control characters in names are escaped in the '#' lines.
+# a read-only file (also for root) and a name too long are refused before any
+# work; a 254-byte name works; a temporary left by a killed run is kept (bafu
+# deletes only what it created in the run); every catchable terminating signal
+# removes the temporary file; writes to stdout are checked, with one message;
+# a closed stderr keeps messages out of the tables; a pipe reached through
+# /dev/stdout or /dev/fd/N is written through; control characters in names are
+# escaped in the '#' lines.
 set -u
 BAFU=$(realpath "${1:?usage: cli_paths.sh path/to/bafu}")
 dir=$(mktemp -d)
@@ -45,11 +48,10 @@ wait $reader
 [[ $rc -eq 0 && -p fifo ]] && grep -q '^layer' fifo.out && ok || bad "FIFO replaced or not written (rc $rc)"
 ls | grep -q 'fifo\.tmp' && bad "FIFO left a temporary" || ok
 
-# a read-only file is refused and kept (root may write anything: not tested then)
-if [[ $(id -u) -ne 0 ]]; then
-  echo keep >ro.dat && chmod 444 ro.dat
-  "$BAFU" "${small[@]}" --out ro.dat 2>err; [[ $? -ne 0 && $(cat ro.dat) == keep ]] && ok || bad "read-only file replaced"
-fi
+# a read-only file is refused before any work and kept, also when running as root
+echo keep >ro.dat && chmod 444 ro.dat
+"$BAFU" "${long[@]}" --out ro.dat 2>err; rc=$?
+[[ $rc -eq 2 && $(cat ro.dat) == keep && $(wc -l <err) -eq 1 ]] && ok || bad "read-only file: rc $rc, $(cat err)"
 
 # every name the file system accepts: 254 bytes, and a name with a newline
 name=$(printf 'n%.0s' $(seq 254))
@@ -60,17 +62,23 @@ nl=$'new\nline.dat'
 if awk 'NR > 0 && !/^#/ && !/^layer / && !/^[0-9]/ {bad = 1} END {exit bad}' "$nl"; then ok; else bad "newline in a name broke the '#' lines"; fi
 grep -q 'new\\nline.dat' "$nl" && ok || bad "newline not escaped as \\n"
 
-# temporaries: a killed run leaves one; the next run with the same output
-# removes it, but not one whose process is alive (pid 1), nor other files
+# a name longer than the directory allows is refused before any work (exit 2)
+"$BAFU" "${long[@]}" --out "${name}xy" 2>err; rc=$?
+[[ $rc -eq 2 && $(wc -l <err) -eq 1 && -z $(ls | grep '\.tmp\.') ]] && ok || bad "256-byte name: rc $rc, $(cat err)"
+
+# temporaries: a killed run leaves one, and a later run with the same output
+# leaves it alone (bafu deletes only what it created in the same run), as it
+# does files that merely look like temporaries
 "$BAFU" "${long[@]}" --out k.dat &
 pid=$!
 for _ in $(seq 100); do ls | grep -q '^k\.dat\.tmp\.' && break; sleep 0.05; done
 kill -KILL $pid; wait $pid 2>/dev/null
 stale=$(ls | grep "^k\.dat\.tmp\.$pid\.")
 [[ -n $stale ]] && ok || bad "no temporary after SIGKILL"
-touch k.dat.tmp.1.abcdef k.dat.tmp.notes
+echo keep >k.dat.tmp.99999.backup && echo keep >k.dat.tmp.4000000.zzzzzz
 "$BAFU" "${small[@]}" --out k.dat
-[[ ! -e $stale && -e k.dat.tmp.1.abcdef && -e k.dat.tmp.notes && -s k.dat ]] && ok || bad "stale temporaries: $(ls | grep '^k\.dat\.tmp' | tr '\n' ' ')"
+[[ -e $stale && -e k.dat.tmp.99999.backup && -e k.dat.tmp.4000000.zzzzzz && -s k.dat ]] && ok || bad "temporaries deleted: $(ls | grep '^k\.dat\.tmp' | tr '\n' ' ')"
+rm -f "$stale"
 
 # every catchable terminating signal removes the temporary and keeps the old table
 "$BAFU" "${small[@]}" --out s.dat
@@ -95,6 +103,23 @@ if [[ -w /dev/full ]]; then
   "$BAFU" "${small[@]}" >/dev/full 2>err; [[ $? -eq 1 ]] && ok || bad "mc > /dev/full exited 0"
 fi
 "$BAFU" "${small[@]}" --out c.dat >&- && ok || bad "a closed stdout that is never written is no error"
+if [[ -w /dev/full ]]; then # one line, not two
+  "$BAFU" "${small[@]}" >/dev/full 2>err; [[ $(wc -l <err) -eq 1 ]] && ok || bad "stdout error: $(cat err)"
+fi
+"$BAFU" "${small[@]}" >&- 2>err; rc=$?
+[[ $rc -eq 1 && $(wc -l <err) -eq 1 ]] && ok || bad "table due on a closed stdout: rc $rc, $(cat err)"
+
+# a closed stderr: the messages must not land in the files the run opens
+"$BAFU" train --data teacher --width 8 --depth 2 --epochs 1 --train-size 256 --test-size 64 --batch 16 --quiet \
+  --lr 1e8 --out e2.dat 2>&-; rc=$?
+[[ $rc -eq 1 ]] && ! grep -q 'bafu' <(grep -v '^#' e2.dat 2>/dev/null) && ok || bad "closed stderr: rc $rc, $(head -2 e2.dat)"
+
+# a pipe reached through /dev/stdout or /dev/fd/N is written through
+out=$("$BAFU" "${small[@]}" --out /dev/stdout | grep -c '^[0-9]'); rc=${PIPESTATUS[0]}
+[[ $rc -eq 0 && $out -gt 0 ]] && ok || bad "--out /dev/stdout to a pipe: rc $rc"
+"$BAFU" "${small[@]}" --out >(grep -c '^[0-9]' >fd.out); rc=$?
+sleep 0.5
+[[ $rc -eq 0 && $(cat fd.out) -gt 0 ]] && ok || bad "--out /dev/fd/N: rc $rc"
 
 echo "cli_paths: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

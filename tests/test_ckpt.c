@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bafu/table.h"
 #include "bafu/text.h"
 #include "ckpt.h"
 #include "testutil.h"
@@ -273,7 +274,6 @@ START_TEST(test_train_semantics) {
       "",                                                                          /* emptied */
       "step epoch final layer loss test_loss cos_theta\n",                          /* header only */
       "step epoch final layer loss test_loss cos_theta\n0 1 0 1 nan 2.4 0.9\n10 1 0 1 2 2 0.9\n", /* a NaN */
-      "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2.5 2.4 0.9\n",     /* step 10 missing */
       "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2.5 2.4\n10 1 0 1 2 2 0.9\n", /* a short row */
       "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2 2 1\n0 1 0 2 2 2 1\n10 1 0 1 2 2 1\n", /* groups differ */
       "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2 2 1\n20 1 0 1 2 2 1\n", /* a step not logged */
@@ -295,14 +295,61 @@ START_TEST(test_train_semantics) {
   void *s;
   char *rows;
   ck_assert_int_eq(ckpt_train_load(p, 10, &step, &s, &sl, &rows, &rl), BAFU_EPARSE);
+  /* only step 0 logged, at step 20: rows of an interval of 20 or more steps,
+     so another configuration, not damage */
+  const char *one = "step epoch final layer loss test_loss cos_theta\n0 1 0 1 2.5 2.4 0.9\n";
+  ck_assert_int_eq(ckpt_train_save(p, 20, state, 1, one, strlen(one)), 0);
+  ck_assert_int_eq(ckpt_train_load(p, 10, &step, &s, &sl, &rows, &rl), BAFU_EINVAL);
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "another interval than 10 steps"));
+  /* good rows read at another logging interval: another configuration, named so */
   ck_assert_int_eq(ckpt_train_save(p, 20, state, 1, TRAIN_ROWS, strlen(TRAIN_ROWS)), 0);
-  ck_assert_int_eq(ckpt_train_load(p, 5, &step, &s, &sl, &rows, &rl), BAFU_EPARSE);
+  ck_assert_int_eq(ckpt_train_load(p, 5, &step, &s, &sl, &rows, &rl), BAFU_EINVAL);
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "logged every 10 steps, not 5"));
   spit(p, "bafu train checkpoint 1\n", 24);
   ck_assert_int_eq(ckpt_train_load(p, 10, &step, &s, &sl, &rows, &rl), BAFU_EINVAL);
 }
 END_TEST
 
 /* ---- text checkpoints ---- */
+
+/* ---- the tables' gate: no table holds nan or inf ---- */
+
+static bafu_status write_table(const char *p, int table, const char *text) {
+  bafu_table *t;
+  bafu_status st = table ? bafu_table_open(p, &t) : bafu_file_open(p, &t);
+  ck_assert_int_eq(st, BAFU_OK);
+  bafu_table_meta(t, "a '#' line may say nan and inf");
+  fputs(text, bafu_table_stream(t));
+  return bafu_table_commit(t);
+}
+
+START_TEST(test_table_gate) {
+  char p[256];
+  path_of(p, "g.dat");
+  const char *bad[] = {"x y\n1 nan\n", "x y\n-nan 1\n", "x y\n1 inf\n", "x y\n1 -inf\n", "x y\nNaN 2\n",
+                       "x y\n1 -nan(0x8000)\n", "x y\n1 Infinity\n", "x y\n1 2\n\n\n3 +INF\n", "x y\n1 nan"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; ++i) {
+    unlink(p);
+    ck_assert_msg(write_table(p, 1, bad[i]) == BAFU_ENUMERIC, "case %zu accepted", i);
+    ck_assert_msg(access(p, F_OK) != 0, "case %zu: the table was written", i);
+  }
+  /* an existing table is kept when the new one is refused */
+  ck_assert_int_eq(write_table(p, 1, "x y\n1 2\n"), BAFU_OK);
+  size_t n0, n1;
+  char *before = slurp(p, &n0);
+  ck_assert_int_eq(write_table(p, 1, "x y\n1 nan\n"), BAFU_ENUMERIC);
+  char *after = slurp(p, &n1);
+  ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
+  free(before);
+  free(after);
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "line 3"));
+  /* words and numbers that merely contain the letters pass */
+  ck_assert_int_eq(write_table(p, 1, "act info nano\nrelu 1e5 0x1p-3\ninference nanny -0\n"), BAFU_OK);
+  /* a file that is not a table is not checked */
+  ck_assert_int_eq(write_table(p, 0, "state nan inf\n"), BAFU_OK);
+  unlink(p);
+}
+END_TEST
 
 START_TEST(test_text) {
   char p[256];
@@ -325,6 +372,21 @@ START_TEST(test_text) {
   }
   spit(p, good, n - 14); /* the crc line removed */
   ck_assert_int_eq(ckpt_text_load(p, &got, &len), BAFU_EPARSE);
+  /* the checksum in upper case (bafu writes lower case): refused */
+  char *up = malloc(n);
+  memcpy(up, good, n);
+  int changed = 0;
+  for (size_t i = n - 9; i < n - 1; ++i)
+    if (up[i] >= 'a' && up[i] <= 'f') up[i] = (char)(up[i] - 'a' + 'A'), changed = 1;
+  if (!changed) up[n - 2] = 'G'; /* all digits: any letter breaks it */
+  spit(p, up, n);
+  ck_assert_int_eq(ckpt_text_load(p, &got, &len), BAFU_EPARSE);
+  free(up);
+  /* a FIFO at the path: refused at once, not waited on */
+  unlink(p);
+  ck_assert_int_eq(mkfifo(p, 0600), 0);
+  ck_assert_int_eq(ckpt_text_load(p, &got, &len), BAFU_EINVAL);
+  unlink(p);
   free(good);
 }
 END_TEST
@@ -392,6 +454,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_train_roundtrip);
   tcase_add_test(tc, test_train_semantics);
   tcase_add_test(tc, test_text);
+  tcase_add_test(tc, test_table_gate);
   tcase_add_test(tc, test_text_reader);
   tcase_add_test(tc, test_parse_double);
   suite_add_tcase(s, tc);

@@ -78,8 +78,9 @@ int bafu_layout_activates(const bafu_layout *l, size_t j);
 /* 1 if the network has residual blocks. Cannot fail. */
 int bafu_layout_has_blocks(const bafu_layout *l);
 
-/* The index of the first entry with a trained parameter (a non-zero rate and
- * scale), J if none: the BFK of every entry below it is 0 (no angle). Cannot
+/* The index of the first entry with a trained parameter (a non-zero weight
+ * rate, or bias rate when it has biases, and a non-zero scale): the BFK of
+ * every entry below it is 0 (no angle); J if nothing is trained. Cannot
  * fail. */
 size_t bafu_layout_first_trained(const bafu_layout *l);
 

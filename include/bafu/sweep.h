@@ -76,6 +76,11 @@ bafu_net_params bafu_sweep_params(const bafu_sweep *s, size_t k);
  * NUL-terminated). Cannot fail. */
 void bafu_sweep_describe(const bafu_sweep *s, char *buf, size_t size);
 
+/* The same line with every number exact (hex floats) and nothing cut: two
+ * grids have the same fingerprint only if they are the same grid. malloc'd
+ * (caller frees); NULL if out of memory. */
+char *bafu_sweep_fingerprint(const bafu_sweep *s);
+
 /* The header row of the table (no newline): point arch width depth act
  * sigma_w2 branch_scale branch_exponent init layer cos_theta_mc
  * cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se

@@ -5,17 +5,26 @@
  * header row of column names, then rows; series are separated by two blank
  * lines (gnuplot's `index`).
  *
+ * Rows: no table holds nan or inf. The stream handed out watches every data
+ * line (not the '#' lines) for a number printed as nan or inf (any case,
+ * any sign); a table that got one fails at bafu_table_commit (BAFU_ENUMERIC,
+ * naming the line) and, as a file, is not renamed into place. This is the
+ * last defence behind the checks of each computation.
+ *
  * Writing: the path is resolved first (symbolic links followed to their
  * target). A regular file, or a new one, is written to a temporary file
  * "NAME.tmp.PID.XXXXXX" (NAME: the target's name cut to 64 bytes) in the
  * target's directory and renamed over the target by bafu_table_commit, so a
  * reader never sees a half-written file and a failed run leaves the old one as
  * it was. The new file keeps the old one's mode (and owner, where allowed); a
- * new file gets mode 0666 minus the umask. A read-only file is refused. A
- * device or FIFO (/dev/null, /dev/stdout) is written through, never replaced;
- * a directory is refused. The temporary file is locked (flock) while its
- * process lives; opening a table removes the temporaries of the same name
- * left by dead processes (SIGKILL, power loss), and nothing else.
+ * new file gets mode 0666 minus the umask. A read-only file (no write bit,
+ * also for root) and a name too long for its directory are refused. A
+ * device or FIFO (/dev/null, /dev/stdout, also a pipe reached through
+ * /dev/stdout or /dev/fd/N) is written through, never replaced; a directory
+ * is refused. The temporary file is created with O_EXCL and locked (flock)
+ * while its process lives; one left by a process killed outright (SIGKILL,
+ * power loss) stays for the user to delete: bafu never deletes a file it did
+ * not create in the same run.
  *
  * Signals and thread safety: the temporary files not yet committed are kept in
  * a process-wide list (at most 64; later ones are not listed), and the first
@@ -45,6 +54,11 @@ typedef struct bafu_table bafu_table;
  * empty path, a directory, a read-only file, a link loop, a device that
  * cannot be opened, or if the temporary file cannot be created; BAFU_ENOMEM. */
 bafu_status bafu_table_open(const char *path, bafu_table **out);
+
+/* As bafu_table_open for a file that is not a table (a checkpoint, binary
+ * data): the same safe replacement, without the check of the rows for
+ * non-finite numbers. */
+bafu_status bafu_file_open(const char *path, bafu_table **out);
 
 /* The stream to write rows to, owned by the table (do not fclose it), valid
  * until commit or abort. Write errors are reported by bafu_table_commit. */
@@ -78,9 +92,17 @@ void bafu_table_abort(bafu_table *t);
 
 /* The file `path` names: symbolic links followed (to any depth, relative
  * links from their own directory) until a name that is not a link, or does
- * not exist. *out is malloc'd (caller frees), NULL on error. BAFU_EIO for a
+ * not exist, or a kernel's magic link (/proc/self/fd/1 to "pipe:[N]"), which
+ * is kept as the file. *out is malloc'd (caller frees), NULL on error. BAFU_EIO for a
  * link loop (40 levels) or an unreadable link, BAFU_ENOMEM. */
 bafu_status bafu_path_resolve(const char *path, char **out);
+
+/* Whether a file can be written at `path` (links followed as above), checked
+ * without creating or opening anything: an existing file must not be a
+ * directory or read-only; a new one needs an existing, writable directory
+ * and a name the directory allows. BAFU_OK, or BAFU_EIO naming the reason;
+ * BAFU_ENOMEM. For options checked before the work (a checkpoint path). */
+bafu_status bafu_path_writable(const char *path);
 
 #ifdef __cplusplus
 }

@@ -5,12 +5,14 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include "bafu/net.h"
 #include "bafu/table.h"
 #include "bafu/text.h"
 
@@ -23,6 +25,35 @@ static uint32_t crc_of(uint32_t crc, const void *p, size_t n) {
     n -= k;
   }
   return crc;
+}
+
+/* Open a checkpoint for reading: it must be a regular file (a FIFO or a
+ * device at a checkpoint path is refused, never waited on or read without
+ * end) whose size is within the memory limit. *f = NULL and BAFU_OK when it
+ * does not exist and missing_ok. */
+static bafu_status open_checkpoint(const char *path, int missing_ok, FILE **f, struct stat *sb) {
+  *f = NULL;
+  const int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT && missing_ok) return BAFU_OK;
+  if (fd < 0) return bafu_error(BAFU_EIO, "--resume: cannot open '%s': %s", path, strerror(errno));
+  bafu_status st = BAFU_OK;
+  if (fstat(fd, sb) != 0) {
+    st = bafu_error(BAFU_EIO, "--resume: cannot read '%s': %s", path, strerror(errno));
+  } else if (!S_ISREG(sb->st_mode)) {
+    st = bafu_error(BAFU_EINVAL, "--resume: '%s' is not a regular file, so not a bafu checkpoint", path);
+  } else if ((st = bafu_memory_check((double)sb->st_size, "--resume: the checkpoint"))) {
+  } else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 || !(*f = fdopen(fd, "rb"))) {
+    st = bafu_error(BAFU_EIO, "--resume: cannot read '%s': %s", path, strerror(errno));
+  }
+  if (st) close(fd);
+  return st;
+}
+
+/* Whether s[0..n) are lower-case hex digits, the only form bafu writes. */
+static int lower_hex(const char *s, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+  return 1;
 }
 
 /* ---- sweep journal ------------------------------------------------------ */
@@ -61,10 +92,11 @@ bafu_status ckpt_sweep_load(const char *path, const char *grid, size_t npoints, 
                             char **rows, size_t *done, ckpt_journal *j) {
   *done = 0;
   j->f = NULL;
-  FILE *f = fopen(path, "rb");
-  if (!f) return bafu_error(BAFU_EIO, "--resume: cannot open '%s': %s", path, strerror(errno));
+  FILE *f;
   struct stat sb;
-  const off_t fsize = fstat(fileno(f), &sb) == 0 ? sb.st_size : 0;
+  bafu_status ost = open_checkpoint(path, 0, &f, &sb);
+  if (ost) return ost;
+  const off_t fsize = sb.st_size;
   bafu_status st = BAFU_OK;
   const size_t glen = strlen(grid);
   char *line = malloc(glen + 64);
@@ -89,7 +121,7 @@ bafu_status ckpt_sweep_load(const char *path, const char *grid, size_t npoints, 
     unsigned long c0;
     char tail;
     crc = crc_of(crc_of(0, SWEEP_MAGIC "\n", strlen(SWEEP_MAGIC) + 1), gline, gl);
-    if (!read_line(f, line, glen + 64, &len) || sscanf(line, "check %8lx%c", &c0, &tail) != 2 || tail != '\n' ||
+    if (!read_line(f, line, glen + 64, &len) || len != 15 || !lower_hex(line + 6, 8) || sscanf(line, "check %8lx%c", &c0, &tail) != 2 || tail != '\n' ||
         (uint32_t)c0 != crc)
       st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (its header fails the checksum); it is kept", path);
     else if (gl != glen + 6 || memcmp(gline + 5, grid, glen) != 0)
@@ -112,6 +144,7 @@ bafu_status ckpt_sweep_load(const char *path, const char *grid, size_t npoints, 
     /* the record line checks itself (hk), so that a short record after it can
        only be an interruption, never a damaged length */
     if (sscanf(line, "point %zu %zu %8lx%n %8lx%c", &k, &n, &ck, &used, &hk, &tail) != 5 || tail != '\n' ||
+        len < 10 || line[len - 10] != ' ' || !lower_hex(line + len - 9, 8) ||
         (uint32_t)hk != crc_of(0, line, (size_t)used)) {
       st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (record %zu is malformed); it is kept", path, rec);
       break;
@@ -216,7 +249,7 @@ static uint64_t get_u64(const unsigned char *p) {
 int ckpt_train_save(const char *path, size_t step, const void *state, size_t state_len, const char *rows,
                     size_t rows_len) {
   bafu_table *t;
-  if (bafu_table_open(path, &t)) return 1;
+  if (bafu_file_open(path, &t)) return 1;
   FILE *f = bafu_table_stream(t);
   unsigned char b[8];
   uint32_t crc = 0;
@@ -294,11 +327,11 @@ bafu_status ckpt_train_load(const char *path, size_t log_every, size_t *step, vo
   *state = NULL;
   *rows = NULL;
   *step = *state_len = *rows_len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f && errno == ENOENT) return BAFU_OK;
-  if (!f) return bafu_error(BAFU_EIO, "--resume: cannot open '%s': %s", path, strerror(errno));
+  FILE *f;
   struct stat sb; /* no size field may claim more than the file holds */
-  const uint64_t fsize = fstat(fileno(f), &sb) == 0 ? (uint64_t)sb.st_size : 0;
+  bafu_status ost = open_checkpoint(path, 1, &f, &sb);
+  if (ost || !f) return ost;
+  const uint64_t fsize = (uint64_t)sb.st_size;
   bafu_status st = BAFU_OK;
   unsigned char b[32];
   char magic[sizeof TRAIN_MAGIC];
@@ -323,9 +356,40 @@ bafu_status ckpt_train_load(const char *path, size_t log_every, size_t *step, vo
       st = bafu_error(BAFU_ENOMEM, "--resume: out of memory");
     } else {
       memcpy(copy, rw, n2 + 1);
-      if (s == 0 || memchr(rw, '\0', n2) || !train_rows_sound(copy, (size_t)s, log_every ? log_every : 1))
-        st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (its rows do not match step %llu); it is kept", path,
-                        (unsigned long long)s);
+      const size_t every = log_every ? log_every : 1;
+      size_t other = 0; /* the interval the rows were logged at, if not `every` */
+      if (s == 0 || memchr(rw, '\0', n2)) {
+        st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (step %llu, or a NUL byte in its rows); it is kept",
+                        path, (unsigned long long)s);
+      } else if (!train_rows_sound(copy, (size_t)s, every)) {
+        /* sound rows of another --log-every K (K = the second logged step) are
+           another configuration; anything else is damage */
+        const char *row2 = strchr(rw, '\n');
+        for (row2 = row2 ? strchr(row2 + 1, '\n') : NULL; row2 && row2[1];) {
+          double k;
+          char tok[32];
+          const size_t len = strcspn(row2 + 1, " \n");
+          if (len < sizeof tok) {
+            memcpy(tok, row2 + 1, len), tok[len] = '\0';
+            if (bafu_parse_double(tok, &k) && k >= 1 && k <= (double)s && k == floor(k) && (size_t)k != every) {
+              other = (size_t)k;
+              break;
+            }
+          }
+          row2 = strchr(row2 + 1, '\n');
+        }
+        /* one logged step only: any interval from the step on fits */
+        const size_t k = other ? other : (size_t)s;
+        memcpy(copy, rw, n2 + 1);
+        if (k != every && train_rows_sound(copy, (size_t)s, k))
+          st = other ? bafu_error(BAFU_EINVAL, "--resume: '%s' is of another configuration: its rows were logged every "
+                                               "%zu steps, not %zu (--log-every); it is kept", path, other, every)
+                     : bafu_error(BAFU_EINVAL, "--resume: '%s' is of another configuration: its rows were logged at "
+                                               "another interval than %zu steps (--log-every); it is kept", path, every);
+        else
+          st = bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (its rows do not match step %llu); it is kept",
+                          path, (unsigned long long)s);
+      }
       free(copy);
     }
   }
@@ -348,7 +412,7 @@ bafu_status ckpt_train_load(const char *path, size_t log_every, size_t *step, vo
 
 int ckpt_text_save(const char *path, const char *text, size_t len) {
   bafu_table *t;
-  if (bafu_table_open(path, &t)) return 1;
+  if (bafu_file_open(path, &t)) return 1;
   FILE *f = bafu_table_stream(t);
   if (fwrite(text, 1, len, f) != len || fprintf(f, "crc %08lx\n", (unsigned long)crc_of(0, text, len)) < 0) {
     bafu_table_abort(t);
@@ -360,9 +424,10 @@ int ckpt_text_save(const char *path, const char *text, size_t len) {
 bafu_status ckpt_text_load(const char *path, char **text, size_t *len) {
   *text = NULL;
   *len = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f && errno == ENOENT) return BAFU_OK;
-  if (!f) return bafu_error(BAFU_EIO, "--resume: cannot open '%s': %s", path, strerror(errno));
+  FILE *f;
+  struct stat sb;
+  bafu_status ost = open_checkpoint(path, 1, &f, &sb);
+  if (ost || !f) return ost;
   size_t n = 0, cap = 4096;
   char *buf = malloc(cap);
   size_t got;
@@ -387,7 +452,7 @@ bafu_status ckpt_text_load(const char *path, char **text, size_t *len) {
   unsigned long c = 0;
   char tail = 0;
   const int ok = n >= 13 && buf[n - 1] == '\n' && (body = n - 13, body == 0 || buf[body - 1] == '\n') &&
-                 sscanf(buf + body, "crc %8lx%c", &c, &tail) == 2 && tail == '\n' && !memchr(buf, '\0', n) &&
+                 lower_hex(buf + body + 4, 8) && sscanf(buf + body, "crc %8lx%c", &c, &tail) == 2 && tail == '\n' && !memchr(buf, '\0', n) &&
                  (uint32_t)c == crc_of(0, buf, body);
   if (!ok) {
     free(buf);

@@ -73,7 +73,8 @@ int ckpt_train_save(const char *path, size_t step, const void *state, size_t sta
  * and then, for each logged step, the same number of rows of finite numbers,
  * as many fields as the header, final = 0. Errors: BAFU_EIO (cannot open:
  * not when the file is missing, see below), BAFU_EINVAL (not a train
- * checkpoint), BAFU_EPARSE (damaged: sizes, checksum, rows), BAFU_ENOMEM.
+ * checkpoint, or sound rows logged at another interval than log_every: another
+ * configuration), BAFU_EPARSE (damaged: sizes, checksum, rows), BAFU_ENOMEM.
  * A missing file: BAFU_OK with *state = NULL (nothing to resume). */
 bafu_status ckpt_train_load(const char *path, size_t log_every, size_t *step, void **state, size_t *state_len,
                             char **rows, size_t *rows_len);

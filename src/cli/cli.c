@@ -27,6 +27,14 @@ int cli_checkpoint_path(const char *cmd, const char *given, const char *out, con
   *own = NULL;
   *path = given;
   if (given || !out || strcmp(out, "-") == 0) return 0;
+  /* an output that is no regular file (/dev/null, a FIFO) has no OUT.ckpt */
+  char *target;
+  struct stat sb;
+  if (bafu_path_resolve(out, &target) == BAFU_OK) {
+    const int special = stat(target, &sb) == 0 && !S_ISREG(sb.st_mode);
+    free(target);
+    if (special) return 0;
+  }
   if (!(*own = malloc(strlen(out) + 6))) {
     fprintf(stderr, "bafu %s: out of memory\n", cmd);
     return 1;

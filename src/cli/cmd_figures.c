@@ -9,12 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #include <gsl/gsl_fit.h>
 
+#include "bafu/idx.h"
 #include "bafu/mc.h"
 #include "bafu/moments.h"
 #include "bafu/preset.h"
@@ -463,34 +467,63 @@ static int fig4_w1(const fig_ctx *c) {
   return finish(t);
 }
 
-/* Render plots/<name>.gp into <plot_dir>/<name>.{png,pdf} via temporary names. */
+/* Render plots/<name>.gp into <plot_dir>/<name>.{png,pdf} via temporary
+ * names. gnuplot is run directly (no shell) with the directories as script
+ * arguments (gnuplot -c), so any directory name works and none is read as a
+ * command. */
 static int render(const fig_ctx *c, const char *name) {
-  char script[4096], tmpbase[4096], cmd[16384];
+  char script[4096], tmpbase[4200];
   snprintf(script, sizeof script, "%s/%s.gp", c->scripts, name);
-  snprintf(tmpbase, sizeof tmpbase, "%s/.%s.tmp", c->plot_dir, name);
-  if (access(script, R_OK) != 0) {
-    fprintf(stderr, "bafu figures: cannot read the gnuplot script '%s'\n", script);
-    return 1;
-  }
-  snprintf(cmd, sizeof cmd, "gnuplot -e \"datadir='%s'; outbase='%s'; scriptdir='%s'\" '%s'", c->data_dir, tmpbase,
-           c->scripts, script);
-  int rc = system(cmd);
-  if (rc != 0) {
-    fprintf(stderr, "bafu figures: gnuplot failed on %s (is gnuplot installed? ./setup.sh deps)\n", script);
-    return 1;
-  }
+  snprintf(tmpbase, sizeof tmpbase, "%s/.%s.tmp.%ld", c->plot_dir, name, (long)getpid());
+  char *args[] = {"gnuplot", "-c", script, (char *)c->data_dir, tmpbase, (char *)c->scripts, NULL};
+  pid_t pid;
+  int status = 0;
+  const int e = posix_spawnp(&pid, "gnuplot", NULL, NULL, args, environ);
+  const int ran = e == 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
   const char *exts[2] = {"png", "pdf"};
+  char from[2][4300], to[2][4300];
   for (int i = 0; i < 2; ++i) {
-    char from[4200], to[4200];
-    snprintf(from, sizeof from, "%s.%s", tmpbase, exts[i]);
-    snprintf(to, sizeof to, "%s/%s.%s", c->plot_dir, name, exts[i]);
-    if (rename(from, to) != 0) {
-      fprintf(stderr, "bafu figures: %s was not produced: %s\n", to, strerror(errno));
-      return 1;
-    }
+    snprintf(from[i], sizeof from[i], "%s.%s", tmpbase, exts[i]);
+    snprintf(to[i], sizeof to[i], "%s/%s.%s", c->plot_dir, name, exts[i]);
   }
-  progress(c, "rendered %s/%s.png and .pdf", c->plot_dir, name);
-  return 0;
+  int rc = 0;
+  if (e != 0) {
+    fprintf(stderr, "bafu figures: cannot run gnuplot: %s (./setup.sh deps installs it)\n", strerror(e));
+    rc = 1;
+  } else if (!ran) {
+    fprintf(stderr, "bafu figures: gnuplot failed on %s\n", script);
+    rc = 1;
+  }
+  for (int i = 0; i < 2 && !rc; ++i)
+    if (rename(from[i], to[i]) != 0) {
+      fprintf(stderr, "bafu figures: %s was not produced: %s\n", to[i], strerror(errno));
+      rc = 1;
+    }
+  if (rc)
+    for (int i = 0; i < 2; ++i) remove(from[i]); /* this run's temporaries, if gnuplot made them */
+  if (!rc) progress(c, "rendered %s/%s.png and .pdf", c->plot_dir, name);
+  return rc;
+}
+
+/* The gnuplot scripts, plots/<name>.gp, one per figure. */
+static const char *const figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch",
+                                   "fig4_spectra",        "fig5_width",          "fig6_feature_speed",
+                                   "fig7_sensitivity",    "fig8_training"};
+#define NFIGS (sizeof figs / sizeof figs[0])
+
+/* Whether an executable `name` is on PATH. */
+static int on_path(const char *name) {
+  const char *path = getenv("PATH");
+  if (!path || !*path) path = "/usr/bin:/bin";
+  char buf[4096];
+  for (const char *p = path;;) {
+    const char *colon = strchr(p, ':');
+    const size_t len = colon ? (size_t)(colon - p) : strlen(p);
+    snprintf(buf, sizeof buf, "%.*s/%s", (int)len, len ? p : ".", name);
+    if (access(buf, X_OK) == 0) return 1;
+    if (!colon) return 0;
+    p = colon + 1;
+  }
 }
 
 /* Figure 7: sensitivity |df_L|_rms / D_top of the last hidden layer against
@@ -862,8 +895,6 @@ int cmd_figures(int argc, char **argv) {
   };
   int r = cli_parse("figures", usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
-  if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
-    return r;
   /* the stages, each writing its tables; a finished one is recorded in the
      resume file (ckpt.h: replaced atomically, with a checksum), whose first
      line is the settings it applies to */
@@ -930,6 +961,34 @@ int cmd_figures(int argc, char **argv) {
       }
     }
   }
+  /* what the rest of the run needs is checked now, not after the work */
+  if (!no_render) {
+    if (!on_path("gnuplot")) {
+      fprintf(stderr, "bafu figures: gnuplot is not on PATH (./setup.sh deps installs it; --no-render writes the "
+                      "tables only)\n");
+      return 2;
+    }
+    for (size_t i = 0; i < NFIGS - (size_t)no_train; ++i) {
+      char script[4200];
+      snprintf(script, sizeof script, "%s/%s.gp", c.scripts, figs[i]);
+      if (access(script, R_OK) != 0) {
+        fprintf(stderr, "bafu figures: --scripts: cannot read '%s': %s\n", script, strerror(errno));
+        return 2;
+      }
+    }
+  }
+  if (!no_train && !done[nall - 1])
+    for (int k = 0; k < 4; ++k) {
+      char file[4200];
+      bafu_fashion_mnist_file(NULL, k / 2, k % 2, file, sizeof file);
+      if (access(file, R_OK) != 0) {
+        fprintf(stderr, "bafu figures: figure 8 needs Fashion-MNIST: cannot read '%s' (./setup.sh deps installs "
+                        "dataset-fashion-mnist, or set BAFU_FASHION_MNIST_DIR; --no-train skips figure 8)\n", file);
+        return 2;
+      }
+    }
+  if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
+    return r;
   char *record = malloc(strlen(settings) + 16 * nall);
   if (!record) {
     fprintf(stderr, "bafu figures: out of memory\n");
@@ -962,9 +1021,7 @@ int cmd_figures(int argc, char **argv) {
   }
   free(record);
   if (!no_render) {
-    const char *figs[] = {"fig1_angle_vs_layer", "fig2_angle_vs_depth", "fig3_limit_vs_branch", "fig4_spectra", "fig5_width",
-                          "fig6_feature_speed", "fig7_sensitivity", "fig8_training"};
-    for (size_t i = 0; i < sizeof figs / sizeof figs[0] - (size_t)no_train; ++i)
+    for (size_t i = 0; i < NFIGS - (size_t)no_train; ++i)
       if (render(&c, figs[i])) return 1;
   }
   remove(state_path); /* every table and image is written: nothing to resume */

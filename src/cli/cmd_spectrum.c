@@ -2,6 +2,7 @@
  * K_l and of J J^T for one input: dense (finite width, eigenvalues), kpm
  * (finite width, matrix-free kernel polynomial method) and limit (infinite
  * width, free multiplicative convolution). theory/spectrum.md. */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -259,9 +260,25 @@ int cmd_spectrum(int argc, char **argv) {
     if (!ev) goto oom;
     if ((fst = bafu_spec_dense_run(dw, nw, obj, jsel, mom, ev))) goto fail;
     if (!all_finite(ev, nl)) {
-      bafu_error(BAFU_ENUMERIC, "non-finite eigenvalue");
+      bafu_error(BAFU_ENUMERIC, "non-finite eigenvalue: overflow (reduce the learning rates, depth or sigma-w2)");
       goto fail;
     }
+    /* a trained layer whose matrix is 0 in this draw: a degenerate draw (a
+       dead ReLU layer, a vanished signal), which bafu mc leaves out */
+    const int first = cli_first_trained(p);
+    for (size_t j = moments ? 0 : jsel; j <= jsel; ++j)
+      if (!mom[j].defined && mom[j].label >= first && obj == BAFU_SPEC_BFK) {
+        bafu_error(BAFU_ENUMERIC, "draw %llu is degenerate at layer %d: %s (a dead ReLU layer); try another --draw",
+                   (unsigned long long)draw, mom[j].label,
+                   mom[j].m1 > 0 ? "its backward vector is 0, so its angle has no value" : "its BFK is 0");
+        goto fail;
+      }
+    for (size_t j = 0; j <= jsel; ++j)
+      if (mom[j].defined && !(isfinite(mom[j].m1) && isfinite(mom[j].m2) && isfinite(mom[j].cos_theta))) {
+        bafu_error(BAFU_ENUMERIC, "the moments of layer %d overflowed (m2 = %g): reduce the learning rates, depth or "
+                                  "sigma-w2", mom[j].label, mom[j].m2);
+        goto fail;
+      }
     const bafu_spec_moments *mj = &mom[jsel];
     bafu_table_meta(t, "bafu spectrum --mode dense: eigenvalues of %s at layer %d (theory/spectrum.md 2)",
                     obj == BAFU_SPEC_BFK ? "the BFK K_l" : "J J^T", mj->label);
@@ -307,8 +324,18 @@ int cmd_spectrum(int argc, char **argv) {
       FILE *f = bafu_table_stream(t);
       fprintf(f, "index eigenvalue\n");
       for (size_t i = 0; i < nl; ++i) fprintf(f, "%zu %.15g\n", i, ev[i]);
+      /* the bins span at least 1e-9 of the largest eigenvalue, so that each
+         bin's width is resolved in double precision; eigenvalues so small
+         that even that underflows cannot be binned */
       double lo = ev[zeros], hi = ev[nl - 1];
-      if (!(hi > lo)) hi = lo + fmax(1e-12, 1e-9 * fabs(lo));
+      const double min_span = 1e-9 * fmax(fabs(lo), fabs(hi));
+      if (hi != 0 && !(min_span / (double)bins >= DBL_MIN)) {
+        fprintf(stderr, "bafu spectrum: the eigenvalues (largest %g) are too close to 0 to bin: underflow; increase "
+                        "--sigma-w2 or reduce the depth\n", hi);
+        rc = 1;
+        goto abort;
+      }
+      if (!(hi - lo >= min_span)) hi = hi == 0 ? 1e-12 : lo + min_span;
       fprintf(f, "\n\nx density width\n");
       size_t i = zeros;
       for (size_t b = 0; b < bins; ++b) { /* bin b = [e0, e1); the last one closed */
@@ -340,6 +367,11 @@ int cmd_spectrum(int argc, char **argv) {
       goto fail;
     }
     bafu_spec_kpm_moments(kw, &m1, &m2);
+    if (!(isfinite(m1) && isfinite(m2) && isfinite(lo) && isfinite(hi))) {
+      bafu_error(BAFU_ENUMERIC, "the KPM estimates overflowed (m2 = %g): reduce the learning rates, depth or sigma-w2",
+                 m2);
+      goto fail;
+    }
     bafu_table_meta(t, "bafu spectrum --mode kpm: density of %s at layer %d, kernel polynomial method "
                        "(theory/spectrum.md 3)",
                     obj == BAFU_SPEC_BFK ? "the BFK K_l" : "J J^T", bafu_net_layer_label(nw, jsel));

@@ -279,6 +279,10 @@ int cmd_sweep(int argc, char **argv) {
       const cli_file files[] = {{"FILE", pos[0]}, {"--out", out}, {"--checkpoint", ckpt_path}};
       rc = cli_distinct_files(cmd, files, 3);
       if (!rc && !resume) rc = cli_checkpoint_free(cmd, ckpt_path == ckpt_own ? "--out" : "--checkpoint", ckpt_path);
+      if (!rc && ckpt_path && bafu_path_writable(ckpt_path)) {
+        cli_fail(cmd, "--checkpoint");
+        rc = 2;
+      }
     }
   }
 #ifdef BAFU_HAVE_MPI
@@ -306,10 +310,9 @@ int cmd_sweep(int argc, char **argv) {
     rc = 1;
   }
   if (rank == 0 && !rc && ckpt_path) {
-    char *grid = malloc(1 << 16);
+    char *grid = bafu_sweep_fingerprint(s); /* exact: a grid that differs anywhere is another grid */
     bafu_status cs = grid ? BAFU_OK : bafu_error(BAFU_ENOMEM, "out of memory");
     struct stat sb;
-    if (grid) bafu_sweep_describe(s, grid, 1 << 16);
     if (!cs)
       cs = resume && lstat(ckpt_path, &sb) == 0
                ? ckpt_sweep_load(ckpt_path, grid, r.n, rows_check, (void *)s, r.rows, &r.done, &r.ckpt)
@@ -317,7 +320,7 @@ int cmd_sweep(int argc, char **argv) {
     free(grid);
     if (cs) {
       cli_fail(cmd, NULL);
-      rc = cs == BAFU_EIO || cs == BAFU_ENOMEM ? 1 : 2;
+      rc = cs == BAFU_ENOMEM ? 1 : 2; /* before any work */
       if (r.ckpt.f) fclose(r.ckpt.f);
       r.ckpt.f = NULL;
       ckpt_path = NULL; /* not ours to remove */
@@ -330,7 +333,7 @@ int cmd_sweep(int argc, char **argv) {
   if (rc) goto done;
   if (size > 1) {
     if (rank == 0) {
-      fprintf(stderr, "bafu sweep: %zu points on %d worker ranks\n", r.n, size - 1);
+      if (!quiet) fprintf(stderr, "bafu sweep: %zu points on %d worker ranks\n", r.n, size - 1);
       st = coordinate(size, &r);
     } else {
       worker(s, threads);

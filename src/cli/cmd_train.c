@@ -193,6 +193,10 @@ int cmd_train(int argc, char **argv) {
     }
   if (cli_distinct_files(cmd, files, nfiles)) goto done;
   if (!resume && cli_checkpoint_free(cmd, out && ckpt == ckpt_own ? "--out" : "--checkpoint", ckpt)) goto done;
+  if (ckpt && bafu_path_writable(ckpt)) {
+    cli_fail(cmd, "--checkpoint");
+    goto done;
+  }
   s.ckpt = ckpt;
   if (!(s.f = open_memstream(&s.rows, &s.len))) {
     fprintf(stderr, "bafu train: out of memory\n");
@@ -218,7 +222,10 @@ int cmd_train(int argc, char **argv) {
   /* everything that can be refused is refused here, before any output */
   bafu_status st = bafu_trainer_create(&cfg, &tr);
   if (st) { /* refused before any work (2): options, data files, sizes; 1 only for a failure of resources */
-    cli_fail(cmd, NULL);
+    if (state && strncmp(bafu_last_error(), "--resume:", 9) == 0) /* the checkpoint's state: name the file */
+      fprintf(stderr, "bafu train: --resume: '%s':%s\n", ckpt, bafu_last_error() + 9);
+    else
+      cli_fail(cmd, NULL);
     rc = st == BAFU_ENOMEM || st == BAFU_ELAPACK ? 1 : 2;
     goto done;
   }
