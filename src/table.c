@@ -110,6 +110,44 @@ static void install_handlers(void) {
   }
 }
 
+/* Crash signals whose handlers a runtime (MPI) installed before any table:
+ * bafu's cleanup runs first, then the runtime's own handler, then the default
+ * action. */
+static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+#define N_CRASH (sizeof crash_sigs / sizeof crash_sigs[0])
+static struct sigaction crash_old[N_CRASH];
+
+static void on_crash(int sig, siginfo_t *info, void *ctx) {
+  for (int i = 0; i < PENDING_MAX; ++i)
+    if (pending[i]) unlink(pending[i]);
+  for (size_t i = 0; i < N_CRASH; ++i)
+    if (crash_sigs[i] == sig) {
+      const struct sigaction *o = &crash_old[i];
+      if (o->sa_flags & SA_SIGINFO)
+        o->sa_sigaction(sig, info, ctx);
+      else if (o->sa_handler != SIG_DFL && o->sa_handler != SIG_IGN)
+        o->sa_handler(sig);
+    }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void bafu_table_catch_crash_signals(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_crash;
+  sa.sa_flags = SA_SIGINFO;
+  sigfillset(&sa.sa_mask);
+  for (size_t i = 0; i < N_CRASH; ++i) {
+    struct sigaction old;
+    if (sigaction(crash_sigs[i], NULL, &old) != 0 || (old.sa_flags & SA_SIGINFO && old.sa_sigaction == on_crash))
+      continue; /* already ours */
+    if (!(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN) continue;
+    crash_old[i] = old;
+    sigaction(crash_sigs[i], &sa, NULL);
+  }
+}
+
 static void pending_add(char *tmp) {
   static int installed;
   if (!installed) {

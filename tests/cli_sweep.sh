@@ -89,6 +89,23 @@ if "$BAFU" sweep --help | grep -q "built with MPI: yes"; then
     if diff <(grep -v '^# date:\|^# command:' "$tmp/serial.dat") \
       <(grep -v '^# date:\|^# command:' "$tmp/mpi.dat" 2>/dev/null) >/dev/null; then ok
     else bad "mpirun -n 2: '#' lines other than date/command differ"; fi
+    # a crash signal on rank 0 (Open MPI handles SIGSEGV itself): the temporary table is removed
+    printf 'width = 1024\ndepth = 64 128 256\nseeds = 64\n' >"$tmp/long.txt"
+    mkdir "$tmp/crash"
+    mpirun --allow-run-as-root --oversubscribe -n 2 "$BAFU" sweep "$tmp/long.txt" --out "$tmp/crash/o.dat" \
+      --quiet >"$tmp/mpiout" 2>&1 &
+    mpi=$!
+    for _ in $(seq 100); do compgen -G "$tmp/crash/o.dat.tmp.*" >/dev/null && break; sleep 0.1; done
+    t=$(compgen -G "$tmp/crash/o.dat.tmp.*" | head -1)
+    r0=${t#"$tmp/crash/o.dat.tmp."}
+    r0=${r0%%.*}
+    if [[ -n $t ]] && kill -SEGV "$r0" 2>/dev/null; then
+      wait "$mpi"
+      if ! compgen -G "$tmp/crash/o.dat.tmp.*" >/dev/null && [[ ! -e $tmp/crash/o.dat ]]; then ok
+      else bad "mpirun: SIGSEGV on rank 0 left $(ls "$tmp/crash")"; fi
+    else
+      kill "$mpi" 2>/dev/null; wait "$mpi"; bad "mpirun: no temporary table appeared to test the crash cleanup"
+    fi
   else
     bad "bafu is built with MPI but mpirun is missing (Debian: apt-get install -y openmpi-bin)"
   fi

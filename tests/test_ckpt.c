@@ -8,7 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bafu/table.h"
@@ -351,6 +355,52 @@ START_TEST(test_table_gate) {
 }
 END_TEST
 
+/* ---- a runtime's crash handler (MPI's) runs after the temporaries are removed ---- */
+
+static const char *marker_path;
+static void runtime_handler(int sig, siginfo_t *info, void *ctx) {
+  (void)info, (void)ctx;
+  int fd = open(marker_path, O_WRONLY | O_CREAT, 0600);
+  if (fd >= 0) close(fd);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+START_TEST(test_crash_chain) {
+  char p[256], marker[256];
+  path_of(p, "crash.dat");
+  path_of(marker, "runtime_ran");
+  marker_path = marker;
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = runtime_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGFPE, &sa, NULL); /* as MPI_Init does */
+    bafu_table *t;
+    if (bafu_table_open(p, &t) != BAFU_OK) _exit(3);
+    bafu_table_catch_crash_signals();
+    bafu_table_catch_crash_signals(); /* idempotent: the runtime's handler is still the one chained */
+    fputs("x\n1\n", bafu_table_stream(t));
+    raise(SIGFPE);
+    _exit(4);
+  }
+  int ws;
+  ck_assert_int_eq(waitpid(pid, &ws, 0), pid);
+  ck_assert_msg(WIFSIGNALED(ws) && WTERMSIG(ws) == SIGFPE, "status %d", ws);
+  ck_assert_msg(access(marker, F_OK) == 0, "the runtime's handler did not run");
+  DIR *d = opendir(dir);
+  ck_assert_ptr_nonnull(d);
+  for (struct dirent *e; (e = readdir(d));)
+    ck_assert_msg(strncmp(e->d_name, ".crash.dat", 10) != 0 && strncmp(e->d_name, "crash.dat", 9) != 0,
+                  "left behind: %s", e->d_name);
+  closedir(d);
+  unlink(marker);
+}
+END_TEST
+
 START_TEST(test_text) {
   char p[256];
   path_of(p, "x1");
@@ -455,6 +505,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_train_semantics);
   tcase_add_test(tc, test_text);
   tcase_add_test(tc, test_table_gate);
+  tcase_add_test(tc, test_crash_chain);
   tcase_add_test(tc, test_text_reader);
   tcase_add_test(tc, test_parse_double);
   suite_add_tcase(s, tc);

@@ -90,6 +90,14 @@ bafu_status bafu_table_commit(bafu_table *t);
  * written stays written). */
 void bafu_table_abort(bafu_table *t);
 
+/* For programs whose runtime handles the crash signals itself (Open MPI
+ * installs handlers for SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, ... at
+ * MPI_Init, so the tables' own handlers are not installed there): call it
+ * after that initialisation; on those signals the listed temporary files are
+ * removed first, then the runtime's handler runs, then the default action.
+ * Ignored signals stay ignored. Idempotent. */
+void bafu_table_catch_crash_signals(void);
+
 /* The file `path` names: symbolic links followed (to any depth, relative
  * links from their own directory) until a name that is not a link, or does
  * not exist, or a kernel's magic link (/proc/self/fd/1 to "pipe:[N]"), which

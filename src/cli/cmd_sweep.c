@@ -239,6 +239,7 @@ int cmd_sweep(int argc, char **argv) {
   MPI_Init(&argc, &argv);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
+  bafu_table_catch_crash_signals(); /* Open MPI took them: its handlers run after ours */
   if (rank != 0) { /* only rank 0 reports usage errors */
     FILE *null = freopen("/dev/null", "w", stderr);
     (void)null;
