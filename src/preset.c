@@ -62,8 +62,33 @@ bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_
     default:
       break;
   }
+  /* section 6: a bias's contribution is lr_b s_j^2 |b_j|^2, its weights' lr s_j^2 |b_j|^2 |g_j|^2 */
+  const double V = p->bias_var;
+  switch (preset) {
+    case BAFU_PRESET_SP: /* 6.1: the one rate of every parameter */
+      for (int i = 0; i < 3; ++i) rows[i].lr_bias = 1, rows[i].lr_bias_formula = "1";
+      break;
+    case BAFU_PRESET_NTK: /* 6.1: c = sqrt(V) u with one rate on u */
+      for (int i = 0; i < 3; ++i) rows[i].lr_bias = V, rows[i].lr_bias_formula = "V";
+      break;
+    case BAFU_PRESET_MUP: /* 6.2 */
+      rows[0].lr_bias = rows[1].lr_bias = n, rows[0].lr_bias_formula = rows[1].lr_bias_formula = "n";
+      rows[2].lr_bias = 1, rows[2].lr_bias_formula = "1";
+      break;
+    case BAFU_PRESET_FSC: /* 6.3 */
+      rows[2].lr_bias = 1, rows[2].lr_bias_formula = "1";
+      if (!resnet) {
+        rows[0].lr_bias = rows[1].lr_bias = n / (L * L), rows[0].lr_bias_formula = rows[1].lr_bias_formula = "n/L^2";
+      } else {
+        rows[0].lr_bias = n / L, rows[0].lr_bias_formula = "n/L";
+        rows[1].lr_bias = n / (L * b2), rows[1].lr_bias_formula = "n/(L*beta^2)";
+      }
+      break;
+    default:
+      break;
+  }
   for (int i = 0; i < 3; ++i)
-    if (!(isfinite(rows[i].lr) && isfinite(rows[i].var) && rows[i].var > 0))
+    if (!(isfinite(rows[i].lr) && isfinite(rows[i].lr_bias) && isfinite(rows[i].var) && rows[i].var > 0))
       return bafu_error(BAFU_EINVAL, "--preset %s: the scaling is not finite for these options (branch scale 0?)",
                         names[preset]);
   return BAFU_OK;
@@ -79,6 +104,9 @@ bafu_status bafu_preset_apply(bafu_net_params *p, bafu_preset preset) {
   p->lr_input = rows[0].lr;
   p->lr_hidden = rows[1].lr;
   p->lr_output = rows[2].lr;
+  p->lr_bias_input = rows[0].lr_bias;
+  p->lr_bias = rows[1].lr_bias;
+  p->lr_bias_output = rows[2].lr_bias;
   return BAFU_OK;
 }
 

@@ -311,13 +311,13 @@ static void fingerprint(const bafu_train_config *c, size_t count, char *buf, siz
   snprintf(buf, size,
            "data=%d epochs=%zu lr=%a auto=%a control=%d rate=%a speed=%a split=%d schedule=%d fnorm=%a bnorm=%a train=%zu "
            "test=%zu log=%zu seed=%llu teacher=%zux%zu count=%zu arch=%d width=%zu depth=%zu d=%zu m=%zu k=%zu "
-           "act=%d s=%a si=%a so=%a inputs=%d init=%d B=%a A=%a embed=%d lr=%a,%a,%a signal=%d rng=%d bias=%a,%a",
+           "act=%d s=%a si=%a so=%a inputs=%d init=%d B=%a A=%a embed=%d lr=%a,%a,%a signal=%d rng=%d bias=%a,%a,%a,%a",
            (int)c->data, c->epochs, c->lr, c->auto_decay, c->control, c->control_rate, c->control_speed,
            (int)c->control_split, (int)c->schedule, c->forward_norm, c->backward_norm, c->train_size, c->test_size, c->log_every,
            (unsigned long long)c->seed, c->teacher_width, c->teacher_depth, count, (int)p->arch, p->width, p->depth,
            p->input_dim, p->batch, p->outputs, (int)p->act, p->sigma_w2, p->sigma2_input, p->sigma2_output,
            (int)p->inputs, (int)p->init, p->branch_scale, p->branch_exponent, p->embed, p->lr_input, p->lr_hidden,
-           p->lr_output, (int)p->signal, (int)p->rng, p->bias_var, p->lr_bias);
+           p->lr_output, (int)p->signal, (int)p->rng, p->bias_var, p->lr_bias_input, p->lr_bias, p->lr_bias_output);
 }
 
 static size_t state_size(const bafu_net *net, const gsl_rng *rng, size_t count, const char *fp) {

@@ -488,7 +488,7 @@ START_TEST(test_against_moments) {
   p.embed = arch == 2;
   p.signal = arch >= 2 ? BAFU_SIGNAL_MSE : BAFU_SIGNAL_PROBE;
   p.input_dim = arch == 1 ? 30 : 7;
-  if (biased) p.bias_var = 0.37, p.lr_bias = 2.1;
+  if (biased) p.bias_var = 0.37, p.lr_bias = 2.1, p.lr_bias_input = 0.8, p.lr_bias_output = 1.6;
   double *X = odd_inputs(p.input_dim, 1);
   bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
   const size_t J = bafu_kernel_nlayers(k);
@@ -533,7 +533,7 @@ START_TEST(test_pair_vs_batch) {
   p.signal = arch == 2 ? BAFU_SIGNAL_MSE : BAFU_SIGNAL_PROBE;
   p.input_dim = arch == 1 ? 20 : 9;
   p.batch = 2;
-  if (biased) p.bias_var = 0.37, p.lr_bias = 2.1;
+  if (biased) p.bias_var = 0.37, p.lr_bias = 2.1, p.lr_bias_input = 0.8, p.lr_bias_output = 1.6;
   const size_t d = p.input_dim;
   double *X = calloc(2 * d, sizeof *X);
   X[0] = sqrt((double)d);

@@ -47,6 +47,23 @@ START_TEST(test_mlp) {
   ck_assert_uint_eq(l.J, 2);
   ck_assert_int_eq(bafu_layout_entry(&l, 1, &s, NULL), 2);
   ck_assert(s->readout && s->fan_out == 3 && s->group == BAFU_GROUP_OUTPUT);
+  /* biases: every stage gets its group's variance and bias rate */
+  p = mlp(4);
+  p.signal = BAFU_SIGNAL_MSE;
+  p.bias_var = 0.3;
+  p.lr_bias_input = 0.25, p.lr_bias = 4, p.lr_bias_output = 8;
+  ck_assert_ok(bafu_layout_build(&p, &l));
+  const double want[] = {0.25, 4, 4, 4, 8};
+  for (size_t j = 0; j < 5; ++j) {
+    bafu_layout_entry(&l, j, &s, NULL);
+    ck_assert_msg(s->lr_bias == want[j] && s->bias_var == 0.3, "entry %zu: bias rate %g", j, s->lr_bias);
+  }
+  p.arch = BAFU_ARCH_RESNET, p.embed = 1; /* the embedding is the input group, the blocks hidden */
+  ck_assert_ok(bafu_layout_build(&p, &l));
+  for (size_t j = 0; j < 6; ++j) {
+    bafu_layout_entry(&l, j, &s, NULL);
+    ck_assert_msg(s->lr_bias == (j == 0 ? 0.25 : j == 5 ? 8 : 4), "resnet entry %zu: bias rate %g", j, s->lr_bias);
+  }
 }
 END_TEST
 

@@ -70,6 +70,8 @@ static bafu_net_params small_params(const config *c, size_t width, size_t depth)
   p.lr_output = 0.41;
   p.bias_var = c->bias_var;
   p.lr_bias = 0.77;
+  p.lr_bias_input = 0.52; /* distinct per group too */
+  p.lr_bias_output = 1.23;
   p.step = 1e-4;
   return p;
 }

@@ -77,6 +77,75 @@ START_TEST(test_rows) {
 }
 END_TEST
 
+/* The bias part of each layer's own term over its weight part (theory/presets.md
+ * 6): the moment theory's c_l with the preset's bias rates minus c_l with bias
+ * rates 0 (same biases at init), over the latter. share[0] the layer reading
+ * x, share[1] the first hidden layer or block, share[2] the readout. */
+static void bias_shares(bafu_arch arch, bafu_preset preset, size_t n, size_t L, double share[3]) {
+  bafu_net_params p = shape(arch, n, L, 0, BAFU_INPUTS_GAUSSIAN);
+  p.bias_var = 0.1;
+  ck_assert_ok(bafu_preset_apply(&p, preset));
+  bafu_net_params p0 = p;
+  p0.lr_bias_input = p0.lr_bias = p0.lr_bias_output = 0;
+  const size_t J = bafu_moments_nlayers(&p);
+  bafu_moments_layer *o = malloc(J * sizeof *o), *o0 = malloc(J * sizeof *o0);
+  ck_assert_ok(bafu_moments_run(&p, 0, o));
+  ck_assert_ok(bafu_moments_run(&p0, 0, o0));
+  const size_t at[3] = {0, 1, J - 1};
+  for (int i = 0; i < 3; ++i) {
+    ck_assert(o0[at[i]].c > 0 && o[at[i]].c > o0[at[i]].c);
+    share[i] = (o[at[i]].c - o0[at[i]].c) / o0[at[i]].c;
+  }
+  free(o);
+  free(o0);
+}
+
+/* The bias rates: the formulas' numbers, and the scaling they are for: under
+ * ntk, mup and fsc a bias contributes in a fixed proportion to its weights at
+ * every width (and, for fsc, every depth); under sp (one rate for all) its
+ * share falls as 1/n in the hidden layers and the readout. */
+START_TEST(test_bias_rates) {
+  bafu_preset_row r[3];
+  bafu_net_params p = shape(BAFU_ARCH_MLP, 256, 16, 100, BAFU_INPUTS_GAUSSIAN);
+  p.bias_var = 0.25;
+  ck_assert_ok(bafu_preset_rows(&p, BAFU_PRESET_SP, r));
+  ck_assert(r[0].lr_bias == 1 && r[1].lr_bias == 1 && r[2].lr_bias == 1);
+  ck_assert_ok(bafu_preset_rows(&p, BAFU_PRESET_NTK, r));
+  ck_assert(r[0].lr_bias == 0.25 && r[1].lr_bias == 0.25 && r[2].lr_bias == 0.25);
+  ck_assert_ok(bafu_preset_rows(&p, BAFU_PRESET_MUP, r));
+  ck_assert(r[0].lr_bias == 256 && r[1].lr_bias == 256 && r[2].lr_bias == 1);
+  ck_assert_ok(bafu_preset_rows(&p, BAFU_PRESET_FSC, r));
+  ck_assert(r[0].lr_bias == 1 && r[1].lr_bias == 1 && r[2].lr_bias == 1); /* n/L^2 = 256/256 */
+  p = shape(BAFU_ARCH_RESNET, 256, 16, 100, BAFU_INPUTS_GAUSSIAN);
+  p.branch_exponent = 1; /* beta = 1/16 */
+  ck_assert_ok(bafu_preset_apply(&p, BAFU_PRESET_FSC));
+  ck_assert_close(p.lr_bias_input, 16.0, 1e-15, 0);
+  ck_assert_close(p.lr_bias, 4096.0, 1e-13, 0); /* n/(L beta^2) = 256 / (16/256) */
+  ck_assert(p.lr_bias_output == 1);
+
+  const bafu_arch arch[2] = {BAFU_ARCH_MLP, BAFU_ARCH_RESNET};
+  for (int a = 0; a < 2; ++a) {
+    double s1[3], s4[3], sL[3];
+    for (int k = BAFU_PRESET_NTK; k <= BAFU_PRESET_FSC; ++k) { /* width: 256 -> 1024 */
+      bias_shares(arch[a], (bafu_preset)k, 256, 8, s1);
+      bias_shares(arch[a], (bafu_preset)k, 1024, 8, s4);
+      for (int i = 0; i < 3; ++i)
+        ck_assert_msg(fabs(s4[i] / s1[i] - 1) < 1e-12, "%s arch %d group %d: bias share %g at n = 256, %g at 1024",
+                      bafu_preset_name((bafu_preset)k), a, i, s1[i], s4[i]);
+    }
+    bias_shares(arch[a], BAFU_PRESET_FSC, 256, 32, sL); /* depth: 8 -> 32, the layers below the top */
+    for (int i = 0; i < 2; ++i)
+      ck_assert_msg(fabs(sL[i] / s1[i] - 1) < 1e-12, "fsc arch %d group %d: bias share %g at L = 8, %g at 32", a, i,
+                    s1[i], sL[i]);
+    bias_shares(arch[a], BAFU_PRESET_SP, 256, 8, s1);
+    bias_shares(arch[a], BAFU_PRESET_SP, 1024, 8, s4);
+    for (int i = 1; i < 3; ++i)
+      ck_assert_msg(fabs(4 * s4[i] / s1[i] - 1) < 1e-12, "sp arch %d group %d: bias share %g at n = 256, %g at 1024",
+                    a, i, s1[i], s4[i]);
+  }
+}
+END_TEST
+
 /* kappa_k = sqrt(k) E[1/chi_k] against 4e5 Gaussian vectors (4 se; k >= 5 so
  * that 1/chi_k has a finite fourth moment and the se estimate is reliable),
  * its value at k = 2 and its expansion 1 + 3/(4k). */
@@ -147,7 +216,7 @@ START_TEST(test_shapes) {
 }
 END_TEST
 
-/* Monte Carlo at width 1024 (the issue's criterion): the FSC sensitivity of
+/* Monte Carlo at width 1024 (the design target of theory/presets.md 7): the FSC sensitivity of
  * the last hidden layer stays within a factor 1.5 from depth 4 to 64, and at
  * every depth the MC mean agrees with theory * kappa_k (k = 32 Gaussian-target
  * outputs, theory/presets.md 2.2). Tolerance: 4 se for the draws plus a
@@ -192,6 +261,7 @@ static Suite *suite(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, test_rows);
   tcase_add_test(tc, test_kappa);
+  tcase_add_test(tc, test_bias_rates);
   tcase_add_test(tc, test_shapes);
   tcase_add_test(tc, test_sensitivity_mc);
   suite_add_tcase(s, tc);

@@ -12,8 +12,9 @@
  *        (|df_L|_rms ~ 1) and the loss decreases by Theta(1) per step, at
  *        every width and depth
  *
- * The hidden-layer gain sigma_w2 (2 for ReLU) is kept; a preset sets
- * sigma2_input, sigma2_output and the three learning rates of the params.
+ * The hidden-layer gain sigma_w2 (2 for ReLU) and the bias variance are kept;
+ * a preset sets sigma2_input, sigma2_output, the three weight learning rates
+ * and the three bias learning rates of the params (theory/presets.md 6).
  *
  * Thread safety: no global state; every function may run concurrently. */
 #ifndef BAFU_PRESET_H
@@ -39,6 +40,8 @@ typedef struct {
   double lr;           /* learning rate (multiplies the global step) */
   const char *var_formula;
   const char *lr_formula;
+  double lr_bias;      /* learning rate of the group's biases (used with bias_var > 0) */
+  const char *lr_bias_formula;
 } bafu_preset_row;
 
 /* The three rows (input, hidden, output) of `preset` into the caller's
@@ -50,7 +53,8 @@ typedef struct {
 bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_preset_row rows[3]);
 
 /* Apply the rows to p: sigma2_input = var_in d, sigma2_output = var_out n,
- * lr_input, lr_hidden, lr_output. Errors as bafu_preset_rows; p is changed
+ * lr_input, lr_hidden, lr_output, lr_bias_input, lr_bias, lr_bias_output.
+ * Errors as bafu_preset_rows; p is changed
  * only on success. */
 bafu_status bafu_preset_apply(bafu_net_params *p, bafu_preset preset);
 

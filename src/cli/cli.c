@@ -307,7 +307,9 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
       {"--lr-hidden", OPT_DOUBLE, &net->p.lr_hidden, "ETA", "learning rate of hidden layers/blocks [1]", NULL, 0},
       {"--lr-output", OPT_DOUBLE, &net->p.lr_output, "ETA", "learning rate of the mse readout [1]", NULL, 0},
       {"--bias-var", OPT_DOUBLE, &net->p.bias_var, "V", "biases on every layer and branch, N(0, V) entries; 0: none [0]", NULL, 0},
-      {"--lr-bias", OPT_DOUBLE, &net->p.lr_bias, "ETA", "learning rate of the biases (with --bias-var) [1]", NULL, 0},
+      {"--lr-bias", OPT_DOUBLE, &net->p.lr_bias, "ETA", "learning rate of the hidden layers' and blocks' biases (with --bias-var) [1]", NULL, 0},
+      {"--lr-bias-input", OPT_DOUBLE, &net->p.lr_bias_input, "ETA", "learning rate of the bias of the layer reading x [1]", NULL, 0},
+      {"--lr-bias-output", OPT_DOUBLE, &net->p.lr_bias_output, "ETA", "learning rate of the readout's bias [1]", NULL, 0},
       {"--probe", OPT_FLAG, &net->probe, NULL, "backward signal: Gaussian probe b_L, N(0,1/n) entries [default]", NULL, 0},
       {"--loss", OPT_CHOICE, &net->loss, "mse|xent", "readout y = V phi(f_L) with squared loss on N(0,1) targets (mse) or softmax cross-entropy on uniform classes (xent) [none: the --probe signal; train: mse for teacher, xent for fashion-mnist]", loss_names, 0},
       {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
@@ -370,7 +372,8 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
     return 2;
   }
   if (net->preset >= 0) {
-    static const char *const fixed[] = {"--lr-input", "--lr-hidden", "--lr-output", "--sigma2-input", "--sigma2-output"};
+    static const char *const fixed[] = {"--lr-input", "--lr-hidden",     "--lr-output",      "--sigma2-input",
+                                        "--sigma2-output", "--lr-bias", "--lr-bias-input", "--lr-bias-output"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; ++i)
       if (find_opt(opts, fixed[i])->set) {
         fprintf(stderr, "bafu %s: %s: set by --preset %s (drop one of them)\n", cmd, fixed[i], preset_names[net->preset]);
@@ -381,10 +384,12 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
       return 2;
     }
   }
-  if (find_opt(opts, "--lr-bias")->set && !(p->bias_var > 0)) {
-    fprintf(stderr, "bafu %s: --lr-bias: only meaningful with --bias-var V > 0\n", cmd);
-    return 2;
-  }
+  static const char *const bias_rates[] = {"--lr-bias", "--lr-bias-input", "--lr-bias-output"};
+  for (size_t i = 0; i < 3; ++i)
+    if (find_opt(opts, bias_rates[i])->set && !(p->bias_var > 0)) {
+      fprintf(stderr, "bafu %s: %s: only meaningful with --bias-var V > 0\n", cmd, bias_rates[i]);
+      return 2;
+    }
   if (bafu_net_params_check(p)) {
     cli_fail(cmd, NULL);
     return 2;
@@ -435,5 +440,6 @@ void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {
   const size_t len = strlen(buf);
   if (p->conditional && len < size) snprintf(buf + len, size - len, " conditional=1"); /* only when set: older headers stay */
   const size_t len2 = strlen(buf);
-  if (p->bias_var > 0 && len2 < size) snprintf(buf + len2, size - len2, " bias_var=%g lr_bias=%g", p->bias_var, p->lr_bias);
+  if (p->bias_var > 0 && len2 < size) snprintf(buf + len2, size - len2, " bias_var=%g lr_bias_input=%g lr_bias=%g lr_bias_output=%g", p->bias_var,
+             p->lr_bias_input, p->lr_bias, p->lr_bias_output);
 }

@@ -81,7 +81,9 @@ static int print_presets(const bafu_net_params *p0, const char *out, int argc, c
   if (blocks_read_x)
     bafu_table_meta(t, "onehot rows left out: a ResNet without --embed cannot read one-hot inputs");
   FILE *f = bafu_table_stream(t);
-  fprintf(f, "preset inputs group init_var_formula lr_formula init_var lr\n");
+  const int biased = p0->bias_var > 0; /* the bias rates' columns (V = bias_var) */
+  if (biased) bafu_table_meta(t, "lr_bias: learning rate of the group's biases, V = bias_var (theory/presets.md 6)");
+  fprintf(f, "preset inputs group init_var_formula lr_formula init_var lr%s\n", biased ? " lr_bias_formula lr_bias" : "");
   for (int kind = 0; kind < 2; ++kind) {
     bafu_net_params p = *p0;
     p.inputs = kind ? BAFU_INPUTS_ONEHOT : BAFU_INPUTS_GAUSSIAN;
@@ -93,9 +95,12 @@ static int print_presets(const bafu_net_params *p0, const char *out, int argc, c
         bafu_table_abort(t);
         return 1;
       }
-      for (int g = 0; g < 3; ++g)
-        fprintf(f, "%s %s %s %s %s %.10g %.10g\n", bafu_preset_name((bafu_preset)k), kind ? "onehot" : "dense",
+      for (int g = 0; g < 3; ++g) {
+        fprintf(f, "%s %s %s %s %s %.10g %.10g", bafu_preset_name((bafu_preset)k), kind ? "onehot" : "dense",
                 rows[g].group, rows[g].var_formula, rows[g].lr_formula, rows[g].var, rows[g].lr);
+        if (biased) fprintf(f, " %s %.10g", rows[g].lr_bias_formula, rows[g].lr_bias);
+        fputc('\n', f);
+      }
     }
   }
   if (bafu_table_commit(t)) {
