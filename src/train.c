@@ -396,6 +396,18 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
     memcpy(&v, r, 8), r += 8;
     perm[i] = (size_t)v;
   }
+  /* GSL's mt19937 state (gsl/rng/mt.c): 624 words below 2^32 and an index in
+     0..624, which GSL uses unchecked; anything else is a damaged file */
+  struct {
+    unsigned long mt[624];
+    int mti;
+  } mt;
+  if (gsl_rng_size(rng) != sizeof mt)
+    return bafu_error(BAFU_EINVAL, "--resume: this GSL's generator state has another layout");
+  memcpy(&mt, r, sizeof mt);
+  int mt_ok = mt.mti >= 0 && mt.mti <= 624;
+  for (size_t i = 0; i < 624; ++i) mt_ok &= mt.mt[i] <= 0xffffffffUL;
+  if (!mt_ok) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (generator)");
   memcpy(gsl_rng_state(rng), r, gsl_rng_size(rng));
   r += gsl_rng_size(rng);
   for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {

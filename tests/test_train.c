@@ -266,6 +266,21 @@ START_TEST(test_resume) {
     memcpy(bad + full->saved_len[1] - 8, &nan, 8);
     ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
     ck_assert(strstr(bafu_last_error(), "weight is not finite") != NULL);
+    /* the generator's state (after the sample order): its index out of 0..624
+       (GSL would read outside its array) or a word of 2^32 or more */
+    const size_t gen = off + c.train_size * 8;
+    const int mti[] = {-50000000, 625};
+    for (int i = 0; i < 2; ++i) {
+      memcpy(bad, full->saved[1], full->saved_len[1]);
+      memcpy(bad + gen + 624 * sizeof(unsigned long), &mti[i], sizeof(int));
+      ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+      ck_assert(strstr(bafu_last_error(), "generator") != NULL);
+    }
+    memcpy(bad, full->saved[1], full->saved_len[1]);
+    const unsigned long big = 0x100000000UL;
+    memcpy(bad + gen + 5 * sizeof big, &big, sizeof big);
+    ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
+    ck_assert(strstr(bafu_last_error(), "generator") != NULL);
     free(bad);
     for (int i = 0; i < 2; ++i) free(full->saved[i]);
     free(full);
