@@ -7,6 +7,7 @@
 #include <gsl/gsl_math.h> /* M_PI in strict C11 */
 #include <gsl/gsl_randist.h>
 #include <gsl/gsl_rng.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,6 +614,14 @@ static bafu_status check_row(const bafu_trainer *t, const bafu_train_row *row) {
       return bafu_error(BAFU_ENUMERIC, "step %zu: %s is not finite at layer %d%s", row->step,
                         bafu_quantity_name(cols[c]), row->labels[j], cause);
     }
+    /* every layer from the first trained one up moves; a speed or decay below
+       the normal doubles has underflowed, and its angle and residual are noise */
+    const double sp = row->q[j * BAFU_Q_COUNT + BAFU_Q_SPEED], D = row->q[j * BAFU_Q_COUNT + BAFU_Q_DECAY];
+    if (!(sp >= DBL_MIN && D >= DBL_MIN))
+      return bafu_error(BAFU_ENUMERIC,
+                        "step %zu: the feature speed underflows at layer %d (step size %.3g: too small for double "
+                        "precision; raise --lr)",
+                        row->step, row->labels[j], row->step_size);
   }
   return BAFU_OK;
 }
