@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bafu/layout.h"
 #include "bafu/mc.h"
 #include "bafu/moments.h"
 #include "bafu/text.h"
@@ -355,18 +356,27 @@ char *bafu_sweep_fingerprint(const bafu_sweep *s) {
 int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text) {
   if (k >= s->npoints) return 1;
   const bafu_net_params p = bafu_sweep_params(s, k);
-  char cols[512];
+  bafu_layout lay;
+  if (bafu_layout_build(&p, &lay)) return 1;
+  /* one row per layer from the first trained one up, in order, as run_point writes them */
+  const size_t first = bafu_layout_first_trained(&lay);
+  char cols[512], note[64];
   point_columns(&p, k, cols, sizeof cols);
-  const size_t clen = strlen(cols);
-  size_t rows = 0;
+  snprintf(note, sizeof note, "# point %zu: ", k);
+  const size_t clen = strlen(cols), nlen = strlen(note);
+  size_t rows = 0, notes = 0;
   for (const char *line = text; *line;) {
     const char *nl = strchr(line, '\n');
     if (!nl) return 1; /* every row ends in a newline */
-    if (*line == '#') { /* a note on the point's draws */
+    if (*line == '#') { /* the one note on the point's draws: printable text */
+      if (rows || notes++ || strncmp(line, note, nlen) != 0) return 1;
+      for (const char *c = line; c < nl; ++c)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) return 1;
       line = nl + 1;
       continue;
     }
     if ((size_t)(nl - line) <= clen || strncmp(line, cols, clen) != 0 || line[clen] != ' ') return 1;
+    if (first + rows >= lay.J) return 1; /* more rows than layers */
     /* the layer label, then 9 finite numbers */
     size_t nf = 0;
     for (const char *c = line + clen + 1; c < nl;) {
@@ -377,7 +387,13 @@ int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text) {
       if (e - c <= 0 || e - c >= (long)sizeof tok) return 1;
       memcpy(tok, c, (size_t)(e - c));
       tok[e - c] = '\0';
-      if (!bafu_parse_double(tok, &v)) return 1;
+      if (nf == 0) { /* the label of layer first + rows, exactly as %d prints it */
+        char want[32];
+        snprintf(want, sizeof want, "%d", bafu_layout_entry(&lay, first + rows, NULL, NULL));
+        if (strcmp(tok, want) != 0) return 1;
+      } else if (!bafu_parse_double(tok, &v)) {
+        return 1;
+      }
       ++nf;
       c = e < nl ? e + 1 : e;
     }
@@ -385,7 +401,7 @@ int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text) {
     ++rows;
     line = nl + 1;
   }
-  return rows == 0;
+  return rows == 0 || first + rows != lay.J;
 }
 
 const char *bafu_sweep_header(void) {

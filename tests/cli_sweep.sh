@@ -164,6 +164,15 @@ make_ckpt() { # the journal format of src/cli/ckpt.h: its checksums chain over t
   printf '%s\n%s\ncheck %s\n' "$head" "$grid" "$(crc32hex <"$cov")"
   for k in 2 5; do
     rows=$(grep -v '^#' "$tmp/serial.dat" | awk -v k=$k -v mark="$1" 'NR > 1 && $1 == k { if (mark && k == 2) $NF = 12345; print }')
+    if [[ $k == 5 && -n ${2:-} ]]; then # point 5 edited under valid checksums
+      case $2 in
+        onerow) rows=$(head -1 <<<"$rows") ;;
+        duprow) rows=$(head -1 <<<"$rows"; printf '%s\n' "$rows") ;;
+        label) rows=$(awk 'NR == 1 { $10 = "99.5" } { print }' <<<"$rows") ;;
+        swap) rows=$(awk '{ r[NR] = $0 } END { print r[2]; print r[1]; for (i = 3; i <= NR; ++i) print r[i] }' <<<"$rows") ;;
+        note) rows=$(printf '# point 5: \033[2J\n%s' "$rows") ;;
+      esac
+    fi
     printf 'point %d %d%s\n' $k $(( ${#rows} + 1 )) "$rows" >>"$cov"
     line="point $k $(( ${#rows} + 1 )) $(crc32hex <"$cov")"
     printf '%s %s\n%s\n' "$line" "$(printf '%s' "$line" | crc32hex)" "$rows"
@@ -195,6 +204,15 @@ sed 's/^width = 24$/width = 24\nsigma_w2 = 2.00000000001/' "$tmp/grid.txt" >"$tm
 make_ckpt 0 >"$tmp/n.ckpt"
 "$BAFU" sweep "$tmp/near.txt" --out "$tmp/n.dat" --checkpoint "$tmp/n.ckpt" --resume 2>"$tmp/err"
 if [[ $? -eq 2 ]] && grep -q "another grid" "$tmp/err" && [[ ! -e $tmp/n.dat ]]; then ok; else bad "resume with a grid 1e-11 away: $(cat "$tmp/err")"; fi
+# rows of a point that make no sense under valid checksums: one layer only, a
+# layer twice, a label no layer has, layers out of order, a control character in a note
+for edit in onerow duprow label swap note; do
+  make_ckpt 0 $edit >"$tmp/e.ckpt"
+  cp "$tmp/e.ckpt" "$tmp/e.before"
+  "$BAFU" sweep "$tmp/grid.txt" --out "$tmp/e.dat" --checkpoint "$tmp/e.ckpt" --resume 2>"$tmp/err"
+  if [[ $? -eq 2 ]] && grep -q "damaged" "$tmp/err" && cmp -s "$tmp/e.ckpt" "$tmp/e.before" && [[ ! -e $tmp/e.dat ]]; then ok
+  else bad "checkpoint with point 5 edited ($edit) under valid checksums: $(cat "$tmp/err")"; fi
+done
 # a checksum digit in upper case is not what bafu writes: damaged
 make_ckpt 0 | sed '3s/check \(.*\)/check \U\1/' >"$tmp/u.ckpt"
 if grep -q '^check .*[A-F]' "$tmp/u.ckpt"; then

@@ -89,8 +89,9 @@ char *bafu_sweep_fingerprint(const bafu_sweep *s);
 const char *bafu_sweep_header(void);
 
 /* 0 if `text` has the form of point k's rows as bafu_sweep_run_point writes
- * them (each row: the point's own columns, a layer label and 9 finite
- * numbers; '#' note lines allowed; at least one row), else 1. For checking a
+ * them (one row per layer from the first trained one to the top, in order,
+ * each: the point's own columns, the layer's label and 9 finite numbers; at
+ * most one printable '# point k: ' note line, before the rows), else 1. For checking a
  * checkpoint; cannot fail. */
 int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text);
 
