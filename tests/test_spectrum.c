@@ -239,6 +239,23 @@ END_TEST
  * 1e-10; the grid density plus atoms integrates to 1 and its raw first two
  * moments agree within 3e-3 (ReLU), 1e-2 (linear ResNet), 2e-2 (tanh) (ReLU:
  * atom 1/2 at c_l after layer 1). */
+/* A kernel law too narrow for its size (ReLU with bias variance 100: K_3 sits
+ * far from 0 with a small spread) defeats the subordination solver at most grid
+ * points; the limit refuses it (it used to run for an hour) instead of
+ * returning an unconverged density. */
+START_TEST(test_limit_refuses_unconverged) {
+  bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 16, 3);
+  p.bias_var = 100;
+  bafu_free_params fp = bafu_free_params_default(); /* as bafu spectrum: about 20 s to refuse */
+  bafu_free *ws;
+  ck_assert_ok(bafu_free_alloc(&fp, &ws));
+  bafu_free_layer L[4];
+  ck_assert_int_eq(bafu_free_run(ws, &p, 0, BAFU_SPEC_BFK, 2, L), BAFU_ENUMERIC);
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "did not converge"));
+  bafu_free_free(ws);
+}
+END_TEST
+
 START_TEST(test_limit_moments) {
   bafu_net_params ps[3];
   ps[0] = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 256, 4);
@@ -401,6 +418,7 @@ static Suite *spectrum_suite(void) {
   TCase *tl = tcase_create("limit");
   tcase_set_timeout(tl, 60);
   tcase_add_test(tl, test_limit_moments);
+  tcase_add_test(tl, test_limit_refuses_unconverged);
   tcase_add_test(tl, test_fuss_catalan_limit);
   tcase_add_test(tl, test_width_convergence);
   suite_add_tcase(s, tl);
