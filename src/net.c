@@ -275,11 +275,19 @@ bafu_status bafu_memory_check(double bytes, const char *what) {
   if (st) return st;
   const double limit = (double)bafu_memory_limit_bytes();
   if (bytes <= limit) return BAFU_OK;
-  char need[48] = "an impossible amount"; /* an estimate past SIZE_MAX saturates */
-  if (isfinite(bytes) && bytes < (double)SIZE_MAX) snprintf(need, sizeof need, "about %.3g GiB", bytes / 1073741824.0);
+  /* in MiB below a GiB, with as many digits as it takes for the two to differ */
+  const double unit = limit < 1073741824.0 ? 1048576.0 : 1073741824.0;
+  const char *uname = unit < 1073741824.0 ? "MiB" : "GiB";
+  char need[64] = "an impossible amount", lim[32], a[32]; /* an estimate past SIZE_MAX saturates */
+  const int finite = isfinite(bytes) && bytes < (double)SIZE_MAX;
+  int digits = 3;
+  do {
+    snprintf(lim, sizeof lim, "%.*g %s", digits, limit / unit, uname);
+    snprintf(a, sizeof a, "%.*g %s", digits, bytes / unit, uname);
+  } while (finite && strcmp(a, lim) == 0 && ++digits <= 17);
+  if (finite) snprintf(need, sizeof need, "about %s", a);
   return bafu_error(BAFU_ELIMIT,
-                    "%s: %s needed, more than the limit of %.3g GiB (%s)", what, need,
-                    limit / 1073741824.0,
+                    "%s: %s needed, more than the limit of %s (%s)", what, need, lim,
                     memory_limit_from_env(NULL) ? "BAFU_MEMORY_LIMIT_MB"
                                                 : "80% of physical memory; set BAFU_MEMORY_LIMIT_MB to change it");
 }
@@ -1136,9 +1144,20 @@ bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m)
     char *hash = strchr(line, '#');
     if (hash) *hash = '\0';
     size_t c = 0;
+    int comma = 0; /* a comma was read: a number must follow before the next comma or the end */
     for (char *s = line;;) {
-      while (*s == ' ' || *s == '\t' || *s == ',') ++s;
+      while (*s == ' ' || *s == '\t') ++s;
+      if (*s == ',' ? c == 0 || comma : !*s && comma) {
+        st = bafu_error(BAFU_EPARSE, "--input: '%s' line %zu: an empty field (a comma with no number before or after it)",
+                        path, lineno);
+        goto done;
+      }
+      if (*s == ',') {
+        comma = 1, ++s;
+        continue;
+      }
       if (!*s) break;
+      comma = 0;
       const size_t tok = strcspn(s, " \t,");
       const char save = s[tok];
       s[tok] = '\0';

@@ -50,6 +50,14 @@ for v in 1e400 inf nan 0x; do
   refused 2 "not a finite number" "$BAFU" mc --width 8 --depth 2 --seeds 2 --input "$dir/v.txt"
 done
 
+# commas separate numbers; an empty field (a missing value of a CSV) is refused
+printf '1, 2 ,3,4\n5,6, 7 ,8\n' >"$dir/csv.txt"
+"$BAFU" mc --width 8 --depth 2 --seeds 2 --input "$dir/csv.txt" --out "$dir/c.dat" 2>/dev/null && ok || bad "commas refused"
+for t in '1,,2,3' ',1,2,3' '1,2,3,' '1, ,2,3'; do
+  printf '%s\n' "$t" >"$dir/empty.txt"
+  refused 2 "an empty field" "$BAFU" mc --width 8 --depth 2 --seeds 2 --input "$dir/empty.txt"
+done
+
 # a NUL byte, /dev/zero, an all-zero batch: refused by every subcommand that reads --input
 printf '1 2\0 3 4\n' >"$dir/nul.txt"
 printf '0 0 0 0\n0 0 0 0\n' >"$dir/zeros.txt"

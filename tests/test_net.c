@@ -513,6 +513,10 @@ START_TEST(test_errors) {
   p = bafu_net_params_default();
   ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ELIMIT);
   ck_assert(strstr(bafu_last_error(), "(BAFU_MEMORY_LIMIT_MB)") != NULL);
+  /* below a GiB in MiB, the need printed with the digits that tell it from the limit */
+  ck_assert_int_eq(bafu_memory_check(1048576.0 * 1.00002, "x"), BAFU_ELIMIT);
+  ck_assert_msg(strstr(bafu_last_error(), "about 1.00002 MiB needed, more than the limit of 1 MiB") != NULL, "%s",
+                bafu_last_error());
   /* malformed values are refused (naming the variable and the value), not ignored;
      the limit itself then falls back to the physical-memory default */
   static const char *const malformed[] = {"-1", "100MB", "1e2", " 100", "100 ", "0", "+5", "0x10",
