@@ -629,6 +629,14 @@ static bafu_status check_row(const bafu_trainer *t, const bafu_train_row *row) {
 int bafu_trainer_first_label(const bafu_trainer *t) { return bafu_net_layer_label(t->net, t->first); }
 const struct bafu_layout *bafu_trainer_layout(const bafu_trainer *t) { return bafu_net_layout(t->net); }
 
+/* An overflow in the engine's passes during training: the rates are what
+ * grew, so name them (the engine's own message speaks of mc's step). */
+static bafu_status overflow_in_training(bafu_status st, size_t step, double step_size) {
+  if (st != BAFU_ENUMERIC) return st;
+  return bafu_error(st, "training diverged: the passes overflowed at step %zu with step size %.3g (reduce --lr, "
+                        "--auto-decay or --control-speed)", step, step_size);
+}
+
 bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
   if (t->ran) return bafu_error(BAFU_EINVAL, "a trainer runs once (create another)");
   t->ran = 1;
@@ -661,9 +669,11 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
     if (b == 0) gsl_ran_shuffle(rng, perm, tr->count, sizeof *perm);
     const int logged = step % c->log_every == 0 || step + 1 == total;
     double test_loss = 0, test_acc = 0;
-    if (logged && (st = evaluate(net, c, te, xe, cls, &test_loss, &test_acc))) return st;
+    /* after an update, an overflow is the rates' doing */
+    if (logged && (st = evaluate(net, c, te, xe, cls, &test_loss, &test_acc)))
+      return step > 0 ? overflow_in_training(st, step, step_size) : st;
     const double F = batch_pass(net, tr, perm + b * m, m, xb, tb, cls, &acc_sum, &st);
-    if (st) return st;
+    if (st) return step > 0 ? overflow_in_training(st, step, step_size) : st;
     if (step == 0) F0 = F;
     if (F > 100 * F0) /* finite but runaway: report it rather than train on */
       return bafu_error(BAFU_ENUMERIC, "training diverged: batch loss %.3g at step %zu is over 100 times the initial "
@@ -672,7 +682,7 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
     ++since;
     if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), &step_size, q, w))) return st;
     if (logged) {
-      if ((st = bafu_net_tangent(net))) return st;
+      if ((st = bafu_net_tangent(net))) return overflow_in_training(st, step, step_size);
       bafu_net_measure(net, q);
       for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j), lrb[j] = bafu_net_layer_bias_lr(net, j);
       const size_t f0 = t->first;
@@ -686,16 +696,16 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
       since = 0;
       if (fn && fn(&row, ctx)) return BAFU_OK;
     }
-    if ((st = bafu_net_update(net, 1.0))) return st;
+    if ((st = bafu_net_update(net, 1.0))) return overflow_in_training(st, step, step_size);
   }
   /* after the last update: test metrics, and the measurements on one more
      training batch (no update follows) */
   double test_loss, test_acc, acc = 0;
-  if ((st = evaluate(net, c, te, xe, cls, &test_loss, &test_acc))) return st;
+  if ((st = evaluate(net, c, te, xe, cls, &test_loss, &test_acc))) return overflow_in_training(st, total, step_size);
   const double F = batch_pass(net, tr, perm, m, xb, tb, cls, &acc, &st);
-  if (st) return st;
+  if (st) return overflow_in_training(st, total, step_size);
   if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), &step_size, q, w))) return st;
-  if ((st = bafu_net_tangent(net))) return st;
+  if ((st = bafu_net_tangent(net))) return overflow_in_training(st, total, step_size);
   bafu_net_measure(net, q);
   for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j), lrb[j] = bafu_net_layer_bias_lr(net, j);
   const size_t f0 = t->first;

@@ -268,15 +268,20 @@ int cmd_spectrum(int argc, char **argv) {
     const int first = cli_first_trained(p);
     for (size_t j = moments ? 0 : jsel; j <= jsel; ++j)
       if (!mom[j].defined && mom[j].label >= first && obj == BAFU_SPEC_BFK) {
-        bafu_error(BAFU_ENUMERIC, "draw %llu is degenerate at layer %d: %s (a dead ReLU layer); try another --draw",
+        bafu_error(BAFU_ENUMERIC, "draw %llu is degenerate at layer %d: %s (%s); try another --draw",
                    (unsigned long long)draw, mom[j].label,
-                   mom[j].m1 > 0 ? "its backward vector is 0, so its angle has no value" : "its BFK is 0");
+                   mom[j].m1 > 0 ? "its backward vector is 0, so its angle has no value" : "its BFK is 0",
+                   p->act == BAFU_ACT_RELU ? "a dead ReLU layer or a vanished signal" : "a vanished signal");
         goto fail;
       }
     for (size_t j = 0; j <= jsel; ++j)
       if (mom[j].defined && !(isfinite(mom[j].m1) && isfinite(mom[j].m2) && isfinite(mom[j].cos_theta))) {
-        bafu_error(BAFU_ENUMERIC, "the moments of layer %d overflowed (m2 = %g): reduce the learning rates, depth or "
-                                  "sigma-w2", mom[j].label, mom[j].m2);
+        if (!(isfinite(mom[j].m1) && isfinite(mom[j].m2)))
+          bafu_error(BAFU_ENUMERIC, "the moments of layer %d overflowed (m2 = %g): reduce the learning rates, depth "
+                                    "or sigma-w2", mom[j].label, mom[j].m2);
+        else
+          bafu_error(BAFU_ENUMERIC, "the angle of layer %d has no value in draw %llu (its backward vector underflows: "
+                                    "raise sigma-w2 or the learning rates)", mom[j].label, (unsigned long long)draw);
         goto fail;
       }
     const bafu_spec_moments *mj = &mom[jsel];
