@@ -144,5 +144,19 @@ for _ in $(seq 200); do [[ -s le.dat.ckpt ]] && break; sleep 0.05; done
 kill -TERM $pid; wait $pid
 refused "logged every 10 steps, not 3" "${L[@]}" --out le.dat --checkpoint-every 25 --resume --log-every 3
 
+# another process puts its own file at a running training's checkpoint path (two
+# runs given one --out): the run stops at its next save (exit 1, rows kept), the
+# other file is neither replaced nor removed. bafu checks and saves under a lock
+# on the directory (flock), so the swap takes that lock as another run would.
+"$BAFU" "${L[@]}" --out race.dat --checkpoint-every 25 2>race.err &
+pid=$!
+for _ in $(seq 200); do [[ -s race.dat.ckpt ]] && break; sleep 0.05; done
+printf 'another run\n' >race.other && flock . mv race.other race.dat.ckpt # as another bafu run: under the directory's lock
+wait $pid
+rc=$?
+if [[ $rc -eq 1 && $(cat race.dat.ckpt) == "another run" ]] && grep -q "no longer this run's checkpoint" race.err &&
+  grep -q "^# stopped after" race.dat; then ok
+else bad "checkpoint taken by another process: exit $rc, $(head -c 300 race.err), ckpt '$(head -c 40 race.dat.ckpt)'"; fi
+
 echo "cli_checkpoints: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

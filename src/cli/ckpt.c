@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -244,6 +245,39 @@ static uint64_t get_u64(const unsigned char *p) {
   uint64_t v = 0;
   for (int i = 0; i < 8; ++i) v |= (uint64_t)p[i] << (8 * i);
   return v;
+}
+
+int ckpt_owner_lock(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char dir[4096];
+  if (!slash) snprintf(dir, sizeof dir, ".");
+  else if (slash == path) snprintf(dir, sizeof dir, "/");
+  else if ((size_t)(slash - path) < sizeof dir) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  else return -1;
+  const int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  while (flock(fd, LOCK_EX) != 0)
+    if (errno != EINTR) {
+      close(fd);
+      return -1;
+    }
+  return fd;
+}
+
+void ckpt_owner_unlock(int fd) {
+  if (fd >= 0) close(fd); /* closing releases the lock */
+}
+
+int ckpt_owner_check(const ckpt_owner *o, const char *path) {
+  struct stat st;
+  if (stat(path, &st) != 0) return errno == ENOENT && !o->have;
+  return o->have && (uint64_t)st.st_dev == o->dev && (uint64_t)st.st_ino == o->ino;
+}
+
+void ckpt_owner_record(ckpt_owner *o, const char *path) {
+  struct stat st;
+  o->have = stat(path, &st) == 0;
+  if (o->have) o->dev = (uint64_t)st.st_dev, o->ino = (uint64_t)st.st_ino;
 }
 
 int ckpt_train_save(const char *path, size_t step, const void *state, size_t state_len, const char *rows,

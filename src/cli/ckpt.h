@@ -61,6 +61,30 @@ bafu_status ckpt_sweep_create(const char *path, const char *grid, ckpt_journal *
 /* Append point k's rows and flush. BAFU_EIO. */
 bafu_status ckpt_sweep_append(ckpt_journal *j, size_t k, const char *text);
 
+/* ---- ownership of a checkpoint path during a run ---- */
+
+/* The file this run last wrote (or adopted with --resume) at a checkpoint
+ * path, by device and inode. A run replaces only that file, or creates one
+ * where none is; finding another file there (a concurrent run given the same
+ * path) stops it, and a finished run removes only its own file. */
+typedef struct {
+  uint64_t dev, ino;
+  int have;
+} ckpt_owner;
+
+/* Lock the directory of path (flock, exclusive) for a check and a save that
+ * other bafu runs must not interleave with; the descriptor to unlock, or -1
+ * (no lock could be had: the check still runs). */
+int ckpt_owner_lock(const char *path);
+void ckpt_owner_unlock(int fd);
+
+/* 1 if path holds this run's file (o->have) or nothing (!o->have), else 0. */
+int ckpt_owner_check(const ckpt_owner *o, const char *path);
+
+/* Record the file now at path as this run's (after a save, or an adopted
+ * checkpoint); o->have = 0 if there is none. */
+void ckpt_owner_record(ckpt_owner *o, const char *path);
+
 /* ---- train ---- */
 
 /* Replace path atomically (bafu/table.h) with a checkpoint. 0 on success. */

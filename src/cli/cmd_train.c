@@ -69,6 +69,8 @@ typedef struct {
   int show;     /* not --quiet (the bar needs a terminal too) */
   cli_bar bar;  /* steps done, with the last logged loss (a terminal only) */
   const char *ckpt; /* checkpoint path (NULL: none) */
+  ckpt_owner own;   /* the file this run keeps there */
+  int taken;        /* another file appeared at the checkpoint path */
 } sink;
 
 /* The checkpoint (ckpt.h): the library's training state and the table rows
@@ -76,7 +78,16 @@ typedef struct {
 static int save_checkpoint(const void *state, size_t len, size_t step, void *ctx) {
   sink *s = ctx;
   if (fflush(s->f)) return 1;
-  return ckpt_train_save(s->ckpt, step, state, len, s->rows, s->len);
+  /* the check and the replacement under the directory's lock: another bafu
+     run cannot slip its file in between */
+  const int lock = ckpt_owner_lock(s->ckpt);
+  int failed = 1;
+  if (!ckpt_owner_check(&s->own, s->ckpt))
+    s->taken = 1;
+  else if (!ckpt_train_save(s->ckpt, step, state, len, s->rows, s->len))
+    ckpt_owner_record(&s->own, s->ckpt), failed = 0;
+  ckpt_owner_unlock(lock);
+  return failed;
 }
 
 static int write_row(const bafu_train_row *r, void *ctx) {
@@ -215,6 +226,7 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
     s.header = rows_len > 0;
+    ckpt_owner_record(&s.own, ckpt); /* adopted: this run's to replace */
   }
   cfg.resume = state;
   if (ckpt) cfg.save = save_checkpoint, cfg.checkpoint_every = ckpt_every;
@@ -268,6 +280,9 @@ int cmd_train(int argc, char **argv) {
   if (st) {
     /* the run cannot go on: its rows so far are a result, kept with the reason
        (and the checkpoint, for a look or a resume); nothing at all: no table */
+    if (s.taken)
+      bafu_error(BAFU_EIO, "--checkpoint: '%s' is no longer this run's checkpoint (another run writes the same path?); "
+                           "it is left as it is", ckpt);
     cli_fail(cmd, NULL);
     if (s.len > 0) {
       char why[512];
@@ -285,7 +300,11 @@ int cmd_train(int argc, char **argv) {
     cli_fail(cmd, "--out");
     goto done;
   }
-  if (ckpt) remove(ckpt); /* the table is complete: the checkpoint of this run has served */
+  if (ckpt && s.own.have) { /* the table is complete: the checkpoint of this run has served */
+    const int lock = ckpt_owner_lock(ckpt);
+    if (ckpt_owner_check(&s.own, ckpt)) remove(ckpt);
+    ckpt_owner_unlock(lock);
+  }
   rc = 0;
 done:
   if (t) bafu_table_abort(t);
