@@ -247,7 +247,7 @@ static void h_eval(const law *L, cplx w, cplx *h, cplx *dh) {
  * the warm start, the (convergent) iteration from w = z as fallback. *conv = 0
  * when neither reached its tolerance (the value is then not the solution). */
 static cplx bb_omega(const law *A, const law *B, cplx z, cplx w0, int *conv) {
-  cplx w = w0;
+  cplx w = w0, wfp = w0;
   *conv = 0;
   for (int pass = 0; pass < 2; ++pass) {
     int ok = 1;
@@ -270,6 +270,7 @@ static cplx bb_omega(const law *A, const law *B, cplx z, cplx w0, int *conv) {
       *conv = 1;
       return w;
     }
+    if (pass == 1 && !*conv) return wfp; /* the iteration from z would repeat the first pass's exactly */
     w = z;
     *conv = 0;
     for (int it = 0; it < 20000; ++it) {
@@ -284,6 +285,7 @@ static cplx bb_omega(const law *A, const law *B, cplx z, cplx w0, int *conv) {
       }
       w = wn;
     }
+    wfp = w;
   }
   return w;
 }
