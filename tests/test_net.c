@@ -108,6 +108,26 @@ static double fd_decrease(bafu_net *net, double h) {
   return -(Fp - Fm) / (2 * h);
 }
 
+/* max_e |(F(x_e + h) - F(x_e - h)) / 2h - g_e| over the n parameters x (each
+ * restored), and *scale = max |g_e|. */
+static double fd_grad_err(bafu_net *net, double *x, size_t n, const double *g, double h, double *scale) {
+  double err = 0;
+  *scale = 0;
+  for (size_t e = 0; e < n; ++e) {
+    const double x0 = x[e];
+    x[e] = x0 + h;
+    ck_assert_ok(bafu_net_forward(net));
+    const double fp = bafu_net_loss(net);
+    x[e] = x0 - h;
+    ck_assert_ok(bafu_net_forward(net));
+    const double fm = bafu_net_loss(net);
+    x[e] = x0;
+    err = fmax(err, fabs((fp - fm) / (2 * h) - g[e]));
+    *scale = fmax(*scale, fabs(g[e]));
+  }
+  return err;
+}
+
 /* Gradients: every weight entry checked against a central difference of F,
  * h = 1e-6: truncation O(h^2 |F'''|) ~ 1e-12 and rounding ~ eps|F|/h ~ 1e-10
  * relative; tolerance 1e-6 leaves margin but catches any wrong factor. */
@@ -121,21 +141,7 @@ START_TEST(test_gradient_fd) {
     double *g = malloc(rows * cols * sizeof *g);
     ck_assert_ok(bafu_net_forward(net)); /* undo the last perturbation's g_j */
     bafu_net_weight_grad(net, j, g);
-    double *W = bafu_net_weight(net, j);
-    double err = 0, scale = 0;
-    for (size_t e = 0; e < rows * cols; ++e) {
-      const double w0 = W[e];
-      W[e] = w0 + h;
-      ck_assert_ok(bafu_net_forward(net));
-      const double fp = bafu_net_loss(net);
-      W[e] = w0 - h;
-      ck_assert_ok(bafu_net_forward(net));
-      const double fm = bafu_net_loss(net);
-      W[e] = w0;
-      const double fd = (fp - fm) / (2 * h);
-      err = fmax(err, fabs(fd - g[e]));
-      scale = fmax(scale, fabs(g[e]));
-    }
+    double scale, err = fd_grad_err(net, bafu_net_weight(net, j), rows * cols, g, h, &scale);
     ck_assert_msg(err <= 1e-6 * scale, "config %d layer %zu: max |fd - grad| = %g, max |grad| = %g", _i, j,
                   err, scale);
     double *cb = bafu_net_bias(net, j);
@@ -143,19 +149,7 @@ START_TEST(test_gradient_fd) {
     if (cb) { /* the bias gradient, entry by entry */
       ck_assert_ok(bafu_net_forward(net));
       bafu_net_bias_grad(net, j, g);
-      err = scale = 0;
-      for (size_t e = 0; e < rows; ++e) {
-        const double c0 = cb[e];
-        cb[e] = c0 + h;
-        ck_assert_ok(bafu_net_forward(net));
-        const double fp = bafu_net_loss(net);
-        cb[e] = c0 - h;
-        ck_assert_ok(bafu_net_forward(net));
-        const double fm = bafu_net_loss(net);
-        cb[e] = c0;
-        err = fmax(err, fabs((fp - fm) / (2 * h) - g[e]));
-        scale = fmax(scale, fabs(g[e]));
-      }
+      err = fd_grad_err(net, cb, rows, g, h, &scale);
       ck_assert_msg(scale > 0 && err <= 1e-6 * scale, "config %d layer %zu: bias: max |fd - grad| = %g, max |grad| = %g",
                     _i, j, err, scale);
     }
