@@ -97,11 +97,73 @@ int cli_checkpoint_free(const char *cmd, const char *opt, const char *path) {
   return 2;
 }
 
+/* The options of the command being run (set by cli_parse), for cli_error. */
+static const cli_opt *current_opts;
+
+/* The option of parameter `name` (len bytes): "--" name with '_' as '-', if
+ * the command has it; "signal" is the CLI's --loss. */
+static const char *flag_of(const char *name, size_t len) {
+  if (len == 6 && strncmp(name, "signal", 6) == 0) return "--loss";
+  for (const cli_opt *o = current_opts; o && o->name; ++o) {
+    size_t i = 0;
+    if (strlen(o->name) != len + 2) continue;
+    while (i < len && (o->name[2 + i] == name[i] || (o->name[2 + i] == '-' && name[i] == '_'))) ++i;
+    if (i == len) return o->name;
+  }
+  return NULL;
+}
+
+static int name_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
+
+const char *cli_error(void) {
+  static char out[1024];
+  const char *m = bafu_last_error();
+  size_t w = 0;
+  /* the leading names, "a: ", "a and b: ", "a/b: ", when every one is an option */
+  const char *colon = strstr(m, ": ");
+  int lead = colon != NULL;
+  for (const char *c = m; lead && c < colon;) {
+    const char *e = c;
+    while (e < colon && name_char(*e)) ++e;
+    if (e == c || !flag_of(c, (size_t)(e - c))) lead = 0;
+    if (e < colon && *e == '/') ++e;
+    else if (e < colon && strncmp(e, " and ", 5) == 0) e += 5;
+    else if (e < colon) lead = 0;
+    c = e;
+  }
+  const char *c = m;
+  while (*c && w + 64 < sizeof out) {
+    const int start = c == m || !name_char(c[-1]);
+    const char *e = c;
+    while (start && name_char(*e)) ++e;
+    const char *flag = e > c ? flag_of(c, (size_t)(e - c)) : NULL;
+    /* a name in the leading list, or "name = value" in the text */
+    if (flag && ((lead && c < colon) || strncmp(e, " = ", 3) == 0)) {
+      w += (size_t)snprintf(out + w, sizeof out - w, "%s", flag);
+      c = lead && c < colon ? e : e + 2; /* "--rng fast" for "rng = fast" */
+      continue;
+    }
+    if (e > c) {
+      const size_t n = (size_t)(e - c) < sizeof out - 1 - w ? (size_t)(e - c) : sizeof out - 1 - w;
+      memcpy(out + w, c, n);
+      w += n;
+      c = e;
+      continue;
+    }
+    out[w++] = *c++;
+  }
+  const size_t rest = strlen(c);
+  const size_t n = rest < sizeof out - 1 - w ? rest : sizeof out - 1 - w;
+  memcpy(out + w, c, n);
+  out[w + n] = '\0';
+  return out;
+}
+
 void cli_fail(const char *cmd, const char *context) {
   if (context)
-    fprintf(stderr, "bafu %s: %s: %s\n", cmd, context, bafu_last_error());
+    fprintf(stderr, "bafu %s: %s: %s\n", cmd, context, cli_error());
   else
-    fprintf(stderr, "bafu %s: %s\n", cmd, bafu_last_error());
+    fprintf(stderr, "bafu %s: %s\n", cmd, cli_error());
 }
 
 /* Largest size accepted for any count; memory estimates refuse far earlier. */
@@ -212,6 +274,7 @@ static int set_value(const char *cmd, cli_opt *o, const char *v) {
 int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int argc, char **argv, int first,
               const char **positional, int max_positional, int *npositional) {
   int npos = 0;
+  current_opts = opts;
   for (int i = first; i < argc; ++i) {
     const char *a = argv[i];
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

@@ -67,7 +67,14 @@ int cli_checkpoint_free(const char *cmd, const char *opt, const char *path);
  * before any work exits 2 for it. */
 int cli_exit_status(bafu_status st);
 
-/* Print "bafu <cmd>: <message>" with the library's last error. */
+/* The library's last error in the command line's words: library messages
+ * name parameters ("sigma_w2: must be ...", "needs rng = fast"); the names
+ * before the first ": " and each "name = value" become the options of the
+ * command last given to cli_parse ("--sigma-w2: must be ...", "needs --rng
+ * fast"). Names the command has no option for are kept. A static buffer. */
+const char *cli_error(void);
+
+/* Print "bafu <cmd>: <message>" with the library's last error (cli_error). */
 void cli_fail(const char *cmd, const char *context);
 
 /* The network options shared by `mc`, `theory`, `spectrum`, `kernel`. */

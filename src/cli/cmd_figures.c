@@ -139,7 +139,7 @@ static bafu_net_params net(bafu_arch arch, bafu_act act, double s, size_t n, siz
 }
 
 static int fail(const char *what) {
-  fprintf(stderr, "bafu figures: %s: %s\n", what, bafu_last_error());
+  fprintf(stderr, "bafu figures: %s: %s\n", what, cli_error());
   return 1;
 }
 
@@ -1012,7 +1012,7 @@ int cmd_figures(int argc, char **argv) {
     }
     sprintf(record + strlen(record), "%s\n", stages[i].name);
     if (ckpt_text_save(state_path, record, strlen(record))) {
-      fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", state_path, bafu_last_error());
+      fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", state_path, cli_error());
       free(record);
       return 1;
     }

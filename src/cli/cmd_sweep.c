@@ -291,7 +291,7 @@ int cmd_sweep(int argc, char **argv) {
 #endif
   bafu_status rs;
   if (rc == 0 && (rs = bafu_sweep_read(pos[0], &s))) {
-    fprintf(stderr, "bafu sweep: %s\n", bafu_last_error());
+    fprintf(stderr, "bafu sweep: %s\n", cli_error());
     rc = rs == BAFU_ENOMEM ? 1 : 2; /* an unreadable or bad grid file is a bad request */
   }
   /* rank 0 opens the output before any work so a bad path fails at once */
