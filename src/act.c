@@ -39,11 +39,11 @@
 #define bafu_call_once(flag, fn) call_once(flag, fn)
 #endif
 
-static const char *const act_names[BAFU_ACT_COUNT] = {"relu", "linear", "tanh", "erf", "gelu", "swish"};
+const char *const bafu_act_names[BAFU_ACT_COUNT + 1] = {"relu", "linear", "tanh", "erf", "gelu", "swish", NULL};
 
 bafu_status bafu_act_from_name(const char *name, bafu_act *out) {
   for (int a = 0; name && a < BAFU_ACT_COUNT; ++a)
-    if (strcmp(name, act_names[a]) == 0) {
+    if (strcmp(name, bafu_act_names[a]) == 0) {
       *out = (bafu_act)a;
       return BAFU_OK;
     }
@@ -54,7 +54,7 @@ bafu_status bafu_act_from_name(const char *name, bafu_act *out) {
 /* The name of a, or "unknown" if a is out of range (never NULL, so it can be
  * printed directly). */
 const char *bafu_act_name(bafu_act a) {
-  return (unsigned)a < BAFU_ACT_COUNT ? act_names[a] : "unknown";
+  return (unsigned)a < BAFU_ACT_COUNT ? bafu_act_names[a] : "unknown";
 }
 
 /* ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@
  * Every formula here is derived in theory/engine.md; the section numbers below
  * refer to it. Storage is column-major; a feature is fan_out x m. */
 #include "bafu/net.h"
+#include "bafu/params.h"
 
 #include "bafu/gcond.h"
 #include "bafu/layout.h"
@@ -85,36 +86,6 @@ struct bafu_net {
 
 static const double *W_of(bafu_net *net, size_t j);
 
-bafu_net_params bafu_net_params_default(void) {
-  return (bafu_net_params){.arch = BAFU_ARCH_MLP,
-                           .width = 512,
-                           .depth = 16,
-                           .input_dim = 0,
-                           .batch = 1,
-                           .outputs = 1,
-                           .act = BAFU_ACT_RELU,
-                           .sigma_w2 = 2.0,
-                           .sigma2_input = 0,
-                           .sigma2_output = 0,
-                           .inputs = BAFU_INPUTS_GAUSSIAN,
-                           .init = BAFU_INIT_GAUSSIAN,
-                           .branch_scale = 1.0,
-                           .branch_exponent = 0.5,
-                           .embed = 0,
-                           .lr_input = 1.0,
-                           .lr_hidden = 1.0,
-                           .lr_output = 1.0,
-                           .bias_var = 0,
-                           .lr_bias = 1.0,
-                           .lr_bias_input = 1.0,
-                           .lr_bias_output = 1.0,
-                           .signal = BAFU_SIGNAL_PROBE,
-                           .step = 1e-5,
-                           .rng = BAFU_RNG_FAST,
-                           .regenerate = 0,
-                           .conditional = 0};
-}
-
 static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
 
 double bafu_net_gain_input(const bafu_net_params *p) { return p->sigma2_input > 0 ? p->sigma2_input : p->sigma_w2; }
@@ -126,59 +97,25 @@ double bafu_net_beta(const bafu_net_params *p) {
 }
 
 bafu_status bafu_net_params_check(const bafu_net_params *p) {
-  if (p->width < 1) return bafu_error(BAFU_EINVAL, "--width: must be a positive integer");
-  if (p->depth < 1) return bafu_error(BAFU_EINVAL, "--depth: must be a positive integer");
-  if (p->batch < 1) return bafu_error(BAFU_EINVAL, "--batch: must be a positive integer");
-  if (p->outputs < 1) return bafu_error(BAFU_EINVAL, "--outputs: must be a positive integer");
-  if ((unsigned)p->act >= BAFU_ACT_COUNT) return bafu_error(BAFU_EINVAL, "--act: unknown activation");
-  if (p->arch != BAFU_ARCH_MLP && p->arch != BAFU_ARCH_RESNET) return bafu_error(BAFU_EINVAL, "--arch: unknown architecture");
-  if (p->init != BAFU_INIT_GAUSSIAN && p->init != BAFU_INIT_ORTHOGONAL)
-    return bafu_error(BAFU_EINVAL, "--init: unknown initialisation");
-  if (p->signal != BAFU_SIGNAL_PROBE && p->signal != BAFU_SIGNAL_MSE && p->signal != BAFU_SIGNAL_XENT)
-    return bafu_error(BAFU_EINVAL, "--loss: unknown backward signal");
-  if (p->rng != BAFU_RNG_GSL && p->rng != BAFU_RNG_FAST) return bafu_error(BAFU_EINVAL, "--rng: unknown generator");
-  if (!(isfinite(p->sigma_w2) && p->sigma_w2 > 0))
-    return bafu_error(BAFU_EINVAL, "--sigma-w2: must be a finite positive number");
-  if (!(isfinite(p->sigma2_input) && p->sigma2_input >= 0))
-    return bafu_error(BAFU_EINVAL, "--sigma2-input: must be a finite number >= 0 (0: = sigma-w2)");
-  if (!(isfinite(p->sigma2_output) && p->sigma2_output >= 0))
-    return bafu_error(BAFU_EINVAL, "--sigma2-output: must be a finite number >= 0 (0: = sigma-w2)");
-  if (p->inputs != BAFU_INPUTS_GAUSSIAN && p->inputs != BAFU_INPUTS_ONEHOT)
-    return bafu_error(BAFU_EINVAL, "--inputs: unknown input kind");
+  /* each parameter in its range (bafu/params.h), then the combinations */
+  const bafu_status st = bafu_params_check_group(BAFU_PARAMS_NET, p);
+  if (st) return st;
   if (p->signal == BAFU_SIGNAL_XENT && p->outputs < 2)
-    return bafu_error(BAFU_EINVAL, "--outputs: cross-entropy needs at least 2 classes");
-  if (!(isfinite(p->branch_scale) && p->branch_scale >= 0))
-    return bafu_error(BAFU_EINVAL, "--branch-scale: must be a finite number >= 0");
-  if (!isfinite(p->branch_exponent))
-    return bafu_error(BAFU_EINVAL, "--branch-exponent: must be a finite number");
-  if (!(isfinite(p->lr_input) && p->lr_input >= 0))
-    return bafu_error(BAFU_EINVAL, "--lr-input: must be a finite number >= 0");
-  if (!(isfinite(p->lr_hidden) && p->lr_hidden >= 0))
-    return bafu_error(BAFU_EINVAL, "--lr-hidden: must be a finite number >= 0");
-  if (!(isfinite(p->lr_output) && p->lr_output >= 0))
-    return bafu_error(BAFU_EINVAL, "--lr-output: must be a finite number >= 0");
-  if (!(isfinite(p->bias_var) && p->bias_var >= 0))
-    return bafu_error(BAFU_EINVAL, "--bias-var: must be a finite number >= 0 (0: no biases)");
-  if (!(isfinite(p->lr_bias) && p->lr_bias >= 0)) return bafu_error(BAFU_EINVAL, "--lr-bias: must be a finite number >= 0");
-  if (!(isfinite(p->lr_bias_input) && p->lr_bias_input >= 0))
-    return bafu_error(BAFU_EINVAL, "--lr-bias-input: must be a finite number >= 0");
-  if (!(isfinite(p->lr_bias_output) && p->lr_bias_output >= 0))
-    return bafu_error(BAFU_EINVAL, "--lr-bias-output: must be a finite number >= 0");
-  if (!(isfinite(p->step) && p->step >= 0)) return bafu_error(BAFU_EINVAL, "--step: must be a finite number >= 0 (0: no step)");
+    return bafu_error(BAFU_EINVAL, "outputs: cross-entropy needs at least 2 classes");
   if (p->regenerate && p->rng != BAFU_RNG_FAST)
-    return bafu_error(BAFU_EINVAL, "--regenerate: needs --rng fast (weights regenerated from keyed substreams)");
+    return bafu_error(BAFU_EINVAL, "regenerate: needs rng = fast (weights regenerated from keyed substreams)");
   if (p->conditional && p->init != BAFU_INIT_GAUSSIAN)
-    return bafu_error(BAFU_EINVAL, "--conditional: needs --init gaussian (the conditional law of theory/engine.md 7)");
+    return bafu_error(BAFU_EINVAL, "conditional: needs init = gaussian (the conditional law of theory/engine.md 7)");
   if (p->conditional && p->regenerate)
-    return bafu_error(BAFU_EINVAL, "--conditional and --regenerate: choose one (neither stores the weights)");
+    return bafu_error(BAFU_EINVAL, "conditional and regenerate: choose one (neither stores the weights)");
   if (p->arch == BAFU_ARCH_MLP && p->embed)
-    return bafu_error(BAFU_EINVAL, "--embed: only for --arch resnet (an MLP's first layer is already trained)");
+    return bafu_error(BAFU_EINVAL, "embed: only for arch = resnet (an MLP's first layer is already trained)");
   if (p->arch == BAFU_ARCH_RESNET && !p->embed && input_dim(p) != p->width)
     return bafu_error(BAFU_EINVAL,
-                      "--input-dim: a ResNet without --embed needs input dim = width (%zu != %zu)",
+                      "input_dim: a ResNet without an embedding needs the input dimension to equal the width (%zu != %zu)",
                       input_dim(p), p->width);
   if (p->arch == BAFU_ARCH_RESNET && !isfinite(bafu_net_beta(p)))
-    return bafu_error(BAFU_EINVAL, "--branch-scale/--branch-exponent: beta is not finite");
+    return bafu_error(BAFU_EINVAL, "branch_scale/branch_exponent: beta is not finite");
   return BAFU_OK;
 }
 

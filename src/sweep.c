@@ -3,6 +3,7 @@
 #include "bafu/sweep.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -12,33 +13,48 @@
 #include "bafu/layout.h"
 #include "bafu/mc.h"
 #include "bafu/moments.h"
+#include "bafu/params.h"
 #include "bafu/text.h"
 
-typedef enum {
-  AX_ARCH,
-  AX_WIDTH,
-  AX_DEPTH,
-  AX_ACT,
-  AX_SIGMA_W2,
-  AX_BRANCH_SCALE,
-  AX_BRANCH_EXPONENT,
-  AX_INIT,
-  AX_COUNT
-} axis;
-
-typedef enum { KEY_SEEDS = AX_COUNT, KEY_SEED, KEY_STEP, KEY_SAMPLER, KEY_COUNT } run_key;
-
-static const char *const key_names[KEY_COUNT] = {
-    "arch", "width", "depth", "act", "sigma_w2", "branch_scale", "branch_exponent", "init", "seeds", "seed", "step", "sampler"};
-
-static const char *const arch_names[] = {"mlp", "resnet"};
-static const char *const init_names[] = {"gaussian", "orthogonal"};
+/* The grid axes: the parameters of the table (bafu/params.h) with an axis
+ * position, in that order; then the run settings. */
+#define MAX_AXES 16
+typedef enum { KEY_SEEDS, KEY_SEED, KEY_STEP, KEY_SAMPLER, RUN_COUNT } run_key;
+static const char *const run_names[RUN_COUNT] = {"seeds", "seed", "step", "sampler"};
 static const char *const sampler_names[] = {"stored", "conditional"};
+
+static const bafu_param *axis_list[MAX_AXES];
+static size_t axis_count;
+static char header[1024];
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* The axes in rank order, and the table header, made once from the constant
+ * parameter table. */
+static void init_axes(void) {
+  size_t total;
+  const bafu_param *t = bafu_params(&total);
+  for (int rank = 1; rank <= MAX_AXES; ++rank)
+    for (size_t i = 0; i < total; ++i)
+      if (t[i].axis == rank && axis_count < MAX_AXES) axis_list[axis_count++] = &t[i];
+  size_t used = (size_t)snprintf(header, sizeof header, "point");
+  for (size_t a = 0; a < axis_count; ++a)
+    used += (size_t)snprintf(header + used, sizeof header - used, " %s", axis_list[a]->name);
+  snprintf(header + used, sizeof header - used,
+           " layer cos_theta_mc cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se "
+           "feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory");
+}
+
+/* The axes in order; *count of them. */
+static const bafu_param *const *axes(size_t *count) {
+  pthread_once(&once, init_axes);
+  *count = axis_count;
+  return axis_list;
+}
 
 /* Every axis value is stored as a double: enum index, integer or number. */
 struct bafu_sweep {
-  size_t nval[AX_COUNT];
-  double val[AX_COUNT][BAFU_SWEEP_MAX_VALUES];
+  size_t nval[MAX_AXES];
+  double val[MAX_AXES][BAFU_SWEEP_MAX_VALUES];
   size_t npoints, seeds;
   uint64_t seed;
   double step;
@@ -59,48 +75,31 @@ static int parse_u64(const char *t, unsigned long long *v) {
   return *end == '\0' && errno != ERANGE;
 }
 
-static int parse_double(const char *t, double *v) { return bafu_parse_double(t, v); }
-
-static int parse_choice(const char *t, const char *const *names, size_t count, double *v) {
-  for (size_t i = 0; i < count; ++i)
-    if (strcmp(t, names[i]) == 0) {
-      *v = (double)i;
-      return 1;
-    }
+/* Parse one value token of axis q: a value in its range (bafu/params.h); on
+ * failure write the reason. */
+static int parse_axis(const bafu_param *q, const char *t, double *v, char *why, size_t wsize) {
+  bafu_net_params p = bafu_net_params_default();
+  if (bafu_param_parse(q, t, v)) {
+    bafu_param_set(q, &p, *v);
+    if (bafu_param_check(q, &p) == BAFU_OK) return 1;
+  }
+  char range[160];
+  bafu_param_range_text(q, range, sizeof range);
+  snprintf(why, wsize, "expected %s, got '%s'", range, t);
   return 0;
 }
 
-/* Parse one value token of key k; on failure write the reason. */
-static int parse_value(int k, const char *t, double *v, char *why, size_t wsize) {
+/* Parse the value token of run setting k; on failure write the reason. */
+static int parse_run(int k, const char *t, double *v, char *why, size_t wsize) {
   unsigned long long u;
-  bafu_act a;
   switch (k) {
-  case AX_ARCH:
-    if (parse_choice(t, arch_names, 2, v)) return 1;
-    snprintf(why, wsize, "expected mlp or resnet, got '%s'", t);
-    return 0;
-  case AX_INIT:
-    if (parse_choice(t, init_names, 2, v)) return 1;
-    snprintf(why, wsize, "expected gaussian or orthogonal, got '%s'", t);
-    return 0;
   case KEY_SAMPLER:
-    if (parse_choice(t, sampler_names, 2, v)) return 1;
+    for (int i = 0; i < 2; ++i)
+      if (strcmp(t, sampler_names[i]) == 0) {
+        *v = i;
+        return 1;
+      }
     snprintf(why, wsize, "expected stored or conditional, got '%s'", t);
-    return 0;
-  case AX_ACT:
-    if (bafu_act_from_name(t, &a) == BAFU_OK) {
-      *v = (double)a;
-      return 1;
-    }
-    snprintf(why, wsize, "expected relu, linear, tanh, erf, gelu or swish, got '%s'", t);
-    return 0;
-  case AX_WIDTH:
-  case AX_DEPTH:
-    if (parse_u64(t, &u) && u >= 1 && u <= 100000000ULL) {
-      *v = (double)u;
-      return 1;
-    }
-    snprintf(why, wsize, "expected an integer in [1, 1e8], got '%s'", t);
     return 0;
   case KEY_SEEDS:
     if (parse_u64(t, &u) && u >= 2 && u <= 100000000ULL) {
@@ -116,38 +115,20 @@ static int parse_value(int k, const char *t, double *v, char *why, size_t wsize)
     }
     snprintf(why, wsize, "expected an integer in [0, 2^53], got '%s'", t);
     return 0;
-  case AX_SIGMA_W2:
-  case AX_BRANCH_SCALE:
-    if (parse_double(t, v) && *v > 0) return 1;
+  default: /* KEY_STEP */
+    if (bafu_parse_double(t, v) && *v > 0) return 1;
     snprintf(why, wsize, "expected a finite number > 0, got '%s'", t);
-    return 0;
-  case AX_BRANCH_EXPONENT:
-    if (parse_double(t, v)) return 1;
-    snprintf(why, wsize, "expected a finite number, got '%s'", t);
-    return 0;
-  case KEY_STEP:
-    if (parse_double(t, v) && *v > 0) return 1;
-    snprintf(why, wsize, "expected a finite number > 0, got '%s'", t);
-    return 0;
-  default:
-    snprintf(why, wsize, "internal error");
     return 0;
   }
 }
 
 static void set_defaults(bafu_sweep *s) {
   const bafu_net_params d = bafu_net_params_default();
-  const double def[AX_COUNT] = {[AX_ARCH] = (double)d.arch,
-                                [AX_WIDTH] = (double)d.width,
-                                [AX_DEPTH] = (double)d.depth,
-                                [AX_ACT] = (double)d.act,
-                                [AX_SIGMA_W2] = d.sigma_w2,
-                                [AX_BRANCH_SCALE] = d.branch_scale,
-                                [AX_BRANCH_EXPONENT] = d.branch_exponent,
-                                [AX_INIT] = (double)d.init};
-  for (int a = 0; a < AX_COUNT; ++a) {
+  size_t na;
+  const bafu_param *const *ax = axes(&na);
+  for (size_t a = 0; a < na; ++a) {
     s->nval[a] = 1;
-    s->val[a][0] = def[a];
+    s->val[a][0] = bafu_param_get(ax[a], &d);
   }
   s->seeds = 8;
   s->seed = 1;
@@ -155,32 +136,42 @@ static void set_defaults(bafu_sweep *s) {
 }
 
 bafu_net_params bafu_sweep_params(const bafu_sweep *s, size_t k) {
-  size_t idx[AX_COUNT];
-  for (int a = AX_COUNT; a-- > 0;) { /* last axis fastest */
-    idx[a] = k % s->nval[a];
+  size_t na;
+  const bafu_param *const *ax = axes(&na);
+  bafu_net_params p = bafu_net_params_default();
+  for (size_t a = na; a-- > 0;) { /* last axis fastest */
+    bafu_param_set(ax[a], &p, s->val[a][k % s->nval[a]]);
     k /= s->nval[a];
   }
-  bafu_net_params p = bafu_net_params_default();
-  p.arch = (bafu_arch)(int)s->val[AX_ARCH][idx[AX_ARCH]];
-  p.width = (size_t)s->val[AX_WIDTH][idx[AX_WIDTH]];
-  p.depth = (size_t)s->val[AX_DEPTH][idx[AX_DEPTH]];
   p.input_dim = 0;
   p.batch = 1;
-  p.act = (bafu_act)(int)s->val[AX_ACT][idx[AX_ACT]];
-  p.sigma_w2 = s->val[AX_SIGMA_W2][idx[AX_SIGMA_W2]];
-  p.branch_scale = s->val[AX_BRANCH_SCALE][idx[AX_BRANCH_SCALE]];
-  p.branch_exponent = s->val[AX_BRANCH_EXPONENT][idx[AX_BRANCH_EXPONENT]];
-  p.init = (bafu_init)(int)s->val[AX_INIT][idx[AX_INIT]];
   p.signal = BAFU_SIGNAL_PROBE;
   p.step = s->step;
   p.conditional = s->conditional;
   return p;
 }
 
-/* The point's own columns (point .. init), shared by rows and messages. */
+/* One axis value as the tables print it: choices by name, numbers with
+ * %.10g (exact: %a). */
+static void axis_value(const bafu_param *q, double v, int exact, char *buf, size_t size) {
+  if (q->type == BAFU_PARAM_CHOICE)
+    bafu_param_format(q, v, 0, buf, size);
+  else if (q->type == BAFU_PARAM_DOUBLE || exact)
+    snprintf(buf, size, exact ? "%a" : "%.10g", v);
+  else /* integers */
+    snprintf(buf, size, "%llu", (unsigned long long)v);
+}
+
+/* The point's own columns (point, then each axis), shared by rows and messages. */
 static void point_columns(const bafu_net_params *p, size_t k, char *buf, size_t size) {
-  snprintf(buf, size, "%zu %s %zu %zu %s %.10g %.10g %.10g %s", k, arch_names[p->arch], p->width, p->depth,
-           bafu_act_name(p->act), p->sigma_w2, p->branch_scale, p->branch_exponent, init_names[p->init]);
+  size_t na, used;
+  const bafu_param *const *ax = axes(&na);
+  snprintf(buf, size, "%zu", k);
+  for (size_t a = 0; a < na && (used = strlen(buf)) < size; ++a) {
+    char v[64];
+    axis_value(ax[a], bafu_param_get(ax[a], p), 0, v, sizeof v);
+    snprintf(buf + used, size - used, " %s", v);
+  }
 }
 
 bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
@@ -194,7 +185,7 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
     return bafu_error(BAFU_ENOMEM, "%s: out of memory", path);
   }
   set_defaults(s);
-  int seen[KEY_COUNT] = {0}, settings = 0;
+  int seen[MAX_AXES + RUN_COUNT] = {0}, settings = 0;
   char *line, why[256];
   size_t lineno = 0, len;
   while (!st && !(st = bafu_text_line(f, &line, &len)) && line) {
@@ -211,14 +202,19 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
       rest = eq + 1;
     }
     snprintf(key, sizeof key, "%s", tok);
-    int k = -1;
-    for (int i = 0; i < KEY_COUNT; ++i)
-      if (strcmp(key, key_names[i]) == 0) k = i;
+    size_t na;
+    const bafu_param *const *ax = axes(&na);
+    int k = -1; /* axes 0..na-1, then run settings na.. */
+    for (size_t i = 0; i < na; ++i)
+      if (strcmp(key, ax[i]->name) == 0) k = (int)i;
+    for (int i = 0; i < RUN_COUNT; ++i)
+      if (strcmp(key, run_names[i]) == 0) k = (int)na + i;
     if (k < 0) {
-      st = bafu_error(BAFU_EPARSE,
-                      "%s:%zu: %s: unknown key (known: arch width depth act sigma_w2 branch_scale "
-                      "branch_exponent init seeds seed step sampler)",
-                      path, lineno, key[0] ? key : "=");
+      char known[512] = "";
+      for (size_t i = 0; i < na + RUN_COUNT; ++i)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? " " : "",
+                 i < na ? ax[i]->name : run_names[i - na]);
+      st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: unknown key (known: %s)", path, lineno, key[0] ? key : "=", known);
       break;
     }
     if (!eq) { /* '=' must be the next token or start it */
@@ -243,7 +239,8 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
         st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: more than %d values", path, lineno, key, BAFU_SWEEP_MAX_VALUES);
         break;
       }
-      if (!parse_value(k, t, &vals[nv], why, sizeof why)) {
+      if (!((size_t)k < na ? parse_axis(ax[k], t, &vals[nv], why, sizeof why)
+                           : parse_run(k - (int)na, t, &vals[nv], why, sizeof why))) {
         st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: %s", path, lineno, key, why);
         break;
       }
@@ -254,7 +251,7 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
       st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: no value", path, lineno, key);
       break;
     }
-    if (k >= AX_COUNT && nv > 1) {
+    if ((size_t)k >= na && nv > 1) {
       st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: takes exactly one value, got %zu", path, lineno, key, nv);
       break;
     }
@@ -263,14 +260,14 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
         if (vals[i] == vals[j] && !st)
           st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: value %zu repeats value %zu", path, lineno, key, i + 1, j + 1);
     if (st) break;
-    if (k < AX_COUNT) {
+    if ((size_t)k < na) {
       s->nval[k] = nv;
       memcpy(s->val[k], vals, nv * sizeof(double));
-    } else if (k == KEY_SEEDS) {
+    } else if (k - (int)na == KEY_SEEDS) {
       s->seeds = (size_t)vals[0];
-    } else if (k == KEY_SEED) {
+    } else if (k - (int)na == KEY_SEED) {
       s->seed = (uint64_t)vals[0];
-    } else if (k == KEY_SAMPLER) {
+    } else if (k - (int)na == KEY_SAMPLER) {
       s->conditional = vals[0] != 0;
     } else {
       s->step = vals[0];
@@ -281,7 +278,9 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
     st = bafu_error(BAFU_EPARSE, "%s: no settings (an empty grid file; see bafu sweep --help for the format)", path);
   if (!st) {
     double n = 1;
-    for (int a = 0; a < AX_COUNT; ++a) n *= (double)s->nval[a];
+    size_t na;
+    axes(&na);
+    for (size_t a = 0; a < na; ++a) n *= (double)s->nval[a];
     if (n > BAFU_SWEEP_MAX_POINTS)
       st = bafu_error(BAFU_EPARSE, "%s: the grid has %.0f points, more than %d", path, n, BAFU_SWEEP_MAX_POINTS);
     else
@@ -318,21 +317,14 @@ static size_t describe(const bafu_sweep *s, int exact, char *buf, size_t size) {
     if (m_ > 0) used += (size_t)m_;                                                    \
   } while (0)
   if (size > 0) buf[0] = '\0';
-  for (int a = 0; a < AX_COUNT; ++a) {
-    PUT("%s%s=", a ? " " : "", key_names[a]);
+  size_t na;
+  const bafu_param *const *ax = axes(&na);
+  for (size_t a = 0; a < na; ++a) {
+    PUT("%s%s=", a ? " " : "", ax[a]->name);
     for (size_t i = 0; i < s->nval[a]; ++i) {
-      const double v = s->val[a][i];
-      const char *sep = i ? "," : "";
-      if (a == AX_ARCH)
-        PUT("%s%s", sep, arch_names[(int)v]);
-      else if (a == AX_INIT)
-        PUT("%s%s", sep, init_names[(int)v]);
-      else if (a == AX_ACT)
-        PUT("%s%s", sep, bafu_act_name((bafu_act)(int)v));
-      else if (exact)
-        PUT("%s%a", sep, v);
-      else
-        PUT("%s%.10g", sep, v);
+      char v[64];
+      axis_value(ax[a], s->val[a][i], exact, v, sizeof v);
+      PUT("%s%s", i ? "," : "", v);
     }
   }
   if (exact)
@@ -405,9 +397,9 @@ int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text) {
 }
 
 const char *bafu_sweep_header(void) {
-  return "point arch width depth act sigma_w2 branch_scale branch_exponent init layer cos_theta_mc "
-         "cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se feature_speed_theory "
-         "loss_decay_mc loss_decay_mc_se loss_decay_theory";
+  size_t na;
+  axes(&na);
+  return header;
 }
 
 bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, char **text, size_t *len) {

@@ -2,6 +2,7 @@
  * The update, the control and the normalisations are derived in
  * theory/engine.md 6; the control targets in theory/presets.md 5. */
 #include "bafu/train.h"
+#include "bafu/params.h"
 #include "bafu/version.h"
 
 #include <gsl/gsl_math.h> /* M_PI in strict C11 */
@@ -15,33 +16,6 @@
 #include "bafu/idx.h"
 #include "bafu/layout.h"
 #include "bafu/rng.h"
-
-bafu_train_config bafu_train_config_default(void) {
-  bafu_train_config c = {.data = BAFU_DATA_FASHION_MNIST,
-                         .epochs = 2,
-                         .lr = 0,
-                         .control = 0,
-                         .control_rate = 0.1,
-                         .control_speed = 0.35,
-                         .control_split = BAFU_SPLIT_PRESET,
-                         .auto_decay = 0.5,
-                         .schedule = BAFU_SCHEDULE_CONSTANT,
-                         .forward_norm = 0,
-                         .backward_norm = 0,
-                         .train_size = 0,
-                         .test_size = 0,
-                         .log_every = 100,
-                         .seed = 1,
-                         .data_dir = NULL,
-                         .teacher_width = 256,
-                         .teacher_depth = 2};
-  c.net = bafu_net_params_default();
-  c.net.batch = 64;
-  c.net.signal = BAFU_SIGNAL_XENT;
-  c.net.outputs = 10;
-  c.net.step = 0;
-  return c;
-}
 
 double bafu_schedule_factor(bafu_schedule s, size_t t, size_t T) {
   if (T == 0) return 1;
@@ -185,36 +159,18 @@ bafu_status bafu_train_config_check(const bafu_train_config *c) {
   const bafu_net_params *p = &c->net;
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
-  if (c->epochs < 1) return bafu_error(BAFU_EINVAL, "--epochs: must be a positive integer");
-  if (!(isfinite(c->lr) && c->lr >= 0)) return bafu_error(BAFU_EINVAL, "--lr: must be a finite number >= 0 (0: automatic)");
-  if (c->control && c->lr > 0) return bafu_error(BAFU_EINVAL, "--lr: the control sets every layer's rate (drop --lr)");
-  if (!(isfinite(c->control_rate) && c->control_rate > 0 && c->control_rate < 0.5))
-    return bafu_error(BAFU_EINVAL, "--control-rate: must be in (0, 0.5)");
-  if (!(isfinite(c->control_speed) && c->control_speed > 0))
-    return bafu_error(BAFU_EINVAL, "--control-speed: must be a finite positive number");
-  if (!(isfinite(c->auto_decay) && c->auto_decay > 0 && c->auto_decay < 1))
-    return bafu_error(BAFU_EINVAL, "--auto-decay: must be in (0, 1)");
-  if (!(isfinite(c->forward_norm) && c->forward_norm >= 0))
-    return bafu_error(BAFU_EINVAL, "--forward-norm: must be a finite number >= 0");
-  if (!(isfinite(c->backward_norm) && c->backward_norm >= 0))
-    return bafu_error(BAFU_EINVAL, "--backward-norm: must be a finite number >= 0");
-  if (c->control_split != BAFU_SPLIT_PRESET && c->control_split != BAFU_SPLIT_EVEN)
-    return bafu_error(BAFU_EINVAL, "--control-split: must be preset or even");
-  if (c->schedule != BAFU_SCHEDULE_CONSTANT && c->schedule != BAFU_SCHEDULE_LINEAR && c->schedule != BAFU_SCHEDULE_COSINE)
-    return bafu_error(BAFU_EINVAL, "--schedule: must be constant, linear or cosine");
-  if (c->log_every < 1) return bafu_error(BAFU_EINVAL, "--log-every: must be a positive integer");
-  if (p->regenerate) return bafu_error(BAFU_EINVAL, "--regenerate: training needs stored weights");
-  if (p->conditional) return bafu_error(BAFU_EINVAL, "--conditional: training needs stored weights");
-  if (p->signal == BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "--probe: training needs a loss (--loss)");
+  if ((st = bafu_params_check_group(BAFU_PARAMS_TRAIN, c))) return st;
+  if (c->control && c->lr > 0) return bafu_error(BAFU_EINVAL, "lr: the control sets every layer's rate (leave lr = 0)");
+  if (p->regenerate) return bafu_error(BAFU_EINVAL, "regenerate: training needs stored weights");
+  if (p->conditional) return bafu_error(BAFU_EINVAL, "conditional: training needs stored weights");
+  if (p->signal == BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "signal: training needs a loss (mse or xent), not the probe");
   if (c->data == BAFU_DATA_FASHION_MNIST) {
-    if (p->signal != BAFU_SIGNAL_XENT) return bafu_error(BAFU_EINVAL, "--loss: Fashion-MNIST is trained with --loss xent");
-    if (p->outputs != 10) return bafu_error(BAFU_EINVAL, "--outputs: Fashion-MNIST has 10 classes");
-    if (p->inputs != BAFU_INPUTS_GAUSSIAN) return bafu_error(BAFU_EINVAL, "--inputs: Fashion-MNIST inputs are dense");
+    if (p->signal != BAFU_SIGNAL_XENT) return bafu_error(BAFU_EINVAL, "signal: Fashion-MNIST is trained with signal = xent");
+    if (p->outputs != 10) return bafu_error(BAFU_EINVAL, "outputs: Fashion-MNIST has 10 classes");
+    if (p->inputs != BAFU_INPUTS_GAUSSIAN) return bafu_error(BAFU_EINVAL, "inputs: Fashion-MNIST inputs are dense");
   } else {
-    if (p->signal != BAFU_SIGNAL_MSE) return bafu_error(BAFU_EINVAL, "--loss: the teacher-student task is a regression (--loss mse)");
-    if (p->inputs != BAFU_INPUTS_GAUSSIAN) return bafu_error(BAFU_EINVAL, "--inputs: the teacher's inputs are dense N(0, I)");
-    if (c->teacher_width < 1 || c->teacher_depth < 1)
-      return bafu_error(BAFU_EINVAL, "--teacher-width/--teacher-depth: must be positive integers");
+    if (p->signal != BAFU_SIGNAL_MSE) return bafu_error(BAFU_EINVAL, "signal: the teacher-student task is a regression (signal = mse)");
+    if (p->inputs != BAFU_INPUTS_GAUSSIAN) return bafu_error(BAFU_EINVAL, "inputs: the teacher's inputs are dense N(0, I)");
   }
   return BAFU_OK;
 }
@@ -308,17 +264,9 @@ typedef struct {
 
 /* Every setting the trajectory depends on, exactly (hex floats). */
 static void fingerprint(const bafu_train_config *c, size_t count, char *buf, size_t size) {
-  const bafu_net_params *p = &c->net;
-  snprintf(buf, size,
-           "data=%d epochs=%zu lr=%a auto=%a control=%d rate=%a speed=%a split=%d schedule=%d fnorm=%a bnorm=%a train=%zu "
-           "test=%zu log=%zu seed=%llu teacher=%zux%zu count=%zu arch=%d width=%zu depth=%zu d=%zu m=%zu k=%zu "
-           "act=%d s=%a si=%a so=%a inputs=%d init=%d B=%a A=%a embed=%d lr=%a,%a,%a signal=%d rng=%d bias=%a,%a,%a,%a",
-           (int)c->data, c->epochs, c->lr, c->auto_decay, c->control, c->control_rate, c->control_speed,
-           (int)c->control_split, (int)c->schedule, c->forward_norm, c->backward_norm, c->train_size, c->test_size, c->log_every,
-           (unsigned long long)c->seed, c->teacher_width, c->teacher_depth, count, (int)p->arch, p->width, p->depth,
-           p->input_dim, p->batch, p->outputs, (int)p->act, p->sigma_w2, p->sigma2_input, p->sigma2_output,
-           (int)p->inputs, (int)p->init, p->branch_scale, p->branch_exponent, p->embed, p->lr_input, p->lr_hidden,
-           p->lr_output, (int)p->signal, (int)p->rng, p->bias_var, p->lr_bias_input, p->lr_bias, p->lr_bias_output);
+  bafu_params_fingerprint(c, buf, size); /* every parameter marked in bafu/params.h */
+  const size_t used = strlen(buf);
+  if (used < size) snprintf(buf + used, size - used, " count=%zu", count);
 }
 
 static size_t state_size(const bafu_net *net, const gsl_rng *rng, size_t count, const char *fp) {
@@ -444,7 +392,7 @@ struct bafu_trainer {
   gsl_rng *rng;
   size_t J, per_epoch, total;
   size_t first; /* rows start here: layers below have no trained parameter at or below them */
-  char fp[1024];
+  char fp[4096];
   progress_state ps;
   int ran;
 };

@@ -52,20 +52,20 @@ check_error() { # $1 = file content, $2 = expected message fragment
   else bad "grid '$1': rc $rc, message '$(cat "$tmp/err")', expected '$2'"; fi
 }
 check_error $'depth = 3\nwidht = 4' "bad.txt:2: widht: unknown key"
-check_error $'width = 0' "bad.txt:1: width: expected an integer"
-check_error $'width = 12x' "bad.txt:1: width: expected an integer"
-check_error $'act = relu sigmoid' "bad.txt:1: act: expected relu"
+check_error $'width = 0' "bad.txt:1: width: expected a positive integer"
+check_error $'width = 12x' "bad.txt:1: width: expected a positive integer"
+check_error $'act = relu sigmoid' "bad.txt:1: act: expected one of relu"
 check_error $'seeds = 1' "bad.txt:1: seeds: expected an integer in [2"
 check_error $'seeds = 4 8' "bad.txt:1: seeds: takes exactly one value"
 check_error $'# c\n\nwidth 12' "bad.txt:3: width: expected 'key = value"
 check_error $'width =' "bad.txt:1: width: no value"
 check_error $'depth = 2\ndepth = 3' "bad.txt:2: depth: given twice"
 check_error $'sigma_w2 = nan' "bad.txt:1: sigma_w2: expected a finite number > 0"
-check_error $'branch_scale = -1' "bad.txt:1: branch_scale: expected a finite number > 0"
-check_error $'arch = cnn' "bad.txt:1: arch: expected mlp or resnet"
+check_error $'branch_scale = -1' "bad.txt:1: branch_scale: expected a finite number >= 0"
+check_error $'arch = cnn' "bad.txt:1: arch: expected one of mlp, resnet"
 check_error $'sampler = cond' "bad.txt:1: sampler: expected stored or conditional"
 check_error $'sampler = stored conditional' "bad.txt:1: sampler: takes exactly one value"
-check_error $'init = gaussian orthogonal\nsampler = conditional' "point 1 mlp 512 16 relu 2 1 0.5 orthogonal: --conditional: needs --init gaussian"
+check_error $'init = gaussian orthogonal\nsampler = conditional' "point 1 mlp 512 16 relu 2 1 0.5 orthogonal: conditional: needs init = gaussian"
 
 # the conditional sampler (bafu mc --conditional): the same grid, other draws of the same
 # law; the grid line says so, and the rows have the serial table's shape with

@@ -495,7 +495,7 @@ START_TEST(test_errors) {
   p.arch = BAFU_ARCH_RESNET;
   p.input_dim = 10;
   ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_EINVAL);
-  ck_assert(strstr(bafu_last_error(), "--input-dim") != NULL);
+  ck_assert(strstr(bafu_last_error(), "input_dim: ") != NULL);
   p = bafu_net_params_default();
   p.width = (size_t)1 << 30;
   ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_ELIMIT);
@@ -1013,7 +1013,7 @@ START_TEST(test_conditional_limits) {
   p.conditional = 1;
   p.init = BAFU_INIT_ORTHOGONAL;
   ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_EINVAL);
-  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "--conditional"));
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "conditional: "));
   p.init = BAFU_INIT_GAUSSIAN;
   p.regenerate = 1;
   ck_assert_int_eq(bafu_net_alloc(&p, &net), BAFU_EINVAL);

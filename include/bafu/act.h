@@ -48,6 +48,8 @@ typedef enum {
  * NULL, cannot fail. */
 bafu_status bafu_act_from_name(const char *name, bafu_act *out);
 const char *bafu_act_name(bafu_act a);
+/* The names by value, NULL-terminated. */
+extern const char *const bafu_act_names[BAFU_ACT_COUNT + 1];
 
 /* Pointwise phi and phi'. For relu, phi'(0) = 0. Accurate in both tails, no
  * overflow for any finite u. Return NAN for a code outside the enum (no

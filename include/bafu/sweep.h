@@ -7,13 +7,14 @@
  *
  *   key = value [value ...]
  *
- * Grid axes (one or more values; the default is that of `bafu mc`):
+ * Grid axes (one or more values; the default is that of `bafu mc`; each is
+ * the parameter of that name in bafu/params.h, its values in its range):
  *   arch            mlp | resnet                          [mlp]
- *   width           integers in [1, 1e8]                  [512]
- *   depth           integers in [1, 1e8]                  [16]
+ *   width           positive integers                     [512]
+ *   depth           positive integers                     [16]
  *   act             relu linear tanh erf gelu swish       [relu]
  *   sigma_w2        finite numbers > 0                    [2]
- *   branch_scale    finite numbers > 0 (ResNet B)         [1]
+ *   branch_scale    finite numbers >= 0 (ResNet B)        [1]
  *   branch_exponent finite numbers (ResNet A)             [0.5]
  *   init            gaussian | orthogonal                 [gaussian]
  * Run settings (exactly one value):

@@ -1,6 +1,7 @@
 /* cli.c: strict option parsing and the shared network options. */
 #define _DEFAULT_SOURCE /* strndup, realpath, lstat */
 #include "bafu/layout.h"
+#include "bafu/params.h"
 #include "bafu/preset.h"
 #include "bafu/text.h"
 #include "cli.h"
@@ -15,13 +16,8 @@
 
 #include "bafu/table.h"
 
-const char *const cli_arch_names[] = {"mlp", "resnet", NULL};
-const char *const cli_init_names[] = {"gaussian", "orthogonal", NULL};
-const char *const cli_act_names[] = {"relu", "linear", "tanh", "erf", "gelu", "swish", NULL};
 static const char *const loss_names[] = {"mse", "xent", NULL};
-static const char *const inputs_names[] = {"dense", "onehot", NULL};
 static const char *const preset_names[] = {"sp", "ntk", "mup", "fsc", NULL};
-static const char *const rng_names[] = {"gsl", "fast", NULL};
 
 int cli_checkpoint_path(const char *cmd, const char *given, const char *out, const char **path, char **own) {
   *own = NULL;
@@ -334,53 +330,82 @@ static cli_opt *find_opt(cli_opt *opts, const char *name) {
   return NULL;
 }
 
-void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap) {
-  net->p = bafu_net_params_default();
-  net->arch = 0;
-  net->act = 0;
-  net->init = 0;
+/* Help lines made from the parameter table live as long as the process. */
+static char help_arena[16384];
+static size_t help_used;
+
+static const char *keep(const char *text) {
+  const size_t n = strlen(text) + 1;
+  if (help_used + n > sizeof help_arena) return "";
+  char *k = memcpy(help_arena + help_used, text, n);
+  help_used += n;
+  return k;
+}
+
+/* "--sigma-w2" for "sigma_w2". */
+static void flag_name(const char *name, char *buf, size_t size) {
+  snprintf(buf, size, "--%s", name);
+  for (char *c = buf + 2; *c; ++c)
+    if (*c == '_') *c = '-';
+}
+
+cli_opt cli_param_option(const char *name, void *base) {
+  const bafu_param *q = bafu_param_find(name);
+  static const cli_opt_type types[] = {[BAFU_PARAM_SIZE] = OPT_SIZE, [BAFU_PARAM_U64] = OPT_U64,
+                                       [BAFU_PARAM_DOUBLE] = OPT_DOUBLE, [BAFU_PARAM_CHOICE] = OPT_CHOICE,
+                                       [BAFU_PARAM_FLAG] = OPT_FLAG, [BAFU_PARAM_STRING] = OPT_STRING};
+  char flag[64], help[512], def[96] = "";
+  flag_name(q->name, flag, sizeof flag);
+  /* the default: what 0 means, or the value in base now (the command's own default) */
+  if (q->zero && (q->type == BAFU_PARAM_STRING || bafu_param_get(q, base) == 0))
+    snprintf(def, sizeof def, " [%s]", q->zero);
+  else if (q->type != BAFU_PARAM_FLAG && q->type != BAFU_PARAM_STRING) {
+    char v[64];
+    if (q->type == BAFU_PARAM_U64)
+      snprintf(v, sizeof v, "%llu", (unsigned long long)*(const uint64_t *)bafu_param_cfield(q, base));
+    else
+      bafu_param_format(q, bafu_param_get(q, base), 0, v, sizeof v);
+    if (q->zero && q->type == BAFU_PARAM_DOUBLE)
+      snprintf(def, sizeof def, " [%s; 0: %s]", v, q->zero);
+    else
+      snprintf(def, sizeof def, " [%s]", v);
+  }
+  size_t used = 0;
+  help[0] = '\0';
+  for (size_t i = 0; q->choices && q->choices[i]; ++i)
+    used += (size_t)snprintf(help + used, sizeof help - used, "%s%s", i ? " | " : "", q->choices[i]);
+  snprintf(help + used, sizeof help - used, "%s%s%s", used ? ": " : "", q->help, def);
+  return (cli_opt){keep(flag), types[q->type], bafu_param_field(q, base), q->arg, keep(help), q->choices, 0};
+}
+
+void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap, const bafu_net_params *defaults,
+                     unsigned what) {
+  net->p = defaults ? *defaults : bafu_net_params_default();
   net->loss = -1;
   net->probe = 0;
-  net->embed = 0;
-  net->rng = 1; /* fast */
-  net->regenerate = 0;
-  net->conditional = 0;
   net->input_file = NULL;
   net->x = NULL;
   net->preset = -1;
-  net->inputs = 0;
-  const cli_opt list[] = {
-      {"--arch", OPT_CHOICE, &net->arch, "A", "mlp | resnet [mlp]", cli_arch_names, 0},
-      {"--width", OPT_SIZE, &net->p.width, "N", "width n of every hidden layer [512]", NULL, 0},
-      {"--depth", OPT_SIZE, &net->p.depth, "L", "number of hidden layers / residual blocks [16]", NULL, 0},
-      {"--input-dim", OPT_SIZE, &net->p.input_dim, "D", "input dimension d [= width]", NULL, 0},
-      {"--batch", OPT_SIZE, &net->p.batch, "M", "inputs per forward pass [1]", NULL, 0},
-      {"--outputs", OPT_SIZE, &net->p.outputs, "K", "readout dimension with --loss mse [1]", NULL, 0},
-      {"--act", OPT_CHOICE, &net->act, "F", "relu | linear | tanh | erf | gelu | swish [relu]", cli_act_names, 0},
-      {"--sigma-w2", OPT_DOUBLE, &net->p.sigma_w2, "S", "weight variance S/fan_in [2]", NULL, 0},
-      {"--sigma2-input", OPT_DOUBLE, &net->p.sigma2_input, "S", "layer reading x: variance S/d [= sigma-w2]", NULL, 0},
-      {"--sigma2-output", OPT_DOUBLE, &net->p.sigma2_output, "S", "readout: variance S/n [= sigma-w2]", NULL, 0},
-      {"--preset", OPT_CHOICE, &net->preset, "P", "sp | ntk | mup | fsc: init and learning rates by scaling rule (bafu theory --presets) [none]", preset_names, 0},
-      {"--inputs", OPT_CHOICE, &net->inputs, "K", "drawn inputs: dense N(0,1) entries | onehot [dense]", inputs_names, 0},
-      {"--init", OPT_CHOICE, &net->init, "I", "gaussian | orthogonal (scaled Haar) [gaussian]", cli_init_names, 0},
-      {"--branch-scale", OPT_DOUBLE, &net->p.branch_scale, "B", "ResNet: beta = B * L^(-A) [1]", NULL, 0},
-      {"--branch-exponent", OPT_DOUBLE, &net->p.branch_exponent, "A", "ResNet: exponent A [0.5]", NULL, 0},
-      {"--embed", OPT_FLAG, &net->embed, NULL, "ResNet: add a trained input embedding f_0 = W_0 x", NULL, 0},
-      {"--lr-input", OPT_DOUBLE, &net->p.lr_input, "ETA", "learning rate of the layer reading x [1]", NULL, 0},
-      {"--lr-hidden", OPT_DOUBLE, &net->p.lr_hidden, "ETA", "learning rate of hidden layers/blocks [1]", NULL, 0},
-      {"--lr-output", OPT_DOUBLE, &net->p.lr_output, "ETA", "learning rate of the mse readout [1]", NULL, 0},
-      {"--bias-var", OPT_DOUBLE, &net->p.bias_var, "V", "biases on every layer and branch, N(0, V) entries; 0: none [0]", NULL, 0},
-      {"--lr-bias", OPT_DOUBLE, &net->p.lr_bias, "ETA", "learning rate of the hidden layers' and blocks' biases (with --bias-var) [1]", NULL, 0},
-      {"--lr-bias-input", OPT_DOUBLE, &net->p.lr_bias_input, "ETA", "learning rate of the bias of the layer reading x [1]", NULL, 0},
-      {"--lr-bias-output", OPT_DOUBLE, &net->p.lr_bias_output, "ETA", "learning rate of the readout's bias [1]", NULL, 0},
+  size_t n;
+  const bafu_param *table = bafu_params(&n);
+  for (size_t i = 0; i < n && *count < cap - 1; ++i) {
+    const bafu_param *q = &table[i];
+    if (q->group != BAFU_PARAMS_NET || (q->flags & BAFU_PARAM_NO_CLI)) continue;
+    if (!(what & CLI_NET_SAMPLING) && (strcmp(q->name, "regenerate") == 0 || strcmp(q->name, "conditional") == 0))
+      continue;
+    opts[(*count)++] = cli_param_option(q->name, &net->p);
+    if (strcmp(q->name, "sigma2_output") == 0 && *count < cap - 1) /* the rules that set variances and rates */
+      opts[(*count)++] = (cli_opt){"--preset", OPT_CHOICE, &net->preset, "P",
+                                   "sp | ntk | mup | fsc: init and learning rates by scaling rule (bafu theory --presets) [none]",
+                                   preset_names, 0};
+  }
+  const cli_opt signal[] = {
       {"--probe", OPT_FLAG, &net->probe, NULL, "backward signal: Gaussian probe b_L, N(0,1/n) entries [default]", NULL, 0},
       {"--loss", OPT_CHOICE, &net->loss, "mse|xent", "readout y = V phi(f_L) with squared loss on N(0,1) targets (mse) or softmax cross-entropy on uniform classes (xent) [none: the --probe signal; train: mse for teacher, xent for fashion-mnist]", loss_names, 0},
       {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
-      {"--rng", OPT_CHOICE, &net->rng, "R", "fast (xoshiro256++ lanes + ziggurat) | gsl (mt19937 + ziggurat) [fast]", rng_names, 0},
-      {"--regenerate", OPT_FLAG, &net->regenerate, NULL, "with the fast generator: store one weight matrix, regenerate layers on demand", NULL, 0},
-      {"--conditional", OPT_FLAG, &net->conditional, NULL, "Gaussian init: never draw W, draw each product W v, W^T u from its exact conditional law (same law, O(n m) per layer; bafu mc only; in bafu sweep: sampler = conditional)", NULL, 0},
   };
-  for (size_t i = 0; i < sizeof list / sizeof list[0] && *count < cap - 1; ++i) opts[(*count)++] = list[i];
+  for (size_t i = 0; i < 3 && *count < cap - 1; ++i)
+    if ((what & CLI_NET_SAMPLING) || i == 1) opts[(*count)++] = signal[i];
   opts[*count] = (cli_opt){0};
 }
 
@@ -388,19 +413,11 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
   bafu_net_params *p = &net->p;
   const cli_file files[] = {{"--input", net->input_file}, {"--out", out}};
   if (cli_distinct_files(cmd, files, 2)) return 2;
-  p->arch = net->arch == 1 ? BAFU_ARCH_RESNET : BAFU_ARCH_MLP;
-  p->act = (bafu_act)net->act;
-  p->init = net->init == 1 ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN;
-  p->embed = net->embed;
-  p->rng = net->rng == 1 ? BAFU_RNG_FAST : BAFU_RNG_GSL;
-  p->regenerate = net->regenerate;
-  p->conditional = net->conditional;
   if (net->probe && net->loss >= 0) {
     fprintf(stderr, "bafu %s: --probe and --loss: choose one backward signal\n", cmd);
     return 2;
   }
   p->signal = net->loss < 0 ? BAFU_SIGNAL_PROBE : net->loss == 1 ? BAFU_SIGNAL_XENT : BAFU_SIGNAL_MSE;
-  p->inputs = net->inputs == 1 ? BAFU_INPUTS_ONEHOT : BAFU_INPUTS_GAUSSIAN;
   if (find_opt(opts, "--outputs")->set && p->signal == BAFU_SIGNAL_PROBE) {
     fprintf(stderr, "bafu %s: --outputs: only meaningful with --loss\n", cmd);
     return 2;
@@ -409,7 +426,7 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
   if (net->input_file) {
     size_t d, m;
     if (bafu_read_inputs(net->input_file, &net->x, &d, &m)) {
-      cli_fail(cmd, NULL);
+      cli_fail(cmd, "--input");
       return 2;
     }
     if (find_opt(opts, "--input-dim")->set && p->input_dim != d) {
@@ -488,21 +505,4 @@ int cli_first_trained(const bafu_net_params *p) {
   return j < lay.J ? bafu_layout_entry(&lay, j, NULL, NULL) : INT_MAX;
 }
 
-void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) {
-  snprintf(buf, size,
-           "arch=%s width=%zu depth=%zu input_dim=%zu batch=%zu act=%s sigma_w2=%g sigma2_input=%g "
-           "sigma2_output=%g inputs=%s init=%s "
-           "branch_scale=%g branch_exponent=%g beta=%.10g embed=%d lr_input=%g lr_hidden=%g lr_output=%g "
-           "signal=%s outputs=%zu rng=%s regenerate=%d",
-           cli_arch_names[p->arch == BAFU_ARCH_RESNET], p->width, p->depth,
-           p->input_dim ? p->input_dim : p->width, p->batch, bafu_act_name(p->act), p->sigma_w2,
-           bafu_net_gain_input(p), bafu_net_gain_output(p), inputs_names[p->inputs == BAFU_INPUTS_ONEHOT],
-           cli_init_names[p->init == BAFU_INIT_ORTHOGONAL], p->branch_scale, p->branch_exponent,
-           bafu_net_beta(p), p->embed, p->lr_input, p->lr_hidden, p->lr_output,
-           p->signal == BAFU_SIGNAL_MSE ? "mse" : p->signal == BAFU_SIGNAL_XENT ? "xent" : "probe", p->outputs, p->rng == BAFU_RNG_FAST ? "fast" : "gsl", p->regenerate);
-  const size_t len = strlen(buf);
-  if (p->conditional && len < size) snprintf(buf + len, size - len, " conditional=1"); /* only when set: older headers stay */
-  const size_t len2 = strlen(buf);
-  if (p->bias_var > 0 && len2 < size) snprintf(buf + len2, size - len2, " bias_var=%g lr_bias_input=%g lr_bias=%g lr_bias_output=%g", p->bias_var,
-             p->lr_bias_input, p->lr_bias, p->lr_bias_output);
-}
+void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) { bafu_net_params_describe(p, buf, size); }

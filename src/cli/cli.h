@@ -79,16 +79,27 @@ void cli_fail(const char *cmd, const char *context);
 
 /* The network options shared by `mc`, `theory`, `spectrum`, `kernel`. */
 typedef struct {
-  bafu_net_params p;
-  int arch, act, init, loss, probe, embed, rng, regenerate, conditional;
+  bafu_net_params p; /* the parameters' options write here directly */
+  int loss, probe;   /* --loss (-1: none, 0 mse, 1 xent), --probe: p.signal */
   int preset; /* -1: none, else a bafu_preset */
-  int inputs; /* 0 dense, 1 onehot */
   const char *input_file;
   double *x; /* inputs read from --input (d x m), or NULL */
 } cli_net;
 
-/* Append the network options to opts (at position *count, capacity cap). */
-void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap);
+/* The option of a parameter of the table (bafu/params.h): "--" and its name
+ * with '-' for '_', its type, its help with the default (what 0 means, or
+ * the value in `base` now: the command's own default); it writes into the
+ * field of `base` (a bafu_net_params or bafu_train_config, as the entry's
+ * group says). name must be in the table. */
+cli_opt cli_param_option(const char *name, void *base);
+
+/* Append the network options to opts (at position *count, capacity cap):
+ * one per parameter of the table's net group (but signal, step), --preset,
+ * --loss, and with CLI_NET_SAMPLING --regenerate, --conditional, --probe and
+ * --input. The defaults are `defaults` (NULL: bafu_net_params_default()). */
+#define CLI_NET_SAMPLING 1u
+void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap, const bafu_net_params *defaults,
+                     unsigned what);
 /* After parsing: refuse an --input that is the --out file (out: the run's
  * --out, or NULL), convert choices, read --input, check combinations.
  * Returns 0 or 2 (message printed). */
@@ -107,9 +118,6 @@ int cli_first_trained(const bafu_net_params *p);
 /* "arch=mlp width=512 ..." into buf. */
 void cli_net_describe(const bafu_net_params *p, char *buf, size_t size);
 
-extern const char *const cli_arch_names[];
-extern const char *const cli_init_names[];
-extern const char *const cli_act_names[];
 
 /* Subcommands. */
 int cmd_mc(int argc, char **argv);

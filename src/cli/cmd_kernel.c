@@ -70,7 +70,7 @@ int cmd_kernel(int argc, char **argv) {
   cli_net net;
   cli_opt opts[48];
   size_t n = 0;
-  cli_net_options(&net, opts, &n, 48);
+  cli_net_options(&net, opts, &n, 48, NULL, CLI_NET_SAMPLING);
   double corr = 0.5;
   size_t every = 1;
   int quiet = 0;

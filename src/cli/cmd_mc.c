@@ -37,14 +37,13 @@ int cmd_mc(int argc, char **argv) {
   cli_net net;
   cli_opt opts[48];
   size_t n = 0;
-  cli_net_options(&net, opts, &n, 48);
+  cli_net_options(&net, opts, &n, 48, NULL, CLI_NET_SAMPLING);
   size_t seeds = 8;
   uint64_t seed = 1;
   int threads = 1, quiet = 0;
-  double step = net.p.step;
   const char *out = NULL;
   const cli_opt extra[] = {
-      {"--step", OPT_DOUBLE, &step, "ETA", "size of the actual gradient step; 0 skips it (step columns 0) [1e-5]", NULL, 0},
+      cli_param_option("step", &net.p),
       {"--seeds", OPT_SIZE, &seeds, "S", "independent draws, at least 2 [8]", NULL, 0},
       {"--seed", OPT_U64, &seed, "X", "stream seed; same seed, same output [1]", NULL, 0},
       {"--threads", OPT_INT, &threads, "T", "draws run in parallel (output does not depend on T) [1]", NULL, 0},
@@ -56,7 +55,6 @@ int cmd_mc(int argc, char **argv) {
   int r = cli_parse(cmd, usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
   if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
-  net.p.step = step;
   if (seeds < 2) {
     fprintf(stderr, "bafu mc: --seeds: need at least 2 draws for a standard error\n");
     cli_net_release(&net);
@@ -108,7 +106,7 @@ int cmd_mc(int argc, char **argv) {
   bafu_table_meta(t, "bafu mc: finite-width Monte Carlo, per-layer measurements (theory/engine.md)");
   bafu_table_provenance(t, argc + 1, argv - 1);
   bafu_table_meta(t, "seed: %llu  seeds: %zu  threads: %d  step: %g", (unsigned long long)seed, seeds,
-                  threads, step);
+                  threads, net.p.step);
   bafu_table_meta(t, "network: %s", desc);
   if (net.input_file) bafu_table_meta(t, "inputs: %s", net.input_file);
   bafu_table_meta(t, "columns: mean over draws; <name>_se is the standard error of the mean (sd/sqrt(seeds));");

@@ -71,7 +71,7 @@ int cmd_spectrum(int argc, char **argv) {
   cli_net net;
   cli_opt opts[56];
   size_t n = 0;
-  cli_net_options(&net, opts, &n, 56);
+  cli_net_options(&net, opts, &n, 56, NULL, CLI_NET_SAMPLING);
   int mode = 0, object = 0, moments = 0, log_bins = 0, quiet = 0;
   uint64_t seed = 1, draw = 0, layer_label = 0;
   size_t bins = 0;

@@ -115,7 +115,7 @@ int cmd_theory(int argc, char **argv) {
   cli_net net;
   cli_opt opts[48];
   size_t n = 0;
-  cli_net_options(&net, opts, &n, 48);
+  cli_net_options(&net, opts, &n, 48, NULL, CLI_NET_SAMPLING);
   int limit = 0, presets = 0, quiet = 0;
   size_t points = 100;
   const char *sweep = NULL, *out = NULL;

@@ -10,6 +10,7 @@
 
 #include "bafu/idx.h"
 #include "bafu/layout.h"
+#include "bafu/params.h"
 #include "bafu/table.h"
 #include "bafu/train.h"
 #include "ckpt.h"
@@ -54,9 +55,6 @@ static const char usage[] =
     "Examples: bafu train --depth 32 --preset fsc --control --out fsc32.dat\n"
     "          bafu train --data teacher --depth 8 --preset mup --epochs 5";
 
-static const char *const data_names[] = {"fashion-mnist", "teacher", NULL};
-static const char *const schedule_names[] = {"constant", "linear", "cosine", NULL};
-static const char *const split_names[] = {"preset", "even", NULL};
 
 typedef struct {
   FILE *f;      /* the rows so far (a memory stream, for the checkpoints) */
@@ -126,34 +124,20 @@ int cmd_train(int argc, char **argv) {
   cli_net net;
   cli_opt opts[64];
   size_t n = 0;
-  cli_net_options(&net, opts, &n, 64);
   bafu_train_config cfg = bafu_train_config_default();
-  net.p.width = 256;
-  net.p.depth = 8;
-  net.p.batch = 64;
-  net.p.input_dim = 784;
-  int data = 0, threads = 1, quiet = 0, schedule = 0, resume = 0, split = 0;
+  cfg.net.width = 256; /* this command's defaults */
+  cfg.net.depth = 8;
+  cfg.net.input_dim = 784;
+  cfg.net.outputs = 1; /* mse; xent sets 10 (cli_net_finish) */
+  cli_net_options(&net, opts, &n, 64, &cfg.net, 0);
+  int threads = 1, quiet = 0, resume = 0;
   const char *out = NULL, *ckpt = NULL;
   size_t ckpt_every = 500;
+  size_t nparams;
+  const bafu_param *table = bafu_params(&nparams);
+  for (size_t i = 0; i < nparams; ++i) /* the training settings of the parameter table */
+    if (table[i].group == BAFU_PARAMS_TRAIN) opts[n++] = cli_param_option(table[i].name, &cfg);
   const cli_opt extra[] = {
-      {"--data", OPT_CHOICE, &data, "D", "fashion-mnist | teacher [fashion-mnist]", data_names, 0},
-      {"--epochs", OPT_SIZE, &cfg.epochs, "E", "passes over the training set [2]", NULL, 0},
-      {"--lr", OPT_DOUBLE, &cfg.lr, "ETA", "global step multiplying the group rates; 0: automatic [0]", NULL, 0},
-      {"--control", OPT_FLAG, &cfg.control, NULL, "per-layer rates from target contributions at every step", NULL, 0},
-      {"--auto-decay", OPT_DOUBLE, &cfg.auto_decay, "A", "--lr 0: global step with first-order decrease A F at step 0 [0.5]", NULL, 0},
-      {"--control-rate", OPT_DOUBLE, &cfg.control_rate, "G", "--control: readout target contribution G F [0.1]", NULL, 0},
-      {"--control-speed", OPT_DOUBLE, &cfg.control_speed, "S", "--control: last hidden layer moves by S |f_L|_rms (rms) per step [0.35]", NULL, 0},
-      {"--control-split", OPT_CHOICE, &split, "H", "--control: body shares in proportion to the preset's contributions, or even [preset]", split_names, 0},
-      {"--schedule", OPT_CHOICE, &schedule, "S", "constant | linear | cosine: anneal the step or the control targets [constant]", schedule_names, 0},
-      {"--forward-norm", OPT_DOUBLE, &cfg.forward_norm, "RHO", "hold |f_l|_rms = RHO in plain layers; 0 off [0]", NULL, 0},
-      {"--backward-norm", OPT_DOUBLE, &cfg.backward_norm, "R", "rescale hidden backward signals to norm R; 0 off [0]", NULL, 0},
-      {"--train-size", OPT_SIZE, &cfg.train_size, "N", "training samples used [all; teacher 8192]", NULL, 0},
-      {"--test-size", OPT_SIZE, &cfg.test_size, "N", "test samples used [all; teacher 2048]", NULL, 0},
-      {"--log-every", OPT_SIZE, &cfg.log_every, "K", "a row every K steps [100]", NULL, 0},
-      {"--teacher-width", OPT_SIZE, &cfg.teacher_width, "N", "teacher MLP width [256]", NULL, 0},
-      {"--teacher-depth", OPT_SIZE, &cfg.teacher_depth, "L", "teacher MLP depth [2]", NULL, 0},
-      {"--data-dir", OPT_STRING, &cfg.data_dir, "DIR", "Fashion-MNIST files [$BAFU_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist]", NULL, 0},
-      {"--seed", OPT_U64, &cfg.seed, "X", "weights, teacher and data order [1]", NULL, 0},
       {"--threads", OPT_INT, &threads, "T", "BLAS threads [1]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
       {"--checkpoint", OPT_STRING, &ckpt, "PATH", "training state saved here [OUT.ckpt with --out; none]", NULL, 0},
@@ -170,10 +154,7 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(o->name, "--loss") == 0) loss_set = o->set;
     if (strcmp(o->name, "--input-dim") == 0) dim_set = o->set;
   }
-  cfg.schedule = (bafu_schedule)schedule;
-  cfg.control_split = (bafu_control_split)split;
-  cfg.data = data == 1 ? BAFU_DATA_TEACHER : BAFU_DATA_FASHION_MNIST;
-  if (!loss_set && !net.probe) net.loss = cfg.data == BAFU_DATA_TEACHER ? 0 : 1;
+  if (!loss_set) net.loss = cfg.data == BAFU_DATA_TEACHER ? 0 : 1;
   if (!dim_set && cfg.data == BAFU_DATA_TEACHER) net.p.input_dim = 32;
   if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   int rc = 2;
@@ -182,10 +163,6 @@ int cmd_train(int argc, char **argv) {
   void *state = NULL;
   bafu_table *t = NULL;
   bafu_trainer *tr = NULL;
-  if (net.x) {
-    fprintf(stderr, "bafu train: --input: training reads its data from --data\n");
-    goto done;
-  }
   cfg.net = net.p;
   cfg.net.step = 0;
   if (cli_checkpoint_path(cmd, ckpt, out, &ckpt, &ckpt_own)) goto done;
@@ -253,8 +230,8 @@ int cmd_train(int argc, char **argv) {
   bafu_table_meta(t, "network: %s", desc);
   bafu_table_meta(t, "data: %s  epochs: %zu  seed: %llu  lr: %s (auto_decay %g)  control: %s (gamma %g, speed %g, split %s)  "
                      "schedule: %s  forward_norm: %g  backward_norm: %g",
-                  data_names[data], cfg.epochs, (unsigned long long)cfg.seed, cfg.lr > 0 ? "given" : "automatic",
-                  cfg.auto_decay, cfg.control ? "on" : "off", cfg.control_rate, cfg.control_speed, split_names[split], schedule_names[schedule], cfg.forward_norm,
+                  bafu_param_find("data")->choices[cfg.data], cfg.epochs, (unsigned long long)cfg.seed, cfg.lr > 0 ? "given" : "automatic",
+                  cfg.auto_decay, cfg.control ? "on" : "off", cfg.control_rate, cfg.control_speed, bafu_param_find("control_split")->choices[cfg.control_split], bafu_param_find("schedule")->choices[cfg.schedule], cfg.forward_norm,
                   cfg.backward_norm);
   bafu_table_meta(t, "columns: loss (train_acc) = mean over the mini-batches since the previous row; test_loss (test_acc)");
   bafu_table_meta(t, "  over the test set before the row's update; step_size = global step; lr = the layer's effective rate;");

@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   cli_net net;
   cli_opt opts[48];
   size_t n = 0;
-  cli_net_options(&net, opts, &n, 48);
+  cli_net_options(&net, opts, &n, 48, NULL, CLI_NET_SAMPLING);
   size_t seeds = 8;
   opts[n++] = (cli_opt){"--seeds", OPT_SIZE, &seeds, "S", "draws", NULL, 0};
   opts[n] = (cli_opt){0};
