@@ -30,7 +30,8 @@ static void layout_stages(const bafu_net_params *p, bafu_layout *out) {
                             .lr = p->lr_input});
     add(out, p, (bafu_stage){.kind = BAFU_STAGE_BLOCK, .count = L, .first_label = 1, .fan_in = n, .fan_out = n,
                           .reads_x = !p->embed, .act = p->act, .gain = p->sigma_w2, .scale = bafu_net_beta(p),
-                          .group = BAFU_GROUP_HIDDEN, .lr = p->lr_hidden});
+                          .group = BAFU_GROUP_HIDDEN, .lr = p->lr_hidden,
+                          .norm = p->branch_norm == BAFU_BRANCH_NORM_RMS});
   }
   if (p->signal != BAFU_SIGNAL_PROBE)
     add(out, p, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = (int)L + 1, .fan_in = n,

@@ -38,6 +38,8 @@ typedef struct {
   double lr0, lrb0;/* the rates the network was built with (bafu_net_scale_layer_rates) */
   double *c;       /* fan_out: the bias (NULL without biases) */
   double bscale;   /* R_j: stored B = R_j * (true backward vector); 1 without backward norm */
+  int norm;        /* residual: the branch reads phi(f_{j-1} / r), r = |f_{j-1}|_rms per sample */
+  double *rn;      /* norm: r of each sample in the forward pass (m), then of the actual step (m) */
   double *W;       /* fan_out x fan_in */
   double *F;       /* fan_out x m: features */
   double *G;       /* fan_in x m: the vector the layer multiplies */
@@ -108,6 +110,8 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
     return bafu_error(BAFU_EINVAL, "conditional: needs init = gaussian (the conditional law of theory/engine.md 7)");
   if (p->conditional && p->regenerate)
     return bafu_error(BAFU_EINVAL, "conditional and regenerate: choose one (neither stores the weights)");
+  if (p->arch == BAFU_ARCH_MLP && p->branch_norm != BAFU_BRANCH_NORM_NONE)
+    return bafu_error(BAFU_EINVAL, "branch_norm: only for arch = resnet (an MLP has no branches)");
   if (p->arch == BAFU_ARCH_MLP && p->embed)
     return bafu_error(BAFU_EINVAL, "embed: only for arch = resnet (an MLP's first layer is already trained)");
   if (p->arch == BAFU_ARCH_RESNET && !p->embed && input_dim(p) != p->width)
@@ -128,7 +132,8 @@ static void layer_shapes(const bafu_layout *lay, layer *L) {
     const double lrb = s->bias_var > 0 ? s->lr_bias : 0.0;
     L[j] = (layer){.kind = s->kind == BAFU_STAGE_BLOCK ? LAYER_RESIDUAL : LAYER_PLAIN, .label = label,
                    .fan_in = s->fan_in, .fan_out = s->fan_out, .reads_x = s->reads_x && k == 0, .scale = s->scale,
-                   .gain = s->gain, .lr = s->lr, .lrb = lrb, .lr0 = s->lr, .lrb0 = lrb};
+                   .gain = s->gain, .lr = s->lr, .lrb = lrb, .lr0 = s->lr, .lrb0 = lrb,
+                   .norm = s->kind == BAFU_STAGE_BLOCK && s->norm};
   }
 }
 
@@ -148,6 +153,7 @@ static size_t doubles_needed(const bafu_layout *lay, const bafu_net_params *p, s
     size_t per = sat_add(sat_mul(4, sat_mul(s->fan_out, m)), sat_mul(2, sat_mul(s->fan_in, m)));
     per = sat_add(per, sat_mul(2, sat_mul(m, m)));
     if (s->bias_var > 0) per = sat_add(per, s->fan_out); /* the bias */
+    if (s->kind == BAFU_STAGE_BLOCK && s->norm) per = sat_add(per, sat_mul(2, m)); /* r per sample */
     if (p->conditional) /* right products: forward, tangent, step; left: backward */
       per = sat_add(per, bafu_gcond_doubles(s->fan_out, s->fan_in, sat_mul(3, m), m));
     else if (!p->regenerate)
@@ -305,6 +311,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
     TAKE(Ly->GG, m * m);
     TAKE(Ly->BB, m * m);
     if (p->bias_var > 0) TAKE(Ly->c, Ly->fan_out);
+    if (Ly->norm) TAKE(Ly->rn, 2 * m);
   }
   TAKE(net->X, net->d * m);
   TAKE(net->T, net->k * m);
@@ -566,6 +573,45 @@ static int is_readout(const bafu_net *net, size_t j) {
   return net->p.signal != BAFU_SIGNAL_PROBE && j + 1 == net->J;
 }
 
+/* Normalised branch input (theory/engine.md 1.4): u = f / r per sample,
+ * r = |f(:, a)|_rms, into U; r into rn. A zero column has no direction. */
+static bafu_status normalise(const double *F, size_t n, size_t m, double *rn, double *U, int label) {
+  for (size_t a = 0; a < m; ++a) {
+    const double r = cblas_dnrm2((int)n, F + a * n, 1) / sqrt((double)n);
+    if (!(r > 0))
+      return bafu_error(BAFU_ENUMERIC, "branch_norm: the residual stream of sample %zu entering block %d is zero "
+                                       "(its rms has no inverse)", a + 1, label);
+    rn[a] = r;
+    for (size_t i = 0; i < n; ++i) U[a * n + i] = F[a * n + i] / r;
+  }
+  return BAFU_OK;
+}
+
+/* The transpose of the normalisation's Jacobian P = (I - u u^T / n) / r,
+ * u = f / r, applied per sample to V in place: V <- (V - f (f.V) / (r^2 n)) / r. */
+static void normalise_jacobian(const double *F, size_t n, size_t m, const double *rn, double *V) {
+  for (size_t a = 0; a < m; ++a) {
+    const double r = rn[a], *f = F + a * n;
+    double *v = V + a * n;
+    const double dot = cblas_ddot((int)n, f, 1, v, 1) / (r * r * (double)n);
+    for (size_t i = 0; i < n; ++i) v[i] = (v[i] - f[i] * dot) / r;
+  }
+}
+
+/* b_{j-1} of layer j > 0 from tmp = W_j^T b_j (theory/engine.md 2.2, 1.4). */
+static void backward_step(bafu_net *net, const layer *Ly, layer *Pv) {
+  const size_t nin = Ly->fan_in * net->m;
+  if (Ly->kind == LAYER_PLAIN) {
+    for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->scale * Ly->Dp[i] * net->tmp[i];
+  } else if (Ly->norm) {
+    for (size_t i = 0; i < nin; ++i) net->tmp[i] *= Ly->scale * Ly->Dp[i];
+    normalise_jacobian(Pv->F, Ly->fan_in, net->m, Ly->rn, net->tmp);
+    for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + net->tmp[i];
+  } else {
+    for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + Ly->scale * Ly->Dp[i] * net->tmp[i];
+  }
+}
+
 /* Forward pass (theory/engine.md 2.1). */
 bafu_status bafu_net_forward(bafu_net *net) {
   const size_t m = net->m;
@@ -575,10 +621,14 @@ bafu_status bafu_net_forward(bafu_net *net) {
     layer *Ly = &net->layers[j];
     const double *prev = prev_features(net, j, pick_F);
     const size_t nin = Ly->fan_in * m;
-    if (Ly->kind == LAYER_PLAIN && Ly->reads_x)
+    if (Ly->kind == LAYER_PLAIN && Ly->reads_x) {
       memcpy(Ly->G, net->X, nin * sizeof(double));
-    else
+    } else if (Ly->norm) {
+      if ((st = normalise(prev, Ly->fan_in, m, Ly->rn, net->tmp, Ly->label))) return st;
+      bafu_act_apply(act, nin, net->tmp, Ly->G, Ly->Dp);
+    } else {
       bafu_act_apply(act, nin, prev, Ly->G, Ly->Dp);
+    }
     if (Ly->kind == LAYER_RESIDUAL) {
       memcpy(Ly->F, prev, Ly->fan_out * m * sizeof(double));
       if ((st = w_apply(net, j, 0, Ly->scale, Ly->G, 1.0, Ly->F))) return st;
@@ -676,11 +726,7 @@ bafu_status bafu_net_backward(bafu_net *net) {
     const size_t nin = Ly->fan_in * m;
     bafu_status st = w_apply(net, j, 1, 1.0, Ly->B, 0.0, net->tmp); /* W^T b */
     if (st) return st;
-    if (Ly->kind == LAYER_PLAIN) {
-      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->scale * Ly->Dp[i] * net->tmp[i];
-    } else {
-      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + Ly->scale * Ly->Dp[i] * net->tmp[i];
-    }
+    backward_step(net, Ly, Pv);
     Pv->bscale = Ly->bscale;
     if (net->bnorm > 0) { /* backward normalisation: |b_{j-1}| = target */
       const double bn = cblas_dnrm2((int)nin, Pv->B, 1);
@@ -705,8 +751,14 @@ bafu_status bafu_net_tangent(bafu_net *net) {
       memcpy(Ly->dF, dprev, nout * sizeof(double));
     else
       memset(Ly->dF, 0, nout * sizeof(double));
-    if (dprev) {
+    if (dprev && Ly->norm) { /* phi'(u) .* P df_{j-1} */
+      memcpy(net->tmp, dprev, nin * sizeof(double));
+      normalise_jacobian(net->layers[j - 1].F, Ly->fan_in, m, Ly->rn, net->tmp);
+      for (size_t i = 0; i < nin; ++i) net->tmp[i] *= Ly->Dp[i];
+    } else if (dprev) {
       for (size_t i = 0; i < nin; ++i) net->tmp[i] = Ly->Dp[i] * dprev[i];
+    }
+    if (dprev) {
       bafu_status st = w_apply(net, j, 0, Ly->scale, net->tmp, 1.0, Ly->dF);
       if (st) return st;
     }
@@ -736,15 +788,19 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
     const double *prev = prev_features(net, j, pick_Fs);
     const size_t nin = Ly->fan_in * m, nout = Ly->fan_out * m;
     double *Gs = net->tmp;
-    if (Ly->kind == LAYER_PLAIN && Ly->reads_x)
+    bafu_status st;
+    if (Ly->kind == LAYER_PLAIN && Ly->reads_x) {
       memcpy(Gs, net->X, nin * sizeof(double));
-    else
+    } else if (Ly->norm) { /* the step's own r: the branch reads phi(f' / |f'|_rms) */
+      if ((st = normalise(prev, Ly->fan_in, m, Ly->rn + m, net->tmp2, Ly->label))) return st;
+      bafu_act_apply(act, nin, net->tmp2, Gs, NULL);
+    } else {
       bafu_act_apply(act, nin, prev, Gs, NULL);
+    }
     if (Ly->kind == LAYER_RESIDUAL)
       memcpy(Ly->Fs, prev, nout * sizeof(double));
     else
       memset(Ly->Fs, 0, nout * sizeof(double));
-    bafu_status st;
     if (net->p.conditional) {
       /* W g' = W g + W (g' - g): the part of g' outside the answered directions
        * is O(eta^2) |g'| and would fall under the sampler's 1e-11 relative
@@ -783,12 +839,8 @@ static void backward_from_top(bafu_net *net) {
     layer *Ly = &net->layers[j];
     if (Ly->reads_x) continue;
     layer *Pv = &net->layers[j - 1];
-    const size_t nin = Ly->fan_in * m;
     mat_apply(1, Ly->fan_out, Ly->fan_in, 1.0, W_of(net, j), Ly->B, 0.0, net->tmp, m);
-    if (Ly->kind == LAYER_PLAIN)
-      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->scale * Ly->Dp[i] * net->tmp[i];
-    else
-      for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + Ly->scale * Ly->Dp[i] * net->tmp[i];
+    backward_step(net, Ly, Pv);
   }
 }
 

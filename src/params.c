@@ -22,6 +22,7 @@ static const char *const rng_names[] = {"gsl", "fast", NULL};
 static const char *const data_names[] = {"teacher", "fashion-mnist", NULL};
 static const char *const split_names[] = {"preset", "even", NULL};
 static const char *const schedule_names[] = {"constant", "linear", "cosine", NULL};
+static const char *const branch_norm_names[] = {"none", "rms", NULL};
 
 #define D (BAFU_PARAM_DESCRIBE)
 #define F (BAFU_PARAM_FINGERPRINT)
@@ -55,6 +56,8 @@ static const bafu_param table[] = {
     {"branch_scale", DB, NET(branch_scale), 1, 0, INF, 0, 0, NULL, NULL, "B", "ResNet: beta = B * L^(-A)", D | F, 6},
     {"branch_exponent", DB, NET(branch_exponent), 0.5, -INF, INF, 0, 0, NULL, NULL, "A", "ResNet: exponent A", D | F, 7},
     {"embed", FL, NET(embed), 0, 0, 1, 0, 0, NULL, NULL, NULL, "ResNet: add a trained input embedding f_0 = W_0 x", D | F, 0},
+    {"branch_norm", CH, NET(branch_norm), BAFU_BRANCH_NORM_NONE, 0, 0, 0, 0, branch_norm_names, NULL, "N",
+     "ResNet: branch input phi(f) or phi(f / |f|_rms), per sample", D | F | BAFU_PARAM_IF_SET, 0},
     {"lr_input", DB, NET(lr_input), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the layer reading x", D | F, 0},
     {"lr_hidden", DB, NET(lr_hidden), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of hidden layers/blocks", D | F, 0},
     {"lr_output", DB, NET(lr_output), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the readout", D | F, 0},
@@ -125,7 +128,7 @@ _Static_assert(sizeof(bafu_arch) == sizeof(int) && sizeof(bafu_act) == sizeof(in
                    sizeof(bafu_inputs) == sizeof(int) && sizeof(bafu_init) == sizeof(int) &&
                    sizeof(bafu_signal) == sizeof(int) && sizeof(bafu_rng_kind) == sizeof(int) &&
                    sizeof(bafu_data_kind) == sizeof(int) && sizeof(bafu_control_split) == sizeof(int) &&
-                   sizeof(bafu_schedule) == sizeof(int),
+                   sizeof(bafu_schedule) == sizeof(int) && sizeof(bafu_branch_norm) == sizeof(int),
                "enums are int-sized");
 
 const bafu_param *bafu_params(size_t *count) {

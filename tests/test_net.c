@@ -22,28 +22,34 @@ typedef struct {
   bafu_init init;
   double fnorm; /* forward-normalisation target (0: off); scales frozen after the first forward */
   double bias_var; /* biases with N(0, bias_var) entries (0: none) */
+  bafu_branch_norm norm; /* ResNet: normalised branch inputs */
 } config;
 
 static const config configs[] = {
-    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 3, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_ORTHOGONAL, 0, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0.7, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 1.3, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0.45, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0, 0, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 3, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_ORTHOGONAL, 0, 0, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0.7, 0, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 1.3, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0.45, 0, 0},
     /* biases (theory/engine.md 1.3): MLP and ResNet, with and without embedding, every signal */
-    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.3},
-    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 1, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0.5},
-    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0.2},
-    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0.8},
-    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.4},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.3, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 1, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0.5, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0.2, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0.8, 0},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.4, 0},
+    /* normalised branches (theory/engine.md 1.4): every signal, with and without embedding and biases */
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, BAFU_BRANCH_NORM_RMS},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 3, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0, 0, BAFU_BRANCH_NORM_RMS},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 0, 0.3, BAFU_BRANCH_NORM_RMS},
+    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_ORTHOGONAL, 0, 0, BAFU_BRANCH_NORM_RMS},
 };
 #define NCONFIGS (int)(sizeof configs / sizeof configs[0])
 
@@ -69,6 +75,7 @@ static bafu_net_params small_params(const config *c, size_t width, size_t depth)
   p.lr_hidden = 1.37;
   p.lr_output = 0.41;
   p.bias_var = c->bias_var;
+  p.branch_norm = c->norm;
   p.lr_bias = 0.77;
   p.lr_bias_input = 0.52; /* distinct per group too */
   p.lr_bias_output = 1.23;
@@ -377,7 +384,7 @@ END_TEST
 /* Same (seed, draw): identical numbers; different seeds or draws: different.
  * The MC result does not depend on the number of threads. */
 START_TEST(test_reproducible) {
-  config c = {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0};
+  config c = {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   bafu_net_params p = small_params(&c, 32, 5);
   bafu_mc_result a, b, d, e;
   ck_assert_ok(bafu_mc_run(&p, 5, 99, NULL, 1, &a));
@@ -419,7 +426,7 @@ END_TEST
 START_TEST(test_regenerate) {
   for (int init = 0; init < 2; ++init) {
     config c = {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 1,
-                init ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN, 0, 0};
+                init ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN, 0, 0, 0};
     bafu_net_params p = small_params(&c, 24, 6);
     p.rng = BAFU_RNG_FAST;
     bafu_mc_result a, b;
@@ -451,7 +458,7 @@ END_TEST
  * ones). That lazily generated weights equal per-layer substreams is checked
  * by test_regenerate. */
 START_TEST(test_lazy_weights) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   bafu_net_params p = small_params(&c, 20, 5);
   p.rng = BAFU_RNG_FAST;
   bafu_net *a, *b;
@@ -599,7 +606,7 @@ END_TEST
 /* Forward normalisation (6.4): |f_j|_rms = target for every plain layer but
  * the readout, in an unfrozen forward pass; frozen scales stay put. */
 START_TEST(test_forward_norm) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   bafu_net_params p = small_params(&c, 20, 4);
   bafu_net *net;
   ck_assert_ok(bafu_net_alloc(&p, &net));
@@ -633,7 +640,7 @@ END_TEST
  * layers' rates at 0); the control of 6.3 reaches its targets through the
  * rescaling. */
 START_TEST(test_backward_norm) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   bafu_net_params p = small_params(&c, 24, 5);
   bafu_net *net;
   ck_assert_ok(bafu_net_alloc(&p, &net));
@@ -753,7 +760,7 @@ END_TEST
  * rest 0, indices varying across samples; the top signal softmax(y) - t sums
  * to 0 with one negative entry (the target's). */
 START_TEST(test_onehot_draws) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   for (int rng = 0; rng < 2; ++rng) {
     bafu_net_params p = small_params(&c, 16, 2);
     p.inputs = BAFU_INPUTS_ONEHOT;
@@ -794,7 +801,7 @@ END_TEST
 /* A readout wider than the network (k > n): the workspace is sized for it
  * (this aborted before), and the identity holds. */
 START_TEST(test_wide_readout) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   bafu_net_params p = small_params(&c, 4, 2);
   p.outputs = 13;
   bafu_net *net = make_net(&c, &p, 10);
@@ -877,7 +884,7 @@ END_TEST
  * width 32, depth 4, eta = 1e-7, 2000 draws each: the step columns of layers
  * 2-4 within 4 combined standard errors (layer 1's deviation is rounding). */
 START_TEST(test_conditional_small_step) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   bafu_net_params p = small_params(&c, 32, 4);
   p.step = 1e-7;
   bafu_mc_result a, b;
@@ -903,7 +910,7 @@ END_TEST
  * for both generators. (Drawing the sampler's noise from the probe's stream
  * makes f_1 parallel to the probe: cos = 1.) */
 START_TEST(test_conditional_own_stream) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   for (int rng = 0; rng < 2; ++rng) {
     bafu_net_params p = small_params(&c, 10, 3);
     p.input_dim = 10;
@@ -1025,7 +1032,7 @@ START_TEST(test_conditional_limits) {
    * step with another eta needs a 4th and is refused, not answered wrongly
    * (tanh: with ReLU the stepped features are polynomial in eta for small
    * steps, and a second step can stay in the span answered) */
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   p = small_params(&c, 16, 3);
   p.conditional = 1;
   net = make_net(&c, &p, 1);
@@ -1036,7 +1043,7 @@ START_TEST(test_conditional_limits) {
   bafu_net_free(net);
   /* a readout wider than width x batch (its answers have more rows than the
    * hidden layers): the identity still holds */
-  config w = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0};
+  config w = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
   p = small_params(&w, 4, 2);
   p.outputs = 10;
   p.conditional = 1;

@@ -10,7 +10,8 @@
  * one shape. A stage is
  *   dense: f_j = a W_j g_j + c_j,  g_j = x (the first entry of a stage that
  *          reads the inputs) or phi(f_{j-1});
- *   block: f_j = f_{j-1} + beta (W_j phi(f_{j-1}) + c_j), f_{-1} = x;
+ *   block: f_j = f_{j-1} + beta (W_j phi(u_{j-1}) + c_j), f_{-1} = x, with
+ *          u = f (plain) or f / |f|_rms per sample (norm);
  * the biases c_j exist when bias_var > 0.
  * The MLP is [dense reading x] [dense x (L-1)] ([readout]); the ResNet is
  * ([dense embedding reading x]) [block x L] ([readout]). A description has at
@@ -50,6 +51,7 @@ typedef struct {
   int readout;         /* the readout y = V phi(f_L) of the mse and xent signals */
   double bias_var;     /* biases with N(0, bias_var) entries, added to W g (in a block, before beta); 0: none */
   double lr_bias;      /* the biases' learning rate, the group's (meaningful with bias_var > 0) */
+  int norm;            /* block: the branch reads phi(f_{j-1} / |f_{j-1}|_rms), per sample (branch_norm rms) */
 } bafu_stage;
 
 #define BAFU_LAYOUT_MAX_STAGES 8

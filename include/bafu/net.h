@@ -55,6 +55,9 @@ typedef enum { BAFU_INIT_GAUSSIAN, BAFU_INIT_ORTHOGONAL } bafu_init;
 typedef enum { BAFU_SIGNAL_PROBE, BAFU_SIGNAL_MSE, BAFU_SIGNAL_XENT } bafu_signal;
 typedef enum { BAFU_INPUTS_GAUSSIAN, BAFU_INPUTS_ONEHOT } bafu_inputs;
 typedef enum { BAFU_RNG_GSL, BAFU_RNG_FAST } bafu_rng_kind; /* bafu/rng.h */
+/* A residual block's branch input: phi(f_{l-1}) (none) or phi(f_{l-1} / |f_{l-1}|_rms),
+ * the rms over each sample's n entries (rms, pre-LN style; theory/engine.md 1.4). */
+typedef enum { BAFU_BRANCH_NORM_NONE, BAFU_BRANCH_NORM_RMS } bafu_branch_norm;
 
 typedef struct {
   bafu_arch arch;
@@ -72,6 +75,7 @@ typedef struct {
   double branch_scale;    /* B */
   double branch_exponent; /* A: beta = B * L^(-A) */
   int embed;              /* ResNet: trained input embedding f_0 = W_0 x */
+  bafu_branch_norm branch_norm; /* ResNet: normalised branch inputs (none) */
   double lr_input, lr_hidden, lr_output;
   double bias_var;        /* V >= 0: every layer (and every block's branch) gets a bias c with N(0, V)
                              entries, f = W g + c (blocks: f = f_prev + beta (W phi(f_prev) + c));
