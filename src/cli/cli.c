@@ -409,7 +409,7 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
   if (net->input_file) {
     size_t d, m;
     if (bafu_read_inputs(net->input_file, &net->x, &d, &m)) {
-      cli_fail(cmd, NULL);
+      cli_fail(cmd, "--input");
       return 2;
     }
     if (find_opt(opts, "--input-dim")->set && p->input_dim != d) {
