@@ -203,7 +203,7 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
   const size_t mm = sat_mul(m, m);
   const size_t doubles = sat_mul(sat_mul(J, MAT_COUNT) + 4, mm);
   const size_t bytes = sat_mul(doubles, sizeof(double));
-  if ((st = bafu_memory_check((double)bytes, "--depth/--batch: the kernel recursion"))) return st;
+  if ((st = bafu_memory_check((double)bytes, "depth/batch: the kernel recursion"))) return st;
   bafu_kernel *k = calloc(1, sizeof *k);
   if (!k) return bafu_error(BAFU_ENOMEM, "out of memory allocating the kernel workspace");
   k->p = *p;
@@ -293,7 +293,7 @@ static bafu_status check_finite(const double *A, size_t mm, int label, const cha
   for (size_t i = 0; i < mm; ++i)
     if (!isfinite(A[i]))
       return bafu_error(BAFU_ENUMERIC,
-                        "--depth/--sigma-w2/--branch-scale: the kernel %s overflowed at layer %d", what, label);
+                        "depth/sigma_w2/branch_scale: the kernel %s overflowed at layer %d", what, label);
   return BAFU_OK;
 }
 
@@ -305,7 +305,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
   bafu_status st;
   if (!X) return bafu_error(BAFU_EINVAL, "kernel: no inputs given");
   for (size_t i = 0; i < d * m; ++i)
-    if (!isfinite(X[i])) return bafu_error(BAFU_EINVAL, "--input: the inputs must be finite numbers");
+    if (!isfinite(X[i])) return bafu_error(BAFU_EINVAL, "X: the inputs must be finite numbers");
   /* Gram matrix and pair angles of the inputs (KR 2.1, 3.3) */
   for (size_t b = 0; b < m; ++b)
     for (size_t a = 0; a <= b; ++a) {
@@ -520,7 +520,7 @@ static bafu_status pair_sweep(const bafu_net_params *p, const bafu_layout *lay, 
     if (!emit) {
       if (!(isfinite(x.q) && isfinite(x.theta_d) && isfinite(x.theta_o) && isfinite(o.m_d) && isfinite(o.m_o) &&
             isfinite(o.own_d) && isfinite(o.own_o) && isfinite(x.omc) && isfinite(x.th)))
-        return bafu_error(BAFU_ENUMERIC, "--depth/--sigma-w2/--branch-scale: the kernel recursion overflowed at "
+        return bafu_error(BAFU_ENUMERIC, "depth/sigma_w2/branch_scale: the kernel recursion overflowed at "
                                          "layer %d",
                           li.label);
       fac[2 * j] = o.m_d;
@@ -555,15 +555,15 @@ bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double cor
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
   if (!(isfinite(corr) && corr >= -1 && corr <= 1))
-    return bafu_error(BAFU_EINVAL, "--corr: must be a number in [-1, 1], got %g", corr);
+    return bafu_error(BAFU_EINVAL, "corr: must be a number in [-1, 1], got %g", corr);
   if (!fn) return bafu_error(BAFU_EINVAL, "kernel: no callback given");
   bafu_layout lay;
   bafu_layout_build(p, &lay); /* p was checked above */
   const size_t J = lay.J;
   const size_t bytes = sat_mul(sat_mul(J, 2), sizeof(double));
-  if ((st = bafu_memory_check((double)bytes, "--depth: the kernel recursion"))) return st;
+  if ((st = bafu_memory_check((double)bytes, "depth: the kernel recursion"))) return st;
   double *fac = malloc(bytes);
-  if (!fac) return bafu_error(BAFU_ENOMEM, "--depth: out of memory (%.3g GiB)", (double)bytes / 1073741824.0);
+  if (!fac) return bafu_error(BAFU_ENOMEM, "depth: out of memory (%.3g GiB)", (double)bytes / 1073741824.0);
   /* pass 1: the whole recursion, checked; Jacobian factors M_j stored */
   if ((st = pair_sweep(p, &lay, corr, fac, 0, NULL, NULL, progress, pctx))) {
     free(fac);
@@ -579,7 +579,7 @@ bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double cor
     po *= mo;
     if (!(isfinite(fac[2 * j]) && isfinite(fac[2 * j + 1]))) {
       free(fac);
-      return bafu_error(BAFU_ENUMERIC, "--depth/--sigma-w2: the backward factor overflowed at layer %d",
+      return bafu_error(BAFU_ENUMERIC, "depth/sigma_w2: the backward factor overflowed at layer %d",
                         layer_at(&lay, j).label);
     }
   }

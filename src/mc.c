@@ -40,8 +40,8 @@ bafu_status bafu_mc_run(const bafu_net_params *p, size_t seeds, uint64_t seed, c
 bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_t seed, const double *x,
                                  int threads, bafu_mc_progress_fn progress, void *ctx, bafu_mc_result *out) {
   memset(out, 0, sizeof *out);
-  if (seeds < 2) return bafu_error(BAFU_EINVAL, "--seeds: need at least 2 draws for a standard error");
-  if (threads < 1) return bafu_error(BAFU_EINVAL, "--threads: must be a positive integer");
+  if (seeds < 2) return bafu_error(BAFU_EINVAL, "seeds: need at least 2 draws for a standard error");
+  if (threads < 1) return bafu_error(BAFU_EINVAL, "threads: must be a positive integer");
   if ((size_t)threads > seeds) threads = (int)seeds;
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
@@ -51,8 +51,8 @@ bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_
 
   /* one network and the per-draw results, checked together up front */
   const double total = bafu_mc_memory_bytes(p, seeds), results = total - bafu_mc_memory_bytes(p, 0);
-  if ((st = bafu_memory_check(total, results > total / 2 ? "--seeds: the per-draw results"
-                                                         : "--width/--depth/--batch: this network")))
+  if ((st = bafu_memory_check(total, results > total / 2 ? "seeds: the per-draw results"
+                                                         : "width/depth/batch: this network")))
     return st;
   bafu_net *probe_net;
   if ((st = bafu_net_alloc(p, &probe_net))) return st;

@@ -164,7 +164,7 @@ static bafu_status resnet_backward_cos(const bafu_net_params *p, const bafu_stag
     m_top = am.dphi2;
   }
   /* y_j for blocks j = 1..L and (mse) the readout mask j = L+1; phi(Y_l) */
-  if ((st = bafu_memory_check(3.0 * ((double)L + 2) * sizeof(double), "--depth: the ResNet backward recursion")))
+  if ((st = bafu_memory_check(3.0 * ((double)L + 2) * sizeof(double), "depth: the ResNet backward recursion")))
     return st;
   double *y = malloc((L + 2) * sizeof *y), *phiY = malloc((L + 1) * sizeof *phiY);
   double *diff = calloc(L + 2, sizeof *diff);
@@ -219,7 +219,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
   if (p->signal == BAFU_SIGNAL_XENT)
-    return bafu_error(BAFU_EINVAL, "--loss xent: the moment theory covers the probe and mse signals");
+    return bafu_error(BAFU_EINVAL, "signal: the moment theory covers the probe and mse signals, not xent");
   const double n = (double)lay.width, d = (double)lay.input_dim;
   if (!(x2 > 0)) x2 = p->inputs == BAFU_INPUTS_ONEHOT ? 1.0 : d;
   if (!isfinite(x2)) return bafu_error(BAFU_EINVAL, "input squared norm must be finite");
@@ -229,7 +229,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     if (lay.stage[i].kind == BAFU_STAGE_BLOCK) {
       nb = lay.stage[i].count;
       if (lay.stage[i].reads_x && (lay.stage[i].scale == 0 || lay.stage[i].lr == 0))
-        return bafu_error(BAFU_EINVAL, "--branch-scale/--lr-hidden: the blocks are not trained (K_l = 0), so the "
+        return bafu_error(BAFU_EINVAL, "branch_scale/lr_hidden: the blocks are not trained (K_l = 0), so the "
                                        "angle is undefined");
     }
   const progress pr = {fn, ctx, nb ? 2 * nb : 1};
@@ -273,7 +273,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
     } else { /* residual blocks, with their masks' correlations (sections 2.4, 2.5) */
       const size_t L = sg->count;
       const double beta2 = sg->scale * sg->scale;
-      if ((st = bafu_memory_check((double)CHAIN_ARRAYS * (double)L * sizeof(double), "--depth: the ResNet recursion")))
+      if ((st = bafu_memory_check((double)CHAIN_ARRAYS * (double)L * sizeof(double), "depth: the ResNet recursion")))
         return st;
       double *ws = malloc(CHAIN_ARRAYS * L * sizeof *ws);
       if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory for the ResNet recursion");
@@ -367,7 +367,7 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   const double d = (double)lay.input_dim, n = (double)lay.width;
   const double q0 = emb ? emb->gain + emb->bias_var : 1.0, m1_0 = emb ? emb->lr * d / n : 0.0;
   st = bafu_memory_check((double)N * (CHAIN_ARRAYS * sizeof(double) + sizeof(bafu_moments_layer)),
-                         "--points: the continuum recursion");
+                         "points: the continuum recursion");
   if (st) return st;
   double *ws = malloc(CHAIN_ARRAYS * N * sizeof *ws);
   bafu_moments_layer *o = malloc(N * sizeof *o);
@@ -401,9 +401,9 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
 
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
                                bafu_continuum_point *out) {
-  if (!(isfinite(b) && b >= 0)) return bafu_error(BAFU_EINVAL, "--branch-scale: must be a finite number >= 0");
+  if (!(isfinite(b) && b >= 0)) return bafu_error(BAFU_EINVAL, "b: the branch scale must be a finite number >= 0");
   if (!(rtol > 0 && rtol < 1)) return bafu_error(BAFU_EINVAL, "continuum: tolerance must be in (0, 1)");
-  if (npoints < 1 || npoints > 100000) return bafu_error(BAFU_EINVAL, "--points: must be in 1..100000");
+  if (npoints < 1 || npoints > 100000) return bafu_error(BAFU_EINVAL, "points: must be in 1..100000");
   bafu_net_params pc = *p;
   pc.arch = BAFU_ARCH_RESNET;
   pc.signal = BAFU_SIGNAL_PROBE;
@@ -412,11 +412,11 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
   if (st) return st;
   if (pc.act != BAFU_ACT_RELU && pc.act != BAFU_ACT_LINEAR && pc.act != BAFU_ACT_ERF)
     return bafu_error(BAFU_EINVAL,
-                      "--act: the continuum limit needs closed-form mask correlations (relu, linear, erf); "
-                      "for %s use the finite-depth recursion (bafu theory --depth L)",
+                      "act: the continuum limit needs closed-form mask correlations (relu, linear, erf); "
+                      "for %s use the finite-depth recursion (depth L, without the limit)",
                       bafu_act_name(pc.act));
   const size_t P = npoints + 1;
-  if ((st = bafu_memory_check(7.0 * (double)P * sizeof(double), "--points: the continuum grid"))) return st;
+  if ((st = bafu_memory_check(7.0 * (double)P * sizeof(double), "points: the continuum grid"))) return st;
   double *buf = malloc(7 * P * sizeof *buf);
   if (!buf) return bafu_error(BAFU_ENOMEM, "out of memory");
   double *c1 = buf, *c2 = buf + P, *q = buf + 2 * P, *mu = buf + 3 * P, *r = buf + 4 * P;

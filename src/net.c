@@ -239,7 +239,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   *out = NULL;
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
-  if ((st = bafu_memory_check((double)bafu_net_memory_bytes(p), "--width/--depth/--batch: this network")))
+  if ((st = bafu_memory_check((double)bafu_net_memory_bytes(p), "width/depth/batch: this network")))
     return st;
   bafu_net *net = calloc(1, sizeof *net);
   if (!net) return bafu_error(BAFU_ENOMEM, "out of memory allocating the network");
@@ -850,9 +850,9 @@ static void backward_from_top(bafu_net *net) {
 bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
   const size_t m = net->m, J = net->J, n = net->n;
   if (net->p.signal != BAFU_SIGNAL_MSE || net->k != 1)
-    return bafu_error(BAFU_EINVAL, "empirical NTK: needs --loss mse with one output");
+    return bafu_error(BAFU_EINVAL, "empirical NTK: needs signal = mse with one output");
   if (net->bnorm > 0) return bafu_error(BAFU_EINVAL, "empirical NTK: not with backward normalisation");
-  if (net->p.conditional) return bafu_error(BAFU_EINVAL, "empirical NTK: not with --conditional (m backward passes per draw)");
+  if (net->p.conditional) return bafu_error(BAFU_EINVAL, "empirical NTK: not with conditional set (m backward passes per draw)");
   layer *top = &net->layers[J - 1];
   for (size_t a = 0; a < m; ++a) {
     memset(top->B, 0, m * sizeof(double));
@@ -877,8 +877,8 @@ bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
 /* In-place step W_j -= eta lr_j s_j B_j G_j^T (theory/engine.md 6.1): one
  * rank-m dger/dgemm per layer, no stored gradient. */
 bafu_status bafu_net_update(bafu_net *net, double eta) {
-  if (net->p.regenerate) return bafu_error(BAFU_EINVAL, "--regenerate: weights are not stored, so they cannot be trained");
-  if (net->p.conditional) return bafu_error(BAFU_EINVAL, "--conditional: weights are not stored, so they cannot be trained");
+  if (net->p.regenerate) return bafu_error(BAFU_EINVAL, "regenerate: weights are not stored, so they cannot be trained");
+  if (net->p.conditional) return bafu_error(BAFU_EINVAL, "conditional: weights are not stored, so they cannot be trained");
   if (!isfinite(eta)) return bafu_error(BAFU_EINVAL, "update: step size must be finite");
   const size_t m = net->m;
   for (size_t j = 0; j < net->J; ++j) {
@@ -960,14 +960,14 @@ bafu_status bafu_net_set_layer_scale(bafu_net *net, size_t j, double a) {
 }
 
 bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen) {
-  if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "--forward-norm: must be a finite number >= 0");
+  if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "forward_norm: must be a finite number >= 0");
   int plain = 0; /* a dense layer that is not the readout: something to normalise */
   for (size_t i = 0; i < net->lay.nstages; ++i)
     plain |= net->lay.stage[i].kind == BAFU_STAGE_DENSE && !net->lay.stage[i].readout;
   if (target > 0 && net->p.bias_var > 0)
-    return bafu_error(BAFU_EINVAL, "--forward-norm: not with --bias-var (the scale would act on the bias too)");
+    return bafu_error(BAFU_EINVAL, "forward_norm and bias_var: choose one (the scale would act on the bias too)");
   if (target > 0 && !plain)
-    return bafu_error(BAFU_EINVAL, "--forward-norm: a ResNet normalises only its embedding: add --embed");
+    return bafu_error(BAFU_EINVAL, "forward_norm: a ResNet normalises only its embedding: set embed");
   net->fnorm = target;
   net->fnorm_frozen = frozen;
   if (target == 0)
@@ -977,7 +977,7 @@ bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen) 
 }
 
 bafu_status bafu_net_set_backward_norm(bafu_net *net, double target) {
-  if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "--backward-norm: must be a finite number >= 0");
+  if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "backward_norm: must be a finite number >= 0");
   net->bnorm = target;
   return BAFU_OK;
 }
@@ -1123,7 +1123,7 @@ bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m)
   *x = NULL;
   *d = *m = 0;
   bafu_text *f;
-  bafu_status st = bafu_text_open(path, "--input", &f);
+  bafu_status st = bafu_text_open(path, "", &f);
   if (st) return st;
   size_t cap = 0, count = 0, rows = 0, cols = 0, len;
   double *buf = NULL;
@@ -1137,7 +1137,7 @@ bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m)
     for (char *s = line;;) {
       while (*s == ' ' || *s == '\t') ++s;
       if (*s == ',' ? c == 0 || comma : !*s && comma) {
-        st = bafu_error(BAFU_EPARSE, "--input: '%s' line %zu: an empty field (a comma with no number before or after it)",
+        st = bafu_error(BAFU_EPARSE, "'%s' line %zu: an empty field (a comma with no number before or after it)",
                         path, lineno);
         goto done;
       }
@@ -1152,17 +1152,17 @@ bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m)
       s[tok] = '\0';
       double v;
       if (!bafu_parse_double(s, &v)) {
-        st = bafu_error(BAFU_EPARSE, "--input: '%s' line %zu: not a finite number: '%.*s'", path, lineno,
+        st = bafu_error(BAFU_EPARSE, "'%s' line %zu: not a finite number: '%.*s'", path, lineno,
                         (int)(tok > 40 ? 40 : tok), s);
         goto done;
       }
       s[tok] = save;
       if (count == cap) {
         cap = cap ? 2 * cap : 1024;
-        if ((st = bafu_memory_check((double)cap * sizeof(double) + (double)len, "--input: the batch"))) goto done;
+        if ((st = bafu_memory_check((double)cap * sizeof(double) + (double)len, "the batch table"))) goto done;
         double *nb = realloc(buf, cap * sizeof *nb);
         if (!nb) {
-          st = bafu_error(BAFU_ENOMEM, "--input: out of memory reading '%s'", path);
+          st = bafu_error(BAFU_ENOMEM, "out of memory reading '%s'", path);
           goto done;
         }
         buf = nb;
@@ -1174,12 +1174,12 @@ bafu_status bafu_read_inputs(const char *path, double **x, size_t *d, size_t *m)
     if (c == 0) continue;
     if (rows == 0) cols = c;
     else if (c != cols) {
-      st = bafu_error(BAFU_EPARSE, "--input: '%s' line %zu: %zu numbers, expected %zu", path, lineno, c, cols);
+      st = bafu_error(BAFU_EPARSE, "'%s' line %zu: %zu numbers, expected %zu", path, lineno, c, cols);
       goto done;
     }
     ++rows;
   }
-  if (!st && rows == 0) st = bafu_error(BAFU_EPARSE, "--input: '%s' holds no samples", path);
+  if (!st && rows == 0) st = bafu_error(BAFU_EPARSE, "'%s' holds no samples", path);
 done:
   bafu_text_close(f);
   if (st) {

@@ -12,10 +12,10 @@
 
 bafu_status bafu_output_angle(const bafu_net_params *p, size_t samples, uint64_t seed, double *mean, double *se) {
   if (p->signal != BAFU_SIGNAL_MSE)
-    return bafu_error(BAFU_EINVAL, "--loss: the output angle for a batch needs --loss mse");
+    return bafu_error(BAFU_EINVAL, "signal: the output angle for a batch needs signal = mse");
   if (samples < 2) return bafu_error(BAFU_EINVAL, "output angle: need at least 2 samples");
   const size_t m = p->batch, k = p->outputs, d = p->input_dim ? p->input_dim : p->width;
-  if (d < m) return bafu_error(BAFU_EINVAL, "--input-dim: need input dim >= batch for orthogonal inputs");
+  if (d < m) return bafu_error(BAFU_EINVAL, "input_dim: need input dim >= batch for orthogonal inputs");
   bafu_kernel *ker;
   bafu_status st = bafu_kernel_alloc(p, &ker);
   if (st) return st;

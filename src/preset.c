@@ -12,7 +12,7 @@ static const char *const names[BAFU_PRESET_COUNT] = {"sp", "ntk", "mup", "fsc"};
 const char *bafu_preset_name(bafu_preset preset) { return preset < BAFU_PRESET_COUNT ? names[preset] : "?"; }
 
 bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_preset_row rows[3]) {
-  if (preset >= BAFU_PRESET_COUNT) return bafu_error(BAFU_EINVAL, "--preset: unknown preset");
+  if (preset >= BAFU_PRESET_COUNT) return bafu_error(BAFU_EINVAL, "preset: unknown preset");
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
@@ -20,8 +20,8 @@ bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_
      and on whether x is read by a dense layer (an MLP's first, an embedding) */
   const int sparse = p->inputs == BAFU_INPUTS_ONEHOT, resnet = bafu_layout_has_blocks(&lay);
   if (resnet && sparse && lay.stage[0].kind == BAFU_STAGE_BLOCK)
-    return bafu_error(BAFU_EINVAL, "--inputs onehot: a ResNet needs --embed (its residual stream would start at a "
-                                   "one-hot x)");
+    return bafu_error(BAFU_EINVAL, "embed: a ResNet with inputs = onehot needs an embedding (its residual stream "
+                                   "would start at a one-hot x)");
   const double n = (double)lay.width, L = (double)p->depth, s = p->sigma_w2;
   const double d = (double)lay.input_dim;
   const double x2 = sparse ? 1.0 : d; /* |x|^2 */
@@ -89,7 +89,7 @@ bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_
   }
   for (int i = 0; i < 3; ++i)
     if (!(isfinite(rows[i].lr) && isfinite(rows[i].lr_bias) && isfinite(rows[i].var) && rows[i].var > 0))
-      return bafu_error(BAFU_EINVAL, "--preset %s: the scaling is not finite for these options (branch scale 0?)",
+      return bafu_error(BAFU_EINVAL, "preset: the %s scaling is not finite for these options (branch scale 0?)",
                         names[preset]);
   return BAFU_OK;
 }

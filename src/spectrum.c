@@ -77,7 +77,7 @@ static size_t max_dim(const bafu_net *net) {
 
 static bafu_status check_batch(const bafu_net *net) {
   const size_t m = bafu_net_layout(net)->batch;
-  if (m != 1) return bafu_error(BAFU_EINVAL, "--batch: spectra are for one input (batch 1), got %zu", m);
+  if (m != 1) return bafu_error(BAFU_EINVAL, "batch: spectra are for one input (batch 1), got %zu", m);
   return BAFU_OK;
 }
 
@@ -105,10 +105,10 @@ bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_de
   *out = NULL;
   bafu_status st = check_batch(net);
   if (st) return st;
-  if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "--conditional: spectra need the weight matrices themselves");
+  if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
   const size_t n = max_dim(net);
   const double bytes = 3.0 * (double)n * (double)n * 8.0 + (double)bafu_net_memory_bytes(bafu_net_get_params(net));
-  if ((st = bafu_memory_check(bytes, "--width: the dense method (3 n^2 doubles beyond the network; --mode kpm does not)")))
+  if ((st = bafu_memory_check(bytes, "width: the dense method (3 n^2 doubles beyond the network; the kpm method does not)")))
     return st;
   bafu_spec_dense *ws = calloc(1, sizeof *ws);
   if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory");
@@ -122,7 +122,7 @@ bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_de
   ws->Kb = malloc(n * sizeof(double));
   if (!ws->K || !ws->A || !ws->T || !ws->g || !ws->d || !ws->Kb) {
     bafu_spec_dense_free(ws);
-    return bafu_error(BAFU_ENOMEM, "--width: out of memory for the dense BFK (%zu x %zu)", n, n);
+    return bafu_error(BAFU_ENOMEM, "width: out of memory for the dense BFK (%zu x %zu)", n, n);
   }
   /* workspace query, once, for the largest size */
   double wq;
@@ -180,7 +180,7 @@ static void dense_moments(bafu_spec_dense *ws, const bafu_net *net, size_t j, si
 bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_object obj, size_t layer,
                                 bafu_spec_moments *mom, double *eval) {
   if (layer >= bafu_net_nlayers(net))
-    return bafu_error(BAFU_EINVAL, "--layer: index %zu beyond the network's %zu layers", layer,
+    return bafu_error(BAFU_EINVAL, "layer: index %zu beyond the network's %zu layers", layer,
                       bafu_net_nlayers(net));
   size_t nprev = 0;
   for (size_t j = 0; j <= layer; ++j) {
@@ -308,15 +308,15 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   *out = NULL;
   bafu_status st = check_batch(net);
   if (st) return st;
-  if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "--conditional: spectra need the weight matrices themselves");
+  if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
   if (kp->moments < 4 || kp->moments > 100000)
-    return bafu_error(BAFU_EINVAL, "--kpm-moments: must be in [4, 100000], got %zu", kp->moments);
+    return bafu_error(BAFU_EINVAL, "kpm_moments: must be in [4, 100000], got %zu", kp->moments);
   if (kp->vectors < 1 || kp->vectors > 4096)
-    return bafu_error(BAFU_EINVAL, "--kpm-vectors: must be in [1, 4096], got %zu", kp->vectors);
+    return bafu_error(BAFU_EINVAL, "kpm_vectors: must be in [1, 4096], got %zu", kp->vectors);
   if (kp->lanczos < 2 || kp->lanczos > 1000)
-    return bafu_error(BAFU_EINVAL, "--lanczos: must be in [2, 1000], got %zu", kp->lanczos);
+    return bafu_error(BAFU_EINVAL, "kpm_lanczos: must be in [2, 1000], got %zu", kp->lanczos);
   const size_t npts = kp->points ? kp->points : 2 * kp->moments;
-  if (npts < kp->moments) return bafu_error(BAFU_EINVAL, "--points: must be >= the number of moments");
+  if (npts < kp->moments) return bafu_error(BAFU_EINVAL, "kpm_points: must be >= the number of moments");
   bafu_spec_kpm *ws = calloc(1, sizeof *ws);
   if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory");
   ws->kp = *kp;
@@ -342,7 +342,7 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   if (!ws->masks || !ws->c || !ws->L || !ws->U || !ws->w1 || !ws->w2 || !ws->w3 || !ws->t0 || !ws->t1 || !ws->t2 ||
       !ws->r || !ws->mu || !ws->dct_in || !ws->dct_out || !ws->rng) {
     bafu_spec_kpm_free(ws);
-    return bafu_error(BAFU_ENOMEM, "--kpm-vectors: out of memory for the KPM workspace");
+    return bafu_error(BAFU_ENOMEM, "kpm_vectors: out of memory for the KPM workspace");
   }
   /* plan once (FFTW_ESTIMATE does not touch the arrays); DCT-III = REDFT01 */
   ws->plan = fftw_plan_r2r_1d((int)npts, ws->dct_in, ws->dct_out, FFTW_REDFT01, FFTW_ESTIMATE);
@@ -356,7 +356,7 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
 
 bafu_status bafu_spec_kpm_prepare(bafu_spec_kpm *ws, bafu_net *net, bafu_spec_object obj, size_t layer) {
   if (layer >= ws->J)
-    return bafu_error(BAFU_EINVAL, "--layer: index %zu beyond the network's %zu layers", layer, ws->J);
+    return bafu_error(BAFU_EINVAL, "layer: index %zu beyond the network's %zu layers", layer, ws->J);
   ws->layer = layer;
   ws->obj = obj;
   for (size_t j = 0; j <= layer; ++j) {

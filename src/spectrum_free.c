@@ -62,7 +62,7 @@ static int law_alloc(law *L, size_t n) {
 bafu_status bafu_free_alloc(const bafu_free_params *fp, bafu_free **out) {
   *out = NULL;
   if (fp->atoms < 50 || fp->atoms > 100000) return bafu_error(BAFU_EINVAL, "atoms: must be in [50, 100000]");
-  if (fp->grid < 50 || fp->grid > 1000000) return bafu_error(BAFU_EINVAL, "--bins: the limit grid must be in [50, 1000000]");
+  if (fp->grid < 50 || fp->grid > 1000000) return bafu_error(BAFU_EINVAL, "grid: the limit grid must be in [50, 1000000]");
   bafu_free *ws = calloc(1, sizeof *ws);
   if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory");
   ws->fp = *fp;
@@ -463,19 +463,19 @@ static void raw_moments(const bafu_free *ws, double *raw) {
 
 bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, bafu_spec_object obj, size_t layer,
                           bafu_free_layer *info) {
-  if (p->batch != 1) return bafu_error(BAFU_EINVAL, "--batch: the limit is for one input (batch 1)");
-  if (p->signal != BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "--loss: the limit uses the probe signal");
+  if (p->batch != 1) return bafu_error(BAFU_EINVAL, "batch: the limit is for one input (batch 1)");
+  if (p->signal != BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "signal: the limit uses the probe signal");
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
   if (bafu_layout_has_blocks(&lay) && p->act != BAFU_ACT_LINEAR)
     return bafu_error(BAFU_EINVAL,
-                      "--act: the limit of a nonlinear ResNet is not a free convolution (the masks of different "
-                      "blocks are correlated, theory/moments.md 2.4); use --act linear or --mode dense/kpm");
+                      "act: the limit of a nonlinear ResNet is not a free convolution (the masks of different "
+                      "blocks are correlated, theory/moments.md 2.4); use act = linear or the dense or kpm method");
   if (p->init == BAFU_INIT_ORTHOGONAL)
-    return bafu_error(BAFU_EINVAL, "--init: the limit is implemented for Gaussian weights only");
+    return bafu_error(BAFU_EINVAL, "init: the limit is implemented for Gaussian weights only");
   const size_t J = bafu_moments_nlayers(p);
-  if (layer >= J) return bafu_error(BAFU_EINVAL, "--layer: index %zu beyond %zu layers", layer, J);
+  if (layer >= J) return bafu_error(BAFU_EINVAL, "layer: index %zu beyond %zu layers", layer, J);
   bafu_moments_layer *o = malloc(J * sizeof *o);
   if (!o) return bafu_error(BAFU_ENOMEM, "out of memory");
   st = bafu_moments_run(p, x2, o);
@@ -566,7 +566,7 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
         if (ws->failed > ws->G / 100 + 1) {
           st = bafu_error(BAFU_ENUMERIC,
                           "layer %d: the free-probability limit did not converge (a kernel law this narrow for its "
-                          "size, e.g. from a large bias variance, is beyond the limit mode; use --mode dense or kpm)",
+                          "size, e.g. from a large bias variance, is beyond the limit method; use the dense or kpm method)",
                           o[j].label);
           break;
         }

@@ -275,7 +275,7 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
   }
   bafu_text_close(f);
   if (!st && settings == 0)
-    st = bafu_error(BAFU_EPARSE, "%s: no settings (an empty grid file; see bafu sweep --help for the format)", path);
+    st = bafu_error(BAFU_EPARSE, "%s: no settings (an empty grid file; see the help of bafu sweep for the format)", path);
   if (!st) {
     double n = 1;
     size_t na;

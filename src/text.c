@@ -21,6 +21,9 @@ int bafu_parse_double(const char *s, double *v) {
   return 1;                                         /* underflow to a subnormal or to zero is a rounding */
 }
 
+/* Messages start "WHAT: ", or with no prefix for an empty `what`. */
+#define SEP(what) (*(what) ? ": " : "")
+
 struct bafu_text {
   FILE *f;
   char *path, *what;
@@ -35,12 +38,12 @@ bafu_status bafu_text_open(const char *path, const char *what, bafu_text **out) 
   if (!t || !(t->path = malloc(strlen(path) + 1)) || !(t->what = malloc(strlen(what) + 1))) {
     if (t) free(t->path);
     free(t);
-    return bafu_error(BAFU_ENOMEM, "%s: out of memory", what);
+    return bafu_error(BAFU_ENOMEM, "%s%sout of memory", what, SEP(what));
   }
   strcpy(t->path, path);
   strcpy(t->what, what);
   if (!(t->f = fopen(path, "rb"))) {
-    bafu_status st = bafu_error(BAFU_EIO, "%s: cannot open '%s': %s", what, path, strerror(errno));
+    bafu_status st = bafu_error(BAFU_EIO, "%s%scannot open '%s': %s", what, SEP(what), path, strerror(errno));
     bafu_text_close(t);
     return st;
   }
@@ -79,25 +82,26 @@ bafu_status bafu_text_line(bafu_text *t, char **line, size_t *len) {
       break;
     }
     if (c == '\0')
-      return bafu_error(BAFU_EPARSE, "%s: '%s' line %zu: a NUL byte (not a text file)", t->what, t->path,
-                        t->lineno + 1);
+      return bafu_error(BAFU_EPARSE, "%s%s'%s' line %zu: a NUL byte (not a text file)", t->what, SEP(t->what),
+                        t->path, t->lineno + 1);
     if (n + 1 >= t->cap) {
       const size_t cap = t->cap ? 2 * t->cap : 256;
       char what[64];
-      snprintf(what, sizeof what, "%s: line %zu", t->what, t->lineno + 1);
+      snprintf(what, sizeof what, "%s%sline %zu", t->what, SEP(t->what), t->lineno + 1);
       bafu_status st = bafu_memory_check((double)cap, what);
       if (st) return st;
       char *nl = realloc(t->line, cap);
-      if (!nl) return bafu_error(BAFU_ENOMEM, "%s: out of memory reading '%s'", t->what, t->path);
+      if (!nl) return bafu_error(BAFU_ENOMEM, "%s%sout of memory reading '%s'", t->what, SEP(t->what), t->path);
       t->line = nl;
       t->cap = cap;
     }
     t->line[n++] = (char)c;
   }
-  if (ferror(t->f)) return bafu_error(BAFU_EIO, "%s: error reading '%s': %s", t->what, t->path, strerror(errno));
+  if (ferror(t->f))
+    return bafu_error(BAFU_EIO, "%s%serror reading '%s': %s", t->what, SEP(t->what), t->path, strerror(errno));
   if (!any) return BAFU_OK; /* end of file */
   if (!t->line && !(t->line = malloc(t->cap = 256)))
-    return bafu_error(BAFU_ENOMEM, "%s: out of memory reading '%s'", t->what, t->path);
+    return bafu_error(BAFU_ENOMEM, "%s%sout of memory reading '%s'", t->what, SEP(t->what), t->path);
   t->line[n] = '\0';
   ++t->lineno;
   *line = t->line;

@@ -75,10 +75,10 @@ static bafu_status make_teacher_data(const bafu_train_config *c, size_t count, u
   tp.outputs = k;
   tp.signal = BAFU_SIGNAL_MSE;
   tp.sigma2_output = 1.0;
-  bafu_status st = bafu_memory_check((double)bafu_net_memory_bytes(&tp), "--teacher-width/--teacher-depth: the teacher");
+  bafu_status st = bafu_memory_check((double)bafu_net_memory_bytes(&tp), "teacher_width/teacher_depth: the teacher");
   if (st) return st;
   if ((st = bafu_memory_check((double)(d + k) * (double)count * sizeof(double),
-                              stream == 1 ? "--train-size: the training set" : "--test-size: the test set")))
+                              stream == 1 ? "train_size: the training set" : "test_size: the test set")))
     return st;
   bafu_net *teacher;
   if ((st = bafu_net_alloc(&tp, &teacher))) return st;
@@ -223,7 +223,7 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
       w[j] = c->control_split == BAFU_SPLIT_EVEN ? 1.0 : bafu_net_layer_contribution(net, j);
       wsum += w[j];
     }
-    if (!(wsum > 0 && isfinite(wsum))) return bafu_error(BAFU_ENUMERIC, "--control: the body has no gradient");
+    if (!(wsum > 0 && isfinite(wsum))) return bafu_error(BAFU_ENUMERIC, "control: the body has no gradient");
     for (size_t j = 0; j + 1 < J; ++j) w[j] /= wsum;
     for (size_t j = 0; j + 1 < J; ++j)
       if ((st = bafu_net_set_layer_contribution(net, j, w[j]))) return st;
@@ -231,7 +231,7 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     if ((st = bafu_net_tangent(net))) return st;
     bafu_net_measure(net, q);
     const double unit = q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS];
-    if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "--control: the last hidden layer does not move");
+    if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "control: the last hidden layer does not move");
     const double target = a * c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
     for (size_t j = 0; j + 1 < J; ++j)
       if ((st = bafu_net_set_layer_contribution(net, j, w[j] * target / unit))) return st;
@@ -241,7 +241,7 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     for (size_t j = 0; j < J; ++j) bafu_net_scale_layer_rates(net, j, 1.0);
     bafu_net_measure(net, q); /* only the decay column is used: it needs no tangent pass */
     const double D = q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY];
-    if (!(D > 0 && isfinite(D))) return bafu_error(BAFU_ENUMERIC, "--lr: no loss decrease at step 0 (zero gradient)");
+    if (!(D > 0 && isfinite(D))) return bafu_error(BAFU_ENUMERIC, "lr: no loss decrease at step 0 (zero gradient)");
     *step_size = c->auto_decay * F / D;
   }
   for (size_t j = 0; j < J; ++j) bafu_net_scale_layer_rates(net, j, a * *step_size);
@@ -312,12 +312,12 @@ static void state_write(char *w, bafu_net *net, const gsl_rng *rng, const size_t
 static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng *rng, size_t *perm, size_t count,
                               size_t total, const char *fp, progress_state *ps) {
   if (len < sizeof STATE_MAGIC || memcmp(r, STATE_MAGIC, sizeof STATE_MAGIC) != 0)
-    return bafu_error(BAFU_EINVAL, "--resume: not a training state of this bafu version (" STATE_MAGIC ")");
+    return bafu_error(BAFU_EINVAL, "resume: not a training state of this bafu version (" STATE_MAGIC ")");
   r += sizeof STATE_MAGIC;
   if (!memchr(r, '\0', len - sizeof STATE_MAGIC) || strcmp(r, fp) != 0)
-    return bafu_error(BAFU_EINVAL, "--resume: the checkpoint is of another configuration (options or data)");
+    return bafu_error(BAFU_EINVAL, "resume: the checkpoint is of another configuration (options or data)");
   if (len != state_size(net, rng, count, fp))
-    return bafu_error(BAFU_EINVAL, "--resume: damaged training state (%zu bytes, expected %zu)", len,
+    return bafu_error(BAFU_EINVAL, "resume: damaged training state (%zu bytes, expected %zu)", len,
                       state_size(net, rng, count, fp));
   r += strlen(fp) + 1;
   uint64_t step, since;
@@ -329,7 +329,7 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
   memcpy(&since, r, 8), r += 8;
   if (step == 0 || step >= total || since > step || !isfinite(ps->step_size) || !isfinite(ps->F0) ||
       !isfinite(ps->loss_sum) || !isfinite(ps->acc_sum))
-    return bafu_error(BAFU_EINVAL, "--resume: damaged training state (step %llu of %zu)", (unsigned long long)step,
+    return bafu_error(BAFU_EINVAL, "resume: damaged training state (step %llu of %zu)", (unsigned long long)step,
                       total);
   ps->step = (size_t)step, ps->since = (size_t)since;
   /* the sample order must be a permutation: perm first serves as the marks */
@@ -337,7 +337,7 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
   for (size_t i = 0; i < count; ++i) {
     uint64_t v;
     memcpy(&v, r + 8 * i, 8);
-    if (v >= count || perm[v]) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (sample order)");
+    if (v >= count || perm[v]) return bafu_error(BAFU_EINVAL, "resume: damaged training state (sample order)");
     perm[v] = 1;
   }
   for (size_t i = 0; i < count; ++i) {
@@ -352,11 +352,11 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
     int mti;
   } mt;
   if (gsl_rng_size(rng) != sizeof mt)
-    return bafu_error(BAFU_EINVAL, "--resume: this GSL's generator state has another layout");
+    return bafu_error(BAFU_EINVAL, "resume: this GSL's generator state has another layout");
   memcpy(&mt, r, sizeof mt);
   int mt_ok = mt.mti >= 0 && mt.mti <= 624;
   for (size_t i = 0; i < 624; ++i) mt_ok &= mt.mt[i] <= 0xffffffffUL;
-  if (!mt_ok) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (generator)");
+  if (!mt_ok) return bafu_error(BAFU_EINVAL, "resume: damaged training state (generator)");
   memcpy(gsl_rng_state(rng), r, gsl_rng_size(rng));
   r += gsl_rng_size(rng);
   for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {
@@ -364,19 +364,19 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
     memcpy(&a, r, 8), r += 8;
     if (a != bafu_net_layer_scale(net, j)) {
       bafu_status st = bafu_net_set_layer_scale(net, j, a);
-      if (st) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (layer scale)");
+      if (st) return bafu_error(BAFU_EINVAL, "resume: damaged training state (layer scale)");
     }
     const size_t n = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
     double *W = bafu_net_weight(net, j);
     memcpy(W, r, 8 * n), r += 8 * n;
     for (size_t i = 0; i < n; ++i)
-      if (!isfinite(W[i])) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (a weight is not finite)");
+      if (!isfinite(W[i])) return bafu_error(BAFU_EINVAL, "resume: damaged training state (a weight is not finite)");
     double *cb = bafu_net_bias(net, j);
     if (cb) {
       const size_t nb = bafu_net_layer_fan_out(net, j);
       memcpy(cb, r, 8 * nb), r += 8 * nb;
       for (size_t i = 0; i < nb; ++i)
-        if (!isfinite(cb[i])) return bafu_error(BAFU_EINVAL, "--resume: damaged training state (a bias is not finite)");
+        if (!isfinite(cb[i])) return bafu_error(BAFU_EINVAL, "resume: damaged training state (a bias is not finite)");
     }
   }
   return BAFU_OK;
@@ -437,7 +437,7 @@ static bafu_status load_fashion(const bafu_train_config *c, data *tr, data *te) 
     st = bafu_error(BAFU_EPARSE, "'%s' holds %zu x %zu images, but the training images '%s' are %zu x %zu", fte,
                     test.rows, test.cols, ftr, all.rows, all.cols);
   else if (all.rows * all.cols != d)
-    st = bafu_error(BAFU_EINVAL, "--input-dim: %zu, but the images of '%s' have %zu x %zu = %zu pixels", d, ftr,
+    st = bafu_error(BAFU_EINVAL, "input_dim: %zu, but the images of '%s' have %zu x %zu = %zu pixels", d, ftr,
                     all.rows, all.cols, all.rows * all.cols);
   if (st) {
     bafu_dataset_free(&all);
@@ -469,13 +469,13 @@ bafu_status bafu_trainer_create(const bafu_train_config *c, bafu_trainer **out) 
   } else {
     const size_t ntr = c->train_size ? c->train_size : 8192, nte = c->test_size ? c->test_size : 2048;
     if (ntr < m)
-      st = bafu_error(BAFU_EINVAL, "--batch: %zu is more than the %zu training samples%s", m, ntr,
-                      c->train_size ? "" : " (--train-size)");
+      st = bafu_error(BAFU_EINVAL, "batch: %zu is more than the %zu training samples%s", m, ntr,
+                      c->train_size ? "" : " (train_size)");
     if (!st) st = make_teacher_data(c, ntr, 1, &t->tr);
     if (!st) st = make_teacher_data(c, nte, 2, &t->te);
   }
   if (!st && t->tr.count < m)
-    st = bafu_error(BAFU_EINVAL, "--batch: %zu is more than the %zu training samples", m, t->tr.count);
+    st = bafu_error(BAFU_EINVAL, "batch: %zu is more than the %zu training samples", m, t->tr.count);
   if (!st) st = bafu_net_alloc(&c->net, &t->net);
   if (st) {
     bafu_trainer_free(t);
@@ -513,8 +513,8 @@ bafu_status bafu_trainer_create(const bafu_train_config *c, bafu_trainer **out) 
   if (t->first >= J || (c->control && t->first + 1 >= J)) { /* nothing trains, or the control has nothing to steer */
     const int none = t->first >= J;
     bafu_trainer_free(t);
-    return bafu_error(BAFU_EINVAL, "--lr-input/--lr-hidden/--branch-scale: no %s has a trained parameter%s",
-                      none ? "layer" : "hidden layer", none ? "" : " (--control steers the hidden layers)");
+    return bafu_error(BAFU_EINVAL, "lr_input/lr_hidden/branch_scale: no %s has a trained parameter%s",
+                      none ? "layer" : "hidden layer", none ? "" : " (the control steers the hidden layers)");
   }
   t->per_epoch = t->tr.count / m;
   t->total = t->per_epoch * c->epochs;
@@ -555,7 +555,7 @@ static bafu_status check_row(const bafu_trainer *t, const bafu_train_row *row) {
       if (isfinite(v)) continue;
       const double bn = row->q[j * BAFU_Q_COUNT + BAFU_Q_BNORM], D = row->q[j * BAFU_Q_COUNT + BAFU_Q_DECAY];
       const char *cause = t->c.backward_norm > 0 && t->c.backward_norm < 1e-100
-                              ? " (--backward-norm is so small that the normalised signals underflow)"
+                              ? " (backward_norm is so small that the normalised signals underflow)"
                           : !(bn > 0) ? " (the backward signal vanishes at this layer)"
                           : !(D > 0)  ? " (no loss decrease reaches this layer)"
                                       : "";
@@ -568,7 +568,7 @@ static bafu_status check_row(const bafu_trainer *t, const bafu_train_row *row) {
     if (!(sp >= DBL_MIN && D >= DBL_MIN))
       return bafu_error(BAFU_ENUMERIC,
                         "step %zu: the feature speed underflows at layer %d (step size %.3g: too small for double "
-                        "precision; raise --lr)",
+                        "precision; raise lr)",
                         row->step, row->labels[j], row->step_size);
   }
   return BAFU_OK;
@@ -581,8 +581,8 @@ const struct bafu_layout *bafu_trainer_layout(const bafu_trainer *t) { return ba
  * grew, so name them (the engine's own message speaks of mc's step). */
 static bafu_status overflow_in_training(bafu_status st, size_t step, double step_size) {
   if (st != BAFU_ENUMERIC) return st;
-  return bafu_error(st, "training diverged: the passes overflowed at step %zu with step size %.3g (reduce --lr, "
-                        "--auto-decay or --control-speed)", step, step_size);
+  return bafu_error(st, "training diverged: the passes overflowed at step %zu with step size %.3g (reduce lr, "
+                        "auto_decay or control_speed)", step, step_size);
 }
 
 bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
@@ -608,11 +608,11 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
                                   .loss_sum = loss_sum, .acc_sum = acc_sum};
       const size_t len = state_size(net, rng, tr->count, t->fp);
       char *buf = malloc(len);
-      if (!buf) return bafu_error(BAFU_ENOMEM, "--checkpoint: out of memory for the training state");
+      if (!buf) return bafu_error(BAFU_ENOMEM, "checkpoint: out of memory for the training state");
       state_write(buf, net, rng, perm, tr->count, t->fp, &now);
       const int failed = c->save(buf, len, step, ctx);
       free(buf);
-      if (failed) return bafu_error(BAFU_EIO, "--checkpoint: the training state could not be saved at step %zu", step);
+      if (failed) return bafu_error(BAFU_EIO, "checkpoint: the training state could not be saved at step %zu", step);
     }
     if (b == 0) gsl_ran_shuffle(rng, perm, tr->count, sizeof *perm);
     const int logged = step % c->log_every == 0 || step + 1 == total;
@@ -625,7 +625,7 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
     if (step == 0) F0 = F;
     if (F > 100 * F0) /* finite but runaway: report it rather than train on */
       return bafu_error(BAFU_ENUMERIC, "training diverged: batch loss %.3g at step %zu is over 100 times the initial "
-                                       "%.3g (reduce --lr, --auto-decay or --control-speed)", F, step, F0);
+                                       "%.3g (reduce lr, auto_decay or control_speed)", F, step, F0);
     loss_sum += F;
     ++since;
     if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), &step_size, q, w))) return st;

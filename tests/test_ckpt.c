@@ -463,17 +463,18 @@ START_TEST(test_text_reader) {
   ck_assert_ptr_null(line);
   bafu_text_close(t);
   spit(p, "1 2\n3\0 4\n", 9);
-  ck_assert_ok(bafu_text_open(p, "--input", &t));
+  ck_assert_ok(bafu_text_open(p, "", &t)); /* no role: the message starts with the path */
   ck_assert_ok(bafu_text_line(t, &line, &len));
   ck_assert_int_eq(bafu_text_line(t, &line, &len), BAFU_EPARSE);
   ck_assert(strstr(bafu_last_error(), "line 2") && strstr(bafu_last_error(), "NUL"));
+  ck_assert(bafu_last_error()[0] == '\'' && strncmp(bafu_last_error() + 1, p, strlen(p)) == 0);
   bafu_text_close(t);
   /* a line over the memory limit is refused, not allocated */
   setenv("BAFU_MEMORY_LIMIT_MB", "1", 1);
   FILE *f = fopen(p, "wb");
   for (int i = 0; i < (3 << 20); ++i) fputc('7', f);
   fclose(f);
-  ck_assert_ok(bafu_text_open(p, "--input", &t));
+  ck_assert_ok(bafu_text_open(p, "batch table", &t));
   ck_assert_int_eq(bafu_text_line(t, &line, &len), BAFU_ELIMIT);
   bafu_text_close(t);
   unsetenv("BAFU_MEMORY_LIMIT_MB");

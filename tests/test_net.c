@@ -562,6 +562,10 @@ START_TEST(test_read_inputs) {
   fprintf(f, "1 2 3\n4 5\n");
   fclose(f);
   ck_assert_int_eq(bafu_read_inputs(path, &x, &d, &m), BAFU_EPARSE);
+  /* a library function given a path: the message starts with it */
+  char want[64];
+  snprintf(want, sizeof want, "'%s' line 2: 2 numbers, expected 3", path);
+  ck_assert_str_eq(bafu_last_error(), want);
   f = fopen(path, "w");
   fprintf(f, "1 2 nan\n");
   fclose(f);

@@ -72,7 +72,7 @@ START_TEST(test_rows) {
   p.embed = 0;
   p.input_dim = 0;
   ck_assert_int_eq(bafu_preset_rows(&p, BAFU_PRESET_MUP, r), BAFU_EINVAL);
-  ck_assert(strstr(bafu_last_error(), "--embed") != NULL);
+  ck_assert(strncmp(bafu_last_error(), "embed: ", 7) == 0);
   ck_assert_int_eq(bafu_preset_rows(&p, BAFU_PRESET_COUNT, r), BAFU_EINVAL);
 }
 END_TEST

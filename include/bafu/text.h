@@ -32,7 +32,8 @@ int bafu_parse_double(const char *s, double *v);
 typedef struct bafu_text bafu_text;
 
 /* Open `path` for reading lines. `what` names the file's role in messages
- * (e.g. "--input"; not retained past the reader's life: it is copied).
+ * (e.g. "grid file"; "" for none, the messages then start with their own
+ * words; not retained past the reader's life: it is copied).
  * BAFU_EIO (cannot open: the message names what and path), BAFU_ENOMEM.
  * *out is NULL on error; free with bafu_text_close (NULL-safe). */
 bafu_status bafu_text_open(const char *path, const char *what, bafu_text **out);
@@ -40,9 +41,9 @@ bafu_status bafu_text_open(const char *path, const char *what, bafu_text **out);
 /* The next line, without its end, NUL-terminated, in *line (owned by the
  * reader, valid until the next call), its length in *len. At the end of the
  * file: BAFU_OK with *line = NULL. Errors (the message is
- * "WHAT: 'PATH' line N: ..."): BAFU_EPARSE for a NUL byte, BAFU_EIO for a
- * read error, BAFU_ELIMIT when the line would exceed the memory limit,
- * BAFU_ENOMEM. */
+ * "WHAT: 'PATH' line N: ...", without "WHAT: " for an empty what):
+ * BAFU_EPARSE for a NUL byte, BAFU_EIO for a read error, BAFU_ELIMIT when
+ * the line would exceed the memory limit, BAFU_ENOMEM. */
 bafu_status bafu_text_line(bafu_text *t, char **line, size_t *len);
 
 /* Number of the line last returned (1-based; 0 before the first). */

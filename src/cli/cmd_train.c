@@ -211,8 +211,8 @@ int cmd_train(int argc, char **argv) {
   /* everything that can be refused is refused here, before any output */
   bafu_status st = bafu_trainer_create(&cfg, &tr);
   if (st) { /* refused before any work (2): options, data files, sizes; 1 only for a failure of resources */
-    if (state && strncmp(bafu_last_error(), "--resume:", 9) == 0) /* the checkpoint's state: name the file */
-      fprintf(stderr, "bafu train: --resume: '%s':%s\n", ckpt, bafu_last_error() + 9);
+    if (state && strncmp(bafu_last_error(), "resume:", 7) == 0) /* the checkpoint's state: name the file */
+      fprintf(stderr, "bafu train: --resume: '%s':%s\n", ckpt, bafu_last_error() + 7);
     else
       cli_fail(cmd, NULL);
     rc = st == BAFU_ENOMEM || st == BAFU_ELAPACK ? 1 : 2;
