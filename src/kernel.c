@@ -199,6 +199,7 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
   *out = NULL;
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
+  if (p->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the kernel recursion does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   const size_t J = bafu_kernel_count_layers(p), m = p->batch;
   const size_t mm = sat_mul(m, m);
   const size_t doubles = sat_mul(sat_mul(J, MAT_COUNT) + 4, mm);
@@ -554,6 +555,7 @@ bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double cor
                                             bafu_progress_fn progress, void *pctx) {
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
+  if (p->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the kernel recursion does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   if (!(isfinite(corr) && corr >= -1 && corr <= 1))
     return bafu_error(BAFU_EINVAL, "corr: must be a number in [-1, 1], got %g", corr);
   if (!fn) return bafu_error(BAFU_EINVAL, "kernel: no callback given");

@@ -55,9 +55,10 @@ typedef struct {
   double *u;   /* z_k at creation divided by P_k */
   double *P;   /* P_k = prod_{i <= k} g_i */
   double *S;   /* S_k = sum_{i <= k} z_i^{(k)} E[d_i^2] */
+  double *b2;  /* the block's beta^2 in its Jacobian: beta^2, or beta^2 / q_{k-1} with a normalised branch */
 } chain_ws;
 
-#define CHAIN_ARRAYS 6
+#define CHAIN_ARRAYS 7
 
 static void chain_ws_bind(chain_ws *w, double *base, size_t L) {
   w->zk = base;
@@ -66,14 +67,21 @@ static void chain_ws_bind(chain_ws *w, double *base, size_t L) {
   w->u = base + 3 * L;
   w->P = base + 4 * L;
   w->S = base + 5 * L;
+  w->b2 = base + 6 * L;
 }
 
-static bafu_status mask_pair(bafu_act act, int free_masks, double qk, double mk, double ql, double ml, double *M) {
+/* M = E[d_k^2 d_l^2] of two masks, k < l, whose streams have the variances
+ * qk <= ql and the covariance qk (the martingale). nk, nl: the mask reads the
+ * normalised stream u = f / sqrt(q) (unit variance; section 2.8). */
+static bafu_status mask_pair(bafu_act act, int free_masks, double qk, double mk, int nk, double ql, double ml, int nl,
+                             double *M) {
   if (free_masks) {
     *M = mk * ml;
     return BAFU_OK;
   }
-  return bafu_act_mask_corr(act, qk, ql, qk, M); /* Cov(f_{k-1}, f_{l-1}) = q_{k-1}, k < l */
+  const double vk = nk ? 1.0 : qk, vl = nl ? 1.0 : ql;
+  const double cov = qk / ((nk ? sqrt(qk) : 1.0) * (nl ? sqrt(ql) : 1.0));
+  return bafu_act_mask_corr(act, vk, vl, cov, M); /* Cov(f_{k-1}, f_{l-1}) = q_{k-1}, k < l */
 }
 
 /* Progress of a moment run: the two O(L^2) sweeps of a ResNet report one
@@ -96,36 +104,40 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
   double Pk = 1;
   const double s = sg->gain;
   const int orth = p->init == BAFU_INIT_ORTHOGONAL;
-  const double b4 = continuum ? 0.0 : beta2 * beta2;
+  const int nm = sg->norm;
   double q = q0, m1 = m1_0, zI = 0, eta = 0, sum_zm = 0;
   bafu_status st;
   for (size_t l = 1; l <= L; ++l) {
+    /* a normalised branch (section 2.8) reads u = f / sqrt(q): its masks and
+       features at unit variance, its Jacobian (beta / sqrt(q)) W D */
+    const double bJ = nm ? beta2 / q : beta2, b4 = continuum ? 0.0 : bJ * bJ;
     bafu_act_moments am;
-    if ((st = bafu_act_moments_eval(sg->act, q, &am))) return st;
+    if ((st = bafu_act_moments_eval(sg->act, nm ? 1.0 : q, &am))) return st;
     const double ml = am.dphi2, a = s * ml;
     qin[l - 1] = q;
     mk[l - 1] = ml;
+    w->b2[l - 1] = bJ;
     /* phi(D_l^2 Z) and h(D_l^2) over the previous blocks' masks */
     double cross = 0;
     for (size_t k = 1; k < l; ++k) {
       double M;
-      if ((st = mask_pair(sg->act, free_masks, qin[k - 1], mk[k - 1], q, ml, &M))) return st;
+      if ((st = mask_pair(sg->act, free_masks, qin[k - 1], mk[k - 1], nm, q, ml, nm, &M))) return st;
       cross += zk[k - 1] * M;
     }
     const double pz = zI * ml + cross, hw = eta * ml + cross;
     const double lam = m1 * m1;
     const double phiphi = lam * am.dphi4 + ml * pz + hw * ml; /* phi(D_l^2 Phi(D_l^2)) */
-    const double g = 1 + beta2 * a;
-    const double c = sg->lr * beta2 * nscale * am.phi2 + cb;
+    const double g = 1 + bJ * a;
+    const double c = sg->lr * beta2 * nscale * am.phi2 + cb; /* the weights' and bias's own terms: beta, not bJ */
     for (size_t k = 1; k < l; ++k) zk[k - 1] *= g;
-    zk[l - 1] = beta2 * s * lam;
-    sum_zm = g * sum_zm + beta2 * s * lam * ml;
+    zk[l - 1] = bJ * s * lam;
+    sum_zm = g * sum_zm + bJ * s * lam * ml;
     Pk *= g;
     w->P[l - 1] = Pk;
     w->u[l - 1] = zk[l - 1] / Pk;
     w->S[l - 1] = sum_zm;
-    const double zI_new = g * zI + beta2 * s * hw + b4 * s * s * (phiphi - (orth ? ml * ml * lam : 0.0));
-    const double eta_new = g * eta + beta2 * s * pz;
+    const double zI_new = g * zI + bJ * s * hw + b4 * s * s * (phiphi - (orth ? ml * ml * lam : 0.0));
+    const double eta_new = g * eta + bJ * s * pz;
     zI = zI_new;
     eta = eta_new;
     m1 = c + g * m1;
@@ -135,7 +147,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
       return bafu_error(BAFU_ENUMERIC, "moments overflowed at block %zu: reduce depth, sigma-w2 or branch scale", l);
     const double t2 = orth ? s * s * am.dphi4 : s * s * (ml * ml + am.dphi4);
     out[l - 1] = (bafu_moments_layer){.label = sg->first_label + (int)l - 1, .q_in = q, .q = qn, .c = c, .p1 = g,
-                                      .p2 = 1 + 4 * beta2 * a + beta2 * beta2 * t2, .m1 = m1, .m2 = m2};
+                                      .p2 = 1 + 4 * bJ * a + bJ * bJ * t2, .m1 = m1, .m2 = m2};
     q = qn;
     report(pr, l);
   }
@@ -178,7 +190,7 @@ static bafu_status resnet_backward_cos(const bafu_net_params *p, const bafu_stag
   y[L + 1] = mse ? 1.0 : 0.0;
   phiY[L] = yI + y[L + 1] * m_top; /* phi(Y_L) */
   for (size_t l = L; l >= 1; --l) {
-    y[l] = beta2 * s * phiY[l];
+    y[l] = w->b2[l - 1] * s * phiY[l];
     phiY[l - 1] = phiY[l] + y[l] * w->mk[l - 1];
   }
   /* R(l) by a difference array over pairs k < j */
@@ -187,9 +199,10 @@ static bafu_status resnet_backward_cos(const bafu_net_params *p, const bafu_stag
       if (y[j] == 0) continue;
       double M;
       if (j <= L)
-        st = mask_pair(sg->act, free_masks, w->qin[k - 1], w->mk[k - 1], w->qin[j - 1], w->mk[j - 1], &M);
-      else
-        st = mask_pair(sg->act, free_masks, w->qin[k - 1], w->mk[k - 1], q_top, m_top, &M);
+        st = mask_pair(sg->act, free_masks, w->qin[k - 1], w->mk[k - 1], sg->norm, w->qin[j - 1], w->mk[j - 1],
+                       sg->norm, &M);
+      else /* the readout reads phi(f_L) itself */
+        st = mask_pair(sg->act, free_masks, w->qin[k - 1], w->mk[k - 1], sg->norm, q_top, m_top, 0, &M);
       if (st) goto done;
       const double N = w->u[k - 1] * y[j] * M;
       diff[k] += N;
@@ -402,6 +415,7 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
                                bafu_continuum_point *out) {
   if (!(isfinite(b) && b >= 0)) return bafu_error(BAFU_EINVAL, "b: the branch scale must be a finite number >= 0");
+  if (p->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the continuum limit does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   if (!(rtol > 0 && rtol < 1)) return bafu_error(BAFU_EINVAL, "continuum: tolerance must be in (0, 1)");
   if (npoints < 1 || npoints > 100000) return bafu_error(BAFU_EINVAL, "points: must be in 1..100000");
   bafu_net_params pc = *p;

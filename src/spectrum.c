@@ -105,6 +105,7 @@ bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_de
   *out = NULL;
   bafu_status st = check_batch(net);
   if (st) return st;
+  if (bafu_net_get_params(net)->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the dense spectrum does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
   const size_t n = max_dim(net);
   const double bytes = 3.0 * (double)n * (double)n * 8.0 + (double)bafu_net_memory_bytes(bafu_net_get_params(net));
@@ -308,6 +309,7 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   *out = NULL;
   bafu_status st = check_batch(net);
   if (st) return st;
+  if (bafu_net_get_params(net)->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the KPM spectrum does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
   if (kp->moments < 4 || kp->moments > 100000)
     return bafu_error(BAFU_EINVAL, "kpm_moments: must be in [4, 100000], got %zu", kp->moments);

@@ -30,13 +30,14 @@ typedef struct {
   double branch_scale;
   int embed;
   double bias_var, lr_bias; /* biases (theory/moments.md 2.7); 0: none */
+  bafu_branch_norm norm;    /* normalised branches (theory/moments.md 2.8) */
 } vcase;
 
 static const vcase cases[] = {
-    {"relu MLP", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0},
-    {"tanh MLP", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0, 0},
-    {"relu ResNet beta = 1/sqrt(L)", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0},
-    {"tanh ResNet beta = 2/sqrt(L), embedding", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1, 0, 0},
+    {"relu MLP", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0, 0},
+    {"tanh MLP", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0, 0, 0},
+    {"relu ResNet beta = 1/sqrt(L)", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0, 0},
+    {"tanh ResNet beta = 2/sqrt(L), embedding", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1, 0, 0, 0},
 };
 
 /* The same networks with biases (--bias-var, --lr-bias). A bias's own term
@@ -45,12 +46,27 @@ static const vcase cases[] = {
  * half a ReLU layer's own term, and dropping it from the theory fails this
  * test, as does dropping V from the variances. */
 static const vcase bias_cases[] = {
-    {"relu MLP, biases V = 0.5, lr_b = 1024", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0.5, 1024.0},
-    {"tanh MLP, biases V = 0.2, lr_b = 300", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0.2, 300.0},
+    {"relu MLP, biases V = 0.5, lr_b = 1024", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0.5, 1024.0, 0},
+    {"tanh MLP, biases V = 0.2, lr_b = 300", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0.2, 300.0, 0},
     {"relu ResNet beta = 1/sqrt(L), biases V = 0.5, lr_b = 1024", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0.5,
-     1024.0},
+     1024.0, 0},
     {"tanh ResNet beta = 2/sqrt(L), embedding, biases V = 0.3, lr_b = 2", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1,
-     0.3, 2.0},
+     0.3, 2.0, 0},
+};
+
+/* Normalised branches (--branch-norm rms): the branch reads phi(f / |f|_rms).
+ * The theory replaces beta by beta / sqrt(q_{l-1}) in the block's Jacobian and
+ * evaluates the branch's masks at unit variance; ignoring the normalisation
+ * (the plain ResNet's theory) fails these, as does evaluating the masks at q. */
+static const vcase norm_cases[] = {
+    {"relu ResNet beta = 1/sqrt(L), normalised branches", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0,
+     BAFU_BRANCH_NORM_RMS},
+    {"relu ResNet beta = 2/sqrt(L), normalised branches", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 2.0, 0, 0, 0,
+     BAFU_BRANCH_NORM_RMS},
+    {"tanh ResNet beta = 1/sqrt(L), embedding, normalised branches", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 1.0, 1, 0,
+     0, BAFU_BRANCH_NORM_RMS},
+    {"tanh ResNet beta = 2/sqrt(L), embedding, biases V = 0.3, normalised branches", BAFU_ARCH_RESNET, BAFU_ACT_TANH,
+     1.0, 2.0, 1, 0.3, 2.0, BAFU_BRANCH_NORM_RMS},
 };
 
 static const double A_WIDTH = 0.25;
@@ -65,6 +81,7 @@ static void theory_vs_mc(const vcase *c, size_t n, size_t L, size_t seeds, int c
   p.branch_scale = c->branch_scale;
   p.embed = c->embed;
   p.bias_var = c->bias_var;
+  p.branch_norm = c->norm;
   if (c->bias_var > 0) p.lr_bias = c->lr_bias;
   p.width = n;
   p.depth = L;
@@ -103,6 +120,11 @@ END_TEST
  * matrices, about 5 ms per draw here): width 4096, depth 128, 400 draws, so
  * se is about 5e-4 and the allowance 0.25 l/n at most 0.0078. Measured worst
  * ratios 0.72, 0.72, 0.10, 0.39. */
+/* Normalised branches, the same criterion (48 draws of the conditional
+ * sampler, the same law as stored weights). */
+START_TEST(test_theory_vs_mc_norm) { theory_vs_mc(&norm_cases[_i], 1024, 32, 48, 1); }
+END_TEST
+
 START_TEST(test_theory_vs_mc_deep) { theory_vs_mc(&cases[_i], 4096, 128, 400, 1); }
 END_TEST
 
@@ -238,6 +260,7 @@ static Suite *suite(void) {
   tcase_add_loop_test(tc, test_theory_vs_mc, 0, (int)(sizeof cases / sizeof cases[0]));
   tcase_add_loop_test(tc, test_theory_vs_mc_deep, 0, (int)(sizeof cases / sizeof cases[0]));
   tcase_add_loop_test(tc, test_theory_vs_mc_bias, 0, (int)(sizeof bias_cases / sizeof bias_cases[0]));
+  tcase_add_loop_test(tc, test_theory_vs_mc_norm, 0, (int)(sizeof norm_cases / sizeof norm_cases[0]));
   tcase_add_loop_test(tc, test_output_angle_batch, 0, 2);
   tcase_add_loop_test(tc, test_empirical_ntk, 0, 2);
   suite_add_tcase(s, tc);
