@@ -415,7 +415,6 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
                                bafu_continuum_point *out) {
   if (!(isfinite(b) && b >= 0)) return bafu_error(BAFU_EINVAL, "b: the branch scale must be a finite number >= 0");
-  if (p->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the continuum limit does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   if (!(rtol > 0 && rtol < 1)) return bafu_error(BAFU_EINVAL, "continuum: tolerance must be in (0, 1)");
   if (npoints < 1 || npoints > 100000) return bafu_error(BAFU_EINVAL, "points: must be in 1..100000");
   bafu_net_params pc = *p;
@@ -463,8 +462,10 @@ done:
 
 double bafu_continuum_cos_closed(const bafu_net_params *p, double b, double t) {
   /* linear activation: masks are the identity, the free recursion is exact and
-   * the continuum ODE has the solution cos(t) = (1 + 2 s b^2 t / 3)^(-1/2) */
+   * the continuum ODE has the solution cos(t) = (1 + 2 s b^2 t / 3)^(-1/2);
+   * with normalised branches (section 3.1) cos(t) = (1 + 2 ln(1 + s b^2 t) / 3)^(-1/2) */
   if (p->embed || p->act != BAFU_ACT_LINEAR) return NAN;
+  if (p->branch_norm) return 1.0 / sqrt(1.0 + 2.0 * log1p(p->sigma_w2 * b * b * t) / 3.0);
   return 1.0 / sqrt(1.0 + 2.0 * p->sigma_w2 * b * b * t / 3.0);
 }
 

@@ -158,11 +158,12 @@ END_TEST
  * extrapolated Euler scheme is asked for 1e-9). */
 START_TEST(test_continuum_closed_form) {
   const bafu_init inits[] = {BAFU_INIT_GAUSSIAN, BAFU_INIT_ORTHOGONAL};
-  for (int i = 0; i < 2; ++i) {
+  for (int i = 0; i < 4; ++i) { /* then with normalised branches (section 3.1) */
     bafu_net_params p = bafu_net_params_default();
     p.arch = BAFU_ARCH_RESNET;
     p.act = BAFU_ACT_LINEAR;
-    p.init = inits[i];
+    p.branch_norm = i >= 2 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
+    p.init = inits[i % 2];
     p.sigma_w2 = 0.7;
     p.lr_hidden = 3.3;
     bafu_continuum_point pts[41];
@@ -177,12 +178,14 @@ END_TEST
 
 /* The finite-depth recursion with beta = b/sqrt(L) converges to the continuum
  * limit at rate O(1/L): the error at L = 500 is about 4 times the error at
- * L = 2000 (ratio in [3, 5.5]), for relu and erf (mask correlations on). */
+ * L = 2000 (ratio in [3, 5.5]), for relu and erf (mask correlations on), with
+ * plain and with normalised branches. */
 START_TEST(test_continuum_limit_of_discrete) {
-  const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_ERF};
-  for (int a = 0; a < 2; ++a) {
+  const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_RELU, BAFU_ACT_ERF};
+  for (int a = 0; a < 4; ++a) { /* the last two with normalised branches */
     bafu_net_params p = bafu_net_params_default();
     p.arch = BAFU_ARCH_RESNET;
+    p.branch_norm = a >= 2 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
     p.act = acts[a];
     p.sigma_w2 = acts[a] == BAFU_ACT_RELU ? 2.0 : 1.3;
     p.branch_scale = 1.6;
