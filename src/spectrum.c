@@ -28,7 +28,14 @@ typedef struct {
   int residual;
   double scale; /* s_j */
   size_t fan_in, fan_out;
+  int norm;     /* normalised branch: the block reads phi(u), u = f_{j-1} / r (theory/engine.md 1.4) */
+  double r;     /* norm: |f_{j-1}|_rms */
 } layer_info;
+
+/* The stream layer j reads: x for j = 0, f_{j-1} otherwise (batch 1). */
+static const double *stream_of(const bafu_net *net, size_t j) {
+  return j == 0 ? bafu_net_inputs(net) : bafu_net_feature(net, j - 1);
+}
 
 static layer_info info_of(const bafu_net *net, size_t j) {
   const bafu_stage *s;
@@ -38,12 +45,16 @@ static layer_info info_of(const bafu_net *net, size_t j) {
   L.scale = s->scale;
   L.fan_in = s->fan_in;
   L.fan_out = s->fan_out;
+  L.norm = s->kind == BAFU_STAGE_BLOCK && s->norm;
+  L.r = L.norm ? cblas_dnrm2((int)L.fan_in, stream_of(net, j), 1) / sqrt((double)L.fan_in) : 1.0;
   return L;
 }
 
-/* The stream layer j reads: x for j = 0, f_{j-1} otherwise (batch 1). */
-static const double *stream_of(const bafu_net *net, size_t j) {
-  return j == 0 ? bafu_net_inputs(net) : bafu_net_feature(net, j - 1);
+/* v <- P v = (v - u (u.v) / n) / r with u = f / r, f the stream of a
+ * normalised layer (P symmetric: the normalisation's Jacobian). */
+static void apply_norm_jacobian(const layer_info *L, const double *f, double *v) {
+  const double dot = cblas_ddot((int)L->fan_in, f, 1, v, 1) / (L->r * L->r * (double)L->fan_in);
+  for (size_t i = 0; i < L->fan_in; ++i) v[i] = (v[i] - f[i] * dot) / L->r;
 }
 
 /* Mask d = phi'(stream) into dmask and c_j = lr s^2 |g|^2 (theory/engine.md 3.2);
@@ -58,6 +69,12 @@ static double layer_mask_c(const bafu_net *net, size_t j, double *gbuf, double *
   if (!bafu_layout_activates(lay, j)) {
     g2 = cblas_ddot((int)L.fan_in, s, 1, s, 1);
     for (size_t i = 0; i < L.fan_in; ++i) dmask[i] = 1.0;
+  } else if (L.norm) { /* g = phi(u), d = phi'(u), u = f / r */
+    for (size_t i = 0; i < L.fan_in; ++i) {
+      const double u = s[i] / L.r;
+      bafu_act_apply(stg->act, 1, &u, gbuf + i, dmask + i);
+    }
+    g2 = cblas_ddot((int)L.fan_in, gbuf, 1, gbuf, 1);
   } else {
     bafu_act_apply(stg->act, L.fan_in, s, gbuf, dmask);
     g2 = cblas_ddot((int)L.fan_in, gbuf, 1, gbuf, 1);
@@ -105,7 +122,6 @@ bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_de
   *out = NULL;
   bafu_status st = check_batch(net);
   if (st) return st;
-  if (bafu_net_get_params(net)->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the dense spectrum does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
   const size_t n = max_dim(net);
   const double bytes = 3.0 * (double)n * (double)n * 8.0 + (double)bafu_net_memory_bytes(bafu_net_get_params(net));
@@ -199,6 +215,14 @@ bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_ob
       for (size_t col = 0; col < m; ++col) {
         const double f = L.scale * ws->d[col];
         for (size_t r = 0; r < n; ++r) ws->A[r + col * n] = f * W[r + col * n];
+      }
+      if (L.norm) { /* A = s W D P: each row a^T of s W D becomes (P a)^T (P symmetric) */
+        const double *fs = stream_of(net, j);
+        for (size_t r = 0; r < n; ++r) {
+          cblas_dcopy((int)m, ws->A + r, (int)n, ws->g, 1);
+          apply_norm_jacobian(&L, fs, ws->g);
+          cblas_dcopy((int)m, ws->g, 1, ws->A + r, (int)n);
+        }
       }
       if (L.residual)
         for (size_t i = 0; i < n; ++i) ws->A[i + i * n] += 1.0;
@@ -309,7 +333,6 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   *out = NULL;
   bafu_status st = check_batch(net);
   if (st) return st;
-  if (bafu_net_get_params(net)->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the KPM spectrum does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
   if (kp->moments < 4 || kp->moments > 100000)
     return bafu_error(BAFU_EINVAL, "kpm_moments: must be in [4, 100000], got %zu", kp->moments);
@@ -382,12 +405,20 @@ void bafu_spec_kpm_apply(bafu_spec_kpm *ws, bafu_net *net, size_t k, const doubl
     /* um = s D (W^T uj) [+ uj] */
     cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)L->fan_in, (int)k, (int)L->fan_out, 1.0, W,
                 (int)L->fan_out, uj, (int)L->fan_out, 0.0, um, (int)L->fan_in);
-    for (size_t col = 0; col < k; ++col)
-      for (size_t i = 0; i < L->fan_in; ++i) {
-        double val = L->scale * d[i] * um[i + col * L->fan_in];
-        if (L->residual) val += uj[i + col * L->fan_in];
-        um[i + col * L->fan_in] = val;
+    for (size_t col = 0; col < k; ++col) {
+      double *c = um + col * L->fan_in;
+      if (L->norm) { /* A^T = P D s W^T (+ I) */
+        for (size_t i = 0; i < L->fan_in; ++i) c[i] *= L->scale * d[i];
+        apply_norm_jacobian(L, stream_of(net, j), c);
+        for (size_t i = 0; i < L->fan_in; ++i) c[i] += uj[i + col * L->fan_in];
+        continue;
       }
+      for (size_t i = 0; i < L->fan_in; ++i) {
+        double val = L->scale * d[i] * c[i];
+        if (L->residual) val += uj[i + col * L->fan_in];
+        c[i] = val;
+      }
+    }
   }
   double *w = ws->w1, *w2 = ws->w2, *t = ws->w3;
   const size_t n0 = ws->L[0].fan_out;
@@ -397,8 +428,12 @@ void bafu_spec_kpm_apply(bafu_spec_kpm *ws, bafu_net *net, size_t k, const doubl
     const double *W = bafu_net_weight(net, j), *d = ws->masks + j * nmax;
     const double *uj = U + j * nmax * k;
     /* w2 = c uj [+ w] + s W (D w) */
-    for (size_t col = 0; col < k; ++col)
-      for (size_t i = 0; i < L->fan_in; ++i) t[i + col * L->fan_in] = d[i] * w[i + col * L->fan_in];
+    for (size_t col = 0; col < k; ++col) {
+      double *c = t + col * L->fan_in;
+      memcpy(c, w + col * L->fan_in, L->fan_in * sizeof(double));
+      if (L->norm) apply_norm_jacobian(L, stream_of(net, j), c); /* D P w */
+      for (size_t i = 0; i < L->fan_in; ++i) c[i] *= d[i];
+    }
     for (size_t col = 0; col < k; ++col)
       for (size_t i = 0; i < L->fan_out; ++i) {
         double val = ws->c[j] * uj[i + col * L->fan_out];

@@ -465,7 +465,6 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
                           bafu_free_layer *info) {
   if (p->batch != 1) return bafu_error(BAFU_EINVAL, "batch: the limit is for one input (batch 1)");
   if (p->signal != BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "signal: the limit uses the probe signal");
-  if (p->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the limiting spectrum does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
@@ -517,7 +516,8 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
         dc = (dens_ctx){.kind = 0, .A = &ws->H, .atom0 = atom0};
         lo = 0, hi = 4.05 * tmax;
       } else {
-        const double s2 = sg->scale * sg->scale * sg->gain;
+        /* a normalised branch: beta / sqrt(q_{l-1}) in the Jacobian (theory/moments.md 2.8) */
+        const double s2 = sg->scale * sg->scale * sg->gain / (sg->norm ? o[j].q_in : 1.0);
         p1 = 1 + s2, p2 = 1 + 4 * s2 + 2 * s2 * s2;
         dc = (dens_ctx){.kind = 2, .sigma2 = s2};
         lo = 0, hi = pow(1 + 2 * sqrt(s2), 2) * 1.05;

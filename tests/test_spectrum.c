@@ -38,7 +38,7 @@ static bafu_net_params base(bafu_arch arch, bafu_act act, size_t n, size_t depth
 /* The dense angle equals bafu mc's per-draw cos_theta (the engine's tangent
  * and backward passes) for every layer, to 1e-10. */
 START_TEST(test_dense_cos_matches_engine) {
-  bafu_net_params ps[7];
+  bafu_net_params ps[10];
   ps[0] = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 96, 5);
   ps[1] = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 80, 6);
   ps[1].embed = 1;
@@ -61,7 +61,20 @@ START_TEST(test_dense_cos_matches_engine) {
   ps[6].input_dim = 20;
   ps[6].bias_var = 0.6;
   ps[6].lr_bias = 25;
-  for (size_t c = 0; c < 7; ++c) {
+  /* normalised branches: the block Jacobian I + beta W D P (theory/engine.md 1.4) */
+  ps[7] = base(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 64, 4);
+  ps[7].branch_norm = BAFU_BRANCH_NORM_RMS;
+  ps[7].branch_scale = 1.7;
+  ps[8] = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 56, 5);
+  ps[8].branch_norm = BAFU_BRANCH_NORM_RMS;
+  ps[8].embed = 1;
+  ps[8].input_dim = 30;
+  ps[8].bias_var = 0.3;
+  ps[8].lr_bias = 20;
+  ps[9] = base(BAFU_ARCH_RESNET, BAFU_ACT_GELU, 40, 3);
+  ps[9].branch_norm = BAFU_BRANCH_NORM_RMS;
+  ps[9].init = BAFU_INIT_ORTHOGONAL;
+  for (size_t c = 0; c < 10; ++c) {
     bafu_net *net = make_net(&ps[c], 17 + c, 3);
     const size_t J = bafu_net_nlayers(net);
     double *q = malloc(J * BAFU_Q_COUNT * sizeof(double));
@@ -125,13 +138,15 @@ END_TEST
 
 /* Matrix-free M v equals the dense M v (both objects, MLP and ResNet). */
 START_TEST(test_kpm_apply_matches_dense) {
-  bafu_net_params ps[3];
+  bafu_net_params ps[4];
   ps[0] = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, 5);
   ps[1] = base(BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 48, 5);
   ps[2] = base(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 40, 3);
   ps[2].embed = 1;
   ps[2].input_dim = 23;
-  for (size_t c = 0; c < 3; ++c)
+  ps[3] = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 44, 4); /* normalised branches */
+  ps[3].branch_norm = BAFU_BRANCH_NORM_RMS;
+  for (size_t c = 0; c < 4; ++c)
     for (int obj = 0; obj < 2; ++obj) {
       bafu_net *net = make_net(&ps[c], 9, 1);
       const size_t J = bafu_net_nlayers(net), n = ps[c].width;
@@ -257,13 +272,16 @@ START_TEST(test_limit_refuses_unconverged) {
 END_TEST
 
 START_TEST(test_limit_moments) {
-  bafu_net_params ps[3];
+  bafu_net_params ps[4];
   ps[0] = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 256, 4);
   ps[1] = base(BAFU_ARCH_MLP, BAFU_ACT_TANH, 256, 3);
   ps[2] = base(BAFU_ARCH_RESNET, BAFU_ACT_LINEAR, 256, 4);
   ps[2].branch_scale = 1.3;
+  ps[3] = ps[2]; /* normalised branches: beta / sqrt(q) per block */
+  ps[3].branch_norm = BAFU_BRANCH_NORM_RMS;
+  ps[3].branch_scale = 2.1;
   bafu_free_params fp = {.atoms = 800, .grid = 800};
-  for (size_t c = 0; c < 3; ++c) {
+  for (size_t c = 0; c < 4; ++c) {
     bafu_free *ws;
     ck_assert_ok(bafu_free_alloc(&fp, &ws));
     const size_t J = bafu_moments_nlayers(&ps[c]);
@@ -274,7 +292,7 @@ START_TEST(test_limit_moments) {
     for (size_t j = 0; j < J; ++j) {
       ck_assert_close(L[j].m1, o[j].m1, 1e-10, 0);
       ck_assert_close(L[j].m2, o[j].m2, 1e-10, 0);
-      const double tol[3] = {3e-3, 2e-2, 1e-2}; /* relu, tanh (64-node mask law), linear resnet */
+      const double tol[4] = {3e-3, 2e-2, 1e-2, 1e-2}; /* relu, tanh (64-node mask law), linear resnets */
       ck_assert_msg(fabs(L[j].raw[0] - 1) < tol[c], "case %zu layer %zu: mass %g", c, j, L[j].raw[0]);
       ck_assert_close(L[j].raw[1], o[j].m1, tol[c], 0);
       ck_assert_close(L[j].raw[2], o[j].m2, tol[c], 0);
