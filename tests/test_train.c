@@ -373,6 +373,30 @@ START_TEST(test_biases) {
 }
 END_TEST
 
+/* Normalised branches (theory/engine.md 1.4): a ResNet whose blocks read
+ * phi(f / |f|_rms) learns under the automatic step and under the control (every
+ * control target met), and the identity holds at every step. */
+START_TEST(test_branch_norm) {
+  for (int control = 0; control < 2; ++control) {
+    bafu_train_config c = teacher_config();
+    c.epochs = 2;
+    c.net.arch = BAFU_ARCH_RESNET;
+    c.net.embed = 1;
+    c.net.branch_norm = BAFU_BRANCH_NORM_RMS;
+    ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
+    c.control = control;
+    stats s = stats_for(&c);
+    ck_assert_ok(bafu_train_run(&c, check_row, &s));
+    printf("  teacher, ResNet with normalised branches%s: test loss %.4g -> %.4g, worst identity residual %.2g\n",
+           control ? " and control" : "", s.first_test_loss, s.last_test_loss, s.worst_idres);
+    ck_assert_msg(s.last_test_loss < 0.5 * s.first_test_loss, "test loss %g -> %g", s.first_test_loss,
+                  s.last_test_loss);
+    ck_assert_msg(s.worst_idres < 1e-9, "identity residual %g", s.worst_idres);
+    ck_assert_msg(!s.bad, "%s", s.why);
+  }
+}
+END_TEST
+
 /* IDX pairs: the image size comes from the files; training and test images
  * must agree with each other and with the input dimension, or the run is
  * refused before it starts, naming the file (a 1 x 1 set once overflowed a
@@ -477,6 +501,7 @@ static Suite *suite(int fashion) {
     tcase_add_test(tc, test_resume);
     tcase_add_test(tc, test_idx_pairs);
     tcase_add_test(tc, test_biases);
+  tcase_add_test(tc, test_branch_norm);
   }
   suite_add_tcase(s, tc);
   return s;
