@@ -18,30 +18,23 @@
 
 /* The grid axes: the parameters of the table (bafu/params.h) with an axis
  * position, in that order; then the run settings. */
-#define MAX_AXES 16
+#define MAX_AXES 32
+#define FIXED_AXES 8 /* axes 1..8 are columns of every table; the others only when the grid sets them */
 typedef enum { KEY_SEEDS, KEY_SEED, KEY_STEP, KEY_SAMPLER, RUN_COUNT } run_key;
 static const char *const run_names[RUN_COUNT] = {"seeds", "seed", "step", "sampler"};
 static const char *const sampler_names[] = {"stored", "conditional"};
 
 static const bafu_param *axis_list[MAX_AXES];
 static size_t axis_count;
-static char header[1024];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* The axes in rank order, and the table header, made once from the constant
- * parameter table. */
+/* The axes in rank order, made once from the constant parameter table. */
 static void init_axes(void) {
   size_t total;
   const bafu_param *t = bafu_params(&total);
   for (int rank = 1; rank <= MAX_AXES; ++rank)
     for (size_t i = 0; i < total; ++i)
       if (t[i].axis == rank && axis_count < MAX_AXES) axis_list[axis_count++] = &t[i];
-  size_t used = (size_t)snprintf(header, sizeof header, "point");
-  for (size_t a = 0; a < axis_count; ++a)
-    used += (size_t)snprintf(header + used, sizeof header - used, " %s", axis_list[a]->name);
-  snprintf(header + used, sizeof header - used,
-           " layer cos_theta_mc cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se "
-           "feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory");
 }
 
 /* The axes in order; *count of them. */
@@ -53,6 +46,8 @@ static const bafu_param *const *axes(size_t *count) {
 
 /* Every axis value is stored as a double: enum index, integer or number. */
 struct bafu_sweep {
+  int shown[MAX_AXES]; /* a column of the table: the fixed axes, and those the grid sets */
+  char header[2048];
   size_t nval[MAX_AXES];
   double val[MAX_AXES][BAFU_SWEEP_MAX_VALUES];
   size_t npoints, seeds;
@@ -129,6 +124,7 @@ static void set_defaults(bafu_sweep *s) {
   for (size_t a = 0; a < na; ++a) {
     s->nval[a] = 1;
     s->val[a][0] = bafu_param_get(ax[a], &d);
+    s->shown[a] = a < FIXED_AXES;
   }
   s->seeds = 8;
   s->seed = 1;
@@ -162,12 +158,13 @@ static void axis_value(const bafu_param *q, double v, int exact, char *buf, size
     snprintf(buf, size, "%llu", (unsigned long long)v);
 }
 
-/* The point's own columns (point, then each axis), shared by rows and messages. */
-static void point_columns(const bafu_net_params *p, size_t k, char *buf, size_t size) {
+/* The point's own columns (point, then each shown axis), shared by rows and messages. */
+static void point_columns(const bafu_sweep *s, const bafu_net_params *p, size_t k, char *buf, size_t size) {
   size_t na, used;
   const bafu_param *const *ax = axes(&na);
   snprintf(buf, size, "%zu", k);
   for (size_t a = 0; a < na && (used = strlen(buf)) < size; ++a) {
+    if (!s->shown[a]) continue;
     char v[64];
     axis_value(ax[a], bafu_param_get(ax[a], p), 0, v, sizeof v);
     snprintf(buf + used, size - used, " %s", v);
@@ -261,6 +258,7 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
           st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: value %zu repeats value %zu", path, lineno, key, i + 1, j + 1);
     if (st) break;
     if ((size_t)k < na) {
+      s->shown[k] = 1;
       s->nval[k] = nv;
       memcpy(s->val[k], vals, nv * sizeof(double));
     } else if (k - (int)na == KEY_SEEDS) {
@@ -294,7 +292,7 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
     if (!ps) ps = bafu_memory_check(bafu_mc_memory_bytes(&p, s->seeds) + bafu_moments_memory_bytes(&p), "width/depth/seeds");
     if (ps) {
       char cols[512], msg[512];
-      point_columns(&p, k, cols, sizeof cols);
+      point_columns(s, &p, k, cols, sizeof cols);
       snprintf(msg, sizeof msg, "%s", bafu_last_error());
       st = bafu_error(ps, "%s: point %s: %s", path, cols, msg);
     }
@@ -303,6 +301,13 @@ bafu_status bafu_sweep_read(const char *path, bafu_sweep **out) {
     free(s);
     return st;
   }
+  size_t na, used = (size_t)snprintf(s->header, sizeof s->header, "point");
+  const bafu_param *const *ax = axes(&na);
+  for (size_t a = 0; a < na; ++a)
+    if (s->shown[a]) used += (size_t)snprintf(s->header + used, sizeof s->header - used, " %s", ax[a]->name);
+  snprintf(s->header + used, sizeof s->header - used,
+           " layer cos_theta_mc cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se "
+           "feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory");
   *out = s;
   return BAFU_OK;
 }
@@ -320,6 +325,7 @@ static size_t describe(const bafu_sweep *s, int exact, char *buf, size_t size) {
   size_t na;
   const bafu_param *const *ax = axes(&na);
   for (size_t a = 0; a < na; ++a) {
+    if (!s->shown[a]) continue;
     PUT("%s%s=", a ? " " : "", ax[a]->name);
     for (size_t i = 0; i < s->nval[a]; ++i) {
       char v[64];
@@ -353,7 +359,7 @@ int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text) {
   /* one row per layer from the first trained one up, in order, as run_point writes them */
   const size_t first = bafu_layout_first_trained(&lay);
   char cols[512], note[64];
-  point_columns(&p, k, cols, sizeof cols);
+  point_columns(s, &p, k, cols, sizeof cols);
   snprintf(note, sizeof note, "# point %zu: ", k);
   const size_t clen = strlen(cols), nlen = strlen(note);
   size_t rows = 0, notes = 0;
@@ -396,11 +402,7 @@ int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text) {
   return rows == 0 || first + rows != lay.J;
 }
 
-const char *bafu_sweep_header(void) {
-  size_t na;
-  axes(&na);
-  return header;
-}
+const char *bafu_sweep_header(const bafu_sweep *s) { return s->header; }
 
 bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, char **text, size_t *len) {
   *text = NULL;
@@ -408,7 +410,7 @@ bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, cha
   if (k >= s->npoints) return bafu_error(BAFU_EINVAL, "sweep: point %zu out of range (%zu points)", k, s->npoints);
   const bafu_net_params p = bafu_sweep_params(s, k);
   char cols[512];
-  point_columns(&p, k, cols, sizeof cols);
+  point_columns(s, &p, k, cols, sizeof cols);
   const size_t J = bafu_moments_nlayers(&p);
   bafu_moments_layer *th = malloc(J * sizeof *th);
   if (!th) return bafu_error(BAFU_ENOMEM, "point %s: out of memory", cols);

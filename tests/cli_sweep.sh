@@ -43,6 +43,26 @@ want=$("$BAFU" theory --width 24 --depth 4 | grep -v '^#' | awk 'NR == 5 { print
 got=$(grep -v '^#' "$tmp/serial.dat" | awk '$1 == 2 && $10 == 4 { print $13 }')
 if [[ -n "$want" && "$want" == "$got" ]]; then ok; else bad "theory column: sweep '$got', bafu theory '$want'"; fi
 
+# further axes (the parameter table's): columns only when the grid sets them, after init,
+# the last varying fastest; each point equals bafu theory with that option
+cat >"$tmp/grid2.txt" <<'EOF'
+arch = resnet
+width = 32
+depth = 3
+embed = 1
+branch_norm = none rms
+seeds = 4
+EOF
+if "$BAFU" sweep "$tmp/grid2.txt" --out "$tmp/axes.dat" 2>"$tmp/err"; then ok; else bad "extra axes: $(cat "$tmp/err")"; fi
+if [[ "$(grep -v '^#' "$tmp/axes.dat" | head -1)" == "point arch width depth act sigma_w2 branch_scale branch_exponent init embed branch_norm layer cos_theta_mc cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory" ]]; then ok
+else bad "extra axes header: $(grep -v '^#' "$tmp/axes.dat" | head -1)"; fi
+if [[ "$(grep -v '^#' "$tmp/axes.dat" | awk 'NR > 1 { print $1, $10, $11 }' | uniq | tr '\n' ';')" == "0 1 none;1 1 rms;" ]]; then ok
+else bad "extra axes order"; fi
+if grep -q '^# grid: .*init=gaussian embed=1 branch_norm=none,rms ' "$tmp/axes.dat"; then ok; else bad "grid line: $(grep '^# grid' "$tmp/axes.dat")"; fi
+want=$("$BAFU" theory --arch resnet --embed --branch-norm rms --width 32 --depth 3 | grep -v '^#' | awk 'NR == 5 { print $2 }')
+got=$(grep -v '^#' "$tmp/axes.dat" | awk '$1 == 1 && $12 == 3 { print $15 }')
+if [[ -n "$want" && "$want" == "$got" ]]; then ok; else bad "extra axes theory column: sweep '$got', bafu theory '$want'"; fi
+
 # 2. strict grid files: exit 2, one line naming file:line: key, no output file
 check_error() { # $1 = file content, $2 = expected message fragment
   printf '%s\n' "$1" >"$tmp/bad.txt"

@@ -17,13 +17,16 @@
  *   branch_scale    finite numbers >= 0 (ResNet B)        [1]
  *   branch_exponent finite numbers (ResNet A)             [0.5]
  *   init            gaussian | orthogonal                 [gaussian]
+ * Further axes, columns of the table only when the grid sets them (after init):
+ *   embed (0 1), branch_norm (none rms), bias_var, lr_input, lr_hidden, lr_bias,
+ *   sigma2_input, each in its parameter's range [its bafu mc default].
  * Run settings (exactly one value):
  *   seeds           Monte Carlo draws per point, 2..1e8   [8]
  *   seed            stream seed, integer in [0, 2^53]     [1]
  *   step            actual gradient step, > 0             [1e-5]
  *
  * Grid order: the Cartesian product in the axis order above, the last axis
- * (init) varying fastest; point k = 0..npoints-1. Every point uses the same
+ * (init, or the last further axis the grid sets) varying fastest; point k = 0..npoints-1. Every point uses the same
  * seed and one input of N(0, I) entries per draw (probe signal, batch 1, unit
  * learning rates). branch_scale and branch_exponent do not affect MLPs (their
  * points repeat). Results depend only on the file: not on threads or ranks.
@@ -83,11 +86,11 @@ void bafu_sweep_describe(const bafu_sweep *s, char *buf, size_t size);
 char *bafu_sweep_fingerprint(const bafu_sweep *s);
 
 /* The header row of the table (no newline): point arch width depth act
- * sigma_w2 branch_scale branch_exponent init layer cos_theta_mc
- * cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se
- * feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory.
- * A static string; cannot fail. */
-const char *bafu_sweep_header(void);
+ * sigma_w2 branch_scale branch_exponent init, then each further axis the grid
+ * sets, then layer cos_theta_mc cos_theta_mc_se cos_theta_theory
+ * feature_speed_mc feature_speed_mc_se feature_speed_theory loss_decay_mc
+ * loss_decay_mc_se loss_decay_theory. Owned by s; cannot fail. */
+const char *bafu_sweep_header(const bafu_sweep *s);
 
 /* 0 if `text` has the form of point k's rows as bafu_sweep_run_point writes
  * them (one row per layer from the first trained one to the top, in order,

@@ -40,11 +40,13 @@ static const char usage[] =
     "side by side and write one table with a row per grid point and layer. FILE has\n"
     "one 'key = value [value ...]' per line ('#' comments). Grid axes (defaults of\n"
     "bafu mc): arch (mlp resnet), width, depth, act, sigma_w2, branch_scale,\n"
-    "branch_exponent, init (gaussian orthogonal); run settings (one value): seeds [8],\n"
+    "branch_exponent, init (gaussian orthogonal), and, as columns after init only when\n"
+    "set, embed (0 1), branch_norm (none rms), bias_var, lr_input, lr_hidden, lr_bias,\n"
+    "sigma2_input; run settings (one value): seeds [8],\n"
     "seed [1], step [1e-5], sampler (stored conditional) [stored: the weights are\n"
     "drawn; conditional: bafu mc --conditional, exact and much faster at batch 1, Gaussian\n"
     "init only]. Points are the Cartesian product in that axis order, the\n"
-    "last axis (init) varying fastest; every point uses the same seed, batch 1, the\n"
+    "last axis varying fastest; every point uses the same seed, batch 1, the\n"
     "probe signal and unit learning rates; branch_* do not affect MLP points.\n"
     "Columns: point arch width depth act sigma_w2 branch_scale branch_exponent init\n"
     "layer, then cos_theta, feature_speed, loss_decay as _mc, _mc_se, _theory.\n"
@@ -360,7 +362,7 @@ int cmd_sweep(int argc, char **argv) {
       bafu_table_meta(t, "columns: <q>_mc = mean over draws, <q>_mc_se = its standard error, <q>_theory = "
                          "bafu theory's prediction (batch 1, probe)");
       FILE *f = bafu_table_stream(t);
-      fprintf(f, "%s\n", bafu_sweep_header());
+      fprintf(f, "%s\n", bafu_sweep_header(s));
       for (size_t k = 0; k < r.n; ++k) fputs(r.rows[k] ? r.rows[k] : "", f);
       if (r.failed)
         bafu_table_meta(t, "failed points: %zu of %zu (each marked by a '# point K failed' line in its place)",
