@@ -3,6 +3,7 @@
 #include "bafu/moments.h"
 
 #include "bafu/layout.h"
+#include "maskgrid.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -56,6 +57,8 @@ typedef struct {
   double *P;   /* P_k = prod_{i <= k} g_i */
   double *S;   /* S_k = sum_{i <= k} z_i^{(k)} E[d_i^2] */
   double *b2;  /* the block's beta^2 in its Jacobian: beta^2, or beta^2 / q_{k-1} with a normalised branch */
+  mask_grid *grid; /* the masks' correlations by convolution (section 2.9), or NULL: pair by pair */
+  double *grid_q;  /* the stream variances the grid was made for (owned) */
 } chain_ws;
 
 #define CHAIN_ARRAYS 7
@@ -68,6 +71,8 @@ static void chain_ws_bind(chain_ws *w, double *base, size_t L) {
   w->P = base + 4 * L;
   w->S = base + 5 * L;
   w->b2 = base + 6 * L;
+  w->grid = NULL;
+  w->grid_q = NULL;
 }
 
 /* M = E[d_k^2 d_l^2] of two masks, k < l, whose streams have the variances
@@ -119,10 +124,14 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
     w->b2[l - 1] = bJ;
     /* phi(D_l^2 Z) and h(D_l^2) over the previous blocks' masks */
     double cross = 0;
-    for (size_t k = 1; k < l; ++k) {
-      double M;
-      if ((st = mask_pair(sg->act, free_masks, qin[k - 1], mk[k - 1], nm, q, ml, nm, &M))) return st;
-      cross += zk[k - 1] * M;
+    if (w->grid) {
+      cross = mg_cross(w->grid, 0, l);
+    } else {
+      for (size_t k = 1; k < l; ++k) {
+        double M;
+        if ((st = mask_pair(sg->act, free_masks, qin[k - 1], mk[k - 1], nm, q, ml, nm, &M))) return st;
+        cross += zk[k - 1] * M;
+      }
     }
     const double pz = zI * ml + cross, hw = eta * ml + cross;
     const double lam = m1 * m1;
@@ -131,6 +140,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
     const double c = sg->lr * beta2 * nscale * am.phi2 + cb; /* the weights' and bias's own terms: beta, not bJ */
     for (size_t k = 1; k < l; ++k) zk[k - 1] *= g;
     zk[l - 1] = bJ * s * lam;
+    if (w->grid) mg_push(w->grid, 0, l, g, zk[l - 1]);
     sum_zm = g * sum_zm + bJ * s * lam * ml;
     Pk *= g;
     w->P[l - 1] = Pk;
@@ -193,8 +203,19 @@ static bafu_status resnet_backward_cos(const bafu_net_params *p, const bafu_stag
     y[l] = w->b2[l - 1] * s * phiY[l];
     phiY[l - 1] = phiY[l] + y[l] * w->mk[l - 1];
   }
-  /* R(l) by a difference array over pairs k < j */
-  for (size_t k = 1; k <= L; ++k) {
+  /* R(l) by a difference array over pairs k < j: diff[k] += u_k y_j M_kj and
+     diff[j] -= the same. With the grid (section 2.9) the two sums over the
+     partner come from one backward and one forward sweep of convolutions. */
+  if (w->grid) {
+    mg_backward(w->grid, y, diff + 1); /* diff[k] = sum_{j>k} y_j M_kj for now */
+    mg_reset(w->grid, 1);
+    for (size_t k = 1; k <= L; ++k) {
+      diff[k] = w->u[k - 1] * diff[k] - y[k] * mg_cross(w->grid, 1, k);
+      mg_push(w->grid, 1, k, 1.0, w->u[k - 1]);
+      report(pr, L + k);
+    }
+  }
+  for (size_t k = 1; k <= L && !w->grid; ++k) {
     for (size_t j = k + 1; j <= L + 1; ++j) {
       if (y[j] == 0) continue;
       double M;
@@ -226,8 +247,37 @@ done:
   return st;
 }
 
-static bafu_status moments_run(const bafu_net_params *p, double x2, int free_masks, bafu_moments_layer *out,
+/* How the masks of a chain of blocks are treated: correlated (section 2.4),
+ * by the grid where there is no closed form (section 2.9); free (the
+ * approximation); correlated pair by pair by quadrature (for comparison). */
+enum { MASKS_AUTO, MASKS_FREE, MASKS_PAIRWISE };
+
+/* The grid of section 2.9 for a chain of blocks entered at variance q0, when
+ * the activation's mask correlations have no closed form; w->grid stays NULL
+ * (pair by pair) otherwise, or when the variances span too wide a range. */
+static bafu_status make_grid(const bafu_stage *sg, double beta2, size_t L, double q0, chain_ws *w) {
+  if (sg->act == BAFU_ACT_RELU || sg->act == BAFU_ACT_LINEAR || sg->act == BAFU_ACT_ERF) return BAFU_OK;
+  double *qs = malloc((L + 1) * sizeof *qs);
+  if (!qs) return bafu_error(BAFU_ENOMEM, "out of memory for the stream variances");
+  qs[0] = q0;
+  bafu_status st = BAFU_OK;
+  for (size_t l = 1; l <= L && !st; ++l) { /* as resnet_chain: q_l = q_{l-1} + beta^2 (s E[phi^2] + V) */
+    bafu_act_moments am;
+    st = bafu_act_moments_eval(sg->act, sg->norm ? 1.0 : qs[l - 1], &am);
+    qs[l] = qs[l - 1] + beta2 * sg->gain * am.phi2 + beta2 * sg->bias_var;
+  }
+  if (!st) {
+    st = mg_alloc(sg->act, qs, L, sg->norm, &w->grid);
+    if (st == BAFU_EINVAL) st = BAFU_OK, w->grid = NULL; /* too wide a range: pair by pair */
+  }
+  if (st || !w->grid) free(qs);
+  else w->grid_q = qs;
+  return st;
+}
+
+static bafu_status moments_run(const bafu_net_params *p, double x2, int masks, bafu_moments_layer *out,
                                bafu_progress_fn fn, void *ctx) {
+  const int free_masks = masks == MASKS_FREE;
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
@@ -292,8 +342,11 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int free_mas
       if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory for the ResNet recursion");
       chain_ws w;
       chain_ws_bind(&w, ws, L);
-      st = resnet_chain(p, sg, beta2, L, n, lrb * beta2, q, m1, free_masks, 0, &w, out + j, &pr);
+      if (!free_masks && masks != MASKS_PAIRWISE) st = make_grid(sg, beta2, L, q, &w);
+      if (!st) st = resnet_chain(p, sg, beta2, L, n, lrb * beta2, q, m1, free_masks, 0, &w, out + j, &pr);
       if (!st) st = resnet_backward_cos(p, sg, beta2, L, free_masks, &w, out[j + L - 1].q, out + j, &pr);
+      mg_free(w.grid);
+      free(w.grid_q);
       free(ws);
       if (st) return st;
       jb = j;
@@ -353,16 +406,20 @@ double bafu_moments_memory_bytes(const bafu_net_params *p) {
 }
 
 bafu_status bafu_moments_run(const bafu_net_params *p, double x2, bafu_moments_layer *out) {
-  return moments_run(p, x2, 0, out, NULL, NULL);
+  return moments_run(p, x2, MASKS_AUTO, out, NULL, NULL);
 }
 
 bafu_status bafu_moments_run_progress(const bafu_net_params *p, double x2, bafu_progress_fn fn, void *ctx,
                                       bafu_moments_layer *out) {
-  return moments_run(p, x2, 0, out, fn, ctx);
+  return moments_run(p, x2, MASKS_AUTO, out, fn, ctx);
 }
 
 bafu_status bafu_moments_run_free(const bafu_net_params *p, double x2, bafu_moments_layer *out) {
-  return moments_run(p, x2, 1, out, NULL, NULL);
+  return moments_run(p, x2, MASKS_FREE, out, NULL, NULL);
+}
+
+bafu_status bafu_moments_run_pairwise(const bafu_net_params *p, double x2, bafu_moments_layer *out) {
+  return moments_run(p, x2, MASKS_PAIRWISE, out, NULL, NULL);
 }
 
 /* Continuum limit (section 3): the recursion of resnet_chain with beta^2 = b^2/N

@@ -233,6 +233,56 @@ START_TEST(test_branch_scalings) {
 }
 END_TEST
 
+/* The convolution grid for the masks of a residual stream (theory/moments.md
+ * 2.9) against one two-dimensional quadrature per pair of blocks: every
+ * column of every block to 1e-10 (relative for the moments, absolute for the
+ * angle), for tanh, gelu and swish, probe and mse, with an embedding, with
+ * orthogonal init, with biases and with normalised branches. */
+START_TEST(test_mask_grid) {
+  struct {
+    bafu_act act;
+    double s, B;
+    int embed, mse, norm;
+    bafu_init init;
+    double V;
+  } cs[] = {
+      {BAFU_ACT_TANH, 1.0, 2.0, 0, 0, 0, BAFU_INIT_GAUSSIAN, 0},
+      {BAFU_ACT_GELU, 1.7, 1.0, 1, 1, 0, BAFU_INIT_GAUSSIAN, 0},
+      {BAFU_ACT_SWISH, 2.0, 1.5, 0, 0, 0, BAFU_INIT_ORTHOGONAL, 0},
+      {BAFU_ACT_TANH, 1.3, 2.0, 1, 1, 1, BAFU_INIT_GAUSSIAN, 0.4},
+      {BAFU_ACT_GELU, 1.0, 3.0, 0, 0, 1, BAFU_INIT_GAUSSIAN, 0},
+  };
+  for (size_t c = 0; c < sizeof cs / sizeof cs[0]; ++c) {
+    bafu_net_params p = bafu_net_params_default();
+    p.arch = BAFU_ARCH_RESNET;
+    p.act = cs[c].act;
+    p.sigma_w2 = cs[c].s;
+    p.branch_scale = cs[c].B;
+    p.depth = 12;
+    p.embed = cs[c].embed;
+    p.signal = cs[c].mse ? BAFU_SIGNAL_MSE : BAFU_SIGNAL_PROBE;
+    p.branch_norm = cs[c].norm ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
+    p.init = cs[c].init;
+    p.bias_var = cs[c].V;
+    const size_t J = bafu_moments_nlayers(&p);
+    bafu_moments_layer *g = run(&p), *q = malloc(J * sizeof *q);
+    ck_assert_ok(bafu_moments_run_pairwise(&p, 0, q));
+    double worst = 0;
+    for (size_t j = 0; j < J; ++j) {
+      ck_assert_close(g[j].m1, q[j].m1, 1e-10, 0);
+      ck_assert_close(g[j].m2, q[j].m2, 1e-10, 0);
+      ck_assert_close(g[j].back, q[j].back, 1e-10, 0);
+      ck_assert_msg(fabs(g[j].cos_theta - q[j].cos_theta) < 1e-10, "case %zu layer %zu: cos %.17g vs %.17g", c, j,
+                    g[j].cos_theta, q[j].cos_theta);
+      worst = fmax(worst, fabs(g[j].cos_theta - q[j].cos_theta));
+    }
+    printf("  mask grid, case %zu: worst |cos_grid - cos_pairwise| = %.2g\n", c, worst);
+    free(g);
+    free(q);
+  }
+}
+END_TEST
+
 /* Mask correlations E[phi'(u)^2 phi'(v)^2]: closed forms (relu: Sheppard's
  * formula; erf; linear) against the quadrature rule, at odd covariances. */
 START_TEST(test_mask_corr) {
@@ -312,6 +362,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_continuum_limit_of_discrete);
   tcase_add_test(tc, test_branch_scalings);
   tcase_add_test(tc, test_mask_corr);
+  tcase_add_test(tc, test_mask_grid);
   tcase_add_test(tc, test_mask_correlation_matters);
   tcase_add_test(tc, test_errors);
   suite_add_tcase(s, tc);

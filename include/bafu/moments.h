@@ -70,6 +70,13 @@ bafu_status bafu_moments_run_progress(const bafu_net_params *p, double x2, bafu_
  * Arguments and errors as bafu_moments_run. */
 bafu_status bafu_moments_run_free(const bafu_net_params *p, double x2, bafu_moments_layer *out);
 
+/* The same as bafu_moments_run with every mask correlation of a ResNet's
+ * blocks by its own two-dimensional quadrature, O(L^2) of them (the method the
+ * convolution grid of theory/moments.md 2.9 replaces for tanh, gelu and swish;
+ * identical for relu, linear and erf, whose correlations are closed forms).
+ * Kept for comparison and tests. Arguments and errors as bafu_moments_run. */
+bafu_status bafu_moments_run_pairwise(const bafu_net_params *p, double x2, bafu_moments_layer *out);
+
 /* Continuum limit of a ResNet with beta = b / sqrt(L), L -> infinity, at
  * t = l / L in [0, 1]. State: q(t), mu(t) = m1/n, r(t) = (m2 - m1^2)/n^2. */
 typedef struct {

@@ -295,7 +295,7 @@ static int spectrum(void) {
   const double t_run = now() - t0;
   const size_t J = bafu_net_nlayers(net);
   bafu_spec_dense *ws;
-  if (bafu_spec_dense_alloc(&p, net, 0, &ws)) die("bafu_spec_dense_alloc");
+  if (bafu_spec_dense_alloc(net, 0, &ws)) die("bafu_spec_dense_alloc");
   bafu_spec_moments *mom = malloc(J * sizeof *mom);
   double *ev = malloc(1024 * sizeof *ev);
   if (!mom || !ev) return 1;
@@ -311,9 +311,41 @@ static int spectrum(void) {
   return 0;
 }
 
+/* Workload e: the mask-correlated theory of a tanh ResNet (s = 1, beta =
+ * 1/sqrt(L)): the convolution grid (theory/moments.md 2.9, bafu_moments_run)
+ * against one quadrature per pair of blocks (bafu_moments_run_pairwise), side
+ * by side at depth 64, and the grid alone at depth 1024 (floor: under 1 s). */
+static int masks(void) {
+  const size_t Ls[3] = {64, 256, 1024};
+  for (int i = 0; i < 3; ++i) {
+    bafu_net_params p = bafu_net_params_default();
+    p.arch = BAFU_ARCH_RESNET;
+    p.act = BAFU_ACT_TANH;
+    p.sigma_w2 = 1;
+    p.depth = Ls[i];
+    bafu_moments_layer *a = malloc(Ls[i] * sizeof *a), *b = malloc(Ls[i] * sizeof *b);
+    if (!a || !b) return 1;
+    double t0 = now();
+    if (bafu_moments_run(&p, 0, a)) die("bafu_moments_run");
+    const double tg = now() - t0;
+    printf("masks_grid_%zu %.4f s cos_theta[L]=%.12g\n", Ls[i], tg, a[Ls[i] - 1].cos_theta);
+    if (i == 0) {
+      t0 = now();
+      if (bafu_moments_run_pairwise(&p, 0, b)) die("bafu_moments_run_pairwise");
+      const double tp = now() - t0;
+      double e = 0;
+      for (size_t j = 0; j < Ls[i]; ++j) e = fmax(e, fabs(a[j].cos_theta - b[j].cos_theta));
+      printf("masks_pairwise_%zu %.4f s max_abs_dcos=%.3g ratio=%.0f\n", Ls[i], tp, e, tp / tg);
+    }
+    free(a);
+    free(b);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: bench_bafu floors|a|b|c|d [seeds [reps]]\n");
+    fprintf(stderr, "usage: bench_bafu floors|a|b|c|d|e [seeds [reps]]\n");
     return 2;
   }
   const size_t seeds = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 16;
@@ -323,6 +355,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "b")) return mc(64, seeds, reps);
   if (!strcmp(argv[1], "c")) return spectrum();
   if (!strcmp(argv[1], "d")) return theory();
+  if (!strcmp(argv[1], "e")) return masks();
   fprintf(stderr, "bench_bafu: unknown workload '%s'\n", argv[1]);
   return 2;
 }
