@@ -449,7 +449,10 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   chain_ws w;
   if (ws) chain_ws_bind(&w, ws, N);
   /* per-width units: a block's bias term lr_b beta^2 is O(1/n) of its weights' and vanishes */
-  st = resnet_chain(p, blocks, b * b / (double)N, N, 1.0, 0.0, q0, m1_0, 0, 1, &w, o, NULL);
+  st = make_grid(blocks, b * b / (double)N, N, q0, &w); /* tanh, gelu, swish: section 2.9 */
+  if (!st) st = resnet_chain(p, blocks, b * b / (double)N, N, 1.0, 0.0, q0, m1_0, 0, 1, &w, o, NULL);
+  mg_free(w.grid);
+  free(w.grid_q);
   if (!st) {
     const size_t stride = N / npoints;
     cosv[0] = 1.0; /* K_0 = c I (cos 1), or without embedding the t -> 0+ limit */
@@ -480,11 +483,6 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
   pc.branch_exponent = 0.5;
   bafu_status st = bafu_net_params_check(&pc);
   if (st) return st;
-  if (pc.act != BAFU_ACT_RELU && pc.act != BAFU_ACT_LINEAR && pc.act != BAFU_ACT_ERF)
-    return bafu_error(BAFU_EINVAL,
-                      "act: the continuum limit needs closed-form mask correlations (relu, linear, erf); "
-                      "for %s use the finite-depth recursion (depth L, without the limit)",
-                      bafu_act_name(pc.act));
   const size_t P = npoints + 1;
   if ((st = bafu_memory_check(7.0 * (double)P * sizeof(double), "points: the continuum grid"))) return st;
   double *buf = malloc(7 * P * sizeof *buf);

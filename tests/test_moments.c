@@ -178,16 +178,20 @@ END_TEST
 
 /* The finite-depth recursion with beta = b/sqrt(L) converges to the continuum
  * limit at rate O(1/L): the error at L = 500 is about 4 times the error at
- * L = 2000 (ratio in [3, 5.5]), for relu and erf (mask correlations on), with
- * plain and with normalised branches. */
+ * L = 2000 (ratio in [3, 5.5]), for relu and erf (closed-form mask
+ * correlations) and tanh and gelu (the grid of section 2.9), with plain and
+ * with normalised branches. */
 START_TEST(test_continuum_limit_of_discrete) {
-  const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_RELU, BAFU_ACT_ERF};
-  for (int a = 0; a < 4; ++a) { /* the last two with normalised branches */
+  /* relu, erf (closed-form masks), tanh, gelu (the grid of section 2.9); then relu,
+     erf and tanh with normalised branches */
+  const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH, BAFU_ACT_GELU,
+                           BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH};
+  for (int a = 0; a < 7; ++a) {
     bafu_net_params p = bafu_net_params_default();
     p.arch = BAFU_ARCH_RESNET;
-    p.branch_norm = a >= 2 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
+    p.branch_norm = a >= 4 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
     p.act = acts[a];
-    p.sigma_w2 = acts[a] == BAFU_ACT_RELU ? 2.0 : 1.3;
+    p.sigma_w2 = acts[a] == BAFU_ACT_RELU || acts[a] == BAFU_ACT_GELU ? 2.0 : 1.3;
     p.branch_scale = 1.6;
     p.branch_exponent = 0.5;
     bafu_continuum_point pts[2];
