@@ -16,7 +16,9 @@
  *           ReLU MLP width 1024, depth 32, one draw
  *   d       bafu_moments_run on a ReLU MLP of depth 1e6, and bafu_kernel_two_inputs
  *           (corr 0.5) to depth 1e6
- * (the lettering of the issue: a, b Monte Carlo, c spectrum, d theory)
+ *   e       the tanh ResNet's mask-correlated theory: the convolution grid against
+ *           the pairwise quadrature (depth 64), and the grid to depth 1024
+ * (a, b Monte Carlo, c spectrum, d and e theory)
  * Output: one line per measurement, "key value unit [note]", for run_bench.sh.
  * Times are wall clock (CLOCK_MONOTONIC), single thread; a and b report the
  * fastest of `reps` runs [3] (these machines are shared: the minimum is the
