@@ -41,6 +41,15 @@ static int dispatch(int argc, char **argv) {
     fprintf(stderr, "bafu: no command given (see bafu --help)\n");
     return 2;
   }
+  if (strcmp(argv[1], "help") == 0 && argc > 2) { /* bafu help CMD: the command's own help */
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)
+      if (strcmp(argv[2], commands[i].name) == 0) {
+        char *help_argv[] = {argv[2], "--help", NULL};
+        return commands[i].run(2, help_argv);
+      }
+    fprintf(stderr, "bafu: unknown command '%s' (see bafu --help)\n", argv[2]);
+    return 2;
+  }
   if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
     usage(stdout);
     return 0;
@@ -56,6 +65,11 @@ static int dispatch(int argc, char **argv) {
         fprintf(stderr, "bafu %s: %s\n", argv[1], bafu_last_error());
         return 2;
       }
+      for (int k = 2; k < argc && strcmp(argv[k], "--") != 0; ++k)
+        if (strcmp(argv[k], "--version") == 0) { /* bafu CMD --version */
+          printf("bafu %s\n", BAFU_VERSION_STRING);
+          return 0;
+        }
       return commands[i].run(argc - 1, argv + 1);
     }
   fprintf(stderr, "bafu: unknown command '%s' (see bafu --help)\n", argv[1]);

@@ -120,6 +120,21 @@ else
   echo "FAIL: good run"; cat "$dir/stderr"; fails=$((fails + 1))
 fi
 "$BAFU" mc --help | grep -q -- --width && passes=$((passes + 1)) || { echo "FAIL: --help"; fails=$((fails + 1)); }
+# bafu help CMD is CMD --help; CMD --version is bafu --version; train's help shows train's defaults
+for c in mc theory kernel spectrum sweep train figures; do
+  if cmp -s <("$BAFU" help $c) <("$BAFU" $c --help) && [[ "$("$BAFU" $c --version)" == "$("$BAFU" --version)" ]]; then
+    passes=$((passes + 1))
+  else
+    echo "FAIL: bafu help $c / bafu $c --version"; fails=$((fails + 1))
+  fi
+done
+"$BAFU" help frobnicate >/dev/null 2>&1; [[ $? -eq 2 ]] && passes=$((passes + 1)) || { echo "FAIL: help of an unknown command"; fails=$((fails + 1)); }
+if "$BAFU" train --help | grep -q -- '--width N .*\[256\]' && "$BAFU" train --help | grep -q -- '--batch M .*\[64\]' &&
+   ! "$BAFU" train --help | grep -q -- '--conditional\|--probe\|--regenerate\|--input FILE'; then
+  passes=$((passes + 1))
+else
+  echo "FAIL: train --help defaults or options"; fails=$((fails + 1))
+fi
 
 echo "cli_errors: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

@@ -401,11 +401,14 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap, con
   }
   const cli_opt signal[] = {
       {"--probe", OPT_FLAG, &net->probe, NULL, "backward signal: Gaussian probe b_L, N(0,1/n) entries [default]", NULL, 0},
-      {"--loss", OPT_CHOICE, &net->loss, "mse|xent", "readout y = V phi(f_L) with squared loss on N(0,1) targets (mse) or softmax cross-entropy on uniform classes (xent) [none: the --probe signal; train: mse for teacher, xent for fashion-mnist]", loss_names, 0},
+      {"--loss", OPT_CHOICE, &net->loss, "mse|xent", "readout y = V phi(f_L) with squared loss on N(0,1) targets (mse) or softmax cross-entropy on uniform classes (xent) [none: the --probe signal]", loss_names, 0},
       {"--input", OPT_STRING, &net->input_file, "FILE", "read the batch from a table (one sample per row) [N(0,I)]", NULL, 0},
   };
   for (size_t i = 0; i < 3 && *count < cap - 1; ++i)
     if ((what & CLI_NET_SAMPLING) || i == 1) opts[(*count)++] = signal[i];
+  if (!(what & CLI_NET_SAMPLING)) /* training: a loss is required, its default follows the data */
+    opts[*count - 1].help = "readout y = V phi(f_L) with squared loss (mse) or softmax cross-entropy (xent) "
+                            "[mse for teacher, xent for fashion-mnist]";
   opts[*count] = (cli_opt){0};
 }
 
