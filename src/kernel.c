@@ -26,6 +26,7 @@ typedef struct {
   double gain;   /* weight variance gain / fan_in (sigma_w2, or the input/readout gain) */
   double bvar;   /* bias variance V (0: no biases) */
   double lrb;    /* the biases' rate (0 without biases) */
+  int norm;      /* residual block whose branch reads f_{j-1} / |f_{j-1}|_rms per sample (KR 2.6) */
 } layer_info;
 
 size_t bafu_kernel_count_layers(const bafu_net_params *p) {
@@ -42,7 +43,18 @@ static layer_info layer_at(const bafu_layout *lay, size_t j) {
   const layer_kind kind = s->kind == BAFU_STAGE_BLOCK ? LAYER_RESID : s->reads_x && k == 0 ? LAYER_INPUT : LAYER_PLAIN;
   const int biased = s->bias_var > 0;
   return (layer_info){kind, label, s->lr, kind == LAYER_RESID ? s->scale * s->scale : 1.0, s->gain,
-                      biased ? s->bias_var : 0.0, biased ? s->lr_bias : 0.0};
+                      biased ? s->bias_var : 0.0, biased ? s->lr_bias : 0.0, kind == LAYER_RESID && s->norm};
+}
+
+/* The Jacobian factor M_j(a,b) of layer j (KR 2.2, 2.3, 2.6) from its
+ * derivative kernel spr = Sprime_j(a,b): spr for a plain layer, 1 + beta^2 spr
+ * for a residual block, and 1 + beta^2 spr / (r_a r_b) when the block
+ * normalises its branch, r_a^2 = Sigma_{j-1}(a,a) (PS, m x m). The tangent and
+ * the backward recursion both call it, so that they use the same factors. */
+static double jacobian_factor(const layer_info *li, double spr, const double *PS, size_t m, size_t a, size_t b) {
+  if (li->kind != LAYER_RESID) return spr;
+  if (!li->norm) return 1 + li->scale2 * spr;
+  return 1 + li->scale2 * (spr / (sqrt(PS[a + a * m]) * sqrt(PS[b + b * m])));
 }
 
 static size_t input_dim(const bafu_net_params *p) { return p->input_dim ? p->input_dim : p->width; }
@@ -199,7 +211,6 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
   *out = NULL;
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
-  if (p->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the kernel recursion does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   const size_t J = bafu_kernel_count_layers(p), m = p->batch;
   const size_t mm = sat_mul(m, m);
   const size_t doubles = sat_mul(sat_mul(J, MAT_COUNT) + 4, mm);
@@ -343,13 +354,36 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
         PT = mat(k, j - 1, MAT_THETA);
       }
       double *omc_phi = Sp; /* scratch until Sp is written below */
-      if ((st = batch_expect(k, PS, omc_phi))) return st;
+      const double *EX = PS; /* the covariance of the activation's argument */
+      if (li.norm) { /* KR 2.6: the branch reads f / r_a, covariance Sigma~ (unit diagonal) */
+        double *Nt = Own;    /* scratch until Own is written below */
+        for (size_t a = 0; a < m; ++a)
+          if (!(PS[a + a * m] > 0))
+            return bafu_error(BAFU_ENUMERIC,
+                              "branch_norm: the stream of sample %zu entering block %d has zero variance (its rms "
+                              "has no inverse)",
+                              a + 1, li.label);
+        for (size_t b = 0; b < m; ++b)
+          for (size_t a = 0; a < m; ++a)
+            Nt[a + b * m] = a == b ? 1 : PS[a + b * m] / (sqrt(PS[a + a * m]) * sqrt(PS[b + b * m]));
+        EX = Nt;
+      }
+      if ((st = batch_expect(k, EX, omc_phi))) return st;
       if (relu && li.bvar == 0) { /* carry the pair angles to f_j (KR 3.1, 3.2) */
         const double w = li.kind == LAYER_RESID ? li.scale2 * li.gain / 2 : 0;
         for (size_t b = 0; b < m; ++b)
           for (size_t a = 0; a < b; ++a) {
             double omc = omc_phi[a + b * m];
-            if (li.kind == LAYER_RESID) {
+            if (li.kind == LAYER_RESID && li.norm) {
+              /* KR 2.6: Sigma_j(a,a) = q_a + w, Sigma_j(a,b) = sqrt(q_a q_b) c + w c', so
+                 1 - c_j = [sqrt(q_a q_b)(1 - c) + w (1 - c') + gap] / sqrt((q_a + w)(q_b + w)),
+                 gap = w (sqrt q_a - sqrt q_b)^2 / (sqrt((q_a + w)(q_b + w)) + sqrt(q_a q_b) + w) */
+              const double h = sin(0.5 * k->th[a + b * m]);
+              const double ra = sqrt(PS[a + a * m]), rb = sqrt(PS[b + b * m]);
+              const double rn = sqrt(PS[a + a * m] + w) * sqrt(PS[b + b * m] + w);
+              const double gap = w * (ra - rb) * (ra - rb) / (rn + ra * rb + w);
+              omc = (ra * rb * 2 * h * h + w * omc + gap) / rn;
+            } else if (li.kind == LAYER_RESID) {
               const double h = sin(0.5 * k->th[a + b * m]);
               omc = (2 * h * h + w * omc) / (1 + w);
             }
@@ -358,7 +392,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
       }
       for (size_t i = 0; i < mm; ++i) {
         const double S = li.gain * k->ee[i], Spr = li.gain * k->dd[i];
-        const double M = li.kind == LAYER_RESID ? 1 + li.scale2 * Spr : Spr;
+        const double M = jacobian_factor(&li, Spr, PS, m, i % m, i / m);
         Own[i] = li.lr * li.scale2 * n * k->ee[i] + li.lrb * li.scale2; /* the bias: lr_b s^2 1 1^T (KR 2.5) */
         Sig[i] = li.kind == LAYER_RESID ? PS[i] + li.scale2 * S + li.scale2 * li.bvar : S + li.bvar;
         Th[i] = Own[i] + (PT ? M * PT[i] : 0);
@@ -383,9 +417,9 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
   for (size_t i = 0; i < mm; ++i) P[i] = 1;
   for (size_t j = J - 1; j > 0; --j) {
     const layer_info li = layer_at(&k->lay, j);
-    const double *Sp = mat(k, j, MAT_SPRIME), *Pj = mat(k, j, MAT_BWD);
+    const double *Sp = mat(k, j, MAT_SPRIME), *Pj = mat(k, j, MAT_BWD), *PS = mat(k, j - 1, MAT_SIGMA);
     double *Pm = mat(k, j - 1, MAT_BWD);
-    for (size_t i = 0; i < mm; ++i) Pm[i] = (li.kind == LAYER_RESID ? 1 + li.scale2 * Sp[i] : Sp[i]) * Pj[i];
+    for (size_t i = 0; i < mm; ++i) Pm[i] = jacobian_factor(&li, Sp[i], PS, m, i % m, i / m) * Pj[i];
     if ((st = check_finite(Pm, mm, k->labels[j - 1], "backward factor P"))) return st;
   }
   return BAFU_OK;
@@ -450,7 +484,16 @@ static bafu_status pair_expect(bafu_act act, const pair_state *x, double *e_d, d
 static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, double n, pair_state *x, pair_out *o) {
   const double s = li->gain;
   double e_d, e_o, d_d, d_o, omc_phi;
-  bafu_status st = pair_expect(p->act, x, &e_d, &e_o, &d_d, &d_o, &omc_phi);
+  pair_state xe = *x; /* the activation's argument: the stream, or f / r at unit variance (KR 2.6) */
+  if (li->norm) {
+    if (!(x->q > 0)) {
+      bafu_error(BAFU_ENUMERIC, "branch_norm: the stream entering block %d has zero variance (its rms has no inverse)",
+                 li->label);
+      return BAFU_ENUMERIC; /* (spelt out: the caller's outputs are then provably unread) */
+    }
+    xe.q = 1;
+  }
+  bafu_status st = pair_expect(p->act, &xe, &e_d, &e_o, &d_d, &d_o, &omc_phi);
   if (st) return st;
   o->sp_d = s * d_d;
   o->sp_o = s * d_o;
@@ -458,8 +501,13 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
   o->own_o = li->lr * li->scale2 * n * e_o + li->lrb * li->scale2;
   double omc;
   if (li->kind == LAYER_RESID) { /* KR 3.2, 6; the bias adds s^2 V to both variance and covariance */
-    o->m_d = 1 + li->scale2 * o->sp_d;
-    o->m_o = 1 + li->scale2 * o->sp_o;
+    if (li->norm) { /* KR 2.6: the branch's Jacobian (beta / r) W D, r^2 = q for both samples */
+      o->m_d = 1 + li->scale2 * (o->sp_d / x->q);
+      o->m_o = 1 + li->scale2 * (o->sp_o / x->q);
+    } else {
+      o->m_d = 1 + li->scale2 * o->sp_d;
+      o->m_o = 1 + li->scale2 * o->sp_o;
+    }
     const double qn = x->q + li->scale2 * s * e_d + li->scale2 * li->bvar;
     omc = qn > 0 ? (x->q * x->omc + li->scale2 * s * e_d * omc_phi) / qn : x->omc;
     x->q = qn;
@@ -555,7 +603,6 @@ bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double cor
                                             bafu_progress_fn progress, void *pctx) {
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
-  if (p->branch_norm) return bafu_error(BAFU_EINVAL, "branch_norm: the kernel recursion does not treat normalised branches yet (the Monte Carlo and the moment theory do)");
   if (!(isfinite(corr) && corr >= -1 && corr <= 1))
     return bafu_error(BAFU_EINVAL, "corr: must be a number in [-1, 1], got %g", corr);
   if (!fn) return bafu_error(BAFU_EINVAL, "kernel: no callback given");

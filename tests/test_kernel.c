@@ -57,6 +57,14 @@ static double *odd_inputs(size_t d, size_t m) {
   return X;
 }
 
+/* Scale column b of X (d x m) by 0.4 + 0.8 b: samples whose variances differ
+ * by up to a factor 25, so that normalising each sample by its own rms
+ * (KR 2.6) changes the kernel far from a common rescaling. */
+static void spread_inputs(double *X, size_t d, size_t m) {
+  for (size_t b = 0; b < m; ++b)
+    for (size_t i = 0; i < d; ++i) X[i + b * d] *= 0.4 + 0.8 * (double)b;
+}
+
 static double gram(const double *X, size_t d, size_t a, size_t b) {
   double g = 0;
   for (size_t i = 0; i < d; ++i) g += X[i + a * d] * X[i + b * d];
@@ -367,6 +375,84 @@ START_TEST(test_resnet_hand) {
 }
 END_TEST
 
+/* The same with a normalised branch (KR 2.6): embedding, one ReLU block that
+ * reads f_0 / r_a, mse readout; samples with variances 2.3 and 0.5 (so the
+ * readout reads the angle carried through the block with the gap term).
+ * Block 1 evaluates the arc-cosine formulas at the unit-diagonal Sigma~_0 and
+ * its Jacobian factor is 1 + beta^2 Sprime / sqrt(Sigma_0(a,a) Sigma_0(b,b)). */
+
+START_TEST(test_norm_hand) {
+  const double s = 1.7, B = 0.83, lin = 0.63, lh = 1.37, lout = 0.41, n = 64;
+  const size_t d = 3, m = 2;
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.embed = 1;
+  p.branch_norm = BAFU_BRANCH_NORM_RMS;
+  p.depth = 1;
+  p.width = 64;
+  p.input_dim = d;
+  p.batch = m;
+  p.sigma_w2 = s;
+  p.branch_scale = B;
+  p.lr_input = lin;
+  p.lr_hidden = lh;
+  p.lr_output = lout;
+  p.signal = BAFU_SIGNAL_MSE;
+  const double X[6] = {1.3, -0.4, 0.7, 0.1, 0.45, -0.55};
+  bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
+  ck_assert_uint_eq(bafu_kernel_nlayers(k), 3);
+  double S0[4], T0[4], N0[4], S1[4], T1[4], Sp1[4], O1[4], S2[4], T2[4], Sp2[4], O2[4], P0[4], P1[4], P2[4];
+  for (size_t i = 0; i < 4; ++i) {
+    const double G = gram(X, d, i % 2, i / 2);
+    S0[i] = s * G / (double)d;
+    T0[i] = lin * G;
+  }
+  const double b2 = B * B;
+  for (size_t i = 0; i < 4; ++i) {
+    const double rr = sqrt(S0[3 * (i % 2)] * S0[3 * (i / 2)]); /* r_a r_b */
+    N0[i] = S0[i] / rr;
+  }
+  for (size_t i = 0; i < 4; ++i) {
+    double ee, dd;
+    relu_exp(1, 1, N0[i], &ee, &dd);
+    if (i == 0 || i == 3) dd = 0.5;
+    const double rr = sqrt(S0[3 * (i % 2)] * S0[3 * (i / 2)]);
+    S1[i] = S0[i] + b2 * s * ee;
+    Sp1[i] = s * dd;
+    O1[i] = lh * b2 * n * ee;
+    T1[i] = O1[i] + (1 + b2 * s * dd / rr) * T0[i];
+  }
+  for (size_t i = 0; i < 4; ++i) {
+    double ee, dd;
+    relu_exp(S1[3 * (i % 2)], S1[3 * (i / 2)], S1[i], &ee, &dd);
+    if (i == 0 || i == 3) dd = 0.5;
+    const double rr = sqrt(S0[3 * (i % 2)] * S0[3 * (i / 2)]);
+    S2[i] = s * ee;
+    Sp2[i] = s * dd;
+    O2[i] = lout * n * ee;
+    T2[i] = O2[i] + s * dd * T1[i];
+    P2[i] = 1;
+    P1[i] = s * dd;
+    P0[i] = (1 + b2 * Sp1[i] / rr) * P1[i];
+  }
+  ck_assert_msg(S0[0] / S0[3] > 4, "the samples' variances should differ: %g, %g", S0[0], S0[3]);
+  assert_mat_close(bafu_kernel_sigma(k, 0), S0, m, 1e-15, "Sigma", 0);
+  assert_mat_close(bafu_kernel_theta(k, 0), T0, m, 1e-15, "Theta", 0);
+  assert_mat_close(bafu_kernel_sigma(k, 1), S1, m, 1e-14, "Sigma", 1);
+  assert_mat_close(bafu_kernel_sprime(k, 1), Sp1, m, 1e-14, "Sprime", 1);
+  assert_mat_close(bafu_kernel_own(k, 1), O1, m, 1e-14, "Gamma", 1);
+  assert_mat_close(bafu_kernel_theta(k, 1), T1, m, 1e-14, "Theta", 1);
+  assert_mat_close(bafu_kernel_sigma(k, 2), S2, m, 1e-14, "Sigma", 2);
+  assert_mat_close(bafu_kernel_sprime(k, 2), Sp2, m, 1e-14, "Sprime", 2);
+  assert_mat_close(bafu_kernel_own(k, 2), O2, m, 1e-14, "Gamma", 2);
+  assert_mat_close(bafu_kernel_theta(k, 2), T2, m, 1e-14, "Theta", 2);
+  assert_mat_close(bafu_kernel_bwd(k, 2), P2, m, 0, "P", 2);
+  assert_mat_close(bafu_kernel_bwd(k, 1), P1, m, 1e-14, "P", 1);
+  assert_mat_close(bafu_kernel_bwd(k, 0), P0, m, 1e-14, "P", 0);
+  bafu_kernel_free(k);
+}
+END_TEST
+
 /* ---------------------------------------------------------------------------
  * 6. ResNet at small beta (KR 2.3): identity dominated, first order in
  * beta^2: Sigma_L - Sigma_0 = L beta^2 S(Sigma_0), Theta_L = L beta^2 lr n
@@ -428,18 +514,24 @@ END_TEST
  * bafu_act_bivariate_quad / bafu_act_moments_quad (no angle path) against the
  * closed forms, whole recursion, MLP and ResNet. The quadrature is accurate
  * to ~3e-15 per expectation (theory/activations.md); over 6 layers with
- * factors of order 1 we allow 1e-12 relative to each matrix's scale. */
+ * factors of order 1 we allow 1e-12 relative to each matrix's scale.
+ * arch 2, 3: ResNets with normalised branches (KR 2.6), without and with
+ * the embedding: the relu path carries the angles through blocks whose
+ * samples have different variances (the gap term), the quadrature path
+ * evaluates the normalised covariance directly. */
 
 START_TEST(test_quadrature_path) {
   const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_LINEAR};
   const size_t m = 3, n = 24;
   for (size_t ia = 0; ia < 3; ++ia)
-    for (int arch = 0; arch < 2; ++arch) {
+    for (int arch = 0; arch < 4; ++arch) {
       bafu_net_params p = bafu_net_params_default();
       p.arch = arch ? BAFU_ARCH_RESNET : BAFU_ARCH_MLP;
       p.act = acts[ia];
       p.width = n;
-      p.input_dim = arch ? n : 5;
+      p.input_dim = arch == 1 || arch == 2 ? n : 5;
+      p.embed = arch == 3;
+      if (arch >= 2) p.branch_norm = BAFU_BRANCH_NORM_RMS;
       p.batch = m;
       p.depth = 6;
       p.sigma_w2 = 1.7;
@@ -449,6 +541,7 @@ START_TEST(test_quadrature_path) {
       p.lr_output = 0.41;
       p.signal = BAFU_SIGNAL_MSE;
       double *X = odd_inputs(p.input_dim, m);
+      if (arch >= 2) spread_inputs(X, p.input_dim, m);
       bafu_kernel *ka = run_batch(&p, X, BAFU_KERNEL_AUTO);
       bafu_kernel *kq = run_batch(&p, X, BAFU_KERNEL_QUADRATURE);
       for (size_t j = 0; j < bafu_kernel_nlayers(ka); ++j) {
@@ -469,12 +562,19 @@ END_TEST
 /* ---------------------------------------------------------------------------
  * 8. One input against the independent moment recursion of bafu/moments.h:
  * q = Sigma(a,a), c = Gamma(a,a), m1 = Theta(a,a), back = P(a,a), for every
- * activation (tanh, gelu, swish through the quadrature) and architecture. */
+ * activation (tanh, gelu, swish through the quadrature) and architecture;
+ * then ResNets with normalised branches (KR 2.6, moments 2.8: unit-variance
+ * expectations, beta^2 / q_{l-1} in the Jacobian), without and with the
+ * embedding and mse readout, without and with biases. */
+
+#define MOMENT_CASES (2 * 4 * BAFU_ACT_COUNT)
+#define MOMENT_NORM_CASES (2 * 2 * BAFU_ACT_COUNT)
 
 START_TEST(test_against_moments) {
-  const int arch = _i % 4;
-  const bafu_act act = (bafu_act)(_i / 4 % BAFU_ACT_COUNT);
-  const int biased = _i >= 4 * BAFU_ACT_COUNT; /* the same with biases (KR 2.5, moments 2.7) */
+  const int normed = _i >= MOMENT_CASES, i = normed ? _i - MOMENT_CASES : _i;
+  const int arch = normed ? 1 + i % 2 : i % 4; /* normalised: ResNet (1) or ResNet + embedding + readout (2) */
+  const bafu_act act = (bafu_act)(i / (normed ? 2 : 4) % BAFU_ACT_COUNT);
+  const int biased = i >= (normed ? 2 : 4) * BAFU_ACT_COUNT; /* the same with biases (KR 2.5, moments 2.7) */
   bafu_net_params p = bafu_net_params_default();
   p.act = act;
   p.width = 30;
@@ -489,6 +589,7 @@ START_TEST(test_against_moments) {
   p.signal = arch >= 2 ? BAFU_SIGNAL_MSE : BAFU_SIGNAL_PROBE;
   p.input_dim = arch == 1 ? 30 : 7;
   if (biased) p.bias_var = 0.37, p.lr_bias = 2.1, p.lr_bias_input = 0.8, p.lr_bias_output = 1.6;
+  if (normed) p.branch_norm = BAFU_BRANCH_NORM_RMS;
   double *X = odd_inputs(p.input_dim, 1);
   bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
   const size_t J = bafu_kernel_nlayers(k);
@@ -514,10 +615,14 @@ END_TEST
  * and architecture; and the exact duality identity of KR 5:
  * <Theta_j, Pi_j> = sum_{k<=j} <Gamma_k, Pi_k> with Pi = P .* I. */
 
+#define PAIR_CASES (2 * 3 * BAFU_ACT_COUNT)
+#define PAIR_NORM_CASES (2 * 2 * BAFU_ACT_COUNT)
+
 START_TEST(test_pair_vs_batch) {
-  const int arch = _i % 3;
-  const bafu_act act = (bafu_act)(_i / 3 % BAFU_ACT_COUNT);
-  const int biased = _i >= 3 * BAFU_ACT_COUNT; /* the same with biases (KR 2.5) */
+  const int normed = _i >= PAIR_CASES, i = normed ? _i - PAIR_CASES : _i; /* normalised branches (KR 2.6) */
+  const int arch = normed ? 1 + i % 2 : i % 3;
+  const bafu_act act = (bafu_act)(i / (normed ? 2 : 3) % BAFU_ACT_COUNT);
+  const int biased = i >= (normed ? 2 : 3) * BAFU_ACT_COUNT; /* the same with biases (KR 2.5) */
   const double corr = 0.37;
   bafu_net_params p = bafu_net_params_default();
   p.act = act;
@@ -534,6 +639,7 @@ START_TEST(test_pair_vs_batch) {
   p.input_dim = arch == 1 ? 20 : 9;
   p.batch = 2;
   if (biased) p.bias_var = 0.37, p.lr_bias = 2.1, p.lr_bias_input = 0.8, p.lr_bias_output = 1.6;
+  if (normed) p.branch_norm = BAFU_BRANCH_NORM_RMS;
   const size_t d = p.input_dim;
   double *X = calloc(2 * d, sizeof *X);
   X[0] = sqrt((double)d);
@@ -659,6 +765,75 @@ START_TEST(test_engine_nngp) {
 }
 END_TEST
 
+/* (a') NNGP with normalised branches (KR 2.6): ResNet with embedding, three
+ * blocks reading f / r_a, n = 2048, three fixed inputs whose variances
+ * differ by a factor 25 (spread_inputs), 32 draws; relu (_i = 0) and tanh
+ * (_i = 1, with biases). Every entry of f_l^T f_l / n within 5 standard
+ * errors plus the allowance l / n sqrt(Sigma_aa Sigma_bb): the embedding is
+ * exact; each block reads u = f / r, a point of the sphere |u|^2 = n instead
+ * of a Gaussian vector, and its expectations differ from the Gaussian ones at
+ * O(1/n) (for relu the diagonal is exact at every width: f -> -f is a symmetry
+ * of the law, and relu(f)^2 + relu(-f)^2 = f^2 gives E|relu(u)|^2 / n = 1/2). */
+
+START_TEST(test_engine_norm_nngp) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.embed = 1;
+  p.branch_norm = BAFU_BRANCH_NORM_RMS;
+  p.act = _i ? BAFU_ACT_TANH : BAFU_ACT_RELU;
+  p.width = 2048;
+  p.depth = 3;
+  p.input_dim = 5;
+  p.batch = 3;
+  p.sigma_w2 = 1.9;
+  p.branch_scale = 1.5; /* beta^2 = 0.75: each block adds 0.7 - 1.4 to a variance */
+  if (_i) p.bias_var = 0.45;
+  const size_t n = p.width, m = 3, d = 5, S = 32, J = 4, mm = 9;
+  double *X = odd_inputs(d, m);
+  spread_inputs(X, d, m);
+  bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
+  ck_assert_uint_eq(bafu_kernel_nlayers(k), J);
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  bafu_net_set_inputs(net, X);
+  double sum[4][9] = {{0}}, sum2[4][9] = {{0}};
+  for (size_t draw = 0; draw < S; ++draw) {
+    ck_assert_ok(bafu_net_draw(net, 2385, draw));
+    ck_assert_ok(bafu_net_forward(net));
+    for (size_t j = 0; j < J; ++j) {
+      const double *F = bafu_net_feature(net, j);
+      for (size_t i = 0; i < mm; ++i) {
+        const size_t a = i % m, b = i / m;
+        double g = 0;
+        for (size_t r = 0; r < n; ++r) g += F[r + a * n] * F[r + b * n];
+        g /= (double)n;
+        sum[j][i] += g;
+        sum2[j][i] += g * g;
+      }
+    }
+  }
+  double worst = 0;
+  for (size_t j = 0; j < J; ++j) {
+    const double *Sig = bafu_kernel_sigma(k, j);
+    for (size_t i = 0; i < mm; ++i) {
+      const size_t a = i % m, b = i / m;
+      const double mean = sum[j][i] / S, var = (sum2[j][i] - S * mean * mean) / (S - 1);
+      const double se = sqrt(fmax(var, 0) / S);
+      const double allow = (double)j / (double)n * sqrt(Sig[a + a * m] * Sig[b + b * m]);
+      worst = fmax(worst, fabs(mean - Sig[i]) / se);
+      ck_assert_msg(fabs(mean - Sig[i]) <= 5 * se + allow,
+                    "%s layer %zu entry %zu: empirical %.6g +- %.2g vs Sigma %.6g (%.2f se)", _i ? "tanh" : "relu", j,
+                    i, mean, se, Sig[i], (mean - Sig[i]) / se);
+    }
+  }
+  printf("normalised NNGP, %s: worst entry %.2f se\n", _i ? "tanh" : "relu", worst);
+  fflush(stdout);
+  bafu_net_free(net);
+  bafu_kernel_free(k);
+  free(X);
+}
+END_TEST
+
 /* (b) Probe signal, bafu_mc_run, 32 draws, two fixed inputs: per layer
  *   E C_j  = sum_a Gamma_j(a,a) P_j(a,a)   (contribution: tests each lr weight)
  *   E D_j  = sum_a Theta_j(a,a) P_j(a,a)   (loss_decay; = tr Theta_L at the top)
@@ -671,7 +846,12 @@ END_TEST
  * (n = 2048), ReLU ResNet with embedding (n = 1024, beta = 1/sqrt 3), tanh
  * ResNet without embedding (n = 1024, fresh N(0, I) inputs per draw, kernel
  * at X^T X / d = I). Learning rates distinct per group;
- * inputs scaled so that lr_input's term is visible in C_1. */
+ * inputs scaled so that lr_input's term is visible in C_1.
+ * Configurations 5-7: normalised branches (KR 2.6), beta = 1.5/sqrt 3 so that
+ * the Jacobian factor beta^2 Sprime / Sigma_{l-1}(a,a) is of order one:
+ * ReLU with embedding and two fixed inputs of variances differing by a
+ * factor 9 (spread_inputs; lr_input = 60 to keep C_0 visible), tanh without
+ * embedding (fresh N(0, I) inputs), gelu with embedding and biases. */
 
 START_TEST(test_engine_mc) {
   bafu_net_params p = bafu_net_params_default();
@@ -693,18 +873,30 @@ START_TEST(test_engine_mc) {
     p.act = BAFU_ACT_TANH;
     p.width = 1024;
     p.input_dim = 1024;
-  } else { /* biases (KR 2.5): a rate lr_b ~ n makes the bias's own term count */
+  } else if (_i <= 4) { /* biases (KR 2.5): a rate lr_b ~ n makes the bias's own term count */
     p.arch = _i == 3 ? BAFU_ARCH_MLP : BAFU_ARCH_RESNET;
     p.embed = _i == 4;
     p.width = _i == 3 ? 2048 : 1024;
     p.input_dim = 5;
     p.bias_var = 0.45;
     p.lr_bias = 700;
+  } else { /* normalised branches (KR 2.6) */
+    p.arch = BAFU_ARCH_RESNET;
+    p.branch_norm = BAFU_BRANCH_NORM_RMS;
+    p.branch_scale = 1.5;
+    p.width = 1024;
+    p.act = _i == 5 ? BAFU_ACT_RELU : _i == 6 ? BAFU_ACT_TANH : BAFU_ACT_GELU;
+    p.embed = _i != 6;
+    p.input_dim = _i == 6 ? 1024 : 5;
+    if (_i == 5) p.lr_input = 60;
+    if (_i == 7) p.bias_var = 0.45, p.lr_bias = 700;
   }
   const size_t m = 2, S = 32, d = p.input_dim;
   double *X = odd_inputs(d, m);
   int fresh = 0;
-  if (d == 5) {
+  if (_i == 5) {
+    spread_inputs(X, d, m);
+  } else if (d == 5) {
     for (size_t i = 0; i < d * m; ++i) X[i] *= 10; /* |x|^2 ~ 500: lr_input's term is a sizeable part of C_1 */
   } else {
     /* ResNet without embedding: the recursion treats the coordinates of x as
@@ -721,6 +913,7 @@ START_TEST(test_engine_mc) {
   const size_t J = res.J, Q = BAFU_Q_COUNT;
   ck_assert_uint_eq(J, bafu_kernel_nlayers(k));
   const double allow = 5.0 * (double)p.depth / (double)p.width;
+  double worst = 0;
   for (size_t j = 0; j < J; ++j) {
     const double *T = bafu_kernel_theta(k, j), *G = bafu_kernel_own(k, j), *P = bafu_kernel_bwd(k, j);
     const double eC = G[0] * P[0] + G[3] * P[3], eD = T[0] * P[0] + T[3] * P[3], eB = P[0] + P[3];
@@ -739,8 +932,89 @@ START_TEST(test_engine_mc) {
                   res.labels[j], mD, sD, eD, (mD - eD) / sD);
     ck_assert_msg(fabs(mB - eB) <= 4 * sB + allow * eB, "config %d layer %d: |b|^2 %.6g +- %.2g vs %.6g (%.2f se)",
                   _i, res.labels[j], mB, sB, eB, (mB - eB) / sB);
+    worst = fmax(worst, fmax(fabs(mC - eC) / sC, fmax(fabs(mD - eD) / sD, fabs(mB - eB) / sB)));
   }
+  if (_i >= 5) printf("engine mc, normalised config %d: worst deviation %.2f se\n", _i, worst);
+  fflush(stdout);
   bafu_mc_result_free(&res);
+  bafu_kernel_free(k);
+  free(X);
+}
+END_TEST
+
+/* (c) The off-diagonal entries with normalised branches: the empirical NTK of
+ * the readout (mse, one output; bafu_net_empirical_ntk, the engine's exact
+ * sum_j lr_j <dy_a/dW_j, dy_b/dW_j> with the projection of the normalisation
+ * in every backward pass) against Theta_{L+1}(a,b), m = 3 fixed inputs with
+ * variances differing by a factor 25, ResNet with embedding and three
+ * normalised blocks, beta = 1.5/sqrt 3, n = 2048, 24 draws; relu (_i = 0),
+ * tanh with biases (_i = 1), and relu with only the embedding trained
+ * (_i = 2: lr_hidden = lr_output = 0, so Theta_{L+1} = Gamma_0 .* P_0 and the
+ * test sees the product of the blocks' Jacobian factors M_l(a,b) alone).
+ * Every entry of the mean of theta_emp - Theta within 4 standard errors plus
+ * the finite-width allowance (L/n) |Theta| of
+ * test_validation.c:test_empirical_ntk (O(L/n) bias; KR 2.6 bounds the
+ * projection's share by the same order). This checks the factor
+ * 1/(r_a r_b) of the branch Jacobian for a != b, which the probe quantities
+ * of test_engine_mc (diagonal only) cannot see: replacing it by 1/r_a^2
+ * fails all three, by 2/(r_a^2 + r_b^2) fails _i = 2 (19% in entry (0,1)). */
+
+START_TEST(test_engine_norm_ntk) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.embed = 1;
+  p.branch_norm = BAFU_BRANCH_NORM_RMS;
+  p.act = _i == 1 ? BAFU_ACT_TANH : BAFU_ACT_RELU;
+  p.signal = BAFU_SIGNAL_MSE;
+  p.outputs = 1;
+  p.width = 2048;
+  p.depth = 3;
+  p.input_dim = 5;
+  p.batch = 3;
+  p.sigma_w2 = 1.9;
+  p.branch_scale = 1.5;
+  p.lr_input = 60; /* lr_input |x|^2 comparable to a block's lr beta^2 n E[phi^2] */
+  p.lr_hidden = 1.37;
+  p.lr_output = 0.41;
+  if (_i == 1) p.bias_var = 0.45, p.lr_bias = 700, p.lr_bias_input = 300, p.lr_bias_output = 200;
+  if (_i == 2) p.lr_input = 1, p.lr_hidden = 0, p.lr_output = 0;
+  const size_t m = 3, mm = 9, draws = 24, n = p.width;
+  const char *name = _i == 0 ? "relu" : _i == 1 ? "tanh" : "relu, embedding only";
+  double *X = odd_inputs(p.input_dim, m);
+  spread_inputs(X, p.input_dim, m);
+  bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
+  const size_t J = bafu_kernel_nlayers(k);
+  const double *lim = bafu_kernel_theta(k, J - 1);
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  bafu_net_set_inputs(net, X);
+  double *work = malloc(J * n * m * sizeof *work), theta[9], sum[9] = {0}, sum2[9] = {0};
+  ck_assert_ptr_nonnull(work);
+  for (uint64_t dr = 0; dr < draws; ++dr) {
+    ck_assert_ok(bafu_net_draw(net, 77, dr));
+    ck_assert_ok(bafu_net_forward(net));
+    ck_assert_ok(bafu_net_empirical_ntk(net, work, theta));
+    for (size_t i = 0; i < mm; ++i) {
+      sum[i] += theta[i] - lim[i];
+      sum2[i] += (theta[i] - lim[i]) * (theta[i] - lim[i]);
+    }
+  }
+  const double allow = (double)p.depth / (double)n;
+  double worst = 0, worst_rel = 0, scale = 0;
+  for (size_t i = 0; i < mm; ++i) scale = fmax(scale, fabs(lim[i]));
+  for (size_t i = 0; i < mm; ++i) {
+    const double mean = sum[i] / draws, var = (sum2[i] - draws * mean * mean) / (draws - 1);
+    const double se = sqrt(fmax(var, 0) / draws);
+    worst = fmax(worst, fabs(mean) / se);
+    worst_rel = fmax(worst_rel, fabs(mean) / scale);
+    ck_assert_msg(fabs(mean) <= 4 * se + allow * fabs(lim[i]),
+                  "%s entry (%zu,%zu): mean theta_emp - Theta = %.4g +- %.2g, Theta %.6g (%.2f se)", name, i % m,
+                  i / m, mean, se, lim[i], mean / se);
+  }
+  printf("normalised NTK, %s: worst entry %.2f se, %.4f of max|Theta|\n", name, worst, worst_rel);
+  fflush(stdout);
+  free(work);
+  bafu_net_free(net);
   bafu_kernel_free(k);
   free(X);
 }
@@ -809,6 +1083,19 @@ START_TEST(test_errors) {
   ck_assert_int_eq(bafu_kernel_set_method(k, (bafu_kernel_method)7), BAFU_EINVAL);
   bafu_kernel_free(k);
   bafu_kernel_free(NULL);
+  /* a normalised branch cannot read a zero stream (KR 2.6): a zero input
+   * through an embedding without biases */
+  b = p;
+  b.arch = BAFU_ARCH_RESNET;
+  b.embed = 1;
+  b.branch_norm = BAFU_BRANCH_NORM_RMS;
+  b.batch = 2;
+  b.input_dim = 3;
+  ck_assert_ok(bafu_kernel_alloc(&b, &k));
+  const double X0[6] = {1, 2, 3, 0, 0, 0};
+  ck_assert_int_eq(bafu_kernel_run(k, X0), BAFU_ENUMERIC);
+  ck_assert_msg(strncmp(bafu_last_error(), "branch_norm: ", 13) == 0, "message: %s", bafu_last_error());
+  bafu_kernel_free(k);
   /* memory limit */
   b = p;
   b.batch = 1000;
@@ -829,17 +1116,20 @@ int main(void) {
   tcase_add_test(tc, test_relu_deep_asymptotics);
   tcase_add_test(tc, test_linear_closed_form);
   tcase_add_test(tc, test_resnet_hand);
+  tcase_add_test(tc, test_norm_hand);
   tcase_add_test(tc, test_resnet_small_beta);
   tcase_add_test(tc, test_quadrature_path);
-  tcase_add_loop_test(tc, test_against_moments, 0, 2 * 4 * BAFU_ACT_COUNT);
-  tcase_add_loop_test(tc, test_pair_vs_batch, 0, 2 * 3 * BAFU_ACT_COUNT);
+  tcase_add_loop_test(tc, test_against_moments, 0, MOMENT_CASES + MOMENT_NORM_CASES);
+  tcase_add_loop_test(tc, test_pair_vs_batch, 0, PAIR_CASES + PAIR_NORM_CASES);
   tcase_add_test(tc, test_erf_stable);
   tcase_add_test(tc, test_errors);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("engine");
   tcase_set_timeout(te, 300);
   tcase_add_test(te, test_engine_nngp);
-  tcase_add_loop_test(te, test_engine_mc, 0, 5);
+  tcase_add_loop_test(te, test_engine_norm_nngp, 0, 2);
+  tcase_add_loop_test(te, test_engine_mc, 0, 8);
+  tcase_add_loop_test(te, test_engine_norm_ntk, 0, 3);
   suite_add_tcase(s, te);
   return bafu_run_suite(s);
 }

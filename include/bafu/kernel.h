@@ -14,7 +14,10 @@
  *                   f_j across samples (the NNGP kernel);
  *   Sprime_j(a,b) = s E[phi'(u_a) phi'(u_b)], u ~ N(0, Sigma_{j-1}): the
  *                   derivative kernel of the activation that layer j reads
- *                   (0 for the plain layer that reads x: it has none);
+ *                   (0 for the plain layer that reads x: it has none; a
+ *                   block with a normalised branch reads u ~ N(0, Sigma~),
+ *                   Sigma~(a,b) = Sigma_{j-1}(a,b) / sqrt(Sigma_{j-1}(a,a)
+ *                   Sigma_{j-1}(b,b)), KR 2.6);
  *   Theta_j       = the BFK in the engine's units: for the finite-width
  *                   K_j = sum_{k<=j} lr_k (df_j/dW_k)(df_j/dW_k)^T,
  *                   (1/n) sum_i K_j[(i,a),(i,b)] -> Theta_j(a,b) and the
@@ -28,7 +31,9 @@
  * expected Gram of the vector the layer multiplies, weighted as in the
  * engine's c_l), so that Theta_j = Gamma_j + M_j .* Theta_{j-1} with the
  * Jacobian factor M_j = Sprime_j (plain layer) or 1 + beta^2 Sprime_j
- * (residual block), and P_{j-1} = M_j .* P_j. Consequences used by tests:
+ * (residual block; 1 + beta^2 Sprime_j(a,b) / sqrt(Sigma_{j-1}(a,a)
+ * Sigma_{j-1}(b,b)) when it normalises its branch, KR 2.6), and
+ * P_{j-1} = M_j .* P_j. Consequences used by tests:
  * for the probe, E D_j = <Theta_j, Pi_j> = sum_a Theta_j(a,a) P_j(a,a),
  * E C_j = sum_a Gamma_j(a,a) P_j(a,a) and E|b_j|^2 = sum_a P_j(a,a) (KR 5).
  *
@@ -89,7 +94,8 @@ bafu_status bafu_kernel_set_method(bafu_kernel *k, bafu_kernel_method method);
 /* Run every layer for the inputs X (d x m, column-major, not retained).
  * Errors: BAFU_EINVAL for X NULL or non-finite inputs; BAFU_ENUMERIC (naming
  * the layer) if the input Gram matrix, Sigma, Theta or P is not finite
- * (overflow); errors of the
+ * (overflow), or if a sample's stream entering a normalised branch has zero
+ * variance (no rms to divide by; "branch_norm: ..."); errors of the
  * activation expectations (bafu/act.h). After an error the stored matrices are
  * unspecified. */
 bafu_status bafu_kernel_run(bafu_kernel *k, const double *X);
@@ -146,7 +152,8 @@ typedef int (*bafu_kernel_pair_fn)(const bafu_kernel_pair *layer, void *ctx);
  * recursion is computed and checked first (the backward factor needs the
  * layers above), so on error (BAFU_EINVAL: invalid p, corr not in [-1, 1] or
  * fn NULL; BAFU_ELIMIT: 2 J doubles beyond the memory limit; BAFU_ENOMEM: not
- * allocatable; BAFU_ENUMERIC: overflow, naming the layer; errors of the
+ * allocatable; BAFU_ENUMERIC: overflow, naming the layer, or a zero-variance
+ * stream entering a normalised branch; errors of the
  * activation expectations) fn is never called. Deterministic: the same p and
  * corr give bit-identical layers. */
 bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx);
