@@ -450,6 +450,11 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
   if (ws) chain_ws_bind(&w, ws, N);
   /* per-width units: a block's bias term lr_b beta^2 is O(1/n) of its weights' and vanishes */
   st = make_grid(blocks, b * b / (double)N, N, q0, &w); /* tanh, gelu, swish: section 2.9 */
+  if (!st && !w.grid && blocks->act != BAFU_ACT_RELU && blocks->act != BAFU_ACT_LINEAR && blocks->act != BAFU_ACT_ERF)
+    st = bafu_error(BAFU_EINVAL, /* pair by pair, O(N^2) quadratures at N in the thousands: hours */
+                    "branch_scale: the stream's variance grows too fast at b = %g for the mask grid of %s "
+                    "(theory/moments.md 2.9); use the finite-depth recursion (depth L, without the limit)",
+                    b, bafu_act_name(blocks->act));
   if (!st) st = resnet_chain(p, blocks, b * b / (double)N, N, 1.0, 0.0, q0, m1_0, 0, 1, &w, o, NULL);
   mg_free(w.grid);
   free(w.grid_q);

@@ -967,7 +967,7 @@ bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen) 
   if (target > 0 && net->p.bias_var > 0)
     return bafu_error(BAFU_EINVAL, "forward_norm and bias_var: choose one (the scale would act on the bias too)");
   if (target > 0 && !plain)
-    return bafu_error(BAFU_EINVAL, "forward_norm: a ResNet normalises only its embedding: set embed");
+    return bafu_error(BAFU_EINVAL, "forward_norm: a ResNet normalises only its embedding (needs embed = 1)");
   net->fnorm = target;
   net->fnorm_frozen = frozen;
   if (target == 0)

@@ -109,6 +109,13 @@ static const char *flag_of(const char *name, size_t len) {
   return NULL;
 }
 
+/* Whether the command's option `flag` is a flag (no value). */
+static int flag_takes_no_value(const char *flag) {
+  for (const cli_opt *o = current_opts; o && o->name; ++o)
+    if (strcmp(o->name, flag) == 0) return o->type == OPT_FLAG;
+  return 0;
+}
+
 static int name_char(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; }
 
 const char *cli_error(void) {
@@ -137,6 +144,8 @@ const char *cli_error(void) {
     if (flag && ((lead && c < colon) || strncmp(e, " = ", 3) == 0)) {
       w += (size_t)snprintf(out + w, sizeof out - w, "%s", flag);
       c = lead && c < colon ? e : e + 2; /* "--rng fast" for "rng = fast" */
+      if (!(lead && c < colon) && flag_takes_no_value(flag) && strncmp(c, " 1", 2) == 0 && !name_char(c[2]))
+        c += 2; /* "--embed" for "embed = 1" */
       continue;
     }
     if (e > c) {
