@@ -443,11 +443,13 @@ bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, cha
     const double v[9] = {mean[BAFU_Q_COS],   se[BAFU_Q_COS],   th[j].cos_theta,
                          mean[BAFU_Q_SPEED], se[BAFU_Q_SPEED], sqrt(th[j].m2 * th[j].back),
                          mean[BAFU_Q_DECAY], se[BAFU_Q_DECAY], th[j].m1 * th[j].back};
+    int ncols = 1; /* the point's own columns, then the layer's */
+    for (const char *c = cols; *c; ++c) ncols += *c == ' ';
     for (int i = 0; i < 9 && !st; ++i)
       if (!isfinite(v[i]))
         st = bafu_error(BAFU_ENUMERIC, "point %s: column %d of layer %d is not finite (overflow: reduce depth, "
                                        "sigma_w2 or branch_scale)",
-                        cols, 11 + i, mc.labels[j]);
+                        cols, ncols + 2 + i, mc.labels[j]);
     if (st) break;
     if (mc.labels[j] != th[j].label) {
       st = bafu_error(BAFU_ENUMERIC, "point %s: layer labels differ (%d, %d)", cols, mc.labels[j], th[j].label);

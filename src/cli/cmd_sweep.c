@@ -47,7 +47,8 @@ static const char usage[] =
     "drawn; conditional: bafu mc --conditional, exact and much faster at batch 1, Gaussian\n"
     "init only]. Points are the Cartesian product in that axis order, the\n"
     "last axis varying fastest; every point uses the same seed, batch 1, the\n"
-    "probe signal and unit learning rates; branch_* do not affect MLP points.\n"
+    "probe signal and unit learning rates unless the grid sets them; branch_* do\n"
+    "not affect MLP points.\n"
     "Columns: point arch width depth act sigma_w2 branch_scale branch_exponent init\n"
     "layer, then cos_theta, feature_speed, loss_decay as _mc, _mc_se, _theory.\n"
     "BLAS runs on one thread; --threads runs each point's draws in parallel. Under\n"
@@ -357,8 +358,9 @@ int cmd_sweep(int argc, char **argv) {
                          "theory/moments.md)");
       bafu_table_provenance(t, argc + 1, argv - 1);
       bafu_table_meta(t, "grid: %s", desc);
-      bafu_table_meta(t, "points: Cartesian product, axis order arch width depth act sigma_w2 branch_scale "
-                         "branch_exponent init (last fastest)");
+      const char *hdr = bafu_sweep_header(s), *axes_end = strstr(hdr, " layer "); /* "point <axes> layer ..." */
+      bafu_table_meta(t, "points: Cartesian product, axis order %.*s (last fastest)",
+                      axes_end ? (int)(axes_end - hdr - 6) : 0, hdr + 6);
       bafu_table_meta(t, "columns: <q>_mc = mean over draws, <q>_mc_se = its standard error, <q>_theory = "
                          "bafu theory's prediction (batch 1, probe)");
       FILE *f = bafu_table_stream(t);
