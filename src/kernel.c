@@ -211,6 +211,8 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
   *out = NULL;
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
+  if (p->block_depth > 1)
+    return bafu_error(BAFU_EINVAL, "block_depth: the kernel recursion covers residual branches of one layer (block_depth = 1)");
   const size_t J = bafu_kernel_count_layers(p), m = p->batch;
   const size_t mm = sat_mul(m, m);
   const size_t doubles = sat_mul(sat_mul(J, MAT_COUNT) + 4, mm);
@@ -603,6 +605,9 @@ bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double cor
                                             bafu_progress_fn progress, void *pctx) {
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
+  if (p->block_depth > 1)
+    return bafu_error(BAFU_EINVAL, "block_depth: the kernel recursion covers residual branches of one layer (block_depth = 1)");
+
   if (!(isfinite(corr) && corr >= -1 && corr <= 1))
     return bafu_error(BAFU_EINVAL, "corr: must be a number in [-1, 1], got %g", corr);
   if (!fn) return bafu_error(BAFU_EINVAL, "kernel: no callback given");

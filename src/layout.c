@@ -6,8 +6,10 @@
 static void add(bafu_layout *l, const bafu_net_params *p, bafu_stage s) {
   s.bias_var = p->bias_var; /* every layer, and every block's branch, gets the biases, at its group's rate */
   s.lr_bias = s.group == BAFU_GROUP_INPUT ? p->lr_bias_input : s.group == BAFU_GROUP_OUTPUT ? p->lr_bias_output : p->lr_bias;
+  if (!s.depth) s.depth = 1;
   l->stage[l->nstages++] = s;
   l->J += s.count;
+  l->units += s.count * s.depth;
 }
 
 static void layout_stages(const bafu_net_params *p, bafu_layout *out) {
@@ -31,7 +33,7 @@ static void layout_stages(const bafu_net_params *p, bafu_layout *out) {
     add(out, p, (bafu_stage){.kind = BAFU_STAGE_BLOCK, .count = L, .first_label = 1, .fan_in = n, .fan_out = n,
                           .reads_x = !p->embed, .act = p->act, .gain = p->sigma_w2, .scale = bafu_net_beta(p),
                           .group = BAFU_GROUP_HIDDEN, .lr = p->lr_hidden,
-                          .norm = p->branch_norm == BAFU_BRANCH_NORM_RMS});
+                          .norm = p->branch_norm == BAFU_BRANCH_NORM_RMS, .depth = p->block_depth});
   }
   if (p->signal != BAFU_SIGNAL_PROBE)
     add(out, p, (bafu_stage){.kind = BAFU_STAGE_DENSE, .count = 1, .first_label = (int)L + 1, .fan_in = n,

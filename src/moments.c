@@ -281,6 +281,8 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int masks, b
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
+  if (p->block_depth > 1)
+    return bafu_error(BAFU_EINVAL, "block_depth: the moment theory covers residual branches of one layer (block_depth = 1)");
   if (p->signal == BAFU_SIGNAL_XENT)
     return bafu_error(BAFU_EINVAL, "signal: the moment theory covers the probe and mse signals, not xent");
   const double n = (double)lay.width, d = (double)lay.input_dim;
@@ -479,6 +481,8 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
 
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
                                bafu_continuum_point *out) {
+  if (p->block_depth > 1)
+    return bafu_error(BAFU_EINVAL, "block_depth: the continuum limit covers residual branches of one layer (block_depth = 1)");
   if (!(isfinite(b) && b >= 0)) return bafu_error(BAFU_EINVAL, "b: the branch scale must be a finite number >= 0");
   if (!(rtol > 0 && rtol < 1)) return bafu_error(BAFU_EINVAL, "continuum: tolerance must be in (0, 1)");
   if (npoints < 1 || npoints > 100000) return bafu_error(BAFU_EINVAL, "points: must be in 1..100000");
@@ -557,6 +561,8 @@ static bafu_status mlp_fixed_point(const bafu_net_params *p, double q0, double *
 bafu_status bafu_moments_regime(const bafu_net_params *p, char *buf, size_t size) {
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
+  if (p->block_depth > 1)
+    return bafu_error(BAFU_EINVAL, "block_depth: the regime analysis covers residual branches of one layer (block_depth = 1)");
   const double s = p->sigma_w2;
   const int orth = p->init == BAFU_INIT_ORTHOGONAL;
   if (p->arch == BAFU_ARCH_RESNET) {

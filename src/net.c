@@ -38,7 +38,11 @@ typedef struct {
   double lr0, lrb0;/* the rates the network was built with (bafu_net_scale_layer_rates) */
   double *c;       /* fan_out: the bias (NULL without biases) */
   double bscale;   /* R_j: stored B = R_j * (true backward vector); 1 without backward norm */
-  int norm;        /* residual: the branch reads phi(f_{j-1} / r), r = |f_{j-1}|_rms per sample */
+  int norm;        /* a block's first unit: it reads phi(f_{j-1} / r), r = |f_{j-1}|_rms per sample */
+  long skip;       /* residual (a block's last unit): the unit whose features the branch adds to, -1: x */
+  long close;      /* a block's first unit: the block's last unit (itself when K = 1); -1 otherwise */
+  int inner;       /* a unit inside a branch of K > 1 layers that is not its last: plain, scale 1, no row */
+  size_t row;      /* the entry (row of the measurements) the unit belongs to */
   double *rn;      /* norm: r of each sample in the forward pass (m), then of the actual step (m) */
   double *W;       /* fan_out x fan_in */
   double *F;       /* fan_out x m: features */
@@ -56,7 +60,9 @@ typedef struct {
 struct bafu_net {
   bafu_net_params p;
   bafu_layout lay;  /* the description the layers are built from */
-  size_t J, n, d, m, k;
+  size_t J, n, d, m, k;  /* J entries (rows) */
+  size_t U;         /* units (weight matrices): J, plus K - 1 per block of K layers */
+  size_t *out;      /* J: the unit whose features are entry j's */
   double beta;
   layer *layers;
   double *X;        /* d x m inputs */
@@ -112,6 +118,8 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
     return bafu_error(BAFU_EINVAL, "conditional and regenerate: choose one (neither stores the weights)");
   if (p->arch == BAFU_ARCH_MLP && p->branch_norm != BAFU_BRANCH_NORM_NONE)
     return bafu_error(BAFU_EINVAL, "branch_norm: only for arch = resnet (an MLP has no branches)");
+  if (p->arch == BAFU_ARCH_MLP && p->block_depth != 1)
+    return bafu_error(BAFU_EINVAL, "block_depth: only for arch = resnet (an MLP has no branches)");
   if (p->arch == BAFU_ARCH_MLP && p->embed)
     return bafu_error(BAFU_EINVAL, "embed: only for arch = resnet (an MLP's first layer is already trained)");
   if (p->arch == BAFU_ARCH_RESNET && !p->embed && input_dim(p) != p->width)
@@ -123,17 +131,27 @@ bafu_status bafu_net_params_check(const bafu_net_params *p) {
   return BAFU_OK;
 }
 
-/* The layers, in order, from the network's description (bafu/layout.h). */
-static void layer_shapes(const bafu_layout *lay, layer *L) {
+/* The units, in order, from the network's description (bafu/layout.h): one per
+ * dense entry, K per block (theory/engine.md 1.5); out[j] = entry j's last. */
+static void layer_shapes(const bafu_layout *lay, layer *L, size_t *out) {
+  size_t u = 0;
   for (size_t j = 0; j < lay->J; ++j) {
     const bafu_stage *s;
     size_t k;
     const int label = bafu_layout_entry(lay, j, &s, &k);
     const double lrb = s->bias_var > 0 ? s->lr_bias : 0.0;
-    L[j] = (layer){.kind = s->kind == BAFU_STAGE_BLOCK ? LAYER_RESIDUAL : LAYER_PLAIN, .label = label,
-                   .fan_in = s->fan_in, .fan_out = s->fan_out, .reads_x = s->reads_x && k == 0, .scale = s->scale,
-                   .gain = s->gain, .lr = s->lr, .lrb = lrb, .lr0 = s->lr, .lrb0 = lrb,
-                   .norm = s->kind == BAFU_STAGE_BLOCK && s->norm};
+    const int block = s->kind == BAFU_STAGE_BLOCK, reads_x = s->reads_x && k == 0;
+    const size_t K = block ? s->depth : 1, first = u;
+    for (size_t i = 0; i < K; ++i, ++u) {
+      const int last = i + 1 == K;
+      L[u] = (layer){.kind = block && last ? LAYER_RESIDUAL : LAYER_PLAIN, .label = label, .row = j,
+                     .fan_in = s->fan_in, .fan_out = s->fan_out, .reads_x = reads_x && i == 0,
+                     .scale = last ? s->scale : 1.0, .gain = s->gain, .lr = s->lr, .lrb = lrb, .lr0 = s->lr,
+                     .lrb0 = lrb, .norm = block && i == 0 && s->norm, .inner = !last,
+                     .skip = block && last && !reads_x ? (long)first - 1 : -1,
+                     .close = block && i == 0 ? (long)(first + K - 1) : -1};
+    }
+    out[j] = u - 1;
   }
 }
 
@@ -158,7 +176,7 @@ static size_t doubles_needed(const bafu_layout *lay, const bafu_net_params *p, s
       per = sat_add(per, bafu_gcond_doubles(s->fan_out, s->fan_in, sat_mul(3, m), m));
     else if (!p->regenerate)
       per = sat_add(per, sat_mul(s->fan_out, s->fan_in));
-    total = sat_add(total, sat_mul(s->count, per));
+    total = sat_add(total, sat_mul(sat_mul(s->count, s->depth), per));
   }
   if (p->regenerate) total = sat_add(total, sat_mul(n, max_dim)); /* the one shared weight buffer */
   total = sat_add(total, sat_mul(d, m));                 /* X */
@@ -255,14 +273,16 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
     return st;
   }
   net->J = net->lay.J;
-  net->layers = calloc(net->J, sizeof *net->layers);
+  net->U = net->lay.units;
+  net->layers = calloc(net->U, sizeof *net->layers);
+  net->out = calloc(net->J, sizeof *net->out);
   net->rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!net->layers || !net->rng) {
+  if (!net->layers || !net->out || !net->rng) {
     bafu_net_free(net);
     return bafu_error(BAFU_ENOMEM, "out of memory allocating the network");
   }
-  layer_shapes(&net->lay, net->layers);
-  for (size_t j = 0; j < net->J; ++j) net->layers[j].bscale = 1.0;
+  layer_shapes(&net->lay, net->layers, net->out);
+  for (size_t j = 0; j < net->U; ++j) net->layers[j].bscale = 1.0;
 
   lapack_int lwork = 0;
   if (p->init == BAFU_INIT_ORTHOGONAL) {
@@ -291,7 +311,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   double *shared_w = NULL;
   if (p->regenerate) TAKE(shared_w, net->n * net->max_dim);
   net->wcur = -1;
-  for (size_t j = 0; j < net->J; ++j) {
+  for (size_t j = 0; j < net->U; ++j) {
     layer *Ly = &net->layers[j];
     if (p->conditional) {
       double *mem;
@@ -336,23 +356,32 @@ void bafu_net_free(bafu_net *net) {
   if (!net) return;
   free(net->block);
   free(net->layers);
+  free(net->out);
   if (net->rng) gsl_rng_free(net->rng);
   free(net);
 }
 
 size_t bafu_net_nlayers(const bafu_net *net) { return net->J; }
+size_t bafu_net_nunits(const bafu_net *net) { return net->U; }
+size_t bafu_net_unit_layer(const bafu_net *net, size_t u) { return net->layers[u].row; }
+size_t bafu_net_unit_fan_in(const bafu_net *net, size_t u) { return net->layers[u].fan_in; }
+size_t bafu_net_unit_fan_out(const bafu_net *net, size_t u) { return net->layers[u].fan_out; }
 const bafu_layout *bafu_net_layout(const bafu_net *net) { return &net->lay; }
 const bafu_net_params *bafu_net_get_params(const bafu_net *net) { return &net->p; }
-int bafu_net_layer_label(const bafu_net *net, size_t j) { return net->layers[j].label; }
-size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j) { return net->layers[j].fan_in; }
-size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j) { return net->layers[j].fan_out; }
-double bafu_net_layer_lr(const bafu_net *net, size_t j) { return net->layers[j].lr; }
-double *bafu_net_weight(bafu_net *net, size_t j) { return net->p.conditional ? NULL : (double *)W_of(net, j); }
+/* entry j's last unit: the one that makes its features */
+static const layer *row_unit(const bafu_net *net, size_t j) { return &net->layers[net->out[j]]; }
+/* the units of entry j: [row_begin, out[j]] */
+static size_t row_begin(const bafu_net *net, size_t j) { return j ? net->out[j - 1] + 1 : 0; }
+int bafu_net_layer_label(const bafu_net *net, size_t j) { return row_unit(net, j)->label; }
+size_t bafu_net_layer_fan_in(const bafu_net *net, size_t j) { return net->layers[row_begin(net, j)].fan_in; }
+size_t bafu_net_layer_fan_out(const bafu_net *net, size_t j) { return row_unit(net, j)->fan_out; }
+double bafu_net_layer_lr(const bafu_net *net, size_t j) { return row_unit(net, j)->lr; }
+double *bafu_net_weight(bafu_net *net, size_t u) { return net->p.conditional ? NULL : (double *)W_of(net, u); }
 int bafu_net_has_weights(const bafu_net *net) { return !net->p.conditional; }
-const double *bafu_net_feature(const bafu_net *net, size_t j) { return net->layers[j].F; }
-const double *bafu_net_backward_signal(const bafu_net *net, size_t j) { return net->layers[j].B; }
-const double *bafu_net_feature_tangent(const bafu_net *net, size_t j) { return net->layers[j].dF; }
-const double *bafu_net_feature_stepped(const bafu_net *net, size_t j) { return net->layers[j].Fs; }
+const double *bafu_net_feature(const bafu_net *net, size_t j) { return row_unit(net, j)->F; }
+const double *bafu_net_backward_signal(const bafu_net *net, size_t j) { return row_unit(net, j)->B; }
+const double *bafu_net_feature_tangent(const bafu_net *net, size_t j) { return row_unit(net, j)->dF; }
+const double *bafu_net_feature_stepped(const bafu_net *net, size_t j) { return row_unit(net, j)->Fs; }
 const double *bafu_net_inputs(const bafu_net *net) { return net->X; }
 
 void bafu_net_set_targets(bafu_net *net, const double *t) {
@@ -465,8 +494,8 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
   const int lazy = fast && net->p.init == BAFU_INIT_GAUSSIAN;
   net->wready = 0;
   if (net->p.conditional) /* no weights: each layer's sampler starts a new matrix */
-    for (size_t j = 0; j < net->J; ++j) bafu_gcond_reset(&net->layers[j].gc, net->layers[j].gc.sd);
-  for (size_t j = 0; j < net->J && !net->p.conditional; ++j) {
+    for (size_t j = 0; j < net->U; ++j) bafu_gcond_reset(&net->layers[j].gc, net->layers[j].gc.sd);
+  for (size_t j = 0; j < net->U && !net->p.conditional; ++j) {
     if (net->p.regenerate ? j > 0 : lazy) break; /* generated on demand; layer 0 checks the init */
     bafu_status st = gen_weights(net, j);
     if (st) return st;
@@ -485,13 +514,13 @@ bafu_status bafu_net_draw(bafu_net *net, uint64_t seed, uint64_t draw) {
     }
   }
   /* biases: layer j's from its own substream 3 + J + j (fast), or the GSL stream */
-  for (size_t j = 0; j < net->J && net->p.bias_var > 0; ++j) {
-    if (fast) bafu_fastrng_seed_stream(&net->fast, seed, draw, 3 + net->J + j);
+  for (size_t j = 0; j < net->U && net->p.bias_var > 0; ++j) {
+    if (fast) bafu_fastrng_seed_stream(&net->fast, seed, draw, 3 + net->U + j);
     fill_gaussian(net, sqrt(net->p.bias_var), net->layers[j].fan_out, net->layers[j].c);
   }
   /* the conditional sampler's numbers: stream 2 + J (the layers use 2 .. J + 1),
    * or the GSL stream from here on */
-  if (fast && net->p.conditional) bafu_fastrng_seed_stream(&net->fast, seed, draw, 2 + net->J);
+  if (fast && net->p.conditional) bafu_fastrng_seed_stream(&net->fast, seed, draw, 2 + net->U);
   return BAFU_OK;
 }
 
@@ -559,6 +588,10 @@ static void column_sum(size_t rows, size_t m, const double *B, double *bsum) {
 static const double *prev_features(const bafu_net *net, size_t j, const double *(*pick)(const layer *)) {
   return net->layers[j].reads_x ? net->X : pick(&net->layers[j - 1]);
 }
+/* The stream a residual unit adds its branch to: x or the features before the block. */
+static const double *skip_features(const bafu_net *net, size_t j, const double *(*pick)(const layer *)) {
+  return net->layers[j].skip < 0 ? net->X : pick(&net->layers[net->layers[j].skip]);
+}
 static const double *pick_F(const layer *Ly) { return Ly->F; }
 static const double *pick_Fs(const layer *Ly) { return Ly->Fs; }
 
@@ -570,7 +603,7 @@ static bafu_status check_finite(const double *v, size_t count, const char *what)
 }
 
 static int is_readout(const bafu_net *net, size_t j) {
-  return net->p.signal != BAFU_SIGNAL_PROBE && j + 1 == net->J;
+  return net->p.signal != BAFU_SIGNAL_PROBE && j + 1 == net->U;
 }
 
 /* Normalised branch input (theory/engine.md 1.4): u = f / r per sample,
@@ -598,17 +631,22 @@ static void normalise_jacobian(const double *F, size_t n, size_t m, const double
   }
 }
 
-/* b_{j-1} of layer j > 0 from tmp = W_j^T b_j (theory/engine.md 2.2, 1.4). */
+/* b_{j-1} of unit j > 0 from tmp = W_j^T b_j (theory/engine.md 2.2, 1.4, 1.5):
+ * the unit that opens a block adds the identity path of the block's last
+ * unit (close), whose signal is the stream's after the block. */
 static void backward_step(bafu_net *net, const layer *Ly, layer *Pv) {
   const size_t nin = Ly->fan_in * net->m;
-  if (Ly->kind == LAYER_PLAIN) {
+  if (Ly->close < 0) {
     for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->scale * Ly->Dp[i] * net->tmp[i];
-  } else if (Ly->norm) {
+    return;
+  }
+  const double *Bc = net->layers[Ly->close].B;
+  if (Ly->norm) {
     for (size_t i = 0; i < nin; ++i) net->tmp[i] *= Ly->scale * Ly->Dp[i];
     normalise_jacobian(Pv->F, Ly->fan_in, net->m, Ly->rn, net->tmp);
-    for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + net->tmp[i];
+    for (size_t i = 0; i < nin; ++i) Pv->B[i] = Bc[i] + net->tmp[i];
   } else {
-    for (size_t i = 0; i < nin; ++i) Pv->B[i] = Ly->B[i] + Ly->scale * Ly->Dp[i] * net->tmp[i];
+    for (size_t i = 0; i < nin; ++i) Pv->B[i] = Bc[i] + Ly->scale * Ly->Dp[i] * net->tmp[i];
   }
 }
 
@@ -617,7 +655,7 @@ bafu_status bafu_net_forward(bafu_net *net) {
   const size_t m = net->m;
   const bafu_act act = net->p.act;
   bafu_status st;
-  for (size_t j = 0; j < net->J; ++j) {
+  for (size_t j = 0; j < net->U; ++j) {
     layer *Ly = &net->layers[j];
     const double *prev = prev_features(net, j, pick_F);
     const size_t nin = Ly->fan_in * m;
@@ -630,9 +668,9 @@ bafu_status bafu_net_forward(bafu_net *net) {
       bafu_act_apply(act, nin, prev, Ly->G, Ly->Dp);
     }
     if (Ly->kind == LAYER_RESIDUAL) {
-      memcpy(Ly->F, prev, Ly->fan_out * m * sizeof(double));
+      memcpy(Ly->F, skip_features(net, j, pick_F), Ly->fan_out * m * sizeof(double));
       if ((st = w_apply(net, j, 0, Ly->scale, Ly->G, 1.0, Ly->F))) return st;
-    } else if (net->fnorm > 0 && !net->fnorm_frozen && !is_readout(net, j)) {
+    } else if (net->fnorm > 0 && !net->fnorm_frozen && !is_readout(net, j) && !Ly->inner) {
       /* forward normalisation (theory/engine.md 6.4): a_j = target / |W g|_rms */
       const size_t cnt = Ly->fan_out * m;
       if ((st = w_apply(net, j, 0, 1.0, Ly->G, 0.0, Ly->F))) return st;
@@ -645,7 +683,7 @@ bafu_status bafu_net_forward(bafu_net *net) {
     if (Ly->c) add_columns(Ly->fan_out, m, Ly->scale, Ly->c, Ly->F); /* f += s c */
     gram(Ly->fan_in, m, Ly->G, Ly->G, Ly->GG);
   }
-  const layer *last = &net->layers[net->J - 1];
+  const layer *last = &net->layers[net->U - 1];
   return check_finite(last->F, last->fan_out * m, "the forward pass");
 }
 
@@ -660,7 +698,7 @@ static double log_sum_exp(const double *y, size_t k) {
 
 /* The loss of the top features Y (fan_out x m). */
 static double loss_of(const bafu_net *net, const double *Y) {
-  const size_t k = net->layers[net->J - 1].fan_out, m = net->m, count = k * m;
+  const size_t k = net->layers[net->U - 1].fan_out, m = net->m, count = k * m;
   if (net->p.signal == BAFU_SIGNAL_PROBE) return cblas_ddot((int)count, net->probe, 1, Y, 1);
   double s = 0;
   if (net->p.signal == BAFU_SIGNAL_XENT) { /* -log softmax(y)_c = lse(y) - <t, y> */
@@ -672,11 +710,11 @@ static double loss_of(const bafu_net *net, const double *Y) {
   return s / (2.0 * (double)m);
 }
 
-double bafu_net_loss(const bafu_net *net) { return loss_of(net, net->layers[net->J - 1].F); }
-double bafu_net_step_loss(const bafu_net *net) { return loss_of(net, net->layers[net->J - 1].Fs); }
+double bafu_net_loss(const bafu_net *net) { return loss_of(net, net->layers[net->U - 1].F); }
+double bafu_net_step_loss(const bafu_net *net) { return loss_of(net, net->layers[net->U - 1].Fs); }
 
 void bafu_net_predict(const bafu_net *net, int *cls) {
-  const layer *last = &net->layers[net->J - 1];
+  const layer *last = &net->layers[net->U - 1];
   const size_t k = last->fan_out;
   for (size_t a = 0; a < net->m; ++a) {
     const double *y = last->F + a * k;
@@ -689,7 +727,7 @@ void bafu_net_predict(const bafu_net *net, int *cls) {
 
 /* Backward pass and contributions (theory/engine.md 2.2). */
 bafu_status bafu_net_backward(bafu_net *net) {
-  const size_t m = net->m, J = net->J;
+  const size_t m = net->m, J = net->U;
   layer *last = &net->layers[J - 1];
   const size_t nlast = last->fan_out * m;
   if (net->p.signal == BAFU_SIGNAL_PROBE) {
@@ -728,7 +766,7 @@ bafu_status bafu_net_backward(bafu_net *net) {
     if (st) return st;
     backward_step(net, Ly, Pv);
     Pv->bscale = Ly->bscale;
-    if (net->bnorm > 0) { /* backward normalisation: |b_{j-1}| = target */
+    if (net->bnorm > 0 && !Pv->inner) { /* backward normalisation: |b_{j-1}| = target (an entry's signal) */
       const double bn = cblas_dnrm2((int)nin, Pv->B, 1);
       if (bn > 0) {
         cblas_dscal((int)nin, net->bnorm / bn, Pv->B, 1);
@@ -743,12 +781,12 @@ bafu_status bafu_net_backward(bafu_net *net) {
  *   df_j = [df_{j-1}] + s W_j (phi'(f_{j-1}) .* df_{j-1}) - lr_j s^2 b_j (g_j^T g_j). */
 bafu_status bafu_net_tangent(bafu_net *net) {
   const size_t m = net->m;
-  for (size_t j = 0; j < net->J; ++j) {
+  for (size_t j = 0; j < net->U; ++j) {
     layer *Ly = &net->layers[j];
     const size_t nout = Ly->fan_out * m, nin = Ly->fan_in * m;
     const double *dprev = Ly->reads_x ? NULL : net->layers[j - 1].dF;
-    if (Ly->kind == LAYER_RESIDUAL && dprev)
-      memcpy(Ly->dF, dprev, nout * sizeof(double));
+    if (Ly->kind == LAYER_RESIDUAL && Ly->skip >= 0)
+      memcpy(Ly->dF, net->layers[Ly->skip].dF, nout * sizeof(double));
     else
       memset(Ly->dF, 0, nout * sizeof(double));
     if (dprev && Ly->norm) { /* phi'(u) .* P df_{j-1} */
@@ -773,7 +811,7 @@ bafu_status bafu_net_tangent(bafu_net *net) {
       add_columns(Ly->fan_out, m, -Ly->lrb * Ly->scale * Ly->scale, net->bsum, Ly->dF);
     }
   }
-  const layer *last = &net->layers[net->J - 1];
+  const layer *last = &net->layers[net->U - 1];
   return check_finite(last->dF, last->fan_out * m, "the tangent pass");
 }
 
@@ -783,7 +821,7 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
   const size_t m = net->m;
   const bafu_act act = net->p.act;
   net->eta_step = eta;
-  for (size_t j = 0; j < net->J; ++j) {
+  for (size_t j = 0; j < net->U; ++j) {
     layer *Ly = &net->layers[j];
     const double *prev = prev_features(net, j, pick_Fs);
     const size_t nin = Ly->fan_in * m, nout = Ly->fan_out * m;
@@ -798,7 +836,7 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
       bafu_act_apply(act, nin, prev, Gs, NULL);
     }
     if (Ly->kind == LAYER_RESIDUAL)
-      memcpy(Ly->Fs, prev, nout * sizeof(double));
+      memcpy(Ly->Fs, skip_features(net, j, pick_Fs), nout * sizeof(double));
     else
       memset(Ly->Fs, 0, nout * sizeof(double));
     if (net->p.conditional) {
@@ -828,14 +866,14 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
       }
     }
   }
-  const layer *last = &net->layers[net->J - 1];
+  const layer *last = &net->layers[net->U - 1];
   return check_finite(last->Fs, last->fan_out * m, "the finite step");
 }
 
 /* Backward pass from the stored top signal, without contributions. */
 static void backward_from_top(bafu_net *net) {
   const size_t m = net->m;
-  for (size_t j = net->J; j-- > 1;) {
+  for (size_t j = net->U; j-- > 1;) {
     layer *Ly = &net->layers[j];
     if (Ly->reads_x) continue;
     layer *Pv = &net->layers[j - 1];
@@ -848,7 +886,7 @@ static void backward_from_top(bafu_net *net) {
  * d y_a / d W_j = s_j b_j^a g_j(a)^T with b_j^a the backward signal of e_a, and
  * Theta_ab = sum_j lr_j s_j^2 <b_j^a, b_j^b> <g_j(a), g_j(b)>. */
 bafu_status bafu_net_empirical_ntk(bafu_net *net, double *work, double *theta) {
-  const size_t m = net->m, J = net->J, n = net->n;
+  const size_t m = net->m, J = net->U, n = net->n;
   if (net->p.signal != BAFU_SIGNAL_MSE || net->k != 1)
     return bafu_error(BAFU_EINVAL, "empirical NTK: needs signal = mse with one output");
   if (net->bnorm > 0) return bafu_error(BAFU_EINVAL, "empirical NTK: not with backward normalisation");
@@ -881,7 +919,7 @@ bafu_status bafu_net_update(bafu_net *net, double eta) {
   if (net->p.conditional) return bafu_error(BAFU_EINVAL, "conditional: weights are not stored, so they cannot be trained");
   if (!isfinite(eta)) return bafu_error(BAFU_EINVAL, "update: step size must be finite");
   const size_t m = net->m;
-  for (size_t j = 0; j < net->J; ++j) {
+  for (size_t j = 0; j < net->U; ++j) {
     layer *Ly = &net->layers[j];
     double *W = (double *)W_of(net, j);
     if (Ly->c && Ly->lrb != 0) { /* c -= eta lrb s B 1 */
@@ -899,63 +937,82 @@ bafu_status bafu_net_update(bafu_net *net, double eta) {
   return BAFU_OK; /* a non-finite weight shows in the next forward pass */
 }
 
-void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr) {
-  layer *Ly = &net->layers[j];
+/* Row functions: entry j's units [row_begin(j), out[j]] share their rates
+ * (a block's K matrices are trained at one rate); its contribution is theirs
+ * summed. */
+static void unit_set_rates(layer *Ly, double lr, double lrb) {
   Ly->lr = lr;
-  Ly->contrib = Ly->c ? (lr * Ly->gsq + Ly->lrb * Ly->gsq_b) / Ly->bscale : lr * Ly->gsq / Ly->bscale;
+  if (Ly->c) Ly->lrb = lrb;
+  Ly->contrib = Ly->c ? (Ly->lr * Ly->gsq + Ly->lrb * Ly->gsq_b) / Ly->bscale : Ly->lr * Ly->gsq / Ly->bscale;
+}
+
+void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr) {
+  for (size_t u = row_begin(net, j); u <= net->out[j]; ++u) unit_set_rates(&net->layers[u], lr, net->layers[u].lrb);
 }
 
 void bafu_net_set_layer_bias_lr(bafu_net *net, size_t j, double lrb) {
-  layer *Ly = &net->layers[j];
-  if (!Ly->c) return;
-  Ly->lrb = lrb;
-  Ly->contrib = (Ly->lr * Ly->gsq + lrb * Ly->gsq_b) / Ly->bscale;
+  for (size_t u = row_begin(net, j); u <= net->out[j]; ++u) unit_set_rates(&net->layers[u], net->layers[u].lr, lrb);
 }
 
-double bafu_net_layer_bias_lr(const bafu_net *net, size_t j) { return net->layers[j].lrb; }
+double bafu_net_layer_bias_lr(const bafu_net *net, size_t j) { return row_unit(net, j)->lrb; }
 
 void bafu_net_scale_layer_rates(bafu_net *net, size_t j, double factor) {
-  layer *Ly = &net->layers[j];
-  if (Ly->c) bafu_net_set_layer_bias_lr(net, j, factor * Ly->lrb0);
-  bafu_net_set_layer_lr(net, j, factor * Ly->lr0);
+  for (size_t u = row_begin(net, j); u <= net->out[j]; ++u) {
+    layer *Ly = &net->layers[u];
+    unit_set_rates(Ly, factor * Ly->lr0, factor * Ly->lrb0);
+  }
 }
 
-double *bafu_net_bias(bafu_net *net, size_t j) { return net->layers[j].c; }
+double *bafu_net_bias(bafu_net *net, size_t u) { return net->layers[u].c; }
 
-void bafu_net_bias_grad(const bafu_net *net, size_t j, double *out) {
-  const layer *Ly = &net->layers[j];
+void bafu_net_bias_grad(const bafu_net *net, size_t u, double *out) {
+  const layer *Ly = &net->layers[u];
   column_sum(Ly->fan_out, net->m, Ly->B, out);
   cblas_dscal((int)Ly->fan_out, Ly->scale / Ly->bscale, out, 1);
 }
 
-double bafu_net_layer_grad_sq(const bafu_net *net, size_t j) { return net->layers[j].gsq; }
+double bafu_net_layer_grad_sq(const bafu_net *net, size_t j) {
+  double g = 0;
+  for (size_t u = row_begin(net, j); u <= net->out[j]; ++u) g += net->layers[u].gsq;
+  return g;
+}
 
-double bafu_net_layer_contribution(const bafu_net *net, size_t j) { return net->layers[j].contrib; }
+double bafu_net_layer_contribution(const bafu_net *net, size_t j) {
+  double c = 0;
+  for (size_t u = row_begin(net, j); u <= net->out[j]; ++u) c += net->layers[u].contrib;
+  return c;
+}
 
 bafu_status bafu_net_set_layer_contribution(bafu_net *net, size_t j, double target) {
-  layer *Ly = &net->layers[j];
   if (!(isfinite(target) && target >= 0)) return bafu_error(BAFU_EINVAL, "target contribution must be finite and >= 0");
-  if (Ly->c) { /* weights and biases together: both rates scaled from the network's own (6.3) */
-    const double c1 = (Ly->lr0 * Ly->gsq + Ly->lrb0 * Ly->gsq_b) / Ly->bscale;
+  /* C_j = sum_u (lr_u |grad_u~|^2 + lrb_u |grad_c,u~|^2) / R_j over the entry's units, which
+   * share R_j (theory/engine.md 6.3, 6.5) */
+  const layer *top = row_unit(net, j);
+  double g = 0, c1 = 0;
+  for (size_t u = row_begin(net, j); u <= net->out[j]; ++u) {
+    const layer *Ly = &net->layers[u];
+    g += Ly->gsq;
+    if (Ly->c) c1 += (Ly->lr0 * Ly->gsq + Ly->lrb0 * Ly->gsq_b) / Ly->bscale;
+  }
+  if (top->c) { /* weights and biases together: both rates scaled from the network's own */
     if (target > 0 && !(c1 > 0))
       return bafu_error(BAFU_ENUMERIC, "layer %d has a zero gradient: no learning rate reaches the target contribution",
-                        Ly->label);
+                        top->label);
     bafu_net_scale_layer_rates(net, j, target > 0 ? target / c1 : 0.0);
     return BAFU_OK;
   }
-  if (target > 0 && !(Ly->gsq > 0))
+  if (target > 0 && !(g > 0))
     return bafu_error(BAFU_ENUMERIC, "layer %d has a zero gradient: no learning rate reaches the target contribution",
-                      Ly->label);
-  /* C_j = lr |grad~|^2 / R_j (theory/engine.md 6.3, 6.5) */
-  bafu_net_set_layer_lr(net, j, target > 0 ? target * Ly->bscale / Ly->gsq : 0.0);
+                      top->label);
+  bafu_net_set_layer_lr(net, j, target > 0 ? target * top->bscale / g : 0.0);
   return BAFU_OK;
 }
-double bafu_net_layer_scale(const bafu_net *net, size_t j) { return net->layers[j].scale; }
+double bafu_net_layer_scale(const bafu_net *net, size_t j) { return row_unit(net, j)->scale; }
 
 bafu_status bafu_net_set_layer_scale(bafu_net *net, size_t j, double a) {
-  if (j >= net->J || net->layers[j].kind != LAYER_PLAIN || !(isfinite(a) && a > 0))
+  if (j >= net->J || row_unit(net, j)->kind != LAYER_PLAIN || !(isfinite(a) && a > 0))
     return bafu_error(BAFU_EINVAL, "layer scale: layer %zu is not a plain layer or %g is not a positive number", j, a);
-  net->layers[j].scale = a;
+  net->layers[net->out[j]].scale = a;
   return BAFU_OK;
 }
 
@@ -971,7 +1028,7 @@ bafu_status bafu_net_set_forward_norm(bafu_net *net, double target, int frozen) 
   net->fnorm = target;
   net->fnorm_frozen = frozen;
   if (target == 0)
-    for (size_t j = 0; j < net->J; ++j)
+    for (size_t j = 0; j < net->U; ++j)
       if (net->layers[j].kind == LAYER_PLAIN) net->layers[j].scale = 1.0;
   return BAFU_OK;
 }
@@ -1017,11 +1074,12 @@ void bafu_net_measure(const bafu_net *net, double *out) {
   const size_t m = net->m;
   const double eta = net->eta_step;
   double D = 0;
-  for (size_t j = 0; j < net->J; ++j) {
-    const layer *Ly = &net->layers[j];
+  for (size_t j = 0; j < net->J; ++j) { /* one row per entry: its last unit's features */
+    const layer *Ly = row_unit(net, j);
     const size_t cnt = Ly->fan_out * m;
     double *q = out + j * BAFU_Q_COUNT;
-    D += Ly->contrib;
+    const double Cj = bafu_net_layer_contribution(net, j);
+    D += Cj;
     /* the true backward vector is B / R_j (R_j = 1 without backward normalisation) */
     const double bn = cblas_dnrm2((int)cnt, Ly->B, 1) / Ly->bscale;
     const double dn = cblas_dnrm2((int)cnt, Ly->dF, 1);
@@ -1040,7 +1098,7 @@ void bafu_net_measure(const bafu_net *net, double *out) {
     q[BAFU_Q_DECAY] = D;
     q[BAFU_Q_BAFU] = D / bn;
     q[BAFU_Q_IDRES] = fabs(ip - D) / D;
-    q[BAFU_Q_CONTRIB] = Ly->contrib;
+    q[BAFU_Q_CONTRIB] = Cj;
     q[BAFU_Q_FRMS] = cblas_dnrm2((int)cnt, Ly->F, 1) / sqrt((double)cnt);
     q[BAFU_Q_SPEED_RMS] = dn / sqrt((double)cnt);
     if (eta != 0) {
@@ -1077,7 +1135,7 @@ bafu_draw_status bafu_net_check_draw(const bafu_net *net, const double *q, int *
   const size_t m = net->m;
   int trained = 0, bad = -1, step_only = 1;
   for (size_t j = 0; j < net->J && bad < 0; ++j) {
-    const layer *Ly = &net->layers[j];
+    const layer *Ly = row_unit(net, j); /* the entry's units share its rates */
     trained |= (Ly->lr != 0 || Ly->lrb != 0) && Ly->scale != 0;
     if (!trained) continue;
     const double *r = q + j * BAFU_Q_COUNT;
@@ -1093,13 +1151,13 @@ bafu_draw_status bafu_net_check_draw(const bafu_net *net, const double *q, int *
     if (bad < 0 && net->eta_step != 0 && fabs(net->eta_step) * r[BAFU_Q_SPEED] < 64 * DBL_EPSILON * fn) bad = (int)j;
   }
   if (bad < 0) return BAFU_DRAW_OK;
-  if (label) *label = net->layers[bad].label;
+  if (label) *label = row_unit(net, (size_t)bad)->label;
   /* the first layer, from the input up, where the stream dies */
   if (all_zero(net->X, net->d * m)) {
     if (label) *label = net->layers[0].label;
     return BAFU_DRAW_VANISHED;
   }
-  for (size_t j = 0; j < net->J; ++j) {
+  for (size_t j = 0; j < net->U; ++j) {
     const layer *Ly = &net->layers[j];
     if (!Ly->reads_x && all_zero(Ly->G, Ly->fan_in * m)) {
       const layer *Pv = &net->layers[j - 1];
@@ -1111,7 +1169,7 @@ bafu_draw_status bafu_net_check_draw(const bafu_net *net, const double *q, int *
       return BAFU_DRAW_VANISHED;
     }
   }
-  for (size_t j = net->J; j-- > 0;)
+  for (size_t j = net->U; j-- > 0;)
     if (all_zero(net->layers[j].B, net->layers[j].fan_out * m)) {
       if (label) *label = net->layers[j].label;
       return BAFU_DRAW_NO_SIGNAL;

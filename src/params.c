@@ -58,6 +58,9 @@ static const bafu_param table[] = {
     {"embed", FL, NET(embed), 0, 0, 1, 0, 0, NULL, NULL, NULL, "ResNet: add a trained input embedding f_0 = W_0 x", D | F, 9},
     {"branch_norm", CH, NET(branch_norm), BAFU_BRANCH_NORM_NONE, 0, 0, 0, 0, branch_norm_names, NULL, "N",
      "ResNet: branch input phi(f) or phi(f / |f|_rms), per sample", D | F | BAFU_PARAM_IF_SET, 10},
+    {"block_depth", SZ, NET(block_depth), 1, 1, 64, 0, 0, NULL, NULL, "K",
+     "ResNet: layers per residual branch, f_l = f_{l-1} + beta W_K phi(... phi(W_1 phi(f_{l-1})))", D | F | BAFU_PARAM_IF_SET,
+     16},
     {"lr_input", DB, NET(lr_input), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the layer reading x", D | F, 12},
     {"lr_hidden", DB, NET(lr_hidden), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of hidden layers/blocks", D | F, 13},
     {"lr_output", DB, NET(lr_output), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the readout", D | F, 0},
@@ -318,7 +321,7 @@ void bafu_net_params_describe(const bafu_net_params *p, char *buf, size_t size) 
     const bafu_param *q = &table[i];
     if (q->group != BAFU_PARAMS_NET || !(q->flags & BAFU_PARAM_DESCRIBE) || q->type == BAFU_PARAM_STRING) continue;
     const double v = bafu_param_get(q, &r);
-    if ((q->flags & BAFU_PARAM_IF_SET) && v == 0) continue;
+    if ((q->flags & BAFU_PARAM_IF_SET) && v == q->def) continue;
     if ((q->flags & BAFU_PARAM_IF_BIASES) && !(p->bias_var > 0)) continue;
     char value[64];
     bafu_param_format(q, v, 0, value, sizeof value);

@@ -13,6 +13,8 @@ const char *bafu_preset_name(bafu_preset preset) { return preset < BAFU_PRESET_C
 
 bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_preset_row rows[3]) {
   if (preset >= BAFU_PRESET_COUNT) return bafu_error(BAFU_EINVAL, "preset: unknown preset");
+  if (p->block_depth > 1)
+    return bafu_error(BAFU_EINVAL, "block_depth: the presets covers residual branches of one layer (block_depth = 1)");
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;

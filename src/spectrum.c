@@ -123,6 +123,8 @@ bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_de
   bafu_status st = check_batch(net);
   if (st) return st;
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
+  if (bafu_net_nunits(net) != bafu_net_nlayers(net))
+    return bafu_error(BAFU_EINVAL, "block_depth: the spectra cover residual branches of one layer (block_depth = 1)");
   const size_t n = max_dim(net);
   const double bytes = 3.0 * (double)n * (double)n * 8.0 + (double)bafu_net_memory_bytes(bafu_net_get_params(net));
   if ((st = bafu_memory_check(bytes, "width: the dense method (3 n^2 doubles beyond the network; the kpm method does not)")))
@@ -334,6 +336,8 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   bafu_status st = check_batch(net);
   if (st) return st;
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
+  if (bafu_net_nunits(net) != bafu_net_nlayers(net))
+    return bafu_error(BAFU_EINVAL, "block_depth: the spectra cover residual branches of one layer (block_depth = 1)");
   if (kp->moments < 4 || kp->moments > 100000)
     return bafu_error(BAFU_EINVAL, "kpm_moments: must be in [4, 100000], got %zu", kp->moments);
   if (kp->vectors < 1 || kp->vectors > 4096)

@@ -271,10 +271,16 @@ static void fingerprint(const bafu_train_config *c, size_t count, char *buf, siz
 
 static size_t state_size(const bafu_net *net, const gsl_rng *rng, size_t count, const char *fp) {
   size_t n = sizeof STATE_MAGIC + strlen(fp) + 1 + 2 * 8 + 4 * 8 + count * 8 + gsl_rng_size(rng);
-  for (size_t j = 0; j < bafu_net_nlayers(net); ++j)
-    n += 8 * (1 + bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j) +
-              (bafu_net_bias((bafu_net *)net, j) ? bafu_net_layer_fan_out(net, j) : 0));
+  n += 8 * bafu_net_nlayers(net); /* each layer's forward scale */
+  for (size_t u = 0; u < bafu_net_nunits(net); ++u)
+    n += 8 * (bafu_net_unit_fan_out(net, u) * bafu_net_unit_fan_in(net, u) +
+              (bafu_net_bias((bafu_net *)net, u) ? bafu_net_unit_fan_out(net, u) : 0));
   return n;
+}
+
+/* Whether unit u is the first of its layer (the layer's scale is stored before it). */
+static int opens_layer(const bafu_net *net, size_t u) {
+  return u == 0 || bafu_net_unit_layer(net, u - 1) != bafu_net_unit_layer(net, u);
 }
 
 static char *put(char *w, const void *v, size_t n) {
@@ -299,11 +305,13 @@ static void state_write(char *w, bafu_net *net, const gsl_rng *rng, const size_t
     w = put(w, &v, 8);
   }
   w = put(w, gsl_rng_state(rng), gsl_rng_size(rng));
-  for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {
-    const double a = bafu_net_layer_scale(net, j);
-    w = put(w, &a, 8);
-    w = put(w, bafu_net_weight(net, j), 8 * bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j));
-    if (bafu_net_bias(net, j)) w = put(w, bafu_net_bias(net, j), 8 * bafu_net_layer_fan_out(net, j));
+  for (size_t u = 0; u < bafu_net_nunits(net); ++u) {
+    if (opens_layer(net, u)) {
+      const double a = bafu_net_layer_scale(net, bafu_net_unit_layer(net, u));
+      w = put(w, &a, 8);
+    }
+    w = put(w, bafu_net_weight(net, u), 8 * bafu_net_unit_fan_out(net, u) * bafu_net_unit_fan_in(net, u));
+    if (bafu_net_bias(net, u)) w = put(w, bafu_net_bias(net, u), 8 * bafu_net_unit_fan_out(net, u));
   }
 }
 
@@ -359,21 +367,24 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
   if (!mt_ok) return bafu_error(BAFU_EINVAL, "resume: damaged training state (generator)");
   memcpy(gsl_rng_state(rng), r, gsl_rng_size(rng));
   r += gsl_rng_size(rng);
-  for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {
-    double a;
-    memcpy(&a, r, 8), r += 8;
-    if (a != bafu_net_layer_scale(net, j)) {
-      bafu_status st = bafu_net_set_layer_scale(net, j, a);
-      if (st) return bafu_error(BAFU_EINVAL, "resume: damaged training state (layer scale)");
+  for (size_t u = 0; u < bafu_net_nunits(net); ++u) {
+    const size_t j = bafu_net_unit_layer(net, u);
+    if (opens_layer(net, u)) {
+      double a;
+      memcpy(&a, r, 8), r += 8;
+      if (a != bafu_net_layer_scale(net, j)) {
+        bafu_status st = bafu_net_set_layer_scale(net, j, a);
+        if (st) return bafu_error(BAFU_EINVAL, "resume: damaged training state (layer scale)");
+      }
     }
-    const size_t n = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
-    double *W = bafu_net_weight(net, j);
+    const size_t n = bafu_net_unit_fan_out(net, u) * bafu_net_unit_fan_in(net, u);
+    double *W = bafu_net_weight(net, u);
     memcpy(W, r, 8 * n), r += 8 * n;
     for (size_t i = 0; i < n; ++i)
       if (!isfinite(W[i])) return bafu_error(BAFU_EINVAL, "resume: damaged training state (a weight is not finite)");
-    double *cb = bafu_net_bias(net, j);
+    double *cb = bafu_net_bias(net, u);
     if (cb) {
-      const size_t nb = bafu_net_layer_fan_out(net, j);
+      const size_t nb = bafu_net_unit_fan_out(net, u);
       memcpy(cb, r, 8 * nb), r += 8 * nb;
       for (size_t i = 0; i < nb; ++i)
         if (!isfinite(cb[i])) return bafu_error(BAFU_EINVAL, "resume: damaged training state (a bias is not finite)");

@@ -11,7 +11,10 @@
  *   dense: f_j = a W_j g_j + c_j,  g_j = x (the first entry of a stage that
  *          reads the inputs) or phi(f_{j-1});
  *   block: f_j = f_{j-1} + beta (W_j phi(u_{j-1}) + c_j), f_{-1} = x, with
- *          u = f (plain) or f / |f|_rms per sample (norm);
+ *          u = f (plain) or f / |f|_rms per sample (norm); with depth K > 1
+ *          the branch has K layers, f_j = f_{j-1} + beta h_K with
+ *          h_1 = W_{j,1} phi(u_{j-1}) + c_{j,1}, h_k = W_{j,k} phi(h_{k-1}) + c_{j,k}:
+ *          one entry (one row), K weight matrices ("units");
  * the biases c_j exist when bias_var > 0.
  * The MLP is [dense reading x] [dense x (L-1)] ([readout]); the ResNet is
  * ([dense embedding reading x]) [block x L] ([readout]). A description has at
@@ -52,6 +55,8 @@ typedef struct {
   double bias_var;     /* biases with N(0, bias_var) entries, added to W g (in a block, before beta); 0: none */
   double lr_bias;      /* the biases' learning rate, the group's (meaningful with bias_var > 0) */
   int norm;            /* block: the branch reads phi(f_{j-1} / |f_{j-1}|_rms), per sample (branch_norm rms) */
+  size_t depth;        /* weight matrices per entry: a block's K (block_depth), 1 for a dense entry; every
+                          inner matrix is n x n with the stage's gain, rates and biases, forward factor 1 */
 } bafu_stage;
 
 #define BAFU_LAYOUT_MAX_STAGES 8
@@ -59,6 +64,7 @@ typedef struct {
 typedef struct bafu_layout {
   size_t nstages;
   size_t J;            /* entries: the sum of the stages' counts */
+  size_t units;        /* weight matrices: the sum of count * depth */
   bafu_stage stage[BAFU_LAYOUT_MAX_STAGES];
   size_t width, input_dim, batch, outputs;
   bafu_init init;

@@ -26,7 +26,16 @@
  * once; then per Monte Carlo draw bafu_net_draw() and bafu_net_run(), and
  * bafu_net_measure(). No allocation happens after bafu_net_alloc.
  *
- * Conventions: a layer index j must be < bafu_net_nlayers(net) (not checked);
+ * Layers and units. A "layer" j < bafu_net_nlayers(net) is an entry of the
+ * network's description: one row of the measurements (a dense layer, or a
+ * residual block). A "unit" u < bafu_net_nunits(net) is one weight matrix: a
+ * block with block_depth K has K units, every other layer one (so units and
+ * layers coincide when K = 1). Weights, biases and their gradients are per
+ * unit; features, signals, rates and contributions per layer (a block's K
+ * matrices share its rates, and its contribution is theirs summed).
+ *
+ * Conventions: a layer index j must be < bafu_net_nlayers(net), a unit index
+ * u < bafu_net_nunits(net) (neither is checked);
  * caller arrays are not retained (inputs and targets are copied); pointers
  * returned into a network are owned by it. The passes must run in order
  * (forward before backward, backward before tangent, step, update and the
@@ -76,6 +85,9 @@ typedef struct {
   double branch_exponent; /* A: beta = B * L^(-A) */
   int embed;              /* ResNet: trained input embedding f_0 = W_0 x */
   bafu_branch_norm branch_norm; /* ResNet: normalised branch inputs (none) */
+  size_t block_depth;     /* ResNet: K >= 1 layers per residual branch (1): block l is
+                             f_l = f_{l-1} + beta W_{l,K} phi(... phi(W_{l,1} phi(f_{l-1}))),
+                             each W_{l,k} trained at the hidden rate; rows stay one per block */
   double lr_input, lr_hidden, lr_output;
   double bias_var;        /* V >= 0: every layer (and every block's branch) gets a bias c with N(0, V)
                              entries, f = W g + c (blocks: f = f_prev + beta (W phi(f_prev) + c));
@@ -162,6 +174,12 @@ void bafu_net_free(bafu_net *net);
  * (MLP: 1..L, ResNet: 0 for the embedding, 1..L, then L+1 for a readout),
  * its fan-in and fan-out, and its current learning rate. Cannot fail. */
 size_t bafu_net_nlayers(const bafu_net *net);
+/* Number of units (weight matrices), the layer unit u belongs to, and its
+ * shape. Cannot fail. */
+size_t bafu_net_nunits(const bafu_net *net);
+size_t bafu_net_unit_layer(const bafu_net *net, size_t u);
+size_t bafu_net_unit_fan_in(const bafu_net *net, size_t u);
+size_t bafu_net_unit_fan_out(const bafu_net *net, size_t u);
 /* The description the network was built from (bafu/layout.h), owned by the
  * network. Cannot fail. */
 struct bafu_layout;
@@ -232,12 +250,12 @@ void bafu_net_set_layer_lr(bafu_net *net, size_t j, double lr);
 void bafu_net_set_layer_bias_lr(bafu_net *net, size_t j, double lrb);
 double bafu_net_layer_bias_lr(const bafu_net *net, size_t j);
 void bafu_net_scale_layer_rates(bafu_net *net, size_t j, double factor);
-/* Layer j's bias (fan_out entries, owned by the network; editable like the
- * weights, redrawn by the next draw), NULL without biases; and grad_{c_j} F
- * = s_j B_j 1 / R_j of the last passes into the caller's out (fan_out
+/* Unit u's bias (fan_out entries, owned by the network; editable like the
+ * weights, redrawn by the next draw), NULL without biases; and grad_{c_u} F
+ * = s_u B_u 1 / R_u of the last passes into the caller's out (fan_out
  * doubles). Cannot fail. */
-double *bafu_net_bias(bafu_net *net, size_t j);
-void bafu_net_bias_grad(const bafu_net *net, size_t j, double *out);
+double *bafu_net_bias(bafu_net *net, size_t u);
+void bafu_net_bias_grad(const bafu_net *net, size_t u, double *out);
 double bafu_net_layer_grad_sq(const bafu_net *net, size_t j);
 /* C_j = lr_j |grad_j|^2 / R_j: layer j's contribution to the first-order loss
  * decrease at its current rate and the last backward pass (theory/engine.md
@@ -287,7 +305,7 @@ double bafu_net_loss(const bafu_net *net);
 double bafu_net_step_loss(const bafu_net *net);
 
 /* Views into the workspace (fan_out x m or fan_out x fan_in, column-major).
- * bafu_net_weight returns layer j's weights of the current draw, generating
+ * bafu_net_weight returns unit u's weights of the current draw, generating
  * them first if needed: with the fast generator and Gaussian init the weights
  * are generated on first use after bafu_net_draw, so edit them only through a
  * pointer fetched after the draw (an edit made before the draw, or before the
@@ -297,7 +315,7 @@ double bafu_net_step_loss(const bafu_net *net);
  * it returns NULL. The other views (features, backward
  * signals, tangents, stepped features, inputs) stay valid until bafu_net_free;
  * their contents are overwritten by the next draw or pass. Cannot fail. */
-double *bafu_net_weight(bafu_net *net, size_t j);
+double *bafu_net_weight(bafu_net *net, size_t u);
 /* 1 if the network has weight matrices (bafu_net_weight is usable), 0 with
  * p.conditional. Cannot fail. */
 int bafu_net_has_weights(const bafu_net *net);
@@ -307,17 +325,17 @@ const double *bafu_net_feature_tangent(const bafu_net *net, size_t j);
 const double *bafu_net_feature_stepped(const bafu_net *net, size_t j);
 const double *bafu_net_inputs(const bafu_net *net);
 
-/* The full (true) gradient matrix grad_{W_j} F (fan_out x fan_in) of the last
+/* The full (true) gradient matrix grad_{W_u} F (fan_out x fan_in) of unit u, of the last
  * forward and backward passes into the caller's `out` (fan_out * fan_in
  * doubles). For tests and dense kernels; the passes never form it. Cannot
  * fail. */
-void bafu_net_weight_grad(const bafu_net *net, size_t j, double *out);
+void bafu_net_weight_grad(const bafu_net *net, size_t u, double *out);
 
 /* The empirical learning-rate-weighted NTK of the readout for the current
  * draw (after bafu_net_forward; mse signal and one output only):
  * theta[a + b m] = sum_j lr_j <d y_a / d W_j, d y_b / d W_j>, m x m. It runs
  * one backward pass per sample and overwrites the stored backward signals
- * (run bafu_net_backward again before measuring). work: J n m doubles,
+ * (run bafu_net_backward again before measuring). work: U n m doubles (U = bafu_net_nunits),
  * theta: m * m doubles, both the caller's. BAFU_EINVAL unless the signal is
  * mse with k = 1, with backward normalisation on, or with p.conditional (it
  * needs m backward passes per draw). */

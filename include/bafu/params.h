@@ -44,7 +44,7 @@ typedef enum { BAFU_PARAMS_NET, BAFU_PARAMS_TRAIN } bafu_param_group;
 /* flags */
 #define BAFU_PARAM_FINGERPRINT 1u /* part of the training fingerprint (the trajectory depends on it) */
 #define BAFU_PARAM_DESCRIBE 4u    /* in the description line of every table */
-#define BAFU_PARAM_IF_SET 8u      /* ... only when not 0 */
+#define BAFU_PARAM_IF_SET 8u      /* ... only when not the default */
 #define BAFU_PARAM_IF_BIASES 16u  /* ... only when bias_var > 0 */
 #define BAFU_PARAM_NO_CLI 32u     /* no command-line option of its own (signal: --probe, --loss) */
 
