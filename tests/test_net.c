@@ -23,33 +23,41 @@ typedef struct {
   double fnorm; /* forward-normalisation target (0: off); scales frozen after the first forward */
   double bias_var; /* biases with N(0, bias_var) entries (0: none) */
   bafu_branch_norm norm; /* ResNet: normalised branch inputs */
+  size_t K;              /* ResNet: layers per branch */
 } config;
 
 static const config configs[] = {
-    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0, 0, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 3, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_ORTHOGONAL, 0, 0, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0.7, 0, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 1.3, 0, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0.45, 0, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1},
+    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1},
+    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0, 0, 1},
+    {BAFU_ARCH_MLP, BAFU_ACT_LINEAR, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1},
+    {BAFU_ARCH_MLP, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 3, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_ORTHOGONAL, 0, 0, 0, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1},
+    {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0.7, 0, 0, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 1.3, 0, 0, 1},
+    {BAFU_ARCH_MLP, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0.45, 0, 0, 1},
     /* biases (theory/engine.md 1.3): MLP and ResNet, with and without embedding, every signal */
-    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.3, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 1, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0.5, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0.2, 0},
-    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0.8, 0},
-    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.4, 0},
+    {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.3, 0, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 1, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0.5, 0, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0.2, 0, 1},
+    {BAFU_ARCH_MLP, BAFU_ACT_ERF, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0.8, 0, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0.4, 0, 1},
     /* normalised branches (theory/engine.md 1.4): every signal, with and without embedding and biases */
-    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, BAFU_BRANCH_NORM_RMS},
-    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 3, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0, 0, BAFU_BRANCH_NORM_RMS},
-    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 0, 0.3, BAFU_BRANCH_NORM_RMS},
-    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_ORTHOGONAL, 0, 0, BAFU_BRANCH_NORM_RMS},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, BAFU_BRANCH_NORM_RMS, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 3, BAFU_SIGNAL_MSE, 1, BAFU_INIT_GAUSSIAN, 0, 0, BAFU_BRANCH_NORM_RMS, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 0, 0.3, BAFU_BRANCH_NORM_RMS, 1},
+    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_ORTHOGONAL, 0, 0, BAFU_BRANCH_NORM_RMS, 1},
+    /* branches of K layers (theory/engine.md 1.5): every signal, with embedding, biases, normalised
+       branches, orthogonal init and a forward-normalised embedding */
+    {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 2},
+    {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 1, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0.4, 0, 3},
+    {BAFU_ARCH_RESNET, BAFU_ACT_GELU, 3, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 0, 0, BAFU_BRANCH_NORM_RMS, 2},
+    {BAFU_ARCH_RESNET, BAFU_ACT_ERF, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_ORTHOGONAL, 0, 0.3, BAFU_BRANCH_NORM_RMS, 2},
+    {BAFU_ARCH_RESNET, BAFU_ACT_SWISH, 2, BAFU_SIGNAL_XENT, 1, BAFU_INIT_GAUSSIAN, 0.9, 0, 0, 3},
 };
 #define NCONFIGS (int)(sizeof configs / sizeof configs[0])
 
@@ -76,6 +84,7 @@ static bafu_net_params small_params(const config *c, size_t width, size_t depth)
   p.lr_output = 0.41;
   p.bias_var = c->bias_var;
   p.branch_norm = c->norm;
+  p.block_depth = c->K;
   p.lr_bias = 0.77;
   p.lr_bias_input = 0.52; /* distinct per group too */
   p.lr_bias_output = 1.23;
@@ -143,8 +152,8 @@ START_TEST(test_gradient_fd) {
   bafu_net_params p = small_params(c, 6, 3);
   bafu_net *net = make_net(c, &p, 1);
   const double h = 1e-6;
-  for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {
-    const size_t rows = bafu_net_layer_fan_out(net, j), cols = bafu_net_layer_fan_in(net, j);
+  for (size_t j = 0; j < bafu_net_nunits(net); ++j) { /* every unit (weight matrix) */
+    const size_t rows = bafu_net_unit_fan_out(net, j), cols = bafu_net_unit_fan_in(net, j);
     double *g = malloc(rows * cols * sizeof *g);
     ck_assert_ok(bafu_net_forward(net)); /* undo the last perturbation's g_j */
     bafu_net_weight_grad(net, j, g);
@@ -209,27 +218,28 @@ START_TEST(test_step_explicit) {
     memcpy(stepped + off, bafu_net_feature_stepped(net, j), cnt * sizeof(double));
     off += cnt;
   }
-  /* gradients first (they use the unmodified backward pass), then update */
-  double **grads = malloc(J * sizeof *grads);
-  for (size_t j = 0; j < J; ++j) {
-    const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
+  /* gradients first (they use the unmodified backward pass), then update, unit by unit */
+  const size_t U = bafu_net_nunits(net);
+  double **grads = malloc(U * sizeof *grads);
+  for (size_t j = 0; j < U; ++j) {
+    const size_t sz = bafu_net_unit_fan_out(net, j) * bafu_net_unit_fan_in(net, j);
     grads[j] = malloc(sz * sizeof(double));
     bafu_net_weight_grad(net, j, grads[j]);
   }
-  double **bgrads = calloc(J, sizeof *bgrads);
-  for (size_t j = 0; j < J && c->bias_var > 0; ++j) {
-    bgrads[j] = malloc(bafu_net_layer_fan_out(net, j) * sizeof(double));
+  double **bgrads = calloc(U, sizeof *bgrads);
+  for (size_t j = 0; j < U && c->bias_var > 0; ++j) {
+    bgrads[j] = malloc(bafu_net_unit_fan_out(net, j) * sizeof(double));
     bafu_net_bias_grad(net, j, bgrads[j]);
   }
-  for (size_t j = 0; j < J; ++j) {
-    const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
+  for (size_t j = 0; j < U; ++j) {
+    const size_t sz = bafu_net_unit_fan_out(net, j) * bafu_net_unit_fan_in(net, j), row = bafu_net_unit_layer(net, j);
     double *W = bafu_net_weight(net, j);
-    const double lr = bafu_net_layer_lr(net, j);
+    const double lr = bafu_net_layer_lr(net, row); /* a layer's units share its rates */
     /* a residual block's weights enter as beta W; its gradient already has the beta */
     for (size_t e = 0; e < sz; ++e) W[e] -= eta * lr * grads[j][e];
     double *cb = bafu_net_bias(net, j);
-    for (size_t e = 0; cb && e < bafu_net_layer_fan_out(net, j); ++e)
-      cb[e] -= eta * bafu_net_layer_bias_lr(net, j) * bgrads[j][e];
+    for (size_t e = 0; cb && e < bafu_net_unit_fan_out(net, j); ++e)
+      cb[e] -= eta * bafu_net_layer_bias_lr(net, row) * bgrads[j][e];
     free(grads[j]);
     free(bgrads[j]);
   }
@@ -292,21 +302,26 @@ START_TEST(test_loss_decay) {
   ck_assert_close(fd_decrease(net, h), D, 1e-6, 0);
   /* and the contributions, recomputed from the explicit gradients */
   double Dsum = 0;
+  size_t u = 0;
   for (size_t j = 0; j < J; ++j) {
-    const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
-    double *g = malloc(sz * sizeof *g);
-    bafu_net_weight_grad(net, j, g);
-    double C = bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1);
-    if (bafu_net_bias(net, j)) { /* + lr_b |grad_c|^2 */
-      const size_t rows = bafu_net_layer_fan_out(net, j);
-      bafu_net_bias_grad(net, j, g);
-      C += bafu_net_layer_bias_lr(net, j) * cblas_ddot((int)rows, g, 1, g, 1);
+    double C = 0; /* the layer's units: a block of K layers has K */
+    for (; u < bafu_net_nunits(net) && bafu_net_unit_layer(net, u) == j; ++u) {
+      const size_t sz = bafu_net_unit_fan_out(net, u) * bafu_net_unit_fan_in(net, u);
+      double *g = malloc(sz * sizeof *g);
+      bafu_net_weight_grad(net, u, g);
+      C += bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1);
+      if (bafu_net_bias(net, u)) { /* + lr_b |grad_c|^2 */
+        const size_t rows = bafu_net_unit_fan_out(net, u);
+        bafu_net_bias_grad(net, u, g);
+        C += bafu_net_layer_bias_lr(net, j) * cblas_ddot((int)rows, g, 1, g, 1);
+      }
+      free(g);
     }
     ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_CONTRIB], C, 1e-12, 0);
     Dsum += C;
     ck_assert_close(q[j * BAFU_Q_COUNT + BAFU_Q_DECAY], Dsum, 1e-12, 0);
-    free(g);
   }
+  ck_assert_uint_eq(u, bafu_net_nunits(net));
   free(q);
   bafu_net_free(net);
 }
@@ -384,7 +399,7 @@ END_TEST
 /* Same (seed, draw): identical numbers; different seeds or draws: different.
  * The MC result does not depend on the number of threads. */
 START_TEST(test_reproducible) {
-  config c = {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config c = {BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 1, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   bafu_net_params p = small_params(&c, 32, 5);
   bafu_mc_result a, b, d, e;
   ck_assert_ok(bafu_mc_run(&p, 5, 99, NULL, 1, &a));
@@ -426,7 +441,7 @@ END_TEST
 START_TEST(test_regenerate) {
   for (int init = 0; init < 2; ++init) {
     config c = {BAFU_ARCH_RESNET, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 1,
-                init ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN, 0, 0, 0};
+                init ? BAFU_INIT_ORTHOGONAL : BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
     bafu_net_params p = small_params(&c, 24, 6);
     p.rng = BAFU_RNG_FAST;
     bafu_mc_result a, b;
@@ -458,7 +473,7 @@ END_TEST
  * ones). That lazily generated weights equal per-layer substreams is checked
  * by test_regenerate. */
 START_TEST(test_lazy_weights) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   bafu_net_params p = small_params(&c, 20, 5);
   p.rng = BAFU_RNG_FAST;
   bafu_net *a, *b;
@@ -610,7 +625,7 @@ END_TEST
 /* Forward normalisation (6.4): |f_j|_rms = target for every plain layer but
  * the readout, in an unfrozen forward pass; frozen scales stay put. */
 START_TEST(test_forward_norm) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 3, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   bafu_net_params p = small_params(&c, 20, 4);
   bafu_net *net;
   ck_assert_ok(bafu_net_alloc(&p, &net));
@@ -644,7 +659,7 @@ END_TEST
  * layers' rates at 0); the control of 6.3 reaches its targets through the
  * rescaling. */
 START_TEST(test_backward_norm) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 2, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   bafu_net_params p = small_params(&c, 24, 5);
   bafu_net *net;
   ck_assert_ok(bafu_net_alloc(&p, &net));
@@ -710,22 +725,26 @@ START_TEST(test_control_targets) {
   for (size_t j = 0; j < J; ++j) {
     const double target = 0.003 * (double)(j + 2);
     ck_assert_ok(bafu_net_set_layer_contribution(net, j, target));
-    const size_t sz = bafu_net_layer_fan_out(net, j) * bafu_net_layer_fan_in(net, j);
-    double *g = malloc(sz * sizeof *g);
-    bafu_net_weight_grad(net, j, g);
-    double got = bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1);
-    if (bafu_net_bias(net, j)) { /* both rates, in the network's own ratio */
-      const size_t rows = bafu_net_layer_fan_out(net, j);
-      double *gb = malloc(rows * sizeof *gb);
-      bafu_net_bias_grad(net, j, gb);
-      got += bafu_net_layer_bias_lr(net, j) * cblas_ddot((int)rows, gb, 1, gb, 1);
-      const bafu_stage *st;
-      bafu_layout_entry(bafu_net_layout(net), j, &st, NULL);
-      ck_assert_close(bafu_net_layer_bias_lr(net, j) / bafu_net_layer_lr(net, j), st->lr_bias / st->lr, 1e-14, 0);
-      free(gb);
+    double got = 0; /* over the layer's units, at the layer's rates */
+    for (size_t u = 0; u < bafu_net_nunits(net); ++u) {
+      if (bafu_net_unit_layer(net, u) != j) continue;
+      const size_t sz = bafu_net_unit_fan_out(net, u) * bafu_net_unit_fan_in(net, u);
+      double *g = malloc(sz * sizeof *g);
+      bafu_net_weight_grad(net, u, g);
+      got += bafu_net_layer_lr(net, j) * cblas_ddot((int)sz, g, 1, g, 1);
+      if (bafu_net_bias(net, u)) { /* both rates, in the network's own ratio */
+        const size_t rows = bafu_net_unit_fan_out(net, u);
+        double *gb = malloc(rows * sizeof *gb);
+        bafu_net_bias_grad(net, u, gb);
+        got += bafu_net_layer_bias_lr(net, j) * cblas_ddot((int)rows, gb, 1, gb, 1);
+        const bafu_stage *st;
+        bafu_layout_entry(bafu_net_layout(net), j, &st, NULL);
+        ck_assert_close(bafu_net_layer_bias_lr(net, j) / bafu_net_layer_lr(net, j), st->lr_bias / st->lr, 1e-14, 0);
+        free(gb);
+      }
+      free(g);
     }
     ck_assert_close(got, target, 1e-8, 0);
-    free(g);
     total += target;
   }
   ck_assert_ok(bafu_net_tangent(net));
@@ -764,7 +783,7 @@ END_TEST
  * rest 0, indices varying across samples; the top signal softmax(y) - t sums
  * to 0 with one negative entry (the target's). */
 START_TEST(test_onehot_draws) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 64, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   for (int rng = 0; rng < 2; ++rng) {
     bafu_net_params p = small_params(&c, 16, 2);
     p.inputs = BAFU_INPUTS_ONEHOT;
@@ -805,7 +824,7 @@ END_TEST
 /* A readout wider than the network (k > n): the workspace is sized for it
  * (this aborted before), and the identity holds. */
 START_TEST(test_wide_readout) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 2, BAFU_SIGNAL_XENT, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   bafu_net_params p = small_params(&c, 4, 2);
   p.outputs = 13;
   bafu_net *net = make_net(&c, &p, 10);
@@ -888,7 +907,7 @@ END_TEST
  * width 32, depth 4, eta = 1e-7, 2000 draws each: the step columns of layers
  * 2-4 within 4 combined standard errors (layer 1's deviation is rounding). */
 START_TEST(test_conditional_small_step) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   bafu_net_params p = small_params(&c, 32, 4);
   p.step = 1e-7;
   bafu_mc_result a, b;
@@ -914,7 +933,7 @@ END_TEST
  * for both generators. (Drawing the sampler's noise from the probe's stream
  * makes f_1 parallel to the probe: cos = 1.) */
 START_TEST(test_conditional_own_stream) {
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   for (int rng = 0; rng < 2; ++rng) {
     bafu_net_params p = small_params(&c, 10, 3);
     p.input_dim = 10;
@@ -1036,7 +1055,7 @@ START_TEST(test_conditional_limits) {
    * step with another eta needs a 4th and is refused, not answered wrongly
    * (tanh: with ReLU the stepped features are polynomial in eta for small
    * steps, and a second step can stay in the span answered) */
-  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_TANH, 1, BAFU_SIGNAL_PROBE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   p = small_params(&c, 16, 3);
   p.conditional = 1;
   net = make_net(&c, &p, 1);
@@ -1047,7 +1066,7 @@ START_TEST(test_conditional_limits) {
   bafu_net_free(net);
   /* a readout wider than width x batch (its answers have more rows than the
    * hidden layers): the identity still holds */
-  config w = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0};
+  config w = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
   p = small_params(&w, 4, 2);
   p.outputs = 10;
   p.conditional = 1;
