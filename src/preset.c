@@ -13,8 +13,6 @@ const char *bafu_preset_name(bafu_preset preset) { return preset < BAFU_PRESET_C
 
 bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_preset_row rows[3]) {
   if (preset >= BAFU_PRESET_COUNT) return bafu_error(BAFU_EINVAL, "preset: unknown preset");
-  if (p->block_depth > 1)
-    return bafu_error(BAFU_EINVAL, "block_depth: the presets covers residual branches of one layer (block_depth = 1)");
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
@@ -28,6 +26,7 @@ bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_
   const double d = (double)lay.input_dim;
   const double x2 = sparse ? 1.0 : d; /* |x|^2 */
   const double beta = bafu_net_beta(p), b2 = beta * beta;
+  const double K = (double)p->block_depth; /* a block's weight matrices (4.4) */
   rows[0] = (bafu_preset_row){.group = "input", .var = s / d, .var_formula = "s/d"};
   rows[1] = (bafu_preset_row){.group = "hidden", .var = s / n, .var_formula = "s/n"};
   rows[2] = (bafu_preset_row){.group = "output", .var = s / n, .var_formula = "s/n"};
@@ -57,7 +56,7 @@ bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_
         rows[2].var = L / (n * n), rows[2].var_formula = "L/n^2";
       } else { /* 4.2: cos ~ 1, |b|^2 ~ 1/n, blocks share D ~ 1 */
         rows[0].lr = n / (L * x2), rows[0].lr_formula = sparse ? "n/L" : "n/(d*L)";
-        rows[1].lr = 1 / (L * b2), rows[1].lr_formula = "1/(L*beta^2)";
+        rows[1].lr = 1 / (K * L * b2), rows[1].lr_formula = K > 1 ? "1/(K*L*beta^2)" : "1/(L*beta^2)";
         rows[2].var = 1 / (n * n), rows[2].var_formula = "1/n^2";
       }
       break;
@@ -83,7 +82,7 @@ bafu_status bafu_preset_rows(const bafu_net_params *p, bafu_preset preset, bafu_
         rows[0].lr_bias = rows[1].lr_bias = n / (L * L), rows[0].lr_bias_formula = rows[1].lr_bias_formula = "n/L^2";
       } else {
         rows[0].lr_bias = n / L, rows[0].lr_bias_formula = "n/L";
-        rows[1].lr_bias = n / (L * b2), rows[1].lr_bias_formula = "n/(L*beta^2)";
+        rows[1].lr_bias = n / (K * L * b2), rows[1].lr_bias_formula = K > 1 ? "n/(K*L*beta^2)" : "n/(L*beta^2)";
       }
       break;
     default:

@@ -255,6 +255,54 @@ START_TEST(test_sensitivity_mc) {
 }
 END_TEST
 
+/* FSC with branches of K layers (theory/presets.md 4.4): the hidden rates are
+ * 1/(K L beta^2) and n/(K L beta^2), the other rows those of K = 1. For ReLU
+ * (s = 2) the K matrices of a block contribute K times a one-layer block's at
+ * one rate (each inner layer keeps the stream's variance and the signal's
+ * norm), so under FSC the blocks' total decay D_L - C_embedding (probe
+ * signal) is the same in expectation for K = 1, 2, 3: the Monte Carlo ratio must be 1
+ * within 4 combined se plus a finite-width allowance of 2 (K L / n) (the
+ * first corrections of |b|^2 and |g|^2 at width n grow with the number of
+ * matrices on the path). A rule without the 1/K makes the ratio K. */
+START_TEST(test_fsc_block_depth) {
+  const size_t n = 512, L = 8;
+  double D[4], se[4];
+  for (size_t K = 1; K <= 3; ++K) {
+    bafu_net_params p = shape(BAFU_ARCH_RESNET, n, L, 0, BAFU_INPUTS_GAUSSIAN);
+    p.block_depth = K;
+    p.bias_var = 0.25;
+    bafu_preset_row r[3];
+    ck_assert_ok(bafu_preset_rows(&p, BAFU_PRESET_FSC, r));
+    const double b2 = bafu_net_beta(&p) * bafu_net_beta(&p);
+    ck_assert_close(r[1].lr, 1 / ((double)K * L * b2), 1e-15, 0);
+    ck_assert_close(r[1].lr_bias, (double)n / ((double)K * L * b2), 1e-15, 0);
+    ck_assert_str_eq(r[1].lr_formula, K == 1 ? "1/(L*beta^2)" : "1/(K*L*beta^2)");
+    bafu_preset_row r1[3];
+    bafu_net_params p1 = p;
+    p1.block_depth = 1;
+    ck_assert_ok(bafu_preset_rows(&p1, BAFU_PRESET_FSC, r1));
+    for (int g = 0; g < 3; g += 2) ck_assert(r[g].lr == r1[g].lr && r[g].var == r1[g].var && r[g].lr_bias == r1[g].lr_bias);
+    ck_assert_ok(bafu_preset_apply(&p, BAFU_PRESET_FSC));
+    p.signal = BAFU_SIGNAL_PROBE; /* |b_L| = 1 up to O(n^-1/2): no spread from the targets */
+    p.step = 0;
+    bafu_mc_result res;
+    ck_assert_ok(bafu_mc_run(&p, 24, 91, NULL, 2, &res));
+    /* rows: embedding (0), blocks 1..L */
+    const double *m = res.mean, *e = res.se;
+    D[K] = m[L * BAFU_Q_COUNT + BAFU_Q_DECAY] - m[BAFU_Q_CONTRIB];
+    se[K] = hypot(e[L * BAFU_Q_COUNT + BAFU_Q_DECAY], e[BAFU_Q_CONTRIB]);
+    bafu_mc_result_free(&res);
+  }
+  for (size_t K = 2; K <= 3; ++K) {
+    const double ratio = D[K] / D[1], sr = ratio * hypot(se[K] / D[K], se[1] / D[1]);
+    const double tol = 4 * sr + 2.0 * (double)(K * L) / (double)n;
+    printf("  FSC K = %zu: blocks' decay %.4g vs K = 1 %.4g, ratio %.4f +- %.2g (tolerance %.2g)\n", K, D[K], D[1],
+           ratio, sr, tol);
+    ck_assert_msg(fabs(ratio - 1) < tol, "K = %zu: ratio %g +- %g", K, ratio, sr);
+  }
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("preset");
   TCase *tc = tcase_create("preset");
@@ -264,6 +312,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_bias_rates);
   tcase_add_test(tc, test_shapes);
   tcase_add_test(tc, test_sensitivity_mc);
+  tcase_add_test(tc, test_fsc_block_depth);
   suite_add_tcase(s, tc);
   return s;
 }
