@@ -397,6 +397,54 @@ START_TEST(test_branch_norm) {
 }
 END_TEST
 
+/* Branches of K layers (theory/engine.md 1.5): a ResNet with two-layer and
+ * three-layer branches (with biases) learns under the automatic step and
+ * under the control (every target met: a block's K rates scaled together),
+ * the identity holds at every step, and a run resumed from a checkpoint
+ * (every unit's weights and biases) logs the uninterrupted run's rows bit for
+ * bit. */
+START_TEST(test_block_depth) {
+  for (int control = 0; control < 2; ++control) {
+    bafu_train_config c = teacher_config();
+    c.epochs = 2;
+    c.net.arch = BAFU_ARCH_RESNET;
+    c.net.embed = 1;
+    c.net.block_depth = 2 + (size_t)control;
+    c.net.bias_var = 0.2;
+    ck_assert_ok(bafu_preset_apply(&c.net, BAFU_PRESET_FSC));
+    c.control = control;
+    stats s = stats_for(&c);
+    ck_assert_ok(bafu_train_run(&c, check_row, &s));
+    printf("  teacher, ResNet with %zu-layer branches%s: test loss %.4g -> %.4g, worst identity residual %.2g\n",
+           c.net.block_depth, control ? " and control" : "", s.first_test_loss, s.last_test_loss, s.worst_idres);
+    ck_assert_msg(s.last_test_loss < 0.5 * s.first_test_loss, "test loss %g -> %g", s.first_test_loss,
+                  s.last_test_loss);
+    ck_assert_msg(s.worst_idres < 1e-9, "identity residual %g", s.worst_idres);
+    ck_assert_msg(!s.bad, "%s", s.why);
+    c.checkpoint_every = 4;
+    c.save = trace_save;
+    trace *full = calloc(1, sizeof *full), *part = calloc(1, sizeof *part);
+    ck_assert_ok(bafu_train_run(&c, trace_row, full));
+    ck_assert_ptr_nonnull(full->saved[0]);
+    bafu_train_config r = c;
+    r.save = NULL;
+    r.resume = full->saved[0], r.resume_len = full->saved_len[0];
+    ck_assert_ok(bafu_train_run(&r, trace_row, part));
+    const size_t k = full->saved_step[0];
+    ck_assert_uint_eq(part->n, full->n - k);
+    for (size_t a = 0; a < part->n; ++a)
+      for (int q = 0; q < 4; ++q) ck_assert(part->v[a][q] == full->v[k + a][q]);
+    /* a checkpoint of another branch depth is another configuration */
+    bafu_train_config o = r;
+    o.net.block_depth = 1;
+    ck_assert_int_eq(bafu_train_run(&o, trace_row, part), BAFU_EINVAL);
+    for (int i = 0; i < 2; ++i) free(full->saved[i]);
+    free(full);
+    free(part);
+  }
+}
+END_TEST
+
 /* IDX pairs: the image size comes from the files; training and test images
  * must agree with each other and with the input dimension, or the run is
  * refused before it starts, naming the file (a 1 x 1 set once overflowed a
@@ -502,6 +550,7 @@ static Suite *suite(int fashion) {
     tcase_add_test(tc, test_idx_pairs);
     tcase_add_test(tc, test_biases);
   tcase_add_test(tc, test_branch_norm);
+  tcase_add_test(tc, test_block_depth);
   }
   suite_add_tcase(s, tc);
   return s;
