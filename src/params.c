@@ -191,7 +191,10 @@ void bafu_param_range_text(const bafu_param *q, char *buf, size_t size) {
   } while (0)
   switch (q->type) {
   case BAFU_PARAM_SIZE:
-    PUT("%s", q->lo >= 1 ? "a positive integer" : "an integer >= 0");
+    if (isfinite(q->hi))
+      PUT("an integer in [%g, %g]", q->lo, q->hi);
+    else
+      PUT("%s", q->lo >= 1 ? "a positive integer" : "an integer >= 0");
     break;
   case BAFU_PARAM_U64: PUT("an integer >= 0"); break;
   case BAFU_PARAM_FLAG: PUT("0 or 1"); break;
@@ -217,7 +220,7 @@ bafu_status bafu_param_check(const bafu_param *q, const void *base) {
   const double v = bafu_param_get(q, base);
   int ok = 1;
   switch (q->type) {
-  case BAFU_PARAM_SIZE: ok = v >= q->lo; break;
+  case BAFU_PARAM_SIZE: ok = v >= q->lo && v <= q->hi; break;
   case BAFU_PARAM_U64:
   case BAFU_PARAM_STRING: break;
   case BAFU_PARAM_FLAG: ok = v == 0 || v == 1; break;

@@ -214,6 +214,13 @@ START_TEST(test_check) {
   c.control_rate = 0.5;
   ck_assert_int_eq(bafu_train_config_check(&c), BAFU_EINVAL);
   ck_assert_str_eq(bafu_last_error(), "control_rate: must be a number in (0, 0.5)");
+  c = bafu_train_config_default(); /* an integer with an upper bound */
+  c.net.arch = BAFU_ARCH_RESNET;
+  c.net.block_depth = 64;
+  ck_assert_ok(bafu_net_params_check(&c.net));
+  c.net.block_depth = 65;
+  ck_assert_int_eq(bafu_net_params_check(&c.net), BAFU_EINVAL);
+  ck_assert_str_eq(bafu_last_error(), "block_depth: must be an integer in [1, 64]");
   c = bafu_train_config_default();
   c.net.sigma_w2 = INFINITY;
   ck_assert_int_eq(bafu_train_config_check(&c), BAFU_EINVAL);
