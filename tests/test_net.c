@@ -348,6 +348,68 @@ START_TEST(test_identity) {
 }
 END_TEST
 
+/* The forward pass of a ResNet with K-layer branches against the definition
+ * (theory/engine.md 1.5), recomputed from the units' weights and biases:
+ * h_1 = W_1 phi(u) + c_1, h_k = W_k phi(h_{k-1}) + c_k, f_l = f_{l-1} + beta h_K,
+ * u = f_{l-1} or f_{l-1} / |f_{l-1}|_rms, f_0 = x or the embedding W_0 x + c_0.
+ * Cases: with and without embedding, normalised branches, biases; K = 2, 3. */
+START_TEST(test_block_definition) {
+  const int embed = _i & 1, norm = (_i >> 1) & 1;
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.act = BAFU_ACT_TANH;
+  p.width = 9;
+  p.input_dim = embed ? 5 : 9;
+  p.depth = 3;
+  p.embed = embed;
+  p.block_depth = 2 + (size_t)norm;
+  p.branch_norm = norm ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
+  p.bias_var = _i == 3 ? 0.4 : 0;
+  p.act = _i == 0 ? BAFU_ACT_RELU : BAFU_ACT_TANH;
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  ck_assert_ok(bafu_net_draw(net, 5, 1));
+  ck_assert_ok(bafu_net_forward(net));
+  const size_t n = p.width, d = p.input_dim;
+  double f[9], g[9], h[9], t[9];
+  const double *x = bafu_net_inputs(net), beta = bafu_net_beta(&p);
+  size_t u = 0;
+  if (embed) { /* f_0 = W_0 x + c_0 */
+    const double *W = bafu_net_weight(net, 0), *c = bafu_net_bias(net, 0);
+    for (size_t i = 0; i < n; ++i) {
+      f[i] = c ? c[i] : 0;
+      for (size_t k = 0; k < d; ++k) f[i] += W[i + k * n] * x[k];
+    }
+    ck_assert_msg(rel_diff(n, f, bafu_net_feature(net, 0)) < 1e-13, "embedding");
+    u = 1;
+  } else {
+    memcpy(f, x, n * sizeof *f);
+  }
+  for (size_t l = 0; l < p.depth; ++l) {
+    double r = 1;
+    if (norm) {
+      r = cblas_dnrm2((int)n, f, 1) / sqrt((double)n);
+    }
+    for (size_t i = 0; i < n; ++i) h[i] = f[i] / r;
+    for (size_t k = 0; k < p.block_depth; ++k, ++u) {
+      const double *W = bafu_net_weight(net, u), *c = bafu_net_bias(net, u);
+      ck_assert_uint_eq(bafu_net_unit_layer(net, u), l + (size_t)embed);
+      for (size_t i = 0; i < n; ++i) g[i] = p.act == BAFU_ACT_RELU ? fmax(h[i], 0) : tanh(h[i]);
+      for (size_t i = 0; i < n; ++i) {
+        t[i] = c ? c[i] : 0;
+        for (size_t a = 0; a < n; ++a) t[i] += W[i + a * n] * g[a];
+      }
+      memcpy(h, t, n * sizeof *h);
+    }
+    for (size_t i = 0; i < n; ++i) f[i] += beta * h[i];
+    const double e = rel_diff(n, f, bafu_net_feature(net, l + (size_t)embed));
+    ck_assert_msg(e < 1e-13, "case %d block %zu: forward vs definition %g", _i, l + 1, e);
+  }
+  ck_assert_uint_eq(u, bafu_net_nunits(net));
+  bafu_net_free(net);
+}
+END_TEST
+
 /* Orthogonal init: W^T W = s max(1, r/c) I (tall) or W W^T = s I (wide), as a
  * scaled residual; Gaussian init: entry variance s / fan_in within 5 sigma. */
 START_TEST(test_init) {
@@ -1086,6 +1148,7 @@ static Suite *suite(void) {
   TCase *tc = tcase_create("passes");
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, test_gradient_fd, 0, NCONFIGS);
+  tcase_add_loop_test(tc, test_block_definition, 0, 4);
   tcase_add_loop_test(tc, test_tangent_fd, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_step_explicit, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_step_second_order, 0, NCONFIGS);
