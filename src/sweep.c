@@ -44,6 +44,26 @@ static const bafu_param *const *axes(size_t *count) {
   return axis_list;
 }
 
+void bafu_sweep_axes_text(char *buf, size_t size) {
+  size_t na, used = 0;
+  const bafu_param *const *ax = axes(&na);
+  buf[0] = '\0';
+  for (size_t a = 0; a < na; ++a) {
+    const char *sep = a == 0 ? "" : a == FIXED_AXES ? ", and, as columns after init only when set, " : ", ";
+    int m = snprintf(buf + used, used < size ? size - used : 0, "%s%s", sep, ax[a]->name);
+    if (m > 0) used += (size_t)m;
+    for (size_t c = 0; ax[a]->choices && ax[a]->choices[c]; ++c) {
+      m = snprintf(buf + used, used < size ? size - used : 0, "%s%s%s", c ? " " : " (", ax[a]->choices[c],
+                   ax[a]->choices[c + 1] ? "" : ")");
+      if (m > 0) used += (size_t)m;
+    }
+    if (ax[a]->type == BAFU_PARAM_FLAG) {
+      m = snprintf(buf + used, used < size ? size - used : 0, " (0 1)");
+      if (m > 0) used += (size_t)m;
+    }
+  }
+}
+
 /* Every axis value is stored as a double: enum index, integer or number. */
 struct bafu_sweep {
   int shown[MAX_AXES]; /* a column of the table: the fixed axes, and those the grid sets */

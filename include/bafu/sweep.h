@@ -19,7 +19,8 @@
  *   init            gaussian | orthogonal                 [gaussian]
  * Further axes, columns of the table only when the grid sets them (after init):
  *   embed (0 1), branch_norm (none rms), bias_var, lr_input, lr_hidden, lr_bias,
- *   sigma2_input, each in its parameter's range [its bafu mc default].
+ *   sigma2_input, block_depth, each in its parameter's range [its bafu mc default]
+ *   (bafu_sweep_axes_text lists them from the parameter table).
  * Run settings (exactly one value):
  *   seeds           Monte Carlo draws per point, 2..1e8   [8]
  *   seed            stream seed, integer in [0, 2^53]     [1]
@@ -109,6 +110,12 @@ int bafu_sweep_check_rows(const bafu_sweep *s, size_t k, const char *text);
  * (never a NaN row); the message names the point. *text is NULL and *len 0 on
  * error. */
 bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, char **text, size_t *len);
+
+/* The grid axes as one line of text, from the parameter table: the names in
+ * grid order, choices in parentheses, the axes that are columns only when set
+ * after "and, as columns after init only when set,". Cannot fail (truncated
+ * to size). */
+void bafu_sweep_axes_text(char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -32,17 +32,16 @@
 
 void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
 
-static const char usage[] =
+static const char usage_head[] =
     "Usage: bafu sweep FILE [--out PATH] [--threads T] [--resume] [--checkpoint PATH] [--quiet]\n"
     "       mpirun -n P bafu sweep FILE --out PATH\n"
     "\n"
     "Run a grid of networks described in FILE through `bafu mc` and `bafu theory`\n"
     "side by side and write one table with a row per grid point and layer. FILE has\n"
     "one 'key = value [value ...]' per line ('#' comments). Grid axes (defaults of\n"
-    "bafu mc): arch (mlp resnet), width, depth, act, sigma_w2, branch_scale,\n"
-    "branch_exponent, init (gaussian orthogonal), and, as columns after init only when\n"
-    "set, embed (0 1), branch_norm (none rms), bias_var, lr_input, lr_hidden, lr_bias,\n"
-    "sigma2_input; run settings (one value): seeds [8],\n"
+    "bafu mc):";
+static const char usage_tail[] =
+    ";\nrun settings (one value): seeds [8],\n"
     "seed [1], step [1e-5], sampler (stored conditional) [stored: the weights are\n"
     "drawn; conditional: bafu mc --conditional, exact and much faster at batch 1, Gaussian\n"
     "init only]. Points are the Cartesian product in that axis order, the\n"
@@ -262,6 +261,16 @@ int cmd_sweep(int argc, char **argv) {
   };
   const char *pos[1];
   int npos = 0;
+  char axes[1024], usage[4096]; /* the axes from the parameter table, wrapped at 80 columns */
+  bafu_sweep_axes_text(axes, sizeof axes);
+  size_t used = (size_t)snprintf(usage, sizeof usage, "%s", usage_head), col = strlen("bafu mc): ");
+  for (char *w = strtok(axes, " "); w && used < sizeof usage; w = strtok(NULL, " ")) {
+    const size_t len = strlen(w);
+    const int wrap = col + 1 + len > 79;
+    used += (size_t)snprintf(usage + used, sizeof usage - used, "%s%s", wrap ? "\n" : col ? " " : "", w);
+    col = wrap ? len : col + 1 + len;
+  }
+  if (used < sizeof usage) snprintf(usage + used, sizeof usage - used, "%s", usage_tail);
   int rc = cli_parse(cmd, usage, opts, argc, argv, 1, pos, 1, &npos);
   const int help = rc == 1; /* --help printed: exit 0 after MPI_Finalize */
   if (rc == 0 && npos != 1) {
