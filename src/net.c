@@ -383,6 +383,7 @@ const double *bafu_net_backward_signal(const bafu_net *net, size_t j) { return r
 const double *bafu_net_feature_tangent(const bafu_net *net, size_t j) { return row_unit(net, j)->dF; }
 const double *bafu_net_feature_stepped(const bafu_net *net, size_t j) { return row_unit(net, j)->Fs; }
 const double *bafu_net_inputs(const bafu_net *net) { return net->X; }
+const double *bafu_net_unit_feature(const bafu_net *net, size_t u) { return net->layers[u].F; }
 
 void bafu_net_set_targets(bafu_net *net, const double *t) {
   if (t) {

@@ -21,32 +21,56 @@
 
 const char *bafu_spec_object_name(bafu_spec_object o) { return o == BAFU_SPEC_JACOBIAN ? "jacobian" : "bfk"; }
 
-/* ------------------------------------------------- layer description --- */
+/* ------------------------------------------------- unit description --- */
 
-/* Kind of layer j (theory/engine.md 1.1): residual iff a ResNet block. */
+/* Unit u: one weight matrix (theory/spectrum.md 2.1). A dense layer is one
+ * unit; a residual block of K layers is K units, h_k = s_k W_k g_k + s_k c_k
+ * with g_1 = phi(u_{l-1}) (u = f or f / |f|_rms), g_k = phi(h_{k-1}), scale 1
+ * for k < K and beta for the last, which adds the stream: f_l = f_{l-1} + h_K. */
 typedef struct {
-  int residual;
-  double scale; /* s_j */
+  int residual; /* the block's last unit: adds the stream before the block */
+  int first;    /* the block's first unit: reads the stream (backward: plus the identity path of `close`) */
+  size_t close; /* first: the block's last unit (itself when K = 1) */
+  size_t row;   /* the layer (row) the unit belongs to */
+  double scale; /* s_u */
   size_t fan_in, fan_out;
-  int norm;     /* normalised branch: the block reads phi(u), u = f_{j-1} / r (theory/engine.md 1.4) */
-  double r;     /* norm: |f_{j-1}|_rms */
+  int norm;     /* normalised branch: the first unit reads phi(u), u = f_{l-1} / r (theory/engine.md 1.4) */
+  double r;     /* norm: |f_{l-1}|_rms */
 } layer_info;
 
-/* The stream layer j reads: x for j = 0, f_{j-1} otherwise (batch 1). */
-static const double *stream_of(const bafu_net *net, size_t j) {
-  return j == 0 ? bafu_net_inputs(net) : bafu_net_feature(net, j - 1);
+/* The vector unit u reads: x for u = 0, the previous unit's features
+ * otherwise (for a row's first unit: the previous row's features; batch 1). */
+static const double *stream_of(const bafu_net *net, size_t u) {
+  return u == 0 ? bafu_net_inputs(net) : bafu_net_unit_feature(net, u - 1);
 }
 
-static layer_info info_of(const bafu_net *net, size_t j) {
+/* first[j] = the first unit of row j, first[J] = the number of units. */
+static void row_units(const bafu_net *net, size_t *first) {
+  const size_t J = bafu_net_nlayers(net), U = bafu_net_nunits(net);
+  size_t u = 0;
+  for (size_t j = 0; j < J; ++j) {
+    first[j] = u;
+    while (u < U && bafu_net_unit_layer(net, u) == j) ++u;
+  }
+  first[J] = U;
+}
+
+/* Unit u, the k-th of row j whose units start at u0. */
+static layer_info info_of(const bafu_net *net, size_t j, size_t u0, size_t u) {
   const bafu_stage *s;
   bafu_layout_entry(bafu_net_layout(net), j, &s, NULL);
+  const int block = s->kind == BAFU_STAGE_BLOCK;
+  const size_t K = block ? s->depth : 1, k = u - u0;
   layer_info L;
-  L.residual = s->kind == BAFU_STAGE_BLOCK;
-  L.scale = s->scale;
+  L.residual = block && k + 1 == K;
+  L.first = block && k == 0;
+  L.close = u0 + K - 1;
+  L.row = j;
+  L.scale = block && !L.residual ? 1.0 : s->scale;
   L.fan_in = s->fan_in;
   L.fan_out = s->fan_out;
-  L.norm = s->kind == BAFU_STAGE_BLOCK && s->norm;
-  L.r = L.norm ? cblas_dnrm2((int)L.fan_in, stream_of(net, j), 1) / sqrt((double)L.fan_in) : 1.0;
+  L.norm = L.first && s->norm;
+  L.r = L.norm ? cblas_dnrm2((int)L.fan_in, stream_of(net, u), 1) / sqrt((double)L.fan_in) : 1.0;
   return L;
 }
 
@@ -57,30 +81,31 @@ static void apply_norm_jacobian(const layer_info *L, const double *f, double *v)
   for (size_t i = 0; i < L->fan_in; ++i) v[i] = (v[i] - f[i] * dot) / L->r;
 }
 
-/* Mask d = phi'(stream) into dmask and c_j = lr s^2 |g|^2 (theory/engine.md 3.2);
- * gbuf is fan_in scratch. */
-static double layer_mask_c(const bafu_net *net, size_t j, double *gbuf, double *dmask) {
-  const layer_info L = info_of(net, j);
+/* Mask d = phi'(input of unit u) into dmask and c_u = lr s^2 |g|^2 (+ lr_b s^2
+ * with biases; theory/engine.md 3.2, spectrum.md 2.1); gbuf is fan_in scratch. */
+static double layer_mask_c(const bafu_net *net, const layer_info *L, size_t u, size_t u0, double *gbuf,
+                           double *dmask) {
   const bafu_layout *lay = bafu_net_layout(net);
   const bafu_stage *stg;
-  bafu_layout_entry(lay, j, &stg, NULL);
-  const double *s = stream_of(net, j);
+  bafu_layout_entry(lay, L->row, &stg, NULL);
+  const double *s = stream_of(net, u);
   double g2;
-  if (!bafu_layout_activates(lay, j)) {
-    g2 = cblas_ddot((int)L.fan_in, s, 1, s, 1);
-    for (size_t i = 0; i < L.fan_in; ++i) dmask[i] = 1.0;
-  } else if (L.norm) { /* g = phi(u), d = phi'(u), u = f / r */
-    for (size_t i = 0; i < L.fan_in; ++i) {
-      const double u = s[i] / L.r;
-      bafu_act_apply(stg->act, 1, &u, gbuf + i, dmask + i);
+  if (u == u0 && !bafu_layout_activates(lay, L->row)) {
+    g2 = cblas_ddot((int)L->fan_in, s, 1, s, 1);
+    for (size_t i = 0; i < L->fan_in; ++i) dmask[i] = 1.0;
+  } else if (L->norm) { /* g = phi(u), d = phi'(u), u = f / r */
+    for (size_t i = 0; i < L->fan_in; ++i) {
+      const double x = s[i] / L->r;
+      bafu_act_apply(stg->act, 1, &x, gbuf + i, dmask + i);
     }
-    g2 = cblas_ddot((int)L.fan_in, gbuf, 1, gbuf, 1);
+    g2 = cblas_ddot((int)L->fan_in, gbuf, 1, gbuf, 1);
   } else {
-    bafu_act_apply(stg->act, L.fan_in, s, gbuf, dmask);
-    g2 = cblas_ddot((int)L.fan_in, gbuf, 1, gbuf, 1);
+    bafu_act_apply(stg->act, L->fan_in, s, gbuf, dmask);
+    g2 = cblas_ddot((int)L->fan_in, gbuf, 1, gbuf, 1);
   }
   /* the bias, if any, adds lr_b s^2 (theory/engine.md 1.3): d f / d c = s I */
-  return bafu_net_layer_lr(net, j) * L.scale * L.scale * g2 + bafu_net_layer_bias_lr(net, j) * L.scale * L.scale;
+  return bafu_net_layer_lr(net, L->row) * L->scale * L->scale * g2 +
+         bafu_net_layer_bias_lr(net, L->row) * L->scale * L->scale;
 }
 
 static size_t max_dim(const bafu_net *net) {
@@ -104,6 +129,8 @@ struct bafu_spec_dense {
   size_t nmax;
   int vectors;
   double *K, *A, *T; /* nmax x nmax each */
+  double *S;         /* nmax x nmax: a block's own kernel (block_depth > 1 only, else NULL) */
+  size_t *first;     /* J + 1: the first unit of each row */
   double *g, *d, *Kb;
   double *work;
   lapack_int *iwork;
@@ -123,11 +150,14 @@ bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_de
   bafu_status st = check_batch(net);
   if (st) return st;
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
-  if (bafu_net_nunits(net) != bafu_net_nlayers(net))
-    return bafu_error(BAFU_EINVAL, "block_depth: the spectra cover residual branches of one layer (block_depth = 1)");
-  const size_t n = max_dim(net);
-  const double bytes = 3.0 * (double)n * (double)n * 8.0 + (double)bafu_net_memory_bytes(bafu_net_get_params(net));
-  if ((st = bafu_memory_check(bytes, "width: the dense method (3 n^2 doubles beyond the network; the kpm method does not)")))
+  const size_t n = max_dim(net), J = bafu_net_nlayers(net);
+  const int deep = bafu_net_nunits(net) != J; /* branches of K > 1 layers: the block kernel S too */
+  const double bytes = (deep ? 4.0 : 3.0) * (double)n * (double)n * 8.0 +
+                       (double)bafu_net_memory_bytes(bafu_net_get_params(net));
+  if ((st = bafu_memory_check(bytes, deep ? "width: the dense method (4 n^2 doubles beyond the network with "
+                                            "block_depth > 1; the kpm method does not)"
+                                          : "width: the dense method (3 n^2 doubles beyond the network; the kpm "
+                                            "method does not)")))
     return st;
   bafu_spec_dense *ws = calloc(1, sizeof *ws);
   if (!ws) return bafu_error(BAFU_ENOMEM, "out of memory");
@@ -136,13 +166,16 @@ bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_de
   ws->K = malloc(n * n * sizeof(double));
   ws->A = malloc(n * n * sizeof(double));
   ws->T = malloc(n * n * sizeof(double));
+  if (deep) ws->S = malloc(n * n * sizeof(double));
+  ws->first = malloc((J + 1) * sizeof(size_t));
   ws->g = malloc(n * sizeof(double));
   ws->d = malloc(n * sizeof(double));
   ws->Kb = malloc(n * sizeof(double));
-  if (!ws->K || !ws->A || !ws->T || !ws->g || !ws->d || !ws->Kb) {
+  if (!ws->K || !ws->A || !ws->T || (deep && !ws->S) || !ws->first || !ws->g || !ws->d || !ws->Kb) {
     bafu_spec_dense_free(ws);
     return bafu_error(BAFU_ENOMEM, "width: out of memory for the dense BFK (%zu x %zu)", n, n);
   }
+  row_units(net, ws->first);
   /* workspace query, once, for the largest size */
   double wq;
   lapack_int iq;
@@ -169,6 +202,8 @@ void bafu_spec_dense_free(bafu_spec_dense *ws) {
   free(ws->K);
   free(ws->A);
   free(ws->T);
+  free(ws->S);
+  free(ws->first);
   free(ws->g);
   free(ws->d);
   free(ws->Kb);
@@ -196,6 +231,92 @@ static void dense_moments(bafu_spec_dense *ws, const bafu_net *net, size_t j, si
   o->cos_theta = o->defined ? bkb / (nb * nkb) : 0.0;
 }
 
+/* Exact symmetry of an n x n matrix (rounding of the two products). */
+static void symmetrise(double *K, size_t n) {
+  for (size_t a = 0; a < n; ++a)
+    for (size_t b2 = a + 1; b2 < n; ++b2) {
+      const double s = 0.5 * (K[a + b2 * n] + K[b2 + a * n]);
+      K[a + b2 * n] = K[b2 + a * n] = s;
+    }
+}
+
+/* ws->A = s W_u D (P): column i of s W_u scaled by d_i, then each row a^T
+ * replaced by (P a)^T for a normalised branch (P symmetric). ws->d holds the
+ * mask; ws->g is scratch. */
+static void form_branch_jacobian(bafu_spec_dense *ws, bafu_net *net, const layer_info *L, size_t u) {
+  const double *W = bafu_net_weight(net, u);
+  const size_t n = L->fan_out, m = L->fan_in;
+  for (size_t col = 0; col < m; ++col) {
+    const double f = L->scale * ws->d[col];
+    for (size_t r = 0; r < n; ++r) ws->A[r + col * n] = f * W[r + col * n];
+  }
+  if (L->norm) { /* A = s W D P: each row a^T of s W D becomes (P a)^T (P symmetric) */
+    const double *fs = stream_of(net, u);
+    for (size_t r = 0; r < n; ++r) {
+      cblas_dcopy((int)m, ws->A + r, (int)n, ws->g, 1);
+      apply_norm_jacobian(L, fs, ws->g);
+      cblas_dcopy((int)m, ws->g, 1, ws->A + r, (int)n);
+    }
+  }
+}
+
+/* Row j, a block of K > 1 units u0..u1 on a stream of width n (theory/spectrum.md
+ * 2.1): A = I + T_K with T_1 = s_1 W_1 D_0 (P), T_k = s_k W_k D_{k-1} T_{k-1}, and
+ * the block's own kernel S_1 = c_1 I, S_k = s_k^2 W_k D_{k-1} S_{k-1} D_{k-1} W_k^T
+ * + c_k I; then K_j = A K_{j-1} A^T + S_K (K_{-1} = 0: the stream x is not
+ * trained). The Jacobian object has no S. */
+static void dense_deep_block(bafu_spec_dense *ws, bafu_net *net, bafu_spec_object obj, size_t j, size_t u0,
+                             size_t u1) {
+  const int bfk = obj != BAFU_SPEC_JACOBIAN;
+  layer_info L = info_of(net, j, u0, u0);
+  const size_t n = L.fan_out;
+  double c = layer_mask_c(net, &L, u0, u0, ws->g, ws->d);
+  form_branch_jacobian(ws, net, &L, u0);
+  if (bfk) {
+    memset(ws->S, 0, n * n * sizeof(double));
+    for (size_t i = 0; i < n; ++i) ws->S[i + i * n] = c;
+  }
+  for (size_t u = u0 + 1; u <= u1; ++u) {
+    L = info_of(net, j, u0, u);
+    c = layer_mask_c(net, &L, u, u0, ws->g, ws->d);
+    const double *W = bafu_net_weight(net, u), *d = ws->d;
+    if (bfk) { /* S <- s^2 W (D S D) W^T + c I, through T = s W (D S D) */
+      for (size_t b2 = 0; b2 < n; ++b2)
+        for (size_t a = 0; a < n; ++a) ws->S[a + b2 * n] *= d[a] * d[b2];
+      cblas_dsymm(CblasColMajor, CblasRight, CblasLower, (int)n, (int)n, L.scale, ws->S, (int)n, W, (int)n, 0.0,
+                  ws->T, (int)n);
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)n, L.scale, ws->T, (int)n, W,
+                  (int)n, 0.0, ws->S, (int)n);
+      for (size_t i = 0; i < n; ++i) ws->S[i + i * n] += c;
+      symmetrise(ws->S, n);
+    }
+    /* T_k = s W (D T_{k-1}) */
+    for (size_t b2 = 0; b2 < n; ++b2)
+      for (size_t a = 0; a < n; ++a) ws->A[a + b2 * n] *= d[a];
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, L.scale, W, (int)n, ws->A,
+                (int)n, 0.0, ws->T, (int)n);
+    double *tmp = ws->A;
+    ws->A = ws->T;
+    ws->T = tmp;
+  }
+  if (j == 0) { /* the block reads x: K_0 = S_K (BFK), I (Jacobian) */
+    if (bfk)
+      memcpy(ws->K, ws->S, n * n * sizeof(double));
+    else {
+      memset(ws->K, 0, n * n * sizeof(double));
+      for (size_t i = 0; i < n; ++i) ws->K[i + i * n] = 1.0;
+    }
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) ws->A[i + i * n] += 1.0;
+  cblas_dsymm(CblasColMajor, CblasRight, CblasLower, (int)n, (int)n, 1.0, ws->K, (int)n, ws->A, (int)n, 0.0, ws->T,
+              (int)n);
+  if (bfk) memcpy(ws->K, ws->S, n * n * sizeof(double));
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)n, 1.0, ws->T, (int)n, ws->A, (int)n,
+              bfk ? 1.0 : 0.0, ws->K, (int)n);
+  symmetrise(ws->K, n);
+}
+
 bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_object obj, size_t layer,
                                 bafu_spec_moments *mom, double *eval) {
   if (layer >= bafu_net_nlayers(net))
@@ -203,44 +324,32 @@ bafu_status bafu_spec_dense_run(bafu_spec_dense *ws, bafu_net *net, bafu_spec_ob
                       bafu_net_nlayers(net));
   size_t nprev = 0;
   for (size_t j = 0; j <= layer; ++j) {
-    const layer_info L = info_of(net, j);
+    const size_t u0 = ws->first[j], u1 = ws->first[j + 1] - 1;
+    const layer_info L = info_of(net, j, u0, u0);
     const size_t n = L.fan_out;
-    const double c = layer_mask_c(net, j, ws->g, ws->d);
-    if (j == 0) {
-      memset(ws->K, 0, n * n * sizeof(double));
-      const double diag = obj == BAFU_SPEC_JACOBIAN ? 1.0 : c;
-      for (size_t i = 0; i < n; ++i) ws->K[i + i * n] = diag;
+    if (u1 > u0) {
+      dense_deep_block(ws, net, obj, j, u0, u1);
     } else {
-      /* A = W D (column j of W scaled by d_j), or I + beta W D */
-      const double *W = bafu_net_weight(net, j);
-      const size_t m = L.fan_in; /* = nprev */
-      for (size_t col = 0; col < m; ++col) {
-        const double f = L.scale * ws->d[col];
-        for (size_t r = 0; r < n; ++r) ws->A[r + col * n] = f * W[r + col * n];
+      const double c = layer_mask_c(net, &L, u0, u0, ws->g, ws->d);
+      if (j == 0) {
+        memset(ws->K, 0, n * n * sizeof(double));
+        const double diag = obj == BAFU_SPEC_JACOBIAN ? 1.0 : c;
+        for (size_t i = 0; i < n; ++i) ws->K[i + i * n] = diag;
+      } else {
+        /* A = W D (column j of W scaled by d_j), or I + beta W D */
+        const size_t m = L.fan_in; /* = nprev */
+        form_branch_jacobian(ws, net, &L, u0);
+        if (L.residual)
+          for (size_t i = 0; i < n; ++i) ws->A[i + i * n] += 1.0;
+        /* T = A K (K symmetric, nprev x nprev), then K = c I + T A^T */
+        cblas_dsymm(CblasColMajor, CblasRight, CblasLower, (int)n, (int)m, 1.0, ws->K, (int)nprev, ws->A, (int)n,
+                    0.0, ws->T, (int)n);
+        cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)m, 1.0, ws->T, (int)n, ws->A,
+                    (int)n, 0.0, ws->K, (int)n);
+        const double cj = obj == BAFU_SPEC_JACOBIAN ? 0.0 : c;
+        for (size_t i = 0; i < n; ++i) ws->K[i + i * n] += cj;
+        symmetrise(ws->K, n);
       }
-      if (L.norm) { /* A = s W D P: each row a^T of s W D becomes (P a)^T (P symmetric) */
-        const double *fs = stream_of(net, j);
-        for (size_t r = 0; r < n; ++r) {
-          cblas_dcopy((int)m, ws->A + r, (int)n, ws->g, 1);
-          apply_norm_jacobian(&L, fs, ws->g);
-          cblas_dcopy((int)m, ws->g, 1, ws->A + r, (int)n);
-        }
-      }
-      if (L.residual)
-        for (size_t i = 0; i < n; ++i) ws->A[i + i * n] += 1.0;
-      /* T = A K (K symmetric, nprev x nprev), then K = c I + T A^T */
-      cblas_dsymm(CblasColMajor, CblasRight, CblasLower, (int)n, (int)m, 1.0, ws->K, (int)nprev, ws->A, (int)n,
-                  0.0, ws->T, (int)n);
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)n, (int)n, (int)m, 1.0, ws->T, (int)n, ws->A,
-                  (int)n, 0.0, ws->K, (int)n);
-      const double cj = obj == BAFU_SPEC_JACOBIAN ? 0.0 : c;
-      for (size_t i = 0; i < n; ++i) ws->K[i + i * n] += cj;
-      /* exact symmetry (rounding of the two products) */
-      for (size_t a = 0; a < n; ++a)
-        for (size_t b2 = a + 1; b2 < n; ++b2) {
-          const double s = 0.5 * (ws->K[a + b2 * n] + ws->K[b2 + a * n]);
-          ws->K[a + b2 * n] = ws->K[b2 + a * n] = s;
-        }
     }
     for (size_t i = 0; i < n * n; ++i)
       if (!isfinite(ws->K[i])) return bafu_error(BAFU_ENUMERIC, "the BFK overflowed at layer %zu", j);
@@ -282,13 +391,14 @@ bafu_kpm_params bafu_kpm_params_default(void) {
 
 struct bafu_spec_kpm {
   bafu_kpm_params kp;
-  size_t J, nmax, layer, npts;
+  size_t J, U_, nmax, layer, top, npts;
   bafu_spec_object obj;
-  double *masks; /* J x nmax */
-  double *c;     /* J */
-  layer_info *L; /* J */
-  double *U;     /* J x nmax x R: backward vectors */
-  double *w1, *w2, *w3, *t0, *t1, *t2, *r; /* nmax x R */
+  size_t *first; /* J + 1: the first unit of each row */
+  double *masks; /* units x nmax */
+  double *c;     /* units */
+  layer_info *L; /* units */
+  double *U;     /* units x nmax x R: backward vectors */
+  double *w1, *w2, *w3, *w4, *t0, *t1, *t2, *r; /* nmax x R */
   double *mu;    /* Chebyshev moments, damped (g_k mu_k) */
   double *dct_in, *dct_out;
   fftw_plan plan;
@@ -315,6 +425,7 @@ void bafu_spec_kpm_free(bafu_spec_kpm *ws) {
   if (ws->plan) fftw_destroy_plan(ws->plan);
   fftw_free(ws->dct_in);
   fftw_free(ws->dct_out);
+  free(ws->first);
   free(ws->masks);
   free(ws->c);
   free(ws->L);
@@ -322,6 +433,7 @@ void bafu_spec_kpm_free(bafu_spec_kpm *ws) {
   free(ws->w1);
   free(ws->w2);
   free(ws->w3);
+  free(ws->w4);
   free(ws->t0);
   free(ws->t1);
   free(ws->t2);
@@ -336,8 +448,6 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   bafu_status st = check_batch(net);
   if (st) return st;
   if (!bafu_net_has_weights(net)) return bafu_error(BAFU_EINVAL, "conditional: spectra need the weight matrices themselves");
-  if (bafu_net_nunits(net) != bafu_net_nlayers(net))
-    return bafu_error(BAFU_EINVAL, "block_depth: the spectra cover residual branches of one layer (block_depth = 1)");
   if (kp->moments < 4 || kp->moments > 100000)
     return bafu_error(BAFU_EINVAL, "kpm_moments: must be in [4, 100000], got %zu", kp->moments);
   if (kp->vectors < 1 || kp->vectors > 4096)
@@ -351,15 +461,18 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   ws->kp = *kp;
   ws->npts = npts;
   ws->J = bafu_net_nlayers(net);
+  ws->U_ = bafu_net_nunits(net);
   ws->nmax = max_dim(net);
-  const size_t n = ws->nmax, R = kp->vectors, J = ws->J;
-  ws->masks = malloc(J * n * sizeof(double));
-  ws->c = malloc(J * sizeof(double));
-  ws->L = malloc(J * sizeof(layer_info));
-  ws->U = malloc(J * n * R * sizeof(double));
+  const size_t n = ws->nmax, R = kp->vectors, J = ws->J, NU = ws->U_;
+  ws->first = malloc((J + 1) * sizeof(size_t));
+  ws->masks = malloc(NU * n * sizeof(double));
+  ws->c = malloc(NU * sizeof(double));
+  ws->L = malloc(NU * sizeof(layer_info));
+  ws->U = malloc(NU * n * R * sizeof(double));
   ws->w1 = malloc(n * R * sizeof(double));
   ws->w2 = malloc(n * R * sizeof(double));
   ws->w3 = malloc(n * R * sizeof(double));
+  ws->w4 = malloc(n * R * sizeof(double));
   ws->t0 = malloc(n * R * sizeof(double));
   ws->t1 = malloc(n * R * sizeof(double));
   ws->t2 = malloc(n * R * sizeof(double));
@@ -368,11 +481,12 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   ws->dct_in = fftw_malloc(npts * sizeof(double));
   ws->dct_out = fftw_malloc(npts * sizeof(double));
   ws->rng = gsl_rng_alloc(gsl_rng_mt19937);
-  if (!ws->masks || !ws->c || !ws->L || !ws->U || !ws->w1 || !ws->w2 || !ws->w3 || !ws->t0 || !ws->t1 || !ws->t2 ||
-      !ws->r || !ws->mu || !ws->dct_in || !ws->dct_out || !ws->rng) {
+  if (!ws->first || !ws->masks || !ws->c || !ws->L || !ws->U || !ws->w1 || !ws->w2 || !ws->w3 || !ws->w4 ||
+      !ws->t0 || !ws->t1 || !ws->t2 || !ws->r || !ws->mu || !ws->dct_in || !ws->dct_out || !ws->rng) {
     bafu_spec_kpm_free(ws);
     return bafu_error(BAFU_ENOMEM, "kpm_vectors: out of memory for the KPM workspace");
   }
+  row_units(net, ws->first);
   /* plan once (FFTW_ESTIMATE does not touch the arrays); DCT-III = REDFT01 */
   ws->plan = fftw_plan_r2r_1d((int)npts, ws->dct_in, ws->dct_out, FFTW_REDFT01, FFTW_ESTIMATE);
   if (!ws->plan) {
@@ -387,26 +501,33 @@ bafu_status bafu_spec_kpm_prepare(bafu_spec_kpm *ws, bafu_net *net, bafu_spec_ob
   if (layer >= ws->J)
     return bafu_error(BAFU_EINVAL, "layer: index %zu beyond the network's %zu layers", layer, ws->J);
   ws->layer = layer;
+  ws->top = ws->first[layer + 1] - 1;
   ws->obj = obj;
-  for (size_t j = 0; j <= layer; ++j) {
-    ws->L[j] = info_of(net, j);
-    const double c = layer_mask_c(net, j, ws->w1, ws->masks + j * ws->nmax);
-    ws->c[j] = obj == BAFU_SPEC_JACOBIAN ? (j == 0 ? 1.0 : 0.0) : c;
-  }
+  const size_t src = ws->first[1] - 1; /* the Jacobian's source: row 0's features (M_0 = I) */
+  for (size_t j = 0; j <= layer; ++j)
+    for (size_t u = ws->first[j]; u < ws->first[j + 1]; ++u) {
+      ws->L[u] = info_of(net, j, ws->first[j], u);
+      const double c = layer_mask_c(net, &ws->L[u], u, ws->first[j], ws->w1, ws->masks + u * ws->nmax);
+      ws->c[u] = obj == BAFU_SPEC_JACOBIAN ? (u == src ? 1.0 : 0.0) : c;
+    }
   return BAFU_OK;
 }
 
-/* Matrix-free M v (theory/spectrum.md 3.1): u_layer = v, u_{j-1} = A_j^T u_j;
- * w_0 = c_0 u_0, w_j = A_j w_{j-1} + c_j u_j; M v = w_layer. */
+/* Matrix-free M v over the units (theory/spectrum.md 3.1): u_top = v,
+ * u_{i-1} = s_i (P) D_i W_i^T u_i [+ u_close(i) if unit i opens a block];
+ * w_0 = c_0 u_0, w_i = s_i W_i D_i (P) w_{i-1} [+ w_stream if unit i closes a
+ * block] + c_i u_i, w_stream the stream's tangent where the block opened
+ * (0 for a block reading x); M v = w_top. */
 void bafu_spec_kpm_apply(bafu_spec_kpm *ws, bafu_net *net, size_t k, const double *v, double *out) {
-  const size_t nmax = ws->nmax, top = ws->layer;
+  const size_t nmax = ws->nmax, top = ws->top;
   double *U = ws->U;
   memcpy(U + top * nmax * k, v, ws->L[top].fan_out * k * sizeof(double));
   for (size_t j = top; j >= 1; --j) {
     const layer_info *L = &ws->L[j];
     const double *W = bafu_net_weight(net, j), *d = ws->masks + j * nmax;
     double *uj = U + j * nmax * k, *um = U + (j - 1) * nmax * k;
-    /* um = s D (W^T uj) [+ uj] */
+    const double *uc = U + L->close * nmax * k; /* opens a block: the identity path of its last unit */
+    /* um = s D (W^T uj) [+ uc] */
     cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, (int)L->fan_in, (int)k, (int)L->fan_out, 1.0, W,
                 (int)L->fan_out, uj, (int)L->fan_out, 0.0, um, (int)L->fan_in);
     for (size_t col = 0; col < k; ++col) {
@@ -414,24 +535,28 @@ void bafu_spec_kpm_apply(bafu_spec_kpm *ws, bafu_net *net, size_t k, const doubl
       if (L->norm) { /* A^T = P D s W^T (+ I) */
         for (size_t i = 0; i < L->fan_in; ++i) c[i] *= L->scale * d[i];
         apply_norm_jacobian(L, stream_of(net, j), c);
-        for (size_t i = 0; i < L->fan_in; ++i) c[i] += uj[i + col * L->fan_in];
+        for (size_t i = 0; i < L->fan_in; ++i) c[i] += uc[i + col * L->fan_in];
         continue;
       }
       for (size_t i = 0; i < L->fan_in; ++i) {
         double val = L->scale * d[i] * c[i];
-        if (L->residual) val += uj[i + col * L->fan_in];
+        if (L->first) val += uc[i + col * L->fan_in];
         c[i] = val;
       }
     }
   }
-  double *w = ws->w1, *w2 = ws->w2, *t = ws->w3;
+  /* w: the previous unit's tangent; stream: the tangent of the stream a block
+     opened on (NULL: x, or no open block); the output goes to a third buffer */
+  double *w = ws->w1, *t = ws->w3, *stream = NULL;
   const size_t n0 = ws->L[0].fan_out;
   for (size_t i = 0; i < n0 * k; ++i) w[i] = ws->c[0] * U[i];
   for (size_t j = 1; j <= top; ++j) {
     const layer_info *L = &ws->L[j];
     const double *W = bafu_net_weight(net, j), *d = ws->masks + j * nmax;
     const double *uj = U + j * nmax * k;
-    /* w2 = c uj [+ w] + s W (D w) */
+    if (L->first) stream = w;
+    double *w2 = ws->w2 != w && ws->w2 != stream ? ws->w2 : ws->w1 != w && ws->w1 != stream ? ws->w1 : ws->w4;
+    /* w2 = c uj [+ stream] + s W (D w) */
     for (size_t col = 0; col < k; ++col) {
       double *c = t + col * L->fan_in;
       memcpy(c, w + col * L->fan_in, L->fan_in * sizeof(double));
@@ -441,14 +566,13 @@ void bafu_spec_kpm_apply(bafu_spec_kpm *ws, bafu_net *net, size_t k, const doubl
     for (size_t col = 0; col < k; ++col)
       for (size_t i = 0; i < L->fan_out; ++i) {
         double val = ws->c[j] * uj[i + col * L->fan_out];
-        if (L->residual) val += w[i + col * L->fan_out];
+        if (L->residual && stream) val += stream[i + col * L->fan_out];
         w2[i + col * L->fan_out] = val;
       }
     cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)L->fan_out, (int)k, (int)L->fan_in, L->scale, W,
                 (int)L->fan_out, t, (int)L->fan_in, 1.0, w2, (int)L->fan_out);
-    double *tmp = w;
+    if (L->residual) stream = NULL;
     w = w2;
-    w2 = tmp;
   }
   memcpy(out, w, ws->L[top].fan_out * k * sizeof(double));
 }
@@ -457,7 +581,7 @@ void bafu_spec_kpm_apply(bafu_spec_kpm *ws, bafu_net *net, size_t k, const doubl
  * Rademacher start (full reorthogonalisation is not needed for a bound with
  * margin; theory/spectrum.md 3.2). Uses t0, t1, t2 (one column each). */
 static bafu_status lanczos_top(bafu_spec_kpm *ws, bafu_net *net, double *top) {
-  const size_t n = ws->L[ws->layer].fan_out, m = ws->kp.lanczos;
+  const size_t n = ws->L[ws->top].fan_out, m = ws->kp.lanczos;
   double *alpha = calloc(m, sizeof(double)), *beta = calloc(m, sizeof(double));
   double *z = malloc(m * m * sizeof(double)), *e = malloc(m * sizeof(double));
   if (!alpha || !beta || !z || !e) {
@@ -508,14 +632,14 @@ static double jackson(size_t k, size_t N) {
 
 bafu_status bafu_spec_kpm_run(bafu_spec_kpm *ws, bafu_net *net, double *x, double *density, double *lo,
                               double *hi) {
-  const size_t n = ws->L[ws->layer].fan_out, R = ws->kp.vectors, N = ws->kp.moments, P = ws->npts;
+  const size_t n = ws->L[ws->top].fan_out, R = ws->kp.vectors, N = ws->kp.moments, P = ws->npts;
   bafu_rng_seed(ws->rng, ws->kp.seed, 0x5bec7ULL);
   ws->done = 0, ws->total = ws->kp.lanczos + N / 2 + 1; /* Lanczos steps, then about N/2 applications */
   double top = 0;
   bafu_status st = lanczos_top(ws, net, &top);
   if (st) return st;
   /* K >= c I for the BFK (A K A^T is positive semi-definite), J J^T >= 0 */
-  const double bottom = ws->obj == BAFU_SPEC_JACOBIAN ? 0.0 : ws->c[ws->layer];
+  const double bottom = ws->obj == BAFU_SPEC_JACOBIAN ? 0.0 : ws->c[ws->top];
   double up = top + 0.01 * (top - bottom);
   if (!(up > bottom)) up = bottom + fmax(1e-12, 1e-8 * fabs(bottom)); /* M = c I: a single atom */
   const double eps = 0.01; /* keep the spectrum inside [-1 + eps, 1 - eps] */

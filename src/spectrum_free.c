@@ -466,7 +466,8 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
   if (p->batch != 1) return bafu_error(BAFU_EINVAL, "batch: the limit is for one input (batch 1)");
   if (p->signal != BAFU_SIGNAL_PROBE) return bafu_error(BAFU_EINVAL, "signal: the limit uses the probe signal");
   if (p->block_depth > 1)
-    return bafu_error(BAFU_EINVAL, "block_depth: the infinite-width limit covers residual branches of one layer (block_depth = 1)");
+    return bafu_error(BAFU_EINVAL, "block_depth: the infinite-width limit covers residual branches of one layer (block_depth = 1), "
+                      "not %zu; the finite-width dense and kpm spectra cover any block_depth", p->block_depth);
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;

@@ -98,6 +98,122 @@ START_TEST(test_dense_cos_matches_engine) {
 }
 END_TEST
 
+/* Residual branches of K > 1 layers (theory/spectrum.md 2.1): the networks of
+ * the tests below. Every unit trained (weights at lr_hidden, biases at
+ * lr_bias), ReLU and tanh, with and without an embedding (without one the
+ * first block reads x), with normalised branches and a readout. */
+static size_t deep_cases(bafu_net_params *ps) {
+  ps[0] = base(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 48, 3);
+  ps[0].block_depth = 2;
+  ps[0].embed = 1;
+  ps[0].input_dim = 21;
+  ps[0].bias_var = 0.5;
+  ps[0].lr_bias = 23;
+  ps[0].branch_scale = 1.6;
+  ps[1] = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 40, 3);
+  ps[1].block_depth = 3;
+  ps[1].branch_norm = BAFU_BRANCH_NORM_RMS;
+  ps[1].bias_var = 0.3;
+  ps[1].lr_bias = 17;
+  ps[1].branch_scale = 2.385;
+  ps[2] = base(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 44, 3); /* no embedding: block 1 reads x */
+  ps[2].block_depth = 3;
+  ps[2].branch_norm = BAFU_BRANCH_NORM_RMS;
+  ps[2].branch_scale = 1.7;
+  ps[3] = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 36, 4);
+  ps[3].block_depth = 2;
+  ps[3].embed = 1;
+  ps[3].input_dim = 29;
+  ps[3].bias_var = 0.4;
+  ps[3].lr_bias = 31;
+  ps[3].signal = BAFU_SIGNAL_MSE; /* a plain readout above the blocks */
+  ps[3].outputs = 3;
+  ps[3].lr_hidden = 0.385;
+  return 4;
+}
+
+/* The dense BFK applied to the engine's backward vector is the engine's
+ * tangent, df_l = -K_l b_l (the tangent pass is exact first order), to 1e-10
+ * relative at every layer; <b_l, K_l b_l> is the engine's D_l = sum_{k <= l}
+ * C_k. The inner units' share of D at the top layer (from their gradients,
+ * bafu_net_weight_grad and bafu_net_bias_grad) is far above the tolerance, so
+ * a BFK without their terms fails. For the tanh cases the engine's tangent is
+ * also checked against central differences of its finite step. */
+START_TEST(test_dense_deep_blocks_match_engine) {
+  bafu_net_params ps[4];
+  const size_t ncases = deep_cases(ps);
+  double worst = 0, worst_d = 0;
+  for (size_t c = 0; c < ncases; ++c) {
+    bafu_net *net = make_net(&ps[c], 41 + c, 2);
+    const size_t J = bafu_net_nlayers(net), U = bafu_net_nunits(net), K = ps[c].block_depth;
+    ck_assert_int_eq(U, J + (K - 1) * ps[c].depth);
+    double *q = malloc(J * BAFU_Q_COUNT * sizeof(double));
+    bafu_net_measure(net, q);
+    bafu_spec_dense *ws;
+    ck_assert_ok(bafu_spec_dense_alloc(net, 0, &ws));
+    const size_t nmax = 64;
+    double Kb[64], gw[64 * 64];
+    for (size_t l = 0; l < J; ++l) {
+      const size_t n = bafu_net_layer_fan_out(net, l);
+      bafu_spec_moments mom[8];
+      ck_assert_ok(bafu_spec_dense_run(ws, net, BAFU_SPEC_BFK, l, mom, NULL));
+      const double *b = bafu_net_backward_signal(net, l), *df = bafu_net_feature_tangent(net, l);
+      cblas_dgemv(CblasColMajor, CblasNoTrans, (int)n, (int)n, 1.0, bafu_spec_dense_matrix(ws), (int)n, b, 1, 0.0,
+                  Kb, 1);
+      double e = 0, s = 0;
+      for (size_t i = 0; i < n; ++i) e += (Kb[i] + df[i]) * (Kb[i] + df[i]), s += df[i] * df[i];
+      const double rel = sqrt(e / s);
+      worst = fmax(worst, rel);
+      ck_assert_msg(rel < 1e-10, "case %zu layer %zu: |K b + df| / |df| = %g", c, l, rel);
+      const double bkb = cblas_ddot((int)n, b, 1, Kb, 1), D = q[l * BAFU_Q_COUNT + BAFU_Q_DECAY];
+      worst_d = fmax(worst_d, fabs(bkb - D) / D);
+      ck_assert_close(bkb, D, 1e-10, 0);
+      ck_assert_close(mom[l].cos_theta, q[l * BAFU_Q_COUNT + BAFU_Q_COS], 1e-10, 0);
+    }
+    /* the inner units' share of D at the top layer */
+    double inner = 0;
+    for (size_t u = 0; u < U; ++u) {
+      const size_t j = bafu_net_unit_layer(net, u), fo = bafu_net_unit_fan_out(net, u);
+      const size_t fi = bafu_net_unit_fan_in(net, u);
+      if (u + 1 < U && bafu_net_unit_layer(net, u + 1) == j) { /* not its row's last unit */
+        ck_assert(fo <= nmax && fi <= nmax);
+        bafu_net_weight_grad(net, u, gw);
+        inner += bafu_net_layer_lr(net, j) * cblas_ddot((int)(fo * fi), gw, 1, gw, 1);
+        if (bafu_net_bias(net, u)) {
+          bafu_net_bias_grad(net, u, gw);
+          inner += bafu_net_layer_bias_lr(net, j) * cblas_ddot((int)fo, gw, 1, gw, 1);
+        }
+      }
+    }
+    const double share = inner / q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY];
+    ck_assert_msg(share > 1e-2, "case %zu: inner units' share of D %g", c, share);
+    if (ps[c].act == BAFU_ACT_TANH) {
+      /* the reference: tangent = central difference of the step, whose error
+         is O(h^2) (case 1: 1.7e-5 at h = 1e-4, 1.6e-6 at 3e-5) */
+      const size_t n = bafu_net_layer_fan_out(net, J - 1);
+      const double h = 1e-5;
+      double fp[64], e = 0, s = 0;
+      ck_assert_ok(bafu_net_step(net, h));
+      memcpy(fp, bafu_net_feature_stepped(net, J - 1), n * sizeof(double));
+      ck_assert_ok(bafu_net_step(net, -h));
+      const double *fm = bafu_net_feature_stepped(net, J - 1), *df = bafu_net_feature_tangent(net, J - 1);
+      for (size_t i = 0; i < n; ++i) {
+        const double fd = (fp[i] - fm[i]) / (2 * h);
+        e += (fd - df[i]) * (fd - df[i]), s += df[i] * df[i];
+      }
+      printf("test_dense_deep_blocks_match_engine: case %zu: central difference vs tangent %.3g\n", c, sqrt(e / s));
+      ck_assert_msg(sqrt(e / s) < 1e-6, "case %zu: central difference vs tangent %g", c, sqrt(e / s));
+    }
+    printf("test_dense_deep_blocks_match_engine: case %zu (K = %zu): inner share of D %.3g\n", c, K, share);
+    bafu_spec_dense_free(ws);
+    free(q);
+    bafu_net_free(net);
+  }
+  printf("test_dense_deep_blocks_match_engine: max |K b + df| / |df| %.3g, max |<b, K b> - D| / D %.3g\n", worst,
+         worst_d);
+}
+END_TEST
+
 /* Scaled residual |K - U S U^T|_F / (n |K|_F eps) of the eigendecomposition. */
 START_TEST(test_dense_residual) {
   bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 200, 4);
@@ -425,6 +541,7 @@ static Suite *spectrum_suite(void) {
   TCase *tc = tcase_create("dense");
   tcase_set_timeout(tc, 60);
   tcase_add_test(tc, test_dense_cos_matches_engine);
+  tcase_add_test(tc, test_dense_deep_blocks_match_engine);
   tcase_add_test(tc, test_dense_residual);
   tcase_add_test(tc, test_fuss_catalan_dense);
   suite_add_tcase(s, tc);

@@ -324,6 +324,11 @@ const double *bafu_net_backward_signal(const bafu_net *net, size_t j);
 const double *bafu_net_feature_tangent(const bafu_net *net, size_t j);
 const double *bafu_net_feature_stepped(const bafu_net *net, size_t j);
 const double *bafu_net_inputs(const bafu_net *net);
+/* Unit u's own features (fan_out x m, same validity as the views above): the
+ * pre-activation h_{l,k} of an inner unit of a block (the next unit reads
+ * phi of it), and for a row's last unit the row's features, the same array
+ * as bafu_net_feature. Cannot fail. */
+const double *bafu_net_unit_feature(const bafu_net *net, size_t u);
 
 /* The full (true) gradient matrix grad_{W_u} F (fan_out x fan_in) of unit u, of the last
  * forward and backward passes into the caller's `out` (fan_out * fan_in
