@@ -489,6 +489,11 @@ START_TEST(test_limit_moments) {
   bafu_free_layer L[4];
   ck_assert_ok(bafu_free_alloc(&fp, &ws));
   ck_assert_int_eq(bafu_free_run(ws, &r, 0, BAFU_SPEC_BFK, 2, L), BAFU_EINVAL);
+  /* so are branches of K > 1 layers, even linear ones, naming the parameter */
+  r.act = BAFU_ACT_LINEAR;
+  r.block_depth = 2;
+  ck_assert_int_eq(bafu_free_run(ws, &r, 0, BAFU_SPEC_BFK, 2, L), BAFU_EINVAL);
+  ck_assert(strncmp(bafu_last_error(), "block_depth: ", 13) == 0);
   bafu_free_free(ws);
 }
 END_TEST

@@ -138,6 +138,11 @@ int cmd_spectrum(int argc, char **argv) {
     cli_fail(cmd, NULL);
     goto done;
   }
+  if (mode == 2 && p->block_depth > 1) {
+    fprintf(stderr, "bafu spectrum: --block-depth: the limit covers residual branches of one layer (--block-depth 1); "
+                    "use --mode dense or kpm\n");
+    goto done;
+  }
   if (mode == 2 && bafu_layout_has_blocks(&lay) && p->act != BAFU_ACT_LINEAR) {
     fprintf(stderr, "bafu spectrum: --act: the limit of a nonlinear ResNet is not a free convolution (correlated "
                     "masks, theory/moments.md 2.4); use --act linear or --mode dense/kpm\n");
