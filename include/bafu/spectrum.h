@@ -12,6 +12,10 @@
  * reads x has K = lr |x|^2 I (with a residual block reading x: beta^2 lr |phi(x)|^2 I).
  * The Jacobian object M_j = J J^T, J = A_j ... A_1 (layer indices 0-based, the
  * first layer's M_0 = I): the same recursion with c_0 = 1 and c_j = 0 after.
+ * A residual branch of K > 1 layers (block_depth) is one layer of K weight
+ * matrices (units): K_j = A_j K_{j-1} A_j^T + S_j with A_j the block's
+ * Jacobian and S_j the sum over its units of their c_k-weighted kernels
+ * (theory/spectrum.md 2.1).
  * Layer indices j below are the engine's 0-based indices (bafu_net_layer_label
  * gives the user-facing label). Moments are m_p = tr(K^p)/n_j (n_j = fan_out).
  *
@@ -65,12 +69,13 @@ typedef void (*bafu_spec_progress_fn)(size_t done, size_t total, void *ctx);
 typedef struct bafu_spec_dense bafu_spec_dense;
 
 /* Workspace for every layer of `net` (its layers, kinds and scales come from
- * the network's own description, bafu/layout.h): 3 n^2 doubles + the dsyevd
- * workspace, queried once for n = the largest fan_in or fan_out. vectors != 0
- * keeps eigenvectors. Errors: BAFU_EINVAL if the network's batch is not 1 or
- * it is conditional (no weight matrices); BAFU_ELIMIT if 3 n^2 doubles plus
- * the network's memory exceed the memory limit, BAFU_ENOMEM if an allocation
- * fails; BAFU_ELAPACK if the workspace query fails. */
+ * the network's own description, bafu/layout.h): 3 n^2 doubles (4 n^2 with
+ * branches of K > 1 layers) + the dsyevd workspace, queried once for n = the
+ * largest fan_in or fan_out. vectors != 0 keeps eigenvectors. Errors:
+ * BAFU_EINVAL if the network's batch is not 1 or it is conditional (no weight
+ * matrices); BAFU_ELIMIT if those n^2 doubles plus the network's memory
+ * exceed the memory limit, BAFU_ENOMEM if an allocation fails; BAFU_ELAPACK
+ * if the workspace query fails. */
 bafu_status bafu_spec_dense_alloc(const bafu_net *net, int vectors, bafu_spec_dense **out);
 void bafu_spec_dense_free(bafu_spec_dense *ws);
 /* Report progress of later bafu_spec_dense_run calls to fn (NULL: none). */
@@ -112,8 +117,8 @@ bafu_kpm_params bafu_kpm_params_default(void);
 
 typedef struct bafu_spec_kpm bafu_spec_kpm;
 
-/* Workspace: masks, scalars and O(J n R) vectors; no n^2 storage beyond
- * the engine's weights. kp is copied. Errors: BAFU_EINVAL if the network's batch is not 1,
+/* Workspace: per unit (weight matrix) masks, scalars and n R vectors, O(U n R)
+ * doubles for U units; no n^2 storage beyond the engine's weights. kp is copied. Errors: BAFU_EINVAL if the network's batch is not 1,
  * net conditional (no weight matrices),
  * or kp out of range (moments 4..100000, vectors 1..4096, lanczos 2..1000,
  * points 0 or >= moments); BAFU_ENOMEM; BAFU_ENUMERIC if FFTW cannot plan the
@@ -136,7 +141,7 @@ void bafu_spec_kpm_apply(bafu_spec_kpm *ws, bafu_net *net, size_t k, const doubl
 
 /* The density on the reconstruction nodes into the caller's x and density
  * (ascending x; kp->points entries, or 2 kp->moments if points = 0), and the
- * spectral interval [lo, hi] used (lo = c_layer for the BFK, since K >= c I;
+ * spectral interval [lo, hi] used (lo = c of the layer's last unit for the BFK, since K >= c I;
  * hi from Lanczos plus a margin). The probe vectors are redrawn from kp->seed
  * at every run (deterministic). After bafu_spec_kpm_prepare. Errors:
  * BAFU_ENOMEM; BAFU_ENUMERIC for a non-finite Lanczos or Chebyshev vector;
