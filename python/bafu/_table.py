@@ -58,13 +58,15 @@ def _value(text):
 
 
 _KEY = re.compile(r"^([A-Za-z_]\w*): (.*)$")
+_WIDE = re.compile(r"\S\s{2,}[A-Za-z_]\w*: ")
 _PAIR = re.compile(r"(?:^|\s)([A-Za-z_]\w*): (\S+)")
 
 
 def parse_meta(lines):
     """A dict from '#' lines (without the '# '): 'comments' (all of them),
     'description' (the first), and for each line 'key: value' the value
-    (several 'k: v' pairs on one line give one entry each; numbers as
+    (pairs two spaces apart, or a line of 'k: number' pairs, give one
+    entry each; numbers as
     numbers; 'network' as a dict of its name=value pairs). The first line
     with a key wins."""
     meta = {"comments": list(lines), "description": lines[0] if lines else ""}
@@ -72,8 +74,14 @@ def parse_meta(lines):
         m = _KEY.match(line)
         if not m:
             continue
+        if _WIDE.search(line):  # "seed: 1  seeds: 16  threads: 1": pairs two spaces apart
+            for piece in re.split(r"\s{2,}", line):
+                k, _, v = piece.partition(": ")
+                if re.fullmatch(r"[A-Za-z_]\w*", k):
+                    meta.setdefault(k, _value(v))
+            continue
         pairs = _PAIR.findall(line)
-        if len(pairs) > 1 and m.group(1) != "network":
+        if len(pairs) > 1 and all(not isinstance(_value(v), str) for _, v in pairs):
             for k, v in pairs:
                 meta.setdefault(k, _value(v))
             continue
@@ -128,7 +136,8 @@ def read_table(path):
             continue
         blanks = 0
         if s.startswith("#"):
-            comments.append(s[1:].strip())
+            body = line.lstrip()[1:]
+            comments.append((body[1:] if body.startswith(" ") else body).rstrip())
             continue
         tokens = s.split()
         if header is None:
