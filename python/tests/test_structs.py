@@ -36,7 +36,7 @@ def test_mirrors_match_headers(tmp_path, source_dir):
     src = tmp_path / "mirrors.c"
     src.write_text("\n".join(lines) + "\n")
     exe = tmp_path / "mirrors"
-    build = os.path.join(source_dir, "build", "include")
+    build = os.path.join(os.environ.get("BAFU_BINARY_DIR") or os.path.join(source_dir, "build"), "include")
     subprocess.run([cc, "-std=c11", "-I", os.path.join(source_dir, "include"), "-I", build, "-o", str(exe), str(src)],
                    check=True)
     got = dict(line.split() for line in subprocess.run([str(exe)], capture_output=True, text=True,
