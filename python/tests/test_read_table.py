@@ -120,3 +120,19 @@ def test_cli_text_round_trip(cli):
     t[0].formats = {"index": "%d", "eigenvalue": "%.15g"}
     t[1].formats = {n: "%.12g" for n in t[1].dtype.names}
     assert bafu.write_table(t) == out
+
+
+def test_figure1_theory_as_committed(source_dir):
+    """The networks of examples/fig1.py give the committed theory curves of
+    figure 1 (data/fig1_theory.dat) to the last printed digit."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fig1", os.path.join(source_dir, "python", "examples", "fig1.py"))
+    fig1 = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(fig1)
+    except ImportError:
+        pytest.skip("no matplotlib")
+    data = bafu.read_table(os.path.join(source_dir, "data", "fig1_theory.dat"))
+    for (label, net), series in zip(fig1.NETWORKS, data):
+        th = bafu.theory(width=1024, depth=64, **net)
+        assert ["%.10g" % v for v in th["cos_theta"]] == ["%.10g" % v for v in series["cos_theta"]], label
