@@ -24,7 +24,7 @@ def test_mirrors_match_headers(tmp_path, source_dir):
     if not cc:
         pytest.skip("no C compiler")
     lines = ["#include <stddef.h>", "#include <stdio.h>"]
-    lines += ['#include "bafu/%s.h"' % h for h in ("mc", "moments", "kernel", "preset", "spectrum", "params")]
+    lines += ['#include "bafu/%s.h"' % h for h in ("layout", "mc", "moments", "kernel", "preset", "spectrum", "params")]
     lines.append("int main(void) {")
     mirrors = dict(_api.MIRRORS, bafu_param=_lib._Param)
     for cname, py in mirrors.items():
@@ -32,6 +32,7 @@ def test_mirrors_match_headers(tmp_path, source_dir):
         for f in py._fields_:
             lines.append('  printf("%s.%s %%zu\\n", offsetof(%s, %s));' % (cname, f[0], cname,
                                                                            "def" if f[0] == "default" else f[0]))
+    lines.append('  printf("bafu_layout %zu\\n", sizeof(bafu_layout));')
     lines += ["  return 0;", "}"]
     src = tmp_path / "mirrors.c"
     src.write_text("\n".join(lines) + "\n")
@@ -41,6 +42,7 @@ def test_mirrors_match_headers(tmp_path, source_dir):
                    check=True)
     got = dict(line.split() for line in subprocess.run([str(exe)], capture_output=True, text=True,
                                                         check=True).stdout.splitlines())
+    assert int(got["bafu_layout"]) <= _api._LAYOUT_BYTES  # used opaquely, through a buffer this large
     for cname, py in mirrors.items():
         assert int(got[cname]) == ctypes.sizeof(py), cname
         for f in py._fields_:
