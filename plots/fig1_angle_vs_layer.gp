@@ -1,5 +1,5 @@
 # Figure 1: backward-feature angle cos(theta_l) against the layer index l.
-if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }; if (ARGC >= 4) { mode = ARG4 }
 load scriptdir."/common.gp"
 th = datadir."/fig1_theory.dat"; mc = datadir."/fig1_mc.dat"
 set xlabel "layer l"; set ylabel "cos({/Symbol q}_l)"

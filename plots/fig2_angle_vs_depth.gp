@@ -1,5 +1,5 @@
 # Figure 2: output-layer angle against depth for three branch scalings.
-if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }; if (ARGC >= 4) { mode = ARG4 }
 load scriptdir."/common.gp"
 th = datadir."/fig2_theory.dat"; mc = datadir."/fig2_mc.dat"
 set logscale x 2

@@ -1,5 +1,5 @@
 # Figure 3: L -> infinity output angle against sqrt(L) beta.
-if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }; if (ARGC >= 4) { mode = ARG4 }
 load scriptdir."/common.gp"
 ct = datadir."/fig3_continuum.dat"; ft = datadir."/fig3_finite.dat"; mc = datadir."/fig3_mc.dat"
 set xlabel "{/Symbol \326}L {/Symbol b}"; set ylabel "cos({/Symbol q}_L)"

@@ -1,5 +1,5 @@
 # Figure 4: BFK spectral densities, infinite-width law against finite-width eigenvalues.
-if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }; if (ARGC >= 4) { mode = ARG4 }
 load scriptdir."/common.gp"
 f(tag, kind) = sprintf("%s/fig4_%s_%s.dat", datadir, tag, kind)
 set style fill transparent solid 0.35 noborder

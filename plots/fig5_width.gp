@@ -1,5 +1,5 @@
 # Figure 5: |MC - theory| against width, log-log, with the fitted slope.
-if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }; if (ARGC >= 4) { mode = ARG4 }
 load scriptdir."/common.gp"
 t = datadir."/fig5_width.dat"; f = datadir."/fig5_fit.dat"
 set logscale xy

@@ -1,5 +1,5 @@
 # Figure 6: predicted eta |df_l| against the measured |Delta f_l| of an actual step.
-if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }; if (ARGC >= 4) { mode = ARG4 }
 load scriptdir."/common.gp"
 t = datadir."/fig6_speed.dat"
 set logscale xy

@@ -1,5 +1,5 @@
 # Figure 7: sensitivity of the last hidden layer against depth, per preset.
-if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }; if (ARGC >= 4) { mode = ARG4 }
 load scriptdir."/common.gp"
 th = datadir."/fig7_theory.dat"; mc = datadir."/fig7_mc.dat"
 set logscale xy

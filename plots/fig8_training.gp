@@ -1,6 +1,6 @@
 # Figure 8: training ReLU MLPs on Fashion-MNIST, one column per depth: test accuracy
 # (top) and mean training loss since the previous logged step (bottom).
-if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }
+if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }; if (ARGC >= 4) { mode = ARG4 }
 load scriptdir."/common.gp"
 cv = datadir."/fig8_curves.dat"
 stats cv u 1 nooutput

@@ -23,6 +23,11 @@ refused "Fashion-MNIST missing" env BAFU_FASHION_MNIST_DIR="$dir/nowhere" "$BAFU
 mkdir "$dir/fifo" && mkfifo "$dir/fifo/.bafu-figures.ckpt"
 timeout 20 "$BAFU" figures --quick --no-render --no-train --data-dir "$dir/fifo" --resume 2>"$dir/err"
 [[ $? -eq 2 ]] && grep -q "not a regular file" "$dir/err" && passes=$((passes + 1)) || { echo "FAIL: FIFO checkpoint: $(cat "$dir/err")"; fails=$((fails + 1)); }
+# a quick run without directories writes into ./bafu-quick, never ./data or ./plots
+mkdir "$dir/cwd" && (cd "$dir/cwd" && timeout -s INT 4 "$BAFU" figures --quick --no-train --no-render 2>"$dir/qlog")
+if grep -q "data in bafu-quick/data, images in bafu-quick/plots" "$dir/qlog" && [[ -d $dir/cwd/bafu-quick/data && ! -e $dir/cwd/data && ! -e $dir/cwd/plots ]]; then
+  passes=$((passes + 1))
+else echo "FAIL: quick run's default directories: $(head -2 "$dir/qlog")"; ls "$dir/cwd"; fails=$((fails + 1)); fi
 # the directories are passed to gnuplot as data, never as commands: a name
 # with quotes and a $(...) renders and runs nothing
 data="$dir/da'ta\$(touch $dir/PWNED)" plots="$dir/pl\"ots'"

@@ -46,8 +46,10 @@ static const char usage[] =
     "finite-width Monte Carlo with standard errors) into DIR (default data/) and\n"
     "render each with gnuplot (plots/<figure>.gp) as PNG and PDF into the plot\n"
     "directory (default plots/). --quick runs the same figures with smaller widths\n"
-    "and fewer draws. Progress goes to stderr (a line per stage; on a terminal also\n"
-    "a bar with the stages done and an ETA); --quiet silences it.\n"
+    "and fewer draws, into bafu-quick/data and bafu-quick/plots unless the\n"
+    "directories are given, and marks every image as a quick run. Progress goes\n"
+    "to stderr (a line per stage; on a terminal also a bar with the stages done\n"
+    "and an ETA); --quiet silences it.\n"
     "Resume: each finished figure is recorded in DIR/.bafu-figures.ckpt (with the\n"
     "mode and seed), each finished training run of figure 8 in DIR/.bafu-fig8-run*.ckpt;\n"
     "after an interruption the same command with --resume skips what is done and\n"
@@ -475,7 +477,8 @@ static int render(const fig_ctx *c, const char *name) {
   char script[4096], tmpbase[4200];
   snprintf(script, sizeof script, "%s/%s.gp", c->scripts, name);
   snprintf(tmpbase, sizeof tmpbase, "%s/.%s.tmp.%ld", c->plot_dir, name, (long)getpid());
-  char *args[] = {"gnuplot", "-c", script, (char *)c->data_dir, tmpbase, (char *)c->scripts, NULL};
+  char *args[] = {"gnuplot", "-c", script, (char *)c->data_dir, tmpbase, (char *)c->scripts,
+                  c->quick ? "quick" : "full", NULL};
   pid_t pid;
   int status = 0;
   const int e = posix_spawnp(&pid, "gnuplot", NULL, NULL, args, environ);
@@ -880,8 +883,9 @@ int cmd_figures(int argc, char **argv) {
   int no_render = 0, no_train = 0;
   cli_opt opts[] = {
       {"--quick", OPT_FLAG, &c.quick, NULL, "reduced widths and draws (same figures), about a minute", NULL, 0},
-      {"--data-dir", OPT_STRING, &c.data_dir, "DIR", "where the data tables go [data]", NULL, 0},
-      {"--plot-dir", OPT_STRING, &c.plot_dir, "DIR", "where the PNG and PDF images go [plots]", NULL, 0},
+      {"--data-dir", OPT_STRING, &c.data_dir, "DIR", "where the data tables go [data; quick: bafu-quick/data]", NULL, 0},
+      {"--plot-dir", OPT_STRING, &c.plot_dir, "DIR", "where the PNG and PDF images go [plots; quick: bafu-quick/plots]",
+       NULL, 0},
       {"--scripts", OPT_STRING, &c.scripts, "DIR", "directory of the gnuplot scripts [the source tree's plots/]",
        NULL, 0},
       {"--threads", OPT_INT, &c.threads, "T", "Monte Carlo draws in parallel (results do not depend on T) [2]", NULL,
@@ -893,8 +897,13 @@ int cmd_figures(int argc, char **argv) {
       {"--quiet", OPT_FLAG, &c.quiet, NULL, "no progress on stderr", NULL, 0},
       {0},
   };
+  const char *const default_data = c.data_dir, *const default_plots = c.plot_dir;
   int r = cli_parse("figures", usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
+  /* a quick run never writes over the full run's tables and images: unless told
+     otherwise it writes into bafu-quick/ */
+  if (c.quick && c.data_dir == default_data) c.data_dir = "bafu-quick/data";
+  if (c.quick && c.plot_dir == default_plots) c.plot_dir = "bafu-quick/plots";
   /* the stages, each writing its tables; a finished one is recorded in the
      resume file (ckpt.h: replaced atomically, with a checksum), whose first
      line is the settings it applies to */
