@@ -34,6 +34,8 @@ static void usage(FILE *f) {
           BAFU_VERSION_STRING);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)
     fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\nShared files: the derivations the help texts cite (theory/*.md) are in %s,\n"
+             "the gnuplot scripts of bafu figures in %s.\n", cli_share_dir("doc"), cli_share_dir("plots"));
 }
 
 static int dispatch(int argc, char **argv) {
@@ -55,7 +57,7 @@ static int dispatch(int argc, char **argv) {
     return 0;
   }
   if (strcmp(argv[1], "--version") == 0) {
-    printf("bafu %s\n", BAFU_VERSION_STRING);
+    printf("bafu %s\n", bafu_version_full());
     return 0;
   }
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; ++i)
@@ -67,7 +69,7 @@ static int dispatch(int argc, char **argv) {
       }
       for (int k = 2; k < argc && strcmp(argv[k], "--") != 0; ++k)
         if (strcmp(argv[k], "--version") == 0) { /* bafu CMD --version */
-          printf("bafu %s\n", BAFU_VERSION_STRING);
+          printf("bafu %s\n", bafu_version_full());
           return 0;
         }
       return commands[i].run(argc - 1, argv + 1);

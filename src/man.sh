@@ -13,9 +13,10 @@ esc() { sed -e 's/\\/\\e/g' -e "s/^\([.']\)/\\\\\&\1/"; }
   printf '.SH NAME\nbafu \\- backward aligned feature updates and the feature speed formula\n'
   printf '.SH SYNOPSIS\n.B bafu\n\\fIcommand\\fR [\\fIoptions\\fR]\n.br\n.B bafu\n\\fIcommand\\fR \\-\\-help\n.br\n.B bafu \\-\\-version\n'
   printf '.SH DESCRIPTION\n.nf\n'
-  "$bafu" --help | esc
+  "$bafu" --help | sed "/^Shared files:/,\$d" | esc
+  printf ".fi\n.SH FILES\n.nf\nPREFIX/share/doc/bafu/theory/*.md   the derivations the help texts cite\nPREFIX/share/bafu/plots/*.gp        the gnuplot scripts of bafu figures\nPREFIX/share/bash-completion/completions/bafu   bash completion\n.fi\n.nf\n"
   printf '.fi\n.SH COMMANDS\n'
-  for cmd in $("$bafu" --help | sed -n '/^Commands:/,$p' | awk 'NR > 1 && NF { print $1 }'); do
+  for cmd in $("$bafu" --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }'); do
     printf '.SS bafu %s\n.nf\n' "$cmd"
     "$bafu" "$cmd" --help | esc
     printf '.fi\n'

@@ -1,4 +1,5 @@
 /* status.c: error reporting (see include/bafu/status.h). */
+#include "bafu/build_id.h"
 #include "bafu/status.h"
 #include "bafu/version.h"
 
@@ -36,6 +37,9 @@ void bafu_init_gsl(void) { gsl_set_error_handler_off(); }
 
 const char *bafu_version(void) { return BAFU_VERSION_STRING; }
 int bafu_version_number(void) { return BAFU_VERSION_NUMBER; }
+const char *bafu_version_full(void) {
+  return BAFU_BUILD_ID[0] ? BAFU_VERSION_STRING " (commit " BAFU_BUILD_ID ")" : BAFU_VERSION_STRING;
+}
 
 /* No initialisation duty for callers: when the library is loaded (or, linked
  * statically, when the program starts), GSL's default handler, which calls

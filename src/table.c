@@ -518,7 +518,7 @@ void bafu_table_meta(bafu_table *t, const char *fmt, ...) {
 }
 
 void bafu_table_provenance(bafu_table *t, int argc, char **argv) {
-  fprintf(t->g, "# generator: bafu %s\n# command:", BAFU_VERSION_STRING);
+  fprintf(t->g, "# generator: bafu %s\n# command:", bafu_version_full());
   for (int i = 0; i < argc; ++i) {
     fputc(' ', t->g);
     put_escaped(t->g, argv[i]);

@@ -128,6 +128,13 @@ for c in mc theory kernel spectrum sweep train figures; do
     echo "FAIL: bafu help $c / bafu $c --version"; fails=$((fails + 1))
   fi
 done
+# built from a git checkout, the version and every table's generator line name the commit
+if head=$(git -C "${BAFU_SOURCE_DIR:-.}" rev-parse --short=12 HEAD 2>/dev/null); then
+  "$BAFU" mc --width 4 --depth 1 --seeds 2 --out "$dir/v.dat" 2>/dev/null
+  if "$BAFU" --version | grep -q "^bafu [0-9.]* (commit .*$head" && grep -q "^# generator: bafu [0-9.]* (commit .*$head" "$dir/v.dat"; then
+    passes=$((passes + 1))
+  else echo "FAIL: version '$("$BAFU" --version)' or generator line without the commit $head"; fails=$((fails + 1)); fi
+fi
 "$BAFU" help frobnicate >/dev/null 2>&1; [[ $? -eq 2 ]] && passes=$((passes + 1)) || { echo "FAIL: help of an unknown command"; fails=$((fails + 1)); }
 if "$BAFU" train --help | grep -q -- '--width N .*\[256\]' && "$BAFU" train --help | grep -q -- '--batch M .*\[64\]' &&
    ! "$BAFU" train --help | grep -q -- '--conditional\|--probe\|--regenerate\|--input FILE'; then

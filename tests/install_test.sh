@@ -47,5 +47,20 @@ if command -v c++ >/dev/null; then
 else
   bad "no C++ compiler (c++) to check the headers' extern \"C\" guards (Debian: build-essential)"
 fi
+# self-contained: the scripts, the derivations and the completion are installed, and the
+# installed bafu names and uses its own copies, not the source tree's
+for f in share/bafu/plots/common.gp share/bafu/plots/fig1_angle_vs_layer.gp share/doc/bafu/theory/engine.md \
+         share/doc/bafu/theory/moments.md share/bash-completion/completions/bafu; do
+  [[ -s $p/$f ]] && ok || bad "$f not installed"
+done
+"$p/bin/bafu" --help | grep -qF "$p/bin/../share/doc/bafu/theory" && ok || bad "the installed bafu --help does not name its installed derivations"
+"$p/bin/bafu" --help | grep -qF "$p/bin/../share/bafu/plots" && ok || bad "the installed bafu --help does not name its installed gnuplot scripts"
+grep -q "$src" "$p/share/man/man1/bafu.1" && bad "bafu.1 names the source tree" || ok
+# the completion completes commands, options and choices
+comp() { bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _bafu; echo "${COMPREPLY[*]}"' _ "$p/share/bash-completion/completions/bafu" "$@"; }
+[[ $(comp bafu tr) == train ]] && ok || bad "completion of 'bafu tr': '$(comp bafu tr)'"
+[[ $(comp bafu mc --block-d) == --block-depth ]] && ok || bad "completion of 'bafu mc --block-d': '$(comp bafu mc --block-d)'"
+[[ $(comp bafu mc --act ta) == tanh ]] && ok || bad "completion of 'bafu mc --act ta': '$(comp bafu mc --act ta)'"
+[[ $(comp bafu help spe) == spectrum ]] && ok || bad "completion of 'bafu help spe': '$(comp bafu help spe)'"
 echo "install_test: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

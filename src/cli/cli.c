@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bafu/table.h"
 
@@ -518,3 +519,28 @@ int cli_first_trained(const bafu_net_params *p) {
 }
 
 void cli_net_describe(const bafu_net_params *p, char *buf, size_t size) { bafu_net_params_describe(p, buf, size); }
+
+#ifndef BAFU_SOURCE_DIR
+#define BAFU_SOURCE_DIR "."
+#endif
+
+const char *cli_share_dir(const char *sub) {
+  static char found[2][4200];
+  const int doc = strcmp(sub, "doc") == 0;
+  char *out = found[doc];
+  if (out[0]) return out;
+  char exe[4000];
+  const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len > 0) {
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash) {
+      *slash = '\0';
+      struct stat sb;
+      snprintf(out, sizeof found[0], "%s/../share/%s", exe, doc ? "doc/bafu/theory" : "bafu/plots");
+      if (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) return out;
+    }
+  }
+  snprintf(out, sizeof found[0], "%s/%s", BAFU_SOURCE_DIR, doc ? "theory" : "plots");
+  return out;
+}

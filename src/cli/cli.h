@@ -128,4 +128,11 @@ int cmd_figures(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 
+/* The directory of bafu's shared files `sub` ("plots": the gnuplot scripts;
+ * "doc": the theory documents): next to an installed executable,
+ * EXE/../share/bafu/plots or EXE/../share/doc/bafu/theory when it exists, else
+ * the source tree's (plots/, theory/) the executable was built from. Static
+ * storage; cannot fail. */
+const char *cli_share_dir(const char *sub);
+
 #endif

@@ -35,9 +35,6 @@ void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
 #include "cli.h"
 #include "progress.h"
 
-#ifndef BAFU_PLOTS_DIR
-#define BAFU_PLOTS_DIR "plots"
-#endif
 
 static const char usage[] =
     "Usage: bafu figures [--quick] [--data-dir DIR] [--plot-dir DIR] [--threads T] [--resume] [--quiet]\n"
@@ -879,14 +876,14 @@ int cmd_figures(int argc, char **argv) {
   cli_bar bar = {0};
   size_t stage = 0;
   fig_ctx c = {.quick = 0, .quiet = 0, .bar = &bar, .stage = &stage, .threads = 2, .seed = 1, .data_dir = "data", .plot_dir = "plots",
-               .scripts = BAFU_PLOTS_DIR, .argc = argc + 1, .argv = argv - 1, .t0 = now()};
+               .scripts = NULL, .argc = argc + 1, .argv = argv - 1, .t0 = now()};
   int no_render = 0, no_train = 0;
   cli_opt opts[] = {
       {"--quick", OPT_FLAG, &c.quick, NULL, "reduced widths and draws (same figures), about a minute", NULL, 0},
       {"--data-dir", OPT_STRING, &c.data_dir, "DIR", "where the data tables go [data; quick: bafu-quick/data]", NULL, 0},
       {"--plot-dir", OPT_STRING, &c.plot_dir, "DIR", "where the PNG and PDF images go [plots; quick: bafu-quick/plots]",
        NULL, 0},
-      {"--scripts", OPT_STRING, &c.scripts, "DIR", "directory of the gnuplot scripts [the source tree's plots/]",
+      {"--scripts", OPT_STRING, &c.scripts, "DIR", "directory of the gnuplot scripts [the installed share/bafu/plots, or the source tree's plots/]",
        NULL, 0},
       {"--threads", OPT_INT, &c.threads, "T", "Monte Carlo draws in parallel (results do not depend on T) [2]", NULL,
        0},
@@ -900,6 +897,7 @@ int cmd_figures(int argc, char **argv) {
   const char *const default_data = c.data_dir, *const default_plots = c.plot_dir;
   int r = cli_parse("figures", usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
+  if (!c.scripts) c.scripts = cli_share_dir("plots");
   /* a quick run never writes over the full run's tables and images: unless told
      otherwise it writes into bafu-quick/ */
   if (c.quick && c.data_dir == default_data) c.data_dir = "bafu-quick/data";
