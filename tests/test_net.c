@@ -333,6 +333,72 @@ START_TEST(test_identity) {
 }
 END_TEST
 
+/* Branches of K layers (net.h block_depth): the forward pass and the actual
+ * step at eta = 0 against the block's definition recomputed from the stored
+ * weights and biases, f_l = f_{l-1} + beta (W_K phi(h_{K-1}) + c_K),
+ * h_1 = W_1 phi(u) + c_1, h_k = W_k phi(h_{k-1}) + c_k, u = f_{l-1} (or
+ * f_{l-1} / |f_{l-1}|_rms), f_0 = x without an embedding: the first unit of
+ * the first block reads phi(x) like every other block's first unit. ResNet
+ * without embedding, K = 2 and 3, relu and tanh, width 7, batch 2, depth 2;
+ * _i: bit 0 biases, bit 1 normalised branches, bit 2 K = 3 and tanh. */
+START_TEST(test_block_forward_explicit) {
+  bafu_net_params p = bafu_net_params_default();
+  const size_t n = 7, m = 2, K = _i & 4 ? 3 : 2;
+  p.arch = BAFU_ARCH_RESNET;
+  p.act = _i & 4 ? BAFU_ACT_TANH : BAFU_ACT_RELU;
+  p.block_depth = K;
+  p.width = n;
+  p.depth = 2;
+  p.batch = m;
+  p.branch_scale = 1.3;
+  p.sigma_w2 = 1.7;
+  if (_i & 1) p.bias_var = 0.3;
+  if (_i & 2) p.branch_norm = BAFU_BRANCH_NORM_RMS;
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  ck_assert_ok(bafu_net_draw(net, 11, 3));
+  ck_assert_ok(bafu_net_forward(net));
+  ck_assert_ok(bafu_net_backward(net));
+  ck_assert_ok(bafu_net_step(net, 0));
+  ck_assert_uint_eq(bafu_net_nunits(net), 2 * K);
+  const double beta = bafu_net_beta(&p);
+  double f[14], z[14], h[14];
+  memcpy(f, bafu_net_inputs(net), n * m * sizeof(double));
+  for (size_t l = 0; l < 2; ++l) {
+    for (size_t a = 0; a < m; ++a) {
+      double r = 1;
+      if (p.branch_norm) {
+        r = 0;
+        for (size_t i = 0; i < n; ++i) r += f[i + a * n] * f[i + a * n];
+        r = sqrt(r / (double)n);
+      }
+      for (size_t i = 0; i < n; ++i) z[i + a * n] = f[i + a * n] / r;
+    }
+    for (size_t k = 0; k < K; ++k) {
+      const size_t u = l * K + k;
+      ck_assert_uint_eq(bafu_net_unit_layer(net, u), l);
+      const double *W = bafu_net_weight(net, u), *c = bafu_net_bias(net, u);
+      for (size_t a = 0; a < m; ++a)
+        for (size_t i = 0; i < n; ++i) {
+          double v = c ? c[i] : 0;
+          for (size_t q = 0; q < n; ++q) {
+            const double x = z[q + a * n];
+            v += W[i + q * n] * (p.act == BAFU_ACT_RELU ? fmax(x, 0) : tanh(x));
+          }
+          h[i + a * n] = v;
+        }
+      memcpy(z, h, sizeof h);
+    }
+    for (size_t i = 0; i < n * m; ++i) f[i] += beta * z[i];
+    ck_assert_msg(rel_diff(n * m, f, bafu_net_feature(net, l)) < 1e-13, "case %d block %zu: forward %g", _i, l + 1,
+                  rel_diff(n * m, f, bafu_net_feature(net, l)));
+    ck_assert_msg(rel_diff(n * m, f, bafu_net_feature_stepped(net, l)) < 1e-13, "case %d block %zu: step %g", _i,
+                  l + 1, rel_diff(n * m, f, bafu_net_feature_stepped(net, l)));
+  }
+  bafu_net_free(net);
+}
+END_TEST
+
 /* Orthogonal init: W^T W = s max(1, r/c) I (tall) or W W^T = s I (wide), as a
  * scaled residual; Gaussian init: entry variance s / fan_in within 5 sigma. */
 START_TEST(test_init) {
@@ -1081,6 +1147,7 @@ static Suite *suite(void) {
   TCase *tm = tcase_create("misc");
   tcase_set_timeout(tm, 120);
   tcase_add_test(tm, test_init);
+  tcase_add_loop_test(tm, test_block_forward_explicit, 0, 8);
   tcase_add_test(tm, test_reproducible);
   tcase_add_test(tm, test_errors);
   tcase_add_test(tm, test_regenerate);
