@@ -85,7 +85,7 @@ size_t bafu_kernel_count_layers(const bafu_net_params *p);
 
 typedef struct bafu_kernel bafu_kernel;
 
-/* Check p (bafu_net_params_check: BAFU_EINVAL) and allocate J x 5 (+ 4
+/* Check p (bafu_net_params_check: BAFU_EINVAL) and allocate J x 5 (+ 4, or 8 with block_depth > 1,
  * scratch) matrices of m x m doubles. Refuses (BAFU_ELIMIT, message with the
  * estimate) beyond bafu_memory_limit_bytes(); BAFU_ENOMEM if an allocation
  * fails. p is copied. *out is NULL on error; the caller owns *out and
