@@ -27,6 +27,7 @@ typedef struct {
   double bvar;   /* bias variance V (0: no biases) */
   double lrb;    /* the biases' rate (0 without biases) */
   int norm;      /* residual block whose branch reads f_{j-1} / |f_{j-1}|_rms per sample (KR 2.6) */
+  size_t depth;  /* layers K of a residual block's branch (KR 2.7); 1 otherwise */
 } layer_info;
 
 size_t bafu_kernel_count_layers(const bafu_net_params *p) {
@@ -43,11 +44,13 @@ static layer_info layer_at(const bafu_layout *lay, size_t j) {
   const layer_kind kind = s->kind == BAFU_STAGE_BLOCK ? LAYER_RESID : s->reads_x && k == 0 ? LAYER_INPUT : LAYER_PLAIN;
   const int biased = s->bias_var > 0;
   return (layer_info){kind, label, s->lr, kind == LAYER_RESID ? s->scale * s->scale : 1.0, s->gain,
-                      biased ? s->bias_var : 0.0, biased ? s->lr_bias : 0.0, kind == LAYER_RESID && s->norm};
+                      biased ? s->bias_var : 0.0, biased ? s->lr_bias : 0.0, kind == LAYER_RESID && s->norm,
+                      kind == LAYER_RESID ? s->depth : 1};
 }
 
-/* The Jacobian factor M_j(a,b) of layer j (KR 2.2, 2.3, 2.6) from its
- * derivative kernel spr = Sprime_j(a,b): spr for a plain layer, 1 + beta^2 spr
+/* The Jacobian factor M_j(a,b) of layer j (KR 2.2, 2.3, 2.6, 2.7) from its
+ * derivative kernel spr = Sprime_j(a,b) (for a branch of K layers the product
+ * of its K layers' derivative kernels): spr for a plain layer, 1 + beta^2 spr
  * for a residual block, and 1 + beta^2 spr / (r_a r_b) when the block
  * normalises its branch, r_a^2 = Sigma_{j-1}(a,a) (PS, m x m). The tangent and
  * the backward recursion both call it, so that they use the same factors. */
@@ -192,6 +195,10 @@ struct bafu_kernel {
   double *gram;    /* X^T X */
   double *th;      /* m x m pair angles (relu, AUTO) */
   double *ee, *dd; /* m x m expectations of the current layer */
+  /* branches of K > 1 layers (KR 2.7), NULL otherwise: the covariance and the
+     ReLU pair angles of the current inner layer h_k, the product of the inner
+     layers' derivative kernels and their accumulated own terms */
+  double *hs, *thh, *dprod, *acc;
   bafu_progress_fn progress;
   void *progress_ctx;
 };
@@ -211,11 +218,10 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
   *out = NULL;
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
-  if (p->block_depth > 1)
-    return bafu_error(BAFU_EINVAL, "block_depth: the kernel recursion covers residual branches of one layer (block_depth = 1)");
   const size_t J = bafu_kernel_count_layers(p), m = p->batch;
   const size_t mm = sat_mul(m, m);
-  const size_t doubles = sat_mul(sat_mul(J, MAT_COUNT) + 4, mm);
+  const size_t scratch = p->block_depth > 1 ? 8 : 4; /* gram, th, ee, dd (+ hs, thh, dprod, acc) */
+  const size_t doubles = sat_mul(sat_mul(J, MAT_COUNT) + scratch, mm);
   const size_t bytes = sat_mul(doubles, sizeof(double));
   if ((st = bafu_memory_check((double)bytes, "depth/batch: the kernel recursion"))) return st;
   bafu_kernel *k = calloc(1, sizeof *k);
@@ -237,6 +243,12 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
   k->th = k->gram + mm;
   k->ee = k->th + mm;
   k->dd = k->ee + mm;
+  if (p->block_depth > 1) {
+    k->hs = k->dd + mm;
+    k->thh = k->hs + mm;
+    k->dprod = k->thh + mm;
+    k->acc = k->dprod + mm;
+  }
   for (size_t j = 0; j < J; ++j) k->labels[j] = layer_at(&k->lay, j).label;
   *out = k;
   return BAFU_OK;
@@ -267,8 +279,8 @@ const double *bafu_kernel_bwd(const bafu_kernel *k, size_t j) { return mat(k, j,
 
 /* Expectations E phi phi (k->ee) and E phi' phi' (k->dd) for u ~ N(0, Sig),
  * and, for relu in AUTO mode, 1 - c_phi of every pair (into omc_phi) from the
- * pair angles k->th (KR 3.1). */
-static bafu_status batch_expect(bafu_kernel *k, const double *Sig, double *omc_phi) {
+ * pair angles th of u (m x m; KR 3.1). */
+static bafu_status batch_expect(bafu_kernel *k, const double *Sig, const double *th_u, double *omc_phi) {
   const size_t m = k->m;
   const bafu_act act = k->p.act;
   const int relu = act == BAFU_ACT_RELU && k->method == BAFU_KERNEL_AUTO;
@@ -286,7 +298,7 @@ static bafu_status batch_expect(bafu_kernel *k, const double *Sig, double *omc_p
           dd = 0.5;
           omc_phi[a + a * m] = 0;
         } else {
-          const double th = k->th[a + b * m];
+          const double th = th_u[a + b * m];
           const double omc = bafu_kernel_relu_one_minus_corr(th);
           ee = 0.5 * sqrt(qa) * sqrt(qb) * (1 - omc);
           dd = (PI - th) / (2 * PI);
@@ -370,9 +382,34 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
             Nt[a + b * m] = a == b ? 1 : PS[a + b * m] / (sqrt(PS[a + a * m]) * sqrt(PS[b + b * m]));
         EX = Nt;
       }
-      if ((st = batch_expect(k, EX, omc_phi))) return st;
+      const double *th_u = k->th; /* relu: the pair angles of the activation's argument (those of f_{j-1}) */
+      for (size_t h = 1; h < li.depth; ++h) {
+        /* KR 2.7: the branch's inner layer h_h = W phi(z) + c, z = u (h = 1) or h_{h-1}: its covariance
+           s E[phi phi] + V, the product of the derivative kernels s E[phi' phi'] so far, and the own
+           terms lr n E[phi phi] + lr_b carried through the later inner layers' derivative kernels */
+        if ((st = batch_expect(k, EX, th_u, omc_phi))) return st;
+        for (size_t i = 0; i < mm; ++i) {
+          const double D = li.gain * k->dd[i], g = li.lr * n * k->ee[i] + li.lrb;
+          k->acc[i] = h == 1 ? g : D * k->acc[i] + g;
+          k->dprod[i] = h == 1 ? D : k->dprod[i] * D;
+          k->hs[i] = li.gain * k->ee[i] + li.bvar;
+        }
+        if (relu) /* the pair angles of h_h: from omc_phi, or from its covariance with biases (KR 2.5) */
+          for (size_t b = 0; b < m; ++b)
+            for (size_t a = 0; a < b; ++a) {
+              const double A = k->hs[a + a * m], B = k->hs[b + b * m];
+              double omc = omc_phi[a + b * m];
+              if (li.bvar > 0) omc = A > 0 && B > 0 ? 1 - k->hs[a + b * m] / (sqrt(A) * sqrt(B)) : 1;
+              if (omc < 0) omc = 0;
+              k->thh[a + b * m] = k->thh[b + a * m] = bafu_kernel_angle_from_omc(omc);
+            }
+        EX = k->hs;
+        th_u = k->thh;
+      }
+      if ((st = batch_expect(k, EX, th_u, omc_phi))) return st;
       if (relu && li.bvar == 0) { /* carry the pair angles to f_j (KR 3.1, 3.2) */
-        const double w = li.kind == LAYER_RESID ? li.scale2 * li.gain / 2 : 0;
+        double w = li.kind == LAYER_RESID ? li.scale2 * li.gain / 2 : 0;
+        for (size_t h = 1; h < li.depth; ++h) w *= li.gain / 2; /* KR 2.7: the branch adds beta^2 (s/2)^K q_a */
         for (size_t b = 0; b < m; ++b)
           for (size_t a = 0; a < b; ++a) {
             double omc = omc_phi[a + b * m];
@@ -393,9 +430,11 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
           }
       }
       for (size_t i = 0; i < mm; ++i) {
-        const double S = li.gain * k->ee[i], Spr = li.gain * k->dd[i];
+        const double S = li.gain * k->ee[i], Sk = li.gain * k->dd[i];
+        const double Spr = li.depth > 1 ? k->dprod[i] * Sk : Sk; /* the branch's derivative kernel (KR 2.7) */
         const double M = jacobian_factor(&li, Spr, PS, m, i % m, i / m);
         Own[i] = li.lr * li.scale2 * n * k->ee[i] + li.lrb * li.scale2; /* the bias: lr_b s^2 1 1^T (KR 2.5) */
+        if (li.depth > 1) Own[i] += li.scale2 * (Sk * k->acc[i]);    /* the inner layers' own terms (KR 2.7) */
         Sig[i] = li.kind == LAYER_RESID ? PS[i] + li.scale2 * S + li.scale2 * li.bvar : S + li.bvar;
         Th[i] = Own[i] + (PT ? M * PT[i] : 0);
         Sp[i] = Spr;
@@ -482,6 +521,20 @@ static bafu_status pair_expect(bafu_act act, const pair_state *x, double *e_d, d
   }
 }
 
+/* The correlation state of a plain layer's output s E[phi phi] + V from the
+ * expectations at its input (KR 2.2, 2.5): x->q, x->omc, x->th. */
+static void plain_state(bafu_act act, double s, double V, double e_d, double omc_phi, pair_state *x) {
+  x->q = s * e_d + V;
+  /* 1 - corr of s E[phi phi] + V: the bias cancels in the numerator (KR 2.5) */
+  double omc = V > 0 ? (x->q > 0 ? s * e_d * omc_phi / x->q : omc_phi) : omc_phi;
+  x->th = bafu_kernel_angle_from_omc(omc);
+  if (act == BAFU_ACT_RELU) { /* th is primary: omc from it */
+    const double h = sin(0.5 * x->th);
+    omc = 2 * h * h;
+  }
+  x->omc = omc;
+}
+
 /* One layer of the pair recursion: x (state after layer j-1) -> x (after j). */
 static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, double n, pair_state *x, pair_out *o) {
   const double s = li->gain;
@@ -495,12 +548,31 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
     }
     xe.q = 1;
   }
-  bafu_status st = pair_expect(p->act, &xe, &e_d, &e_o, &d_d, &d_o, &omc_phi);
-  if (st) return st;
+  bafu_status st;
+  /* KR 2.7: the inner layers of a branch of K layers, h_h = W phi(z) + c, z = u (h = 1) or h_{h-1}:
+     the product of their derivative kernels (dp) and their own terms carried through the later
+     inner layers (acc) */
+  double dp_d = 1, dp_o = 1, acc_d = 0, acc_o = 0;
+  for (size_t h = 1; h < li->depth; ++h) {
+    if ((st = pair_expect(p->act, &xe, &e_d, &e_o, &d_d, &d_o, &omc_phi))) return st;
+    const double D_d = s * d_d, D_o = s * d_o;
+    acc_d = D_d * acc_d + (li->lr * n * e_d + li->lrb);
+    acc_o = D_o * acc_o + (li->lr * n * e_o + li->lrb);
+    dp_d *= D_d;
+    dp_o *= D_o;
+    plain_state(p->act, s, li->bvar, e_d, omc_phi, &xe);
+  }
+  if ((st = pair_expect(p->act, &xe, &e_d, &e_o, &d_d, &d_o, &omc_phi))) return st;
   o->sp_d = s * d_d;
   o->sp_o = s * d_o;
   o->own_d = li->lr * li->scale2 * n * e_d + li->lrb * li->scale2; /* + the bias's lr_b s^2 (KR 2.5) */
   o->own_o = li->lr * li->scale2 * n * e_o + li->lrb * li->scale2;
+  if (li->depth > 1) { /* KR 2.7 */
+    o->own_d += li->scale2 * (o->sp_d * acc_d);
+    o->own_o += li->scale2 * (o->sp_o * acc_o);
+    o->sp_d *= dp_d;
+    o->sp_o *= dp_o;
+  }
   double omc;
   if (li->kind == LAYER_RESID) { /* KR 3.2, 6; the bias adds s^2 V to both variance and covariance */
     if (li->norm) { /* KR 2.6: the branch's Jacobian (beta / r) W D, r^2 = q for both samples */
@@ -516,9 +588,10 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
   } else {
     o->m_d = o->sp_d;
     o->m_o = o->sp_o;
-    x->q = s * e_d + li->bvar;
-    /* 1 - corr of s E[phi phi] + V: the bias cancels in the numerator (KR 2.5) */
-    omc = li->bvar > 0 ? (x->q > 0 ? s * e_d * omc_phi / x->q : omc_phi) : omc_phi;
+    plain_state(p->act, s, li->bvar, e_d, omc_phi, x);
+    x->theta_d = o->own_d + o->m_d * x->theta_d;
+    x->theta_o = o->own_o + o->m_o * x->theta_o;
+    return BAFU_OK;
   }
   x->th = bafu_kernel_angle_from_omc(omc);
   if (p->act == BAFU_ACT_RELU) { /* th is primary: omc from it */
@@ -605,9 +678,6 @@ bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double cor
                                             bafu_progress_fn progress, void *pctx) {
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
-  if (p->block_depth > 1)
-    return bafu_error(BAFU_EINVAL, "block_depth: the kernel recursion covers residual branches of one layer (block_depth = 1)");
-
   if (!(isfinite(corr) && corr >= -1 && corr <= 1))
     return bafu_error(BAFU_EINVAL, "corr: must be a number in [-1, 1], got %g", corr);
   if (!fn) return bafu_error(BAFU_EINVAL, "kernel: no callback given");

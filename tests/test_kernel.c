@@ -617,12 +617,18 @@ END_TEST
 
 #define PAIR_CASES (2 * 3 * BAFU_ACT_COUNT)
 #define PAIR_NORM_CASES (2 * 2 * BAFU_ACT_COUNT)
+#define PAIR_BLOCK_CASES (2 * 4 * BAFU_ACT_COUNT)
 
 START_TEST(test_pair_vs_batch) {
-  const int normed = _i >= PAIR_CASES, i = normed ? _i - PAIR_CASES : _i; /* normalised branches (KR 2.6) */
-  const int arch = normed ? 1 + i % 2 : i % 3;
-  const bafu_act act = (bafu_act)(i / (normed ? 2 : 3) % BAFU_ACT_COUNT);
-  const int biased = i >= (normed ? 2 : 3) * BAFU_ACT_COUNT; /* the same with biases (KR 2.5) */
+  /* cases: plain, then normalised branches (KR 2.6), then branches of K = 2 or 3 layers (KR 2.7):
+     ResNet, ResNet with embedding and readout, each plain or normalised */
+  const int block = _i >= PAIR_CASES + PAIR_NORM_CASES;
+  const int normed = !block && _i >= PAIR_CASES;
+  const int i = block ? _i - PAIR_CASES - PAIR_NORM_CASES : normed ? _i - PAIR_CASES : _i;
+  const int per = block ? 4 : normed ? 2 : 3; /* architectures per activation */
+  const int arch = block ? 1 + i % 2 : normed ? 1 + i % 2 : i % 3;
+  const bafu_act act = (bafu_act)(i / per % BAFU_ACT_COUNT);
+  const int biased = i >= per * BAFU_ACT_COUNT; /* the same with biases (KR 2.5) */
   const double corr = 0.37;
   bafu_net_params p = bafu_net_params_default();
   p.act = act;
@@ -639,7 +645,8 @@ START_TEST(test_pair_vs_batch) {
   p.input_dim = arch == 1 ? 20 : 9;
   p.batch = 2;
   if (biased) p.bias_var = 0.37, p.lr_bias = 2.1, p.lr_bias_input = 0.8, p.lr_bias_output = 1.6;
-  if (normed) p.branch_norm = BAFU_BRANCH_NORM_RMS;
+  if (normed || (block && i % 4 >= 2)) p.branch_norm = BAFU_BRANCH_NORM_RMS;
+  if (block) p.block_depth = 2 + (size_t)(i / 2 % 2);
   const size_t d = p.input_dim;
   double *X = calloc(2 * d, sizeof *X);
   X[0] = sqrt((double)d);
@@ -1021,7 +1028,401 @@ START_TEST(test_engine_norm_ntk) {
 END_TEST
 
 /* ---------------------------------------------------------------------------
- * 12. Error paths. */
+ * 12. Residual branches of K layers (KR 2.7).
+ *
+ * (a) Linear activation, closed form: every inner layer multiplies the
+ * covariance by s, so a block maps Sigma -> gamma Sigma with
+ * gamma = 1 + beta^2 s^K, its Jacobian factor is gamma, and its own term is
+ * beta^2 K lr n s^(K-1) Sigma_{l-1} (the K layers' own terms lr n s^(k-1)
+ * Sigma_{l-1}, each carried through the K - k later layers by s^(K-k)).
+ * With the embedding (Sigma_0 = s G/d, Theta_0 = lr_in G), probe:
+ *   Sigma_l = gamma^l Sigma_0,   Gamma_l = c gamma^(l-1) Sigma_0,  c = beta^2 K lr_h n s^(K-1),
+ *   Theta_l = gamma^l Theta_0 + l c gamma^(l-1) Sigma_0,  Sprime_l = s^K,  P_l = gamma^(L-l).
+ * With biases (V, lr_b) the inner covariances are H_k = s H_{k-1} + V (H_0 =
+ * Sigma_{l-1}), Sigma_l = Sigma_{l-1} + beta^2 H_K and
+ * Gamma_l = beta^2 sum_k (lr n H_{k-1} + lr_b) s^(K-k): checked by this
+ * explicit sum at every layer, fed with the code's own Sigma_{l-1}. Treating
+ * the branch as one layer of variance s^K (the same Sigma and Jacobian
+ * factor) would give Gamma_l smaller by the factor K. */
+
+START_TEST(test_block_linear_closed_form) {
+  const size_t d = 4, m = 3, L = 4, n = 100;
+  const double s = 1.37, B = 0.83, lin = 0.3, lh = 2.1, V = 0.29, lb = 3.3;
+  for (size_t K = 2; K <= 3; ++K)
+    for (int biased = 0; biased <= 1; ++biased) {
+      bafu_net_params p = bafu_net_params_default();
+      p.arch = BAFU_ARCH_RESNET;
+      p.embed = 1;
+      p.block_depth = K;
+      p.act = BAFU_ACT_LINEAR;
+      p.width = n;
+      p.input_dim = d;
+      p.batch = m;
+      p.depth = L;
+      p.sigma_w2 = s;
+      p.branch_scale = B;
+      p.lr_input = lin;
+      p.lr_hidden = lh;
+      if (biased) p.bias_var = V, p.lr_bias = lb, p.lr_bias_input = 0.7;
+      const double beta = bafu_net_beta(&p), b2 = beta * beta, sK = pow(s, (double)K);
+      const double gam = 1 + b2 * sK, c = b2 * (double)K * lh * (double)n * pow(s, (double)K - 1);
+      double *X = odd_inputs(d, m);
+      bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
+      ck_assert_uint_eq(bafu_kernel_nlayers(k), L + 1);
+      double S0[9], T0[9], Sig[9], Sp[9], Th[9], Own[9], P[9], H[9];
+      for (size_t i = 0; i < m * m; ++i) {
+        const double G = gram(X, d, i % m, i / m);
+        S0[i] = s * G / (double)d + (biased ? V : 0);
+        T0[i] = lin * G + (biased ? 0.7 : 0);
+      }
+      for (size_t l = 1; l <= L; ++l) {
+        const double *Sprev = bafu_kernel_sigma(k, l - 1), *Tprev = bafu_kernel_theta(k, l - 1);
+        const double fl = (double)l;
+        for (size_t i = 0; i < m * m; ++i) {
+          Sp[i] = sK;
+          P[i] = pow(gam, (double)(L - l));
+          if (!biased) {
+            Sig[i] = pow(gam, fl) * S0[i];
+            Own[i] = c * pow(gam, fl - 1) * S0[i];
+            Th[i] = pow(gam, fl) * T0[i] + fl * c * pow(gam, fl - 1) * S0[i];
+          } else { /* the explicit sum over the branch's layers */
+            H[i] = Sprev[i];
+            Own[i] = 0;
+            for (size_t h = 1; h <= K; ++h) {
+              Own[i] += b2 * (lh * (double)n * H[i] + lb) * pow(s, (double)(K - h));
+              H[i] = s * H[i] + V;
+            }
+            Sig[i] = Sprev[i] + b2 * H[i];
+            Th[i] = Own[i] + gam * Tprev[i];
+          }
+        }
+        const int lab = (int)l;
+        ck_assert_int_eq(bafu_kernel_label(k, l), lab);
+        assert_mat_close(bafu_kernel_sigma(k, l), Sig, m, 1e-14, "Sigma", lab);
+        assert_mat_close(bafu_kernel_sprime(k, l), Sp, m, 1e-15, "Sprime", lab);
+        assert_mat_close(bafu_kernel_own(k, l), Own, m, 1e-14, "Gamma", lab);
+        assert_mat_close(bafu_kernel_theta(k, l), Th, m, 1e-14, "Theta", lab);
+        assert_mat_close(bafu_kernel_bwd(k, l), P, m, 1e-14, "P", lab);
+      }
+      bafu_kernel_free(k);
+      free(X);
+    }
+}
+END_TEST
+
+/* (b) ReLU by hand: embedding, one block of K = 2 layers, mse readout, every
+ * matrix from the acos-based formulas (relu_exp) of each inner layer:
+ * u ~ N(0, Sigma_0), h_1 = W_1 relu(u): H_1 = s E[relu relu](Sigma_0),
+ * D_1 = s E[relu' relu'](Sigma_0); h_2: H_2 = s E[relu relu](H_1), D_2 likewise;
+ * Sigma_1 = Sigma_0 + beta^2 H_2, Sprime_1 = D_1 D_2,
+ * Gamma_1 = beta^2 lr_h n (E[relu relu](H_1) + D_2 .* E[relu relu](Sigma_0)),
+ * Theta_1 = Gamma_1 + (1 + beta^2 D_1 D_2) .* Theta_0, P_0 = (1 + beta^2 D_1 D_2) .* P_1.
+ * Also the normalised branch (the first inner layer reads Sigma~_0, and the
+ * Jacobian factor is 1 + beta^2 D_1 D_2 / sqrt(Sigma_0(a,a) Sigma_0(b,b))). */
+
+START_TEST(test_block_relu_hand) {
+  const double s = 1.7, B = 0.83, lin = 0.63, lh = 1.37, lout = 0.41, n = 64;
+  const size_t d = 3, m = 2;
+  for (int normed = 0; normed <= 1; ++normed) {
+    bafu_net_params p = bafu_net_params_default();
+    p.arch = BAFU_ARCH_RESNET;
+    p.embed = 1;
+    p.block_depth = 2;
+    if (normed) p.branch_norm = BAFU_BRANCH_NORM_RMS;
+    p.depth = 1;
+    p.width = 64;
+    p.input_dim = d;
+    p.batch = m;
+    p.sigma_w2 = s;
+    p.branch_scale = B;
+    p.lr_input = lin;
+    p.lr_hidden = lh;
+    p.lr_output = lout;
+    p.signal = BAFU_SIGNAL_MSE;
+    const double X[6] = {1.3, -0.4, 0.7, 0.1, 0.45, -0.55};
+    bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
+    ck_assert_uint_eq(bafu_kernel_nlayers(k), 3);
+    double S0[4], T0[4], U[4], H1[4], E1[4], D1[4], E2[4], D2[4], S1[4], Sp1[4], O1[4], T1[4];
+    double S2[4], Sp2[4], O2[4], T2[4], P0[4], P1[4], P2[4], RR[4];
+    for (size_t i = 0; i < 4; ++i) {
+      const double G = gram(X, d, i % 2, i / 2);
+      S0[i] = s * G / (double)d;
+      T0[i] = lin * G;
+    }
+    for (size_t i = 0; i < 4; ++i) {
+      RR[i] = normed ? sqrt(S0[3 * (i % 2)] * S0[3 * (i / 2)]) : 1; /* r_a r_b */
+      U[i] = S0[i] / RR[i];
+    }
+    const double b2 = B * B;
+    for (size_t i = 0; i < 4; ++i) {
+      relu_exp(U[3 * (i % 2)], U[3 * (i / 2)], U[i], &E1[i], &D1[i]);
+      if (i == 0 || i == 3) D1[i] = 0.5;
+      D1[i] *= s;
+      H1[i] = s * E1[i];
+    }
+    for (size_t i = 0; i < 4; ++i) {
+      relu_exp(H1[3 * (i % 2)], H1[3 * (i / 2)], H1[i], &E2[i], &D2[i]);
+      if (i == 0 || i == 3) D2[i] = 0.5;
+      D2[i] *= s;
+      S1[i] = S0[i] + b2 * s * E2[i];
+      Sp1[i] = D1[i] * D2[i];
+      O1[i] = b2 * lh * n * (E2[i] + D2[i] * E1[i]);
+      T1[i] = O1[i] + (1 + b2 * Sp1[i] / RR[i]) * T0[i];
+    }
+    for (size_t i = 0; i < 4; ++i) {
+      double ee, dd;
+      relu_exp(S1[3 * (i % 2)], S1[3 * (i / 2)], S1[i], &ee, &dd);
+      if (i == 0 || i == 3) dd = 0.5;
+      S2[i] = s * ee;
+      Sp2[i] = s * dd;
+      O2[i] = lout * n * ee;
+      T2[i] = O2[i] + s * dd * T1[i];
+      P2[i] = 1;
+      P1[i] = s * dd;
+      P0[i] = (1 + b2 * Sp1[i] / RR[i]) * P1[i];
+    }
+    const int lab[3] = {0, 1, 2};
+    const double *want[3][5] = {{S0, NULL, T0, T0, P0}, {S1, Sp1, T1, O1, P1}, {S2, Sp2, T2, O2, P2}};
+    for (size_t j = 0; j < 3; ++j) {
+      assert_mat_close(bafu_kernel_sigma(k, j), want[j][0], m, 1e-14, normed ? "Sigma (norm)" : "Sigma", lab[j]);
+      if (want[j][1]) assert_mat_close(bafu_kernel_sprime(k, j), want[j][1], m, 1e-14, "Sprime", lab[j]);
+      assert_mat_close(bafu_kernel_theta(k, j), want[j][2], m, 1e-14, normed ? "Theta (norm)" : "Theta", lab[j]);
+      assert_mat_close(bafu_kernel_own(k, j), want[j][3], m, 1e-14, "Gamma", lab[j]);
+      assert_mat_close(bafu_kernel_bwd(k, j), want[j][4], m, 1e-14, "P", lab[j]);
+    }
+    bafu_kernel_free(k);
+  }
+}
+END_TEST
+
+/* (c) The quadrature path for branches of K = 3 layers: relu (the inner
+ * layers' angles), erf and linear, ResNet with embedding and readout, plain
+ * and normalised, with and without biases (the inner angles then follow the
+ * inner covariances), m = 3 samples of spread variances, 1e-12 as in 7. */
+
+START_TEST(test_block_quadrature) {
+  const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_LINEAR};
+  const size_t m = 3;
+  for (size_t ia = 0; ia < 3; ++ia)
+    for (int v = 0; v < 4; ++v) {
+      bafu_net_params p = bafu_net_params_default();
+      p.arch = BAFU_ARCH_RESNET;
+      p.embed = 1;
+      p.block_depth = 3;
+      p.act = acts[ia];
+      p.width = 24;
+      p.input_dim = 5;
+      p.batch = m;
+      p.depth = 4;
+      p.sigma_w2 = 1.7;
+      p.branch_scale = 1.3;
+      p.lr_input = 0.63;
+      p.lr_hidden = 1.37;
+      p.lr_output = 0.41;
+      p.signal = BAFU_SIGNAL_MSE;
+      if (v & 1) p.branch_norm = BAFU_BRANCH_NORM_RMS;
+      if (v & 2) p.bias_var = 0.37, p.lr_bias = 2.1;
+      double *X = odd_inputs(p.input_dim, m);
+      spread_inputs(X, p.input_dim, m);
+      bafu_kernel *ka = run_batch(&p, X, BAFU_KERNEL_AUTO);
+      bafu_kernel *kq = run_batch(&p, X, BAFU_KERNEL_QUADRATURE);
+      for (size_t j = 0; j < bafu_kernel_nlayers(ka); ++j) {
+        const int lab = bafu_kernel_label(ka, j);
+        assert_mat_close(bafu_kernel_sigma(kq, j), bafu_kernel_sigma(ka, j), m, 1e-12, "Sigma quad", lab);
+        assert_mat_close(bafu_kernel_sprime(kq, j), bafu_kernel_sprime(ka, j), m, 1e-12, "Sprime quad", lab);
+        assert_mat_close(bafu_kernel_theta(kq, j), bafu_kernel_theta(ka, j), m, 1e-12, "Theta quad", lab);
+        assert_mat_close(bafu_kernel_own(kq, j), bafu_kernel_own(ka, j), m, 1e-12, "Gamma quad", lab);
+        assert_mat_close(bafu_kernel_bwd(kq, j), bafu_kernel_bwd(ka, j), m, 1e-12, "P quad", lab);
+      }
+      bafu_kernel_free(ka);
+      bafu_kernel_free(kq);
+      free(X);
+    }
+}
+END_TEST
+
+/* The K = 1 network that treats a branch of K layers as one layer of
+ * variance s^K (the same for the embedding and the readout): for linear
+ * activations it has the right Sigma and Jacobian factor but K times too
+ * small an own term; for relu the branch variance is s^K q/2 instead of
+ * (s/2)^K q. The engine tests below check that the Monte Carlo rejects it. */
+static bafu_kernel *one_layer_variant(const bafu_net_params *p, const double *X) {
+  bafu_net_params w = *p;
+  w.sigma2_input = bafu_net_gain_input(p);
+  w.sigma2_output = bafu_net_gain_output(p);
+  w.sigma_w2 = pow(p->sigma_w2, (double)p->block_depth);
+  w.block_depth = 1;
+  return run_batch(&w, X, BAFU_KERNEL_AUTO);
+}
+
+/* (d) The finite-width engine with branches of K layers, probe, bafu_mc_run,
+ * m = 2, depth 3, n = 1024, s = 1.6 (derivative kernels well below 1, so that
+ * the products over the inner layers matter), beta = 1.5 / sqrt 3, 32 draws:
+ * per layer the means of contribution, loss_decay and backward_norm^2
+ * against sum_a Gamma P, sum_a Theta P and sum_a P (KR 5), within 4 standard
+ * errors plus 5 U / n relative, U = 3 K + 1 the number of weight matrices (the
+ * allowance of test_engine_mc per weight matrix: gradient independence fails
+ * at O(1/n) per matrix the backward signal crosses). Configurations:
+ *   0: relu, K = 3, normalised branches, embedding, spread inputs, biases
+ *      V = 0.45, lr_b = 700;
+ *   1: tanh, K = 2, no embedding (fresh N(0, I) inputs; the first block reads
+ *      phi(x)), no biases.
+ * The one-layer variant (one_layer_variant) must be off by more than 10
+ * standard errors plus a quarter of the allowance in some quantity of some
+ * layer. */
+
+START_TEST(test_engine_block) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.depth = 3;
+  p.batch = 2;
+  p.sigma_w2 = 1.6;
+  p.branch_scale = 1.5;
+  p.lr_input = 0.63;
+  p.lr_hidden = 1.37;
+  p.width = 1024;
+  p.block_depth = _i == 0 ? 3 : 2;
+  p.act = _i == 0 ? BAFU_ACT_RELU : BAFU_ACT_TANH;
+  p.embed = _i == 0;
+  p.input_dim = _i == 0 ? 5 : p.width;
+  if (_i == 0) p.bias_var = 0.45, p.lr_bias = 700, p.branch_norm = BAFU_BRANCH_NORM_RMS, p.lr_input = 60;
+  const size_t m = 2, S = 32, d = p.input_dim;
+  double *X = odd_inputs(d, m);
+  int fresh = 0;
+  if (_i == 1) { /* kernel at X^T X / d = I (A3), the engine draws N(0, I) inputs */
+    memset(X, 0, d * m * sizeof *X);
+    X[0] = X[d + 1] = sqrt((double)d);
+    fresh = 1;
+  } else {
+    spread_inputs(X, d, m);
+  }
+  bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
+  bafu_kernel *kw = one_layer_variant(&p, X);
+  bafu_mc_result res;
+  ck_assert_ok(bafu_mc_run(&p, S, 4242, fresh ? NULL : X, 1, &res));
+  const size_t J = res.J, Q = BAFU_Q_COUNT;
+  ck_assert_uint_eq(J, bafu_kernel_nlayers(k));
+  const double allow = 5.0 * (double)(3 * p.block_depth + 1) / (double)p.width;
+  double worst = 0, wrong = 0;
+  for (size_t j = 0; j < J; ++j) {
+    double mB = 0, b2 = 0;
+    for (size_t i = 0; i < S; ++i) {
+      const double b = res.raw[i * J * Q + j * Q + BAFU_Q_BNORM];
+      mB += b * b / S;
+      b2 += b * b * b * b / S;
+    }
+    const double mq[3] = {res.mean[j * Q + BAFU_Q_CONTRIB], res.mean[j * Q + BAFU_Q_DECAY], mB};
+    const double sq[3] = {res.se[j * Q + BAFU_Q_CONTRIB], res.se[j * Q + BAFU_Q_DECAY],
+                          sqrt(fmax(b2 - mB * mB, 0) / (S - 1))};
+    const char *name[3] = {"C", "D", "|b|^2"};
+    for (int v = 0; v < 2; ++v) {
+      const bafu_kernel *kk = v ? kw : k;
+      const double *T = bafu_kernel_theta(kk, j), *G = bafu_kernel_own(kk, j), *P = bafu_kernel_bwd(kk, j);
+      const double e[3] = {G[0] * P[0] + G[3] * P[3], T[0] * P[0] + T[3] * P[3], P[0] + P[3]};
+      for (int q = 0; q < 3; ++q) {
+        const double dev = fabs(mq[q] - e[q]) / (4 * sq[q] + allow * e[q]);
+        if (v) {
+          wrong = fmax(wrong, fabs(mq[q] - e[q]) / (sq[q] + allow * e[q] / 4));
+          continue;
+        }
+        worst = fmax(worst, fabs(mq[q] - e[q]) / sq[q]);
+        ck_assert_msg(dev <= 1, "config %d layer %d: %s %.6g +- %.2g vs %.6g (%.2f se, allowance %.3g)", _i,
+                      res.labels[j], name[q], mq[q], sq[q], e[q], (mq[q] - e[q]) / sq[q], allow * e[q]);
+      }
+    }
+  }
+  printf("engine mc, branches of %zu layers, config %d: worst deviation %.2f se; one-layer variant %.1f "
+         "(se + allowance/4)\n",
+         p.block_depth, _i, worst, wrong);
+  fflush(stdout);
+  ck_assert_msg(wrong > 10, "config %d: the one-layer variant is only %.2f se off", _i, wrong);
+  bafu_mc_result_free(&res);
+  bafu_kernel_free(k);
+  bafu_kernel_free(kw);
+  free(X);
+}
+END_TEST
+
+/* (e) The off-diagonal entries with branches of K layers: the engine's
+ * empirical NTK of the readout (mse, one output) against Theta_{L+1}(a,b),
+ * m = 3 fixed inputs, ResNet with embedding, three blocks, s = 1.6,
+ * beta = 1.5/sqrt 3, n = 1024, 32 draws, every entry of the mean of
+ * theta_emp - Theta within 4 se plus (U/n) |Theta| (U = 3 K + 2 weight
+ * matrices; test_engine_norm_ntk allows L/n for L + 2 matrices). _i = 0:
+ * relu, K = 2, normalised branches, spread inputs; _i = 1: tanh, K = 3,
+ * biases. The one-layer variant must be off by more than 10 se (plus a
+ * quarter of the allowance) in some entry. */
+
+START_TEST(test_engine_block_ntk) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.embed = 1;
+  p.block_depth = _i == 0 ? 2 : 3;
+  p.act = _i == 1 ? BAFU_ACT_TANH : BAFU_ACT_RELU;
+  if (_i == 0) p.branch_norm = BAFU_BRANCH_NORM_RMS;
+  p.signal = BAFU_SIGNAL_MSE;
+  p.outputs = 1;
+  p.width = 1024;
+  p.depth = 3;
+  p.input_dim = 5;
+  p.batch = 3;
+  p.sigma_w2 = 1.6;
+  p.branch_scale = 1.5;
+  p.lr_input = 60;
+  p.lr_hidden = 1.37;
+  p.lr_output = 0.41;
+  if (_i == 1) p.bias_var = 0.45, p.lr_bias = 700, p.lr_bias_input = 300, p.lr_bias_output = 200;
+  const size_t m = 3, mm = 9, draws = 32, n = p.width;
+  const char *name = _i == 0 ? "relu, K = 2, normalised" : "tanh, K = 3, biases";
+  double *X = odd_inputs(p.input_dim, m);
+  if (_i == 0) spread_inputs(X, p.input_dim, m);
+  bafu_kernel *k = run_batch(&p, X, BAFU_KERNEL_AUTO);
+  bafu_kernel *kw = one_layer_variant(&p, X);
+  const size_t J = bafu_kernel_nlayers(k);
+  const double *lim = bafu_kernel_theta(k, J - 1), *wlim = bafu_kernel_theta(kw, J - 1);
+  bafu_net *net;
+  ck_assert_ok(bafu_net_alloc(&p, &net));
+  bafu_net_set_inputs(net, X);
+  const size_t U = bafu_net_nunits(net);
+  ck_assert_uint_eq(U, 3 * p.block_depth + 2);
+  double *work = malloc(U * n * m * sizeof *work), theta[9], sum[9] = {0}, sum2[9] = {0};
+  ck_assert_ptr_nonnull(work);
+  for (uint64_t dr = 0; dr < draws; ++dr) {
+    ck_assert_ok(bafu_net_draw(net, 77, dr));
+    ck_assert_ok(bafu_net_forward(net));
+    ck_assert_ok(bafu_net_empirical_ntk(net, work, theta));
+    for (size_t i = 0; i < mm; ++i) {
+      sum[i] += theta[i] - lim[i];
+      sum2[i] += (theta[i] - lim[i]) * (theta[i] - lim[i]);
+    }
+  }
+  const double allow = (double)U / (double)n;
+  double worst = 0, worst_rel = 0, scale = 0, wrong = 0;
+  for (size_t i = 0; i < mm; ++i) scale = fmax(scale, fabs(lim[i]));
+  for (size_t i = 0; i < mm; ++i) {
+    const double mean = sum[i] / draws, var = (sum2[i] - draws * mean * mean) / (draws - 1);
+    const double se = sqrt(fmax(var, 0) / draws);
+    worst = fmax(worst, fabs(mean) / se);
+    worst_rel = fmax(worst_rel, fabs(mean) / scale);
+    wrong = fmax(wrong, fabs(mean + lim[i] - wlim[i]) / (se + allow * fabs(wlim[i]) / 4));
+    ck_assert_msg(fabs(mean) <= 4 * se + allow * fabs(lim[i]),
+                  "%s entry (%zu,%zu): mean theta_emp - Theta = %.4g +- %.2g, Theta %.6g (%.2f se)", name, i % m,
+                  i / m, mean, se, lim[i], mean / se);
+  }
+  printf("NTK, branches of K layers, %s: worst entry %.2f se, %.4f of max|Theta|; one-layer variant %.1f\n", name,
+         worst, worst_rel, wrong);
+  fflush(stdout);
+  ck_assert_msg(wrong > 10, "%s: the one-layer variant is only %.2f se off", name, wrong);
+  free(work);
+  bafu_net_free(net);
+  bafu_kernel_free(k);
+  bafu_kernel_free(kw);
+  free(X);
+}
+END_TEST
+
+/* ---------------------------------------------------------------------------
+ * 13. Error paths. */
 
 static int count_cb(const bafu_kernel_pair *l, void *ctx) {
   ++*(size_t *)ctx;
@@ -1120,8 +1521,11 @@ int main(void) {
   tcase_add_test(tc, test_resnet_small_beta);
   tcase_add_test(tc, test_quadrature_path);
   tcase_add_loop_test(tc, test_against_moments, 0, MOMENT_CASES + MOMENT_NORM_CASES);
-  tcase_add_loop_test(tc, test_pair_vs_batch, 0, PAIR_CASES + PAIR_NORM_CASES);
+  tcase_add_loop_test(tc, test_pair_vs_batch, 0, PAIR_CASES + PAIR_NORM_CASES + PAIR_BLOCK_CASES);
   tcase_add_test(tc, test_erf_stable);
+  tcase_add_test(tc, test_block_linear_closed_form);
+  tcase_add_test(tc, test_block_relu_hand);
+  tcase_add_test(tc, test_block_quadrature);
   tcase_add_test(tc, test_errors);
   suite_add_tcase(s, tc);
   TCase *te = tcase_create("engine");
@@ -1130,6 +1534,8 @@ int main(void) {
   tcase_add_loop_test(te, test_engine_norm_nngp, 0, 2);
   tcase_add_loop_test(te, test_engine_mc, 0, 8);
   tcase_add_loop_test(te, test_engine_norm_ntk, 0, 3);
+  tcase_add_loop_test(te, test_engine_block, 0, 2);
+  tcase_add_loop_test(te, test_engine_block_ntk, 0, 2);
   suite_add_tcase(s, te);
   return bafu_run_suite(s);
 }

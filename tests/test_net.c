@@ -348,64 +348,68 @@ START_TEST(test_identity) {
 }
 END_TEST
 
-/* The forward pass of a ResNet with K-layer branches against the definition
- * (theory/engine.md 1.5), recomputed from the units' weights and biases:
- * h_1 = W_1 phi(u) + c_1, h_k = W_k phi(h_{k-1}) + c_k, f_l = f_{l-1} + beta h_K,
- * u = f_{l-1} or f_{l-1} / |f_{l-1}|_rms, f_0 = x or the embedding W_0 x + c_0.
- * Cases: with and without embedding, normalised branches, biases; K = 2, 3. */
-START_TEST(test_block_definition) {
-  const int embed = _i & 1, norm = (_i >> 1) & 1;
+/* Branches of K layers (net.h block_depth): the forward pass and the actual
+ * step at eta = 0 against the block's definition recomputed from the stored
+ * weights and biases, f_l = f_{l-1} + beta (W_K phi(h_{K-1}) + c_K),
+ * h_1 = W_1 phi(u) + c_1, h_k = W_k phi(h_{k-1}) + c_k, u = f_{l-1} (or
+ * f_{l-1} / |f_{l-1}|_rms), f_0 = x without an embedding: the first unit of
+ * the first block reads phi(x) like every other block's first unit. ResNet
+ * without embedding, K = 2 and 3, relu and tanh, width 7, batch 2, depth 2;
+ * _i: bit 0 biases, bit 1 normalised branches, bit 2 K = 3 and tanh. */
+START_TEST(test_block_forward_explicit) {
   bafu_net_params p = bafu_net_params_default();
+  const size_t n = 7, m = 2, K = _i & 4 ? 3 : 2;
   p.arch = BAFU_ARCH_RESNET;
-  p.act = BAFU_ACT_TANH;
-  p.width = 9;
-  p.input_dim = embed ? 5 : 9;
-  p.depth = 3;
-  p.embed = embed;
-  p.block_depth = 2 + (size_t)norm;
-  p.branch_norm = norm ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
-  p.bias_var = _i == 3 ? 0.4 : 0;
-  p.act = _i == 0 ? BAFU_ACT_RELU : BAFU_ACT_TANH;
+  p.act = _i & 4 ? BAFU_ACT_TANH : BAFU_ACT_RELU;
+  p.block_depth = K;
+  p.width = n;
+  p.depth = 2;
+  p.batch = m;
+  p.branch_scale = 1.3;
+  p.sigma_w2 = 1.7;
+  if (_i & 1) p.bias_var = 0.3;
+  if (_i & 2) p.branch_norm = BAFU_BRANCH_NORM_RMS;
   bafu_net *net;
   ck_assert_ok(bafu_net_alloc(&p, &net));
-  ck_assert_ok(bafu_net_draw(net, 5, 1));
+  ck_assert_ok(bafu_net_draw(net, 11, 3));
   ck_assert_ok(bafu_net_forward(net));
-  const size_t n = p.width, d = p.input_dim;
-  double f[9], g[9], h[9], t[9];
-  const double *x = bafu_net_inputs(net), beta = bafu_net_beta(&p);
-  size_t u = 0;
-  if (embed) { /* f_0 = W_0 x + c_0 */
-    const double *W = bafu_net_weight(net, 0), *c = bafu_net_bias(net, 0);
-    for (size_t i = 0; i < n; ++i) {
-      f[i] = c ? c[i] : 0;
-      for (size_t k = 0; k < d; ++k) f[i] += W[i + k * n] * x[k];
-    }
-    ck_assert_msg(rel_diff(n, f, bafu_net_feature(net, 0)) < 1e-13, "embedding");
-    u = 1;
-  } else {
-    memcpy(f, x, n * sizeof *f);
-  }
-  for (size_t l = 0; l < p.depth; ++l) {
-    double r = 1;
-    if (norm) {
-      r = cblas_dnrm2((int)n, f, 1) / sqrt((double)n);
-    }
-    for (size_t i = 0; i < n; ++i) h[i] = f[i] / r;
-    for (size_t k = 0; k < p.block_depth; ++k, ++u) {
-      const double *W = bafu_net_weight(net, u), *c = bafu_net_bias(net, u);
-      ck_assert_uint_eq(bafu_net_unit_layer(net, u), l + (size_t)embed);
-      for (size_t i = 0; i < n; ++i) g[i] = p.act == BAFU_ACT_RELU ? fmax(h[i], 0) : tanh(h[i]);
-      for (size_t i = 0; i < n; ++i) {
-        t[i] = c ? c[i] : 0;
-        for (size_t a = 0; a < n; ++a) t[i] += W[i + a * n] * g[a];
+  ck_assert_ok(bafu_net_backward(net));
+  ck_assert_ok(bafu_net_step(net, 0));
+  ck_assert_uint_eq(bafu_net_nunits(net), 2 * K);
+  const double beta = bafu_net_beta(&p);
+  double f[14], z[14], h[14];
+  memcpy(f, bafu_net_inputs(net), n * m * sizeof(double));
+  for (size_t l = 0; l < 2; ++l) {
+    for (size_t a = 0; a < m; ++a) {
+      double r = 1;
+      if (p.branch_norm) {
+        r = 0;
+        for (size_t i = 0; i < n; ++i) r += f[i + a * n] * f[i + a * n];
+        r = sqrt(r / (double)n);
       }
-      memcpy(h, t, n * sizeof *h);
+      for (size_t i = 0; i < n; ++i) z[i + a * n] = f[i + a * n] / r;
     }
-    for (size_t i = 0; i < n; ++i) f[i] += beta * h[i];
-    const double e = rel_diff(n, f, bafu_net_feature(net, l + (size_t)embed));
-    ck_assert_msg(e < 1e-13, "case %d block %zu: forward vs definition %g", _i, l + 1, e);
+    for (size_t k = 0; k < K; ++k) {
+      const size_t u = l * K + k;
+      ck_assert_uint_eq(bafu_net_unit_layer(net, u), l);
+      const double *W = bafu_net_weight(net, u), *c = bafu_net_bias(net, u);
+      for (size_t a = 0; a < m; ++a)
+        for (size_t i = 0; i < n; ++i) {
+          double v = c ? c[i] : 0;
+          for (size_t q = 0; q < n; ++q) {
+            const double x = z[q + a * n];
+            v += W[i + q * n] * (p.act == BAFU_ACT_RELU ? fmax(x, 0) : tanh(x));
+          }
+          h[i + a * n] = v;
+        }
+      memcpy(z, h, sizeof h);
+    }
+    for (size_t i = 0; i < n * m; ++i) f[i] += beta * z[i];
+    ck_assert_msg(rel_diff(n * m, f, bafu_net_feature(net, l)) < 1e-13, "case %d block %zu: forward %g", _i, l + 1,
+                  rel_diff(n * m, f, bafu_net_feature(net, l)));
+    ck_assert_msg(rel_diff(n * m, f, bafu_net_feature_stepped(net, l)) < 1e-13, "case %d block %zu: step %g", _i,
+                  l + 1, rel_diff(n * m, f, bafu_net_feature_stepped(net, l)));
   }
-  ck_assert_uint_eq(u, bafu_net_nunits(net));
   bafu_net_free(net);
 }
 END_TEST
@@ -1148,7 +1152,6 @@ static Suite *suite(void) {
   TCase *tc = tcase_create("passes");
   tcase_set_timeout(tc, 120);
   tcase_add_loop_test(tc, test_gradient_fd, 0, NCONFIGS);
-  tcase_add_loop_test(tc, test_block_definition, 0, 4);
   tcase_add_loop_test(tc, test_tangent_fd, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_step_explicit, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_step_second_order, 0, NCONFIGS);
@@ -1163,6 +1166,7 @@ static Suite *suite(void) {
   TCase *tm = tcase_create("misc");
   tcase_set_timeout(tm, 120);
   tcase_add_test(tm, test_init);
+  tcase_add_loop_test(tm, test_block_forward_explicit, 0, 8);
   tcase_add_test(tm, test_reproducible);
   tcase_add_test(tm, test_errors);
   tcase_add_test(tm, test_regenerate);

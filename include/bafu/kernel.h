@@ -17,7 +17,11 @@
  *                   (0 for the plain layer that reads x: it has none; a
  *                   block with a normalised branch reads u ~ N(0, Sigma~),
  *                   Sigma~(a,b) = Sigma_{j-1}(a,b) / sqrt(Sigma_{j-1}(a,a)
- *                   Sigma_{j-1}(b,b)), KR 2.6);
+ *                   Sigma_{j-1}(b,b)), KR 2.6); for a block whose
+ *                   branch has K layers (block_depth), the product
+ *                   D_1 .* ... .* D_K of its layers' derivative kernels
+ *                   D_k = s E[phi'(v_a) phi'(v_b)], v the pre-activation
+ *                   layer k of the branch reads (KR 2.7);
  *   Theta_j       = the BFK in the engine's units: for the finite-width
  *                   K_j = sum_{k<=j} lr_k (df_j/dW_k)(df_j/dW_k)^T,
  *                   (1/n) sum_i K_j[(i,a),(i,b)] -> Theta_j(a,b) and the
@@ -29,7 +33,9 @@
  *                   P_top = all ones (Pi_top = I for the probe).
  * and the layer's own term Gamma_j = lr_j s_j^2 E[g_j^T g_j] (the m x m
  * expected Gram of the vector the layer multiplies, weighted as in the
- * engine's c_l), so that Theta_j = Gamma_j + M_j .* Theta_{j-1} with the
+ * engine's c_l; for a branch of K layers beta^2 times the sum of its layers'
+ * own terms, each multiplied by the D of the later layers of the branch,
+ * KR 2.7), so that Theta_j = Gamma_j + M_j .* Theta_{j-1} with the
  * Jacobian factor M_j = Sprime_j (plain layer) or 1 + beta^2 Sprime_j
  * (residual block; 1 + beta^2 Sprime_j(a,b) / sqrt(Sigma_{j-1}(a,a)
  * Sigma_{j-1}(b,b)) when it normalises its branch, KR 2.6), and
@@ -79,7 +85,7 @@ size_t bafu_kernel_count_layers(const bafu_net_params *p);
 
 typedef struct bafu_kernel bafu_kernel;
 
-/* Check p (bafu_net_params_check: BAFU_EINVAL) and allocate J x 5 (+ 4
+/* Check p (bafu_net_params_check: BAFU_EINVAL) and allocate J x 5 (+ 4, or 8 with block_depth > 1,
  * scratch) matrices of m x m doubles. Refuses (BAFU_ELIMIT, message with the
  * estimate) beyond bafu_memory_limit_bytes(); BAFU_ENOMEM if an allocation
  * fails. p is copied. *out is NULL on error; the caller owns *out and

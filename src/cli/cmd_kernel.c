@@ -162,6 +162,10 @@ int cmd_kernel(int argc, char **argv) {
                      "E<b_top(a),b_top(b)>");
   bafu_table_meta(t, "  (probe: E D_l = sum_a ntk(a,a) bwd(a,a), E C_l = sum_a own(a,a) bwd(a,a), "
                      "E|b_l|^2 = sum_a bwd(a,a)).");
+  if (p->block_depth > 1)
+    bafu_table_meta(t, "branches of %zu layers (theory/kernel.md 2.7): a block's sigma_prime is the product of its %zu "
+                       "layers' derivative kernels, its own term the sum of their own terms, each carried through the "
+                       "later layers of the branch", p->block_depth, p->block_depth);
   if (bafu_layout_build(p, &lay) == BAFU_OK && lay.stage[0].kind == BAFU_STAGE_BLOCK)
     bafu_table_meta(t, "assumption: no embedding, so the coordinates of x enter the blocks directly; they are treated "
                        "as Gaussian with covariance X^T X/d (exact for N(0,I) inputs)");
