@@ -659,7 +659,7 @@ bafu_status bafu_net_forward(bafu_net *net) {
     layer *Ly = &net->layers[j];
     const double *prev = prev_features(net, j, pick_F);
     const size_t nin = Ly->fan_in * m;
-    if (Ly->kind == LAYER_PLAIN && Ly->reads_x) {
+    if (Ly->kind == LAYER_PLAIN && Ly->reads_x && Ly->close < 0) { /* dense, reads x: g = x (a block: phi(x)) */
       memcpy(Ly->G, net->X, nin * sizeof(double));
     } else if (Ly->norm) {
       if ((st = normalise(prev, Ly->fan_in, m, Ly->rn, net->tmp, Ly->label))) return st;
@@ -827,7 +827,7 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
     const size_t nin = Ly->fan_in * m, nout = Ly->fan_out * m;
     double *Gs = net->tmp;
     bafu_status st;
-    if (Ly->kind == LAYER_PLAIN && Ly->reads_x) {
+    if (Ly->kind == LAYER_PLAIN && Ly->reads_x && Ly->close < 0) { /* dense, reads x: g = x (a block: phi(x)) */
       memcpy(Gs, net->X, nin * sizeof(double));
     } else if (Ly->norm) { /* the step's own r: the branch reads phi(f' / |f'|_rms) */
       if ((st = normalise(prev, Ly->fan_in, m, Ly->rn + m, net->tmp2, Ly->label))) return st;
