@@ -78,7 +78,11 @@ static bafu_status branch_eval(const bafu_stage *sg, double phi2_0, branch *br) 
  * martingale structure of the residual stream: Cov(f_{k-1}, f_{l-1}) = q_{k-1}.
  * free_masks = 1 replaces M_lk (k < l) by E[d_l^2] E[d_k^2] (the freeness
  * approximation); continuum = 1 drops the beta^4 terms (Euler scheme of the
- * continuum equations, section 3). nscale multiplies the layers' own terms
+ * continuum equations, section 3). A branch of K > 1 layers (section 2.10)
+ * scales the Jacobian terms by pie, puts the own term's mean cbar in c and
+ * its spread, with the four-letter term, in psi_K (both by a recursion over
+ * the inner levels; psi_K is O(beta^4) and dropped with continuum = 1).
+ * nscale multiplies the layers' own terms
  * (n for the engine's units, 1 for per-width units). zk must hold L doubles,
  * qin L doubles. Writes blocks 1..L into out[0..L-1]. */
 typedef struct {
@@ -88,7 +92,8 @@ typedef struct {
   double *u;   /* z_k at creation divided by P_k */
   double *P;   /* P_k = prod_{i <= k} g_i */
   double *S;   /* S_k = sum_{i <= k} z_i^{(k)} E[d_i^2] */
-  double *b2;  /* the block's beta^2 in its Jacobian: beta^2, or beta^2 / q_{k-1} with a normalised branch */
+  double *b2;  /* the block's beta^2 in its Jacobian: beta^2, or beta^2 / q_{k-1} with a normalised branch,
+                  times pie with a branch of K > 1 layers (section 2.10) */
   mask_grid *grid; /* the masks' correlations by convolution (section 2.9), or NULL: pair by pair */
   double *grid_q;  /* the stream variances the grid was made for (owned) */
 } chain_ws;
@@ -590,8 +595,10 @@ double bafu_continuum_cos_closed(const bafu_net_params *p, double b, double t) {
    * the continuum ODE has the solution cos(t) = (1 + 2 s b^2 t / 3)^(-1/2);
    * with normalised branches (section 3.1) cos(t) = (1 + 2 ln(1 + s b^2 t) / 3)^(-1/2) */
   if (p->embed || p->act != BAFU_ACT_LINEAR) return NAN;
-  if (p->branch_norm) return 1.0 / sqrt(1.0 + 2.0 * log1p(p->sigma_w2 * b * b * t) / 3.0);
-  return 1.0 / sqrt(1.0 + 2.0 * p->sigma_w2 * b * b * t / 3.0);
+  /* branches of K layers (section 3.2): s^K in place of s */
+  const double s = p->block_depth > 1 ? pow(p->sigma_w2, (double)p->block_depth) : p->sigma_w2;
+  if (p->branch_norm) return 1.0 / sqrt(1.0 + 2.0 * log1p(s * b * b * t) / 3.0);
+  return 1.0 / sqrt(1.0 + 2.0 * s * b * b * t / 3.0);
 }
 
 /* Fixed point of the MLP forward variance map q -> s E[phi^2](q), by
