@@ -338,13 +338,13 @@ END_TEST
  * limit at rate O(1/L): the error at L = 500 is about 4 times the error at
  * L = 2000 (ratio in [3, 5.5]), for relu and erf (closed-form mask
  * correlations) and tanh and gelu (the grid of section 2.9), with plain and
- * with normalised branches, and with branches of K = 2 (relu) and K = 3 (tanh)
+ * with normalised branches, and with branches of K = 2 (erf) and K = 3 (tanh)
  * layers (section 3.2). */
 START_TEST(test_continuum_limit_of_discrete) {
   /* relu, erf (closed-form masks), tanh, gelu (the grid of section 2.9); then relu,
      erf and tanh with normalised branches */
   const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH, BAFU_ACT_GELU,
-                           BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH, BAFU_ACT_RELU, BAFU_ACT_TANH};
+                           BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH, BAFU_ACT_ERF, BAFU_ACT_TANH};
   for (int a = 0; a < 9; ++a) { /* the last two: branches of K = 2 and 3 layers (section 3.2) */
     bafu_net_params p = bafu_net_params_default();
     p.arch = BAFU_ARCH_RESNET;
