@@ -75,7 +75,9 @@ static const vcase norm_cases[] = {
  * terms carry the product of the inner layers (theory/moments.md 2.10). The
  * one-layer model with the same first moments (for ReLU with s = 2: block
  * depth 1 and lr_hidden K times larger) fails these (test_theory_vs_mc_blocks),
- * as does dropping the spread of the own term. */
+ * as does dropping the spread of the own term. Without an embedding the first
+ * block reads phi(x): a branch that fed x itself to its first layer would
+ * double the ReLU block's own term at layer 1 and fail here too. */
 static const vcase block_cases[] = {
     {"relu ResNet beta = 1/sqrt(L), K = 2", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0, 0, 2},
     {"relu ResNet beta = 2/sqrt(L), K = 2", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 2.0, 0, 0, 0, 0, 2},
