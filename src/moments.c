@@ -34,6 +34,38 @@ static void moment_step(double c, double p1, double p2, double *m1, double *m2) 
   *m2 = c * c + 2 * c * p1 * a + p2 * a * a + p1 * p1 * (b - a * a);
 }
 
+/* The inner layers of a residual branch of K layers (section 2.10):
+ * h_1 = W_1 phi(u) + c_1, h_k = W_k phi(h_{k-1}) + c_k, so h_k has entries
+ * N(0, q_k), q_k = s E[phi(h_{k-1})^2] + V, independent of the stream at
+ * infinite width. phi2[k] = E[phi(h_k)^2] (phi2[0] = E[phi(u)^2], the branch's
+ * input), dphi2[k], dphi4[k] the inner masks' moments (k = 1..K-1), and
+ * pie = prod_{k=1}^{K-1} s E[phi'(h_k)^2], the factor by which the inner layers
+ * scale E_D[Q X Q^T] (1 for K = 1). */
+#define BRANCH_MAX 64
+typedef struct {
+  size_t K;
+  double phi2[BRANCH_MAX], dphi2[BRANCH_MAX], dphi4[BRANCH_MAX];
+  double pie;
+} branch;
+
+static bafu_status branch_eval(const bafu_stage *sg, double phi2_0, branch *br) {
+  const size_t K = sg->depth > 0 ? sg->depth : 1;
+  if (K > BRANCH_MAX) return bafu_error(BAFU_EINVAL, "block_depth: at most %d layers per branch", BRANCH_MAX);
+  br->K = K;
+  br->phi2[0] = phi2_0;
+  br->pie = 1.0;
+  for (size_t k = 1; k < K; ++k) {
+    bafu_act_moments am;
+    bafu_status st = bafu_act_moments_eval(sg->act, sg->gain * br->phi2[k - 1] + sg->bias_var, &am);
+    if (st) return st;
+    br->phi2[k] = am.phi2;
+    br->dphi2[k] = am.dphi2;
+    br->dphi4[k] = am.dphi4;
+    br->pie *= sg->gain * am.dphi2;
+  }
+  return BAFU_OK;
+}
+
 /* Mask-correlated recursion of a chain of residual blocks (section 2.4).
  *
  * The second moment is carried through the map Phi(X) = E_D[K X K] on the
@@ -46,7 +78,11 @@ static void moment_step(double c, double p1, double p2, double *m1, double *m2) 
  * martingale structure of the residual stream: Cov(f_{k-1}, f_{l-1}) = q_{k-1}.
  * free_masks = 1 replaces M_lk (k < l) by E[d_l^2] E[d_k^2] (the freeness
  * approximation); continuum = 1 drops the beta^4 terms (Euler scheme of the
- * continuum equations, section 3). nscale multiplies the layers' own terms
+ * continuum equations, section 3). A branch of K > 1 layers (section 2.10)
+ * scales the Jacobian terms by pie, puts the own term's mean cbar in c and
+ * its spread, with the four-letter term, in psi_K (both by a recursion over
+ * the inner levels; psi_K is O(beta^4) and dropped with continuum = 1).
+ * nscale multiplies the layers' own terms
  * (n for the engine's units, 1 for per-width units). zk must hold L doubles,
  * qin L doubles. Writes blocks 1..L into out[0..L-1]. */
 typedef struct {
@@ -56,7 +92,8 @@ typedef struct {
   double *u;   /* z_k at creation divided by P_k */
   double *P;   /* P_k = prod_{i <= k} g_i */
   double *S;   /* S_k = sum_{i <= k} z_i^{(k)} E[d_i^2] */
-  double *b2;  /* the block's beta^2 in its Jacobian: beta^2, or beta^2 / q_{k-1} with a normalised branch */
+  double *b2;  /* the block's beta^2 in its Jacobian: beta^2, or beta^2 / q_{k-1} with a normalised branch,
+                  times pie with a branch of K > 1 layers (section 2.10) */
   mask_grid *grid; /* the masks' correlations by convolution (section 2.9), or NULL: pair by pair */
   double *grid_q;  /* the stream variances the grid was made for (owned) */
 } chain_ws;
@@ -119,9 +156,15 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
     bafu_act_moments am;
     if ((st = bafu_act_moments_eval(sg->act, nm ? 1.0 : q, &am))) return st;
     const double ml = am.dphi2, a = s * ml;
+    /* a branch of K layers (section 2.10): its inner layers scale the
+       Jacobian terms by pie (bK = bJ pie; bK = bJ for K = 1) */
+    branch br;
+    if ((st = branch_eval(sg, am.phi2, &br))) return st;
+    const size_t K = br.K;
+    const double bK = bJ * br.pie;
     qin[l - 1] = q;
     mk[l - 1] = ml;
-    w->b2[l - 1] = bJ;
+    w->b2[l - 1] = bK;
     /* phi(D_l^2 Z) and h(D_l^2) over the previous blocks' masks */
     double cross = 0;
     if (w->grid) {
@@ -136,28 +179,53 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
     const double pz = zI * ml + cross, hw = eta * ml + cross;
     const double lam = m1 * m1;
     const double phiphi = lam * am.dphi4 + ml * pz + hw * ml; /* phi(D_l^2 Phi(D_l^2)) */
-    const double g = 1 + bJ * a;
-    const double c = sg->lr * beta2 * nscale * am.phi2 + cb; /* the weights' and bias's own terms: beta, not bJ */
+    const double g = 1 + bK * a;
+    double c = sg->lr * beta2 * nscale * am.phi2 + cb; /* the weights' and bias's own terms: beta, not bJ */
+    /* psi: the scalar part of the branch's E_D[M_K X M_K] (section 2.10); for
+       K = 1 the four-letter term of section 2.4 */
+    double psi = b4 * s * s * (phiphi - (orth ? ml * ml * lam : 0.0));
+    if (K > 1) {
+      /* the inner levels: mu_k = phi(M_k), psi_k, and the own term's mean
+         cbar = sum_k c_k nu_k by the same recursion without the stream's part */
+      double mu = c + bJ * a * m1, cbar = c;
+      for (size_t k = 1; k < K; ++k) {
+        const double ck = sg->lr * beta2 * nscale * br.phi2[k] + cb, e = br.dphi2[k], e4 = br.dphi4[k];
+        psi = s * s * (mu * mu * e4 + psi * e * e - (orth ? e * e * mu * mu : 0.0));
+        mu = ck + s * e * mu;
+        cbar = ck + s * e * cbar;
+      }
+      c = cbar;
+      if (continuum) psi = 0; /* O(beta^4): the Euler scheme drops it */
+    }
     for (size_t k = 1; k < l; ++k) zk[k - 1] *= g;
-    zk[l - 1] = bJ * s * lam;
+    zk[l - 1] = bK * s * lam;
     if (w->grid) mg_push(w->grid, 0, l, g, zk[l - 1]);
-    sum_zm = g * sum_zm + bJ * s * lam * ml;
+    sum_zm = g * sum_zm + bK * s * lam * ml;
     Pk *= g;
     w->P[l - 1] = Pk;
     w->u[l - 1] = zk[l - 1] / Pk;
     w->S[l - 1] = sum_zm;
-    const double zI_new = g * zI + bJ * s * hw + b4 * s * s * (phiphi - (orth ? ml * ml * lam : 0.0));
-    const double eta_new = g * eta + bJ * s * pz;
+    const double zI_new = g * zI + bK * s * hw + psi;
+    const double eta_new = g * eta + bK * s * pz;
     zI = zI_new;
     eta = eta_new;
     m1 = c + g * m1;
     const double m2 = m1 * m1 + zI + eta + 2 * sum_zm;
-    const double qn = q + beta2 * s * am.phi2 + beta2 * V; /* also the Euler step of dq/dt */
+    const double qn = q + beta2 * s * br.phi2[K - 1] + beta2 * V; /* also the Euler step of dq/dt */
     if (!isfinite(qn) || !isfinite(m2))
       return bafu_error(BAFU_ENUMERIC, "moments overflowed at block %zu: reduce depth, sigma-w2 or branch scale", l);
-    const double t2 = orth ? s * s * am.dphi4 : s * s * (ml * ml + am.dphi4);
+    double t2 = orth ? s * s * am.dphi4 : s * s * (ml * ml + am.dphi4);
+    if (K > 1) { /* phi((Q D)^T Q D)^2) of the K-layer product, by (2.1) with c = 0 */
+      double x1 = 1, x2 = 1;
+      moment_step(0, a, t2, &x1, &x2);
+      for (size_t k = 1; k < K; ++k) {
+        const double e = br.dphi2[k];
+        moment_step(0, s * e, orth ? s * s * br.dphi4[k] : s * s * (e * e + br.dphi4[k]), &x1, &x2);
+      }
+      t2 = x2;
+    }
     out[l - 1] = (bafu_moments_layer){.label = sg->first_label + (int)l - 1, .q_in = q, .q = qn, .c = c, .p1 = g,
-                                      .p2 = 1 + 4 * bJ * a + bJ * bJ * t2, .m1 = m1, .m2 = m2};
+                                      .p2 = 1 + 4 * bK * a + bJ * bJ * t2, .m1 = m1, .m2 = m2};
     q = qn;
     report(pr, l);
   }
@@ -261,10 +329,12 @@ static bafu_status make_grid(const bafu_stage *sg, double beta2, size_t L, doubl
   if (!qs) return bafu_error(BAFU_ENOMEM, "out of memory for the stream variances");
   qs[0] = q0;
   bafu_status st = BAFU_OK;
-  for (size_t l = 1; l <= L && !st; ++l) { /* as resnet_chain: q_l = q_{l-1} + beta^2 (s E[phi^2] + V) */
+  for (size_t l = 1; l <= L && !st; ++l) { /* as resnet_chain: q_l = q_{l-1} + beta^2 (s E[phi(h_{K-1})^2] + V) */
     bafu_act_moments am;
+    branch br;
     st = bafu_act_moments_eval(sg->act, sg->norm ? 1.0 : qs[l - 1], &am);
-    qs[l] = qs[l - 1] + beta2 * sg->gain * am.phi2 + beta2 * sg->bias_var;
+    if (!st) st = branch_eval(sg, am.phi2, &br);
+    if (!st) qs[l] = qs[l - 1] + beta2 * sg->gain * br.phi2[br.K - 1] + beta2 * sg->bias_var;
   }
   if (!st) {
     st = mg_alloc(sg->act, qs, L, sg->norm, &w->grid);
@@ -281,8 +351,6 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int masks, b
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
-  if (p->block_depth > 1)
-    return bafu_error(BAFU_EINVAL, "block_depth: the moment theory covers residual branches of one layer (block_depth = 1)");
   if (p->signal == BAFU_SIGNAL_XENT)
     return bafu_error(BAFU_EINVAL, "signal: the moment theory covers the probe and mse signals, not xent");
   const double n = (double)lay.width, d = (double)lay.input_dim;
@@ -481,8 +549,6 @@ static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, 
 
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
                                bafu_continuum_point *out) {
-  if (p->block_depth > 1)
-    return bafu_error(BAFU_EINVAL, "block_depth: the continuum limit covers residual branches of one layer (block_depth = 1)");
   if (!(isfinite(b) && b >= 0)) return bafu_error(BAFU_EINVAL, "b: the branch scale must be a finite number >= 0");
   if (!(rtol > 0 && rtol < 1)) return bafu_error(BAFU_EINVAL, "continuum: tolerance must be in (0, 1)");
   if (npoints < 1 || npoints > 100000) return bafu_error(BAFU_EINVAL, "points: must be in 1..100000");
@@ -529,8 +595,10 @@ double bafu_continuum_cos_closed(const bafu_net_params *p, double b, double t) {
    * the continuum ODE has the solution cos(t) = (1 + 2 s b^2 t / 3)^(-1/2);
    * with normalised branches (section 3.1) cos(t) = (1 + 2 ln(1 + s b^2 t) / 3)^(-1/2) */
   if (p->embed || p->act != BAFU_ACT_LINEAR) return NAN;
-  if (p->branch_norm) return 1.0 / sqrt(1.0 + 2.0 * log1p(p->sigma_w2 * b * b * t) / 3.0);
-  return 1.0 / sqrt(1.0 + 2.0 * p->sigma_w2 * b * b * t / 3.0);
+  /* branches of K layers (section 3.2): s^K in place of s */
+  const double s = p->block_depth > 1 ? pow(p->sigma_w2, (double)p->block_depth) : p->sigma_w2;
+  if (p->branch_norm) return 1.0 / sqrt(1.0 + 2.0 * log1p(s * b * b * t) / 3.0);
+  return 1.0 / sqrt(1.0 + 2.0 * s * b * b * t / 3.0);
 }
 
 /* Fixed point of the MLP forward variance map q -> s E[phi^2](q), by
@@ -561,8 +629,6 @@ static bafu_status mlp_fixed_point(const bafu_net_params *p, double q0, double *
 bafu_status bafu_moments_regime(const bafu_net_params *p, char *buf, size_t size) {
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
-  if (p->block_depth > 1)
-    return bafu_error(BAFU_EINVAL, "block_depth: the regime analysis covers residual branches of one layer (block_depth = 1)");
   const double s = p->sigma_w2;
   const int orth = p->init == BAFU_INIT_ORTHOGONAL;
   if (p->arch == BAFU_ARCH_RESNET) {
@@ -570,14 +636,23 @@ bafu_status bafu_moments_regime(const bafu_net_params *p, char *buf, size_t size
     const double q0 = p->embed ? s : 1.0;
     bafu_act_moments am;
     if ((st = bafu_act_moments_eval(p->act, q0, &am))) return st;
-    const double a0 = s * am.dphi2;
+    double a0 = s * am.dphi2;
+    const size_t K = p->block_depth;
+    if (K > 1) { /* a branch of K layers: phi(T^T T) / beta^2 = pie s E[phi'^2] (section 2.10) */
+      bafu_layout lay;
+      if ((st = bafu_layout_build(p, &lay))) return st;
+      branch br;
+      if ((st = branch_eval(&lay.stage[p->embed ? 1 : 0], am.phi2, &br))) return st;
+      a0 *= br.pie;
+    }
     if (B == 0) {
       snprintf(buf, size, "beta = 0: blocks are the identity, K_l = 0 (no feature learning in the blocks)");
     } else if (A > 0.5) {
       snprintf(buf, size,
-               "branch exponent A = %g > 1/2: cos_L -> 1 as L -> inf, 1 - cos_L ~ (1/3) s E[phi'^2](q_0) B^2 "
+               "branch exponent A = %g > 1/2: cos_L -> 1 as L -> inf, 1 - cos_L ~ (1/3) %sE[phi'^2](q_0) B^2 "
                "L^(1-2A) = %.6g L^(%g)%s",
-               A, a0 * B * B / 3.0, 1 - 2 * A, p->embed ? " (an upper bound with the embedding)" : "");
+               A, K > 1 ? "pie s " : "s ", a0 * B * B / 3.0, 1 - 2 * A,
+               p->embed ? " (an upper bound with the embedding)" : "");
     } else if (A == 0.5) {
       bafu_continuum_point pts[2];
       if (p->act != BAFU_ACT_RELU && p->act != BAFU_ACT_LINEAR && p->act != BAFU_ACT_ERF) {
@@ -592,6 +667,13 @@ bafu_status bafu_moments_regime(const bafu_net_params *p, char *buf, size_t size
                "branch exponent A = 1/2: non-trivial limit, cos_L -> %.10g as L -> inf (continuum ODE at "
                "sqrt(L) beta = %g; bafu theory --limit)",
                pts[1].cos_theta, B);
+    } else if (A > 0 && (p->act == BAFU_ACT_RELU || p->act == BAFU_ACT_LINEAR) && K > 1) {
+      /* kappa = 2 a / 3 with a = pie s E[phi'^2] = (s/2)^K (relu) or s^K (linear) (section 4.1) */
+      const double kappa = 2.0 * a0 / 3.0;
+      snprintf(buf, size,
+               "branch exponent A = %g < 1/2: cos_L -> 0 as L -> inf, cos_L ~ (kappa B^2)^(-1/2) L^(A-1/2) = "
+               "%.6g L^(%g), kappa = %s (branches of K = %zu layers)",
+               A, 1.0 / sqrt(kappa * B * B), A - 0.5, p->act == BAFU_ACT_RELU ? "2 (s/2)^K / 3" : "2 s^K / 3", K);
     } else if (A > 0 && (p->act == BAFU_ACT_RELU || p->act == BAFU_ACT_LINEAR)) {
       const double kappa = p->act == BAFU_ACT_RELU ? s / 3.0 : 2.0 * s / 3.0;
       snprintf(buf, size,

@@ -2,6 +2,8 @@
  * closed forms, free-probability moments of explicit random matrices, and
  * the known depth asymptotics (theory/moments.md section 5). */
 #include <cblas.h>
+#include <gsl/gsl_cdf.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,18 +154,174 @@ START_TEST(test_layer_moments_matrix) {
 }
 END_TEST
 
+/* A residual branch of K layers (theory/moments.md 2.10) against explicit
+ * matrices: one block after an embedding, K_1 = C + A (c0 I) A^T with
+ * A = I + beta W_K D_{K-1} ... W_1 D_0 and C = sum_k c_k J_k J_k^T,
+ * c_k = lr beta^2 |phi(h_{k-1})|^2, at n = 1000, tanh, s = 1.3, beta = 0.9. The
+ * masks are the theory's: d_k = tanh'(h_k) with h_k at the quantiles of
+ * N(0, q_k), in independent random orders (so their moments are the Gaussian
+ * ones to O(1/n) and the test checks the pairings, not the integrals). The
+ * normalised traces of one draw have relative fluctuations O(1/n); we allow 1%
+ * on m1 and on v = m2 - m1^2. Treating the branch as one layer with its own
+ * term c I and the Jacobian's mean (no spread of the own term, a one-layer
+ * spread for the product) misses v by 42% (K = 2) and 65% (K = 3). */
+static void quantile_masks(gsl_rng *r, double q, int n, double *g, double *d) {
+  for (int i = 0; i < n; ++i) {
+    const double h = sqrt(q) * gsl_cdf_ugaussian_Pinv((i + 0.5) / n), t = tanh(h);
+    g[i] = t;
+    d[i] = 1 - t * t;
+  }
+  /* the same random order for g and d: shuffle indices */
+  for (int i = n - 1; i > 0; --i) {
+    const int j = (int)gsl_rng_uniform_int(r, (unsigned long)i + 1);
+    double x = g[i];
+    g[i] = g[j], g[j] = x;
+    x = d[i];
+    d[i] = d[j], d[j] = x;
+  }
+}
+
+START_TEST(test_branch_matrix) {
+  const int n = 1000, K = _i ? 3 : 2;
+  const double s = 1.3, beta = 0.9, q0 = 0.8, lr = 1.0;
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = BAFU_ARCH_RESNET;
+  p.embed = 1;
+  p.act = BAFU_ACT_TANH;
+  p.sigma_w2 = s;
+  p.branch_scale = beta; /* L = 1: beta = B */
+  p.depth = 1;
+  p.block_depth = (size_t)K;
+  p.width = (size_t)n;
+  p.input_dim = (size_t)n;
+  bafu_moments_layer o[2];
+  const double x2 = q0 * n / s; /* the embedding's output variance s x2 / d = q0 */
+  ck_assert_ok(bafu_moments_run(&p, x2, o));
+  const double c0 = p.lr_input * x2;
+  ck_assert_close(o[0].m1, c0, 1e-15, 0);
+  ck_assert_close(o[1].q_in, q0, 1e-14, 0);
+
+  gsl_rng *r = gsl_rng_alloc(gsl_rng_mt19937);
+  bafu_rng_seed(r, 17, (uint64_t)K);
+  const size_t nn = (size_t)n * n;
+  double *W = malloc(nn * sizeof *W), *P = malloc(nn * sizeof *P), *T = malloc(nn * sizeof *T);
+  double *J = malloc(nn * sizeof *J), *Kl = malloc(nn * sizeof *Kl), *Wm = K == 3 ? malloc(nn * sizeof *Wm) : NULL;
+  double *g = malloc((size_t)n * K * sizeof *g), *d = malloc((size_t)n * K * sizeof *d), c[3];
+  /* masks and features: level 0 reads the stream (variance q0), level k the inner h_k */
+  double q = q0;
+  for (int k = 0; k < K; ++k) {
+    quantile_masks(r, q, n, g + (size_t)k * n, d + (size_t)k * n);
+    double g2 = 0;
+    for (int i = 0; i < n; ++i) g2 += g[(size_t)k * n + i] * g[(size_t)k * n + i];
+    c[k] = lr * beta * beta * g2; /* c_{k+1} = lr beta^2 |phi(h_k)|^2 */
+    q = s * g2 / n;
+  }
+  /* P = W_K D_{K-1} ... W_1 D_0 and, from the top, J = J_k; C into Kl */
+  memset(Kl, 0, nn * sizeof *Kl);
+  for (int i = 0; i < n; ++i) Kl[i + (size_t)i * n] = c[K - 1]; /* J_K = I */
+  for (int k = 0; k < K; ++k) {
+    bafu_fill_gaussian(r, sqrt(s / n), nn, W); /* W_{k+1} */
+    const double *dk = d + (size_t)k * n;
+    if (k == 0) {
+      for (int col = 0; col < n; ++col)
+        for (int i = 0; i < n; ++i) P[i + (size_t)col * n] = W[i + (size_t)col * n] * dk[col];
+    } else {
+      for (int col = 0; col < n; ++col)
+        for (int i = 0; i < n; ++i) T[i + (size_t)col * n] = dk[i] * P[i + (size_t)col * n];
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, W, n, T, n, 0.0, P, n);
+    }
+    /* J_k for k = K-1 .. 1 needs W_K first: kept for a second pass below */
+    if (k == K - 1) memcpy(J, W, nn * sizeof *J);
+    else if (k == K - 2 && Wm) memcpy(Wm, W, nn * sizeof *Wm); /* W_{K-1} (K = 3) */
+  }
+  /* J_{K-1} = W_K D_{K-1}; J_{K-2} = J_{K-1} W_{K-1} D_{K-2} (K = 3) */
+  for (int col = 0; col < n; ++col)
+    for (int i = 0; i < n; ++i) J[i + (size_t)col * n] *= d[(size_t)(K - 1) * n + col];
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, n, n, c[K - 2], J, n, 1.0, Kl, n);
+  if (K == 3) {
+    cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, J, n, Wm, n, 0.0, W, n);
+    for (int col = 0; col < n; ++col)
+      for (int i = 0; i < n; ++i) W[i + (size_t)col * n] *= d[n + col];
+    cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, n, n, c[0], W, n, 1.0, Kl, n);
+  }
+  /* + c0 A A^T, A = I + beta P */
+  for (size_t i = 0; i < nn; ++i) P[i] *= beta;
+  for (int i = 0; i < n; ++i) P[i + (size_t)i * n] += 1;
+  cblas_dsyrk(CblasColMajor, CblasUpper, CblasNoTrans, n, n, c0, P, n, 1.0, Kl, n);
+  double tr = 0, tr2 = 0;
+  for (int col = 0; col < n; ++col) {
+    tr += Kl[col + (size_t)col * n];
+    for (int i = 0; i <= col; ++i) tr2 += (i == col ? 1 : 2) * Kl[i + (size_t)col * n] * Kl[i + (size_t)col * n];
+  }
+  const double m1 = tr / n, m2 = tr2 / n, v = m2 - m1 * m1, vt = o[1].m2 - o[1].m1 * o[1].m1;
+  printf("branch of K = %d layers, n = %d: m1 %.6g (theory %.6g), v %.6g (theory %.6g), cos %.5f (theory %.5f)\n", K,
+         n, m1, o[1].m1, v, vt, m1 / sqrt(m2), o[1].cos_spectral);
+  ck_assert_close(m1, o[1].m1, 0.01, 0);
+  ck_assert_close(v, vt, 0.01, 0);
+  /* the one-layer model: K_1 = cbar I + A (c0 I) A^T with T = beta sqrt(pie) W D_0,
+     phi(T^T T) = p1 - 1, phi((T^T T)^2) = (p1 - 1)^2 (1 + E[d^4] / E[d^2]^2) */
+  bafu_act_moments am;
+  ck_assert_ok(bafu_act_moments_eval(BAFU_ACT_TANH, q0, &am));
+  const double t = o[1].p1 - 1, p2_one = 1 + 4 * t + t * t * (1 + am.dphi4 / (am.dphi2 * am.dphi2));
+  const double v_one = c0 * c0 * (p2_one - o[1].p1 * o[1].p1);
+  printf("  one-layer model: v %.6g (%.0f%% off)\n", v_one, 100 * fabs(v_one / v - 1));
+  ck_assert(fabs(v_one - v) > 0.1 * v);
+  free(W);
+  free(P);
+  free(T);
+  free(J);
+  free(Kl);
+  free(Wm);
+  free(g);
+  free(d);
+  gsl_rng_free(r);
+}
+END_TEST
+
+/* Linear branches of K layers, the first block (no embedding, K_0 = 0): the
+ * BFK is the own term C = sum_k c_k J_k J_k^T with J_k a product of K - k
+ * Gaussian matrices, c_k nu_k = lr beta^2 n s^(K-1) for every k (|x|^2 = d = n).
+ * With U_j = Q_j Q_j^T / s^j (Q_j a product of j of them), phi(U_i U_j) =
+ * phi((Q_i^T Q_i)^2) phi(U_{j-i}) = min(i, j) + 1 (the Fuss-Catalan second
+ * moment), so m2 / m1^2 = sum_{i,j<K} (min(i,j) + 1) / K^2 = (K+1)(2K+1)/(6K) and
+ * cos_1 = sqrt(6K / ((K+1)(2K+1))) (theory/moments.md 2.10). */
+START_TEST(test_branch_linear_closed_form) {
+  for (size_t K = 1; K <= 5; ++K) {
+    bafu_net_params p = bafu_net_params_default();
+    p.arch = BAFU_ARCH_RESNET;
+    p.act = BAFU_ACT_LINEAR;
+    p.sigma_w2 = 1.37;
+    p.lr_hidden = 2.1;
+    p.branch_scale = 1.3;
+    p.depth = 4; /* beta = 1.3 / 2 */
+    p.width = 300;
+    p.block_depth = K;
+    bafu_moments_layer *o = run(&p);
+    const double beta2 = 0.65 * 0.65, k = (double)K;
+    ck_assert_close(o[0].m1, k * 2.1 * beta2 * 300 * pow(1.37, k - 1), 1e-13, 0);
+    ck_assert_close(o[0].cos_spectral, sqrt(6 * k / ((k + 1) * (2 * k + 1))), 1e-13, 0);
+    ck_assert_close(o[0].q, 1 + beta2 * pow(1.37, k), 1e-14, 0);
+    ck_assert_close(o[0].p1, 1 + beta2 * pow(1.37, k), 1e-14, 0);
+    ck_assert_close(o[0].p2, 1 + 4 * beta2 * pow(1.37, k) + beta2 * beta2 * pow(1.37, 2 * k) * (k + 1), 1e-13, 0);
+    free(o);
+  }
+}
+END_TEST
+
 /* Continuum limit against the closed form of the linear ResNet (masks are the
  * identity, so the free recursion is exact): cos(t) = (1 + 2 s b^2 t/3)^(-1/2),
  * Gaussian and orthogonal init (they share the leading order), to 1e-6 (the
  * extrapolated Euler scheme is asked for 1e-9). */
 START_TEST(test_continuum_closed_form) {
   const bafu_init inits[] = {BAFU_INIT_GAUSSIAN, BAFU_INIT_ORTHOGONAL};
-  for (int i = 0; i < 4; ++i) { /* then with normalised branches (section 3.1) */
+  for (int i = 0; i < 8; ++i) { /* then normalised branches (section 3.1), then branches of K = 2, 3 (3.2) */
     bafu_net_params p = bafu_net_params_default();
     p.arch = BAFU_ARCH_RESNET;
     p.act = BAFU_ACT_LINEAR;
     p.branch_norm = i >= 2 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
     p.init = inits[i % 2];
+    if (i >= 4) p.branch_norm = i >= 6 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
+    if (i >= 4) p.block_depth = 2 + (size_t)(i % 2);
     p.sigma_w2 = 0.7;
     p.lr_hidden = 3.3;
     bafu_continuum_point pts[41];
@@ -180,16 +338,18 @@ END_TEST
  * limit at rate O(1/L): the error at L = 500 is about 4 times the error at
  * L = 2000 (ratio in [3, 5.5]), for relu and erf (closed-form mask
  * correlations) and tanh and gelu (the grid of section 2.9), with plain and
- * with normalised branches. */
+ * with normalised branches, and with branches of K = 2 (erf) and K = 3 (tanh)
+ * layers (section 3.2). */
 START_TEST(test_continuum_limit_of_discrete) {
   /* relu, erf (closed-form masks), tanh, gelu (the grid of section 2.9); then relu,
      erf and tanh with normalised branches */
   const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH, BAFU_ACT_GELU,
-                           BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH};
-  for (int a = 0; a < 7; ++a) {
+                           BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH, BAFU_ACT_ERF, BAFU_ACT_TANH};
+  for (int a = 0; a < 9; ++a) { /* the last two: branches of K = 2 and 3 layers (section 3.2) */
     bafu_net_params p = bafu_net_params_default();
     p.arch = BAFU_ARCH_RESNET;
-    p.branch_norm = a >= 4 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
+    p.branch_norm = a >= 4 && a < 7 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
+    p.block_depth = a == 7 ? 2 : a == 8 ? 3 : 1;
     p.act = acts[a];
     p.sigma_w2 = acts[a] == BAFU_ACT_RELU || acts[a] == BAFU_ACT_GELU ? 2.0 : 1.3;
     p.branch_scale = 1.6;
@@ -362,6 +522,8 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_linear_mlp_lr);
   tcase_add_test(tc, test_orthogonal_isometry);
   tcase_add_test(tc, test_layer_moments_matrix);
+  tcase_add_loop_test(tc, test_branch_matrix, 0, 2);
+  tcase_add_test(tc, test_branch_linear_closed_form);
   tcase_add_test(tc, test_continuum_closed_form);
   tcase_add_test(tc, test_continuum_limit_of_discrete);
   tcase_add_test(tc, test_branch_scalings);

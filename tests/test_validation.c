@@ -31,13 +31,14 @@ typedef struct {
   int embed;
   double bias_var, lr_bias; /* biases (theory/moments.md 2.7); 0: none */
   bafu_branch_norm norm;    /* normalised branches (theory/moments.md 2.8) */
+  size_t block_depth;       /* layers per residual branch (theory/moments.md 2.10); 0: 1 */
 } vcase;
 
 static const vcase cases[] = {
-    {"relu MLP", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0, 0},
-    {"tanh MLP", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0, 0, 0},
-    {"relu ResNet beta = 1/sqrt(L)", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0, 0},
-    {"tanh ResNet beta = 2/sqrt(L), embedding", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1, 0, 0, 0},
+    {"relu MLP", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0, 0, 0},
+    {"tanh MLP", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0, 0, 0, 0},
+    {"relu ResNet beta = 1/sqrt(L)", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0, 0, 0},
+    {"tanh ResNet beta = 2/sqrt(L), embedding", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1, 0, 0, 0, 0},
 };
 
 /* The same networks with biases (--bias-var, --lr-bias). A bias's own term
@@ -46,12 +47,12 @@ static const vcase cases[] = {
  * half a ReLU layer's own term, and dropping it from the theory fails this
  * test, as does dropping V from the variances. */
 static const vcase bias_cases[] = {
-    {"relu MLP, biases V = 0.5, lr_b = 1024", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0.5, 1024.0, 0},
-    {"tanh MLP, biases V = 0.2, lr_b = 300", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0.2, 300.0, 0},
+    {"relu MLP, biases V = 0.5, lr_b = 1024", BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 1.0, 0, 0.5, 1024.0, 0, 0},
+    {"tanh MLP, biases V = 0.2, lr_b = 300", BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, 1.0, 0, 0.2, 300.0, 0, 0},
     {"relu ResNet beta = 1/sqrt(L), biases V = 0.5, lr_b = 1024", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0.5,
-     1024.0, 0},
+     1024.0, 0, 0},
     {"tanh ResNet beta = 2/sqrt(L), embedding, biases V = 0.3, lr_b = 2", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1,
-     0.3, 2.0, 0},
+     0.3, 2.0, 0, 0},
 };
 
 /* Normalised branches (--branch-norm rms): the branch reads phi(f / |f|_rms).
@@ -60,20 +61,42 @@ static const vcase bias_cases[] = {
  * (the plain ResNet's theory) fails these, as does evaluating the masks at q. */
 static const vcase norm_cases[] = {
     {"relu ResNet beta = 1/sqrt(L), normalised branches", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0,
-     BAFU_BRANCH_NORM_RMS},
+     BAFU_BRANCH_NORM_RMS, 0},
     {"relu ResNet beta = 2/sqrt(L), normalised branches", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 2.0, 0, 0, 0,
-     BAFU_BRANCH_NORM_RMS},
+     BAFU_BRANCH_NORM_RMS, 0},
     {"tanh ResNet beta = 1/sqrt(L), embedding, normalised branches", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 1.0, 1, 0,
-     0, BAFU_BRANCH_NORM_RMS},
+     0, BAFU_BRANCH_NORM_RMS, 0},
     {"tanh ResNet beta = 2/sqrt(L), embedding, biases V = 0.3, normalised branches", BAFU_ARCH_RESNET, BAFU_ACT_TANH,
-     1.0, 2.0, 1, 0.3, 2.0, BAFU_BRANCH_NORM_RMS},
+     1.0, 2.0, 1, 0.3, 2.0, BAFU_BRANCH_NORM_RMS, 0},
+};
+
+/* Residual branches of K layers (--block-depth K), depth 32: the theory's
+ * own term is a sum over the branch's layers, with a spread, and its Jacobian
+ * terms carry the product of the inner layers (theory/moments.md 2.10). The
+ * one-layer model with the same first moments (for ReLU with s = 2: block
+ * depth 1 and lr_hidden K times larger) fails these (test_theory_vs_mc_blocks),
+ * as does dropping the spread of the own term. Without an embedding the first
+ * block reads phi(x): a branch that fed x itself to its first layer would
+ * double the ReLU block's own term at layer 1 and fail here too. */
+static const vcase block_cases[] = {
+    {"relu ResNet beta = 1/sqrt(L), K = 2", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 1.0, 0, 0, 0, 0, 2},
+    {"relu ResNet beta = 2/sqrt(L), K = 2", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 2.0, 0, 0, 0, 0, 2},
+    {"relu ResNet beta = 2/sqrt(L), K = 3", BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 2.0, 0, 0, 0, 0, 3},
+    {"tanh ResNet beta = 1/sqrt(L), embedding, K = 2", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 1.0, 1, 0, 0, 0, 2},
+    {"tanh ResNet beta = 2/sqrt(L), K = 2", BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.5, 2.0, 0, 0, 0, 0, 2},
+    {"tanh ResNet beta = 2/sqrt(L), embedding, biases V = 0.3, lr_b = 300, normalised branches, K = 2",
+     BAFU_ARCH_RESNET, BAFU_ACT_TANH, 1.0, 2.0, 1, 0.3, 300.0, BAFU_BRANCH_NORM_RMS, 2},
 };
 
 static const double A_WIDTH = 0.25;
 
 /* The criterion above for case c at width n and depth L over `seeds` draws,
- * with stored weights or the conditional sampler. */
-static void theory_vs_mc(const vcase *c, size_t n, size_t L, size_t seeds, int conditional) {
+ * with stored weights or the conditional sampler. model_K = 0: the theory of
+ * c itself, asserted layer by layer; model_K >= 1: the theory of a model to
+ * be rejected, blocks of model_K layers trained at lr_hidden = model_lr, not
+ * asserted. Returns the worst |mc - theory| / tolerance. */
+static double theory_vs_mc_of(const vcase *c, size_t n, size_t L, size_t seeds, int conditional, size_t model_K,
+                              double model_lr) {
   bafu_net_params p = bafu_net_params_default();
   p.arch = c->arch;
   p.act = c->act;
@@ -83,14 +106,20 @@ static void theory_vs_mc(const vcase *c, size_t n, size_t L, size_t seeds, int c
   p.bias_var = c->bias_var;
   p.branch_norm = c->norm;
   if (c->bias_var > 0) p.lr_bias = c->lr_bias;
+  p.block_depth = c->block_depth ? c->block_depth : 1;
   p.width = n;
   p.depth = L;
   p.conditional = conditional;
   bafu_mc_result r;
   ck_assert_ok(bafu_mc_run(&p, seeds, 2026, NULL, 2, &r));
   bafu_moments_layer *o = malloc(r.J * sizeof *o);
-  ck_assert_uint_eq(bafu_moments_nlayers(&p), r.J);
-  ck_assert_ok(bafu_moments_run(&p, 0, o));
+  bafu_net_params pt = p;
+  if (model_K) {
+    pt.block_depth = model_K;
+    pt.lr_hidden = model_lr;
+  }
+  ck_assert_uint_eq(bafu_moments_nlayers(&pt), r.J);
+  ck_assert_ok(bafu_moments_run(&pt, 0, o));
   double worst = 0;
   for (size_t j = 0; j < r.J; ++j) {
     ck_assert_int_eq(o[j].label, r.labels[j]);
@@ -99,13 +128,19 @@ static void theory_vs_mc(const vcase *c, size_t n, size_t L, size_t seeds, int c
     const double tol = 3 * se + A_WIDTH * l / (double)p.width;
     const double dev = fabs(mc - o[j].cos_theta);
     worst = fmax(worst, dev / tol);
-    ck_assert_msg(dev <= tol, "%s, layer %d: mc %.5f +- %.5f, theory %.5f, |diff| %.5f > %.5f", c->name,
-                  o[j].label, mc, se, o[j].cos_theta, dev, tol);
+    if (!model_K)
+      ck_assert_msg(dev <= tol, "%s, layer %d: mc %.5f +- %.5f, theory %.5f, |diff| %.5f > %.5f", c->name,
+                    o[j].label, mc, se, o[j].cos_theta, dev, tol);
   }
-  printf("%s, width %zu, depth %zu%s: worst |mc - theory| / tolerance = %.2f\n", c->name, n, L,
-         conditional ? " (conditional sampler)" : "", worst);
+  printf("%s, width %zu, depth %zu%s%s: worst |mc - theory| / tolerance = %.2f\n", c->name, n, L,
+         conditional ? " (conditional sampler)" : "", model_K ? ", theory of the one-layer model" : "", worst);
   free(o);
   bafu_mc_result_free(&r);
+  return worst;
+}
+
+static void theory_vs_mc(const vcase *c, size_t n, size_t L, size_t seeds, int conditional) {
+  theory_vs_mc_of(c, n, L, seeds, conditional, 0, 0);
 }
 
 START_TEST(test_theory_vs_mc) { theory_vs_mc(&cases[_i], 1024, 32, 24, 0); }
@@ -123,6 +158,21 @@ END_TEST
 /* Normalised branches, the same criterion (48 draws of the conditional
  * sampler, the same law as stored weights). */
 START_TEST(test_theory_vs_mc_norm) { theory_vs_mc(&norm_cases[_i], 1024, 32, 48, 1); }
+END_TEST
+
+/* Branches of K layers, the same criterion (48 draws of the conditional
+ * sampler); for the ReLU cases (s = 2, where a one-layer block with K times
+ * the hidden rate has the same forward variances, Jacobian mean and own-term
+ * mean) the one-layer model must fail it: the spreads of the own term and of
+ * the K-fold product are what it misses. */
+START_TEST(test_theory_vs_mc_blocks) {
+  const vcase *c = &block_cases[_i];
+  theory_vs_mc(c, 1024, 32, 48, 1);
+  if (c->act == BAFU_ACT_RELU) {
+    const double worst = theory_vs_mc_of(c, 1024, 32, 48, 1, 1, (double)c->block_depth);
+    ck_assert_msg(worst > 1, "%s: the one-layer model passes (worst ratio %.2f)", c->name, worst);
+  }
+}
 END_TEST
 
 START_TEST(test_theory_vs_mc_deep) { theory_vs_mc(&cases[_i], 4096, 128, 400, 1); }
@@ -264,6 +314,10 @@ static Suite *suite(void) {
   tcase_add_loop_test(tc, test_output_angle_batch, 0, 2);
   tcase_add_loop_test(tc, test_empirical_ntk, 0, 2);
   suite_add_tcase(s, tc);
+  TCase *tb = tcase_create("branches"); /* CK_RUN_CASE=branches runs these alone */
+  tcase_set_timeout(tb, 300);
+  tcase_add_loop_test(tb, test_theory_vs_mc_blocks, 0, (int)(sizeof block_cases / sizeof block_cases[0]));
+  suite_add_tcase(s, tb);
   return s;
 }
 

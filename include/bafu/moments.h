@@ -26,7 +26,7 @@ typedef struct {
   int label;     /* user-facing layer index, as in bafu mc */
   double q_in;   /* variance of the entries of the layer's input stream */
   double q;      /* variance of the entries of f_l (NNGP diagonal) */
-  double c;      /* c_l = lr_l s_l^2 E|g_l|^2: the layer's own term */
+  double c;      /* c_l = lr_l s_l^2 E|g_l|^2: the layer's own term (its mean for a branch of K layers) */
   double p1;     /* phi(A^T A) */
   double p2;     /* phi((A^T A)^2) */
   double m1;     /* tr(K_l) / n */
@@ -84,9 +84,10 @@ typedef struct {
   double error; /* estimated discretisation error of cos_theta (max over t) */
 } bafu_continuum_point;
 
-/* The continuum equations (theory/moments.md section 3) for the network
- * options of p (activation, sigma_w2, init, embedding, learning rates; depth
- * and branch exponent are ignored) with branch constant b, solved by the
+/* The continuum equations (theory/moments.md section 3; 3.1 normalised
+ * branches, 3.2 branches of K layers) for the network options of p
+ * (activation, sigma_w2, init, embedding, learning rates, branch_norm,
+ * block_depth; depth and branch exponent are ignored) with branch constant b, solved by the
  * Euler scheme in t with Richardson extrapolation until successive
  * refinements agree to rtol, or until the scheme reaches more than 8192 steps:
  * then out[].error, the last difference, exceeds rtol (INFINITY when
@@ -101,8 +102,9 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
                                bafu_continuum_point *out);
 
 /* Closed form of the continuum angle where one is known: linear activation
- * without embedding, cos(t) = (1 + 2 s b^2 t / 3)^(-1/2). NAN otherwise (no
- * status; p is not checked). */
+ * without embedding, cos(t) = (1 + 2 s^K b^2 t / 3)^(-1/2), K = block_depth
+ * (normalised branches: (1 + 2 ln(1 + s^K b^2 t) / 3)^(-1/2)). NAN otherwise
+ * (no status; p is not checked). */
 double bafu_continuum_cos_closed(const bafu_net_params *p, double b, double t);
 
 /* One line describing the L -> infinity regime of the output angle for the
