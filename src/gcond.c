@@ -1,5 +1,6 @@
 /* gcond.c: a Gaussian matrix sampled through its products (bafu/gcond.h,
- * theory/engine.md 7). */
+ * theory/engine.md 7): one query at a time (7.2) or a block of queries with
+ * matrix-matrix products (7.3). */
 #include "bafu/gcond.h"
 
 #include <cblas.h>
@@ -134,8 +135,12 @@ static double norm2(int n, const double *x) {
 /* R[:, 0..c) -= Qb Qb^T R[:, 0..c) with Qb = din x nq orthonormal columns,
  * adding the coefficients Qb^T R to Mc (nq x c, leading dimension ldm, zero
  * on entry): classical Gram-Schmidt, repeated when a column keeps less than
- * GCOND_DGKS of the norm it had. rn[0..c): the columns' norms, updated. */
-static void project(const double *Qb, int din, int nq, double *R, int c, double *Mc, int ldm, double *T, double *rn) {
+ * GCOND_DGKS of the norm it had, unless it is already far inside the span
+ * (below GCOND_RTOL / 8 of its query's norm vn[a]: no second pass can lift it
+ * to the threshold, theory/engine.md 7.3). rn[0..c): the columns' norms,
+ * updated. */
+static void project(const double *Qb, int din, int nq, double *R, int c, double *Mc, int ldm, double *T, double *rn,
+                    const double *vn) {
   for (int pass = 0; pass < 2; ++pass) {
     if (c == 1) {
       cblas_dgemv(CblasColMajor, CblasTrans, din, nq, 1.0, Qb, din, R, 1, 0.0, T, 1);
@@ -149,7 +154,7 @@ static void project(const double *Qb, int din, int nq, double *R, int c, double 
     int again = 0;
     for (int a = 0; a < c; ++a) {
       const double after = norm2(din, R + (size_t)a * din);
-      again |= after < GCOND_DGKS * rn[a];
+      again |= after < GCOND_DGKS * rn[a] && after > GCOND_RTOL / 8 * vn[a];
       rn[a] = after;
     }
     if (!again) break;
@@ -169,14 +174,14 @@ static bafu_status orthonormalise(block *b, size_t lo, size_t hi) {
     if (st) return st;
     if (b->k > k0)
       project(b->s.Q + (n + k0) * din, (int)din, (int)(b->k - k0), b->R + mid * din, (int)(hi - mid),
-              b->M + (n + k0) + mid * b->ldm, (int)b->ldm, b->T, b->rn + mid);
+              b->M + (n + k0) + mid * b->ldm, (int)b->ldm, b->T, b->rn + mid, b->vn + mid);
     return orthonormalise(b, mid, hi);
   }
   for (size_t a = lo; a < hi; ++a) {
     double *r = b->R + a * din;
     if (b->k > k0)
       project(b->s.Q + (n + k0) * din, (int)din, (int)(b->k - k0), r, 1, b->M + (n + k0) + a * b->ldm, (int)b->ldm,
-              b->T, b->rn + a);
+              b->T, b->rn + a, b->vn + a);
     const double rho = b->rn[a];
     if (!(rho > GCOND_RTOL * b->vn[a])) continue; /* in the span up to rounding (or zero) */
     if (n + b->k == b->s.cap)
@@ -231,7 +236,7 @@ bafu_status bafu_gcond_apply_block(bafu_gcond *g, int trans, size_t m, double al
   /* V = Q K + R, R orthogonal to Q (blocked classical Gram-Schmidt) */
   memcpy(b.R, V, din0 * m * sizeof(double));
   memset(b.M, 0, b.ldm * m * sizeof(double));
-  if (s.n > 0) project(s.Q, din, (int)s.n, b.R, mi, b.M, (int)b.ldm, b.T, b.rn);
+  if (s.n > 0) project(s.Q, din, (int)s.n, b.R, mi, b.M, (int)b.ldm, b.T, b.rn, vn);
   /* R = Qnew H: new directions in column order, with rank detection */
   bafu_status st = orthonormalise(&b, 0, m);
   if (st) return st; /* nothing committed: n is unchanged */

@@ -84,10 +84,10 @@ size_t bafu_gcond_block_doubles(size_t rows, size_t cols, size_t cap_right, size
  * they agree with the column-by-column answers to rounding. m = 1 is
  * bafu_gcond_apply() itself. work holds bafu_gcond_block_doubles() doubles
  * (caller-owned, scratch); V, Out and work must not overlap.
- * Errors: BAFU_ENUMERIC if a column of V is not finite; BAFU_ELIMIT when the
- * block's new directions exceed the capacity of that side (then no direction
- * of the block is kept and no random number is drawn; m = 1: as
- * bafu_gcond_apply()). Out is unspecified on error. */
+ * Errors: BAFU_ENUMERIC if a column of V is not finite; BAFU_ELIMIT (message
+ * names the capacity) when the block's new directions exceed the capacity of
+ * that side. On error nothing of the block is kept and no random number is
+ * drawn; Out is unspecified. */
 bafu_status bafu_gcond_apply_block(bafu_gcond *g, int trans, size_t m, double alpha, const double *V, double beta,
                                    double *work, double *Out, bafu_normal_fn normal, void *ctx);
 
