@@ -134,30 +134,36 @@ static double norm2(int n, const double *x) {
 
 /* R[:, 0..c) -= Qb Qb^T R[:, 0..c) with Qb = din x nq orthonormal columns,
  * adding the coefficients Qb^T R to Mc (nq x c, leading dimension ldm, zero
- * on entry): classical Gram-Schmidt, repeated when a column keeps less than
- * GCOND_DGKS of the norm it had, unless it is already far inside the span
+ * on entry): classical Gram-Schmidt, repeated (on the range of columns
+ * concerned) when a column keeps less than GCOND_DGKS of the norm it had, unless it is already far inside the span
  * (below GCOND_RTOL / 8 of its query's norm vn[a]: no second pass can lift it
  * to the threshold, theory/engine.md 7.3). rn[0..c): the columns' norms,
  * updated. */
 static void project(const double *Qb, int din, int nq, double *R, int c, double *Mc, int ldm, double *T, double *rn,
                     const double *vn) {
-  for (int pass = 0; pass < 2; ++pass) {
-    if (c == 1) {
-      cblas_dgemv(CblasColMajor, CblasTrans, din, nq, 1.0, Qb, din, R, 1, 0.0, T, 1);
-      cblas_dgemv(CblasColMajor, CblasNoTrans, din, nq, -1.0, Qb, din, T, 1, 1.0, R, 1);
+  int lo = 0, hi = c; /* the columns of this pass: all, then the range of those that need a second */
+  for (int pass = 0; pass < 2 && lo < hi; ++pass) {
+    const int w = hi - lo;
+    double *Rp = R + (size_t)lo * din;
+    if (w == 1) {
+      cblas_dgemv(CblasColMajor, CblasTrans, din, nq, 1.0, Qb, din, Rp, 1, 0.0, T, 1);
+      cblas_dgemv(CblasColMajor, CblasNoTrans, din, nq, -1.0, Qb, din, T, 1, 1.0, Rp, 1);
     } else {
-      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nq, c, din, 1.0, Qb, din, R, din, 0.0, T, nq);
-      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, din, c, nq, -1.0, Qb, din, T, nq, 1.0, R, din);
+      cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, nq, w, din, 1.0, Qb, din, Rp, din, 0.0, T, nq);
+      cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, din, w, nq, -1.0, Qb, din, T, nq, 1.0, Rp, din);
     }
-    for (int a = 0; a < c; ++a)
-      for (int i = 0; i < nq; ++i) Mc[i + (size_t)a * ldm] += T[i + (size_t)a * nq];
-    int again = 0;
-    for (int a = 0; a < c; ++a) {
+    int first = hi, last = lo - 1;
+    for (int a = lo; a < hi; ++a) {
+      for (int i = 0; i < nq; ++i) Mc[i + (size_t)a * ldm] += T[i + (size_t)(a - lo) * nq];
       const double after = norm2(din, R + (size_t)a * din);
-      again |= after < GCOND_DGKS * rn[a] && after > GCOND_RTOL / 8 * vn[a];
+      if (after < GCOND_DGKS * rn[a] && after > GCOND_RTOL / 8 * vn[a]) {
+        first = a < first ? a : first;
+        last = a;
+      }
       rn[a] = after;
     }
-    if (!again) break;
+    lo = first;
+    hi = last + 1;
   }
 }
 
