@@ -841,17 +841,26 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
     } else {
       bafu_act_apply(act, nin, prev, Gs, NULL);
     }
-    if (Ly->kind == LAYER_RESIDUAL)
+    /* conditional, batch > 1: the forward pass's s W g (and s c) are in f, so
+     * f' starts from f - skip + skip' (theory/engine.md 7.3) */
+    const int from_f = net->p.conditional && m > 1;
+    if (from_f && Ly->kind == LAYER_RESIDUAL) {
+      const double *sk = skip_features(net, j, pick_F), *sks = skip_features(net, j, pick_Fs);
+      for (size_t i = 0; i < nout; ++i) Ly->Fs[i] = Ly->F[i] + (sks[i] - sk[i]);
+    } else if (from_f) {
+      memcpy(Ly->Fs, Ly->F, nout * sizeof(double));
+    } else if (Ly->kind == LAYER_RESIDUAL) {
       memcpy(Ly->Fs, skip_features(net, j, pick_Fs), nout * sizeof(double));
-    else
+    } else {
       memset(Ly->Fs, 0, nout * sizeof(double));
+    }
     if (net->p.conditional) {
       /* W g' = W g + W (g' - g): the part of g' outside the answered directions
        * is O(eta^2) |g'| and would fall under the sampler's 1e-11 relative
        * threshold for small steps; relative to |g' - g| it does not
        * (theory/engine.md 7.2) */
       for (size_t i = 0; i < nin; ++i) net->tmp2[i] = Gs[i] - Ly->G[i];
-      if ((st = w_apply(net, j, 0, Ly->scale, Ly->G, 1.0, Ly->Fs)) ||
+      if ((!from_f && (st = w_apply(net, j, 0, Ly->scale, Ly->G, 1.0, Ly->Fs))) ||
           (st = w_apply(net, j, 0, Ly->scale, net->tmp2, 1.0, Ly->Fs)))
         return st;
     } else if ((st = w_apply(net, j, 0, Ly->scale, Gs, 1.0, Ly->Fs))) {
@@ -865,7 +874,7 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)Ly->fan_out, (int)m, (int)m, c, Ly->B,
                   (int)Ly->fan_out, net->H, (int)m, 1.0, Ly->Fs, (int)Ly->fan_out);
     if (Ly->c) { /* f' += s c' with c' = c - eta lrb s B 1 */
-      add_columns(Ly->fan_out, m, Ly->scale, Ly->c, Ly->Fs);
+      if (!from_f) add_columns(Ly->fan_out, m, Ly->scale, Ly->c, Ly->Fs);
       if (Ly->lrb != 0) {
         column_sum(Ly->fan_out, m, Ly->B, net->bsum);
         add_columns(Ly->fan_out, m, -eta * Ly->lrb * Ly->scale * Ly->scale, net->bsum, Ly->Fs);
