@@ -842,7 +842,8 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
       bafu_act_apply(act, nin, prev, Gs, NULL);
     }
     /* conditional, batch > 1: the forward pass's s W g (and s c) are in f, so
-     * f' starts from f - skip + skip' (theory/engine.md 7.3) */
+     * f' starts from f - skip + skip' and only W (g' - g) is asked (batch 1
+     * asks for both parts, as before; theory/engine.md 7.2) */
     const int from_f = net->p.conditional && m > 1;
     if (from_f && Ly->kind == LAYER_RESIDUAL) {
       const double *sk = skip_features(net, j, pick_F), *sks = skip_features(net, j, pick_Fs);
