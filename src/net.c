@@ -75,7 +75,7 @@ struct bafu_net {
   double *probe;    /* n x m probe (probe signal): the last layer's B is a copy */
   double *tmp;      /* max_dim x m scratch */
   double *tmp2;     /* max_dim x m scratch */
-  double *gout;     /* --conditional: one answer column of w_apply, max(max_dim, k) */
+  double *gwork;    /* --conditional: w_apply's block workspace (gcond_work_doubles) */
   double *H;        /* m x m scratch */
   double *bsum;     /* biases: the column sum B 1 of a layer's backward signal (max(max_dim, k)) */
   double *qr;       /* max_dim x max_dim scratch for orthogonal init */
@@ -159,6 +159,17 @@ static void layer_shapes(const bafu_layout *lay, layer *L, size_t *out) {
 static size_t sat_mul(size_t a, size_t b) { return (a && b > SIZE_MAX / a) ? SIZE_MAX : a * b; }
 static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
 
+/* --conditional: the block workspace shared by every layer's sampler. */
+static size_t gcond_work_doubles(const bafu_layout *lay) {
+  size_t most = 0;
+  for (size_t i = 0; i < lay->nstages; ++i) {
+    const bafu_stage *s = &lay->stage[i];
+    const size_t w = bafu_gcond_block_doubles(s->fan_out, s->fan_in, sat_mul(3, lay->batch), lay->batch, lay->batch);
+    most = w > most ? w : most;
+  }
+  return most;
+}
+
 /* Number of doubles for everything, stage by stage (each entry: W, or the
  * conditional sampler's memory; F, B, dF, Fs, G, Dp, GG, BB); lqrwork is the
  * QR workspace size. */
@@ -183,7 +194,7 @@ static size_t doubles_needed(const bafu_layout *lay, const bafu_net_params *p, s
   total = sat_add(total, sat_mul(k, m));                 /* T */
   total = sat_add(total, sat_mul(n, m));                 /* probe */
   total = sat_add(total, sat_mul(2, sat_mul(max_dim, m))); /* tmp, tmp2 */
-  if (p->conditional) total = sat_add(total, max_dim > k ? max_dim : k); /* gout */
+  if (p->conditional) total = sat_add(total, gcond_work_doubles(lay)); /* gwork */
   total = sat_add(total, sat_mul(m, m));                 /* H */
   if (p->bias_var > 0) total = sat_add(total, max_dim > k ? max_dim : k); /* bsum */
   if (p->init == BAFU_INIT_ORTHOGONAL) {
@@ -338,7 +349,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   TAKE(net->probe, net->n * m);
   TAKE(net->tmp, net->max_dim * m);
   TAKE(net->tmp2, net->max_dim * m);
-  if (p->conditional) TAKE(net->gout, net->max_dim > net->k ? net->max_dim : net->k);
+  if (p->conditional) TAKE(net->gwork, gcond_work_doubles(&net->lay));
   TAKE(net->H, m * m);
   if (p->bias_var > 0) TAKE(net->bsum, net->max_dim > net->k ? net->max_dim : net->k);
   if (p->init == BAFU_INIT_ORTHOGONAL) {
@@ -541,8 +552,8 @@ static void mat_apply(int trans, size_t rows_a, size_t cols_a, double alpha, con
 }
 
 /* C = alpha op(W_j) Bm + beta C (m columns): the stored (or generated)
- * weights, or with --conditional one conditional draw per column
- * (theory/engine.md 7; the answers go through gout, so Bm may be tmp or tmp2). */
+ * weights, or with --conditional the block's conditional draw
+ * (theory/engine.md 7.3; Bm and C must not overlap). */
 static bafu_status w_apply(bafu_net *net, size_t j, int trans, double alpha, const double *Bm, double beta,
                            double *C) {
   layer *Ly = &net->layers[j];
@@ -551,16 +562,11 @@ static bafu_status w_apply(bafu_net *net, size_t j, int trans, double alpha, con
     mat_apply(trans, Ly->fan_out, Ly->fan_in, alpha, W_of(net, j), Bm, beta, C, m);
     return BAFU_OK;
   }
-  const size_t in_rows = trans ? Ly->fan_out : Ly->fan_in, out_rows = trans ? Ly->fan_in : Ly->fan_out;
-  for (size_t a = 0; a < m; ++a) {
-    bafu_status st = bafu_gcond_apply(&Ly->gc, trans, Bm + a * in_rows, net->gout, net_normals, net);
-    if (st) {
-      char why[400];
-      snprintf(why, sizeof why, "%s", bafu_last_error());
-      return bafu_error(st, "layer %d: %s", Ly->label, why);
-    }
-    double *c = C + a * out_rows;
-    for (size_t i = 0; i < out_rows; ++i) c[i] = alpha * net->gout[i] + (beta == 0 ? 0.0 : beta * c[i]);
+  bafu_status st = bafu_gcond_apply_block(&Ly->gc, trans, m, alpha, Bm, beta, net->gwork, C, net_normals, net);
+  if (st) {
+    char why[400];
+    snprintf(why, sizeof why, "%s", bafu_last_error());
+    return bafu_error(st, "layer %d: %s", Ly->label, why);
   }
   return BAFU_OK;
 }
@@ -836,17 +842,27 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
     } else {
       bafu_act_apply(act, nin, prev, Gs, NULL);
     }
-    if (Ly->kind == LAYER_RESIDUAL)
+    /* conditional, batch > 1: the forward pass's s W g (and s c) are in f, so
+     * f' starts from f - skip + skip' and only W (g' - g) is asked (batch 1
+     * asks for both parts, as before; theory/engine.md 7.2) */
+    const int from_f = net->p.conditional && m > 1;
+    if (from_f && Ly->kind == LAYER_RESIDUAL) {
+      const double *sk = skip_features(net, j, pick_F), *sks = skip_features(net, j, pick_Fs);
+      for (size_t i = 0; i < nout; ++i) Ly->Fs[i] = Ly->F[i] + (sks[i] - sk[i]);
+    } else if (from_f) {
+      memcpy(Ly->Fs, Ly->F, nout * sizeof(double));
+    } else if (Ly->kind == LAYER_RESIDUAL) {
       memcpy(Ly->Fs, skip_features(net, j, pick_Fs), nout * sizeof(double));
-    else
+    } else {
       memset(Ly->Fs, 0, nout * sizeof(double));
+    }
     if (net->p.conditional) {
       /* W g' = W g + W (g' - g): the part of g' outside the answered directions
        * is O(eta^2) |g'| and would fall under the sampler's 1e-11 relative
        * threshold for small steps; relative to |g' - g| it does not
        * (theory/engine.md 7.2) */
       for (size_t i = 0; i < nin; ++i) net->tmp2[i] = Gs[i] - Ly->G[i];
-      if ((st = w_apply(net, j, 0, Ly->scale, Ly->G, 1.0, Ly->Fs)) ||
+      if ((!from_f && (st = w_apply(net, j, 0, Ly->scale, Ly->G, 1.0, Ly->Fs))) ||
           (st = w_apply(net, j, 0, Ly->scale, net->tmp2, 1.0, Ly->Fs)))
         return st;
     } else if ((st = w_apply(net, j, 0, Ly->scale, Gs, 1.0, Ly->Fs))) {
@@ -860,7 +876,7 @@ bafu_status bafu_net_step(bafu_net *net, double eta) {
       cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (int)Ly->fan_out, (int)m, (int)m, c, Ly->B,
                   (int)Ly->fan_out, net->H, (int)m, 1.0, Ly->Fs, (int)Ly->fan_out);
     if (Ly->c) { /* f' += s c' with c' = c - eta lrb s B 1 */
-      add_columns(Ly->fan_out, m, Ly->scale, Ly->c, Ly->Fs);
+      if (!from_f) add_columns(Ly->fan_out, m, Ly->scale, Ly->c, Ly->Fs);
       if (Ly->lrb != 0) {
         column_sum(Ly->fan_out, m, Ly->B, net->bsum);
         add_columns(Ly->fan_out, m, -eta * Ly->lrb * Ly->scale * Ly->scale, net->bsum, Ly->Fs);

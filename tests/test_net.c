@@ -932,6 +932,81 @@ START_TEST(test_conditional_identity) {
 }
 END_TEST
 
+/* --conditional with larger batches (each pass's products answered as one
+ * block, theory/engine.md 7.3): the feature speed identity to 1e-10 at every
+ * layer, for an MLP and a ResNet, both generators, at batch 8 (3m = width:
+ * forward, tangent and step fill the right side) and 16 (the right side is
+ * full after the forward pass and half the tangent's block, so the rest is
+ * answered from its span), and the step's deviation from the tangent is of
+ * the step's order (eta = 1e-4), as with stored weights. */
+START_TEST(test_conditional_batch) {
+  static const int which[] = {1, 5};
+  const config *c = &configs[which[_i]];
+  for (size_t batch = 8; batch <= 16; batch += 8)
+    for (int rng = 0; rng < 2; ++rng) {
+      config cb = *c;
+      cb.batch = batch;
+      bafu_net_params p = small_params(&cb, 24, 5);
+      p.conditional = 1;
+      p.rng = rng ? BAFU_RNG_FAST : BAFU_RNG_GSL;
+      bafu_net *net = make_net(&cb, &p, 4);
+      const size_t J = bafu_net_nlayers(net);
+      double *q = malloc(J * BAFU_Q_COUNT * sizeof *q);
+      bafu_net_measure(net, q);
+      for (size_t j = 0; j < J; ++j) {
+        const double *r = q + j * BAFU_Q_COUNT;
+        ck_assert_msg(r[BAFU_Q_IDRES] < 1e-10, "config %d batch %zu rng %d layer %zu: identity residual %g",
+                      which[_i], batch, rng, j, r[BAFU_Q_IDRES]);
+        ck_assert_msg(r[BAFU_Q_STEP_DEV] < 1e-2, "config %d batch %zu rng %d layer %zu: step deviation %g",
+                      which[_i], batch, rng, j, r[BAFU_Q_STEP_DEV]);
+      }
+      free(q);
+      bafu_net_free(net);
+    }
+}
+END_TEST
+
+/* The actual step with --conditional (at batch > 1 it starts from the forward
+ * pass's f, theory/engine.md 7.3): eta = 0 reproduces f at every layer to
+ * rounding (biases, skips and scales counted once), and f' - f - eta df is
+ * O(eta^2) (halving eta divides it by 4, ratio in [3.4, 4.6]; two nets with
+ * the same draw, one step each, so the sampler's capacity holds); every
+ * Gaussian-init configuration. */
+START_TEST(test_conditional_step) {
+  const config *c = &configs[_i];
+  if (c->init != BAFU_INIT_GAUSSIAN) return;
+  bafu_net_params p = small_params(c, 8, 4);
+  p.conditional = 1;
+  p.step = 0;
+  double dev[2];
+  bafu_net *net = make_net(c, &p, 4);
+  ck_assert_ok(bafu_net_step(net, 0.0));
+  for (size_t j = 0; j < bafu_net_nlayers(net); ++j) {
+    const size_t cnt = bafu_net_layer_fan_out(net, j) * p.batch;
+    const double *f = bafu_net_feature(net, j), *fs = bafu_net_feature_stepped(net, j);
+    for (size_t i = 0; i < cnt; ++i)
+      ck_assert_msg(fabs(fs[i] - f[i]) <= 1e-13 * (fabs(f[i]) + 1), "config %d layer %zu: f' %.17g, f %.17g", _i, j,
+                    fs[i], f[i]);
+  }
+  bafu_net_free(net);
+  for (int k = 0; k < 2; ++k) {
+    net = make_net(c, &p, 4);
+    const size_t J = bafu_net_nlayers(net), m = p.batch;
+    const size_t cnt = bafu_net_layer_fan_out(net, J - 1) * m;
+    const double *df = bafu_net_feature_tangent(net, J - 1), *f = bafu_net_feature(net, J - 1);
+    const double eta = 1e-3 * cblas_dnrm2((int)cnt, f, 1) / cblas_dnrm2((int)cnt, df, 1) / (1 << k);
+    ck_assert_ok(bafu_net_step(net, eta));
+    const double *fs = bafu_net_feature_stepped(net, J - 1);
+    double s = 0;
+    for (size_t i = 0; i < cnt; ++i) s += (fs[i] - f[i] - eta * df[i]) * (fs[i] - f[i] - eta * df[i]);
+    dev[k] = sqrt(s);
+    bafu_net_free(net);
+  }
+  ck_assert_msg(dev[0] / dev[1] > 3.4 && dev[0] / dev[1] < 4.6, "config %d: deviation ratio %g (expected 4)", _i,
+                dev[0] / dev[1]);
+}
+END_TEST
+
 /* --conditional draws from the law of the stored-weight network: the Monte
  * Carlo means of both engines, 4000 draws each at width 10, depth 3 (so 3m
  * directions are a large part of every layer; with batch 3 and 2 or 3
@@ -1162,6 +1237,8 @@ static Suite *suite(void) {
   tcase_add_loop_test(tc, test_sensitivity, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_conditional_identity, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_conditional_law, 0, 5);
+  tcase_add_loop_test(tc, test_conditional_batch, 0, 2);
+  tcase_add_loop_test(tc, test_conditional_step, 0, NCONFIGS);
   suite_add_tcase(s, tc);
   TCase *tm = tcase_create("misc");
   tcase_set_timeout(tm, 120);

@@ -8,7 +8,8 @@
  *
  * Usage: bafu_gcond_doubles() gives the memory to provide; bafu_gcond_init()
  * lays the object out in it; bafu_gcond_reset() starts a new matrix (a new
- * draw); bafu_gcond_apply() answers queries. The object does not allocate.
+ * draw); bafu_gcond_apply() answers one query, bafu_gcond_apply_block() a
+ * block of queries with matrix-matrix products. The object does not allocate.
  *
  * Thread safety: no global state; one object must not be used from two
  * threads at once. */
@@ -64,6 +65,31 @@ void bafu_gcond_reset(bafu_gcond *g, double sd);
  * finite. out is unspecified on error. */
 bafu_status bafu_gcond_apply(bafu_gcond *g, int trans, const double *v, double *out, bafu_normal_fn normal,
                              void *ctx);
+
+/* Doubles of workspace for bafu_gcond_apply_block() with blocks of up to m
+ * columns on a rows x cols matrix with these caps (clipped as in
+ * bafu_gcond_doubles()). One workspace serves any number of objects used one
+ * after the other. Cannot fail. */
+size_t bafu_gcond_block_doubles(size_t rows, size_t cols, size_t cap_right, size_t cap_left, size_t m);
+
+/* A block of m queries at once: Out = alpha W V + beta Out (trans = 0; V is
+ * cols x m, Out rows x m) or Out = alpha W^T V + beta Out (trans != 0; V is
+ * rows x m, Out cols x m), both column-major with leading dimension their
+ * row count; beta = 0 ignores Out on entry. The answers are those of m calls
+ * of bafu_gcond_apply() with the columns in order (same law, same rule for
+ * new directions: column a gives one when its residual against the answered
+ * directions and those of columns 0..a-1 exceeds 1e-11 |v_a|, so a column in
+ * the span of earlier columns gives none, and the same random numbers in the
+ * same order), computed with matrix-matrix products (theory/engine.md 7.3);
+ * they agree with the column-by-column answers to rounding. m = 1 is
+ * bafu_gcond_apply() itself. work holds bafu_gcond_block_doubles() doubles
+ * (caller-owned, scratch); V, Out and work must not overlap.
+ * Errors: BAFU_ENUMERIC if a column of V is not finite; BAFU_ELIMIT (message
+ * names the capacity) when the block's new directions exceed the capacity of
+ * that side. On error nothing of the block is kept and no random number is
+ * drawn; Out is unspecified. */
+bafu_status bafu_gcond_apply_block(bafu_gcond *g, int trans, size_t m, double alpha, const double *V, double beta,
+                                   double *work, double *Out, bafu_normal_fn normal, void *ctx);
 
 #ifdef __cplusplus
 }
