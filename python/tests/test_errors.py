@@ -60,9 +60,9 @@ def test_range_message():
 
 
 def test_library_refusal_in_a_module():
-    """A refusal from inside a computation (the moment theory), not the check."""
-    with pytest.raises(bafu.ParameterError, match="block_depth"):
-        bafu.theory(arch="resnet", depth=3, block_depth=2)
+    """A refusal from inside a computation (the infinite-width spectral limit), not the check."""
+    with pytest.raises(bafu.ParameterError, match="block_depth: the infinite-width limit"):
+        bafu.spectrum(mode="limit", arch="resnet", depth=3, block_depth=2, act="linear", sigma_w2=1)
 
 
 def test_combinations():
