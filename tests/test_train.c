@@ -323,6 +323,35 @@ START_TEST(test_reproducible_and_errors) {
 }
 END_TEST
 
+/* A run of c with checkpoints every 4 steps, resumed from its first
+ * checkpoint, logs the uninterrupted run's rows from there on bit for bit;
+ * with other_depth, the same checkpoint offered to a network of block_depth 1
+ * is refused as another configuration. */
+static void check_resume(const bafu_train_config *c0, int other_depth) {
+  bafu_train_config c = *c0;
+  c.checkpoint_every = 4;
+  c.save = trace_save;
+  trace *full = calloc(1, sizeof *full), *part = calloc(1, sizeof *part);
+  ck_assert_ok(bafu_train_run(&c, trace_row, full));
+  ck_assert_ptr_nonnull(full->saved[0]);
+  bafu_train_config r = c;
+  r.save = NULL;
+  r.resume = full->saved[0], r.resume_len = full->saved_len[0];
+  ck_assert_ok(bafu_train_run(&r, trace_row, part));
+  const size_t k = full->saved_step[0];
+  ck_assert_uint_eq(part->n, full->n - k);
+  for (size_t a = 0; a < part->n; ++a)
+    for (int q = 0; q < 4; ++q) ck_assert(part->v[a][q] == full->v[k + a][q]);
+  if (other_depth) {
+    bafu_train_config o = r;
+    o.net.block_depth = 1;
+    ck_assert_int_eq(bafu_train_run(&o, trace_row, part), BAFU_EINVAL);
+  }
+  for (int i = 0; i < 2; ++i) free(full->saved[i]);
+  free(full);
+  free(part);
+}
+
 /* Biases (theory/engine.md 1.3): a network with biases learns under the
  * automatic step and under the control (its control rows hit their targets,
  * weights and biases scaled together), the identity holds at every step, the
@@ -352,23 +381,7 @@ START_TEST(test_biases) {
                   s.last_test_loss);
     ck_assert_msg(s.worst_idres < 1e-9, "identity residual %g", s.worst_idres);
     ck_assert_msg(!s.bad, "%s", s.why);
-    /* checkpoint and resume: the rows from the checkpoint on are bit-identical */
-    c.checkpoint_every = 4;
-    c.save = trace_save;
-    trace *full = calloc(1, sizeof *full), *part = calloc(1, sizeof *part);
-    ck_assert_ok(bafu_train_run(&c, trace_row, full));
-    ck_assert_ptr_nonnull(full->saved[0]);
-    bafu_train_config r = c;
-    r.save = NULL;
-    r.resume = full->saved[0], r.resume_len = full->saved_len[0];
-    ck_assert_ok(bafu_train_run(&r, trace_row, part));
-    const size_t k = full->saved_step[0];
-    ck_assert_uint_eq(part->n, full->n - k);
-    for (size_t a = 0; a < part->n; ++a)
-      for (int q = 0; q < 4; ++q) ck_assert(part->v[a][q] == full->v[k + a][q]);
-    for (int i = 0; i < 2; ++i) free(full->saved[i]);
-    free(full);
-    free(part);
+    check_resume(&c, 0); /* checkpoint and resume: the rows from the checkpoint on are bit-identical */
   }
 }
 END_TEST
@@ -421,26 +434,7 @@ START_TEST(test_block_depth) {
                   s.last_test_loss);
     ck_assert_msg(s.worst_idres < 1e-9, "identity residual %g", s.worst_idres);
     ck_assert_msg(!s.bad, "%s", s.why);
-    c.checkpoint_every = 4;
-    c.save = trace_save;
-    trace *full = calloc(1, sizeof *full), *part = calloc(1, sizeof *part);
-    ck_assert_ok(bafu_train_run(&c, trace_row, full));
-    ck_assert_ptr_nonnull(full->saved[0]);
-    bafu_train_config r = c;
-    r.save = NULL;
-    r.resume = full->saved[0], r.resume_len = full->saved_len[0];
-    ck_assert_ok(bafu_train_run(&r, trace_row, part));
-    const size_t k = full->saved_step[0];
-    ck_assert_uint_eq(part->n, full->n - k);
-    for (size_t a = 0; a < part->n; ++a)
-      for (int q = 0; q < 4; ++q) ck_assert(part->v[a][q] == full->v[k + a][q]);
-    /* a checkpoint of another branch depth is another configuration */
-    bafu_train_config o = r;
-    o.net.block_depth = 1;
-    ck_assert_int_eq(bafu_train_run(&o, trace_row, part), BAFU_EINVAL);
-    for (int i = 0; i < 2; ++i) free(full->saved[i]);
-    free(full);
-    free(part);
+    check_resume(&c, 1); /* and a checkpoint of another branch depth is another configuration */
   }
 }
 END_TEST
