@@ -319,8 +319,9 @@ static int fig5(const fig_ctx *c) {
     bafu_table_meta(ft, "%s: slope %.4f +- %.4f (least squares on log rms_dev against log n)", names[k], slope,
                     sqrt(c11));
     FILE *g = bafu_table_stream(ft);
-    fprintf(g, "%s# %s: slope %.4f\nwidth fit slope\n", k ? "\n\n" : "", names[k], slope);
-    for (size_t i = 0; i < nw; ++i) fprintf(g, "%zu %.6g %.4f\n", widths[i], exp(a + slope * lx[i]), slope);
+    fprintf(g, "%s# %s: slope %.4f\nwidth fit slope slope_se\n", k ? "\n\n" : "", names[k], slope);
+    for (size_t i = 0; i < nw; ++i)
+      fprintf(g, "%zu %.6g %.4f %.4f\n", widths[i], exp(a + slope * lx[i]), slope, sqrt(c11));
     progress(c, "figure 5: %s: slope %.3f +- %.3f", names[k], slope, sqrt(c11));
   }
   return finish(t) || finish(ft);
