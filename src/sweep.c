@@ -461,8 +461,8 @@ bafu_status bafu_sweep_run_point(const bafu_sweep *s, size_t k, int threads, cha
     /* no trained parameter at or below the layer: angle undefined, row left out */
     if (th[j].m1 == 0 || mc.max[j * BAFU_Q_COUNT + BAFU_Q_DECAY] == 0) continue;
     const double v[9] = {mean[BAFU_Q_COS],   se[BAFU_Q_COS],   th[j].cos_theta,
-                         mean[BAFU_Q_SPEED], se[BAFU_Q_SPEED], sqrt(th[j].m2 * th[j].back),
-                         mean[BAFU_Q_DECAY], se[BAFU_Q_DECAY], th[j].m1 * th[j].back};
+                         mean[BAFU_Q_SPEED], se[BAFU_Q_SPEED], th[j].feature_speed,
+                         mean[BAFU_Q_DECAY], se[BAFU_Q_DECAY], th[j].loss_decay};
     int ncols = 1; /* the point's own columns, then the layer's */
     for (const char *c = cols; *c; ++c) ncols += *c == ' ';
     for (int i = 0; i < 9 && !st; ++i)

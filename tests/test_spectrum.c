@@ -576,6 +576,43 @@ START_TEST(test_width_convergence) {
 }
 END_TEST
 
+/* The histogram: equal bins count every eigenvalue once (the last bin closed),
+ * densities integrate to 1; geometric bins put the exact zeros in an atom and
+ * cover the rest; the Kantorovich bound holds for a spectrum of two values
+ * (where it is attained) and is NAN outside its domain. */
+START_TEST(test_histogram_and_kantorovich) {
+  const double ev[] = {1, 1, 2, 3, 3.5, 4};
+  double x[3], d[3], w[3];
+  size_t zeros = 9;
+  ck_assert_int_eq(bafu_spec_histogram(ev, 6, 3, 0, x, d, w, &zeros), BAFU_OK);
+  ck_assert_uint_eq(zeros, 0);
+  /* bins [1, 2), [2, 3), [3, 4]: counts 2, 1, 3 */
+  const double counts[] = {2, 1, 3};
+  double integral = 0;
+  for (int b = 0; b < 3; ++b) {
+    ck_assert_double_eq_tol(w[b], 1.0, 1e-15);
+    ck_assert_double_eq_tol(x[b], 1.5 + b, 1e-15);
+    ck_assert_double_eq_tol(d[b], counts[b] / 6.0, 1e-15);
+    integral += d[b] * w[b];
+  }
+  ck_assert_double_eq_tol(integral, 1.0, 1e-15);
+  const double evz[] = {0, 0, 1, 10, 100};
+  ck_assert_int_eq(bafu_spec_histogram(evz, 5, 2, 1, x, d, w, &zeros), BAFU_OK);
+  ck_assert_uint_eq(zeros, 2);
+  /* geometric bins [1, 10), [10, 100]: counts 1, 2 */
+  ck_assert_double_eq_tol(w[0], 9.0, 1e-13);
+  ck_assert_double_eq_tol(w[1], 90.0, 1e-12);
+  ck_assert_double_eq_tol(d[0] * w[0], 1.0 / 5, 1e-15);
+  ck_assert_double_eq_tol(d[1] * w[1], 2.0 / 5, 1e-15);
+  const double allzero[] = {0, 0};
+  ck_assert_int_eq(bafu_spec_histogram(allzero, 2, 4, 1, x, d, w, &zeros), BAFU_ENUMERIC);
+  ck_assert_int_eq(bafu_spec_histogram(ev, 0, 3, 0, x, d, w, &zeros), BAFU_EINVAL);
+  /* M = diag(1, 9), b = (3, 1): <b, M b> / (|b| |M b|) = 18 / (sqrt(10) sqrt(90)) = 0.6 = 2 sqrt(9) / 10 */
+  ck_assert_double_eq_tol(bafu_spec_kantorovich(1, 9), 0.6, 1e-15);
+  ck_assert(isnan(bafu_spec_kantorovich(0, 1)) && isnan(bafu_spec_kantorovich(2, 1)));
+}
+END_TEST
+
 static Suite *spectrum_suite(void) {
   Suite *s = suite_create("spectrum");
   TCase *tc = tcase_create("dense");
@@ -584,6 +621,7 @@ static Suite *spectrum_suite(void) {
   tcase_add_test(tc, test_dense_deep_blocks_match_engine);
   tcase_add_test(tc, test_dense_residual);
   tcase_add_test(tc, test_fuss_catalan_dense);
+  tcase_add_test(tc, test_histogram_and_kantorovich);
   suite_add_tcase(s, tc);
   TCase *tk = tcase_create("kpm");
   tcase_set_timeout(tk, 60);
