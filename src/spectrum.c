@@ -5,6 +5,8 @@
  * its public accessors only. */
 #include "bafu/spectrum.h"
 
+#include "planner.h"
+
 #include <gsl/gsl_math.h>
 
 #include <cblas.h>
@@ -423,7 +425,11 @@ static void kpm_tick(bafu_spec_kpm *ws) {
 
 void bafu_spec_kpm_free(bafu_spec_kpm *ws) {
   if (!ws) return;
-  if (ws->plan) fftw_destroy_plan(ws->plan);
+  if (ws->plan) {
+    planner_lock();
+    fftw_destroy_plan(ws->plan);
+    planner_unlock();
+  }
   fftw_free(ws->dct_in);
   fftw_free(ws->dct_out);
   free(ws->first);
@@ -489,7 +495,9 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   }
   row_units(net, ws->first);
   /* plan once (FFTW_ESTIMATE does not touch the arrays); DCT-III = REDFT01 */
+  planner_lock();
   ws->plan = fftw_plan_r2r_1d((int)npts, ws->dct_in, ws->dct_out, FFTW_REDFT01, FFTW_ESTIMATE);
+  planner_unlock();
   if (!ws->plan) {
     bafu_spec_kpm_free(ws);
     return bafu_error(BAFU_ENUMERIC, "FFTW could not plan a DCT of size %zu", npts);

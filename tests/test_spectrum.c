@@ -4,6 +4,8 @@
  * matrix, KPM against the dense spectrum, the free-probability limit against
  * the moment recursion, Fuss-Catalan laws, and convergence in width. */
 #include <check.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -294,6 +296,45 @@ START_TEST(test_kpm_apply_matches_dense) {
       bafu_spec_dense_free(ws);
       bafu_net_free(net);
     }
+}
+END_TEST
+
+/* FFTW's planner is global and not thread-safe: the KPM's DCT plans and the
+ * moment theory's convolution grid (theory/moments.md 2.9) make and destroy
+ * plans under one lock. Two threads doing both at once, many times, with plans
+ * of varying sizes; without the shared lock this corrupts FFTW's planner
+ * (crashes, or sanitizer reports in the ASan build). */
+static void *planner_worker(void *arg) {
+  const int id = *(const int *)arg;
+  bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 16, 2);
+  bafu_net *net = make_net(&p, 3 + (uint64_t)id, 1);
+  bafu_net_params r = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 64, 6); /* the convolution grid's plans */
+  r.sigma_w2 = 1;
+  bafu_moments_layer o[8];
+  intptr_t bad = 0;
+  for (int it = 0; it < 150 && !bad; ++it) {
+    bafu_kpm_params kp = bafu_kpm_params_default();
+    kp.moments = 16 + (size_t)(it % 7);
+    kp.points = 2 * kp.moments + (size_t)id;
+    kp.vectors = 1;
+    bafu_spec_kpm *kw;
+    if (bafu_spec_kpm_alloc(net, &kp, &kw)) bad = 1;
+    else bafu_spec_kpm_free(kw);
+    if (it % 10 == id && bafu_moments_run(&r, 0, o)) bad = 2;
+  }
+  bafu_net_free(net);
+  return (void *)bad;
+}
+
+START_TEST(test_planner_threads) {
+  pthread_t th[2];
+  int ids[2] = {0, 1};
+  for (int i = 0; i < 2; ++i) ck_assert_int_eq(pthread_create(&th[i], NULL, planner_worker, &ids[i]), 0);
+  for (int i = 0; i < 2; ++i) {
+    void *ret;
+    ck_assert_int_eq(pthread_join(th[i], &ret), 0);
+    ck_assert_msg(ret == NULL, "thread %d failed (%ld): %s", i, (long)(intptr_t)ret, bafu_last_error());
+  }
 }
 END_TEST
 
@@ -627,6 +668,7 @@ static Suite *spectrum_suite(void) {
   tcase_set_timeout(tk, 60);
   tcase_add_test(tk, test_kpm_apply_matches_dense);
   tcase_add_test(tk, test_kpm_matches_dense);
+  tcase_add_test(tk, test_planner_threads);
   suite_add_tcase(s, tk);
   TCase *tl = tcase_create("limit");
   tcase_set_timeout(tl, 60);
