@@ -27,10 +27,11 @@
  * network must not be used elsewhere meanwhile.
  *
  * Thread safety: distinct workspaces (with distinct networks) may be used
- * concurrently, except that bafu_spec_kpm_alloc and bafu_spec_kpm_free call
- * the FFTW planner, which is not thread-safe: they must not run concurrently
- * with each other or with other FFTW planning in the process. One workspace
- * must not be used from two threads at once. */
+ * concurrently. bafu_spec_kpm_alloc and bafu_spec_kpm_free call the FFTW
+ * planner, which is not thread-safe, under a lock that every FFTW plan of the
+ * library is made and destroyed under; a program that also plans with FFTW
+ * itself must not do so while they run. One workspace must not be used from
+ * two threads at once. */
 #ifndef BAFU_SPECTRUM_H
 #define BAFU_SPECTRUM_H
 
