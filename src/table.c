@@ -19,7 +19,9 @@
  *    than its directory allows, when the table is opened, before any work;
  *  - a kernel's magic link (/dev/stdout to a pipe) is written through;
  *  - every catchable signal whose default action ends the process removes the
- *    temporaries not yet committed, then takes its default course. */
+ *    temporaries not yet committed, then takes its default course;
+ *  - a table's header row is its first line (doc/tables.md): the gate below
+ *    moves the '#' lines written before it to just after it. */
 #define _GNU_SOURCE /* fopencookie; fsync, fileno, flock, lstat, readlink, fchown */
 #include "bafu/table.h"
 #include "bafu/version.h"
@@ -37,15 +39,26 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The gate between the rows and the file: it passes every byte through and
- * watches the data lines (not the '#' lines) for a non-finite number, the
- * last defence of "no table holds nan or inf" behind the checks of each
- * command. A table that held one fails at commit and, as a file, is not
- * renamed into place. */
+/* The gate between the rows and the file. It watches the data lines (not the
+ * '#' lines) for a non-finite number, the last defence of "no table holds nan
+ * or inf" behind the checks of each command: a table that held one fails at
+ * commit and, as a file, is not renamed into place. And it puts each series'
+ * header row first: the '#' and blank lines that come before the first
+ * non-comment line of the file, or of a series (after two blank lines), are
+ * held back and written right after that line, in their order; every other
+ * byte passes through in order. Held lines that no header follows are written
+ * when the gate closes. */
 typedef struct {
   FILE *to;          /* the file or stdout */
-  int line_start, comment;
+  int line_start, comment, blank;
   int off;           /* not a table (bafu_file_open): pass the bytes, check nothing */
+  int hold;          /* before a series' header row: '#' and blank lines are held */
+  int kept;          /* the current line is held */
+  int header;        /* the current line is the header row that ends a hold */
+  int blanks;        /* consecutive blank lines just written */
+  int nomem;         /* the held lines could not be stored */
+  char *held;        /* the held lines */
+  size_t held_len, held_cap, held_lines;
   char tok[16];      /* the current token, lower-cased, cut to 15 bytes */
   size_t toklen, line, bad_line;
 } gate;
@@ -347,11 +360,67 @@ static int non_finite_token(const char *t, size_t n) {
          (n == 3 && memcmp(t, "inf", 3) == 0) || (n == 8 && memcmp(t, "infinity", 8) == 0);
 }
 
+/* The line number, in the file as written, of the current line (a non-held
+ * one): a header row that ends a hold goes before the lines held. */
+static size_t out_line(const gate *g) { return g->line + 1 - (g->header ? g->held_lines : 0); }
+
+/* Bytes of the current line to where the line goes: the held lines, or the
+ * file. 0, or -1 on a write error. */
+static int gate_emit(gate *g, const char *p, size_t n) {
+  if (!n) return 0;
+  if (!g->kept) return fwrite(p, 1, n, g->to) == n ? 0 : -1;
+  if (g->held_len + n > g->held_cap) {
+    size_t cap = g->held_cap ? 2 * g->held_cap : 4096;
+    while (cap < g->held_len + n) cap *= 2;
+    char *m = realloc(g->held, cap);
+    if (!m) {
+      g->nomem = 1;
+      return -1;
+    }
+    g->held = m, g->held_cap = cap;
+  }
+  memcpy(g->held + g->held_len, p, n);
+  g->held_len += n;
+  return 0;
+}
+
+/* The held lines to the file (after a header row, or at the close). */
+static int gate_release(gate *g) {
+  const int ok = g->held_len == 0 || fwrite(g->held, 1, g->held_len, g->to) == g->held_len;
+  g->held_len = g->held_lines = 0;
+  return ok ? 0 : -1;
+}
+
+/* A line ended: a header row lets the held lines out after it; two blank
+ * lines end a series, and the next one's header is awaited. */
+static int gate_end_line(gate *g) {
+  int rc = 0;
+  if (g->kept) {
+    ++g->held_lines;
+  } else if (g->header) {
+    rc = gate_release(g);
+    g->hold = g->header = 0;
+  }
+  if (!g->hold) {
+    g->blanks = g->blank ? g->blanks + 1 : 0;
+    if (g->blanks == 2) g->hold = 1, g->blanks = 0;
+  }
+  ++g->line, g->line_start = 1, g->comment = g->blank = g->kept = 0;
+  return rc;
+}
+
 static ssize_t gate_write(void *cookie, const char *buf, size_t size) {
   gate *g = cookie;
-  for (size_t i = 0; i < size && !g->off; ++i) {
+  if (g->off) return fwrite(buf, 1, size, g->to) == size && fflush(g->to) == 0 ? (ssize_t)size : -1;
+  size_t from = 0; /* the start of the current line's bytes not yet emitted */
+  for (size_t i = 0; i < size; ++i) {
     const char c = buf[i];
-    if (g->line_start) g->comment = c == '#', g->line_start = 0;
+    if (g->line_start) {
+      g->line_start = 0;
+      g->comment = c == '#', g->blank = c == '\n';
+      g->kept = g->hold && (g->comment || g->blank);
+      g->header = g->hold && !g->kept;
+    }
     const int sep = c == ' ' || c == '\t' || c == '\n';
     if (!g->comment && !sep && g->toklen < sizeof g->tok - 1)
       g->tok[g->toklen++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
@@ -359,25 +428,34 @@ static ssize_t gate_write(void *cookie, const char *buf, size_t size) {
       g->toklen = sizeof g->tok; /* too long to be one: stays marked long until the separator */
     if (sep) {
       if (!g->comment && !g->bad_line && g->toklen < sizeof g->tok && non_finite_token(g->tok, g->toklen))
-        g->bad_line = g->line + 1;
+        g->bad_line = out_line(g);
       g->toklen = 0;
     }
-    if (c == '\n') ++g->line, g->line_start = 1, g->comment = 0;
+    if (c == '\n') {
+      if (gate_emit(g, buf + from, i + 1 - from) || gate_end_line(g)) return -1;
+      from = i + 1;
+    }
   }
   /* the gate's own buffer holds the text; a flush of the gate (a row streamed
      to a terminal) flushes the file too */
-  return fwrite(buf, 1, size, g->to) == size && fflush(g->to) == 0 ? (ssize_t)size : -1;
+  return gate_emit(g, buf + from, size - from) == 0 && fflush(g->to) == 0 ? (ssize_t)size : -1;
 }
 
 static int gate_close(void *cookie) {
   gate *g = cookie;
   if (g->toklen && !g->comment && !g->bad_line && g->toklen < sizeof g->tok && non_finite_token(g->tok, g->toklen))
-    g->bad_line = g->line + 1; /* a last token without a newline */
-  return 0;
+    g->bad_line = out_line(g); /* a last token without a newline */
+  /* held lines that no header row followed, in their order; after a header
+     row cut short (no newline), on a line of their own */
+  const int cut = g->header && !g->line_start && g->held_len && fputc('\n', g->to) == EOF;
+  const int failed = cut || gate_release(g) != 0 || fflush(g->to) != 0;
+  free(g->held);
+  g->held = NULL;
+  return failed ? -1 : 0;
 }
 
 static int gate_open(bafu_table *t, int checked) {
-  t->gt = (gate){.to = t->f, .line_start = 1, .comment = !checked, .off = !checked};
+  t->gt = (gate){.to = t->f, .line_start = 1, .off = !checked, .hold = checked};
   static const cookie_io_functions_t io = {.write = gate_write, .close = gate_close};
   return (t->g = fopencookie(&t->gt, "w", io)) != NULL;
 }
@@ -388,6 +466,7 @@ static bafu_status gate_shut(bafu_table *t) {
   const int failed = fclose(t->g) != 0;
   const int e = errno;
   t->g = NULL;
+  if (t->gt.nomem) return bafu_error(BAFU_ENOMEM, "out of memory");
   if (t->gt.bad_line && t->path)
     return bafu_error(BAFU_ENUMERIC, "'%s' would hold a non-finite number (nan or inf) at line %zu; it is not written",
                       t->path, t->gt.bad_line);

@@ -39,13 +39,17 @@ mv "$data" "$dir/data" && mv "$plots" "$dir/plots"
 tables=("$dir"/data/*.dat)
 [[ ${#tables[@]} -ge 21 ]] && passes=$((passes + 1)) || { echo "FAIL: only ${#tables[@]} tables"; fails=$((fails + 1)); }
 for t in "${tables[@]}"; do
-  # every non-comment, non-blank line: either a header (first after a comment
-  # block) or numbers; the numeric rows match the header's field count
+  # doc/tables.md: the first line of the file, and the first after the two
+  # blank lines that end a series, is a header row of names (no '#' line
+  # before it); every other non-comment, non-blank line is numbers, as many
+  # as its header has names
   if awk '
-    /^#/ || NF == 0 { expect_header = 1; next }
-    expect_header { nf = NF; expect_header = 0; headers++; next }
-    { if (NF != nf) bad = 1; for (i = 1; i <= NF; i++) if ($i !~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/) bad = 1; rows++ }
     BEGIN { expect_header = 1 }
+    NF == 0 { if (++blanks >= 2) expect_header = 1; next }
+    { blanks = 0 }
+    /^#/ { if (expect_header) bad = 1; next }
+    expect_header { nf = NF; expect_header = 0; headers++; for (i = 1; i <= NF; i++) if ($i !~ /^[A-Za-z_][A-Za-z0-9_]*$/) bad = 1; next }
+    { if (NF != nf) bad = 1; for (i = 1; i <= NF; i++) if ($i !~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/) bad = 1; rows++ }
     END { exit !(headers >= 1 && rows >= 3 && !bad) }' "$t" && grep -q '^# command:' "$t"; then
     passes=$((passes + 1))
   else

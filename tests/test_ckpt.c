@@ -355,6 +355,84 @@ START_TEST(test_table_gate) {
 }
 END_TEST
 
+/* ---- the tables' gate: each series' header row comes first ---- */
+
+/* `in` written to a table (`table` 1) or a plain file (0), in pieces of
+ * `chunk` bytes each flushed through the gate (0: at once), equals `want`. */
+static void check_order(int table, const char *in, size_t chunk, const char *want) {
+  char p[256];
+  path_of(p, "order.dat");
+  bafu_table *t;
+  ck_assert_int_eq(table ? bafu_table_open(p, &t) : bafu_file_open(p, &t), BAFU_OK);
+  FILE *f = bafu_table_stream(t);
+  const size_t n = strlen(in);
+  for (size_t i = 0; i < n; i += chunk ? chunk : n) {
+    const size_t k = chunk && n - i > chunk ? chunk : n - i;
+    ck_assert_uint_eq(fwrite(in + i, 1, k, f), k);
+    if (chunk) fflush(f);
+  }
+  ck_assert_int_eq(bafu_table_commit(t), BAFU_OK);
+  size_t len;
+  char *got = slurp(p, &len);
+  ck_assert_msg(strcmp(got, want) == 0, "chunk %zu: wrote\n%s\nwanted\n%s", chunk, got, want);
+  free(got);
+  unlink(p);
+}
+
+START_TEST(test_table_header_first) {
+  static const struct {
+    int table;
+    const char *in, *want;
+  } cases[] = {
+      /* the metadata of a command, then its header: the header goes first */
+      {1, "# what\n# seed: 1\nlayer a\n1 2\n2 3\n", "layer a\n# what\n# seed: 1\n1 2\n2 3\n"},
+      /* already first: unchanged; '#' lines between and after the rows stay in place */
+      {1, "x y\n# a\n1 2\n# between\n3 4\n# after\n", "x y\n# a\n1 2\n# between\n3 4\n# after\n"},
+      /* every series: the lines after two blank lines, up to its header, follow the header */
+      {1, "# file\n# s0\nx y\n1 2\n\n\n# s1\nx z\n3 4\n\n\nx w\n# s2\n5 6\n",
+       "x y\n# file\n# s0\n1 2\n\n\nx z\n# s1\n3 4\n\n\nx w\n# s2\n5 6\n"},
+      /* one blank line does not end a series */
+      {1, "x y\n1 2\n\n# c\n3 4\n", "x y\n1 2\n\n# c\n3 4\n"},
+      /* blank lines before a header are held with the '#' lines, in their order */
+      {1, "# a\n\n# b\nx y\n1 2\n", "x y\n# a\n\n# b\n1 2\n"},
+      /* no header at all: everything as it came, at the commit */
+      {1, "# only\n# comments\n", "# only\n# comments\n"},
+      {1, "x y\n1 2\n\n\n# trailing\n", "x y\n1 2\n\n\n# trailing\n"},
+      /* a header cut short (no newline) still ends on a line of its own */
+      {1, "# a\nx y", "x y\n# a\n"},
+      /* not a table: every byte in order */
+      {0, "# state\nx y\n", "# state\nx y\n"},
+  };
+  const size_t chunks[] = {0, 1, 2, 3, 7};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; ++i)
+    for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; ++c) check_order(cases[i].table, cases[i].in, chunks[c], cases[i].want);
+  /* through bafu_table_meta and bafu_table_provenance, as every command writes */
+  char p[256];
+  path_of(p, "order.dat");
+  bafu_table *t;
+  ck_assert_int_eq(bafu_table_open(p, &t), BAFU_OK);
+  bafu_table_meta(t, "bafu test: a table");
+  char *argv[] = {"bafu", "test"};
+  bafu_table_provenance(t, 2, argv);
+  fputs("layer a\n1 2\n", bafu_table_stream(t));
+  ck_assert_int_eq(bafu_table_commit(t), BAFU_OK);
+  size_t len;
+  char *got = slurp(p, &len);
+  static const char head[] = "layer a\n# bafu test: a table\n# generator: bafu ";
+  ck_assert_msg(strncmp(got, head, sizeof head - 1) == 0, "%s", got);
+  ck_assert_ptr_nonnull(strstr(got, "\n# command: bafu test\n# date: "));
+  ck_assert_msg(len > 4 && strcmp(got + len - 4, "1 2\n") == 0, "%s", got);
+  free(got);
+  /* a non-finite number is reported at its line in the file as written: the
+     header of series 1 (line 7 as written to the stream) is line 6 of the file */
+  ck_assert_int_eq(write_table(p, 1, "x y\n1 2\n\n\n# c\nnan y\n"), BAFU_ENUMERIC);
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "line 6"));
+  ck_assert_int_eq(write_table(p, 1, "# b\nx y\n1 inf\n"), BAFU_ENUMERIC);
+  ck_assert_ptr_nonnull(strstr(bafu_last_error(), "line 4"));
+  unlink(p);
+}
+END_TEST
+
 /* ---- a runtime's crash handler (MPI's) runs after the temporaries are removed ---- */
 
 static const char *marker_path;
@@ -506,6 +584,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_train_semantics);
   tcase_add_test(tc, test_text);
   tcase_add_test(tc, test_table_gate);
+  tcase_add_test(tc, test_table_header_first);
   tcase_add_test(tc, test_crash_chain);
   tcase_add_test(tc, test_text_reader);
   tcase_add_test(tc, test_parse_double);

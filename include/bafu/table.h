@@ -1,14 +1,27 @@
 /* bafu/table.h: self-describing data tables and other output files, written
  * safely.
  *
- * Format: '#' lines of metadata (command line, version, seed, ...), then one
- * header row of column names, then rows; series are separated by two blank
- * lines (gnuplot's `index`).
+ * Format (doc/tables.md): the first line of the file is the header row of
+ * column names, then '#' lines of metadata (command line, version, seed, ...),
+ * then rows; series are separated by two blank lines (gnuplot's `index`) and
+ * each starts with its own header row. So numpy.genfromtxt(path, names=True)
+ * and pandas.read_csv(path, sep=r"\s+", comment="#") read a table of one
+ * series as it is.
+ *
+ * Header first: a command writes its metadata (bafu_table_meta,
+ * bafu_table_provenance, or '#' lines of its own) and then the header row,
+ * in whatever order it finds natural; the stream holds back the '#' and
+ * blank lines written before the first non-comment line of the file, and of
+ * each series (the first after two blank lines), and writes them right
+ * after that line, in their order. Every other line keeps its place ('#'
+ * lines between rows, after the rows). Lines held when no header follows
+ * are written at commit (or abort) as they came.
  *
  * Rows: no table holds nan or inf. The stream handed out watches every data
  * line (not the '#' lines) for a number printed as nan or inf (any case,
  * any sign); a table that got one fails at bafu_table_commit (BAFU_ENUMERIC,
- * naming the line) and, as a file, is not renamed into place. This is the
+ * naming the line of the file as written) and, as a file, is not renamed
+ * into place. This is the
  * last defence behind the checks of each computation.
  *
  * Writing: the path is resolved first (symbolic links followed to their
@@ -61,7 +74,10 @@ bafu_status bafu_table_open(const char *path, bafu_table **out);
 bafu_status bafu_file_open(const char *path, bafu_table **out);
 
 /* The stream to write rows to, owned by the table (do not fclose it), valid
- * until commit or abort. Write errors are reported by bafu_table_commit. */
+ * until commit or abort. Write errors are reported by bafu_table_commit.
+ * '#' and blank lines before a series' header row reach the file after it
+ * (see the format above); bafu_file_open's stream passes every byte in
+ * order. */
 FILE *bafu_table_stream(bafu_table *t);
 
 /* One "# ..." metadata line (printf-style, no newline needed). Control
@@ -78,11 +94,12 @@ void bafu_table_meta(bafu_table *t, const char *fmt, ...)
  * bafu_table_meta), date (UTC). No status, as bafu_table_meta. */
 void bafu_table_provenance(bafu_table *t, int argc, char **argv);
 
-/* Flush, check for write errors, fsync, give the old file's mode and rename
- * into place; frees t (not NULL). Written through (a device): flush and close.
- * For stdout: flush and check only (stdout stays open). BAFU_EIO on a write,
- * flush, fsync, chmod, close or rename error (the temporary file is then
- * removed and t freed all the same). */
+/* Flush (lines still held are written as they came), check for write
+ * errors, fsync, give the old file's mode and rename into place; frees t (not
+ * NULL). Written through (a device): flush and close. For stdout: flush and
+ * check only (stdout stays open). BAFU_EIO on a write, flush, fsync, chmod,
+ * close or rename error (the temporary file is then removed and t freed all
+ * the same); BAFU_ENOMEM if the held lines could not be stored. */
 bafu_status bafu_table_commit(bafu_table *t);
 
 /* Discard: close and remove the temporary file; frees t. NULL-safe. For

@@ -1,6 +1,8 @@
-"""bafu tables: '#' metadata lines, one header row, rows; series separated
+"""bafu tables (doc/tables.md): each series starts with its header row of
+column names, then its '#' metadata lines, then rows; series are separated
 by two blank lines. Read into numpy structured arrays, and written back in
-the command line's formats."""
+the command line's formats. read_table also reads the older layout, '#'
+lines before the header."""
 
 import re
 
@@ -116,8 +118,9 @@ def _series(header, rows, comments, where):
 def read_table(path):
     """Read any bafu table (a path, or a file object): a Tables, one Table
     per series (two blank lines end a series), each a structured array with
-    the '#' lines of its series parsed into .meta; Tables.meta is the first
-    series' (the file's metadata). Columns of integers are int64, of other
+    the '#' lines of its series (before or after its header row, wherever
+    they stand) parsed into .meta; Tables.meta is the first series' (the
+    file's metadata). Columns of integers are int64, of other
     numbers float64, anything else str. ValueError for a row whose length
     differs from its header's."""
     if hasattr(path, "read"):
@@ -164,9 +167,10 @@ def _format(fmt, v):
 
 
 def write_table(table, path=None):
-    """The text of a Table or Tables as the command line writes it ('#'
-    lines, header, rows in each column's format; series separated by two
-    blank lines); written to `path` if given. Returns the text."""
+    """The text of a Table or Tables as the command line writes it (for
+    each series: its header row, its '#' lines, its rows in each column's
+    format; series separated by two blank lines); written to `path` if
+    given. Returns the text."""
     series = table if isinstance(table, list) else [table]
     out = []
     for k, t in enumerate(series):
@@ -175,9 +179,9 @@ def write_table(table, path=None):
         lines = t.meta["comments"] if t.meta else []
         if isinstance(table, list) and k == 0 and table.meta is not t.meta:
             lines = table.meta["comments"]
-        out.extend("# %s\n" % c for c in lines)
         names = t.dtype.names
         out.append(" ".join(names) + "\n")
+        out.extend("# %s\n" % c for c in lines)
         fmts = []
         for name in names:
             f = (t.formats or {}).get(name)

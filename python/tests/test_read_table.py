@@ -1,5 +1,5 @@
-"""read_table on every command's output: '#' metadata, header, rows, and
-tables of several series."""
+"""read_table on every command's output: header row, '#' metadata, rows, and
+tables of several series; and on the older layout ('#' lines first)."""
 
 import glob
 import io
@@ -104,6 +104,29 @@ def test_write_read_round_trip(tmp_path):
     assert r.dtype.names == t.dtype.names
     for name in t.dtype.names:
         assert [t.formats[name] % v for v in r[name]] == [t.formats[name] % v for v in t[name]]
+
+
+def test_both_layouts(cli):
+    """A table as bafu writes it (each series' header row first) and the same
+    with the '#' lines moved before the header rows, as tables were written
+    before: the same columns, values and metadata."""
+    _, out, _ = cli("spectrum", "--width", 16, "--depth", 2, "--bins", 10)
+    blocks = out.split("\n\n\n")
+    assert all(not b.startswith("#") for b in blocks)
+    old = []
+    for b in blocks:
+        lines = b.split("\n")
+        k = 1
+        while k < len(lines) and lines[k].startswith("#"):
+            k += 1
+        old.append("\n".join(lines[1:k] + lines[:1] + lines[k:]))
+    assert old[0].startswith("# bafu spectrum")
+    new, before = read(out), read("\n\n\n".join(old))
+    assert len(new) == len(before) == 2
+    for a, b in zip(new, before):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+        assert a.meta == b.meta
+    assert new.meta["seed"] == 1
 
 
 def test_malformed():
