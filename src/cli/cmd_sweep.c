@@ -400,15 +400,20 @@ int cmd_sweep(int argc, char **argv) {
                          "theory/moments.md)");
       bafu_table_provenance(t, argc + 1, argv - 1);
       bafu_table_meta(t, "grid: %s", desc);
-      const char *hdr = bafu_sweep_header(s), *axes_end = strstr(hdr, " layer "); /* "point <axes> layer ..." */
+      const char *hdr = bafu_sweep_header(s), *axes_end = strstr(hdr, bafu_sweep_task(s) ? " step epoch final layer " : " layer ");
+      /* "point <axes> layer ..." */
       bafu_table_meta(t, "points: Cartesian product, axis order %.*s (last fastest)",
                       axes_end ? (int)(axes_end - hdr - 6) : 0, hdr + 6);
       if (bafu_sweep_task(s))
         bafu_table_meta(t, "columns: those of bafu train's table at each logged step (theory/engine.md 6); one blank "
                            "line between points");
-      else
+      else if (!strstr(hdr, " signal ") && !strstr(hdr, "identity_residual_mc")) /* the words of earlier tables */
         bafu_table_meta(t, "columns: <q>_mc = mean over draws, <q>_mc_se = its standard error, <q>_theory = "
                            "bafu theory's prediction (batch 1, probe)");
+      else
+        bafu_table_meta(t, "columns: <q>_mc = mean over draws (bafu mc's <q>), <q>_mc_se = its standard error, "
+                           "identity_residual_mc = the largest over draws, <q>_theory = bafu theory's prediction for "
+                           "the point's network (one input)");
       FILE *f = bafu_table_stream(t);
       fprintf(f, "%s\n", bafu_sweep_header(s));
       for (size_t k = 0, any = 0; k < r.n; ++k) /* one blank line between points: gnuplot breaks its lines there */
