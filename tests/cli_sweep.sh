@@ -212,6 +212,11 @@ if "$BAFU" sweep --help | grep -q "built with MPI: yes"; then
     if diff <(grep -v '^# date:\|^# command:' "$tmp/serial.dat") \
       <(grep -v '^# date:\|^# command:' "$tmp/mpi.dat" 2>/dev/null) >/dev/null; then ok
     else bad "mpirun -n 2: '#' lines other than date/command differ"; fi
+    # a training grid: rank 0 hands out bafu train runs; the same table as the serial run's
+    if mpirun --allow-run-as-root --oversubscribe -n 2 "$BAFU" sweep "$tmp/train.txt" --out "$tmp/mpitrain.dat" \
+      >"$tmp/mpiout" 2>&1 && diff <(grep -v '^# date:\|^# command:' "$tmp/train.dat") \
+      <(grep -v '^# date:\|^# command:' "$tmp/mpitrain.dat") >/dev/null; then ok
+    else bad "mpirun -n 2, training grid: table differs from the serial one: $(cat "$tmp/mpiout")"; fi
     # a crash signal on rank 0 (Open MPI handles SIGSEGV itself): the temporary table is removed
     printf 'width = 1024\ndepth = 64 128 256\nseeds = 64\n' >"$tmp/long.txt"
     mkdir "$tmp/crash"
@@ -267,6 +272,24 @@ printf '%s %s\n1 mlp 24 3' "$line" "$(printf '%s' "$line" | crc32hex)" >>"$tmp/r
 "$BAFU" sweep "$tmp/slow.txt" --out "$tmp/r.dat" --resume 2>"$tmp/err"
 if [[ $? -eq 0 ]] && diff <(strip "$tmp/slow.dat") <(strip "$tmp/r.dat") >/dev/null && [[ ! -e $tmp/r.dat.ckpt ]]; then ok
 else bad "resume after $have points: table differs or checkpoint kept: $(cat "$tmp/err")"; fi
+# a training grid interrupted once 2 points are in: the points done are taken from
+# the checkpoint, the one cut short starts again, the table is the uninterrupted one
+printf 'task = train\ndata = teacher\nwidth = 128\ndepth = 4\ntrain_size = 4096\ntest_size = 256\nbatch = 32\nepochs = 1\nlog_every = 32\nteacher_width = 64\nseed = 1 2 3 4 5 6 7 8\n' >"$tmp/tslow.txt"
+"$BAFU" sweep "$tmp/tslow.txt" --out "$tmp/tslow.dat" 2>/dev/null
+"$BAFU" sweep "$tmp/tslow.txt" --out "$tmp/tr.dat" 2>/dev/null &
+pid=$!
+for _ in $(seq 1 4000); do
+  [[ -e $tmp/tr.dat.ckpt ]] && [[ $(grep -ac '^point ' "$tmp/tr.dat.ckpt") -ge 2 ]] && break
+  sleep 0.005
+done
+kill -TERM $pid 2>/dev/null
+wait $pid
+have=$(grep -ac '^point ' "$tmp/tr.dat.ckpt" 2>/dev/null)
+if [[ -e $tmp/tr.dat.ckpt && ! -e $tmp/tr.dat && $have -ge 2 && $have -lt 8 ]]; then ok
+else bad "interrupted training grid: table left or checkpoint missing ($have points)"; fi
+"$BAFU" sweep "$tmp/tslow.txt" --out "$tmp/tr.dat" --resume 2>"$tmp/err"
+if [[ $? -eq 0 ]] && diff <(strip "$tmp/tslow.dat") <(strip "$tmp/tr.dat") >/dev/null && [[ ! -e $tmp/tr.dat.ckpt ]]; then ok
+else bad "training grid resumed after $have points: table differs or checkpoint kept: $(cat "$tmp/err")"; fi
 # a checkpoint written by hand: points 2 and 5 from the serial table's rows
 # (mark != 0: point 2's last column replaced by 12345)
 # The grid line is the grid's exact fingerprint (numbers as hex floats): it is
