@@ -436,19 +436,6 @@ static int find_key(const char *key) {
   return -1;
 }
 
-/* The unknown-key message's list: every key, axes then run settings. */
-static void known_keys(char *buf, size_t size) {
-  size_t na, used = 0;
-  const bafu_param *const *ax = axes(&na);
-  buf[0] = '\0';
-  for (size_t i = 0; i < na + RUN_COUNT && used < size; ++i) {
-    const char *name = i < na ? ax[i]->name : run_names[i - na];
-    if (i < na && strcmp(name, "seed") == 0) continue; /* listed as a run setting */
-    const int m = snprintf(buf + used, size - used, "%s%s", i ? " " : "", name);
-    if (m > 0) used += (size_t)m;
-  }
-}
-
 /* Append the tokens of a line (after '=') to *text, space-separated. */
 static int keep_text(char **text, const char *t) {
   const size_t old = *text ? strlen(*text) : 0, n = strlen(t);
@@ -484,9 +471,20 @@ static bafu_status read_settings(const char *path, setting *set, int *nsettings)
     snprintf(key, sizeof key, "%s", tok);
     const int k = find_key(key);
     if (k < 0) {
-      char known[2048];
-      known_keys(known, sizeof known);
-      st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: unknown key (known: %s)", path, lineno, key[0] ? key : "=", known);
+      char hint[160], alt[64];
+      snprintf(alt, sizeof alt, "%s", key);
+      for (char *c = alt; *c; ++c)
+        if (*c == '-') *c = '_';
+      if (strcmp(alt, key) != 0 && find_key(alt) >= 0)
+        snprintf(hint, sizeof hint, "did you mean %s? keys are named as in the parameter table", alt);
+      else if (strcmp(key, "loss") == 0 || strcmp(key, "probe") == 0)
+        snprintf(hint, sizeof hint, "the backward signal is the key signal: probe mse xent");
+      else if (strcmp(key, "input") == 0)
+        snprintf(hint, sizeof hint, "a grid draws its inputs, inputs = dense onehot; a batch from a file is bafu mc "
+                                    "--input");
+      else
+        snprintf(hint, sizeof hint, "bafu sweep --help lists the keys");
+      st = bafu_error(BAFU_EPARSE, "%s:%zu: %s: unknown key (%s)", path, lineno, key[0] ? key : "=", hint);
       break;
     }
     if (!eq) { /* '=' must be the next token or start it */
@@ -658,7 +656,7 @@ static bafu_status check_point(const bafu_sweep *s, size_t k) {
   if (!st) st = s->task ? bafu_train_config_check(&c) : bafu_net_params_check(p);
   if (!st && s->theory && (p->batch != 1 || p->signal == BAFU_SIGNAL_XENT))
     st = bafu_error(BAFU_EINVAL, "bafu theory has no per-layer prediction for %s (select columns without _theory, "
-                                 "e.g. columns = cos_theta_mc cos_theta_mc_se)",
+                                 "e.g. columns = cos_theta_mc,cos_theta_mc_se)",
                     p->batch != 1 ? "batch > 1" : "signal = xent");
   if (!st) {
     const double bytes = s->task ? (double)bafu_net_memory_bytes(p)

@@ -336,7 +336,9 @@ int cmd_sweep(int argc, char **argv) {
 #endif
   bafu_status rs;
   if (rc == 0 && (rs = bafu_sweep_read_columns(pos[0], columns, &s))) {
-    fprintf(stderr, "bafu sweep: %s\n", cli_error());
+    /* a grid file's messages speak its keys; only --columns is an option here */
+    const char *m = bafu_last_error();
+    fprintf(stderr, "bafu sweep: %s\n", strncmp(m, "columns: ", 9) == 0 ? cli_error() : m);
     rc = rs == BAFU_ENOMEM ? 1 : 2; /* an unreadable or bad grid file is a bad request */
   }
   /* rank 0 opens the output before any work so a bad path fails at once */
