@@ -664,7 +664,8 @@ static bafu_status pair_sweep(const bafu_net_params *p, const bafu_layout *lay, 
                                   .own_diag = o.own_d,
                                   .own = o.own_o,
                                   .bwd_diag = fac[2 * j],
-                                  .bwd = fac[2 * j + 1]};
+                                  .bwd = fac[2 * j + 1],
+                                  .ntk_corr = x.theta_d != 0 ? x.theta_o / x.theta_d : 0};
     if (fn(&out, ctx)) break;
   }
   return BAFU_OK;

@@ -5,14 +5,11 @@
 #include <fftw3.h>
 #include <gsl/gsl_math.h> /* M_PI in strict C11 */
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bafu/net.h"
-
-/* FFTW's planner is not thread-safe; plans are made and destroyed under this lock. */
-static pthread_mutex_t planner = PTHREAD_MUTEX_INITIALIZER;
+#include "planner.h"
 
 /* The largest grid tried; a wider range of variances falls back to quadrature. */
 #define MG_MAX_POINTS ((size_t)1 << 20)
@@ -101,10 +98,10 @@ bafu_status mg_alloc(bafu_act act, const double *q, size_t L, int norm, mask_gri
     const double w = 2 * M_PI * (double)k / (2 * X);
     g->decay[k] = 0.5 * w * w;
   }
-  pthread_mutex_lock(&planner);
+  planner_lock();
   g->fwd = fftw_plan_dft_r2c_1d((int)G, g->tmp, g->F, FFTW_ESTIMATE);
   g->bwd = fftw_plan_dft_c2r_1d((int)G, g->F, g->tmp, FFTW_ESTIMATE);
-  pthread_mutex_unlock(&planner);
+  planner_unlock();
   if (!g->fwd || !g->bwd) {
     mg_free(g);
     return bafu_error(BAFU_ENOMEM, "FFTW could not plan a transform of %zu points", G);
@@ -115,10 +112,10 @@ bafu_status mg_alloc(bafu_act act, const double *q, size_t L, int norm, mask_gri
 
 void mg_free(mask_grid *g) {
   if (!g) return;
-  pthread_mutex_lock(&planner);
+  planner_lock();
   if (g->fwd) fftw_destroy_plan(g->fwd);
   if (g->bwd) fftw_destroy_plan(g->bwd);
-  pthread_mutex_unlock(&planner);
+  planner_unlock();
   fftw_free(g->tmp);
   fftw_free(g->F);
   free(g->x);

@@ -463,11 +463,20 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int masks, b
   for (size_t i = 0; i < J; ++i) {
     const double rows = (p->signal != BAFU_SIGNAL_PROBE && i + 1 == J) ? (double)p->outputs : n;
     out[i].sensitivity = out[i].decay / (sqrt(out[i].back * btop) * out[i].cos_theta * sqrt(rows)) / D;
+    out[i].backward_norm = sqrt(out[i].back);
+    out[i].loss_decay = out[i].m1 * out[i].back;
+    out[i].feature_speed = sqrt(out[i].m2 * out[i].back);
     if (i >= first_trained && (!isfinite(out[i].decay) || !isfinite(out[i].sensitivity)))
       return bafu_error(BAFU_ENUMERIC, "moments %s at layer %d: the loss decay is %g", out[i].decay == 0 || D == 0 ? "underflowed" : "overflowed",
                         out[i].label, out[i].decay);
   }
   return BAFU_OK;
+}
+
+double bafu_moments_input_x2(const double *x, size_t d) {
+  double x2 = 0;
+  for (size_t i = 0; x && i < d; ++i) x2 += x[i] * x[i];
+  return x2;
 }
 
 double bafu_moments_memory_bytes(const bafu_net_params *p) {

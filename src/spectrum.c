@@ -5,6 +5,8 @@
  * its public accessors only. */
 #include "bafu/spectrum.h"
 
+#include "planner.h"
+
 #include <gsl/gsl_math.h>
 
 #include <cblas.h>
@@ -229,6 +231,7 @@ static void dense_moments(bafu_spec_dense *ws, const bafu_net *net, size_t j, si
   o->m2 = fro2 / (double)n;
   o->defined = tr > 0 && nb > 0 && nkb > 0;
   o->cos_theta = o->defined ? bkb / (nb * nkb) : 0.0;
+  o->cos_spectral = o->m2 > 0 ? o->m1 / sqrt(o->m2) : 0.0;
 }
 
 /* Exact symmetry of an n x n matrix (rounding of the two products). */
@@ -422,7 +425,11 @@ static void kpm_tick(bafu_spec_kpm *ws) {
 
 void bafu_spec_kpm_free(bafu_spec_kpm *ws) {
   if (!ws) return;
-  if (ws->plan) fftw_destroy_plan(ws->plan);
+  if (ws->plan) {
+    planner_lock();
+    fftw_destroy_plan(ws->plan);
+    planner_unlock();
+  }
   fftw_free(ws->dct_in);
   fftw_free(ws->dct_out);
   free(ws->first);
@@ -488,7 +495,9 @@ bafu_status bafu_spec_kpm_alloc(const bafu_net *net, const bafu_kpm_params *kp, 
   }
   row_units(net, ws->first);
   /* plan once (FFTW_ESTIMATE does not touch the arrays); DCT-III = REDFT01 */
+  planner_lock();
   ws->plan = fftw_plan_r2r_1d((int)npts, ws->dct_in, ws->dct_out, FFTW_REDFT01, FFTW_ESTIMATE);
+  planner_unlock();
   if (!ws->plan) {
     bafu_spec_kpm_free(ws);
     return bafu_error(BAFU_ENUMERIC, "FFTW could not plan a DCT of size %zu", npts);
@@ -728,4 +737,37 @@ double bafu_spec_w1(double (*cdf)(const void *ctx, double x), const void *ctx, c
     w += fabs(cdf(ctx, x) - (double)cnt / (double)n) * h;
   }
   return w;
+}
+
+double bafu_spec_kantorovich(double lo, double hi) {
+  if (!(lo > 0 && hi >= lo && isfinite(hi))) return NAN;
+  return 2 * sqrt(lo * hi) / (lo + hi);
+}
+
+bafu_status bafu_spec_histogram(const double *ev, size_t n, size_t bins, int log_bins, double *x, double *density,
+                                double *width, size_t *zeros) {
+  if (!n || !bins) return bafu_error(BAFU_EINVAL, "histogram: no eigenvalues or no bins");
+  /* geometric bins need x > 0: zero eigenvalues are an atom at 0 */
+  size_t z = 0;
+  while (log_bins && z < n && ev[z] == 0) ++z;
+  *zeros = z;
+  if (log_bins && z == n) return bafu_error(BAFU_ENUMERIC, "log_bins: every eigenvalue is 0 (nothing to bin on a log axis)");
+  double lo = ev[z], hi = ev[n - 1];
+  const double min_span = 1e-9 * fmax(fabs(lo), fabs(hi));
+  if (hi != 0 && !(min_span / (double)bins >= DBL_MIN))
+    return bafu_error(BAFU_ENUMERIC, "the eigenvalues (largest %g) are too close to 0 to bin: underflow; increase "
+                                     "sigma_w2 or reduce the depth", hi);
+  if (!(hi - lo >= min_span)) hi = hi == 0 ? 1e-12 : lo + min_span;
+  size_t i = z;
+  for (size_t b = 0; b < bins; ++b) { /* bin b = [e0, e1); the last one closed */
+    const double t0 = (double)b / (double)bins, t1 = (double)(b + 1) / (double)bins;
+    const double e0 = log_bins ? lo * pow(hi / lo, t0) : lo + t0 * (hi - lo);
+    const double e1 = b + 1 == bins ? hi : log_bins ? lo * pow(hi / lo, t1) : lo + t1 * (hi - lo);
+    size_t c = 0;
+    while (i < n && (ev[i] < e1 || b + 1 == bins)) ++i, ++c;
+    x[b] = 0.5 * (e0 + e1);
+    density[b] = (double)c / ((double)n * (e1 - e0));
+    width[b] = e1 - e0;
+  }
+  return BAFU_OK;
 }

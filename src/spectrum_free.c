@@ -605,3 +605,13 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
   if (layer == 0) atom_only(ws, K->t[0]);
   return BAFU_OK;
 }
+
+void bafu_free_moments(const bafu_free_layer *info, size_t count, bafu_spec_moments *out) {
+  for (size_t j = 0; j < count; ++j) {
+    out[j].label = info[j].label;
+    out[j].m1 = info[j].m1;
+    out[j].m2 = info[j].m2;
+    out[j].defined = info[j].m1 > 0;
+    out[j].cos_theta = out[j].cos_spectral = out[j].defined ? info[j].m1 / sqrt(info[j].m2) : 0;
+  }
+}

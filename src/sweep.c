@@ -867,10 +867,10 @@ static bafu_status run_mc_point(const bafu_sweep *s, size_t k, int threads, cons
       const int kind = s->col[i] % 3;
       if (kind == COL_MC) v[i] = q == BAFU_Q_IDRES ? mx[q] : mean[q];
       else if (kind == COL_SE) v[i] = se[q];
-      else if (q == BAFU_Q_COS) v[i] = th[j].cos_theta; /* bafu theory's columns, its formulas */
-      else if (q == BAFU_Q_SPEED) v[i] = sqrt(th[j].m2 * th[j].back);
-      else if (q == BAFU_Q_BNORM) v[i] = sqrt(th[j].back);
-      else if (q == BAFU_Q_DECAY) v[i] = th[j].m1 * th[j].back;
+      else if (q == BAFU_Q_COS) v[i] = th[j].cos_theta; /* bafu theory's columns (bafu/moments.h) */
+      else if (q == BAFU_Q_SPEED) v[i] = th[j].feature_speed;
+      else if (q == BAFU_Q_BNORM) v[i] = th[j].backward_norm;
+      else if (q == BAFU_Q_DECAY) v[i] = th[j].loss_decay;
       else v[i] = th[j].sensitivity;
       if (!isfinite(v[i])) {
         char b[64];

@@ -4,6 +4,8 @@
  * matrix, KPM against the dense spectrum, the free-probability limit against
  * the moment recursion, Fuss-Catalan laws, and convergence in width. */
 #include <check.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -297,6 +299,45 @@ START_TEST(test_kpm_apply_matches_dense) {
 }
 END_TEST
 
+/* FFTW's planner is global and not thread-safe: the KPM's DCT plans and the
+ * moment theory's convolution grid (theory/moments.md 2.9) make and destroy
+ * plans under one lock. Two threads doing both at once, many times, with plans
+ * of varying sizes; without the shared lock this corrupts FFTW's planner
+ * (crashes, or sanitizer reports in the ASan build). */
+static void *planner_worker(void *arg) {
+  const int id = *(const int *)arg;
+  bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_RELU, 16, 2);
+  bafu_net *net = make_net(&p, 3 + (uint64_t)id, 1);
+  bafu_net_params r = base(BAFU_ARCH_RESNET, BAFU_ACT_TANH, 64, 6); /* the convolution grid's plans */
+  r.sigma_w2 = 1;
+  bafu_moments_layer o[8];
+  intptr_t bad = 0;
+  for (int it = 0; it < 150 && !bad; ++it) {
+    bafu_kpm_params kp = bafu_kpm_params_default();
+    kp.moments = 16 + (size_t)(it % 7);
+    kp.points = 2 * kp.moments + (size_t)id;
+    kp.vectors = 1;
+    bafu_spec_kpm *kw;
+    if (bafu_spec_kpm_alloc(net, &kp, &kw)) bad = 1;
+    else bafu_spec_kpm_free(kw);
+    if (it % 10 == id && bafu_moments_run(&r, 0, o)) bad = 2;
+  }
+  bafu_net_free(net);
+  return (void *)bad;
+}
+
+START_TEST(test_planner_threads) {
+  pthread_t th[2];
+  int ids[2] = {0, 1};
+  for (int i = 0; i < 2; ++i) ck_assert_int_eq(pthread_create(&th[i], NULL, planner_worker, &ids[i]), 0);
+  for (int i = 0; i < 2; ++i) {
+    void *ret;
+    ck_assert_int_eq(pthread_join(th[i], &ret), 0);
+    ck_assert_msg(ret == NULL, "thread %d failed (%ld): %s", i, (long)(intptr_t)ret, bafu_last_error());
+  }
+}
+END_TEST
+
 static double kpm_cdf(const void *ctx, double x) { return bafu_spec_kpm_cdf(ctx, x); }
 
 /* KPM against the dense spectrum of the same draw: Wasserstein-1 distance
@@ -576,6 +617,43 @@ START_TEST(test_width_convergence) {
 }
 END_TEST
 
+/* The histogram: equal bins count every eigenvalue once (the last bin closed),
+ * densities integrate to 1; geometric bins put the exact zeros in an atom and
+ * cover the rest; the Kantorovich bound holds for a spectrum of two values
+ * (where it is attained) and is NAN outside its domain. */
+START_TEST(test_histogram_and_kantorovich) {
+  const double ev[] = {1, 1, 2, 3, 3.5, 4};
+  double x[3], d[3], w[3];
+  size_t zeros = 9;
+  ck_assert_int_eq(bafu_spec_histogram(ev, 6, 3, 0, x, d, w, &zeros), BAFU_OK);
+  ck_assert_uint_eq(zeros, 0);
+  /* bins [1, 2), [2, 3), [3, 4]: counts 2, 1, 3 */
+  const double counts[] = {2, 1, 3};
+  double integral = 0;
+  for (int b = 0; b < 3; ++b) {
+    ck_assert_double_eq_tol(w[b], 1.0, 1e-15);
+    ck_assert_double_eq_tol(x[b], 1.5 + b, 1e-15);
+    ck_assert_double_eq_tol(d[b], counts[b] / 6.0, 1e-15);
+    integral += d[b] * w[b];
+  }
+  ck_assert_double_eq_tol(integral, 1.0, 1e-15);
+  const double evz[] = {0, 0, 1, 10, 100};
+  ck_assert_int_eq(bafu_spec_histogram(evz, 5, 2, 1, x, d, w, &zeros), BAFU_OK);
+  ck_assert_uint_eq(zeros, 2);
+  /* geometric bins [1, 10), [10, 100]: counts 1, 2 */
+  ck_assert_double_eq_tol(w[0], 9.0, 1e-13);
+  ck_assert_double_eq_tol(w[1], 90.0, 1e-12);
+  ck_assert_double_eq_tol(d[0] * w[0], 1.0 / 5, 1e-15);
+  ck_assert_double_eq_tol(d[1] * w[1], 2.0 / 5, 1e-15);
+  const double allzero[] = {0, 0};
+  ck_assert_int_eq(bafu_spec_histogram(allzero, 2, 4, 1, x, d, w, &zeros), BAFU_ENUMERIC);
+  ck_assert_int_eq(bafu_spec_histogram(ev, 0, 3, 0, x, d, w, &zeros), BAFU_EINVAL);
+  /* M = diag(1, 9), b = (3, 1): <b, M b> / (|b| |M b|) = 18 / (sqrt(10) sqrt(90)) = 0.6 = 2 sqrt(9) / 10 */
+  ck_assert_double_eq_tol(bafu_spec_kantorovich(1, 9), 0.6, 1e-15);
+  ck_assert(isnan(bafu_spec_kantorovich(0, 1)) && isnan(bafu_spec_kantorovich(2, 1)));
+}
+END_TEST
+
 static Suite *spectrum_suite(void) {
   Suite *s = suite_create("spectrum");
   TCase *tc = tcase_create("dense");
@@ -584,11 +662,13 @@ static Suite *spectrum_suite(void) {
   tcase_add_test(tc, test_dense_deep_blocks_match_engine);
   tcase_add_test(tc, test_dense_residual);
   tcase_add_test(tc, test_fuss_catalan_dense);
+  tcase_add_test(tc, test_histogram_and_kantorovich);
   suite_add_tcase(s, tc);
   TCase *tk = tcase_create("kpm");
   tcase_set_timeout(tk, 60);
   tcase_add_test(tk, test_kpm_apply_matches_dense);
   tcase_add_test(tk, test_kpm_matches_dense);
+  tcase_add_test(tk, test_planner_threads);
   suite_add_tcase(s, tk);
   TCase *tl = tcase_create("limit");
   tcase_set_timeout(tl, 60);

@@ -146,6 +146,7 @@ typedef struct {
   double own;            /* Gamma_j(a,b) */
   double bwd_diag;       /* P_j(a,a) */
   double bwd;            /* P_j(a,b) */
+  double ntk_corr;       /* ntk / ntk_diag (0 if ntk_diag = 0) */
 } bafu_kernel_pair;
 
 /* Called once per layer in order (layer points to a temporary, valid during

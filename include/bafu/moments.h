@@ -36,10 +36,19 @@ typedef struct {
   double back;   /* E|b_l|^2 / E|b_top|^2, the backward norm factor */
   double decay;  /* E D_l = sum_{k <= l} c_k E|b_k|^2 (probe: E|b_top|^2 = 1; mse: k (Var y + 1)) */
   double sensitivity; /* |df_l|_rms / D_top = decay_l / (|b_l| cos_theta sqrt(n_l)) / decay_top */
+  /* Predictions of the bafu mc columns of the same name for the probe signal
+   * (E|b_top|^2 = 1): |b_l| = sqrt(back), D_l = m1 back, |df_l| = sqrt(m2 back)
+   * (theory/moments.md 2.6). */
+  double backward_norm, loss_decay, feature_speed;
 } bafu_moments_layer;
 
 /* Number of layers of p (as bafu_net_nlayers). p is not checked; cannot fail. */
 size_t bafu_moments_nlayers(const bafu_net_params *p);
+
+/* |x|^2 of an input x[0..d), summed in order: the x2 of bafu_moments_run for
+ * that input (x = NULL or d = 0: 0, which means the drawn input's
+ * expectation). Cannot fail. */
+double bafu_moments_input_x2(const double *x, size_t d);
 
 /* Bytes a moment run needs: the caller's output array and the recursion's
  * workspace (an estimate, for bafu_memory_check before allocating). p is not

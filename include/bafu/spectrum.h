@@ -27,10 +27,11 @@
  * network must not be used elsewhere meanwhile.
  *
  * Thread safety: distinct workspaces (with distinct networks) may be used
- * concurrently, except that bafu_spec_kpm_alloc and bafu_spec_kpm_free call
- * the FFTW planner, which is not thread-safe: they must not run concurrently
- * with each other or with other FFTW planning in the process. One workspace
- * must not be used from two threads at once. */
+ * concurrently. bafu_spec_kpm_alloc and bafu_spec_kpm_free call the FFTW
+ * planner, which is not thread-safe, under a lock that every FFTW plan of the
+ * library is made and destroyed under; a program that also plans with FFTW
+ * itself must not do so while they run. One workspace must not be used from
+ * two threads at once. */
 #ifndef BAFU_SPECTRUM_H
 #define BAFU_SPECTRUM_H
 
@@ -57,7 +58,26 @@ typedef struct {
   int label;
   int defined;
   double m1, m2, cos_theta;
+  double cos_spectral; /* m1 / sqrt(m2): the angle for a direction independent of M (0 if m2 = 0) */
 } bafu_spec_moments;
+
+/* Kantorovich's bound (theory/spectrum.md): for every vector b,
+ * <b, M b> / (|b| |M b|) >= 2 sqrt(lo hi) / (lo + hi) when the spectrum of M
+ * lies in [lo, hi], 0 < lo <= hi. NAN for other arguments; cannot fail. */
+double bafu_spec_kantorovich(double lo, double hi);
+
+/* Histogram of n eigenvalues ev[0..n) in ascending order, in `bins` bins
+ * from the smallest to the largest: equal widths, or geometric (log_bins;
+ * the exact zeros at the start are then an atom at 0, counted in *zeros, and
+ * the bins cover the others; *zeros = 0 otherwise). Bin b = [e0, e1), the
+ * last one closed: x[b] = (e0 + e1) / 2, density[b] = count / (n (e1 - e0))
+ * (per unit x: the bins integrate to 1 - zeros/n), width[b] = e1 - e0. The
+ * bins span at least 1e-9 of the largest |eigenvalue|, so that each width is
+ * resolved in double precision. Errors: BAFU_EINVAL for n = 0 or bins = 0;
+ * BAFU_ENUMERIC if log_bins and every eigenvalue is 0, or if the eigenvalues
+ * are too close to 0 to bin (that span underflows). */
+bafu_status bafu_spec_histogram(const double *ev, size_t n, size_t bins, int log_bins, double *x, double *density,
+                                double *width, size_t *zeros);
 
 /* ---------------------------------------------------------------- dense --- */
 
@@ -202,6 +222,10 @@ void bafu_free_free(bafu_free *ws);
  * the workspace's last layer is unspecified. */
 bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, bafu_spec_object obj, size_t layer,
                           bafu_free_layer *info);
+/* The summary of layers 0..count-1 of a limit (bafu_free_run's info):
+ * defined = m1 > 0, cos_theta = cos_spectral = m1/sqrt(m2) (0 when not
+ * defined). Cannot fail. */
+void bafu_free_moments(const bafu_free_layer *info, size_t count, bafu_spec_moments *out);
 /* Grid density of the continuous part of the last layer computed (grid
  * points, ascending x; bafu_free_npoints = fp->grid entries). Undefined before
  * a successful bafu_free_run; cannot fail. */

@@ -52,7 +52,8 @@ class McResult(Structure):
 
 class MomentsLayer(Structure):
     _fields_ = [("label", c_int)] + [(n, c_double) for n in (
-        "q_in", "q", "c", "p1", "p2", "m1", "m2", "cos_theta", "cos_spectral", "back", "decay", "sensitivity")]
+        "q_in", "q", "c", "p1", "p2", "m1", "m2", "cos_theta", "cos_spectral", "back", "decay", "sensitivity",
+        "backward_norm", "loss_decay", "feature_speed")]
 
 
 class ContinuumPoint(Structure):
@@ -67,11 +68,12 @@ class PresetRow(Structure):
 class KernelPair(Structure):
     _fields_ = [("index", c_size_t), ("label", c_int)] + [(n, c_double) for n in (
         "q", "corr", "one_minus_corr", "angle", "sprime_diag", "sprime", "ntk_diag", "ntk", "own_diag", "own",
-        "bwd_diag", "bwd")]
+        "bwd_diag", "bwd", "ntk_corr")]
 
 
 class SpecMoments(Structure):
-    _fields_ = [("label", c_int), ("defined", c_int), ("m1", c_double), ("m2", c_double), ("cos_theta", c_double)]
+    _fields_ = [("label", c_int), ("defined", c_int), ("m1", c_double), ("m2", c_double), ("cos_theta", c_double),
+                ("cos_spectral", c_double)]
 
 
 class KpmParams(Structure):
@@ -148,6 +150,9 @@ _fn("bafu_spec_dense_alloc", c_int, c_void_p, c_int, POINTER(c_void_p))
 _fn("bafu_spec_dense_free", None, c_void_p)
 _fn("bafu_spec_dense_run", c_int, c_void_p, c_void_p, c_int, c_size_t, POINTER(SpecMoments), _DBL)
 _fn("bafu_spec_dense_clamped", c_size_t, c_void_p)
+_fn("bafu_spec_histogram", c_int, _DBL, c_size_t, c_size_t, c_int, _DBL, _DBL, _DBL, POINTER(c_size_t))
+_fn("bafu_spec_kantorovich", c_double, c_double, c_double)
+_fn("bafu_moments_input_x2", c_double, _DBL, c_size_t)
 _fn("bafu_kpm_params_default", KpmParams)
 _fn("bafu_spec_kpm_alloc", c_int, c_void_p, POINTER(KpmParams), POINTER(c_void_p))
 _fn("bafu_spec_kpm_free", None, c_void_p)
@@ -158,6 +163,7 @@ _fn("bafu_free_params_default", FreeParams)
 _fn("bafu_free_alloc", c_int, POINTER(FreeParams), POINTER(c_void_p))
 _fn("bafu_free_free", None, c_void_p)
 _fn("bafu_free_run", c_int, c_void_p, _P, c_double, c_int, c_size_t, POINTER(FreeLayer))
+_fn("bafu_free_moments", None, POINTER(FreeLayer), c_size_t, POINTER(SpecMoments))
 _fn("bafu_free_x", _DBL, c_void_p)
 _fn("bafu_free_density", _DBL, c_void_p)
 _fn("bafu_free_npoints", c_size_t, c_void_p)
@@ -485,10 +491,7 @@ def theory(**kw):
         J = lib.bafu_moments_nlayers(byref(p))
         check(lib.bafu_memory_check(float(J * ctypes.sizeof(MomentsLayer)), b"depth: the per-layer results"))
         o = (MomentsLayer * J)()
-        x2 = 0.0
-        if net.x is not None:
-            for i in range(p.input_dim):  # |x|^2 of the one input, summed in the command line's order
-                x2 += net.x[i] * net.x[i]
+        x2 = lib.bafu_moments_input_x2(net.x.ctypes.data_as(_DBL), p.input_dim) if net.x is not None else 0.0
         check(lib.bafu_moments_run(byref(p), x2, o))
         regime = ctypes.create_string_buffer(512)
         check(lib.bafu_moments_regime(byref(p), regime, len(regime)))
@@ -520,7 +523,7 @@ def theory(**kw):
         for j in range(first, J):
             L = o[j]
             rows.append((L.label, L.cos_theta, L.m1, L.m2, L.cos_spectral, L.q, L.c, L.p1, L.p2, L.back,
-                         math.sqrt(L.back), L.m1 * L.back, math.sqrt(L.m2 * L.back), L.sensitivity))
+                         L.backward_norm, L.loss_decay, L.feature_speed, L.sensitivity))
         return _table([("layer", np.int64)] + [(n, np.float64) for n in names], rows, lines,
                       ["%d"] + ["%.12g"] * len(names))
     if sweep is None:
@@ -695,8 +698,7 @@ def kernel(**kw):
         L = ptr.contents
         if not want(L.index, L.label):
             return 0
-        ntk_corr = L.ntk / L.ntk_diag if L.ntk_diag != 0 else 0.0
-        v = [L.q, L.corr, L.ntk, L.one_minus_corr, L.angle, L.ntk_diag, ntk_corr, L.sprime_diag, L.sprime,
+        v = [L.q, L.corr, L.ntk, L.one_minus_corr, L.angle, L.ntk_diag, L.ntk_corr, L.sprime_diag, L.sprime,
              L.own_diag, L.own, L.bwd_diag, L.bwd]
         if not all(math.isfinite(x) for x in v):
             bad.append(L.label)
@@ -866,10 +868,7 @@ def spectrum(**kw):
         check(lib.bafu_free_alloc(byref(fp), byref(fw)))
         handles["free"] = fw
         check(lib.bafu_free_run(fw, byref(p), 0.0, obj, jsel, fl))
-        for j in range(jsel + 1):
-            mom[j].label, mom[j].m1, mom[j].m2 = fl[j].label, fl[j].m1, fl[j].m2
-            mom[j].defined = fl[j].m1 > 0
-            mom[j].cos_theta = fl[j].m1 / math.sqrt(fl[j].m2) if mom[j].defined else 0.0
+        lib.bafu_free_moments(fl, jsel + 1, mom)
         L = fl[jsel]
         lines = ["bafu spectrum --mode limit: infinite-width law of %s at layer %d, free multiplicative convolution "
                  "(theory/spectrum.md 4)" % (what, L.label)]
@@ -889,7 +888,7 @@ def spectrum(**kw):
             atoms.append((L.atom[a].x, L.atom[a].mass))
         if smin > 0:
             lines.append("kantorovich: %.12g (lower bound on cos_theta for every b, from the support [%.10g, %.10g])"
-                         % (2 * math.sqrt(smin * smax) / (smin + smax), smin, smax))
+                         % (lib.bafu_spec_kantorovich(smin, smax), smin, smax))
         lines.append("series 0: x density (continuous part); series 1: x mass (atoms)")
         G = lib.bafu_free_npoints(fw)
         gx = np.ctypeslib.as_array(lib.bafu_free_x(fw), shape=(G,)).copy()
@@ -944,48 +943,29 @@ def _dense(p, nw, obj, jsel, mom, nl, moments, bins, log_bins, seed, draw, what,
     e0v, e1v = float(ev[0]), float(ev[nl - 1])
     cond = e1v / e0v if e0v > 0 else math.inf
     lines.append("n: %d m1: %.12g m2: %.12g cos_theta: %.12g (own backward vector) m1/sqrt(m2): %.12g"
-                 % (nl, mj.m1, mj.m2, mj.cos_theta, mj.m1 / math.sqrt(mj.m2) if mj.m2 > 0 else 0.0))
+                 % (nl, mj.m1, mj.m2, mj.cos_theta, mj.cos_spectral))
     if math.isfinite(cond):
         lines.append("lambda_min: %.12g lambda_max: %.12g condition: %.12g" % (e0v, e1v, cond))
         lines.append("kantorovich: %.12g (lower bound on cos_theta for every backward vector)"
-                     % (2 * math.sqrt(e0v * e1v) / (e0v + e1v)))
+                     % lib.bafu_spec_kantorovich(e0v, e1v))
     else:
         lines.append("lambda_min: %.12g lambda_max: %.12g condition: infinite (lambda_min <= 0)" % (e0v, e1v))
     clamped = lib.bafu_spec_dense_clamped(dw)
     if clamped:
         lines.append("%d eigenvalues within rounding of 0 (down to -16 n eps lambda_max) were negative and are set to "
                      "0 (theory/spectrum.md 2)" % clamped)
-    zeros = 0
-    while log_bins and zeros < nl and ev[zeros] == 0:
-        zeros += 1
-    if log_bins and zeros == nl:
-        raise BafuError("log_bins: every eigenvalue is 0 (nothing to bin on a log axis)", "ENUMERIC")
+    hx, hd, hw, zeros = np.zeros(bins), np.zeros(bins), np.zeros(bins), c_size_t()
+    check(lib.bafu_spec_histogram(ev.ctypes.data_as(_DBL), nl, bins, int(log_bins), hx.ctypes.data_as(_DBL),
+                                  hd.ctypes.data_as(_DBL), hw.ctypes.data_as(_DBL), byref(zeros)))
+    zeros = zeros.value
     if zeros:
         lines.append("atom: x 0 mass %.12g (%d zero eigenvalues; the geometric bins cover the others, so the "
                      "histogram integrates to 1 - mass)" % (zeros / nl, zeros))
     lines.append("series 0: index eigenvalue (ascending); series 1: histogram x density width (%d %s bins, density "
                  "per unit x, integrates to 1%s)" % (bins, "geometric" if log_bins else "equal",
                                                      " minus the atom at 0" if zeros else ""))
-    # the histogram exactly as the command line bins it (cmd_spectrum.c), in
-    # the same floating-point operations
-    lo, hi = float(ev[zeros]), e1v
-    min_span = 1e-9 * max(abs(lo), abs(hi))
-    if hi != 0 and not min_span / bins >= sys.float_info.min:
-        raise BafuError("the eigenvalues (largest %g) are too close to 0 to bin: underflow; increase sigma_w2 or "
-                        "reduce the depth" % hi, "ENUMERIC")
-    if not hi - lo >= min_span:
-        hi = 1e-12 if hi == 0 else lo + min_span
-    hist, i = [], zeros
     evl = ev.tolist()
-    for b in range(bins):
-        t0, t1 = b / bins, (b + 1) / bins
-        e0 = lo * math.pow(hi / lo, t0) if log_bins else lo + t0 * (hi - lo)
-        e1 = hi if b + 1 == bins else (lo * math.pow(hi / lo, t1) if log_bins else lo + t1 * (hi - lo))
-        c = 0
-        while i < nl and (evl[i] < e1 or b + 1 == bins):
-            i += 1
-            c += 1
-        hist.append((0.5 * (e0 + e1), c / (nl * (e1 - e0)), e1 - e0))
+    hist = list(zip(hx.tolist(), hd.tolist(), hw.tolist()))
     eig = _table([("index", np.int64), ("eigenvalue", np.float64)], list(enumerate(evl)), lines, ["%d", "%.15g"])
     h = _table([("x", np.float64), ("density", np.float64), ("width", np.float64)], hist, [], ["%.12g"] * 3)
     return Tables([eig, h], eig.meta)

@@ -353,7 +353,7 @@ static int fig6(const fig_ctx *c) {
             steps[k]);
     for (size_t j = 0; j < L; ++j) {
       const double *m = r.mean + j * BAFU_Q_COUNT, *se = r.se + j * BAFU_Q_COUNT;
-      fprintf(f, "%d %.8g %.8g %.4g %.8g %.6g\n", o[j].label, steps[k] * sqrt(o[j].m2 * o[j].back), m[BAFU_Q_STEP],
+      fprintf(f, "%d %.8g %.8g %.4g %.8g %.6g\n", o[j].label, steps[k] * o[j].feature_speed, m[BAFU_Q_STEP],
               se[BAFU_Q_STEP], steps[k] * m[BAFU_Q_SPEED], m[BAFU_Q_STEP_COS]);
     }
     bafu_mc_result_free(&r);

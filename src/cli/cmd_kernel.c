@@ -41,9 +41,8 @@ static int want_layer(size_t j, int label, size_t every, size_t J) {
 static int write_pair(const bafu_kernel_pair *l, void *vctx) {
   pair_ctx *c = vctx;
   if (!want_layer(l->index, l->label, c->every, c->J)) return 0;
-  const double ntk_corr = l->ntk_diag != 0 ? l->ntk / l->ntk_diag : 0;
   const double v[] = {l->q,           l->corr,        l->ntk,  l->one_minus_corr, l->angle,
-                      l->ntk_diag,    ntk_corr,       l->sprime_diag,  l->sprime,
+                      l->ntk_diag,    l->ntk_corr,       l->sprime_diag,  l->sprime,
                       l->own_diag,    l->own,         l->bwd_diag,     l->bwd};
   const size_t nv = sizeof v / sizeof v[0];
   for (size_t i = 0; i < nv; ++i)

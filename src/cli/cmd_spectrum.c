@@ -114,7 +114,7 @@ int cmd_spectrum(int argc, char **argv) {
   bafu_spec_kpm *kw = NULL;
   bafu_free *fw = NULL;
   bafu_table *t = NULL;
-  double *ev = NULL, *xs = NULL, *rho = NULL;
+  double *ev = NULL, *xs = NULL, *rho = NULL, *hx = NULL;
   bafu_spec_moments *mom = NULL;
   bafu_free_layer *fl = NULL;
   bafu_status fst = BAFU_OK; /* the failed call's status: exit 2 if it refused the request */
@@ -303,60 +303,33 @@ int cmd_spectrum(int argc, char **argv) {
     } else {
       const double cond = ev[0] > 0 ? ev[nl - 1] / ev[0] : INFINITY;
       bafu_table_meta(t, "n: %zu m1: %.12g m2: %.12g cos_theta: %.12g (own backward vector) m1/sqrt(m2): %.12g", nl,
-                      mj->m1, mj->m2, mj->cos_theta, mj->m2 > 0 ? mj->m1 / sqrt(mj->m2) : 0.0);
+                      mj->m1, mj->m2, mj->cos_theta, mj->cos_spectral);
       if (isfinite(cond)) {
         bafu_table_meta(t, "lambda_min: %.12g lambda_max: %.12g condition: %.12g", ev[0], ev[nl - 1], cond);
-        /* Kantorovich (theory/spectrum.md): cos >= 2 sqrt(mu M) / (mu + M) for every b */
         bafu_table_meta(t, "kantorovich: %.12g (lower bound on cos_theta for every backward vector)",
-                        2 * sqrt(ev[0] * ev[nl - 1]) / (ev[0] + ev[nl - 1]));
-      }
-      else
+                        bafu_spec_kantorovich(ev[0], ev[nl - 1]));
+      } else
         bafu_table_meta(t, "lambda_min: %.12g lambda_max: %.12g condition: infinite (lambda_min <= 0)", ev[0],
                         ev[nl - 1]);
       const size_t clamped = bafu_spec_dense_clamped(dw);
       if (clamped)
         bafu_table_meta(t, "%zu eigenvalues within rounding of 0 (down to -16 n eps lambda_max) were negative and are "
                            "set to 0 (theory/spectrum.md 2)", clamped);
-      /* geometric bins need x > 0: zero eigenvalues are an atom at 0, reported here */
-      size_t zeros = 0;
-      while (log_bins && zeros < nl && ev[zeros] == 0) ++zeros;
-      if (log_bins && zeros == nl) {
-        fprintf(stderr, "bafu spectrum: --log-bins: every eigenvalue is 0 (nothing to bin on a log axis)\n");
-        rc = 1;
-        goto abort;
-      }
+      hx = malloc(3 * bins * sizeof *hx);
+      if (!hx) goto oom;
+      size_t zeros;
+      if ((fst = bafu_spec_histogram(ev, nl, bins, log_bins, hx, hx + bins, hx + 2 * bins, &zeros))) goto fail;
       if (zeros)
         bafu_table_meta(t, "atom: x 0 mass %.12g (%zu zero eigenvalues; the geometric bins cover the others, so the "
                            "histogram integrates to 1 - mass)", (double)zeros / (double)nl, zeros);
       bafu_table_meta(t, "series 0: index eigenvalue (ascending); series 1: histogram x density width (%zu %s bins, "
                          "density per unit x, integrates to 1%s)", bins, log_bins ? "geometric" : "equal",
                       zeros ? " minus the atom at 0" : "");
-
       FILE *f = bafu_table_stream(t);
       fprintf(f, "index eigenvalue\n");
       for (size_t i = 0; i < nl; ++i) fprintf(f, "%zu %.15g\n", i, ev[i]);
-      /* the bins span at least 1e-9 of the largest eigenvalue, so that each
-         bin's width is resolved in double precision; eigenvalues so small
-         that even that underflows cannot be binned */
-      double lo = ev[zeros], hi = ev[nl - 1];
-      const double min_span = 1e-9 * fmax(fabs(lo), fabs(hi));
-      if (hi != 0 && !(min_span / (double)bins >= DBL_MIN)) {
-        fprintf(stderr, "bafu spectrum: the eigenvalues (largest %g) are too close to 0 to bin: underflow; increase "
-                        "--sigma-w2 or reduce the depth\n", hi);
-        rc = 1;
-        goto abort;
-      }
-      if (!(hi - lo >= min_span)) hi = hi == 0 ? 1e-12 : lo + min_span;
       fprintf(f, "\n\nx density width\n");
-      size_t i = zeros;
-      for (size_t b = 0; b < bins; ++b) { /* bin b = [e0, e1); the last one closed */
-        const double t0 = (double)b / (double)bins, t1 = (double)(b + 1) / (double)bins;
-        const double e0 = log_bins ? lo * pow(hi / lo, t0) : lo + t0 * (hi - lo);
-        const double e1 = b + 1 == bins ? hi : log_bins ? lo * pow(hi / lo, t1) : lo + t1 * (hi - lo);
-        size_t c = 0;
-        while (i < nl && (ev[i] < e1 || b + 1 == bins)) ++i, ++c;
-        fprintf(f, "%.12g %.12g %.12g\n", 0.5 * (e0 + e1), (double)c / ((double)nl * (e1 - e0)), e1 - e0);
-      }
+      for (size_t b = 0; b < bins; ++b) fprintf(f, "%.12g %.12g %.12g\n", hx[b], hx[bins + b], hx[2 * bins + b]);
     }
   } else if (mode == 1) {
     if (moments) {
@@ -402,13 +375,7 @@ int cmd_spectrum(int argc, char **argv) {
     fl = calloc(J, sizeof *fl);
     if (!fl) goto oom;
     if ((fst = bafu_free_alloc(&fp, &fw)) || (fst = bafu_free_run(fw, p, 0, obj, jsel, fl))) goto fail;
-    for (size_t j = 0; j <= jsel; ++j) {
-      mom[j].label = fl[j].label;
-      mom[j].m1 = fl[j].m1;
-      mom[j].m2 = fl[j].m2;
-      mom[j].defined = fl[j].m1 > 0;
-      mom[j].cos_theta = mom[j].defined ? fl[j].m1 / sqrt(fl[j].m2) : 0;
-    }
+    bafu_free_moments(fl, jsel + 1, mom);
     const bafu_free_layer *L = &fl[jsel];
     bafu_table_meta(t, "bafu spectrum --mode limit: infinite-width law of %s at layer %d, free multiplicative "
                        "convolution (theory/spectrum.md 4)",
@@ -431,7 +398,7 @@ int cmd_spectrum(int argc, char **argv) {
       }
       if (smin > 0)
         bafu_table_meta(t, "kantorovich: %.12g (lower bound on cos_theta for every b, from the support [%.10g, %.10g])",
-                        2 * sqrt(smin * smax) / (smin + smax), smin, smax);
+                        bafu_spec_kantorovich(smin, smax), smin, smax);
       bafu_table_meta(t, "series 0: x density (continuous part); series 1: x mass (atoms)");
       FILE *f = bafu_table_stream(t);
       const double *gx = bafu_free_x(fw), *gd = bafu_free_density(fw);
@@ -459,7 +426,7 @@ abort:
   if (t) bafu_table_abort(t);
   t = NULL;
 done:
-  free(ev), free(xs), free(rho), free(mom), free(fl);
+  free(ev), free(xs), free(rho), free(hx), free(mom), free(fl);
   bafu_spec_dense_free(dw);
   bafu_spec_kpm_free(kw);
   bafu_free_free(fw);

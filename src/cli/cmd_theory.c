@@ -207,11 +207,7 @@ int cmd_theory(int argc, char **argv) {
     const size_t J = bafu_moments_nlayers(p);
     bafu_status st = bafu_memory_check((double)J * sizeof(bafu_moments_layer), "--depth: the per-layer results");
     bafu_moments_layer *o = st ? NULL : malloc(J * sizeof *o);
-    double x2 = 0;
-    if (net.x) {
-      const size_t d = p->input_dim;
-      for (size_t i = 0; i < d; ++i) x2 += net.x[i] * net.x[i];
-    }
+    const double x2 = bafu_moments_input_x2(net.x, p->input_dim);
     cli_lazy_bar bar = {.unit = "blocks (two sweeps)", .quiet = quiet};
     if (!st) st = o ? bafu_moments_run_progress(p, x2, cli_lazy_bar_fn, &bar, o) : bafu_error(BAFU_ENOMEM, "out of memory");
     if (!st) st = bafu_moments_regime(p, regime, sizeof regime);
@@ -253,8 +249,8 @@ int cmd_theory(int argc, char **argv) {
     fprintf(f, "layer cos_theta m1 m2 cos_spectral q c p1 p2 back backward_norm loss_decay feature_speed sensitivity\n");
     for (size_t j = first; j < J; ++j)
       fprintf(f, "%d %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g\n", o[j].label,
-              o[j].cos_theta, o[j].m1, o[j].m2, o[j].cos_spectral, o[j].q, o[j].c, o[j].p1, o[j].p2, o[j].back, sqrt(o[j].back), o[j].m1 * o[j].back,
-              sqrt(o[j].m2 * o[j].back), o[j].sensitivity);
+              o[j].cos_theta, o[j].m1, o[j].m2, o[j].cos_spectral, o[j].q, o[j].c, o[j].p1, o[j].p2, o[j].back, o[j].backward_norm, o[j].loss_decay,
+              o[j].feature_speed, o[j].sensitivity);
     free(o);
   } else if (!sweep) {
     bafu_status st = bafu_memory_check(((double)points + 1) * sizeof(bafu_continuum_point), "--points: the grid");
