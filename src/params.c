@@ -43,14 +43,14 @@ static const bafu_param table[] = {
     {"arch", CH, NET(arch), BAFU_ARCH_MLP, 0, 0, 0, 0, arch_names, NULL, "A", "the network: an MLP or a ResNet", D | F, 1},
     {"width", SZ, NET(width), 512, 1, INF, 0, 0, NULL, NULL, "N", "width n of every hidden layer", D | F, 2},
     {"depth", SZ, NET(depth), 16, 1, INF, 0, 0, NULL, NULL, "L", "number of hidden layers / residual blocks", D | F, 3},
-    {"input_dim", SZ, NET(input_dim), 0, 0, INF, 0, 0, NULL, "= width", "D", "input dimension d", D | F, 0},
-    {"batch", SZ, NET(batch), 1, 1, INF, 0, 0, NULL, NULL, "M", "inputs per forward pass", D | F, 0},
+    {"input_dim", SZ, NET(input_dim), 0, 0, INF, 0, 0, NULL, "= width", "D", "input dimension d", D | F, 17},
+    {"batch", SZ, NET(batch), 1, 1, INF, 0, 0, NULL, NULL, "M", "inputs per forward pass", D | F, 18},
     {"act", CH, NET(act), BAFU_ACT_RELU, 0, 0, 0, 0, bafu_act_names, NULL, "F", "activation", D | F, 4},
     {"sigma_w2", DB, NET(sigma_w2), 2, 0, INF, 1, 0, NULL, NULL, "S", "weight variance S/fan_in", D | F, 5},
     {"sigma2_input", DB, NET(sigma2_input), 0, 0, INF, 0, 0, NULL, "= sigma_w2", "S", "layer reading x: variance S/d", D | F, 15},
-    {"sigma2_output", DB, NET(sigma2_output), 0, 0, INF, 0, 0, NULL, "= sigma_w2", "S", "readout: variance S/n", D | F, 0},
+    {"sigma2_output", DB, NET(sigma2_output), 0, 0, INF, 0, 0, NULL, "= sigma_w2", "S", "readout: variance S/n", D | F, 19},
     {"inputs", CH, NET(inputs), BAFU_INPUTS_GAUSSIAN, 0, 0, 0, 0, inputs_names, NULL, "K",
-     "drawn inputs: N(0,1) entries or one-hot", D | F, 0},
+     "drawn inputs: N(0,1) entries or one-hot", D | F, 20},
     {"init", CH, NET(init), BAFU_INIT_GAUSSIAN, 0, 0, 0, 0, init_names, NULL, "I", "Gaussian or scaled Haar (orthogonal)",
      D | F, 8},
     {"branch_scale", DB, NET(branch_scale), 1, 0, INF, 0, 0, NULL, NULL, "B", "ResNet: beta = B * L^(-A)", D | F, 6},
@@ -63,52 +63,52 @@ static const bafu_param table[] = {
      16},
     {"lr_input", DB, NET(lr_input), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the layer reading x", D | F, 12},
     {"lr_hidden", DB, NET(lr_hidden), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of hidden layers/blocks", D | F, 13},
-    {"lr_output", DB, NET(lr_output), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the readout", D | F, 0},
+    {"lr_output", DB, NET(lr_output), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the readout", D | F, 21},
     {"signal", CH, NET(signal), BAFU_SIGNAL_PROBE, 0, 0, 0, 0, signal_names, NULL, "G",
-     "backward signal: a Gaussian probe, or a readout with a loss", D | F | BAFU_PARAM_NO_CLI, 0},
-    {"outputs", SZ, NET(outputs), 1, 1, INF, 0, 0, NULL, NULL, "K", "readout dimension with a loss", D | F, 0},
+     "backward signal: a Gaussian probe, or a readout with a loss", D | F | BAFU_PARAM_NO_CLI, 28},
+    {"outputs", SZ, NET(outputs), 1, 1, INF, 0, 0, NULL, NULL, "K", "readout dimension with a loss", D | F, 22},
     {"rng", CH, NET(rng), BAFU_RNG_FAST, 0, 0, 0, 0, rng_names, NULL, "R",
-     "generator: xoshiro256++ lanes + ziggurat (fast) or mt19937 + ziggurat (gsl)", D | F, 0},
+     "generator: xoshiro256++ lanes + ziggurat (fast) or mt19937 + ziggurat (gsl)", D | F, 23},
     {"regenerate", FL, NET(regenerate), 0, 0, 1, 0, 0, NULL, NULL, NULL,
-     "with the fast generator: store one weight matrix, regenerate layers on demand", D, 0},
+     "with the fast generator: store one weight matrix, regenerate layers on demand", D | BAFU_PARAM_SAMPLING, 24},
     {"conditional", FL, NET(conditional), 0, 0, 1, 0, 0, NULL, NULL, NULL,
      "Gaussian init: never draw W, draw each product W v, W^T u from its exact conditional law (same law, O(n m) "
      "per layer; Monte Carlo only)",
-     D | BAFU_PARAM_IF_SET, 0},
+     D | BAFU_PARAM_IF_SET | BAFU_PARAM_SAMPLING, 25},
     {"bias_var", DB, NET(bias_var), 0, 0, INF, 0, 0, NULL, "no biases", "V", "biases on every layer and branch, N(0, V) entries",
      D | F | BAFU_PARAM_IF_SET, 11},
     {"lr_bias_input", DB, NET(lr_bias_input), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the bias of the layer reading x",
-     D | F | BAFU_PARAM_IF_BIASES, 0},
+     D | F | BAFU_PARAM_IF_BIASES, 26},
     {"lr_bias", DB, NET(lr_bias), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the hidden layers' and blocks' biases",
      D | F | BAFU_PARAM_IF_BIASES, 14},
     {"lr_bias_output", DB, NET(lr_bias_output), 1, 0, INF, 0, 0, NULL, NULL, "ETA", "learning rate of the readout's bias",
-     D | F | BAFU_PARAM_IF_BIASES, 0},
+     D | F | BAFU_PARAM_IF_BIASES, 27},
     {"step", DB, NET(step), 1e-5, 0, INF, 0, 0, NULL, "no step", "ETA", "actual gradient step for the finite-step columns",
      BAFU_PARAM_NO_CLI, 0},
     /* training (bafu_train_config) */
-    {"data", CH, TRAIN(data), BAFU_DATA_FASHION_MNIST, 0, 0, 0, 0, data_names, NULL, "D", "the task", F, 0},
-    {"epochs", SZ, TRAIN(epochs), 2, 1, INF, 0, 0, NULL, NULL, "E", "passes over the training set", F, 0},
-    {"lr", DB, TRAIN(lr), 0, 0, INF, 0, 0, NULL, "automatic", "ETA", "global step multiplying the group rates", F, 0},
-    {"control", FL, TRAIN(control), 0, 0, 1, 0, 0, NULL, NULL, NULL, "per-layer rates from target contributions at every step", F, 0},
+    {"data", CH, TRAIN(data), BAFU_DATA_FASHION_MNIST, 0, 0, 0, 0, data_names, NULL, "D", "the task", F, 40},
+    {"epochs", SZ, TRAIN(epochs), 2, 1, INF, 0, 0, NULL, NULL, "E", "passes over the training set", F, 41},
+    {"lr", DB, TRAIN(lr), 0, 0, INF, 0, 0, NULL, "automatic", "ETA", "global step multiplying the group rates", F, 42},
+    {"control", FL, TRAIN(control), 0, 0, 1, 0, 0, NULL, NULL, NULL, "per-layer rates from target contributions at every step", F, 43},
     {"auto_decay", DB, TRAIN(auto_decay), 0.5, 0, 1, 1, 1, NULL, NULL, "A",
-     "automatic step: first-order decrease A F at step 0", F, 0},
-    {"control_rate", DB, TRAIN(control_rate), 0.1, 0, 0.5, 1, 1, NULL, NULL, "G", "control: readout target contribution G F", F, 0},
+     "automatic step: first-order decrease A F at step 0", F, 44},
+    {"control_rate", DB, TRAIN(control_rate), 0.1, 0, 0.5, 1, 1, NULL, NULL, "G", "control: readout target contribution G F", F, 45},
     {"control_speed", DB, TRAIN(control_speed), 0.35, 0, INF, 1, 0, NULL, NULL, "S",
-     "control: last hidden layer moves by S |f_L|_rms per step", F, 0},
+     "control: last hidden layer moves by S |f_L|_rms per step", F, 46},
     {"control_split", CH, TRAIN(control_split), BAFU_SPLIT_PRESET, 0, 0, 0, 0, split_names, NULL, "H",
-     "control: the body shares in proportion to the preset's contributions, or evenly", F, 0},
+     "control: the body shares in proportion to the preset's contributions, or evenly", F, 47},
     {"schedule", CH, TRAIN(schedule), BAFU_SCHEDULE_CONSTANT, 0, 0, 0, 0, schedule_names, NULL, "S",
-     "annealing of the step or of the control targets", F, 0},
-    {"forward_norm", DB, TRAIN(forward_norm), 0, 0, INF, 0, 0, NULL, "off", "RHO", "hold |f_l|_rms = RHO in plain layers", F, 0},
-    {"backward_norm", DB, TRAIN(backward_norm), 0, 0, INF, 0, 0, NULL, "off", "R", "rescale hidden backward signals to norm R", F, 0},
-    {"train_size", SZ, TRAIN(train_size), 0, 0, INF, 0, 0, NULL, "all; teacher 8192", "N", "training samples used", F, 0},
-    {"test_size", SZ, TRAIN(test_size), 0, 0, INF, 0, 0, NULL, "all; teacher 2048", "N", "test samples used", F, 0},
-    {"log_every", SZ, TRAIN(log_every), 100, 1, INF, 0, 0, NULL, NULL, "K", "a row every K steps", F, 0},
-    {"teacher_width", SZ, TRAIN(teacher_width), 256, 1, INF, 0, 0, NULL, NULL, "N", "teacher MLP width", F, 0},
-    {"teacher_depth", SZ, TRAIN(teacher_depth), 2, 1, INF, 0, 0, NULL, NULL, "L", "teacher MLP depth", F, 0},
+     "annealing of the step or of the control targets", F, 48},
+    {"forward_norm", DB, TRAIN(forward_norm), 0, 0, INF, 0, 0, NULL, "off", "RHO", "hold |f_l|_rms = RHO in plain layers", F, 49},
+    {"backward_norm", DB, TRAIN(backward_norm), 0, 0, INF, 0, 0, NULL, "off", "R", "rescale hidden backward signals to norm R", F, 50},
+    {"train_size", SZ, TRAIN(train_size), 0, 0, INF, 0, 0, NULL, "all; teacher 8192", "N", "training samples used", F, 51},
+    {"test_size", SZ, TRAIN(test_size), 0, 0, INF, 0, 0, NULL, "all; teacher 2048", "N", "test samples used", F, 52},
+    {"log_every", SZ, TRAIN(log_every), 100, 1, INF, 0, 0, NULL, NULL, "K", "a row every K steps", F, 53},
+    {"teacher_width", SZ, TRAIN(teacher_width), 256, 1, INF, 0, 0, NULL, NULL, "N", "teacher MLP width", F, 54},
+    {"teacher_depth", SZ, TRAIN(teacher_depth), 2, 1, INF, 0, 0, NULL, NULL, "L", "teacher MLP depth", F, 55},
     {"data_dir", ST, TRAIN(data_dir), 0, 0, 0, 0, 0, NULL, "$BAFU_FASHION_MNIST_DIR or /usr/share/datasets/fashion-mnist", "DIR",
      "Fashion-MNIST files", 0, 0},
-    {"seed", U6, TRAIN(seed), 1, 0, 18446744073709551615.0, 0, 0, NULL, NULL, "X", "weights, teacher and data order", F, 0},
+    {"seed", U6, TRAIN(seed), 1, 0, 18446744073709551615.0, 0, 0, NULL, NULL, "X", "weights, teacher and data order", F, 56},
 };
 #undef D
 #undef F
@@ -121,8 +121,6 @@ static const bafu_param table[] = {
 #undef FL
 #undef ST
 #undef INF
-
-#define COUNT (sizeof table / sizeof table[0])
 
 #define COUNT (sizeof table / sizeof table[0])
 
@@ -294,6 +292,19 @@ bafu_train_config bafu_train_config_default(void) {
   c.net.signal = BAFU_SIGNAL_XENT;
   c.net.outputs = 10;
   c.net.step = 0;
+  return c;
+}
+
+bafu_train_config bafu_train_config_command(bafu_data_kind data) {
+  bafu_train_config c = bafu_train_config_default();
+  c.data = data;
+  c.net.width = 256;
+  c.net.depth = 8;
+  c.net.step = 0;
+  const int teacher = data == BAFU_DATA_TEACHER;
+  c.net.input_dim = teacher ? 32 : 784;
+  c.net.signal = teacher ? BAFU_SIGNAL_MSE : BAFU_SIGNAL_XENT;
+  c.net.outputs = teacher ? 1 : 10;
   return c;
 }
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# cli_sweep.sh: `bafu sweep` on a tiny grid: table shape, no NaN, strict grid-file
-# errors (exit 2, one line naming file:line: key, no output file), and, when bafu
-# is built with MPI, the same table under mpirun -n 2 (rows byte-identical).
+# cli_sweep.sh: `bafu sweep` on tiny grids: table shape, no NaN, one blank line
+# between points, the keys of bafu mc and bafu train (each row equal to the
+# command's run by hand), strict grid-file errors (exit 2, one line naming
+# file:line: key, no output file), checkpoint and resume (Monte Carlo and
+# training grids), and, when bafu is built with MPI and mpirun is there, the same
+# tables under mpirun -n 2 (byte-identical but the date line; else SKIP, 77).
 # Usage: bash tests/cli_sweep.sh path/to/bafu
 set -u
 BAFU="${1:?usage: cli_sweep.sh path/to/bafu}"
@@ -26,21 +29,21 @@ EOF
 # 1. serial run: exit 0, header, 8 points, one row per layer (MLP: L rows; ResNet: L rows)
 if "$BAFU" sweep "$tmp/grid.txt" --out "$tmp/serial.dat" 2>"$tmp/err"; then ok; else bad "serial run failed: $(cat "$tmp/err")"; fi
 hdr="point arch width depth act sigma_w2 branch_scale branch_exponent init layer cos_theta_mc cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory"
-if [[ "$(grep -v '^#' "$tmp/serial.dat" | head -1)" == "$hdr" ]]; then ok; else bad "header row"; fi
-rows=$(grep -v '^#' "$tmp/serial.dat" | tail -n +2 | wc -l)
+if [[ "$(grep -v '^#\|^$' "$tmp/serial.dat" | head -1)" == "$hdr" ]]; then ok; else bad "header row"; fi
+rows=$(grep -v '^#\|^$' "$tmp/serial.dat" | tail -n +2 | wc -l)
 if [[ "$rows" -eq $((2 * 2 * (3 + 4))) ]]; then ok; else bad "expected 28 rows, got $rows"; fi
-if grep -v '^#' "$tmp/serial.dat" | awk 'NR > 1 && NF != 19 { exit 1 }'; then ok; else bad "rows without 19 columns"; fi
-if grep -qi 'nan\|inf' <(grep -v '^#' "$tmp/serial.dat"); then bad "NaN/inf in the table"; else ok; fi
+if grep -v '^#\|^$' "$tmp/serial.dat" | awk 'NR > 1 && NF != 19 { exit 1 }'; then ok; else bad "rows without 19 columns"; fi
+if grep -qi 'nan\|inf' <(grep -v '^#\|^$' "$tmp/serial.dat"); then bad "NaN/inf in the table"; else ok; fi
 # grid order: point index non-decreasing, init fastest ... arch slowest
-if [[ "$(grep -v '^#' "$tmp/serial.dat" | awk 'NR > 1 { print $1, $2, $4, $5 }' | uniq | tr '\n' ';')" == \
+if [[ "$(grep -v '^#\|^$' "$tmp/serial.dat" | awk 'NR > 1 { print $1, $2, $4, $5 }' | uniq | tr '\n' ';')" == \
       "0 mlp 3 relu;1 mlp 3 tanh;2 mlp 4 relu;3 mlp 4 tanh;4 resnet 3 relu;5 resnet 3 tanh;6 resnet 4 relu;7 resnet 4 tanh;" ]]; then ok
 else bad "grid order"; fi
 # same seed, same table (rows); and --threads 2 does not change it
 "$BAFU" sweep "$tmp/grid.txt" --threads 2 >"$tmp/threads.dat" 2>/dev/null
-if diff <(grep -v '^#' "$tmp/serial.dat") <(grep -v '^#' "$tmp/threads.dat") >/dev/null; then ok; else bad "--threads 2 changed the table"; fi
+if diff <(grep -v '^#\|^$' "$tmp/serial.dat") <(grep -v '^#\|^$' "$tmp/threads.dat") >/dev/null; then ok; else bad "--threads 2 changed the table"; fi
 # the theory columns match bafu theory for the same network (point 2: mlp depth 4 relu)
-want=$("$BAFU" theory --width 24 --depth 4 | grep -v '^#' | awk 'NR == 5 { print $2 }')
-got=$(grep -v '^#' "$tmp/serial.dat" | awk '$1 == 2 && $10 == 4 { print $13 }')
+want=$("$BAFU" theory --width 24 --depth 4 | grep -v '^#\|^$' | awk 'NR == 5 { print $2 }')
+got=$(grep -v '^#\|^$' "$tmp/serial.dat" | awk '$1 == 2 && $10 == 4 { print $13 }')
 if [[ -n "$want" && "$want" == "$got" ]]; then ok; else bad "theory column: sweep '$got', bafu theory '$want'"; fi
 
 # further axes (the parameter table's): columns only when the grid sets them, after init,
@@ -54,14 +57,117 @@ branch_norm = none rms
 seeds = 4
 EOF
 if "$BAFU" sweep "$tmp/grid2.txt" --out "$tmp/axes.dat" 2>"$tmp/err"; then ok; else bad "extra axes: $(cat "$tmp/err")"; fi
-if [[ "$(grep -v '^#' "$tmp/axes.dat" | head -1)" == "point arch width depth act sigma_w2 branch_scale branch_exponent init embed branch_norm layer cos_theta_mc cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory" ]]; then ok
-else bad "extra axes header: $(grep -v '^#' "$tmp/axes.dat" | head -1)"; fi
-if [[ "$(grep -v '^#' "$tmp/axes.dat" | awk 'NR > 1 { print $1, $10, $11 }' | uniq | tr '\n' ';')" == "0 1 none;1 1 rms;" ]]; then ok
+if [[ "$(grep -v '^#\|^$' "$tmp/axes.dat" | head -1)" == "point arch width depth act sigma_w2 branch_scale branch_exponent init embed branch_norm layer cos_theta_mc cos_theta_mc_se cos_theta_theory feature_speed_mc feature_speed_mc_se feature_speed_theory loss_decay_mc loss_decay_mc_se loss_decay_theory" ]]; then ok
+else bad "extra axes header: $(grep -v '^#\|^$' "$tmp/axes.dat" | head -1)"; fi
+if [[ "$(grep -v '^#\|^$' "$tmp/axes.dat" | awk 'NR > 1 { print $1, $10, $11 }' | uniq | tr '\n' ';')" == "0 1 none;1 1 rms;" ]]; then ok
 else bad "extra axes order"; fi
 if grep -q '^# grid: .*init=gaussian embed=1 branch_norm=none,rms ' "$tmp/axes.dat"; then ok; else bad "grid line: $(grep '^# grid' "$tmp/axes.dat")"; fi
-want=$("$BAFU" theory --arch resnet --embed --branch-norm rms --width 32 --depth 3 | grep -v '^#' | awk 'NR == 5 { print $2 }')
-got=$(grep -v '^#' "$tmp/axes.dat" | awk '$1 == 1 && $12 == 3 { print $15 }')
+want=$("$BAFU" theory --arch resnet --embed --branch-norm rms --width 32 --depth 3 | grep -v '^#\|^$' | awk 'NR == 5 { print $2 }')
+got=$(grep -v '^#\|^$' "$tmp/axes.dat" | awk '$1 == 1 && $12 == 3 { print $15 }')
 if [[ -n "$want" && "$want" == "$got" ]]; then ok; else bad "extra axes theory column: sweep '$got', bafu theory '$want'"; fi
+
+# one blank line between points (gnuplot breaks its lines there; two would start a new index)
+if awk '/^#/ { next } NF == 0 { if (blank || !row) exit 1; blank = 1; next }
+        !hdr { hdr = 1; next } { if (row && !blank && $1 != prev) exit 1; if (blank && $1 == prev) exit 1
+                                 blank = 0; row = 1; prev = $1 }
+        END { exit blank }' "$tmp/serial.dat" && [[ $(grep -c '^$' "$tmp/serial.dat") -eq 7 ]]; then ok
+else bad "blank lines between points"; fi
+
+# every option of bafu mc, and bafu train, as grid keys: each row equals the
+# row of the command run by hand with the same options, to the printed digit.
+# same_rows TABLE POINT KEYS KIND: the point's rows against the command's table
+# on stdin, matched on KEYS (columns of both: layer; step final layer), every
+# value column of the sweep that the command prints (mc: NAME_mc = NAME,
+# NAME_mc_se = NAME_se; theory: NAME_theory = NAME; train: the same names)
+# compared as text.
+same_rows() {
+  awk -v pt="$2" -v keys="$3" -v kind="$4" '
+    function col(name) { # the command column of a sweep column, or ""
+      if (kind == "theory") return sub(/_theory$/, "", name) ? name : ""
+      if (kind == "train") return name
+      if (sub(/_mc_se$/, "_se", name)) return name
+      return sub(/_mc$/, "", name) ? name : ""
+    }
+    FNR == 1 { file++ }
+    /^#/ || NF == 0 { next }
+    file == 1 && !h1 { h1 = 1; n1 = split(keys, kk, " ")
+                       for (i = 1; i <= NF; i++) { name[i] = $i; c1[$i] = i; if ($i == "layer") last = i }; nf1 = NF; next }
+    file == 1 { if ($1 != pt) next; k = ""; for (i = 1; i <= n1; i++) k = k " " $(c1[kk[i]]); row[k] = $0; want++; next }
+    !h2 { h2 = 1; for (i = 1; i <= NF; i++) c2[$i] = i; next }
+    { k = ""; for (i = 1; i <= n1; i++) k = k " " $(c2[kk[i]]); if (!(k in row)) next
+      split(row[k], r, " "); got++
+      for (i = last + 1; i <= nf1; i++) { c = col(name[i]); if (c == "" || !(c in c2)) continue
+        cmp++; if (r[i] != $(c2[c])) { print "point " pt k ": " name[i] " " r[i] " != " c " " $(c2[c]); bad = 1 } } }
+    END { if (got != want) print "point " pt ": " got " of " want " rows matched"
+          exit bad || !cmp || !got || got != want }' "$1" -
+}
+cat >"$tmp/keys.txt" <<'EOF'
+arch = resnet
+width = 16
+depth = 3
+embed = 1
+input_dim = 8
+bias_var = 0.5
+inputs = dense onehot
+signal = probe mse
+preset = none mup fsc
+seeds = 3
+seed = 5
+columns = cos_theta backward_norm loss_decay sensitivity bafu identity_residual f_rms step_change step_rel_dev,feature_speed_rms
+EOF
+if "$BAFU" sweep "$tmp/keys.txt" --out "$tmp/keys.dat" 2>"$tmp/err"; then ok; else bad "new keys: $(cat "$tmp/err")"; fi
+if [[ "$(grep -v '^#\|^$' "$tmp/keys.dat" | head -1)" == "point arch width depth act sigma_w2 branch_scale branch_exponent init embed bias_var input_dim inputs signal preset layer cos_theta_mc cos_theta_mc_se cos_theta_theory backward_norm_mc backward_norm_mc_se backward_norm_theory loss_decay_mc loss_decay_mc_se loss_decay_theory sensitivity_mc sensitivity_mc_se sensitivity_theory bafu_mc bafu_mc_se identity_residual_mc f_rms_mc f_rms_mc_se step_change_mc step_change_mc_se step_rel_dev_mc step_rel_dev_mc_se feature_speed_rms_mc feature_speed_rms_mc_se" ]]; then ok
+else bad "new keys header: $(grep -v '^#\|^$' "$tmp/keys.dat" | head -1)"; fi
+# points: inputs x signal x preset, preset fastest
+net=(--arch resnet --width 16 --depth 3 --embed --input-dim 8 --bias-var 0.5)
+for case in "0|" "4|--loss mse --preset mup" "8|--inputs onehot --preset fsc" "11|--inputs onehot --loss mse --preset fsc"; do
+  k=${case%%|*}; opts=${case#*|}
+  # shellcheck disable=SC2086
+  if "$BAFU" mc "${net[@]}" $opts --seeds 3 --seed 5 | same_rows "$tmp/keys.dat" "$k" layer mc; then ok; else bad "point $k: rows differ from bafu mc $opts"; fi
+  # shellcheck disable=SC2086
+  if "$BAFU" theory "${net[@]}" $opts | same_rows "$tmp/keys.dat" "$k" layer theory; then ok; else bad "point $k: theory differs from bafu theory $opts"; fi
+done
+# a batch, cross-entropy, the readout's rate and outputs, the generator: the
+# columns without theory, given by --columns in place of the grid's
+printf 'width = 12\ndepth = 2\nbatch = 3\nsignal = xent\nlr_output = 0.5\noutputs = 3 5\nrng = gsl fast\nseeds = 3\n' >"$tmp/xent.txt"
+if "$BAFU" sweep "$tmp/xent.txt" --columns cos_theta_mc,loss_decay_mc_se,step_cos_theta,contribution_mc --out "$tmp/xent.dat" 2>"$tmp/err" &&
+   "$BAFU" mc --width 12 --depth 2 --batch 3 --loss xent --lr-output 0.5 --outputs 5 --rng gsl --seeds 3 | same_rows "$tmp/xent.dat" 2 layer mc; then ok
+else bad "batch/xent grid against bafu mc: $(cat "$tmp/err")"; fi
+if grep -q '^# grid: .* columns=cos_theta_mc,loss_decay_mc_se,step_cos_theta_mc,step_cos_theta_mc_se,contribution_mc$' "$tmp/xent.dat"; then ok
+else bad "chosen columns in the grid line: $(grep '^# grid' "$tmp/xent.dat")"; fi
+
+# training grids: each point is bafu train with those options (seed an axis)
+cat >"$tmp/train.txt" <<'EOF'
+task = train
+data = teacher
+width = 16
+depth = 2 3
+train_size = 128
+test_size = 64
+batch = 32
+epochs = 1
+log_every = 2
+teacher_width = 16
+preset = fsc
+control = 0 1
+seed = 1 2
+EOF
+if "$BAFU" sweep "$tmp/train.txt" --out "$tmp/train.dat" 2>"$tmp/err"; then ok; else bad "training grid: $(cat "$tmp/err")"; fi
+if [[ "$(grep -v '^#\|^$' "$tmp/train.dat" | head -1)" == "point arch width depth act sigma_w2 branch_scale branch_exponent init batch preset data epochs control train_size test_size log_every teacher_width seed step epoch final layer loss test_loss step_size lr cos_theta feature_speed feature_speed_rms contribution loss_decay identity_residual sensitivity" ]]; then ok
+else bad "training header: $(grep -v '^#\|^$' "$tmp/train.dat" | head -1)"; fi
+targs=(--data teacher --width 16 --train-size 128 --test-size 64 --batch 32 --epochs 1 --log-every 2 --teacher-width 16 --preset fsc)
+for case in "0|--depth 2 --seed 1" "3|--depth 2 --control --seed 2" "6|--depth 3 --control --seed 1"; do
+  k=${case%%|*}; opts=${case#*|}
+  # shellcheck disable=SC2086
+  if "$BAFU" train "${targs[@]}" $opts | same_rows "$tmp/train.dat" "$k" "step final layer" train; then ok
+  else bad "training point $k: rows differ from bafu train $opts"; fi
+done
+# rows = final: the final rows of each point, nothing else
+{ cat "$tmp/train.txt"; echo "rows = final"; } >"$tmp/final.txt"
+"$BAFU" sweep "$tmp/final.txt" --out "$tmp/final.dat" 2>/dev/null
+if diff <(grep -v '^#\|^$' "$tmp/final.dat" | tail -n +2) \
+     <(grep -v '^#\|^$' "$tmp/train.dat" | awk 'NR > 1 && $22 == 1') >/dev/null && [[ $(grep -c '^$' "$tmp/final.dat") -eq 7 ]]; then ok
+else bad "rows = final"; fi
 
 # 2. strict grid files: exit 2, one line naming file:line: key, no output file
 check_error() { # $1 = file content, $2 = expected message fragment
@@ -93,7 +199,7 @@ check_error $'init = gaussian orthogonal\nsampler = conditional' "point 1 mlp 51
 { cat "$tmp/grid.txt"; printf 'sampler = conditional\n'; } >"$tmp/cond.txt"
 if "$BAFU" sweep "$tmp/cond.txt" --out "$tmp/cond.dat" 2>"$tmp/err"; then ok; else bad "conditional run failed: $(cat "$tmp/err")"; fi
 if grep -q '^# grid: .* sampler=conditional$' "$tmp/cond.dat"; then ok; else bad "grid line without sampler=conditional"; fi
-if paste <(grep -v '^#' "$tmp/serial.dat" | tail -n +2) <(grep -v '^#' "$tmp/cond.dat" | tail -n +2) |
+if paste <(grep -v '^#\|^$' "$tmp/serial.dat" | tail -n +2) <(grep -v '^#\|^$' "$tmp/cond.dat" | tail -n +2) |
   awk 'NF != 38 || $1 != $20 || $10 != $29 { exit 1 } { d = $11 - $30; if (d < 0) d = -d; if (d > 5 * sqrt($12^2 + $31^2) + 1e-12) exit 1 }'; then ok
 else bad "conditional rows differ from the stored-weight rows beyond 5 se"; fi
 "$BAFU" sweep "$tmp/missing.txt" 2>"$tmp/err" >/dev/null
@@ -104,11 +210,16 @@ if "$BAFU" sweep --help | grep -q "built with MPI: yes"; then
   if command -v mpirun >/dev/null 2>&1; then
     if mpirun --allow-run-as-root --oversubscribe -n 2 "$BAFU" sweep "$tmp/grid.txt" --out "$tmp/mpi.dat" \
       >"$tmp/mpiout" 2>&1; then ok; else bad "mpirun -n 2 failed: $(cat "$tmp/mpiout")"; fi
-    if diff <(grep -v '^#' "$tmp/serial.dat") <(grep -v '^#' "$tmp/mpi.dat" 2>/dev/null) >/dev/null; then ok
+    if diff <(grep -v '^#\|^$' "$tmp/serial.dat") <(grep -v '^#\|^$' "$tmp/mpi.dat" 2>/dev/null) >/dev/null; then ok
     else bad "mpirun -n 2 table differs from the serial one"; fi
     if diff <(grep -v '^# date:\|^# command:' "$tmp/serial.dat") \
       <(grep -v '^# date:\|^# command:' "$tmp/mpi.dat" 2>/dev/null) >/dev/null; then ok
     else bad "mpirun -n 2: '#' lines other than date/command differ"; fi
+    # a training grid: rank 0 hands out bafu train runs; the same table as the serial run's
+    if mpirun --allow-run-as-root --oversubscribe -n 2 "$BAFU" sweep "$tmp/train.txt" --out "$tmp/mpitrain.dat" \
+      >"$tmp/mpiout" 2>&1 && diff <(grep -v '^# date:\|^# command:' "$tmp/train.dat") \
+      <(grep -v '^# date:\|^# command:' "$tmp/mpitrain.dat") >/dev/null; then ok
+    else bad "mpirun -n 2, training grid: table differs from the serial one: $(cat "$tmp/mpiout")"; fi
     # a crash signal on rank 0 (Open MPI handles SIGSEGV itself): the temporary table is removed
     printf 'width = 1024\ndepth = 64 128 256\nseeds = 64\n' >"$tmp/long.txt"
     mkdir "$tmp/crash"
@@ -127,7 +238,8 @@ if "$BAFU" sweep --help | grep -q "built with MPI: yes"; then
       kill "$mpi" 2>/dev/null; wait "$mpi"; bad "mpirun: no temporary table appeared to test the crash cleanup"
     fi
   else
-    bad "bafu is built with MPI but mpirun is missing (Debian: apt-get install -y openmpi-bin)"
+    echo "cli_sweep: bafu is built with MPI but mpirun is missing (Debian: openmpi-bin): the MPI comparisons cannot run (SKIP at the end)"
+    no_mpi=1
   fi
 else
   echo "cli_sweep: bafu built without MPI: the MPI comparison cannot run (SKIP at the end)"
@@ -164,6 +276,24 @@ printf '%s %s\n1 mlp 24 3' "$line" "$(printf '%s' "$line" | crc32hex)" >>"$tmp/r
 "$BAFU" sweep "$tmp/slow.txt" --out "$tmp/r.dat" --resume 2>"$tmp/err"
 if [[ $? -eq 0 ]] && diff <(strip "$tmp/slow.dat") <(strip "$tmp/r.dat") >/dev/null && [[ ! -e $tmp/r.dat.ckpt ]]; then ok
 else bad "resume after $have points: table differs or checkpoint kept: $(cat "$tmp/err")"; fi
+# a training grid interrupted once 2 points are in: the points done are taken from
+# the checkpoint, the one cut short starts again, the table is the uninterrupted one
+printf 'task = train\ndata = teacher\nwidth = 128\ndepth = 4\ntrain_size = 4096\ntest_size = 256\nbatch = 32\nepochs = 1\nlog_every = 32\nteacher_width = 64\nseed = 1 2 3 4 5 6 7 8\n' >"$tmp/tslow.txt"
+"$BAFU" sweep "$tmp/tslow.txt" --out "$tmp/tslow.dat" 2>/dev/null
+"$BAFU" sweep "$tmp/tslow.txt" --out "$tmp/tr.dat" 2>/dev/null &
+pid=$!
+for _ in $(seq 1 4000); do
+  [[ -e $tmp/tr.dat.ckpt ]] && [[ $(grep -ac '^point ' "$tmp/tr.dat.ckpt") -ge 2 ]] && break
+  sleep 0.005
+done
+kill -TERM $pid 2>/dev/null
+wait $pid
+have=$(grep -ac '^point ' "$tmp/tr.dat.ckpt" 2>/dev/null)
+if [[ -e $tmp/tr.dat.ckpt && ! -e $tmp/tr.dat && $have -ge 2 && $have -lt 8 ]]; then ok
+else bad "interrupted training grid: table left or checkpoint missing ($have points)"; fi
+"$BAFU" sweep "$tmp/tslow.txt" --out "$tmp/tr.dat" --resume 2>"$tmp/err"
+if [[ $? -eq 0 ]] && diff <(strip "$tmp/tslow.dat") <(strip "$tmp/tr.dat") >/dev/null && [[ ! -e $tmp/tr.dat.ckpt ]]; then ok
+else bad "training grid resumed after $have points: table differs or checkpoint kept: $(cat "$tmp/err")"; fi
 # a checkpoint written by hand: points 2 and 5 from the serial table's rows
 # (mark != 0: point 2's last column replaced by 12345)
 # The grid line is the grid's exact fingerprint (numbers as hex floats): it is
@@ -183,7 +313,7 @@ make_ckpt() { # the journal format of src/cli/ckpt.h: its checksums chain over t
   printf '%s\n%s\n' "$head" "$grid" >"$cov"
   printf '%s\n%s\ncheck %s\n' "$head" "$grid" "$(crc32hex <"$cov")"
   for k in 2 5; do
-    rows=$(grep -v '^#' "$tmp/serial.dat" | awk -v k=$k -v mark="$1" 'NR > 1 && $1 == k { if (mark && k == 2) $NF = 12345; print }')
+    rows=$(grep -v '^#\|^$' "$tmp/serial.dat" | awk -v k=$k -v mark="$1" 'NR > 1 && $1 == k { if (mark && k == 2) $NF = 12345; print }')
     if [[ $k == 5 && -n ${2:-} ]]; then # point 5 edited under valid checksums
       case $2 in
         onerow) rows=$(head -1 <<<"$rows") ;;
@@ -206,7 +336,7 @@ else bad "resume from a hand-made checkpoint: $(cat "$tmp/err")"; fi
 # the resumed points are taken from the checkpoint, not recomputed
 make_ckpt 1 >"$tmp/mark.ckpt"
 "$BAFU" sweep "$tmp/grid.txt" --out "$tmp/m.dat" --checkpoint "$tmp/mark.ckpt" --resume 2>/dev/null
-if [[ $(grep -c ' 12345$' "$tmp/m.dat") -eq $(grep -v '^#' "$tmp/serial.dat" | awk 'NR > 1 && $1 == 2' | wc -l) ]]; then ok; else bad "resume recomputed a point the checkpoint held"; fi
+if [[ $(grep -c ' 12345$' "$tmp/m.dat") -eq $(grep -v '^#\|^$' "$tmp/serial.dat" | awk 'NR > 1 && $1 == 2' | wc -l) ]]; then ok; else bad "resume recomputed a point the checkpoint held"; fi
 if "$BAFU" sweep --help | grep -q "built with MPI: yes" && command -v mpirun >/dev/null 2>&1; then
   make_ckpt 0 >"$tmp/mpi.ckpt"
   mpirun --allow-run-as-root --oversubscribe -n 2 "$BAFU" sweep "$tmp/grid.txt" --out "$tmp/mr.dat" \

@@ -47,6 +47,7 @@ typedef enum { BAFU_PARAMS_NET, BAFU_PARAMS_TRAIN } bafu_param_group;
 #define BAFU_PARAM_IF_SET 8u      /* ... only when not the default */
 #define BAFU_PARAM_IF_BIASES 16u  /* ... only when bias_var > 0 */
 #define BAFU_PARAM_NO_CLI 32u     /* no command-line option of its own (signal: --probe, --loss) */
+#define BAFU_PARAM_SAMPLING 64u   /* how the Monte Carlo draws, not the network: bafu mc only, not training */
 
 typedef struct {
   const char *name;   /* "sigma_w2" */
@@ -61,7 +62,10 @@ typedef struct {
   const char *arg;    /* the value's name in --help ("S") */
   const char *help;   /* one line, without the default */
   unsigned flags;
-  int axis;           /* > 0: a grid axis of bafu sweep, at this position (the last varies fastest) */
+  int axis;           /* > 0: a grid axis of bafu sweep, at this position (the last varies fastest): the net
+                         parameters in Monte Carlo grids (task = mc), those without BAFU_PARAM_SAMPLING and
+                         the training settings in training grids (task = train); axes 1..8 are columns of
+                         every grid's table, the others when the grid sets them (bafu/sweep.h) */
 } bafu_param;
 
 /* The table, in description-line order (net parameters, then training

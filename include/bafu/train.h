@@ -88,6 +88,13 @@ typedef struct {
  * net = bafu_net_params_default() with batch 64 and the xent signal. */
 bafu_train_config bafu_train_config_default(void);
 
+/* The defaults of `bafu train` and of the points of a training grid (bafu
+ * sweep, task = train) for the data set `data`: bafu_train_config_default
+ * with width 256, depth 8, net.step 0, and the data's own input dimension
+ * and loss: 784 and xent with 10 outputs (fashion-mnist), 32 and mse with 1
+ * output (teacher). Cannot fail. */
+bafu_train_config bafu_train_config_command(bafu_data_kind data);
+
 /* One logged row (per layer j < J). Test metrics are evaluated at every
  * logged step on the whole test set. */
 typedef struct {

@@ -401,8 +401,7 @@ void cli_net_options(cli_net *net, cli_opt *opts, size_t *count, size_t cap, con
   for (size_t i = 0; i < n && *count < cap - 1; ++i) {
     const bafu_param *q = &table[i];
     if (q->group != BAFU_PARAMS_NET || (q->flags & BAFU_PARAM_NO_CLI)) continue;
-    if (!(what & CLI_NET_SAMPLING) && (strcmp(q->name, "regenerate") == 0 || strcmp(q->name, "conditional") == 0))
-      continue;
+    if (!(what & CLI_NET_SAMPLING) && (q->flags & BAFU_PARAM_SAMPLING)) continue;
     opts[(*count)++] = cli_param_option(q->name, &net->p);
     if (strcmp(q->name, "sigma2_output") == 0 && *count < cap - 1) /* the rules that set variances and rates */
       opts[(*count)++] = (cli_opt){"--preset", OPT_CHOICE, &net->preset, "P",

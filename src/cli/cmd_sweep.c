@@ -33,40 +33,66 @@
 void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
 
 static const char usage_head[] =
-    "Usage: bafu sweep FILE [--out PATH] [--threads T] [--resume] [--checkpoint PATH] [--quiet]\n"
+    "Usage: bafu sweep FILE [--out PATH] [--columns LIST] [--threads T] [--resume] [--checkpoint PATH] [--quiet]\n"
     "       mpirun -n P bafu sweep FILE --out PATH\n"
     "\n"
-    "Run a grid of networks described in FILE through `bafu mc` and `bafu theory`\n"
-    "side by side and write one table with a row per grid point and layer. FILE has\n"
-    "one 'key = value [value ...]' per line ('#' comments). Grid axes (defaults of\n"
-    "bafu mc):";
+    "Run a grid of networks described in FILE, each point a `bafu mc` run with\n"
+    "`bafu theory` beside it (task = mc, the default) or a `bafu train` run (task =\n"
+    "train), and write one table: a row per point and layer (training: and logged\n"
+    "step), one blank line between points. FILE has one 'key = value [value ...]'\n"
+    "per line ('#' comments); every key is an option of the task's command, named\n"
+    "as in the parameter table ('_' for '-'), its defaults and ranges. Grid axes of\n"
+    "bafu mc:";
+static const char usage_train[] =
+    "; run settings (one value): seeds [8], seed [1], step [1e-5], sampler (stored "
+    "conditional) [stored: the weights are drawn; conditional: bafu mc --conditional]. "
+    "signal is bafu mc's --probe/--loss; preset is applied to "
+    "each point as bafu mc --preset (a grid with a preset sets no sigma2_*, lr_*). "
+    "task = train: the axes of bafu mc but regenerate, conditional (signal: mse xent), "
+    "and the training settings:";
 static const char usage_tail[] =
-    ";\nrun settings (one value): seeds [8],\n"
-    "seed [1], step [1e-5], sampler (stored conditional) [stored: the weights are\n"
-    "drawn; conditional: bafu mc --conditional, exact and much faster at batch 1, Gaussian\n"
-    "init only]. Points are the Cartesian product in that axis order, the\n"
-    "last axis varying fastest; every point uses the same seed, batch 1, the\n"
-    "probe signal and unit learning rates unless the grid sets them; branch_* do\n"
-    "not affect MLP points.\n"
-    "Columns: point arch width depth act sigma_w2 branch_scale branch_exponent init\n"
-    "layer, then cos_theta, feature_speed, loss_decay as _mc, _mc_se, _theory.\n"
-    "BLAS runs on one thread; --threads runs each point's draws in parallel. Under\n"
-    "mpirun, rank 0 distributes points dynamically to the other ranks and writes the\n"
-    "table; it is byte-identical to the serial table except for the '#' date line.\n"
-    "Checkpoint: the rows of every finished point are appended to PATH.ckpt (with\n"
-    "--out PATH; or --checkpoint) and the file is removed once the table is written.\n"
-    "After an interruption, the same command with --resume runs only the missing\n"
-    "points; the table is byte-identical to an uninterrupted run's. A checkpoint of\n"
-    "another grid or bafu version is refused.\n"
+    " (seed: several values are an axis); run settings rows (all final) [all: a row per "
+    "logged step; final: the rows after the last update], data_dir [bafu train's]. "
+    "Points are the Cartesian product in that axis order, the last axis varying "
+    "fastest; every point uses the defaults of the task's command for what the grid "
+    "does not set. Columns: point, arch width depth act sigma_w2 branch_scale "
+    "branch_exponent init, each further axis the grid sets, then layer (training: "
+    "step epoch final layer) and the value columns: `columns = ...` in FILE or "
+    "--columns a,b,c (which wins) chooses them among";
+static const char usage_end[] =
+    ".\nDefault: cos_theta, feature_speed, loss_decay (training: bafu train's columns).\n"
+    "BLAS runs on one thread; --threads runs each Monte Carlo point's draws in\n"
+    "parallel. Under mpirun, rank 0 distributes points dynamically to the other\n"
+    "ranks and writes the table; it is byte-identical to the serial table except\n"
+    "for the '#' date line. Checkpoint: the rows of every finished point are\n"
+    "appended to PATH.ckpt (with --out PATH; or --checkpoint) and the file is\n"
+    "removed once the table is written. After an interruption, the same command\n"
+    "with --resume runs only the missing points (a training point cut short starts\n"
+    "again); the table is byte-identical to an uninterrupted run's. A checkpoint\n"
+    "of another grid, other columns or another bafu version is refused.\n"
     MPI_NOTE "\n"
     "\n"
     "Example FILE:\n"
     "  arch = mlp resnet\n"
     "  width = 256 512\n"
     "  depth = 8 16\n"
-    "  branch_scale = 0.5 1 2\n"
-    "  act = relu tanh\n"
-    "  seeds = 8";
+    "  preset = mup fsc\n"
+    "  seeds = 8\n"
+    "  columns = cos_theta sensitivity\n"
+    "Training: task = train, data = teacher, depth = 4 8, preset = mup fsc,\n"
+    "  seed = 1 2 3, epochs = 1, rows = final";
+
+/* Append the words of `text` to usage, wrapped at 80 columns; *col is the
+ * column the text starts at. */
+static size_t wrap(char *usage, size_t used, size_t size, char *text, size_t *col) {
+  for (char *w = strtok(text, " "); w && used < size; w = strtok(NULL, " ")) {
+    const size_t len = strlen(w);
+    const int br = *col + 1 + len > 79;
+    used += (size_t)snprintf(usage + used, size - used, "%s%s", br ? "\n" : *col ? " " : "", w);
+    *col = br ? len : *col + 1 + len;
+  }
+  return used;
+}
 
 enum { TAG_RESULT = 1, TAG_POINT = 2 };
 
@@ -247,7 +273,7 @@ int cmd_sweep(int argc, char **argv) {
     (void)null;
   }
 #endif
-  const char *out = NULL, *ckpt_path = NULL;
+  const char *out = NULL, *ckpt_path = NULL, *columns = NULL;
   char *ckpt_own = NULL; /* the default checkpoint path, OUT.ckpt */
   int threads = 1, resume = 0, quiet = 0;
   cli_opt opts[] = {
@@ -257,20 +283,27 @@ int cmd_sweep(int argc, char **argv) {
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
       {"--threads", OPT_INT, &threads, "T", "draws of a point run in parallel (output does not depend on T) [1]",
        NULL, 0},
+      {"--columns", OPT_STRING, &columns, "LIST", "value columns, comma-separated, in place of the grid's [the grid's]",
+       NULL, 0},
       {0},
   };
   const char *pos[1];
   int npos = 0;
-  char axes[1024], usage[4096]; /* the axes from the parameter table, wrapped at 80 columns */
-  bafu_sweep_axes_text(axes, sizeof axes);
-  size_t used = (size_t)snprintf(usage, sizeof usage, "%s", usage_head), col = strlen("bafu mc): ");
-  for (char *w = strtok(axes, " "); w && used < sizeof usage; w = strtok(NULL, " ")) {
-    const size_t len = strlen(w);
-    const int wrap = col + 1 + len > 79;
-    used += (size_t)snprintf(usage + used, sizeof usage - used, "%s%s", wrap ? "\n" : col ? " " : "", w);
-    col = wrap ? len : col + 1 + len;
-  }
-  if (used < sizeof usage) snprintf(usage + used, sizeof usage - used, "%s", usage_tail);
+  /* the keys and columns from the parameter table, wrapped at 80 columns */
+  char text[8192], usage[8192];
+  size_t used = (size_t)snprintf(usage, sizeof usage, "%s", usage_head), col = strlen("bafu mc:"), tl = 0;
+  bafu_sweep_axes_text(text, sizeof text);
+  tl = strlen(text);
+  tl += (size_t)snprintf(text + tl, sizeof text - tl, "%s ", usage_train);
+  bafu_sweep_train_axes_text(text + tl, sizeof text - tl);
+  tl = strlen(text);
+  tl += (size_t)snprintf(text + tl, sizeof text - tl, "%s ", usage_tail);
+  bafu_sweep_columns_text(0, text + tl, sizeof text - tl);
+  tl = strlen(text);
+  tl += (size_t)snprintf(text + tl, sizeof text - tl, "; training: ");
+  bafu_sweep_columns_text(1, text + tl, sizeof text - tl);
+  used = wrap(usage, used, sizeof usage, text, &col);
+  if (used < sizeof usage) snprintf(usage + used, sizeof usage - used, "%s", usage_end);
   int rc = cli_parse(cmd, usage, opts, argc, argv, 1, pos, 1, &npos);
   const int help = rc == 1; /* --help printed: exit 0 after MPI_Finalize */
   if (rc == 0 && npos != 1) {
@@ -302,8 +335,10 @@ int cmd_sweep(int argc, char **argv) {
   MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
 #endif
   bafu_status rs;
-  if (rc == 0 && (rs = bafu_sweep_read(pos[0], &s))) {
-    fprintf(stderr, "bafu sweep: %s\n", cli_error());
+  if (rc == 0 && (rs = bafu_sweep_read_columns(pos[0], columns, &s))) {
+    /* a grid file's messages speak its keys; only --columns is an option here */
+    const char *m = bafu_last_error();
+    fprintf(stderr, "bafu sweep: %s\n", strncmp(m, "columns: ", 9) == 0 ? cli_error() : m);
     rc = rs == BAFU_ENOMEM ? 1 : 2; /* an unreadable or bad grid file is a bad request */
   }
   /* rank 0 opens the output before any work so a bad path fails at once */
@@ -367,14 +402,27 @@ int cmd_sweep(int argc, char **argv) {
                          "theory/moments.md)");
       bafu_table_provenance(t, argc + 1, argv - 1);
       bafu_table_meta(t, "grid: %s", desc);
-      const char *hdr = bafu_sweep_header(s), *axes_end = strstr(hdr, " layer "); /* "point <axes> layer ..." */
+      const char *hdr = bafu_sweep_header(s), *axes_end = strstr(hdr, bafu_sweep_task(s) ? " step epoch final layer " : " layer ");
+      /* "point <axes> layer ..." */
       bafu_table_meta(t, "points: Cartesian product, axis order %.*s (last fastest)",
                       axes_end ? (int)(axes_end - hdr - 6) : 0, hdr + 6);
-      bafu_table_meta(t, "columns: <q>_mc = mean over draws, <q>_mc_se = its standard error, <q>_theory = "
-                         "bafu theory's prediction (batch 1, probe)");
+      if (bafu_sweep_task(s))
+        bafu_table_meta(t, "columns: those of bafu train's table at each logged step (theory/engine.md 6); one blank "
+                           "line between points");
+      else if (!strstr(hdr, " signal ") && !strstr(hdr, "identity_residual_mc")) /* the words of earlier tables */
+        bafu_table_meta(t, "columns: <q>_mc = mean over draws, <q>_mc_se = its standard error, <q>_theory = "
+                           "bafu theory's prediction (batch 1, probe)");
+      else
+        bafu_table_meta(t, "columns: <q>_mc = mean over draws (bafu mc's <q>), <q>_mc_se = its standard error, "
+                           "identity_residual_mc = the largest over draws, <q>_theory = bafu theory's prediction for "
+                           "the point's network (one input)");
       FILE *f = bafu_table_stream(t);
       fprintf(f, "%s\n", bafu_sweep_header(s));
-      for (size_t k = 0; k < r.n; ++k) fputs(r.rows[k] ? r.rows[k] : "", f);
+      for (size_t k = 0, any = 0; k < r.n; ++k) /* one blank line between points: gnuplot breaks its lines there */
+        if (r.rows[k] && *r.rows[k]) {
+          if (any++) fputc('\n', f);
+          fputs(r.rows[k], f);
+        }
       if (r.failed)
         bafu_table_meta(t, "failed points: %zu of %zu (each marked by a '# point K failed' line in its place)",
                         r.failed, r.n);

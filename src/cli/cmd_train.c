@@ -124,10 +124,7 @@ int cmd_train(int argc, char **argv) {
   cli_net net;
   cli_opt opts[64];
   size_t n = 0;
-  bafu_train_config cfg = bafu_train_config_default();
-  cfg.net.width = 256; /* this command's defaults */
-  cfg.net.depth = 8;
-  cfg.net.input_dim = 784;
+  bafu_train_config cfg = bafu_train_config_command(BAFU_DATA_FASHION_MNIST); /* this command's defaults */
   cfg.net.outputs = 1; /* mse; xent sets 10 (cli_net_finish) */
   cli_net_options(&net, opts, &n, 64, &cfg.net, 0);
   int threads = 1, quiet = 0, resume = 0;
@@ -155,7 +152,7 @@ int cmd_train(int argc, char **argv) {
     if (strcmp(o->name, "--input-dim") == 0) dim_set = o->set;
   }
   if (!loss_set) net.loss = cfg.data == BAFU_DATA_TEACHER ? 0 : 1;
-  if (!dim_set && cfg.data == BAFU_DATA_TEACHER) net.p.input_dim = 32;
+  if (!dim_set) net.p.input_dim = bafu_train_config_command(cfg.data).net.input_dim;
   if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   int rc = 2;
   sink s = {.show = !quiet};
