@@ -201,6 +201,33 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
   return bafu_net_loss(net);
 }
 
+/* The ratio test of an automatic or controlled step (theory/presets.md 5.1),
+ * after the step's rates are set: on its own batch the step must achieve at
+ * least RATIO_MIN of the decrease its first-order model predicts,
+ * F - F(step) >= RATIO_MIN P with P = sum_j C_j (the loss decay of the rates
+ * as set). Otherwise every rate is halved, and *step_size with it (it stays
+ * halved for the rest of the run), until the step passes. A predicted
+ * decrease below RATIO_FLOOR F is not tested: F - F(step) would be rounding
+ * (this also ends the halving). A step whose stepped pass overflows fails. */
+#define RATIO_MIN 0.25
+#define RATIO_FLOOR 1e-10
+static bafu_status ratio_test(bafu_net *net, double F, double *step_size) {
+  const size_t J = bafu_net_nlayers(net);
+  for (;;) {
+    double P = 0;
+    for (size_t j = 0; j < J; ++j) P += bafu_net_layer_contribution(net, j);
+    if (!(P > RATIO_FLOOR * F)) return BAFU_OK;
+    const bafu_status st = bafu_net_step(net, 1.0); /* the rates as set: the update takes eta = 1 */
+    if (st && st != BAFU_ENUMERIC) return st;
+    if (!st && F - bafu_net_step_loss(net) >= RATIO_MIN * P) return BAFU_OK;
+    *step_size *= 0.5;
+    for (size_t j = 0; j < J; ++j) { /* exact: the rates stay lr0_j a(t) step_size */
+      bafu_net_set_layer_lr(net, j, 0.5 * bafu_net_layer_lr(net, j));
+      bafu_net_set_layer_bias_lr(net, j, 0.5 * bafu_net_layer_bias_lr(net, j));
+    }
+  }
+}
+
 /* The layer rates of a step, after its backward pass (w: J scratch doubles).
  * Control (theory/presets.md 5): the body layers (all but the readout) share
  * their total contribution D_body in the shares w_j (control_split: in
@@ -208,9 +235,11 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
  * or evenly), with D_body chosen so that the last
  * hidden layer moves at |df_L|_rms = control_speed |f_L|_rms (the tangent is
  * linear in the body's rates: one tangent pass at D_body = 1 gives the
- * factor); the readout's target is gamma F. Otherwise: the group rates times the global
- * step, which if 0 is set at the first call so that the first-order decrease
- * is auto_decay F. */
+ * factor); the readout's target is gamma F; both targets times a(t) and
+ * *step_size (1 until the ratio test halves it). Otherwise: the group rates
+ * times a(t) and the global step, which if 0 is set at the first call so that
+ * the first-order decrease is auto_decay F. An automatic or controlled step
+ * then passes the ratio test, which may halve *step_size. */
 static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F, double a, double *step_size,
                              double *q, double *w) {
   const size_t J = bafu_net_nlayers(net);
@@ -232,10 +261,12 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     bafu_net_measure(net, q);
     const double unit = q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS];
     if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "control: the last hidden layer does not move");
-    const double target = a * c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
+    const double g = a * *step_size; /* the schedule, and the halvings of the ratio test */
+    const double target = g * c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
     for (size_t j = 0; j + 1 < J; ++j)
       if ((st = bafu_net_set_layer_contribution(net, j, w[j] * target / unit))) return st;
-    return bafu_net_set_layer_contribution(net, J - 1, a * c->control_rate * F);
+    if ((st = bafu_net_set_layer_contribution(net, J - 1, g * c->control_rate * F))) return st;
+    return ratio_test(net, F, step_size);
   }
   if (*step_size == 0) {
     for (size_t j = 0; j < J; ++j) bafu_net_scale_layer_rates(net, j, 1.0);
@@ -245,7 +276,7 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     *step_size = c->auto_decay * F / D;
   }
   for (size_t j = 0; j < J; ++j) bafu_net_scale_layer_rates(net, j, a * *step_size);
-  return BAFU_OK;
+  return c->lr > 0 ? BAFU_OK : ratio_test(net, F, step_size);
 }
 
 /* The training state (bafu/train.h checkpoints): everything a step reads

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bafu/idx.h"
@@ -69,6 +70,9 @@ typedef struct {
   const char *ckpt; /* checkpoint path (NULL: none) */
   ckpt_owner own;   /* the file this run keeps there */
   int taken;        /* another file appeared at the checkpoint path */
+  size_t log_every;
+  bafu_train_row last, final; /* the last row before the final one, and the final one (scalars only) */
+  size_t last_steps;          /* the steps the last row's loss and train_acc average */
 } sink;
 
 /* The checkpoint (ckpt.h): the library's training state and the table rows
@@ -97,6 +101,12 @@ static int write_row(const bafu_train_row *r, void *ctx) {
     s->header = 1;
   }
   s->last_step = r->step;
+  if (r->final) {
+    s->final = *r;
+  } else { /* rows at the multiples of log_every and at the last step: the mean since the previous one */
+    s->last = *r;
+    s->last_steps = r->step == 0 ? 1 : r->step - s->log_every * ((r->step - 1) / s->log_every);
+  }
   for (size_t j = 0; j < r->J; ++j) {
     const double *q = r->q + j * BAFU_Q_COUNT;
     fprintf(s->f, "%zu %zu %d %d %.8g", r->step, r->epoch, r->final, r->labels[j], r->loss);
@@ -119,7 +129,32 @@ static int write_row(const bafu_train_row *r, void *ctx) {
   return 0;
 }
 
+static double seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The closing line on stderr (not with --quiet): steps, wall time, the
+ * training loss (and accuracy) averaged over the last logged interval, the
+ * final test loss (and accuracy) and the global step the run ended with. */
+static void summary(const sink *s, size_t resumed_at, double t0) {
+  const bafu_train_row *l = &s->last, *f = &s->final;
+  char resumed[64] = "", acc[64] = "", test_acc[64] = "";
+  if (resumed_at) snprintf(resumed, sizeof resumed, " (resumed at step %zu)", resumed_at);
+  if (f->classify) {
+    snprintf(acc, sizeof acc, ", accuracy %.4f", l->train_acc);
+    snprintf(test_acc, sizeof test_acc, ", accuracy %.4f", f->test_acc);
+  }
+  fprintf(stderr,
+          "bafu train: %zu steps%s in %.1f s: training loss %.4g%s (mean of the last %zu step%s), test loss %.4g%s, "
+          "step size %.3g\n",
+          f->total, resumed, seconds() - t0, l->loss, acc, s->last_steps, s->last_steps == 1 ? "" : "s", f->test_loss,
+          test_acc, f->step_size);
+}
+
 int cmd_train(int argc, char **argv) {
+  const double t0 = seconds();
   const char *cmd = "train";
   cli_net net;
   cli_opt opts[64];
@@ -158,7 +193,8 @@ int cmd_train(int argc, char **argv) {
   if (!dim_set && cfg.data == BAFU_DATA_TEACHER) net.p.input_dim = 32;
   if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   int rc = 2;
-  sink s = {.show = !quiet};
+  sink s = {.show = !quiet, .log_every = cfg.log_every};
+  size_t resumed_at = 0;
   char *ckpt_own = NULL, *rows = NULL;
   void *state = NULL;
   bafu_table *t = NULL;
@@ -203,6 +239,7 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
     s.header = rows_len > 0;
+    if (state) resumed_at = step;
     ckpt_owner_record(&s.own, ckpt); /* adopted: this run's to replace */
   }
   cfg.resume = state;
@@ -282,6 +319,7 @@ int cmd_train(int argc, char **argv) {
     if (ckpt_owner_check(&s.own, ckpt)) remove(ckpt);
     ckpt_owner_unlock(lock);
   }
+  if (!quiet) summary(&s, resumed_at, t0);
   rc = 0;
 done:
   if (t) bafu_table_abort(t);
