@@ -23,14 +23,14 @@ typedef struct {
   bafu_schedule schedule; /* the targets (control) or rates (otherwise) are scaled by a(step) */
   size_t total;           /* steps of the run, for a(step) */
   double lr0[64];         /* without control: the rates of step 0 */
-  double step0, step_last; /* the global step (control: the targets' factor) at step 0 and at the last row */
-  int bad; /* a row missed its targets, or the global step rose or left 2^-k step0 */
+  double step0; /* the global step (control: the targets' factor) at step 0 */
+  int bad;      /* a row missed its targets, or the global step left 2^k step0 (or rose above 1 under control) */
   char why[256];
 } stats;
 
 /* Every row: the identity residual; the global step (the targets' factor
- * under control) is step 0's times 2^-k, k never decreasing (the ratio test
- * only halves it); under control, the readout's
+ * under control, at most 1) is step 0's times 2^k for an integer k (the ratio
+ * test halves and doubles it); under control, the readout's
  * contribution is gamma F times that factor (F computed by the loss,
  * independently of the gradient) and the last hidden layer moves at exactly
  * control_speed |f_L|_rms times it (the tangent pass, independently of the
@@ -54,15 +54,13 @@ static int check_row(const bafu_train_row *r, void *ctx) {
   const size_t J = r->J, Q = BAFU_Q_COUNT;
   for (size_t j = 0; j < J; ++j) s->worst_idres = fmax(s->worst_idres, r->q[j * Q + BAFU_Q_IDRES]);
   const double a = bafu_schedule_factor(s->schedule, r->step, s->total);
-  if (r->step == 0 && !r->final) s->step0 = s->step_last = r->step_size;
+  if (r->step == 0 && !r->final) s->step0 = r->step_size;
   int k;
-  const double f = frexp(r->step_size / s->step0, &k); /* 2^-k step0 exactly: f = 1/2 */
-  if (!s->bad && (r->step_size > s->step_last || f != 0.5 || k > 1)) {
-    snprintf(s->why, sizeof s->why, "step %zu: global step %.17g after %.17g (step 0: %.17g)", r->step, r->step_size,
-             s->step_last, s->step0);
+  const double f = frexp(r->step_size / s->step0, &k); /* 2^k step0 exactly: f = 1/2 */
+  if (!s->bad && (f != 0.5 || (s->control && r->step_size > 1))) {
+    snprintf(s->why, sizeof s->why, "step %zu: global step %.17g (step 0: %.17g)", r->step, r->step_size, s->step0);
     s->bad = 1;
   }
-  s->step_last = r->step_size;
   if (!s->control && s->schedule != BAFU_SCHEDULE_CONSTANT && !s->bad) { /* rates a(t) times those of step 0 */
     const double g = a * r->step_size / s->step0;                          /* (and the halvings since) */
     for (size_t j = 0; j < J && j < 64; ++j) {
@@ -146,7 +144,8 @@ END_TEST
  * batch (up to the order of the sum). Every step of the automatic step (muP)
  * and of the control (FSC) lowers the loss by at least a quarter of its
  * first-order prediction, the top layer's loss decay D_top at the rates
- * taken; the test halved the step on the way (else this checks nothing); and
+ * taken; the test lowered the step below its start (a F_0 / D_0, or 1 under
+ * control) on the way (else this checks nothing), and never raised it above; and
  * the muP run with its step-0 step given as lr (not tested) raises the loss
  * at some step: a step of a F_0 / D_0 from the first batch alone is too long. */
 typedef struct {
@@ -180,12 +179,16 @@ START_TEST(test_ratio) {
                     "%s, step %zu: F %.17g -> %.17g, predicted decrease %.17g (ratio %.4f)", control ? "control" : "muP",
                     i, t.F[i], t.F[i + 1], t.P[i], rho);
     }
-    /* halvings: at step 0 (automatic: the first-order decrease a F_0 became P_0) and after */
-    const double at0 = control ? 0 : log2(c.auto_decay * t.F[0] / t.P[0]);
-    const double halvings = at0 + log2(t.step_size[0] / t.step_size[t.n - 1]);
-    printf("  ratio test, full batch, %s: loss %.4g -> %.4g, %.0f halvings, worst ratio %.3f\n",
-           control ? "FSC control" : "muP automatic step", t.F[0], t.F[t.n - 1], halvings, worst);
-    ck_assert_msg(halvings >= 1, "%s: the ratio test never halved the step", control ? "control" : "muP");
+    /* the start: 1 under control; a F_0 / D_0 otherwise, D_0 = P_0 / step_size_0 (the decay per unit step) */
+    const double start = control ? 1 : c.auto_decay * t.F[0] * t.step_size[0] / t.P[0];
+    double lowest = INFINITY, highest = 0;
+    for (size_t i = 0; i < t.n; ++i) lowest = fmin(lowest, t.step_size[i]), highest = fmax(highest, t.step_size[i]);
+    printf("  ratio test, full batch, %s: loss %.4g -> %.4g, step from %.4g down to %.4g, last %.4g, worst ratio %.3f\n",
+           control ? "FSC control" : "muP automatic step", t.F[0], t.F[t.n - 1], start, lowest, t.step_size[t.n - 1],
+           worst);
+    ck_assert_msg(lowest < 0.75 * start, "%s: the ratio test never lowered the step", control ? "control" : "muP");
+    ck_assert_msg(highest <= start * (1 + 1e-14), "%s: step %g above its start %g", control ? "control" : "muP",
+                  highest, start);
     ck_assert_msg(t.F[t.n - 1] < 0.2 * t.F[0], "%s: loss %g -> %g", control ? "control" : "muP", t.F[0], t.F[t.n - 1]);
     if (control) continue;
     c.lr = t.step_size[0]; /* the same first step, given: no ratio test */
@@ -318,10 +321,10 @@ START_TEST(test_resume) {
     e.resume = "not a state", e.resume_len = 12;
     ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
     ck_assert(strstr(bafu_last_error(), "not a training state") != NULL);
-    /* the sample order sits 6 words after the two strings: duplicate its first entry */
+    /* the sample order sits 7 words after the two strings: duplicate its first entry */
     char *bad = malloc(full->saved_len[1]);
     memcpy(bad, full->saved[1], full->saved_len[1]);
-    const size_t off = strlen(bad) + 1 + strlen(bad + strlen(bad) + 1) + 1 + 6 * 8;
+    const size_t off = strlen(bad) + 1 + strlen(bad + strlen(bad) + 1) + 1 + 7 * 8;
     memcpy(bad + off + 8, bad + off, 8);
     e.resume = bad, e.resume_len = full->saved_len[1];
     ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);

@@ -22,29 +22,42 @@
 # the previous row, its test_loss (step 0) that of the initial network.
 # Usage: train_grid.sh BAFU [NAME=VALUE ...] with the lists (space-separated)
 #   DATA="fashion-mnist teacher" ARCH="mlp resnet" PRESET="sp ntk mup fsc"
-#   CONTROL="0 1" WIDTH="32 512" DEPTH="1 64" SEED="1 2 3 4 5" STEPS=200
+#   CONTROL="0 1" CORNERS="32x1 32x64 512x1 512x64" (width x depth pairs)
+#   SEED="1 2 3 4 5" STEPS=200
 #   JOBS=2 PEAK=3 EXTRA="" (more options for every run)
 # and QUIET=1 to print only the failing runs and the closing line. Exit 0 when
 # every run is ok, 1 otherwise. A ResNet is run with its trained embedding
 # (--embed): Fashion-MNIST's 784 inputs do not match the width otherwise.
-# Fashion-MNIST runs need the Debian package dataset-fashion-mnist: without
-# it they are left out (and a grid of them only reports SKIP, exit 77).
+# Fashion-MNIST runs need the Debian package dataset-fashion-mnist (or
+# $BAFU_FASHION_MNIST_DIR): without it they are left out (and a grid of them
+# only reports SKIP, exit 77). They read a copy of its first 64 STEPS
+# training and first 256 test images, made here (standardised with that
+# slice's pixel mean and sd): reading all 60000 images would cost 2 s a run.
 set -u
 BAFU=${1:?usage: train_grid.sh path/to/bafu [NAME=VALUE ...]}
 shift
 DATA="fashion-mnist teacher" ARCH="mlp resnet" PRESET="sp ntk mup fsc" CONTROL="0 1"
-WIDTH="32 512" DEPTH="1 64" SEED="1 2 3 4 5" STEPS=200 JOBS=2 PEAK=3 EXTRA="" QUIET=0
+CORNERS="32x1 32x64 512x1 512x64" SEED="1 2 3 4 5" STEPS=200 JOBS=2 PEAK=3 EXTRA="" QUIET=0
 for kv in "$@"; do
   case $kv in
-    DATA=* | ARCH=* | PRESET=* | CONTROL=* | WIDTH=* | DEPTH=* | SEED=* | STEPS=* | JOBS=* | PEAK=* | EXTRA=* | QUIET=*)
+    DATA=* | ARCH=* | PRESET=* | CONTROL=* | CORNERS=* | SEED=* | STEPS=* | JOBS=* | PEAK=* | EXTRA=* | QUIET=*)
       declare "$kv" ;;
     *) echo "train_grid.sh: unknown setting '$kv'" >&2; exit 2 ;;
   esac
 done
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-fmnist=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
-[[ -n ${BAFU_FASHION_MNIST_DIR:-} ]] && fmnist=$BAFU_FASHION_MNIST_DIR/t10k-images-idx3-ubyte.gz
+src=${BAFU_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
+fmnist=$src/t10k-images-idx3-ubyte.gz
+
+# the first N samples of an IDX file pair: images (magic 0x803, 28 x 28) and labels (0x801)
+be32() { printf "\\$(printf %03o $(($1 >> 24 & 255)))\\$(printf %03o $(($1 >> 16 & 255)))\\$(printf %03o $(($1 >> 8 & 255)))\\$(printf %03o $(($1 & 255)))"; }
+slice() { # set (train or t10k), N
+  { printf '\000\000\010\003'; be32 "$2"; be32 28; be32 28
+    gzip -dc "$src/$1-images-idx3-ubyte.gz" | tail -c +17 | head -c $(($2 * 784)); } | gzip -1 >"$dir/fm/$1-images-idx3-ubyte.gz"
+  { printf '\000\000\010\001'; be32 "$2"
+    gzip -dc "$src/$1-labels-idx1-ubyte.gz" | tail -c +9 | head -c "$2"; } | gzip -1 >"$dir/fm/$1-labels-idx1-ubyte.gz"
+}
 
 # one run: its verdict line on stdout
 one() {
@@ -54,6 +67,7 @@ one() {
   local args=(train --data "$data" --arch "$arch" --preset "$preset" --width "$width" --depth "$depth" --seed "$seed"
     --batch 64 --train-size $((64 * STEPS)) --epochs 1 --test-size 256 --log-every 10 --quiet)
   [[ $arch == resnet ]] && args+=(--embed)
+  [[ $data == fashion-mnist ]] && args+=(--data-dir "$dir/fm")
   [[ $control == 1 ]] && args+=(--control)
   # shellcheck disable=SC2206
   args+=($EXTRA)
@@ -88,19 +102,20 @@ one() {
 export -f one
 export BAFU STEPS PEAK EXTRA dir
 
-runs=0
 for data in $DATA; do
   if [[ $data == fashion-mnist && ! -r $fmnist ]]; then
     echo "note: Fashion-MNIST not installed (dataset-fashion-mnist): its runs are left out" >&2
     continue
   fi
   for arch in $ARCH; do for preset in $PRESET; do for control in $CONTROL; do
-    for width in $WIDTH; do for depth in $DEPTH; do for seed in $SEED; do
-      echo "$data $arch $preset $control $width $depth $seed"
-      runs=$((runs + 1))
-    done; done; done
+    for corner in $CORNERS; do for seed in $SEED; do
+      echo "$data $arch $preset $control ${corner%x*} ${corner#*x} $seed"
+    done; done
   done; done; done
 done >"$dir/jobs"
+if grep -q '^fashion-mnist' "$dir/jobs"; then
+  mkdir "$dir/fm" && slice train $((64 * STEPS)) && slice t10k 256 || { echo "train_grid: cannot copy Fashion-MNIST" >&2; exit 2; }
+fi
 if [[ ! -s $dir/jobs ]]; then
   echo "train_grid: no run (SKIP)"
   exit 77
