@@ -201,6 +201,50 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
   return bafu_net_loss(net);
 }
 
+/* The ratio test of an automatic or controlled step (theory/presets.md 5.1),
+ * after the step's rates are set: on its own batch the step must achieve at
+ * least RATIO_MIN of the decrease its first-order model predicts,
+ * rho = (F - F(step)) / P >= RATIO_MIN with P = sum_j C_j (the loss decay of
+ * the rates as set). While it does not, every rate is halved, and *step_size
+ * with it. A step that passes with rho > RATIO_GROW (the first-order model
+ * is accurate there), halved at no point of this step, is tried at twice its
+ * size, up to step_max, and the doubled one is taken if it passes. A
+ * predicted decrease below RATIO_FLOOR F is not tested: F - F(step) would be
+ * rounding (this also ends the halving). A stepped pass that overflows
+ * fails. */
+#define RATIO_MIN 0.25
+#define RATIO_GROW 0.75
+#define RATIO_FLOOR 1e-10
+static void scale_rates(bafu_net *net, double f, double *step_size) {
+  *step_size *= f;
+  for (size_t j = 0; j < bafu_net_nlayers(net); ++j) { /* exact: the rates stay lr0_j a(t) step_size */
+    bafu_net_set_layer_lr(net, j, f * bafu_net_layer_lr(net, j));
+    bafu_net_set_layer_bias_lr(net, j, f * bafu_net_layer_bias_lr(net, j));
+  }
+}
+
+static bafu_status ratio_test(bafu_net *net, double F, double *step_size, double step_max) {
+  const size_t J = bafu_net_nlayers(net);
+  int halved = 0, grown = 0;
+  for (;;) {
+    double P = 0;
+    for (size_t j = 0; j < J; ++j) P += bafu_net_layer_contribution(net, j);
+    if (!(P > RATIO_FLOOR * F)) return BAFU_OK;
+    const bafu_status st = bafu_net_step(net, 1.0); /* the rates as set: the update takes eta = 1 */
+    if (st && st != BAFU_ENUMERIC) return st;
+    const double rho = st ? -INFINITY : (F - bafu_net_step_loss(net)) / P;
+    if (rho >= RATIO_MIN) {
+      if (halved || !(rho > RATIO_GROW) || !(2 * *step_size <= step_max)) return BAFU_OK;
+      scale_rates(net, 2.0, step_size), grown = 1; /* try the doubled step */
+    } else if (grown) {
+      scale_rates(net, 0.5, step_size); /* the doubled step failed: the last one passed */
+      return BAFU_OK;
+    } else {
+      scale_rates(net, 0.5, step_size), halved = 1;
+    }
+  }
+}
+
 /* The layer rates of a step, after its backward pass (w: J scratch doubles).
  * Control (theory/presets.md 5): the body layers (all but the readout) share
  * their total contribution D_body in the shares w_j (control_split: in
@@ -208,11 +252,14 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
  * or evenly), with D_body chosen so that the last
  * hidden layer moves at |df_L|_rms = control_speed |f_L|_rms (the tangent is
  * linear in the body's rates: one tangent pass at D_body = 1 gives the
- * factor); the readout's target is gamma F. Otherwise: the group rates times the global
- * step, which if 0 is set at the first call so that the first-order decrease
- * is auto_decay F. */
+ * factor); the readout's target is gamma F; both targets times a(t) and
+ * *step_size (at most 1, lowered by the ratio test). Otherwise: the group
+ * rates times a(t) and the global step, which if 0 is set at the first call
+ * so that the first-order decrease is auto_decay F (and *step_max with it).
+ * An automatic or controlled step then passes the ratio test, which moves
+ * *step_size by factors of 2, up to *step_max (1 under control). */
 static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F, double a, double *step_size,
-                             double *q, double *w) {
+                             double *step_max, double *q, double *w) {
   const size_t J = bafu_net_nlayers(net);
   bafu_status st;
   if (c->control) {
@@ -232,34 +279,37 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     bafu_net_measure(net, q);
     const double unit = q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS];
     if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "control: the last hidden layer does not move");
-    const double target = a * c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
+    const double g = a * *step_size; /* the schedule, and the halvings of the ratio test */
+    const double target = g * c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
     for (size_t j = 0; j + 1 < J; ++j)
       if ((st = bafu_net_set_layer_contribution(net, j, w[j] * target / unit))) return st;
-    return bafu_net_set_layer_contribution(net, J - 1, a * c->control_rate * F);
+    if ((st = bafu_net_set_layer_contribution(net, J - 1, g * c->control_rate * F))) return st;
+    return ratio_test(net, F, step_size, 1.0);
   }
   if (*step_size == 0) {
     for (size_t j = 0; j < J; ++j) bafu_net_scale_layer_rates(net, j, 1.0);
     bafu_net_measure(net, q); /* only the decay column is used: it needs no tangent pass */
     const double D = q[(J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY];
     if (!(D > 0 && isfinite(D))) return bafu_error(BAFU_ENUMERIC, "lr: no loss decrease at step 0 (zero gradient)");
-    *step_size = c->auto_decay * F / D;
+    *step_size = *step_max = c->auto_decay * F / D;
   }
   for (size_t j = 0; j < J; ++j) bafu_net_scale_layer_rates(net, j, a * *step_size);
-  return BAFU_OK;
+  return c->lr > 0 ? BAFU_OK : ratio_test(net, F, step_size, *step_max);
 }
 
 /* The training state (bafu/train.h checkpoints): everything a step reads
  * that earlier steps wrote. Layout (native byte order: a state is read back by
  * the same build on the same machine):
  *   STATE_MAGIC '\0', fingerprint '\0',
- *   u64 step, f64 step_size, F0, loss_sum, acc_sum, u64 since,
+ *   u64 step, f64 step_size, F0, loss_sum, acc_sum, u64 since, f64 step_max,
  *   u64 perm[count], the generator's state (gsl_rng_size bytes),
  *   per layer: f64 scale, f64 W[fan_out * fan_in]. */
-#define STATE_MAGIC "bafu-train-state 1 " BAFU_VERSION_STRING
+#define STATE_MAGIC "bafu-train-state 2 " BAFU_VERSION_STRING
 
 typedef struct {
   size_t step, since;
   double step_size, F0, loss_sum, acc_sum;
+  double step_max; /* the largest global step the ratio test may return to (0 before step 0) */
 } progress_state;
 
 /* Every setting the trajectory depends on, exactly (hex floats). */
@@ -270,7 +320,7 @@ static void fingerprint(const bafu_train_config *c, size_t count, char *buf, siz
 }
 
 static size_t state_size(const bafu_net *net, const gsl_rng *rng, size_t count, const char *fp) {
-  size_t n = sizeof STATE_MAGIC + strlen(fp) + 1 + 2 * 8 + 4 * 8 + count * 8 + gsl_rng_size(rng);
+  size_t n = sizeof STATE_MAGIC + strlen(fp) + 1 + 2 * 8 + 5 * 8 + count * 8 + gsl_rng_size(rng);
   n += 8 * bafu_net_nlayers(net); /* each layer's forward scale */
   for (size_t u = 0; u < bafu_net_nunits(net); ++u)
     n += 8 * (bafu_net_unit_fan_out(net, u) * bafu_net_unit_fan_in(net, u) +
@@ -300,6 +350,7 @@ static void state_write(char *w, bafu_net *net, const gsl_rng *rng, const size_t
   w = put(w, &ps->loss_sum, 8);
   w = put(w, &ps->acc_sum, 8);
   w = put(w, &since, 8);
+  w = put(w, &ps->step_max, 8);
   for (size_t i = 0; i < count; ++i) {
     const uint64_t v = perm[i];
     w = put(w, &v, 8);
@@ -335,7 +386,9 @@ static bafu_status state_read(const char *r, size_t len, bafu_net *net, gsl_rng 
   memcpy(&ps->loss_sum, r, 8), r += 8;
   memcpy(&ps->acc_sum, r, 8), r += 8;
   memcpy(&since, r, 8), r += 8;
+  memcpy(&ps->step_max, r, 8), r += 8;
   if (step == 0 || step >= total || since > step || !isfinite(ps->step_size) || !isfinite(ps->F0) ||
+      !isfinite(ps->step_max) ||
       !isfinite(ps->loss_sum) || !isfinite(ps->acc_sum))
     return bafu_error(BAFU_EINVAL, "resume: damaged training state (step %llu of %zu)", (unsigned long long)step,
                       total);
@@ -530,7 +583,7 @@ bafu_status bafu_trainer_create(const bafu_train_config *c, bafu_trainer **out) 
   t->per_epoch = t->tr.count / m;
   t->total = t->per_epoch * c->epochs;
   fingerprint(c, t->tr.count, t->fp, sizeof t->fp);
-  t->ps = (progress_state){.step = 0, .since = 0, .step_size = c->control ? 1.0 : c->lr};
+  t->ps = (progress_state){.step = 0, .since = 0, .step_size = c->control ? 1.0 : c->lr, .step_max = c->control ? 1.0 : c->lr};
   if (c->resume) {
     st = state_read(c->resume, c->resume_len, t->net, t->rng, t->perm, t->tr.count, t->total, t->fp, &t->ps);
   } else if (c->forward_norm > 0) { /* the scales of the first training batch, for the step-0 evaluation */
@@ -608,14 +661,15 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
   size_t *perm = t->perm;
   gsl_rng *rng = t->rng;
   bafu_status st = BAFU_OK;
-  double step_size = t->ps.step_size, loss_sum = t->ps.loss_sum, acc_sum = t->ps.acc_sum, F0 = t->ps.F0;
+  double step_size = t->ps.step_size, step_max = t->ps.step_max, loss_sum = t->ps.loss_sum, acc_sum = t->ps.acc_sum,
+         F0 = t->ps.F0;
   size_t since = t->ps.since, step = t->ps.step;
   const size_t first_step = step;
   for (; step < total; ++step) {
     const size_t epoch = step / per_epoch + 1, b = step % per_epoch;
     if (c->save && c->checkpoint_every && step > first_step && step % c->checkpoint_every == 0) {
       /* the state at the start of this step, before its epoch's shuffle */
-      const progress_state now = {.step = step, .since = since, .step_size = step_size, .F0 = F0,
+      const progress_state now = {.step = step, .since = since, .step_size = step_size, .step_max = step_max, .F0 = F0,
                                   .loss_sum = loss_sum, .acc_sum = acc_sum};
       const size_t len = state_size(net, rng, tr->count, t->fp);
       char *buf = malloc(len);
@@ -639,7 +693,7 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
                                        "%.3g (reduce lr, auto_decay or control_speed)", F, step, F0);
     loss_sum += F;
     ++since;
-    if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), &step_size, q, w))) return st;
+    if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, step, total), &step_size, &step_max, q, w))) return st;
     if (logged) {
       if ((st = bafu_net_tangent(net))) return overflow_in_training(st, step, step_size);
       bafu_net_measure(net, q);
@@ -663,7 +717,7 @@ bafu_status bafu_trainer_run(bafu_trainer *t, bafu_train_fn fn, void *ctx) {
   if ((st = evaluate(net, c, te, xe, cls, &test_loss, &test_acc))) return overflow_in_training(st, total, step_size);
   const double F = batch_pass(net, tr, perm, m, xb, tb, cls, &acc, &st);
   if (st) return overflow_in_training(st, total, step_size);
-  if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), &step_size, q, w))) return st;
+  if ((st = set_rates(net, c, F, bafu_schedule_factor(c->schedule, total, total), &step_size, &step_max, q, w))) return st;
   if ((st = bafu_net_tangent(net))) return overflow_in_training(st, total, step_size);
   bafu_net_measure(net, q);
   for (size_t j = 0; j < J; ++j) lr[j] = bafu_net_layer_lr(net, j), lrb[j] = bafu_net_layer_bias_lr(net, j);

@@ -23,14 +23,18 @@ typedef struct {
   bafu_schedule schedule; /* the targets (control) or rates (otherwise) are scaled by a(step) */
   size_t total;           /* steps of the run, for a(step) */
   double lr0[64];         /* without control: the rates of step 0 */
-  int bad; /* a control row missed its targets */
+  double step0; /* the global step (control: the targets' factor) at step 0 */
+  int bad;      /* a row missed its targets, or the global step left 2^k step0 (or rose above 1 under control) */
   char why[256];
 } stats;
 
-/* Every row: the identity residual; under control, the readout's
- * contribution is gamma F (F computed by the loss, independently of the
- * gradient) and the last hidden layer moves at exactly control_speed |f_L|_rms
- * (the tangent pass, independently of the contributions), rows logged at
+/* Every row: the identity residual; the global step (the targets' factor
+ * under control, at most 1) is step 0's times 2^k for an integer k (the ratio
+ * test halves and doubles it); under control, the readout's
+ * contribution is gamma F times that factor (F computed by the loss,
+ * independently of the gradient) and the last hidden layer moves at exactly
+ * control_speed |f_L|_rms times it (the tangent pass, independently of the
+ * contributions), rows logged at
  * every step so that the row's loss is the step's F. The even split of the
  * body's contributions is checked against explicit gradients in
  * test_net.c:test_control_targets. */
@@ -50,17 +54,26 @@ static int check_row(const bafu_train_row *r, void *ctx) {
   const size_t J = r->J, Q = BAFU_Q_COUNT;
   for (size_t j = 0; j < J; ++j) s->worst_idres = fmax(s->worst_idres, r->q[j * Q + BAFU_Q_IDRES]);
   const double a = bafu_schedule_factor(s->schedule, r->step, s->total);
+  if (r->step == 0 && !r->final) s->step0 = r->step_size;
+  int k;
+  const double f = frexp(r->step_size / s->step0, &k); /* 2^k step0 exactly: f = 1/2 */
+  if (!s->bad && (f != 0.5 || (s->control && r->step_size > 1))) {
+    snprintf(s->why, sizeof s->why, "step %zu: global step %.17g (step 0: %.17g)", r->step, r->step_size, s->step0);
+    s->bad = 1;
+  }
   if (!s->control && s->schedule != BAFU_SCHEDULE_CONSTANT && !s->bad) { /* rates a(t) times those of step 0 */
+    const double g = a * r->step_size / s->step0;                          /* (and the halvings since) */
     for (size_t j = 0; j < J && j < 64; ++j) {
       if (r->step == 0) s->lr0[j] = r->lr[j];
-      if (fabs(r->lr[j] - a * s->lr0[j]) > 1e-14 * s->lr0[j]) {
-        snprintf(s->why, sizeof s->why, "step %zu layer %zu: lr %.17g, want %.17g", r->step, j, r->lr[j], a * s->lr0[j]);
+      if (fabs(r->lr[j] - g * s->lr0[j]) > 1e-14 * s->lr0[j]) {
+        snprintf(s->why, sizeof s->why, "step %zu layer %zu: lr %.17g, want %.17g", r->step, j, r->lr[j], g * s->lr0[j]);
         s->bad = 1;
       }
     }
   }
   if (!s->control || s->bad) return 0;
-  const double Cout = r->q[(J - 1) * Q + BAFU_Q_CONTRIB], want_out = a * s->control_rate * r->loss;
+  const double g = a * r->step_size; /* the schedule and the ratio test's halvings */
+  const double Cout = r->q[(J - 1) * Q + BAFU_Q_CONTRIB], want_out = g * s->control_rate * r->loss;
   if (fabs(Cout - want_out) > 1e-8 * want_out) {
     snprintf(s->why, sizeof s->why, "step %zu readout: C = %.17g, target %.17g", r->step, Cout, want_out);
     s->bad = 1;
@@ -77,7 +90,7 @@ static int check_row(const bafu_train_row *r, void *ctx) {
     }
   }
   const double speed = r->q[(J - 2) * Q + BAFU_Q_SPEED_RMS],
-               want = a * s->control_speed * r->q[(J - 2) * Q + BAFU_Q_FRMS];
+               want = g * s->control_speed * r->q[(J - 2) * Q + BAFU_Q_FRMS];
   if (fabs(speed - want) > 1e-8 * want) {
     snprintf(s->why, sizeof s->why, "step %zu: |df_L|_rms = %.17g, target %.17g", r->step, speed, want);
     s->bad = 1;
@@ -122,6 +135,68 @@ START_TEST(test_teacher) {
                   s.last_test_loss);
     ck_assert_msg(s.worst_idres < 1e-9, "mode %d: identity residual %g", mode, s.worst_idres);
     ck_assert_msg(!s.bad, "%s", s.why);
+  }
+}
+END_TEST
+
+/* The ratio test (theory/presets.md 5.1) on full-batch training: the batch
+ * is the whole training set, so the next row's loss is F(step) of this row's
+ * batch (up to the order of the sum). Every step of the automatic step (muP)
+ * and of the control (FSC) lowers the loss by at least a quarter of its
+ * first-order prediction, the top layer's loss decay D_top at the rates
+ * taken; the test lowered the step below its start (a F_0 / D_0, or 1 under
+ * control) on the way (else this checks nothing), and never raised it above; and
+ * the muP run with its step-0 step given as lr (not tested) raises the loss
+ * at some step: a step of a F_0 / D_0 from the first batch alone is too long. */
+typedef struct {
+  size_t n;
+  double F[64], P[64], step_size[64];
+} ratio_trace;
+
+static int ratio_row(const bafu_train_row *r, void *ctx) {
+  ratio_trace *t = ctx;
+  if (t->n >= 64) return 1;
+  t->F[t->n] = r->loss, t->P[t->n] = r->q[(r->J - 1) * BAFU_Q_COUNT + BAFU_Q_DECAY], t->step_size[t->n] = r->step_size;
+  ++t->n;
+  return 0;
+}
+
+START_TEST(test_ratio) {
+  for (int control = 0; control <= 1; ++control) {
+    bafu_train_config c = teacher_config();
+    c.train_size = c.net.batch; /* one batch: the full-batch loss at every step */
+    c.epochs = 40;
+    ck_assert_ok(bafu_preset_apply(&c.net, control ? BAFU_PRESET_FSC : BAFU_PRESET_MUP));
+    c.control = control;
+    ratio_trace t = {0};
+    ck_assert_ok(bafu_train_run(&c, ratio_row, &t));
+    ck_assert_uint_eq(t.n, 41); /* steps 0..39 and the final row after the 40th update */
+    double worst = INFINITY;
+    for (size_t i = 0; i + 1 < t.n; ++i) {
+      const double rho = (t.F[i] - t.F[i + 1]) / t.P[i];
+      worst = fmin(worst, rho);
+      ck_assert_msg(t.F[i] - t.F[i + 1] >= 0.25 * t.P[i] - 1e-12 * t.F[i],
+                    "%s, step %zu: F %.17g -> %.17g, predicted decrease %.17g (ratio %.4f)", control ? "control" : "muP",
+                    i, t.F[i], t.F[i + 1], t.P[i], rho);
+    }
+    /* the start: 1 under control; a F_0 / D_0 otherwise, D_0 = P_0 / step_size_0 (the decay per unit step) */
+    const double start = control ? 1 : c.auto_decay * t.F[0] * t.step_size[0] / t.P[0];
+    double lowest = INFINITY, highest = 0;
+    for (size_t i = 0; i < t.n; ++i) lowest = fmin(lowest, t.step_size[i]), highest = fmax(highest, t.step_size[i]);
+    printf("  ratio test, full batch, %s: loss %.4g -> %.4g, step from %.4g down to %.4g, last %.4g, worst ratio %.3f\n",
+           control ? "FSC control" : "muP automatic step", t.F[0], t.F[t.n - 1], start, lowest, t.step_size[t.n - 1],
+           worst);
+    ck_assert_msg(lowest < 0.75 * start, "%s: the ratio test never lowered the step", control ? "control" : "muP");
+    ck_assert_msg(highest <= start * (1 + 1e-14), "%s: step %g above its start %g", control ? "control" : "muP",
+                  highest, start);
+    ck_assert_msg(t.F[t.n - 1] < 0.2 * t.F[0], "%s: loss %g -> %g", control ? "control" : "muP", t.F[0], t.F[t.n - 1]);
+    if (control) continue;
+    c.lr = t.step_size[0]; /* the same first step, given: no ratio test */
+    ratio_trace u = {0};
+    ck_assert_ok(bafu_train_run(&c, ratio_row, &u));
+    int rises = 0;
+    for (size_t i = 0; i + 1 < u.n; ++i) rises += u.F[i + 1] > u.F[i];
+    ck_assert_msg(rises > 0, "muP with lr %g given: the loss never rose", c.lr);
   }
 }
 END_TEST
@@ -246,10 +321,10 @@ START_TEST(test_resume) {
     e.resume = "not a state", e.resume_len = 12;
     ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
     ck_assert(strstr(bafu_last_error(), "not a training state") != NULL);
-    /* the sample order sits 6 words after the two strings: duplicate its first entry */
+    /* the sample order sits 7 words after the two strings: duplicate its first entry */
     char *bad = malloc(full->saved_len[1]);
     memcpy(bad, full->saved[1], full->saved_len[1]);
-    const size_t off = strlen(bad) + 1 + strlen(bad + strlen(bad) + 1) + 1 + 6 * 8;
+    const size_t off = strlen(bad) + 1 + strlen(bad + strlen(bad) + 1) + 1 + 7 * 8;
     memcpy(bad + off + 8, bad + off, 8);
     e.resume = bad, e.resume_len = full->saved_len[1];
     ck_assert_int_eq(bafu_train_run(&e, NULL, NULL), BAFU_EINVAL);
@@ -538,6 +613,7 @@ static Suite *suite(int fashion) {
     tcase_add_test(tc, test_fashion_slice);
   } else {
     tcase_add_test(tc, test_teacher);
+    tcase_add_test(tc, test_ratio);
     tcase_add_test(tc, test_reproducible_and_errors);
     tcase_add_test(tc, test_schedule);
     tcase_add_test(tc, test_resume);

@@ -3,8 +3,11 @@
  * speed control of theory/engine.md 6 and theory/presets.md 5, logging the
  * per-layer measurements of the feature speed formula along the way.
  *
- * Each step: forward and backward on a mini-batch, then (control) the layer
- * rates that give the target contributions, then the in-place update. At a
+ * Each step: forward and backward on a mini-batch, then the layer rates
+ * (control: those that give the target contributions), the ratio test of an
+ * automatic or controlled step (one forward pass at the stepped weights: the
+ * step must achieve a quarter of its first-order predicted decrease on its
+ * batch, else it is halved; theory/presets.md 5.1), then the in-place update. At a
  * logged step the tangent pass runs first, so the row's measurements (angle,
  * feature speed, contributions, identity residual) are those of the step
  * actually taken.
@@ -53,10 +56,13 @@ typedef struct {
   bafu_net_params net;  /* the student; net.batch is the mini-batch size, net.signal mse (teacher) or xent */
   bafu_data_kind data;
   size_t epochs;
-  double lr;            /* global step multiplying the group rates; 0: automatic, chosen at step 0 so
-                           that the first-order loss decrease is auto_decay F (theory/presets.md 5) */
+  double lr;            /* global step multiplying the group rates; 0: automatic, starting at the value
+                           that makes step 0's first-order loss decrease auto_decay F and then kept
+                           by the ratio test at every step within a factor 2^-k of it
+                           (theory/presets.md 5.1) */
   double auto_decay;    /* the automatic step's first-order decrease, as a fraction of F [0.5] */
-  int control;          /* per-layer rates from target contributions at every step (then lr must be 0) */
+  int control;          /* per-layer rates from target contributions at every step (then lr must be 0),
+                           the targets times a factor 2^-k <= 1 that the ratio test sets */
   double control_rate;  /* gamma: the readout's target contribution gamma F */
   double control_speed; /* control: the body layers' contributions are scaled so that the last
                            hidden layer moves at |df_L|_rms = control_speed |f_L|_rms per step */
@@ -106,7 +112,7 @@ typedef struct {
   double loss;        /* mean mini-batch loss over the steps since the previous row */
   double train_acc;   /* mean mini-batch accuracy over the same steps (classification) */
   double test_loss, test_acc;
-  double step_size;   /* the global step (automatic or given; 1 under control) */
+  double step_size;   /* the global step (automatic or given; under control the targets' factor, at most 1) */
   size_t J;           /* layers in the row: from the first with a trained parameter at or below it */
   const int *labels;  /* J user-facing layer labels */
   const double *q;    /* J x BAFU_Q_COUNT measurements of this step (bafu_net_measure) */

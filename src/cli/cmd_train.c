@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bafu/idx.h"
@@ -33,16 +34,24 @@ static const char usage[] =
     "needs --input-dim 784, the default here; --loss xent, 10 classes) or teacher (a\n"
     "regression on N(0, I) inputs with targets from a random ReLU MLP; --loss mse).\n"
     "Rates: the network's group rates (--lr-input/--lr-hidden/--lr-output or\n"
-    "--preset) times the global step --lr; --lr 0 (default) picks the global step at\n"
-    "step 0 so that the first-order loss decrease is A F (A = --auto-decay). --control\n"
+    "--preset) times the global step --lr; --lr 0 (default) starts the global step at\n"
+    "the value that makes step 0's first-order loss decrease A F (A = --auto-decay),\n"
+    "and a ratio test at every step halves it while the step lowers its own batch's\n"
+    "loss by less than a quarter of that first-order prediction, and doubles it back\n"
+    "(up to the start) where the prediction holds (theory/presets.md 5.1). --control\n"
     "instead sets every layer's rate at every step from target contributions: the body\n"
     "layers share D_body in proportion to the contributions their preset rates would\n"
     "give on the batch (--control-split preset) or evenly (even), D_body chosen so that\n"
     "the last hidden layer moves by\n"
     "|df_L|_rms = S |f_L|_rms (S = --control-speed), and the readout's target is gamma F (gamma =\n"
-    "--control-rate; theory/presets.md 5). --forward-norm RHO holds |f_l|_rms = RHO in every plain\n"
+    "--control-rate; theory/presets.md 5), both times the ratio test's factor (at most 1).\n"
+    "--forward-norm RHO holds |f_l|_rms = RHO in every plain\n"
     "layer; --backward-norm R rescales every hidden backward signal to norm R\n"
     "(theory/engine.md 6).\n"
+    "\n"
+    "At the end a summary line on stderr (not with --quiet): steps, wall time,\n"
+    "training loss (and accuracy) over the last logged interval, test loss (and\n"
+    "accuracy), and the final step size.\n"
     "\n"
     "Checkpoints: with --out PATH the training state and the rows so far are saved\n"
     "to PATH.ckpt (or --checkpoint) every --checkpoint-every steps, atomically, and\n"
@@ -69,6 +78,9 @@ typedef struct {
   const char *ckpt; /* checkpoint path (NULL: none) */
   ckpt_owner own;   /* the file this run keeps there */
   int taken;        /* another file appeared at the checkpoint path */
+  size_t log_every;
+  bafu_train_row last, final; /* the last row before the final one, and the final one (scalars only) */
+  size_t last_steps;          /* the steps the last row's loss and train_acc average */
 } sink;
 
 /* The checkpoint (ckpt.h): the library's training state and the table rows
@@ -97,6 +109,12 @@ static int write_row(const bafu_train_row *r, void *ctx) {
     s->header = 1;
   }
   s->last_step = r->step;
+  if (r->final) {
+    s->final = *r;
+  } else { /* rows at the multiples of log_every and at the last step: the mean since the previous one */
+    s->last = *r;
+    s->last_steps = r->step == 0 ? 1 : r->step - s->log_every * ((r->step - 1) / s->log_every);
+  }
   for (size_t j = 0; j < r->J; ++j) {
     const double *q = r->q + j * BAFU_Q_COUNT;
     fprintf(s->f, "%zu %zu %d %d %.8g", r->step, r->epoch, r->final, r->labels[j], r->loss);
@@ -119,7 +137,32 @@ static int write_row(const bafu_train_row *r, void *ctx) {
   return 0;
 }
 
+static double seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The closing line on stderr (not with --quiet): steps, wall time, the
+ * training loss (and accuracy) averaged over the last logged interval, the
+ * final test loss (and accuracy) and the global step the run ended with. */
+static void summary(const sink *s, size_t resumed_at, double t0) {
+  const bafu_train_row *l = &s->last, *f = &s->final;
+  char resumed[64] = "", acc[64] = "", test_acc[64] = "";
+  if (resumed_at) snprintf(resumed, sizeof resumed, " (resumed at step %zu)", resumed_at);
+  if (f->classify) {
+    snprintf(acc, sizeof acc, ", accuracy %.4f", l->train_acc);
+    snprintf(test_acc, sizeof test_acc, ", accuracy %.4f", f->test_acc);
+  }
+  fprintf(stderr,
+          "bafu train: %zu steps%s in %.1f s: training loss %.4g%s (mean of the last %zu step%s), test loss %.4g%s, "
+          "step size %.3g\n",
+          f->total, resumed, seconds() - t0, l->loss, acc, s->last_steps, s->last_steps == 1 ? "" : "s", f->test_loss,
+          test_acc, f->step_size);
+}
+
 int cmd_train(int argc, char **argv) {
+  const double t0 = seconds();
   const char *cmd = "train";
   cli_net net;
   cli_opt opts[64];
@@ -155,7 +198,8 @@ int cmd_train(int argc, char **argv) {
   if (!dim_set) net.p.input_dim = bafu_train_config_command(cfg.data).net.input_dim;
   if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   int rc = 2;
-  sink s = {.show = !quiet};
+  sink s = {.show = !quiet, .log_every = cfg.log_every};
+  size_t resumed_at = 0;
   char *ckpt_own = NULL, *rows = NULL;
   void *state = NULL;
   bafu_table *t = NULL;
@@ -200,6 +244,7 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
     s.header = rows_len > 0;
+    if (state) resumed_at = step;
     ckpt_owner_record(&s.own, ckpt); /* adopted: this run's to replace */
   }
   cfg.resume = state;
@@ -279,6 +324,7 @@ int cmd_train(int argc, char **argv) {
     if (ckpt_owner_check(&s.own, ckpt)) remove(ckpt);
     ckpt_owner_unlock(lock);
   }
+  if (!quiet) summary(&s, resumed_at, t0);
   rc = 0;
 done:
   if (t) bafu_table_abort(t);
