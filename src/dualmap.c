@@ -23,6 +23,7 @@
 #define TSIZE 32          /* arrays of T_k: room for the doubling of cheb_t to overshoot n */
 #define K_FIRST 32        /* first Hermite order tried; doubled up to BAFU_ACT_HERMITE_MAX */
 #define DIAG_COST (1.0 / 256)
+#define QUAD_ERR 2.5e-15 /* relative accuracy of bafu_act_moments_quad (theory/activations.md 4.3) */
 
 typedef struct {
   double lo, hi;        /* the cell covers lo <= d <= hi */
@@ -40,6 +41,7 @@ typedef struct {
   double cost;     /* direct requests counted so far */
   double ca[MAXDEG + 1], cb[MAXDEG + 1]; /* Chebyshev coefficients of a(q), b(q) */
   double norm_d, norm_g;                  /* min over the nodes of a and of b: the maps' scales */
+  double ba, bb;                          /* stated absolute bounds for a(q), b(q) */
   double bound;                           /* largest relative bound of the usable cells */
   size_t ncell[2];                        /* side 0: rho >= 0, d = 1 - rho; side 1: rho < 0, d = 1 + rho */
   dm_cell *cell[2];
@@ -319,9 +321,17 @@ static void build_row(dm_table *t, int r) {
   }
   cheb_coefs(nq, t->cq, t->an, 1, w->ca);
   cheb_coefs(nq, t->cq, t->bn, 1, w->cb);
-  const double ea = fabs(w->ca[nq - 1]) + fabs(w->ca[nq - 2]), eb = fabs(w->cb[nq - 1]) + fabs(w->cb[nq - 2]);
-  if (!t->o.accept_all && (ea > t->o.tol * w->norm_d || eb > t->o.tol * w->norm_g)) return;
-  w->bound = fmax(ea / w->norm_d, eb / w->norm_g);
+  /* the bounds of a(q), b(q) (KT 10.3): the last two coefficients, the rounding of the evaluation and
+     the accuracy of the single-variable rule at the nodes (theory/activations.md 4.3) */
+  double sa = 0, sb = 0;
+  for (size_t i = 0; i < nq; ++i) {
+    sa += fabs(w->ca[i]);
+    sb += fabs(w->cb[i]);
+  }
+  w->ba = fabs(w->ca[nq - 1]) + fabs(w->ca[nq - 2]) + (double)nq * (0.5 * DBL_EPSILON) * sa + QUAD_ERR * sa;
+  w->bb = fabs(w->cb[nq - 1]) + fabs(w->cb[nq - 2]) + (double)nq * (0.5 * DBL_EPSILON) * sb + QUAD_ERR * sb;
+  if (!t->o.accept_all && (w->ba > t->o.tol * w->norm_d || w->bb > t->o.tol * w->norm_g)) return;
+  w->bound = fmax(w->ba / w->norm_d, w->bb / w->norm_g);
   t->row_norm_d = w->norm_d;
   t->row_norm_g = w->norm_g;
   const size_t used0 = t->used;
@@ -407,7 +417,7 @@ static void row_diag(dm_table *t, int r, double q) {
   t->last_cell = NULL;
 }
 
-static int eval_pair(dm_table *t, int r, double q, double omc, dm_val *out, double bound[2]) {
+static int eval_pair(dm_table *t, int r, double q, double omc, dm_val *out, double bound[4]) {
   double d;
   const dm_cell *c = find_cell(&t->row[r], omc, &d);
   if (!c) return 0;
@@ -440,8 +450,10 @@ static int eval_pair(dm_table *t, int r, double q, double omc, dm_val *out, doub
   g += g2;
   *out = (dm_val){t->last_a, t->last_b, dh, g};
   if (bound) {
-    bound[0] = c->bd;
-    bound[1] = c->bg;
+    bound[0] = t->row[r].ba;
+    bound[1] = t->row[r].bb;
+    bound[2] = c->bd;
+    bound[3] = c->bg;
   }
   return 1;
 }
@@ -481,7 +493,7 @@ int dm_diag(dm_table *t, double q, size_t stamp, double *a, double *b) {
   return 0;
 }
 
-int dm_eval_now(dm_table *t, double q, double omc, dm_val *out, double bound[2]) {
+int dm_eval_now(dm_table *t, double q, double omc, dm_val *out, double bound[4]) {
   const int r = row_of(t, q);
   if (r < 0 || !(omc >= 0 && omc <= 2)) return 0;
   if (t->row[r].state == 0) {

@@ -72,10 +72,10 @@ void dm_freeze(dm_table *t, int frozen);
  * following requests are answered exactly as by a fresh table. */
 void dm_restart(dm_table *t);
 
-/* Tests: tabulate the row of q now and evaluate; 1 and *out, and the cell's
- * stated bounds (absolute, for dhat and g) if a usable cell covers (q, omc);
- * 0 otherwise (q out of range, row or cell not tabulable). */
-int dm_eval_now(dm_table *t, double q, double omc, dm_val *out, double bound[2]);
+/* Tests: tabulate the row of q now and evaluate; 1 and *out, and the stated
+ * bounds (absolute, for a, b, dhat, g; bound may be NULL) if a usable cell
+ * covers (q, omc); 0 otherwise (q out of range, row or cell not tabulable). */
+int dm_eval_now(dm_table *t, double q, double omc, dm_val *out, double bound[4]);
 
 /* Largest stated bound of the usable cells built so far, relative to the maps'
  * scales (0 if none). */
