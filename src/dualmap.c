@@ -1,5 +1,5 @@
 /* dualmap.c: tabulated Gaussian dual maps (dualmap.h; theory/kernel.md 10,
- * "KT x"). */
+ * "KR x"). */
 #include "dualmap.h"
 
 #include <gsl/gsl_math.h> /* M_PI in strict C11 */
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rows (KT 10.2): row 0 = [0, 2^-45), rows 1..40 the octaves [2^-46+r, 2^-45+r) up to
+/* Rows (KR 10.2): row 0 = [0, 2^-45), rows 1..40 the octaves [2^-46+r, 2^-45+r) up to
  * DM_Q0 = 2^-5, then quarter octaves up to DM_QMAX = DM_Q0 2^11. */
 #define LOW_ROWS 40
 #define ROWS_PER_OCTAVE 4
@@ -18,8 +18,8 @@
 #define POOL_CELLS 4096   /* cells of all rows together */
 #define MAX_SIDE_CELLS 96 /* per side of a row */
 #define MIN_WIDTH 0x1p-30 /* narrowest cell in d */
-#define NOISE (4 * DBL_EPSILON) /* coefficients below NOISE times the scale are rounding noise (KT 10.3) */
-#define DROP (0.5 * DBL_EPSILON) /* coefficients below DROP times the scale are not stored (KT 10.4) */
+#define NOISE (4 * DBL_EPSILON) /* coefficients below NOISE times the scale are rounding noise (KR 10.3) */
+#define DROP (0.5 * DBL_EPSILON) /* coefficients below DROP times the scale are not stored (KR 10.4) */
 #define TSIZE 32          /* arrays of T_k: room for the doubling of cheb_t to overshoot n */
 #define K_FIRST 32        /* first Hermite order tried; doubled up to BAFU_ACT_HERMITE_MAX */
 #define DIAG_COST (1.0 / 256)
@@ -27,7 +27,7 @@
 
 typedef struct {
   double lo, hi;        /* the cell covers lo <= d <= hi */
-  double bd, bg;        /* stated absolute bounds for dhat and g (KT 10.3) */
+  double bd, bg;        /* stated absolute bounds for dhat and g (KR 10.3) */
   int usable;           /* the bounds are within the tolerance (or accept_all) */
   size_t ni;            /* degrees i < ni in q are stored */
   size_t len[MAXDEG + 1]; /* and for each i the degrees j < len[i] in rho */
@@ -153,7 +153,7 @@ double dm_max_bound(const dm_table *t) {
   return b;
 }
 
-/* The row of q, or -1 outside [DBL_MIN, DM_QMAX] (KT 10.2: q = 0 and subnormal q
+/* The row of q, or -1 outside [DBL_MIN, DM_QMAX] (KR 10.2: q = 0 and subnormal q
  * are left to the direct evaluation). Rows are [qlo, qhi), the last one closed. */
 static int row_of(const dm_table *t, double q) {
   if (!(q >= DBL_MIN && q <= DM_QMAX)) return -1;
@@ -171,7 +171,7 @@ static int row_of(const dm_table *t, double q) {
 }
 
 /* ---------------------------------------------------------------------------
- * Building a row (KT 10.2, 10.3). */
+ * Building a row (KR 10.2, 10.3). */
 
 /* Chebyshev coefficients (first kind nodes x_i = cos(pi (i + 1/2) / n)) of n
  * values v[i * stride], into c[l * stride], with the cosine table cs (n x n). */
@@ -184,7 +184,7 @@ static void cheb_coefs(size_t n, const double *cs, const double *v, size_t strid
 }
 
 /* Hermite coefficients at the q node i, to the order where the upper half of the
- * tail terms is negligible (KT 10.2); 0 on success, -1 if BAFU_ACT_HERMITE_MAX
+ * tail terms is negligible (KR 10.2); 0 on success, -1 if BAFU_ACT_HERMITE_MAX
  * does not reach it or the quadrature fails. */
 static int node_hermite(dm_table *t, size_t i) {
   double *ha = t->ha + i * (BAFU_ACT_HERMITE_MAX + 1), *hb = t->hb + i * (BAFU_ACT_HERMITE_MAX + 1);
@@ -194,7 +194,7 @@ static int node_hermite(dm_table *t, size_t i) {
     double upper = 0; /* sum over K/2 < k <= K of the terms of sum k ah_k^2 and sum bh_k^2 */
     for (size_t k = K / 2 + 1; k <= K; ++k) upper += (double)k * ha[k] * ha[k] + hb[k] * hb[k];
     if (upper <= 1e-16 * scale) {
-      /* the node error (KT 10.3): the Mehler sums at rho = 1 against the single-variable rule */
+      /* the node error (KR 10.3): the Mehler sums at rho = 1 against the single-variable rule */
       double sa = 0, sk = 0, sb = 0;
       for (size_t k = K + 1; k-- > 0;) {
         sa += ha[k] * ha[k];
@@ -212,8 +212,8 @@ static int node_hermite(dm_table *t, size_t i) {
 }
 
 /* Values of dhat and g at the nodes of the cell [lo, hi] of a side, by the
- * Mehler series (KT 10.1), into t->vals, then the tensor Chebyshev
- * coefficients into t->ccoef; the stated bounds (KT 10.3) into b[0] (dhat) and
+ * Mehler series (KR 10.1), into t->vals, then the tensor Chebyshev
+ * coefficients into t->ccoef; the stated bounds (KR 10.3) into b[0] (dhat) and
  * b[1] (g). */
 static void build_cell(dm_table *t, int side, double lo, double hi, double b[2]) {
   const size_t nq = t->nq, nr = t->nr;
@@ -249,7 +249,7 @@ static void build_cell(dm_table *t, int side, double lo, double hi, double b[2])
       }
     b[m] = tail + 2 * (m ? t->node_err_g : t->node_err_d) + (double)(nq + nr) * (0.5 * DBL_EPSILON) * all;
   }
-  /* the coefficients kept for evaluation (KT 10.4): the dropped ones are added to the bounds */
+  /* the coefficients kept for evaluation (KR 10.4): the dropped ones are added to the bounds */
   t->cni = 0;
   for (size_t i = 0; i < nq; ++i) {
     size_t len = 0;
@@ -266,7 +266,7 @@ static void build_cell(dm_table *t, int side, double lo, double hi, double b[2])
 }
 
 /* Cells of [lo, hi] on a side, bisected while that brings them closer to the
- * tolerance (KT 10.2): a cell whose relative bound is not 10% below its
+ * tolerance (KR 10.2): a cell whose relative bound is not 10% below its
  * parent's (parent: that of the enclosing cell, INFINITY for [0, 1]) is at the
  * floor set by the q direction and the node values, and is kept as it is. */
 static void build_side(dm_table *t, dm_row *w, int side, double lo, double hi, double parent) {
@@ -321,7 +321,7 @@ static void build_row(dm_table *t, int r) {
   }
   cheb_coefs(nq, t->cq, t->an, 1, w->ca);
   cheb_coefs(nq, t->cq, t->bn, 1, w->cb);
-  /* the bounds of a(q), b(q) (KT 10.3): the last two coefficients, the rounding of the evaluation and
+  /* the bounds of a(q), b(q) (KR 10.3): the last two coefficients, the rounding of the evaluation and
      the accuracy of the single-variable rule at the nodes (theory/activations.md 4.3) */
   double sa = 0, sb = 0;
   for (size_t i = 0; i < nq; ++i) {
@@ -349,7 +349,7 @@ static void build_row(dm_table *t, int r) {
 }
 
 /* ---------------------------------------------------------------------------
- * Evaluation (KT 10.4). */
+ * Evaluation (KR 10.4). */
 
 /* T_0(x) .. T_{n-1}(x), n <= MAXDEG + 1, by T_{m+k} = 2 T_m T_k - T_{m-k} with m = 2, 4, 8,
  * 16: the same operations as the three-term recurrence (errors of a few ulp,
@@ -364,7 +364,7 @@ static void cheb_t(size_t n, double x, double *T) {
   }
 }
 
-/* w[j] = sum_i coef[stride i + j] tx[i] for j < 2 len[i] (KT 10.4). */
+/* w[j] = sum_i coef[stride i + j] tx[i] for j < 2 len[i] (KR 10.4). */
 static void contract(size_t ni, const size_t *len, const double *restrict coef, size_t stride,
                      const double *restrict tx, double *restrict w, size_t nw) {
   for (size_t j = 0; j < nw; ++j) w[j] = 0;

@@ -1,5 +1,5 @@
 /* dualmap.h (internal): the Gaussian dual maps of an activation, tabulated once
- * and evaluated in O(1) per layer (theory/kernel.md 10; "KT x" below).
+ * and evaluated in O(1) per layer (theory/kernel.md 10; "KR x" below).
  *
  * For (u, v) centred Gaussian with Var u = Var v = q and correlation rho the
  * kernel recursions need, per layer,
@@ -8,19 +8,19 @@
  *   dhat(q,rho) = (E[phi(u)^2] - E[phi(u) phi(v)]) / (q (1 - rho)),
  *   g(q,rho)    = E[phi'(u) phi'(v)],
  * so that E[phi(u) phi(v)] = q (a - (1 - rho) dhat) and 1 - c_phi = (1 - rho) dhat / a
- * with full relative precision as rho -> 1 (KT 10.1). The table covers
- * DBL_MIN <= q <= DM_QMAX in rows of a quarter octave (one row [0, DM_Q0]), each
- * row a set of cells in rho (on each side of 0, in d = 1 - |rho|, bisected until
- * the cell meets the tolerance), each cell a tensor Chebyshev interpolant built
- * from the Mehler series of the Hermite coefficients at its nodes (KT 10.2). Each
- * cell carries a stated error bound; cells that do not meet the tolerance are
- * never used.
+ * with full relative precision as rho -> 1 (KR 10.1). The table covers
+ * DBL_MIN <= q <= DM_QMAX in rows ([0, 2^-45), octaves up to DM_Q0, quarter
+ * octaves above), each row a set of cells in rho (on each side of 0, in
+ * d = 1 - |rho|, bisected until the cell meets the tolerance), each cell a tensor
+ * Chebyshev interpolant built from the Mehler series of the Hermite coefficients
+ * at its nodes (KR 10.2). Each cell carries a stated error bound (KR 10.3); cells
+ * and rows that do not meet the tolerance are never used.
  *
- * Use: a row is tabulated only once its direct evaluations would have cost about
- * as much as building it (build_cost direct requests), and from then on serves the
- * requests with a later stamp (layer index). The decision for a request depends
- * only on (q, stamp) and the requests before it, so a recursion replayed with the
- * same requests (dm_freeze) gets bit-identical answers (KT 10.4).
+ * Use: a row is tabulated at its build_cost-th direct request, about when its
+ * direct evaluations have cost as much as building it, and from then on serves
+ * the requests with a later stamp (layer index). The decision for a request
+ * depends only on (q, stamp) and the requests before it, so a recursion replayed
+ * with the same requests (dm_freeze) gets bit-identical answers (KR 10.4).
  *
  * Not thread-safe: one table per recursion. Sized once by dm_alloc. */
 #ifndef BAFU_DUALMAP_H

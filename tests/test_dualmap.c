@@ -1,9 +1,9 @@
 /* test_dualmap.c: the tabulated dual maps (src/dualmap.h, theory/kernel.md 10,
- * "KT x") against the quadrature of bafu/act.h at random (q, rho), against the
+ * "KR x") against the quadrature of bafu/act.h at random (q, rho), against the
  * closed forms of erf, with a deliberately too coarse table that must fail the
  * same check, and the rules that decide when the table serves.
  *
- * Tolerances. The table states an absolute bound per cell and map (KT 10.3),
+ * Tolerances. The table states an absolute bound per cell and map (KR 10.3),
  * used only if below TOL = 3e-14 of the map's scale; the reference quadrature
  * has its own error, 2.5e-15 relative (theory/activations.md 4.3), allowed for
  * as QERR = 4e-15 of E[phi^2] or E[phi'^2]. For E[phi phi] = q (a - (1 - rho)
@@ -140,7 +140,7 @@ START_TEST(test_coarse_table_fails) {
 END_TEST
 
 /* 1 - c_phi = (1 - rho) dhat / a keeps full relative precision as rho -> 1
- * (KT 10.1), where E[phi^2] - E[phi phi] cancels: at 1 - rho = 1e-12 against
+ * (KR 10.1), where E[phi^2] - E[phi phi] cancels: at 1 - rho = 1e-12 against
  * the first-order law dhat(q, 1) = E[phi'^2] (Price), whose correction is
  * O(1 - rho) relative. */
 START_TEST(test_one_minus_corr_relative) {
@@ -162,7 +162,7 @@ START_TEST(test_one_minus_corr_relative) {
 }
 END_TEST
 
-/* When the table serves (KT 10.4): a row is tabulated at its build_cost-th
+/* When the table serves (KR 10.4): a row is tabulated at its build_cost-th
  * direct request and serves the later stamps; frozen, the same requests get the
  * same answers; a restart serves as a fresh table; q = 0, subnormal q, q above
  * DM_QMAX are never served. */

@@ -94,9 +94,10 @@ size_t bafu_kernel_count_layers(const bafu_net_params *p);
 typedef struct bafu_kernel bafu_kernel;
 
 /* Check p (bafu_net_params_check: BAFU_EINVAL) and allocate J x 5 (+ 4, or 8 with block_depth > 1,
- * scratch) matrices of m x m doubles. Refuses (BAFU_ELIMIT, message with the
- * estimate) beyond bafu_memory_limit_bytes(); BAFU_ENOMEM if an allocation
- * fails. p is copied. *out is NULL on error; the caller owns *out and
+ * scratch) matrices of m x m doubles, and for tanh, gelu, swish the 13 MB
+ * table of KR 10 (its pages touched only where used). Refuses (BAFU_ELIMIT,
+ * message with the estimate of the matrices) beyond bafu_memory_limit_bytes();
+ * BAFU_ENOMEM if an allocation fails. p is copied. *out is NULL on error; the caller owns *out and
  * releases it with bafu_kernel_free (NULL-safe). */
 bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out);
 void bafu_kernel_free(bafu_kernel *k);
@@ -170,7 +171,8 @@ typedef int (*bafu_kernel_pair_fn)(const bafu_kernel_pair *layer, void *ctx);
  * zero-variance stream entering a normalised branch; errors of the
  * activation expectations) fn is never called. Memory: O(sqrt J) (the
  * recursion is replayed from checkpoints every B = max(4096, sqrt J) layers,
- * KR 5), plus a 25 MB table for tanh, gelu and swish (touched only where
+ * KR 5), plus for tanh, gelu and swish a 13 MB table and a 3 MB tape of direct
+ * evaluations (KR 10.4; the table's pages are touched only where
  * used). For J > B the backward factor is a product over blocks of layers,
  * equal to the layer-by-layer product up to rounding. Deterministic: the same
  * p and corr give bit-identical layers. */
