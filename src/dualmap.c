@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rows (KR 10.2): row 0 = [0, 2^-45), rows 1..40 the octaves [2^-46+r, 2^-45+r) up to
- * DM_Q0 = 2^-5, then quarter octaves up to DM_QMAX = DM_Q0 2^11. */
+/* Rows (KR 10.2): row 0 = [0, 2^-45), rows r = 1..40 the octaves [2^(r-46), 2^(r-45)) up
+ * to DM_Q0 = 2^-5, then quarter octaves up to DM_QMAX = DM_Q0 2^11. */
 #define LOW_ROWS 40
 #define ROWS_PER_OCTAVE 4
 #define NROWS (1 + LOW_ROWS + ROWS_PER_OCTAVE * 11)
@@ -35,7 +35,7 @@ typedef struct {
 } dm_cell;
 
 typedef struct {
-  double qlo, qhi; /* row 0: [0, DM_Q0]; row r > 0: (qlo, qhi] */
+  double qlo, qhi; /* the row covers [qlo, qhi) (the last one [qlo, qhi]) */
   int state;       /* 0: not built, 1: built, -1: not tabulable */
   size_t ready;    /* first stamp the row serves (SIZE_MAX: none yet) */
   double cost;     /* direct requests counted so far */

@@ -335,16 +335,18 @@ static bafu_status batch_expect(bafu_kernel *k, const double *Sig, const double 
           return st;
         }
       } else {
-        dm_val v;
-        const double qm = qa == qb ? qa : sqrt(qa) * sqrt(qb), bound = sqrt(qa) * sqrt(qb);
-        double rho = bound > 0 ? Sig[a + b * m] / bound : 0;
-        rho = rho > 1 ? 1 : rho < -1 ? -1 : rho;
-        if (dm && close_variances(qa, qb) && dm_pair(dm, qm, 1 - rho, stamp, &v)) {
-          ee = qm * (v.a - (1 - rho) * v.dhat);
-          dd = v.g;
-        } else if ((st = offdiag_exp(act, k->method, qa, qb, Sig[a + b * m], &ee, &dd))) {
-          return st;
+        int served = 0;
+        if (dm && close_variances(qa, qb)) { /* KR 10.5: the table at the geometric mean */
+          const double qm = qa == qb ? qa : sqrt(qa) * sqrt(qb), bound = sqrt(qa) * sqrt(qb);
+          double rho = bound > 0 ? Sig[a + b * m] / bound : 0;
+          rho = rho > 1 ? 1 : rho < -1 ? -1 : rho;
+          dm_val v;
+          if ((served = dm_pair(dm, qm, 1 - rho, stamp, &v))) {
+            ee = qm * (v.a - (1 - rho) * v.dhat);
+            dd = v.g;
+          }
         }
+        if (!served && (st = offdiag_exp(act, k->method, qa, qb, Sig[a + b * m], &ee, &dd))) return st;
       }
       k->ee[a + b * m] = k->ee[b + a * m] = ee;
       k->dd[a + b * m] = k->dd[b + a * m] = dd;
@@ -571,12 +573,13 @@ static bafu_status pair_expect(pair_expect_ctx *ec, const pair_state *x, double 
       *d_d = v.b;
       *d_o = v.g;
       *omc_phi = x->omc * v.dhat / v.a;
+      if (!(*omc_phi >= 0)) *omc_phi = 0;
       if (*omc_phi > 2) *omc_phi = 2;
       return BAFU_OK;
     }
     if (!(ec->memo_ok && q == ec->memo_q && x->omc == ec->memo_omc)) {
-      const double *tp = ec->tape + 6 * ec->tape_at;
-      if (ec->tape_mode == 2 && ec->tape_at < ec->tape_n && tp[0] == q && tp[1] == x->omc) {
+      const double *tp = ec->tape_mode == 2 && ec->tape_at < ec->tape_n ? ec->tape + 6 * ec->tape_at : NULL;
+      if (tp && tp[0] == q && tp[1] == x->omc) {
         memcpy(ec->memo, tp + 2, 4 * sizeof *tp);
         ec->tape_at++;
       } else {
