@@ -29,8 +29,8 @@ typedef struct {
   double lo, hi;        /* the cell covers lo <= d <= hi */
   double bd, bg;        /* stated absolute bounds for dhat and g (KR 10.3) */
   int usable;           /* the bounds are within the tolerance (or accept_all) */
-  size_t ni;            /* degrees i < ni in q are stored */
-  size_t len[MAXDEG + 1]; /* and for each i the degrees j < len[i] in rho */
+  size_t ni, nj;        /* the degrees i < ni in q, j < nj in rho are used (the others are 0) */
+  unsigned char len[MAXDEG + 1]; /* and in degree i of q, the degrees j < len[i] in rho */
   double *coef;         /* nq x nr pairs (dhat, g): coef[2 (nr i + j) + m], i in q, j in rho */
 } dm_cell;
 
@@ -63,14 +63,14 @@ struct dm_table {
   double qn[MAXDEG + 1], an[MAXDEG + 1], bn[MAXDEG + 1];
   double node_err_d, node_err_g, row_norm_d, row_norm_g; /* of the row being built */
   double *vals, *tmp, *ccoef;
-  size_t cni, clen[MAXDEG + 1]; /* the stored part of ccoef */
+  size_t cni, cnj; /* the used part of ccoef */
+  unsigned char clen[MAXDEG + 1];
   int pool_full;
   /* evaluation cache: the row and cell of the last request, their contraction with T_i(x) */
   const dm_cell *last_cell;
   int last_row;
   double last_q, last_a, last_b;
   double tx[TSIZE], w[2 * (MAXDEG + 1)];
-  size_t last_nj;
 };
 
 dm_opts dm_default_opts(void) { return (dm_opts){12, 13, 3e-14, 4, 0}; }
@@ -249,19 +249,22 @@ static void build_cell(dm_table *t, int side, double lo, double hi, double b[2])
       }
     b[m] = tail + 2 * (m ? t->node_err_g : t->node_err_d) + (double)(nq + nr) * (0.5 * DBL_EPSILON) * all;
   }
-  /* the coefficients kept for evaluation (KR 10.4): the dropped ones are added to the bounds */
-  t->cni = 0;
+  /* the coefficients kept for evaluation (KR 10.4): in each degree i, those beyond the last one above
+     DROP times the scale are set to 0 and added to the bounds */
+  t->cni = t->cnj = 0;
   for (size_t i = 0; i < nq; ++i) {
+    double *c = t->ccoef + 2 * nr * i;
     size_t len = 0;
     for (size_t j = 0; j < nr; ++j)
-      if (fabs(t->ccoef[2 * (nr * i + j)]) > DROP * t->row_norm_d || fabs(t->ccoef[2 * (nr * i + j) + 1]) > DROP * t->row_norm_g)
-        len = j + 1;
+      if (fabs(c[2 * j]) > DROP * t->row_norm_d || fabs(c[2 * j + 1]) > DROP * t->row_norm_g) len = j + 1;
     for (size_t j = len; j < nr; ++j) {
-      b[0] += fabs(t->ccoef[2 * (nr * i + j)]);
-      b[1] += fabs(t->ccoef[2 * (nr * i + j) + 1]);
+      b[0] += fabs(c[2 * j]);
+      b[1] += fabs(c[2 * j + 1]);
+      c[2 * j] = c[2 * j + 1] = 0;
     }
-    t->clen[i] = len;
     if (len) t->cni = i + 1;
+    if (len > t->cnj) t->cnj = len;
+    t->clen[i] = (unsigned char)len;
   }
 }
 
@@ -293,6 +296,7 @@ static void build_side(dm_table *t, dm_row *w, int side, double lo, double hi, d
   c->bg = b[1];
   c->usable = ok || t->o.accept_all;
   c->ni = t->cni;
+  c->nj = t->cnj;
   memcpy(c->len, t->clen, sizeof c->len);
   memcpy(c->coef, t->ccoef, cell_doubles(t) * sizeof(double));
   w->ncell[side] = n + 1;
@@ -364,13 +368,26 @@ static void cheb_t(size_t n, double x, double *T) {
   }
 }
 
-/* w[j] = sum_i coef[stride i + j] tx[i] for j < 2 len[i] (KR 10.4). */
-static void contract(size_t ni, const size_t *len, const double *restrict coef, size_t stride,
-                     const double *restrict tx, double *restrict w, size_t nw) {
-  for (size_t j = 0; j < nw; ++j) w[j] = 0;
-  for (size_t i = 0; i < ni; ++i) {
+/* w[j] = sum_{i < ni} coef[stride i + j] tx[i] for j < nw (KR 10.4). The
+ * loop over j vectorises; every lane does the scalar operations in the same
+ * order (no contraction into fused multiply-adds in ISO C mode), so every
+ * instruction set gives the same numbers. */
+#ifndef DM_CLONES
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define DM_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#endif
+#ifndef DM_CLONES
+#define DM_CLONES
+#endif
+DM_CLONES static void contract(size_t ni, const unsigned char *len, const double *restrict coef, size_t stride,
+                               const double *restrict tx, double *restrict w, size_t nw) {
+  for (size_t j = 0; j < nw; ++j) w[j] = coef[j] * tx[0]; /* tx[0] = 1 (beyond 2 len[0], coef is 0) */
+  for (size_t i = 1; i < ni; ++i) {
     const double ti = tx[i], *restrict cf = coef + stride * i;
-    const size_t n = 2 * len[i];
+    const size_t n = 2 * (size_t)len[i];
     for (size_t j = 0; j < n; ++j) w[j] += cf[j] * ti;
   }
 }
@@ -422,16 +439,11 @@ static int eval_pair(dm_table *t, int r, double q, double omc, dm_val *out, doub
   const dm_cell *c = find_cell(&t->row[r], omc, &d);
   if (!c) return 0;
   row_diag(t, r, q);
-  const size_t nr = t->nr;
-  size_t nj = 0; /* the longest stored row of coefficients */
+  const size_t nj = c->nj;
   if (c != t->last_cell) { /* contract the coefficients with T_i(x) */
-    for (size_t i = 0; i < c->ni; ++i)
-      if (c->len[i] > nj) nj = c->len[i];
-    contract(c->ni, c->len, c->coef, 2 * nr, t->tx, t->w, 2 * nj);
+    contract(c->ni, c->len, c->coef, 2 * t->nr, t->tx, t->w, 2 * nj);
     t->last_cell = c;
-    t->last_nj = nj;
   }
-  nj = t->last_nj;
   double ty[TSIZE];
   cheb_t(nj, (2 * d - (c->lo + c->hi)) / (c->hi - c->lo), ty);
   double dh = 0, g = 0, dh2 = 0, g2 = 0;
@@ -472,8 +484,15 @@ static void count(dm_table *t, int r, double cost, size_t stamp) {
   if (w->state == 1 && stamp != SIZE_MAX) w->ready = stamp + 1;
 }
 
+/* row_of, first trying the row of the last request (the recursions move slowly in q). */
+static int row_cached(const dm_table *t, double q) {
+  const int r = t->last_row;
+  if (r >= 0 && q >= DBL_MIN && q >= t->row[r].qlo && q < t->row[r].qhi) return r;
+  return row_of(t, q);
+}
+
 int dm_pair(dm_table *t, double q, double omc, size_t stamp, dm_val *out) {
-  const int r = row_of(t, q);
+  const int r = row_cached(t, q);
   if (r < 0 || !(omc >= 0 && omc <= 2)) return 0;
   if (stamp >= t->row[r].ready) return eval_pair(t, r, q, omc, out, NULL);
   count(t, r, 1, stamp);
@@ -481,7 +500,7 @@ int dm_pair(dm_table *t, double q, double omc, size_t stamp, dm_val *out) {
 }
 
 int dm_diag(dm_table *t, double q, size_t stamp, double *a, double *b) {
-  const int r = row_of(t, q);
+  const int r = row_cached(t, q);
   if (r < 0) return 0;
   if (stamp >= t->row[r].ready) {
     row_diag(t, r, q);

@@ -47,7 +47,7 @@ grep -q '^# expectations' "$dir/ga.dat" && bad "an expectations line without --m
   "$BAFU" kernel --act tanh --sigma-w2 1 --depth 400 --every 50 --method direct --out "$dir/td.dat" ||
   bad "tanh runs failed"
 worst=$(paste <(grep -v '^#' "$dir/ta.dat" | awk 'NR > 1') <(grep -v '^#' "$dir/td.dat" | awk 'NR > 1') | awk '
-  { n = NF / 2; for (i = 2; i <= n; ++i) { a = $i; b = $(i + n); s = (a < 0 ? -a : a); t = (b < 0 ? -b : b); if (t > s) s = t
+  { n = NF / 2; for (i = 2; i <= n; ++i) { a = $i + 0; b = $(i + n) + 0; s = (a < 0 ? -a : a); t = (b < 0 ? -b : b); if (t > s) s = t
       d = a - b; if (d < 0) d = -d; if (s > 0 && d / s > w) w = d / s } }
   END { printf "%.3g", w + 0 }')
 awk -v w="$worst" 'BEGIN { exit !(w > 0 && w <= 1e-10) }' && ok || bad "tanh depth 400: auto vs direct $worst"

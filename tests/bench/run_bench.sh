@@ -67,8 +67,8 @@ f_configs=(
 f_time() { /usr/bin/time -f "%e %U" -o "$out/f.time" "$@" >/dev/null 2>"$out/f.err" || { echo "FAILED: $*: $(head -2 "$out/f.err")" >&2; echo "nan nan"; return; }; cat "$out/f.time"; }
 # the largest relative difference of two kernel tables (data rows; |a - b| / max(|a|, |b|), values above 1e-280)
 f_diff() { paste <(grep -v '^#' "$1" | awk 'NR > 1') <(grep -v '^#' "$2" | awk 'NR > 1') | awk '
-  { n = NF / 2; if ($2 < 1e-280 || $(2 + n) < 1e-280) next
-    for (i = 2; i <= n; ++i) { a = $i; b = $(i + n); s = (a < 0 ? -a : a); t = (b < 0 ? -b : b); if (t > s) s = t
+  { n = NF / 2; if ($2 + 0 < 1e-280 || $(2 + n) + 0 < 1e-280) next   # (+ 0: subnormal fields are strings to mawk)
+    for (i = 2; i <= n; ++i) { a = $i + 0; b = $(i + n) + 0; s = (a < 0 ? -a : a); t = (b < 0 ? -b : b); if (t > s) s = t
       d = a - b; if (d < 0) d = -d; if (s > 1e-280 && d / s > w) w = d / s } }
   END { printf "%.3g", w + 0 }'; }
 workload_f() {
@@ -140,7 +140,7 @@ awk '
     }
     if (val("c.spectrum_dense") > 0) printf "c spectrum: bafu %.3f s  torch %.3f s  ratio %.2f\n", val("c.spectrum_dense"), val("c.torch_spectrum_dense"), val("c.torch_spectrum_dense") / val("c.spectrum_dense")
     for (k in v) if (k ~ /^f\.kernel_1e7_/) {
-      name = substr(k, 15)
+      name = substr(k, 14)
       printf "f kernel depth 1e7, %s: %.2f s (floor 5 s: %s); direct path %s s extrapolated; largest difference %s\n", name, v[k], v[k] <= 5 ? "met" : "NOT met", ex[name], v["f.kernel_maxdiff_" name]
     }
   }' "$log" | tee -a "$log"
