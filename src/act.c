@@ -173,11 +173,18 @@ void bafu_act_apply(bafu_act a, size_t n, const double *u, double *phi, double *
 #define MAX_BREAKS 192  /* >= 2 (ZMAX + 1) + 2 GEO_MAX + 2 */
 
 static double gl_x[GL_N], gl_w[GL_N]; /* nodes and weights on [-1, 1] */
+static double herm_sq[BAFU_ACT_HERMITE_MAX + 2]; /* sqrt(k), for the Hermite recurrence (AM 6) */
+static double herm_isq[BAFU_ACT_HERMITE_MAX + 2]; /* 1 / sqrt(k) (k >= 1) */
 static int gl_ok;
 static BAFU_ONCE_FLAG gl_once = BAFU_ONCE_INIT;
 
-/* GSL's tabulated (full precision) Gauss-Legendre rule, copied once. */
+/* GSL's tabulated (full precision) Gauss-Legendre rule, copied once; and the
+ * square roots of the Hermite recurrence. */
 static void gl_init(void) {
+  for (size_t k = 0; k < BAFU_ACT_HERMITE_MAX + 2; ++k) {
+    herm_sq[k] = sqrt((double)k);
+    herm_isq[k] = k ? 1 / herm_sq[k] : 0;
+  }
   gsl_integration_glfixed_table *t = gsl_integration_glfixed_table_alloc(GL_N);
   if (!t) return;
   for (size_t i = 0; i < GL_N; ++i)
@@ -489,4 +496,78 @@ bafu_status bafu_act_mask_corr(bafu_act a, double q1, double q2, double c12, dou
   }
   default: return bafu_act_mask_corr_quad(a, q1, q2, c12, out);
   }
+}
+
+/* ---------------------------------------------------------------------------
+ * Hermite coefficients (AM 6). */
+
+#define HERM_ZMAX 13.0 /* truncation: e^(-13^2/4) = 4.5e-19 (the integrands carry sqrt(pdf)) */
+#define HERM_MAX_PANELS 4096
+
+/* AM 6.2: folded composite Gauss-Legendre rule on [0, HERM_ZMAX], panels at the
+ * integers and at 2^k / (2s) (as in AM 4.1), each cut into equal pieces no wider
+ * than min(1/2, 6 / sqrt(K + 1/2)) (the Hermite function psi_K oscillates with
+ * wavenumber sqrt(K + 1/2)). With psi_k(z) = h_k(z) sqrt(pdf(z)) (bounded by 1),
+ * E[g(sz) h_k(z)] = int psi_k(z) psi_0(z) g(sz) dz, and psi_k(-z) = (-1)^k psi_k(z)
+ * folds the line onto the half line: even k see g(sz) + g(-sz), odd k the
+ * difference. */
+bafu_status bafu_act_hermite(bafu_act a, double q, size_t K, double *ah, double *bh) {
+  bafu_status st;
+  if ((st = check_act(a)) || (st = check_q(q, "q"))) return st;
+  if (!(q > 0)) return bafu_error(BAFU_EINVAL, "Hermite coefficients: q must be > 0, got %g", q);
+  if (K > BAFU_ACT_HERMITE_MAX)
+    return bafu_error(BAFU_EINVAL, "Hermite coefficients: order %zu above %d", K, BAFU_ACT_HERMITE_MAX);
+  if (!ah || !bh) return bafu_error(BAFU_EINVAL, "Hermite coefficients: no output arrays given");
+  if ((st = gl_ready())) return st;
+  double *ta = ah, *tb = bh;
+  for (size_t k = 0; k <= K; ++k) ta[k] = tb[k] = 0;
+  const double s = sqrt(q), hmax = fmin(0.5, 6 / sqrt((double)K + 0.5));
+  double br[MAX_BREAKS];
+  size_t nb = 0;
+  for (int k = 0; k <= (int)HERM_ZMAX; ++k) br[nb++] = k;
+  nb = add_geometric(br, nb, 0, 0.5 / s, +1, 0, HERM_ZMAX);
+  nb = sort_unique(br, nb);
+  static const double psi0_norm = 0.63161877774606470129; /* (2 pi)^(-1/4) */
+  for (size_t p = 0; p + 1 < nb; ++p) {
+    const size_t pieces = (size_t)ceil((br[p + 1] - br[p]) / hmax);
+    const double width = (br[p + 1] - br[p]) / (double)pieces;
+    for (size_t c = 0; c < pieces; ++c) {
+      const double lo = br[p] + (double)c * width, h = 0.5 * width, mid = lo + h;
+      for (size_t i = 0; i < GL_N; ++i) {
+        const double z = mid + h * gl_x[i];
+        double fp, dp, fm, dm;
+        k_eval(a, s * z, &fp, &dp);
+        k_eval(a, -s * z, &fm, &dm);
+        const double p0 = psi0_norm * exp(-0.25 * z * z), wp = h * gl_w[i] * p0;
+        const double fe = wp * (fp + fm) / s, fo = wp * (fp - fm) / s, de = wp * (dp + dm), dq = wp * (dp - dm);
+        double pm = p0, pk = z * p0; /* psi_{k-1}, psi_k */
+        ta[0] += fe * pm;
+        tb[0] += de * pm;
+        if (K >= 1) {
+          ta[1] += fo * pk;
+          tb[1] += dq * pk;
+        }
+        size_t k = 1;
+        for (; k + 2 <= K; k += 2) { /* psi_{k+1} (even k+1), psi_{k+2} (odd) */
+          const double pe = (z * pk - herm_sq[k] * pm) * herm_isq[k + 1];
+          const double po = (z * pe - herm_sq[k + 1] * pk) * herm_isq[k + 2];
+          ta[k + 1] += fe * pe;
+          tb[k + 1] += de * pe;
+          ta[k + 2] += fo * po;
+          tb[k + 2] += dq * po;
+          pm = pe;
+          pk = po;
+        }
+        if (k + 1 <= K) { /* K even: the last, psi_K */
+          const double pe = (z * pk - herm_sq[k] * pm) * herm_isq[k + 1];
+          ta[k + 1] += fe * pe;
+          tb[k + 1] += de * pe;
+        }
+      }
+    }
+  }
+  for (size_t k = 0; k <= K; ++k)
+    if (!(isfinite(ta[k]) && isfinite(tb[k])))
+      return bafu_error(BAFU_ENUMERIC, "Hermite coefficients of %s at q = %g are not finite", bafu_act_name(a), q);
+  return BAFU_OK;
 }

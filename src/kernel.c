@@ -4,8 +4,10 @@
 #include "bafu/kernel.h"
 
 #include "bafu/layout.h"
+#include "dualmap.h"
 
 #include <math.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +183,17 @@ static double erf_one_minus_corr(double q, double omc) {
 }
 
 /* ---------------------------------------------------------------------------
+ * Tabulated dual maps (KR 10). */
+
+/* The activations whose expectations have no closed form here, served by the
+ * table in AUTO mode. */
+static int act_tabulated(bafu_act a) { return a == BAFU_ACT_TANH || a == BAFU_ACT_GELU || a == BAFU_ACT_SWISH; }
+
+/* Two variances close enough to use the equal-variance table at their
+ * geometric mean: the error is second order in the relative gap, here below 2^-40 (KR 10.5). */
+static int close_variances(double qa, double qb) { return fabs(qa - qb) <= 0x1p-40 * fmax(qa, qb); }
+
+/* ---------------------------------------------------------------------------
  * The batch workspace. */
 
 enum { MAT_SIGMA, MAT_SPRIME, MAT_THETA, MAT_OWN, MAT_BWD, MAT_COUNT };
@@ -199,6 +212,7 @@ struct bafu_kernel {
      ReLU pair angles of the current inner layer h_k, the product of the inner
      layers' derivative kernels and their accumulated own terms */
   double *hs, *thh, *dprod, *acc;
+  dm_table *dm; /* tanh, gelu, swish: the dual-map table (KR 10), used in AUTO mode */
   bafu_progress_fn progress;
   void *progress_ctx;
 };
@@ -250,19 +264,24 @@ bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out) {
     k->acc = k->dprod + mm;
   }
   for (size_t j = 0; j < J; ++j) k->labels[j] = layer_at(&k->lay, j).label;
+  if (act_tabulated(p->act) && (st = dm_alloc(p->act, NULL, &k->dm))) {
+    bafu_kernel_free(k);
+    return st;
+  }
   *out = k;
   return BAFU_OK;
 }
 
 void bafu_kernel_free(bafu_kernel *k) {
   if (!k) return;
+  dm_free(k->dm);
   free(k->labels);
   free(k->store);
   free(k);
 }
 
 bafu_status bafu_kernel_set_method(bafu_kernel *k, bafu_kernel_method method) {
-  if (method != BAFU_KERNEL_AUTO && method != BAFU_KERNEL_QUADRATURE)
+  if (method != BAFU_KERNEL_AUTO && method != BAFU_KERNEL_QUADRATURE && method != BAFU_KERNEL_DIRECT)
     return bafu_error(BAFU_EINVAL, "kernel: unknown expectation method %d", (int)method);
   k->method = method;
   return BAFU_OK;
@@ -278,12 +297,15 @@ const double *bafu_kernel_own(const bafu_kernel *k, size_t j) { return mat(k, j,
 const double *bafu_kernel_bwd(const bafu_kernel *k, size_t j) { return mat(k, j, MAT_BWD); }
 
 /* Expectations E phi phi (k->ee) and E phi' phi' (k->dd) for u ~ N(0, Sig),
- * and, for relu in AUTO mode, 1 - c_phi of every pair (into omc_phi) from the
- * pair angles th of u (m x m; KR 3.1). */
-static bafu_status batch_expect(bafu_kernel *k, const double *Sig, const double *th_u, double *omc_phi) {
+ * and, for relu outside QUADRATURE mode, 1 - c_phi of every pair (into omc_phi)
+ * from the pair angles th of u (m x m; KR 3.1). In AUTO mode the table answers
+ * for layer `stamp` where it serves (KR 10.5). */
+static bafu_status batch_expect(bafu_kernel *k, const double *Sig, const double *th_u, double *omc_phi,
+                                size_t stamp) {
   const size_t m = k->m;
   const bafu_act act = k->p.act;
-  const int relu = act == BAFU_ACT_RELU && k->method == BAFU_KERNEL_AUTO;
+  const int relu = act == BAFU_ACT_RELU && k->method != BAFU_KERNEL_QUADRATURE;
+  dm_table *dm = k->method == BAFU_KERNEL_AUTO ? k->dm : NULL;
   bafu_status st;
   for (size_t b = 0; b < m; ++b)
     for (size_t a = 0; a <= b; ++a) {
@@ -305,9 +327,26 @@ static bafu_status batch_expect(bafu_kernel *k, const double *Sig, const double 
           omc_phi[a + b * m] = omc_phi[b + a * m] = omc;
         }
       } else if (a == b) {
-        if ((st = diag_exp(act, k->method, qa, &ee, &dd))) return st;
-      } else if ((st = offdiag_exp(act, k->method, qa, qb, Sig[a + b * m], &ee, &dd))) {
-        return st;
+        double va, vb;
+        if (dm && dm_diag(dm, qa, stamp, &va, &vb)) {
+          ee = qa * va;
+          dd = vb;
+        } else if ((st = diag_exp(act, k->method, qa, &ee, &dd))) {
+          return st;
+        }
+      } else {
+        int served = 0;
+        if (dm && close_variances(qa, qb)) { /* KR 10.5: the table at the geometric mean */
+          const double qm = qa == qb ? qa : sqrt(qa) * sqrt(qb), bound = sqrt(qa) * sqrt(qb);
+          double rho = bound > 0 ? Sig[a + b * m] / bound : 0;
+          rho = rho > 1 ? 1 : rho < -1 ? -1 : rho;
+          dm_val v;
+          if ((served = dm_pair(dm, qm, 1 - rho, stamp, &v))) {
+            ee = qm * (v.a - (1 - rho) * v.dhat);
+            dd = v.g;
+          }
+        }
+        if (!served && (st = offdiag_exp(act, k->method, qa, qb, Sig[a + b * m], &ee, &dd))) return st;
       }
       k->ee[a + b * m] = k->ee[b + a * m] = ee;
       k->dd[a + b * m] = k->dd[b + a * m] = dd;
@@ -327,9 +366,10 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
   const bafu_net_params *p = &k->p;
   const size_t m = k->m, mm = m * m, d = k->d, J = k->J;
   const double n = (double)p->width;
-  const int relu = p->act == BAFU_ACT_RELU && k->method == BAFU_KERNEL_AUTO;
+  const int relu = p->act == BAFU_ACT_RELU && k->method != BAFU_KERNEL_QUADRATURE;
   bafu_status st;
   if (!X) return bafu_error(BAFU_EINVAL, "kernel: no inputs given");
+  if (k->dm) dm_restart(k->dm); /* every run is served as by a fresh table (KR 10.4) */
   for (size_t i = 0; i < d * m; ++i)
     if (!isfinite(X[i])) return bafu_error(BAFU_EINVAL, "X: the inputs must be finite numbers");
   /* Gram matrix and pair angles of the inputs (KR 2.1, 3.3) */
@@ -387,7 +427,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
         /* KR 2.7: the branch's inner layer h_h = W phi(z) + c, z = u (h = 1) or h_{h-1}: its covariance
            s E[phi phi] + V, the product of the derivative kernels s E[phi' phi'] so far, and the own
            terms lr n E[phi phi] + lr_b carried through the later inner layers' derivative kernels */
-        if ((st = batch_expect(k, EX, th_u, omc_phi))) return st;
+        if ((st = batch_expect(k, EX, th_u, omc_phi, j))) return st;
         for (size_t i = 0; i < mm; ++i) {
           const double D = li.gain * k->dd[i], g = li.lr * n * k->ee[i] + li.lrb;
           k->acc[i] = h == 1 ? g : D * k->acc[i] + g;
@@ -406,7 +446,7 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
         EX = k->hs;
         th_u = k->thh;
       }
-      if ((st = batch_expect(k, EX, th_u, omc_phi))) return st;
+      if ((st = batch_expect(k, EX, th_u, omc_phi, j))) return st;
       if (relu && li.bvar == 0) { /* carry the pair angles to f_j (KR 3.1, 3.2) */
         double w = li.kind == LAYER_RESID ? li.scale2 * li.gain / 2 : 0;
         for (size_t h = 1; h < li.depth; ++h) w *= li.gain / 2; /* KR 2.7: the branch adds beta^2 (s/2)^K q_a */
@@ -481,12 +521,32 @@ typedef struct {
   double m_d, m_o;     /* Jacobian factor M */
 } pair_out;
 
+/* How a pair sweep computes its expectations: the activation, the table
+ * (AUTO and a tabulated activation; NULL otherwise), the layer being computed
+ * (the table's stamp), the last direct evaluation, reused when the same
+ * arguments recur (q = 0, or a fixed point reached exactly), and a tape of
+ * the first TAPE_MAX direct evaluations of pass 1, which pass 2 (the same
+ * requests in the same order) reads back instead of recomputing (KR 10.4). */
+#define TAPE_MAX 65536
+typedef struct {
+  bafu_act act;
+  dm_table *dm;
+  size_t stamp;
+  int memo_ok;
+  double memo_q, memo_omc, memo[4];
+  int tape_mode; /* 0: off, 1: record, 2: read */
+  size_t tape_n, tape_at;
+  double *tape; /* TAPE_MAX x (q, omc, 4 expectations) */
+} pair_expect_ctx;
+
 /* Expectations for the pair at (q, omc, th): E phi^2, E phi phi, E phi'^2,
  * E phi'phi', and the post-activation 1 - c_phi = 1 - E phi phi / E phi^2. */
-static bafu_status pair_expect(bafu_act act, const pair_state *x, double *e_d, double *e_o, double *d_d,
+static bafu_status pair_expect(pair_expect_ctx *ec, const pair_state *x, double *e_d, double *e_o, double *d_d,
                                double *d_o, double *omc_phi) {
   bafu_status st;
+  const bafu_act act = ec->act;
   const double q = x->q;
+  dm_val v;
   switch (act) {
   case BAFU_ACT_RELU: /* KR 3.1 */
     if (q > 0) {
@@ -507,8 +567,40 @@ static bafu_status pair_expect(bafu_act act, const pair_state *x, double *e_d, d
     *omc_phi = x->omc;
     return BAFU_OK;
   default:
-    if ((st = diag_exp(act, BAFU_KERNEL_AUTO, q, e_d, d_d))) return st;
-    if ((st = offdiag_exp(act, BAFU_KERNEL_AUTO, q, q, q * (1 - x->omc), e_o, d_o))) return st;
+    if (ec->dm && dm_pair(ec->dm, q, x->omc, ec->stamp, &v)) { /* KR 10.1: 1 - c_phi without cancellation */
+      *e_d = q * v.a;
+      *e_o = q * (v.a - x->omc * v.dhat);
+      *d_d = v.b;
+      *d_o = v.g;
+      *omc_phi = x->omc * v.dhat / v.a;
+      if (!(*omc_phi >= 0)) *omc_phi = 0;
+      if (*omc_phi > 2) *omc_phi = 2;
+      return BAFU_OK;
+    }
+    if (!(ec->memo_ok && q == ec->memo_q && x->omc == ec->memo_omc)) {
+      const double *tp = ec->tape_mode == 2 && ec->tape_at < ec->tape_n ? ec->tape + 6 * ec->tape_at : NULL;
+      if (tp && tp[0] == q && tp[1] == x->omc) {
+        memcpy(ec->memo, tp + 2, 4 * sizeof *tp);
+        ec->tape_at++;
+      } else {
+        if ((st = diag_exp(act, BAFU_KERNEL_AUTO, q, &ec->memo[0], &ec->memo[2]))) return st;
+        if ((st = offdiag_exp(act, BAFU_KERNEL_AUTO, q, q, q * (1 - x->omc), &ec->memo[1], &ec->memo[3])))
+          return st;
+        if (ec->tape_mode == 1 && ec->tape_n < TAPE_MAX) {
+          double *w = ec->tape + 6 * ec->tape_n++;
+          w[0] = q;
+          w[1] = x->omc;
+          memcpy(w + 2, ec->memo, 4 * sizeof *w);
+        }
+      }
+      ec->memo_ok = 1;
+      ec->memo_q = q;
+      ec->memo_omc = x->omc;
+    }
+    *e_d = ec->memo[0];
+    *e_o = ec->memo[1];
+    *d_d = ec->memo[2];
+    *d_o = ec->memo[3];
     if (!(*e_d > 0))
       *omc_phi = x->omc; /* q = 0: phi is linear at 0 to leading order */
     else if (act == BAFU_ACT_ERF && x->omc <= 1 && q > 0)
@@ -536,7 +628,8 @@ static void plain_state(bafu_act act, double s, double V, double e_d, double omc
 }
 
 /* One layer of the pair recursion: x (state after layer j-1) -> x (after j). */
-static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, double n, pair_state *x, pair_out *o) {
+static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, double n, pair_expect_ctx *ec,
+                             pair_state *x, pair_out *o) {
   const double s = li->gain;
   double e_d, e_o, d_d, d_o, omc_phi;
   pair_state xe = *x; /* the activation's argument: the stream, or f / r at unit variance (KR 2.6) */
@@ -554,7 +647,7 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
      inner layers (acc) */
   double dp_d = 1, dp_o = 1, acc_d = 0, acc_o = 0;
   for (size_t h = 1; h < li->depth; ++h) {
-    if ((st = pair_expect(p->act, &xe, &e_d, &e_o, &d_d, &d_o, &omc_phi))) return st;
+    if ((st = pair_expect(ec, &xe, &e_d, &e_o, &d_d, &d_o, &omc_phi))) return st;
     const double D_d = s * d_d, D_o = s * d_o;
     acc_d = D_d * acc_d + (li->lr * n * e_d + li->lrb);
     acc_o = D_o * acc_o + (li->lr * n * e_o + li->lrb);
@@ -562,7 +655,7 @@ static bafu_status pair_step(const bafu_net_params *p, const layer_info *li, dou
     dp_o *= D_o;
     plain_state(p->act, s, li->bvar, e_d, omc_phi, &xe);
   }
-  if ((st = pair_expect(p->act, &xe, &e_d, &e_o, &d_d, &d_o, &omc_phi))) return st;
+  if ((st = pair_expect(ec, &xe, &e_d, &e_o, &d_d, &d_o, &omc_phi))) return st;
   o->sp_d = s * d_d;
   o->sp_o = s * d_o;
   o->own_d = li->lr * li->scale2 * n * e_d + li->lrb * li->scale2; /* + the bias's lr_b s^2 (KR 2.5) */
@@ -622,94 +715,246 @@ static void pair_input_layer(const bafu_net_params *p, const layer_info *li, dou
   }
 }
 
-static bafu_status pair_sweep(const bafu_net_params *p, const bafu_layout *lay, double corr, double *fac, int emit,
-                              bafu_kernel_pair_fn fn, void *ctx, bafu_progress_fn progress, void *pctx) {
-  const size_t J = lay->J;
-  const double n = (double)p->width;
+/* ---------------------------------------------------------------------------
+ * The two-input sweep (KR 5, 6): pass 1 runs the recursion, checks it and keeps
+ * the state at the start of every block of B layers and each block's product of
+ * Jacobian factors; pass 2 replays each block from its checkpoint (the same
+ * requests, so the same numbers bit for bit), forms the backward factors of the
+ * block from the top down and emits its rows. */
+
+typedef struct { /* |prod M| = mant 2^exp (mant = 0 after a zero factor) */
+  double mant;
+  int exp;
+} scaled;
+
+static void scaled_mul(scaled *s, double f) {
+  int e;
+  s->mant = frexp(s->mant * f, &e);
+  s->exp += e;
+}
+
+typedef struct {
+  const bafu_net_params *p;
+  const bafu_layout *lay;
+  double corr, n;
+  pair_expect_ctx ec;
+} pair_run;
+
+/* Layer j from state x (the state before layer j); its outputs into o. */
+static bafu_status pair_layer(pair_run *r, size_t j, layer_info *li, pair_state *x, pair_out *o) {
+  *li = layer_at(r->lay, j);
+  r->ec.stamp = j;
+  if (li->kind == LAYER_INPUT) {
+    pair_input_layer(r->p, li, r->corr, x, o);
+    return BAFU_OK;
+  }
+  return pair_step(r->p, li, r->n, &r->ec, x, o);
+}
+
+static pair_state pair_initial(const bafu_net_params *p, double corr) {
   pair_state x = {.q = 1, .omc = 1 - corr, .th = acos(corr), .theta_d = 0, .theta_o = 0};
   if (p->act == BAFU_ACT_RELU) {
     const double h = sin(0.5 * x.th);
     x.omc = 2 * h * h;
   }
+  return x;
+}
+
+/* Per block b of the sweep: the state before its first layer s, the product
+ * M_s ... M_e of its Jacobian factors (diagonal, off-diagonal) and, for the
+ * overflow check of the backward factors inside the block, an exponent E with
+ * |M_{j+1} ... M_e| < 2^E for every layer j of the block (KR 5). */
+typedef struct {
+  pair_state x;
+  scaled prod[2];
+  int suffix_exp[2];
+} pair_block;
+
+/* Pass 1 over layers [0, J): fills blk (blocks of B layers). */
+static bafu_status pair_pass1(pair_run *r, size_t J, size_t B, pair_block *blk, bafu_progress_fn progress,
+                              void *pctx) {
+  pair_state x = pair_initial(r->p, r->corr);
+  scaled seg[2] = {{0.5, 1}, {0.5, 1}}; /* M_{z+1} ... M_j, z the last zero factor of the block (or s - 1) */
+  int lo[2] = {INT_MAX, INT_MAX};       /* the smallest exponent of seg over the layers of the block since z */
   for (size_t j = 0; j < J; ++j) {
-    const layer_info li = layer_at(lay, j);
+    pair_block *b = &blk[j / B];
+    if (j % B == 0) {
+      b->x = x;
+      for (int m = 0; m < 2; ++m) {
+        b->prod[m] = seg[m] = (scaled){0.5, 1}; /* 1 */
+        lo[m] = INT_MAX;
+      }
+    }
+    layer_info li;
     pair_out o;
-    if (li.kind == LAYER_INPUT) {
-      pair_input_layer(p, &li, corr, &x, &o);
-    } else {
-      bafu_status st = pair_step(p, &li, n, &x, &o);
-      if (st) return st;
+    bafu_status st = pair_layer(r, j, &li, &x, &o);
+    if (st) return st;
+    if (progress && (j % 4096 == 4095 || j + 1 == J)) progress(j + 1, 2 * J, pctx);
+    if (!(isfinite(x.q) && isfinite(x.theta_d) && isfinite(x.theta_o) && isfinite(o.m_d) && isfinite(o.m_o) &&
+          isfinite(o.own_d) && isfinite(o.own_o) && isfinite(x.omc) && isfinite(x.th)))
+      return bafu_error(BAFU_ENUMERIC, "depth/sigma_w2/branch_scale: the kernel recursion overflowed at layer %d",
+                        li.label);
+    const double f[2] = {o.m_d, o.m_o};
+    for (int m = 0; m < 2; ++m) {
+      if (f[m] == 0) { /* the partial products reaching back past layer j vanish */
+        b->prod[m] = (scaled){0, 0};
+        seg[m] = (scaled){0.5, 1};
+        lo[m] = 1;
+      } else {
+        if (b->prod[m].mant != 0) scaled_mul(&b->prod[m], f[m]);
+        scaled_mul(&seg[m], f[m]);
+        if (seg[m].exp < lo[m]) lo[m] = seg[m].exp;
+      }
+      /* |seg_j| in [2^(exp_j - 1), 2^exp_j): M_{i+1} ... M_j = seg_j / seg_i < 2^(exp_j - lo + 1) */
+      b->suffix_exp[m] = seg[m].exp - lo[m] + 1;
     }
-    if (progress && (j % 4096 == 4095 || j + 1 == J)) progress(j + 1 + (emit ? J : 0), 2 * J, pctx);
-    if (!emit) {
-      if (!(isfinite(x.q) && isfinite(x.theta_d) && isfinite(x.theta_o) && isfinite(o.m_d) && isfinite(o.m_o) &&
-            isfinite(o.own_d) && isfinite(o.own_o) && isfinite(x.omc) && isfinite(x.th)))
-        return bafu_error(BAFU_ENUMERIC, "depth/sigma_w2/branch_scale: the kernel recursion overflowed at "
-                                         "layer %d",
-                          li.label);
-      fac[2 * j] = o.m_d;
-      fac[2 * j + 1] = o.m_o;
-      continue;
-    }
-    const bafu_kernel_pair out = {.index = j,
-                                  .label = li.label,
-                                  .q = x.q,
-                                  .corr = 1 - x.omc,
-                                  .one_minus_corr = x.omc,
-                                  .angle = x.th,
-                                  .sprime_diag = o.sp_d,
-                                  .sprime = o.sp_o,
-                                  .ntk_diag = x.theta_d,
-                                  .ntk = x.theta_o,
-                                  .own_diag = o.own_d,
-                                  .own = o.own_o,
-                                  .bwd_diag = fac[2 * j],
-                                  .bwd = fac[2 * j + 1],
-                                  .ntk_corr = x.theta_d != 0 ? x.theta_o / x.theta_d : 0};
-    if (fn(&out, ctx)) break;
   }
   return BAFU_OK;
 }
 
+/* Replay block [s, e] from its checkpoint: the rows (without the backward
+ * factor) into rows[0 .. e - s], the Jacobian factors into fac (2 per layer). */
+static bafu_status pair_replay(pair_run *r, const pair_block *b, size_t s, size_t e, bafu_kernel_pair *rows,
+                               double *fac) {
+  pair_state x = b->x;
+  for (size_t j = s; j <= e; ++j) {
+    layer_info li;
+    pair_out o;
+    bafu_status st = pair_layer(r, j, &li, &x, &o);
+    if (st) return st; /* cannot happen: pass 1 ran the same layers */
+    rows[j - s] = (bafu_kernel_pair){.index = j,
+                                     .label = li.label,
+                                     .q = x.q,
+                                     .corr = 1 - x.omc,
+                                     .one_minus_corr = x.omc,
+                                     .angle = x.th,
+                                     .sprime_diag = o.sp_d,
+                                     .sprime = o.sp_o,
+                                     .ntk_diag = x.theta_d,
+                                     .ntk = x.theta_o,
+                                     .own_diag = o.own_d,
+                                     .own = o.own_o,
+                                     .ntk_corr = x.theta_d != 0 ? x.theta_o / x.theta_d : 0};
+    fac[2 * (j - s)] = o.m_d;
+    fac[2 * (j - s) + 1] = o.m_o;
+  }
+  return BAFU_OK;
+}
+
+/* The backward factors of block [s, e] from the top down, P_e = top (KR 5):
+ * P_{j-1} = M_j P_j, the order of the layer-by-layer product. Returns the
+ * first layer (from the top) whose factor is not finite, or SIZE_MAX. */
+static size_t pair_backward(size_t s, size_t e, const double top[2], const double *fac, bafu_kernel_pair *rows) {
+  double pd = top[0], po = top[1];
+  for (size_t j = e + 1; j-- > s;) {
+    rows[j - s].bwd_diag = pd;
+    rows[j - s].bwd = po;
+    if (!(isfinite(pd) && isfinite(po))) return j;
+    pd *= fac[2 * (j - s)];
+    po *= fac[2 * (j - s) + 1];
+  }
+  return SIZE_MAX;
+}
+
 bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx) {
-  return bafu_kernel_two_inputs_progress(p, corr, fn, ctx, NULL, NULL);
+  return bafu_kernel_two_inputs_method(p, corr, BAFU_KERNEL_AUTO, fn, ctx, NULL, NULL);
 }
 
 bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx,
                                             bafu_progress_fn progress, void *pctx) {
+  return bafu_kernel_two_inputs_method(p, corr, BAFU_KERNEL_AUTO, fn, ctx, progress, pctx);
+}
+
+bafu_status bafu_kernel_two_inputs_method(const bafu_net_params *p, double corr, bafu_kernel_method method,
+                                          bafu_kernel_pair_fn fn, void *ctx, bafu_progress_fn progress, void *pctx) {
   bafu_status st = bafu_net_params_check(p);
   if (st) return st;
   if (!(isfinite(corr) && corr >= -1 && corr <= 1))
     return bafu_error(BAFU_EINVAL, "corr: must be a number in [-1, 1], got %g", corr);
   if (!fn) return bafu_error(BAFU_EINVAL, "kernel: no callback given");
+  if (method != BAFU_KERNEL_AUTO && method != BAFU_KERNEL_DIRECT)
+    return bafu_error(BAFU_EINVAL, "kernel: expectation method %d is not available for two inputs", (int)method);
   bafu_layout lay;
   bafu_layout_build(p, &lay); /* p was checked above */
   const size_t J = lay.J;
-  const size_t bytes = sat_mul(sat_mul(J, 2), sizeof(double));
-  if ((st = bafu_memory_check((double)bytes, "depth: the kernel recursion"))) return st;
-  double *fac = malloc(bytes);
-  if (!fac) return bafu_error(BAFU_ENOMEM, "depth: out of memory (%.3g GiB)", (double)bytes / 1073741824.0);
-  /* pass 1: the whole recursion, checked; Jacobian factors M_j stored */
-  if ((st = pair_sweep(p, &lay, corr, fac, 0, NULL, NULL, progress, pctx))) {
-    free(fac);
-    return st;
+  size_t B = (size_t)ceil(sqrt((double)J));
+  if (B < 4096) B = 4096;
+  if (B > J) B = J;
+  const size_t nb = (J + B - 1) / B;
+  const double bytes = (double)nb * (double)sizeof(pair_block) + (double)B * (sizeof(bafu_kernel_pair) + 2 * sizeof(double));
+  if ((st = bafu_memory_check(bytes, "depth: the kernel recursion"))) return st;
+  pair_block *blk = malloc(nb * sizeof *blk);
+  bafu_kernel_pair *rows = malloc(B * sizeof *rows);
+  double *fac = malloc(2 * B * sizeof *fac);
+  pair_run r = {p, &lay, corr, (double)p->width, {.act = p->act}};
+  if (!blk || !rows || !fac) {
+    st = bafu_error(BAFU_ENOMEM, "depth: out of memory (%.3g GiB)", bytes / 1073741824.0);
+    goto done;
   }
-  /* suffix products in place: P_{J-1} = 1, P_{j-1} = M_j P_j (KR 5) */
-  double pd = 1, po = 1;
-  for (size_t j = J; j-- > 0;) {
-    const double md = fac[2 * j], mo = fac[2 * j + 1];
-    fac[2 * j] = pd;
-    fac[2 * j + 1] = po;
-    pd *= md;
-    po *= mo;
-    if (!(isfinite(fac[2 * j]) && isfinite(fac[2 * j + 1]))) {
-      free(fac);
-      return bafu_error(BAFU_ENUMERIC, "depth/sigma_w2: the backward factor overflowed at layer %d",
-                        layer_at(&lay, j).label);
+  if (act_tabulated(p->act)) {
+    if (method == BAFU_KERNEL_AUTO && (st = dm_alloc(p->act, NULL, &r.ec.dm))) goto done;
+    r.ec.tape = malloc(6 * TAPE_MAX * sizeof *r.ec.tape);
+    r.ec.tape_mode = r.ec.tape ? 1 : 0; /* without it, pass 2 recomputes */
+  }
+  /* pass 1: the whole recursion, checked; checkpoints and block products */
+  if ((st = pair_pass1(&r, J, B, blk, progress, pctx))) goto done;
+  if (r.ec.dm) dm_freeze(r.ec.dm, 1); /* the replays make the same requests: the same answers */
+  r.ec.tape_mode = 0; /* (the overflow checks below replay single blocks: no tape) */
+  /* the backward factor at the top of every block, P_{e_b} = prod of the later blocks' products,
+     kept as mantissa and exponent; checked for overflow from the top down before anything is emitted */
+  scaled top[2] = {{0.5, 1}, {0.5, 1}};
+  for (size_t b = nb; b-- > 0;) {
+    const size_t s = b * B, e = s + B < J ? s + B - 1 : J - 1;
+    const double t[2] = {ldexp(top[0].mant, top[0].exp), ldexp(top[1].mant, top[1].exp)};
+    int safe = 1;
+    for (int m = 0; m < 2; ++m) {
+      if (!isfinite(t[m]) || (top[m].mant != 0 && top[m].exp + blk[b].suffix_exp[m] > 1022)) safe = 0;
+    }
+    if (!safe) { /* near or past overflow: the exact factors of this block decide */
+      if ((st = pair_replay(&r, &blk[b], s, e, rows, fac))) goto done;
+      const size_t bad = pair_backward(s, e, t, fac, rows);
+      if (bad != SIZE_MAX) {
+        st = bafu_error(BAFU_ENUMERIC, "depth/sigma_w2: the backward factor overflowed at layer %d",
+                        layer_at(&lay, bad).label);
+        goto done;
+      }
+    }
+    /* store P_{e_b} for pass 2 in the block's product slot, then move below the block */
+    const scaled pb[2] = {blk[b].prod[0], blk[b].prod[1]};
+    for (int m = 0; m < 2; ++m) {
+      blk[b].prod[m] = top[m];
+      if (pb[m].mant == 0 || top[m].mant == 0) {
+        top[m] = (scaled){0, 0};
+      } else {
+        top[m].mant *= pb[m].mant; /* in [1/4, 1) */
+        top[m].exp += pb[m].exp;
+        scaled_mul(&top[m], 1);
+      }
     }
   }
-  /* pass 2: the same recursion (bit-identical), emitted */
-  st = pair_sweep(p, &lay, corr, fac, 1, fn, ctx, progress, pctx);
+  /* pass 2: replay every block, form its backward factors, emit its rows */
+  if (r.ec.tape) {
+    r.ec.tape_mode = 2;
+    r.ec.tape_at = 0;
+  }
+  for (size_t b = 0; b < nb; ++b) {
+    const size_t s = b * B, e = s + B < J ? s + B - 1 : J - 1;
+    if ((st = pair_replay(&r, &blk[b], s, e, rows, fac))) goto done;
+    const double t[2] = {ldexp(blk[b].prod[0].mant, blk[b].prod[0].exp), ldexp(blk[b].prod[1].mant, blk[b].prod[1].exp)};
+    if (pair_backward(s, e, t, fac, rows) != SIZE_MAX) { /* cannot happen: checked above */
+      st = bafu_error(BAFU_ENUMERIC, "depth/sigma_w2: the backward factor overflowed");
+      goto done;
+    }
+    for (size_t j = s; j <= e; ++j) {
+      if (progress && (j % 4096 == 4095 || j + 1 == J)) progress(J + j + 1, 2 * J, pctx);
+      if (fn(&rows[j - s], ctx)) goto done; /* the caller stopped the sweep: not an error */
+    }
+  }
+done:
+  dm_free(r.ec.dm);
+  free(r.ec.tape);
+  free(blk);
+  free(rows);
   free(fac);
   return st;
 }

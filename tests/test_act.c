@@ -215,6 +215,77 @@ START_TEST(test_errors) {
 }
 END_TEST
 
+/* Hermite coefficients (AM 6) of erf: the Mehler sums against the closed forms
+ * of AM 3.2 at odd q and rho, rho = +-1 included (observed <= 3.5e-15 relative
+ * to E[phi^2], E[phi'^2]; asserted 2e-14). */
+START_TEST(test_hermite_erf_mehler) {
+  static double ah[BAFU_ACT_HERMITE_MAX + 1], bh[BAFU_ACT_HERMITE_MAX + 1];
+  const double qs[] = {0.0123, 0.37, 2.385, 7.9};
+  const size_t Ks[] = {64, 256, 1024, 4096};
+  const double rhos[] = {-1, -0.77, 0.2385, 0.9993, 1};
+  for (size_t i = 0; i < 4; ++i) {
+    const double q = qs[i];
+    ck_assert_ok(bafu_act_hermite(BAFU_ACT_ERF, q, Ks[i], ah, bh));
+    const double A = M_2_PI * atan(2 * q / sqrt(1 + 4 * q)), B = (4 / M_PI) / sqrt(1 + 4 * q);
+    for (size_t r = 0; r < sizeof rhos / sizeof rhos[0]; ++r) {
+      const double rho = rhos[r];
+      double F = 0, G = 0, p = 1;
+      for (size_t k = 0; k <= Ks[i]; ++k) {
+        F += ah[k] * ah[k] * p;
+        G += bh[k] * bh[k] * p;
+        p *= rho;
+      }
+      const double Fx = M_2_PI * asin(2 * q * rho / (1 + 2 * q));
+      const double Gx = (4 / M_PI) / sqrt((1 + 2 * q) * (1 + 2 * q) - 4 * q * q * rho * rho);
+      ck_assert_close(q * F, Fx, 0, 2e-14 * A);
+      ck_assert_close(G, Gx, 0, 2e-14 * B);
+    }
+    /* erf is odd: the even coefficients of phi, the odd ones of phi' vanish exactly (the fold) */
+    for (size_t k = 0; k <= Ks[i]; k += 2) ck_assert(ah[k] == 0 && (k + 1 > Ks[i] || bh[k + 1] == 0));
+  }
+}
+END_TEST
+
+/* Exact identities of the Hermite coefficients (AM 6.1) for the activations
+ * without closed forms: sum ah_k^2 = E[phi^2]/q, sum bh_k^2 = E[phi'^2] and
+ * (Stein) sum k ah_k^2 = E[phi'^2], against the single-variable rule (observed
+ * <= 3e-15; asserted 2e-14); bh_k = sqrt(k+1) ah_{k+1} coefficient by coefficient. */
+START_TEST(test_hermite_identities) {
+  static double ah[BAFU_ACT_HERMITE_MAX + 1], bh[BAFU_ACT_HERMITE_MAX + 1];
+  const bafu_act acts[] = {BAFU_ACT_TANH, BAFU_ACT_GELU, BAFU_ACT_SWISH};
+  const double qs[] = {1e-7, 0.37, 2.385, 7.9};
+  const size_t Ks[] = {32, 512, 2048, 4096};
+  for (size_t a = 0; a < 3; ++a)
+    for (size_t i = 0; i < 4; ++i) {
+      const double q = qs[i];
+      bafu_act_moments m;
+      ck_assert_ok(bafu_act_hermite(acts[a], q, Ks[i], ah, bh));
+      ck_assert_ok(bafu_act_moments_quad(acts[a], q, &m));
+      double sa = 0, sb = 0, sk = 0, dmax = 0;
+      for (size_t k = Ks[i] + 1; k-- > 0;) {
+        sa += ah[k] * ah[k];
+        sb += bh[k] * bh[k];
+        sk += (double)k * ah[k] * ah[k];
+        if (k < Ks[i]) dmax = fmax(dmax, fabs(bh[k] - sqrt(k + 1.0) * ah[k + 1]));
+      }
+      ck_assert_close(sa, m.phi2 / q, 2e-14, 0);
+      ck_assert_close(sb, m.dphi2, 2e-14, 0);
+      ck_assert_close(sk, m.dphi2, 2e-14, 0);
+      ck_assert_msg(dmax <= 2e-14 * sqrt(m.dphi2), "%s q = %g: bh_k - sqrt(k+1) ah_(k+1) up to %.3g",
+                    bafu_act_name(acts[a]), q, dmax);
+      if (acts[a] == BAFU_ACT_TANH)
+        for (size_t k = 0; k <= Ks[i]; k += 2) ck_assert(ah[k] == 0);
+    }
+  /* errors: q <= 0 or not finite, K too large, no arrays, bad code */
+  ck_assert_int_eq(bafu_act_hermite(BAFU_ACT_TANH, 0, 8, ah, bh), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_act_hermite(BAFU_ACT_TANH, -1, 8, ah, bh), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_act_hermite(BAFU_ACT_TANH, NAN, 8, ah, bh), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_act_hermite(BAFU_ACT_TANH, 1, BAFU_ACT_HERMITE_MAX + 1, ah, bh), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_act_hermite(BAFU_ACT_TANH, 1, 8, NULL, bh), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_act_hermite(BAFU_ACT_COUNT, 1, 8, ah, bh), BAFU_EINVAL);
+}
+END_TEST
+
 START_TEST(test_names) {
   const char *names[] = {"relu", "linear", "tanh", "erf", "gelu", "swish"};
   ck_assert_int_eq(BAFU_ACT_COUNT, 6);
@@ -241,6 +312,8 @@ int main(void) {
   tcase_add_test(tm, test_moments_quad_vs_qagi);
   tcase_add_test(tm, test_bivariate_closed_vs_quad);
   tcase_add_test(tm, test_bivariate_quad_identities);
+  tcase_add_test(tm, test_hermite_erf_mehler);
+  tcase_add_test(tm, test_hermite_identities);
   suite_add_tcase(s, tm);
   return bafu_run_suite(s);
 }

@@ -1434,6 +1434,273 @@ static int stop_cb(const bafu_kernel_pair *l, void *ctx) {
   return l->index == 2;
 }
 
+/* ---------------------------------------------------------------------------
+ * 12. Tabulated dual maps (KR 10): whole recursions served by the table against
+ * the direct per-layer quadrature (the path before the table), two inputs and
+ * batches; the checkpointed two-input sweep (KR 5). */
+
+static pair_list run_pairs_method(const bafu_net_params *p, double corr, bafu_kernel_method meth) {
+  pair_list pl = {0, bafu_kernel_count_layers(p), NULL};
+  pl.v = malloc(pl.cap * sizeof *pl.v);
+  ck_assert_ptr_nonnull(pl.v);
+  ck_assert_ok(bafu_kernel_two_inputs_method(p, corr, meth, collect, &pl, NULL, NULL));
+  ck_assert_uint_eq(pl.n, pl.cap);
+  return pl;
+}
+
+/* The largest difference of the fields of two runs, each relative to its
+ * scale: the value (the larger of the two), or for an off-diagonal entry the
+ * diagonal one (sigma_prime to sigma_prime_diag, ntk to ntk_diag, own to
+ * own_diag, bwd to bwd_diag; corr to 1). one_minus_corr and angle get an
+ * absolute allowance of 1e-14 and 2e-7: the direct path forms 1 - c_phi as
+ * (E phi^2 - E phi phi) / E phi^2, exact to about 1e-16 absolute only (KR 4.3),
+ * so its angle sqrt(2 (1 - c)) is good to sqrt(2e-16) absolute as c -> 1; the
+ * table keeps both to full relative precision (KR 10.1). Rows where q < 1e-280
+ * are skipped: the recursion has underflowed into subnormal numbers, where
+ * neither path keeps relative precision. *same: every field bit-identical. */
+static double pair_max_diff(const pair_list *a, const pair_list *b, int *same, size_t *where) {
+  double worst = 0;
+  *same = 1;
+  for (size_t j = 0; j < a->n; ++j) {
+    const bafu_kernel_pair *x = &a->v[j], *y = &b->v[j];
+    if (memcmp(x, y, sizeof *x) != 0) *same = 0;
+    if (!(x->q >= 1e-280 && y->q >= 1e-280)) continue;
+    const double u[] = {x->q, x->corr, x->one_minus_corr, x->angle, x->sprime_diag, x->sprime, x->ntk_diag, x->ntk,
+                        x->own_diag, x->own, x->bwd_diag, x->bwd};
+    const double v[] = {y->q, y->corr, y->one_minus_corr, y->angle, y->sprime_diag, y->sprime, y->ntk_diag, y->ntk,
+                        y->own_diag, y->own, y->bwd_diag, y->bwd};
+    const double atol[] = {0, 0, 1e-14, 2e-7, 0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < sizeof u / sizeof u[0]; ++i) {
+      double sc = fmax(fabs(u[i]), fabs(v[i]));
+      if (i == 1) sc = 1;
+      if (i >= 5 && i % 2 == 1) sc = fmax(fabs(u[i - 1]), fabs(v[i - 1])); /* off-diagonal: its diagonal */
+      const double d = fabs(u[i] - v[i]) - atol[i];
+      if (sc > 0 && d > 0 && d / sc > worst) {
+        worst = d / sc;
+        *where = j;
+      }
+    }
+  }
+  return worst;
+}
+
+/* Configurations for the comparison: MLPs at criticality (tanh, s = 1, q ~ 1/(2l)),
+ * with q collapsing to 0 (gelu, swish at s = 2), at an ordered fixed point
+ * (gelu with biases, negative correlation), ResNets whose variance drifts (tanh,
+ * swish with embedding and readout) and a normalised ResNet with branches of
+ * two layers and biases (tanh). */
+#define TABLE_CASES 7
+static bafu_net_params table_case(int i, double *corr) {
+  bafu_net_params p = bafu_net_params_default();
+  *corr = 0.5;
+  p.lr_input = 0.63;
+  p.lr_hidden = 1.37;
+  switch (i) {
+  case 0: p.act = BAFU_ACT_TANH, p.sigma_w2 = 1; break;
+  case 1: p.act = BAFU_ACT_GELU; break;
+  case 2: p.act = BAFU_ACT_SWISH; break;
+  case 3: p.act = BAFU_ACT_GELU, p.sigma_w2 = 1.7, p.bias_var = 0.1, p.lr_bias = 2.1, *corr = -0.6; break;
+  case 4: p.act = BAFU_ACT_TANH, p.arch = BAFU_ARCH_RESNET; break;
+  case 5:
+    p.act = BAFU_ACT_SWISH, p.arch = BAFU_ARCH_RESNET, p.embed = 1, p.signal = BAFU_SIGNAL_MSE, p.lr_output = 0.41;
+    break;
+  default:
+    p.act = BAFU_ACT_TANH, p.arch = BAFU_ARCH_RESNET, p.branch_norm = BAFU_BRANCH_NORM_RMS, p.block_depth = 2,
+    p.bias_var = 0.3, p.lr_bias = 0.7, *corr = 0.9;
+    break;
+  }
+  return p;
+}
+
+/* Depth 10 and 1000 for every case, depth 10^5 where the direct path is quick
+ * (the collapsing MLPs reach q = 0, where one direct evaluation serves every
+ * layer): every field within 1e-10 (observed at most 3e-12 at depth 1000, where
+ * the differences accumulate: a relative error in q carries over one to one
+ * in a collapsing or critical MLP, about 3e-15 per layer). At depth 1000 the
+ * table must have served (the runs differ); at depth 10 in the MLPs it cannot
+ * have (no row is met four times): bit-identical. */
+START_TEST(test_table_recursions) {
+  double corr;
+  bafu_net_params p = table_case(_i, &corr);
+  const size_t depths[] = {10, 1000, 100000};
+  for (size_t di = 0; di < 3; ++di) {
+    if (depths[di] == 100000 && _i != 1 && _i != 2) continue;
+    p.depth = depths[di];
+    pair_list a = run_pairs_method(&p, corr, BAFU_KERNEL_AUTO), d = run_pairs_method(&p, corr, BAFU_KERNEL_DIRECT);
+    int same;
+    size_t where = 0;
+    const double diff = pair_max_diff(&a, &d, &same, &where);
+    printf("table case %d (%s), depth %zu: largest relative difference %.3g (layer %zu)%s\n", _i,
+           bafu_act_name(p.act), p.depth, diff, where, same ? ", bit-identical" : "");
+    ck_assert_msg(diff <= 1e-10, "case %d depth %zu: %.3g at layer %zu", _i, p.depth, diff, where);
+    if (p.depth >= 1000) ck_assert_msg(!same, "case %d depth %zu: the table did not serve", _i, p.depth);
+    if (p.depth == 10 && p.arch == BAFU_ARCH_MLP) ck_assert(same);
+    if (_i == 3 && p.depth == 1000) {
+      /* ordered phase, c -> 1: the table's 1 - c follows the first-order law of a plain layer with
+         biases, 1 - c_(l+1) = Sigma'_(l+1)(a,a) q_l (1 - c_l) / q_(l+1) (1 + O(1 - c); KR 10.1),
+         down to 1 - c ~ 1e-19 where the direct path has lost it (it is 0 there) */
+      size_t checked = 0;
+      for (size_t j = 100; j + 1 < a.n; ++j) {
+        const bafu_kernel_pair *x = &a.v[j], *y = &a.v[j + 1];
+        ck_assert_close(y->one_minus_corr, y->sprime_diag * x->q * x->one_minus_corr / y->q, 1e-12, 0);
+        checked += x->one_minus_corr < 1e-16;
+      }
+      ck_assert_uint_gt(checked, 100);
+    }
+    free(a.v);
+    free(d.v);
+  }
+}
+END_TEST
+
+/* Batch mode (KR 10.5): three inputs of equal norm (their variances agree to
+ * rounding, within the 2^-40 of the rule) through a tanh MLP with biases at an
+ * ordered fixed point; spread inputs through a normalised gelu ResNet (the
+ * branches read unit variances); spread inputs through the tanh MLP (the
+ * variances differ, then converge to the fixed point): AUTO within 1e-10 of
+ * DIRECT (relative to each matrix's largest entry), and different (served). */
+START_TEST(test_table_batch) {
+  for (int c = 0; c < 3; ++c) {
+    bafu_net_params p = bafu_net_params_default();
+    p.batch = 3;
+    p.input_dim = 5;
+    p.lr_input = 0.63;
+    p.lr_hidden = 1.37;
+    p.depth = c == 1 ? 200 : 300;
+    double *X = odd_inputs(p.input_dim, p.batch);
+    if (c == 0) {
+      p.act = BAFU_ACT_TANH, p.sigma_w2 = 1.6, p.bias_var = 0.05, p.lr_bias = 0.9;
+      for (size_t b = 0; b < p.batch; ++b) { /* equal norms sqrt(d) */
+        const double r = sqrt((double)p.input_dim / gram(X, p.input_dim, b, b));
+        for (size_t i = 0; i < p.input_dim; ++i) X[i + b * p.input_dim] *= r;
+      }
+    } else if (c == 1) {
+      p.act = BAFU_ACT_GELU, p.arch = BAFU_ARCH_RESNET, p.embed = 1, p.branch_norm = BAFU_BRANCH_NORM_RMS;
+      spread_inputs(X, p.input_dim, p.batch);
+    } else { /* unequal variances that converge to the common fixed point: served once within 2^-40 */
+      p.act = BAFU_ACT_TANH, p.sigma_w2 = 1.6, p.bias_var = 0.05, p.lr_bias = 0.9;
+      spread_inputs(X, p.input_dim, p.batch);
+    }
+    bafu_kernel *ka = run_batch(&p, X, BAFU_KERNEL_AUTO), *kd = run_batch(&p, X, BAFU_KERNEL_DIRECT);
+    const size_t m = p.batch, J = bafu_kernel_nlayers(ka);
+    double worst = 0;
+    int same = 1;
+    for (size_t j = 0; j < J; ++j) {
+      const double *A[] = {bafu_kernel_sigma(ka, j), bafu_kernel_sprime(ka, j), bafu_kernel_theta(ka, j),
+                           bafu_kernel_own(ka, j), bafu_kernel_bwd(ka, j)};
+      const double *D[] = {bafu_kernel_sigma(kd, j), bafu_kernel_sprime(kd, j), bafu_kernel_theta(kd, j),
+                           bafu_kernel_own(kd, j), bafu_kernel_bwd(kd, j)};
+      for (int w = 0; w < 5; ++w) {
+        double sc = 0;
+        for (size_t i = 0; i < m * m; ++i) sc = fmax(sc, fabs(D[w][i]));
+        for (size_t i = 0; i < m * m; ++i) {
+          if (A[w][i] != D[w][i]) same = 0;
+          if (sc > 1e-280) worst = fmax(worst, fabs(A[w][i] - D[w][i]) / sc);
+        }
+      }
+    }
+    printf("batch case %d (%s): largest difference %.3g of the matrix scale%s\n", c, bafu_act_name(p.act), worst,
+           same ? ", bit-identical" : "");
+    ck_assert_msg(worst <= 1e-10, "batch case %d: %.3g", c, worst);
+    ck_assert_msg(!same, "batch case %d: the table did not serve", c);
+    /* a second run of the same workspace is served exactly as the first (KR 10.4) */
+    double *S0 = malloc(m * m * sizeof *S0);
+    memcpy(S0, bafu_kernel_theta(ka, J - 1), m * m * sizeof *S0);
+    ck_assert_ok(bafu_kernel_run(ka, X));
+    ck_assert(memcmp(S0, bafu_kernel_theta(ka, J - 1), m * m * sizeof *S0) == 0);
+    free(S0);
+    bafu_kernel_free(ka);
+    bafu_kernel_free(kd);
+    free(X);
+  }
+}
+END_TEST
+
+/* The checkpointed sweep (KR 5): the backward factors of a ReLU MLP (M_j =
+ * Sigma'_j) over several blocks of B = 4096 layers against the layer-by-layer
+ * product of the emitted sigma_prime, computed here (equal to rounding: 1e-13;
+ * bit-identical within a single block); a stop inside a block; and the memory:
+ * depth 10^6 within 1 MiB (the per-layer factors alone would take 16 MB), depth
+ * 2^40 refused before any callback. */
+static int stop_at_5000(const bafu_kernel_pair *l, void *ctx) {
+  ++*(size_t *)ctx;
+  return l->index == 5000;
+}
+
+START_TEST(test_two_inputs_blocks) {
+  bafu_net_params p = bafu_net_params_default();
+  p.lr_input = 0.63;
+  p.lr_hidden = 1.37;
+  const size_t depths[] = {4000, 20000};
+  for (size_t di = 0; di < 2; ++di) {
+    p.depth = depths[di];
+    pair_list pl = run_pairs(&p, 0.3);
+    double pd = 1, po = 1, worst = 0;
+    int same = 1;
+    for (size_t j = pl.n; j-- > 0;) {
+      if (pl.v[j].bwd_diag != pd || pl.v[j].bwd != po) same = 0;
+      worst = fmax(worst, fmax(fabs(pl.v[j].bwd_diag - pd) / pd, fabs(pl.v[j].bwd - po) / po));
+      pd *= pl.v[j].sprime_diag;
+      po *= pl.v[j].sprime;
+    }
+    printf("blocks: depth %zu, backward factor against the layer-by-layer product: %.3g\n", p.depth, worst);
+    ck_assert_msg(worst <= 1e-13, "depth %zu: %.3g", p.depth, worst);
+    if (p.depth <= 4096) ck_assert(same);
+    free(pl.v);
+  }
+  size_t calls = 0;
+  ck_assert_ok(bafu_kernel_two_inputs(&p, 0.3, stop_at_5000, &calls));
+  ck_assert_uint_eq(calls, 5001);
+  p.depth = 1000000;
+  calls = 0;
+  setenv("BAFU_MEMORY_LIMIT_MB", "1", 1);
+  ck_assert_ok(bafu_kernel_two_inputs(&p, 0.3, count_cb, &calls));
+  ck_assert_uint_eq(calls, p.depth);
+  p.depth = (size_t)1 << 40;
+  calls = 0;
+  ck_assert_int_eq(bafu_kernel_two_inputs(&p, 0.3, count_cb, &calls), BAFU_ELIMIT);
+  ck_assert_uint_eq(calls, 0);
+  unsetenv("BAFU_MEMORY_LIMIT_MB");
+  /* the method argument */
+  p.depth = 5;
+  ck_assert_int_eq(bafu_kernel_two_inputs_method(&p, 0.3, BAFU_KERNEL_QUADRATURE, count_cb, &calls, NULL, NULL),
+                   BAFU_EINVAL);
+  ck_assert_int_eq(bafu_kernel_two_inputs_method(&p, 0.3, (bafu_kernel_method)7, count_cb, &calls, NULL, NULL),
+                   BAFU_EINVAL);
+  ck_assert_uint_eq(calls, 0);
+}
+END_TEST
+
+/* The backward factor overflowing below the top block (KR 5): a tanh MLP in the
+ * chaotic phase with no trained layer below the readout (Theta = 0 stays finite)
+ * has P_j = prod of M_k > 1 growing downwards; the overflow is reported, naming
+ * the layer where the layer-by-layer product first leaves the doubles, and
+ * nothing is emitted. That layer is found from the factors of a run deep enough
+ * to cover it from the top but short enough not to overflow. */
+START_TEST(test_backward_overflow_blocks) {
+  bafu_net_params p = bafu_net_params_default();
+  p.act = BAFU_ACT_TANH; /* chaotic at s = 4: M = s E[phi'^2] > 1 at the fixed point */
+  p.sigma_w2 = 4;
+  p.bias_var = 0.2;
+  p.lr_input = p.lr_hidden = p.lr_bias = p.lr_bias_input = 0;
+  p.depth = 200;
+  pair_list pl = run_pairs(&p, 0.3);
+  const double M = pl.v[pl.n - 1].sprime_diag; /* at the fixed point */
+  free(pl.v);
+  ck_assert_msg(M > 1.05, "not chaotic: M = %g", M);
+  p.depth = 9000; /* three blocks; the overflow lies about 709 / log(M) layers below the top */
+  size_t calls = 0;
+  ck_assert_int_eq(bafu_kernel_two_inputs(&p, 0.3, count_cb, &calls), BAFU_ENUMERIC);
+  ck_assert_uint_eq(calls, 0);
+  int label = -1;
+  ck_assert_msg(sscanf(bafu_last_error(), "depth/sigma_w2: the backward factor overflowed at layer %d", &label) == 1,
+                "message: %s", bafu_last_error());
+  const double expect = (double)p.depth - log(DBL_MAX) / log(M);
+  printf("backward overflow at layer %d (M = %.6g, expected about %.1f)\n", label, M, expect);
+  ck_assert_msg(fabs(label - expect) <= 2, "label %d, expected about %.1f", label, expect);
+}
+END_TEST
+
 START_TEST(test_errors) {
   bafu_net_params p = bafu_net_params_default();
   size_t calls = 0;
@@ -1527,7 +1794,14 @@ int main(void) {
   tcase_add_test(tc, test_block_relu_hand);
   tcase_add_test(tc, test_block_quadrature);
   tcase_add_test(tc, test_errors);
+  tcase_add_test(tc, test_two_inputs_blocks);
+  tcase_add_test(tc, test_backward_overflow_blocks);
   suite_add_tcase(s, tc);
+  TCase *tt = tcase_create("table");
+  tcase_set_timeout(tt, 300);
+  tcase_add_loop_test(tt, test_table_recursions, 0, TABLE_CASES);
+  tcase_add_test(tt, test_table_batch);
+  suite_add_tcase(s, tt);
   TCase *te = tcase_create("engine");
   tcase_set_timeout(te, 300);
   tcase_add_test(te, test_engine_nngp);

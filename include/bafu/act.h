@@ -96,6 +96,22 @@ bafu_status bafu_act_bivariate_quad(bafu_act a, double q1, double q2, double c12
 bafu_status bafu_act_mask_corr(bafu_act a, double q1, double q2, double c12, double *out);
 bafu_status bafu_act_mask_corr_quad(bafu_act a, double q1, double q2, double c12, double *out);
 
+/* Hermite coefficients: with h_k the orthonormal Hermite polynomials of
+ * N(0, 1) (h_0 = 1, h_1 = z, sqrt(k+1) h_{k+1} = z h_k - sqrt(k) h_{k-1}) and
+ * z ~ N(0, 1), for k = 0..K:
+ *   ah[k] = E[phi(sqrt(q) z) h_k(z)] / sqrt(q),   bh[k] = E[phi'(sqrt(q) z) h_k(z)],
+ * so that (Mehler) for (u, v) centred Gaussian with Var u = Var v = q and
+ * correlation rho, E[phi(u) phi(v)] = q sum_k ah[k]^2 rho^k and
+ * E[phi'(u) phi'(v)] = sum_k bh[k]^2 rho^k (theory/activations.md 6). A folded
+ * composite Gauss-Legendre rule (AM 6.2); the absolute error of each
+ * coefficient is a few 1e-16 times sqrt(E phi^2 / q) (resp. sqrt(E phi'^2)).
+ * q must be finite and > 0, K <= BAFU_ACT_HERMITE_MAX; ah and bh are the
+ * caller's arrays of K + 1 doubles (not NULL). Errors as above (BAFU_EINVAL
+ * also for q = 0, K too large or a NULL array). Cost: about
+ * 4000 (1 + K/60) evaluations of phi and phi' and 12 K of them flops. */
+#define BAFU_ACT_HERMITE_MAX 4096
+bafu_status bafu_act_hermite(bafu_act a, double q, size_t K, double *ah, double *bh);
+
 #ifdef __cplusplus
 }
 #endif

@@ -68,12 +68,20 @@
 extern "C" {
 #endif
 
-/* How the Gaussian expectations are computed. AUTO: ReLU by its closed forms
- * carried as per-pair angles (stable at any depth, KR 3), every other
- * activation by bafu_act_bivariate / bafu_act_moments_eval (closed forms for
- * linear and erf, quadrature otherwise). QUADRATURE: bafu_act_bivariate_quad /
- * bafu_act_moments_quad for every activation, no angle path (for tests). */
-typedef enum { BAFU_KERNEL_AUTO, BAFU_KERNEL_QUADRATURE } bafu_kernel_method;
+/* How the Gaussian expectations are computed. DIRECT: ReLU by its closed
+ * forms carried as per-pair angles (stable at any depth, KR 3), every other
+ * activation by bafu_act_bivariate / bafu_act_moments_eval at every layer
+ * (closed forms for linear and erf, quadrature otherwise: tanh, gelu, swish).
+ * AUTO (the default): as DIRECT, except that for tanh, gelu and swish a range
+ * of variances met often enough is tabulated once (Chebyshev interpolants
+ * built from the activation's Hermite coefficients, KR 10) and served from
+ * the table, each value within a stated bound of 3e-14 relative to
+ * E[phi^2], E[phi'^2]; pairs of samples whose variances differ by more than
+ * a relative 2^-40, q = 0, subnormal q and q > 64 stay direct. Runs too short
+ * to pay for a table give exactly the DIRECT results. QUADRATURE:
+ * bafu_act_bivariate_quad / bafu_act_moments_quad for every activation, no
+ * angle path (for tests; batch mode only). */
+typedef enum { BAFU_KERNEL_AUTO, BAFU_KERNEL_QUADRATURE, BAFU_KERNEL_DIRECT } bafu_kernel_method;
 
 /* Number of layers J of p (as bafu_net_nlayers of a network with p). p is not
  * checked; cannot fail. */
@@ -86,9 +94,10 @@ size_t bafu_kernel_count_layers(const bafu_net_params *p);
 typedef struct bafu_kernel bafu_kernel;
 
 /* Check p (bafu_net_params_check: BAFU_EINVAL) and allocate J x 5 (+ 4, or 8 with block_depth > 1,
- * scratch) matrices of m x m doubles. Refuses (BAFU_ELIMIT, message with the
- * estimate) beyond bafu_memory_limit_bytes(); BAFU_ENOMEM if an allocation
- * fails. p is copied. *out is NULL on error; the caller owns *out and
+ * scratch) matrices of m x m doubles, and for tanh, gelu, swish the 13 MB
+ * table of KR 10 (its pages touched only where used). Refuses (BAFU_ELIMIT,
+ * message with the estimate of the matrices) beyond bafu_memory_limit_bytes();
+ * BAFU_ENOMEM if an allocation fails. p is copied. *out is NULL on error; the caller owns *out and
  * releases it with bafu_kernel_free (NULL-safe). */
 bafu_status bafu_kernel_alloc(const bafu_net_params *p, bafu_kernel **out);
 void bafu_kernel_free(bafu_kernel *k);
@@ -158,17 +167,27 @@ typedef int (*bafu_kernel_pair_fn)(const bafu_kernel_pair *layer, void *ctx);
  * must pass bafu_net_params_check) and call fn for every layer. The whole
  * recursion is computed and checked first (the backward factor needs the
  * layers above), so on error (BAFU_EINVAL: invalid p, corr not in [-1, 1] or
- * fn NULL; BAFU_ELIMIT: 2 J doubles beyond the memory limit; BAFU_ENOMEM: not
- * allocatable; BAFU_ENUMERIC: overflow, naming the layer, or a zero-variance
- * stream entering a normalised branch; errors of the
- * activation expectations) fn is never called. Deterministic: the same p and
- * corr give bit-identical layers. */
+ * fn NULL; BAFU_ELIMIT: the workspace beyond the memory limit; BAFU_ENOMEM:
+ * not allocatable; BAFU_ENUMERIC: overflow, naming the layer, or a
+ * zero-variance stream entering a normalised branch; errors of the
+ * activation expectations) fn is never called. Memory: O(sqrt J) (the
+ * recursion is replayed from checkpoints every B = max(4096, sqrt J) layers,
+ * KR 5), plus for tanh, gelu and swish a 13 MB table and a 3 MB tape of direct
+ * evaluations (KR 10.4; the table's pages are touched only where
+ * used). For J > B the backward factor is a product over blocks of layers,
+ * equal to the layer-by-layer product up to rounding. Deterministic: the same
+ * p and corr give bit-identical layers. */
 bafu_status bafu_kernel_two_inputs(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx);
 
 /* The same, reporting progress to `progress` (2 J units: the checked pass,
  * then the emitting one). The rows do not depend on it. */
 bafu_status bafu_kernel_two_inputs_progress(const bafu_net_params *p, double corr, bafu_kernel_pair_fn fn, void *ctx,
                                             bafu_progress_fn progress, void *pctx);
+
+/* The same with the expectations computed by `method` (AUTO, as above, or
+ * DIRECT; BAFU_EINVAL for QUADRATURE or a value outside the enum). */
+bafu_status bafu_kernel_two_inputs_method(const bafu_net_params *p, double corr, bafu_kernel_method method,
+                                          bafu_kernel_pair_fn fn, void *ctx, bafu_progress_fn progress, void *pctx);
 
 /* ---------------------------------------------------------------------------
  * The ReLU correlation map in angle form (KR 3), exposed for tests: for inputs

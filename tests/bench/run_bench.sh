@@ -2,7 +2,15 @@
 # run_bench.sh: bafu against a PyTorch float64 reference, one thread each, and the
 # floors of this machine (dgemm/dgemv GFLOP/s, Gaussian RNG rate). Not part of ctest.
 #
-#   tests/bench/run_bench.sh [workloads]     default: floors a b c d; e: bafu only
+#   tests/bench/run_bench.sh [workloads]     default: floors a b c d; e, f: bafu only
+#
+# f times the command itself: `bafu kernel --act A --depth 10000000` for every
+# activation (and two ResNets), floor 5 s each, and beside it the per-layer
+# quadrature (--method direct, the path before the tabulated maps) at depth
+# F_OLD_DEPTH [10000], extrapolated to 10^7, with the largest difference of the
+# two at that depth. OLD_BAFU=path/to/bafu also times an older executable (a
+# build of an earlier commit): at depth 10^7 for relu, linear, erf (closed forms),
+# at F_OLD_DEPTH (extrapolated) for the others.
 #
 # Needs build/libbafu.a (cmake --build build) and, for the reference side,
 # PyTorch (Debian: apt-get install -y python3-torch). Set PYTHON to choose the
@@ -43,7 +51,59 @@ log="$out/bench.log"
   echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(getconf _NPROCESSORS_ONLN) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
   echo "# bafu $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), torch $([[ -n $py ]] && $py -c 'import torch; print(torch.__version__)' || echo none)"
 } | tee -a "$log"
+# Workload f: the kernel command to depth 10^7 (see the header).
+bafu_exe="$root/build/bafu"
+f_configs=(
+  "relu|"
+  "linear|--sigma-w2 1"
+  "tanh|--sigma-w2 1"
+  "erf|--sigma-w2 0.7853981633974483"
+  "gelu|"
+  "swish|"
+  "tanh_resnet|--act tanh --arch resnet"
+  "gelu_resnet_norm|--act gelu --arch resnet --embed --branch-norm rms"
+)
+# wall and user seconds of one run: "wall user"
+f_time() { /usr/bin/time -f "%e %U" -o "$out/f.time" "$@" >/dev/null 2>"$out/f.err" || { echo "FAILED: $*: $(head -2 "$out/f.err")" >&2; echo "nan nan"; return; }; cat "$out/f.time"; }
+# the largest relative difference of two kernel tables (data rows; |a - b| / max(|a|, |b|), values above 1e-280)
+f_diff() { paste <(grep -v '^#' "$1" | awk 'NR > 1') <(grep -v '^#' "$2" | awk 'NR > 1') | awk '
+  { n = NF / 2; if ($2 + 0 < 1e-280 || $(2 + n) + 0 < 1e-280) next   # (+ 0: subnormal fields are strings to mawk)
+    for (i = 2; i <= n; ++i) { a = $i + 0; b = $(i + n) + 0; s = (a < 0 ? -a : a); t = (b < 0 ? -b : b); if (t > s) s = t
+      d = a - b; if (d < 0) d = -d; if (s > 1e-280 && d / s > w) w = d / s } }
+  END { printf "%.3g", w + 0 }'; }
+workload_f() {
+  local old_depth=${F_OLD_DEPTH:-10000} entry name args t1 t2 best
+  [[ -x $bafu_exe ]] || { echo "run_bench.sh: $bafu_exe not found" >&2; return; }
+  for entry in "${f_configs[@]}"; do
+    name=${entry%%|*}
+    args=${entry#*|}
+    [[ $name == *_* ]] || args="--act $name $args"
+    # new path, depth 10^7, best of two (wall clock), one row per 10^6 layers
+    t1=$(f_time "$bafu_exe" kernel $args --depth 10000000 --every 1000000 --quiet --out "$out/f_$name.dat")
+    t2=$(f_time "$bafu_exe" kernel $args --depth 10000000 --every 1000000 --quiet --out "$out/f_$name.dat")
+    best=$(printf '%s\n%s\n' "$t1" "$t2" | sort -g | head -1)
+    echo "kernel_1e7_$name ${best% *} s user=${best#* } floor=5 args=$args"
+    # the direct path and the new one side by side at old_depth
+    t1=$(f_time "$bafu_exe" kernel $args --depth "$old_depth" --every 10 --quiet --method direct --out "$out/f_${name}_direct.dat")
+    t2=$(f_time "$bafu_exe" kernel $args --depth "$old_depth" --every 10 --quiet --out "$out/f_${name}_auto.dat")
+    echo "kernel_direct_$name ${t1% *} s user=${t1#* } depth=$old_depth extrapolated_1e7=$(awk -v t="${t1% *}" -v d="$old_depth" 'BEGIN { printf "%.0f", t * 1e7 / d }') s"
+    echo "kernel_auto_$name ${t2% *} s user=${t2#* } depth=$old_depth"
+    echo "kernel_maxdiff_$name $(f_diff "$out/f_${name}_auto.dat" "$out/f_${name}_direct.dat") rel depth=$old_depth"
+    if [[ -n ${OLD_BAFU:-} ]]; then
+      local tt
+      if [[ $name == relu || $name == linear || $name == erf ]]; then
+        tt=$(f_time "$OLD_BAFU" kernel $args --depth 10000000 --every 1000000 --quiet --out "$out/f_${name}_old.dat")
+        echo "kernel_old_$name ${tt% *} s user=${tt#* } depth=10000000 maxdiff=$(f_diff "$out/f_$name.dat" "$out/f_${name}_old.dat")"
+      else
+        tt=$(f_time "$OLD_BAFU" kernel $args --depth "$old_depth" --every 10 --quiet --out "$out/f_${name}_old.dat")
+        echo "kernel_old_$name ${tt% *} s user=${tt#* } depth=$old_depth extrapolated_1e7=$(awk -v t="${tt% *}" -v d="$old_depth" 'BEGIN { printf "%.0f", t * 1e7 / d }') s maxdiff=$(f_diff "$out/f_${name}_auto.dat" "$out/f_${name}_old.dat")"
+      fi
+    fi
+  done
+}
+
 for w in "${workloads[@]}"; do
+  if [[ $w == f ]]; then workload_f | sed "s/^/$w./" | tee -a "$log"; continue; fi
   "$out/bench_bafu" "$w" | sed "s/^/$w./" | tee -a "$log"
   if [[ -n "$py" && "$w" != floors && "$w" != e ]]; then "$py" "$here/reference_torch.py" "$w" | sed "s/^/$w./" | tee -a "$log"; fi
 done
@@ -52,6 +112,7 @@ done
 awk '
   function val(k) { return (k in v) ? v[k] : -1 }
   $1 !~ /^#/ { v[$1] = $2 }
+  $1 ~ /^f\.kernel_direct_/ { for (i = 3; i <= NF; ++i) if ($i ~ /^extrapolated_1e7=/) ex[substr($1, 17)] = substr($i, 18) }
   END {
     n = 512; L = 64; S = 16
     gemv = val("floors.dgemv_512_64mats") * 1e9; gemm = val("floors.dgemm_512x512x64") * 1e9
@@ -78,5 +139,9 @@ awk '
       printf "d kernel 1e6:  bafu %.4f s  python floats %.4f s (x%.1f)\n", val("d.kernel2_1e6"), val("d.py_kernel2_1e6"), val("d.py_kernel2_1e6") / val("d.kernel2_1e6")
     }
     if (val("c.spectrum_dense") > 0) printf "c spectrum: bafu %.3f s  torch %.3f s  ratio %.2f\n", val("c.spectrum_dense"), val("c.torch_spectrum_dense"), val("c.torch_spectrum_dense") / val("c.spectrum_dense")
+    for (k in v) if (k ~ /^f\.kernel_1e7_/) {
+      name = substr(k, 14)
+      printf "f kernel depth 1e7, %s: %.2f s (floor 5 s: %s); direct path %s s extrapolated; largest difference %s\n", name, v[k], v[k] <= 5 ? "met" : "NOT met", ex[name], v["f.kernel_maxdiff_" name]
+    }
   }' "$log" | tee -a "$log"
 echo "run_bench.sh: log in $log" >&2
