@@ -169,7 +169,7 @@ void mg_backward(mask_grid *g, const double *y, double *T) {
  * Single pairs (maskgrid.h; theory/moments.md 3.3). */
 
 #define MP_MAX_POINTS ((size_t)1 << 16)
-#define MP_HERMITE 256 /* terms of the Hermite series at most */
+#define MP_HERMITE 512 /* terms of the Hermite series at most */
 
 struct mask_pairs {
   bafu_act act;

@@ -2,7 +2,7 @@
 # run_bench.sh: bafu against a PyTorch float64 reference, one thread each, and the
 # floors of this machine (dgemm/dgemv GFLOP/s, Gaussian RNG rate). Not part of ctest.
 #
-#   tests/bench/run_bench.sh [workloads]     default: floors a b c d; e: bafu only
+#   tests/bench/run_bench.sh [workloads]     default: floors a b c d; e, f: bafu only
 #
 # Needs build/libbafu.a (cmake --build build) and, for the reference side,
 # PyTorch (Debian: apt-get install -y python3-torch). Set PYTHON to choose the
@@ -31,10 +31,28 @@ if [[ -z "$py" ]]; then
 fi
 
 mkdir -p "$out"
+# Workload f compares the continuum solver with the one it replaced (the Euler scheme with
+# Richardson extrapolation of revision $euler_rev, theory/moments.md 3.3): that revision's
+# src/moments.c is compiled here with its public names prefixed euler_, so the old path lives
+# only in the benchmark. Without git or when it does not compile, f runs the new solver alone.
+euler_rev=002949e
+euler=()
+if git -C "$root" show "$euler_rev:src/moments.c" >"$out/moments_euler.c" 2>/dev/null; then
+  ren=()
+  for f in moments_nlayers moments_memory_bytes moments_run moments_run_progress moments_run_free \
+    moments_run_pairwise continuum_run continuum_cos_closed moments_regime; do ren+=("-Dbafu_$f=euler_bafu_$f"); done
+  # shellcheck disable=SC2046
+  if cc -std=c11 -O2 -c -I"$root/include" -I"$root/build/include" -I"$root/src" $(pkg-config --cflags gsl) "${ren[@]}" \
+    "$out/moments_euler.c" -o "$out/moments_euler.o" 2>"$out/moments_euler.err"; then
+    euler=(-DBENCH_EULER "$out/moments_euler.o")
+  else
+    echo "run_bench.sh: the Euler solver of $euler_rev did not compile (see $out/moments_euler.err); f runs the new solver alone" >&2
+  fi
+fi
 # The driver is built here (not by CMake) so it never enters the default build or ctest.
 # shellcheck disable=SC2046
-cc -std=c11 -O2 -Wall -Wextra -fopenmp -I"$root/include" $(pkg-config --cflags gsl) \
-  "$here/bench_bafu.c" "$lib" -lgsl $(pkg-config --libs lapacke openblas fftw3) -lm -o "$out/bench_bafu"
+cc -std=c11 -O2 -Wall -Wextra -fopenmp -I"$root/include" $(pkg-config --cflags gsl) "${euler[@]:0:1}" \
+  "$here/bench_bafu.c" "${euler[@]:1}" "$lib" -lgsl $(pkg-config --libs lapacke openblas fftw3) -lm -o "$out/bench_bafu"
 
 log="$out/bench.log"
 : >"$log"
@@ -45,7 +63,7 @@ log="$out/bench.log"
 } | tee -a "$log"
 for w in "${workloads[@]}"; do
   "$out/bench_bafu" "$w" | sed "s/^/$w./" | tee -a "$log"
-  if [[ -n "$py" && "$w" != floors && "$w" != e ]]; then "$py" "$here/reference_torch.py" "$w" | sed "s/^/$w./" | tee -a "$log"; fi
+  if [[ -n "$py" && "$w" != floors && "$w" != e && "$w" != f ]]; then "$py" "$here/reference_torch.py" "$w" | sed "s/^/$w./" | tee -a "$log"; fi
 done
 
 # Summary: ratios and floors (flop and normal counts in README.md).
