@@ -539,6 +539,7 @@ static bafu_status cont_rates_eval(const bafu_stage *sg, double q, cont_rates *r
 #define CONT_LMAX 256   /* the finest series in l */
 #define CONT_TRUNC 50.0 /* e^-(A(t) - A(t')) below e^-50 is dropped */
 #define SER (CONT_NMAX + 2)
+#define LV 8 /* values per node of the series in l */
 
 /* Chebyshev series on [0, 1]: f(s) = sum_{k <= deg} a_k T_k(1 - 2s). */
 static double cheb_eval(size_t deg, const double *a, double s) {
@@ -639,7 +640,7 @@ typedef struct {
   double gx[CONT_NMAX], gw[CONT_NMAX];
   double val[SS_COUNT * (CONT_NMAX + 1)]; /* node values, SS_COUNT per node */
   double sser[SS_COUNT * SER];
-  double tmp[6 * (CONT_LMAX + 1)];
+  double tmp[LV * (CONT_LMAX + 1)];
   bafu_status st;
 } cont_ws;
 
@@ -653,8 +654,9 @@ static int cont_rhs(double t, const double y[], double dydt[], void *ctx) {
   cont_ws *w = ctx;
   const double q = exp(y[0]);
   cont_rates r;
-  if (!isfinite(q)) {
-    w->st = bafu_error(BAFU_ENUMERIC, "continuum: the forward variance overflows: reduce the branch scale");
+  if (!(q < 1e300)) {
+    w->st = bafu_error(BAFU_ENUMERIC, "continuum: the forward variance overflows (b = %g): reduce the branch scale",
+                       w->b);
     return GSL_EBADFUNC;
   }
   if ((w->st = cont_rates_eval(w->sg, q, &r))) return GSL_EBADFUNC;
@@ -669,20 +671,23 @@ static double cheb_tail(size_t n, const double *a) {
   return big > 0 ? fmax(fabs(a[n]), fabs(a[n - 1])) / big : 0.0;
 }
 
-/* The series in l on n + 1 Chebyshev-Lobatto nodes of [0, D], n doubling from
- * 16 until the last two coefficients of every fitted function are below 1e-15
- * of its largest. The mean values Phi^ and nu^ are Gauss-Legendre integrals
- * of the fitted polynomials, exact with n/2 + 1 points. */
+/* The series in l on n + 1 Chebyshev-Lobatto nodes of [0, D], n doubling from 16
+ * until the last two coefficients of every fitted function are below 1e-15
+ * of its largest (the nodes are nested: the rates are evaluated once per
+ * node). The mean values Phi^ and nu^ are Gauss-Legendre integrals of the
+ * fitted polynomials, exact with n/2 + 1 points. Per node in w->tmp: phi,
+ * G phi, C phi, Zr, ml (the rates), then C phi e^-A and the two means. */
 static bafu_status lser_build(cont_ws *w) {
   double *v = w->tmp, *L = w->lser;
   for (size_t n = 16;; n *= 2) {
     for (size_t m = 0; m < 2 * n; ++m) w->cl[m] = cos(M_PI * (double)m / (double)n);
     for (size_t j = 0; j <= n; ++j) {
+      if (n > 16 && j % 2 == 0) continue; /* a node of n/2, moved to 2j below */
       const double s = 0.5 * (1 - w->cl[j]), q = w->q0 * exp(w->D * s);
       cont_rates r;
       bafu_status st = cont_rates_eval(w->sg, q, &r);
       if (st) return st;
-      double *u = v + 6 * j;
+      double *u = v + LV * j;
       u[0] = q / r.Q;
       u[1] = r.G * u[0];
       u[2] = r.C * u[0];
@@ -690,20 +695,19 @@ static bafu_status lser_build(cont_ws *w) {
       u[4] = r.ml;
     }
     w->nl = n;
-    fit_lobatto(n, v + 0, 6, w->cl, L + LS_PHI * SER);
-    fit_lobatto(n, v + 3, 6, w->cl, L + LS_ZR * SER);
-    fit_lobatto(n, v + 4, 6, w->cl, L + LS_ML * SER);
-    double tail = fmax(cheb_tail(n, L + LS_PHI * SER), fmax(cheb_tail(n, L + LS_ZR * SER), cheb_tail(n, L + LS_ML * SER)));
+    double *fa = L + LS_NUH * SER, *ga = L + LS_A * SER, fnu[SER];
+    fit_lobatto(n, v + 0, LV, w->cl, L + LS_PHI * SER);
+    fit_lobatto(n, v + 3, LV, w->cl, L + LS_ZR * SER);
+    fit_lobatto(n, v + 4, LV, w->cl, L + LS_ML * SER);
+    fit_lobatto(n, v + 1, LV, w->cl, fa);
+    double tail = fmax(fmax(cheb_tail(n, L + LS_PHI * SER), cheb_tail(n, fa)),
+                       fmax(cheb_tail(n, L + LS_ZR * SER), cheb_tail(n, L + LS_ML * SER)));
     /* A = int G phi: the antiderivative, degree n + 1 */
-    double *ga = L + LS_A * SER, *fa = L + LS_NUH * SER;
-    fit_lobatto(n, v + 1, 6, w->cl, fa);
-    tail = fmax(tail, cheb_tail(n, fa));
     cheb_antideriv(n, fa, ga);
     for (size_t k = 0; k <= n + 1; ++k) ga[k] *= w->D;
     /* nu's integrand C phi e^-A */
-    for (size_t j = 0; j <= n; ++j) v[6 * j + 5] = v[6 * j + 2] * exp(-cheb_eval(n + 1, ga, 0.5 * (1 - w->cl[j])));
-    double fnu[SER];
-    fit_lobatto(n, v + 5, 6, w->cl, fnu);
+    for (size_t j = 0; j <= n; ++j) v[LV * j + 5] = v[LV * j + 2] * exp(-cheb_eval(n + 1, ga, 0.5 * (1 - w->cl[j])));
+    fit_lobatto(n, v + 5, LV, w->cl, fnu);
     tail = fmax(tail, cheb_tail(n, fnu));
     /* mean values over [0, delta_j] */
     const size_t m = n / 2 + 1;
@@ -716,12 +720,13 @@ static bafu_status lser_build(cont_ws *w) {
         p += w->gw[i] * cheb_eval(n, L + LS_PHI * SER, s * w->gx[i]);
         u += w->gw[i] * cheb_eval(n, fnu, s * w->gx[i]);
       }
-      v[6 * j + 0] = p;
-      v[6 * j + 5] = u;
+      v[LV * j + 6] = p;
+      v[LV * j + 7] = u;
     }
-    fit_lobatto(n, v + 0, 6, w->cl, L + LS_PHIH * SER);
-    fit_lobatto(n, v + 5, 6, w->cl, L + LS_NUH * SER);
+    fit_lobatto(n, v + 6, LV, w->cl, L + LS_PHIH * SER);
+    fit_lobatto(n, v + 7, LV, w->cl, L + LS_NUH * SER);
     if (tail <= 1e-15 || 2 * n > CONT_LMAX) return BAFU_OK;
+    for (size_t j = n + 1; j-- > 0;) memmove(v + 2 * LV * j, v + LV * j, 5 * sizeof(double));
   }
 }
 
@@ -735,7 +740,7 @@ static double lser_invert(const cont_ws *w, double target, double lo, double hi)
     else hi = d;
     double dn = d - f / lser_eval(w, LS_PHI, d);
     if (!(dn >= lo && dn <= hi)) dn = 0.5 * (lo + hi);
-    if (fabs(dn - d) <= 4e-16 * d || hi - lo <= 4e-16 * hi) return dn;
+    if (fabs(dn - d) <= 1e-15 * d || hi - lo <= 1e-15 * hi) return dn;
     d = dn;
   }
   return d;
@@ -755,7 +760,7 @@ static bafu_status cont_solve(cont_ws *w, size_t n, size_t npoints, double *cosv
   double dprev = 0;
   for (size_t j = 0; j <= n; ++j) {
     const double sig = 0.5 * (1 - w->c1[2 * j + 1]), t = sig * sig;
-    const double d = lser_invert(w, b2 * t, dprev, w->D * (1 + 1e-9) + 1e-300);
+    const double d = lser_invert(w, b2 * t, dprev, w->D * (1 + 1e-6) + 1e-300);
     dprev = d;
     double *u = V + SS_COUNT * j;
     u[SS_DH] = d / t;
@@ -827,17 +832,19 @@ static bafu_status cont_solve(cont_ws *w, size_t n, size_t npoints, double *cosv
     const double d = t * cheb_eval(n, S + SS_DH * SER, sig), A = cheb_eval(n, S + SS_A * SER, sig);
     const double nu = nu0 + t * cheb_eval(n, S + SS_NUH * SER, sig);
     const double R = 2 * t * t * cheb_eval(n, S + SS_E * SER, sig) + 2 * t * cheb_eval(n, S + SS_Y * SER, sig);
-    cosv[k] = 1 / sqrt(1 + R);
+    cosv[k] = 1 / sqrt(1 + R); /* NAN where a grid too coarse gives R < -1: the caller refines */
     qv[k] = w->q0 * exp(d);
     muv[k] = nu * exp(A);
     rv[k] = R * muv[k] * muv[k];
-    if (!isfinite(qv[k]) || !isfinite(muv[k]) || !isfinite(rv[k]) || !isfinite(cosv[k]))
-      return bafu_error(BAFU_ENUMERIC,
-                        "continuum: the moments overflow the floating-point range at t = %g (b = %g): reduce the "
-                        "branch scale",
-                        t, w->b);
   }
   return BAFU_OK;
+}
+
+/* The first output point with a value that is not finite, or P. */
+static size_t first_bad(size_t P, const double *c, const double *q, const double *mu, const double *r) {
+  for (size_t k = 0; k < P; ++k)
+    if (!isfinite(c[k]) || !isfinite(q[k]) || !isfinite(mu[k]) || !isfinite(r[k])) return k;
+  return P;
 }
 
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
@@ -879,9 +886,9 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
     goto fill;
   }
   if ((st = mp_alloc(sg->act, sg->norm, q0, &w->mp))) goto done;
-  /* D = l(1) - l0 by rk8pd, local error per step below 1e-14 of |l| + h |l'| */
+  /* D = l(1) - l0 by rk8pd, roughly (1e-10 per step): the domain of the series; l(1) comes from them */
   gsl_odeiv2_system sys = {cont_rhs, NULL, 1, w};
-  drv = gsl_odeiv2_driver_alloc_standard_new(&sys, gsl_odeiv2_step_rk8pd, 1e-3, 0.0, 1e-14, 1.0, 1.0);
+  drv = gsl_odeiv2_driver_alloc_standard_new(&sys, gsl_odeiv2_step_rk8pd, 1e-3, 0.0, 1e-10, 1.0, 1.0);
   if (!drv) {
     st = bafu_error(BAFU_ENOMEM, "out of memory for the continuum ODE solver");
     goto done;
@@ -893,6 +900,13 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
   }
   w->D = l - log(q0);
   if ((st = lser_build(w))) goto done;
+  /* mu(1)^2 = nu(1)^2 e^(2 A(1)), known before any solve: r = (v/mu^2) mu^2 overflows with it */
+  const double mu1 = (nu0 + w->D * lser_eval(w, LS_NUH, w->D)) * exp(lser_eval(w, LS_A, w->D));
+  if (!isfinite(q0 * exp(w->D)) || !isfinite(mu1 * mu1)) {
+    st = bafu_error(BAFU_ENUMERIC, "continuum: the moments overflow the floating-point range (b = %g): reduce the "
+                                   "branch scale", b);
+    goto done;
+  }
   /* solves on 8, 16, 32, ... nodes until two successive ones agree to rtol */
   size_t N = CONT_NMIN;
   if ((st = cont_solve(w, N / 2, npoints, c1, q, mu, r))) goto done;
@@ -900,8 +914,15 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
     if ((st = cont_solve(w, N, npoints, c2, q, mu, r))) goto done;
     err = 0;
     for (size_t k = 0; k < P; ++k) err = fmax(err, fabs(c2[k] - c1[k]));
+    if (!(err <= rtol) && first_bad(P, c2, q, mu, r) < P) err = INFINITY; /* too coarse a grid */
     if (err <= rtol || N >= CONT_NMAX) break;
     memcpy(c1, c2, P * sizeof *c1);
+  }
+  const size_t bad = first_bad(P, c2, q, mu, r);
+  if (bad < P) {
+    st = bafu_error(BAFU_ENUMERIC, "continuum: the moments are not finite at t = %g (b = %g): reduce the branch scale",
+                    (double)bad / (double)npoints, b);
+    goto done;
   }
 fill:
   for (size_t k = 0; k < P; ++k)

@@ -360,10 +360,18 @@ bafu_status euler_bafu_continuum_run(const bafu_net_params *p, double b, double 
                                      bafu_continuum_point *out);
 #endif
 
-/* One sweep of 33 values of b: wall time, the angles at t = 1 into c. */
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One sweep of 33 values of b: wall time (returned) and CPU time (*cpu; the
+ * process's, less sensitive to other jobs on a shared machine), the angles at
+ * t = 1 into c. */
 typedef bafu_status (*continuum_fn)(const bafu_net_params *, double, double, size_t, bafu_continuum_point *);
-static double sweep(continuum_fn fn, const bafu_net_params *p, double rtol, double *c, double *est) {
-  const double t0 = now();
+static double sweep(continuum_fn fn, const bafu_net_params *p, double rtol, double *c, double *est, double *cpu) {
+  const double t0 = now(), c0 = cpu_now();
   *est = 0;
   for (int k = 0; k <= 32; ++k) {
     bafu_continuum_point pts[2];
@@ -371,6 +379,7 @@ static double sweep(continuum_fn fn, const bafu_net_params *p, double rtol, doub
     c[k] = pts[1].cos_theta;
     *est = fmax(*est, pts[1].error);
   }
+  *cpu = cpu_now() - c0;
   return now() - t0;
 }
 
@@ -385,23 +394,23 @@ static int continuum(void) {
     p.arch = BAFU_ARCH_RESNET;
     p.act = cs[i].act;
     p.sigma_w2 = cs[i].s;
-    double cn[33], est, closed = 0;
-    const double tn = sweep(bafu_continuum_run, &p, 1e-10, cn, &est);
+    double cn[33], est, closed = 0, cpun;
+    const double tn = sweep(bafu_continuum_run, &p, 1e-10, cn, &est, &cpun);
     if (cs[i].act == BAFU_ACT_LINEAR)
       for (int k = 0; k <= 32; ++k) closed = fmax(closed, fabs(cn[k] - bafu_continuum_cos_closed(&p, 0.25 * k, 1.0)));
-    printf("continuum_%s %.4f s estimate=%.2g", cs[i].name, tn, est);
+    printf("continuum_%s %.4f s cpu=%.4f estimate=%.2g", cs[i].name, tn, cpun, est);
     if (cs[i].act == BAFU_ACT_LINEAR) printf(" max_err_closed=%.2g", closed);
     printf("\n");
 #ifdef BENCH_EULER
-    double co[33], esto;
-    const double to = sweep(euler_bafu_continuum_run, &p, 1e-7, co, &esto);
+    double co[33], esto, cpuo;
+    const double to = sweep(euler_bafu_continuum_run, &p, 1e-7, co, &esto, &cpuo);
     double d = 0, closed_o = 0, d8 = fabs(co[32] - cn[32]);
     for (int k = 0; k <= 32; ++k) {
       d = fmax(d, fabs(co[k] - cn[k]));
       if (cs[i].act == BAFU_ACT_LINEAR) closed_o = fmax(closed_o, fabs(co[k] - bafu_continuum_cos_closed(&p, 0.25 * k, 1.0)));
     }
-    printf("continuum_%s_euler %.4f s estimate=%.2g max_abs_dcos=%.2g dcos_b8=%.2g ratio=%.0f", cs[i].name, to, esto,
-           d, d8, to / tn);
+    printf("continuum_%s_euler %.4f s cpu=%.4f estimate=%.2g max_abs_dcos=%.2g dcos_b8=%.2g ratio=%.0f cpu_ratio=%.0f",
+           cs[i].name, to, cpuo, esto, d, d8, to / tn, cpuo / cpun);
     if (cs[i].act == BAFU_ACT_LINEAR) printf(" max_err_closed=%.2g", closed_o);
     printf("\n");
 #endif
