@@ -236,24 +236,25 @@ static bafu_status hermite_series(mask_pairs *m) {
 /* The grid of a plain smooth activation: r is bounded by 1e-17 beyond R (tanh:
  * sech^4 x < 16 e^-4|x|; gelu: r ~ 2 x pdf(x); swish: r ~ 2 x e^-x), the box
  * [-2R, 2R) holds every lag between two points of [-R, R], and the spacing h
- * resolves the products of the masks with the densities, the narrowest being
- * N(0, qmin): the trapezoid error of a function analytic in the strip
- * |Im x| < a and bounded by B there is about B exp(-2 pi a / h), and
- * pdf_qmin grows like exp(a^2 / (2 qmin)) in the strip, so h is the largest
- * with ln B + a^2 / (2 qmin) - 2 pi a / h < -39.2 (1e-17) at
- * a = min(a_act, 2 pi qmin / h) (the second: the density's own optimum,
- * exp(-2 pi^2 qmin / h^2)). a_act, ln B: tanh 1.4 (below its poles at
- * i pi/2), ln(1/cos(1.4)^4) = 7.1; swish 2.8 (poles at i pi), 8; gelu and the
- * Gaussian cdf 3, 11.5. */
+ * resolves the products of r with the densities, the narrowest being
+ * N(0, qmin), and (gelu, swish) with Phi(c x), c <= 1: the trapezoid error of
+ * a function analytic in the strip |Im x| < a is about
+ * 2 int |f(x + i a)| dx e^(-2 pi a / h); on that line |r| <= B, pdf_qmin
+ * integrates to e^(a^2 / (2 qmin)) and |Phi(c x)| grows like e^(a^2 / 2), so h
+ * is the largest with ln B + a^2 / (2 qmin) [+ a^2 / 2] - 2 pi a / h < -39.2
+ * (1e-17), at a = min(a_act, 2 pi qmin / h) (the second: the density's own
+ * optimum, the aliasing bound exp(-2 pi^2 qmin / h^2)). a_act and ln B = ln
+ * max |r| on Im x = a_act (computed once): tanh 1.4 (below its poles at
+ * i pi/2), 7.1; gelu 3, 9.7; swish 2.8 (poles at i pi), 6.7. */
 static bafu_status box_alloc(mask_pairs *m, double qmin) {
   m->split = m->act != BAFU_ACT_TANH;
   m->R = m->act == BAFU_ACT_TANH ? 10.5 : m->act == BAFU_ACT_GELU ? 9.5 : 45.0;
   const double aact = m->act == BAFU_ACT_TANH ? 1.4 : m->act == BAFU_ACT_GELU ? 3.0 : 2.8;
-  const double lnB = m->act == BAFU_ACT_TANH ? 7.1 : m->act == BAFU_ACT_GELU ? 11.5 : 8.0;
+  const double lnB = m->act == BAFU_ACT_TANH ? 7.1 : m->act == BAFU_ACT_GELU ? 9.7 : 6.7;
   size_t G = 64;
   for (; G <= MP_MAX_POINTS; G *= 2) {
     const double h = 4 * m->R / (double)G, a = fmin(aact, 2 * M_PI * qmin / h);
-    if (lnB + a * a / (2 * qmin) - 2 * M_PI * a / h < -39.2) break;
+    if (lnB + a * a / (2 * qmin) + (m->split ? a * a / 2 : 0.0) - 2 * M_PI * a / h < -39.2) break;
   }
   if (G > MP_MAX_POINTS) {
     m->quad = 1;

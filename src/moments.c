@@ -535,6 +535,7 @@ static bafu_status cont_rates_eval(const bafu_stage *sg, double q, cont_rates *r
 }
 
 #define CONT_NMIN 16    /* the first comparison: 8 against 16 */
+#define CONT_NSTOP 32   /* the earliest stop: 16 against 32 (8 nodes can be too few to tell) */
 #define CONT_NMAX 512   /* the finest grid in sigma */
 #define CONT_LMAX 256   /* the finest series in l */
 #define CONT_TRUNC 50.0 /* e^-(A(t) - A(t')) below e^-50 is dropped */
@@ -915,7 +916,7 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
     err = 0;
     for (size_t k = 0; k < P; ++k) err = fmax(err, fabs(c2[k] - c1[k]));
     if (!(err <= rtol) && first_bad(P, c2, q, mu, r) < P) err = INFINITY; /* too coarse a grid */
-    if (err <= rtol || N >= CONT_NMAX) break;
+    if ((err <= rtol && N >= CONT_NSTOP) || N >= CONT_NMAX) break;
     memcpy(c1, c2, P * sizeof *c1);
   }
   const size_t bad = first_bad(P, c2, q, mu, r);

@@ -89,8 +89,8 @@ typedef struct {
  * (activation, sigma_w2, init, embedding, biases, learning rates, branch_norm,
  * block_depth; depth and branch exponent are ignored) with branch constant b,
  * solved by the spectral method of theory/moments.md 3.3 on n = 8, 16, 32, ...
- * nodes in sqrt(t) until two successive solves agree to rtol at every output
- * point; out[].error is that difference (the error of the coarser solve; the
+ * nodes in sqrt(t) until two successive solves, the finer on at least 32
+ * nodes, agree to rtol at every output point; out[].error is that difference (the error of the coarser solve; the
  * returned finer one is much more accurate). At n = 512 the solver stops even
  * if the difference still exceeds rtol, and the call succeeds. The cost does
  * not depend on npoints. Writes the state at t = k/npoints, k = 0..npoints
