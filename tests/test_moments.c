@@ -340,7 +340,8 @@ START_TEST(test_continuum_closed_form) {
       ck_assert_msg(pts[0].error <= 1e-10, "case %d, b = %g: estimated error %g", i, b, pts[0].error);
       for (int k = 1; k <= 40; ++k) {
         const double t = pts[k].t, x = a * b * b * t, c = bafu_continuum_cos_closed(&p, b, t);
-        const double q = p.branch_norm ? 1 + x : exp(x), mu = p.branch_norm ? lrK / a * q * log(q) : lrK * b * b * t * q;
+        const double q = p.branch_norm ? 1 + x : exp(x);
+        const double mu = p.branch_norm ? lrK / a * q * log(q) : lrK * b * b * t * q;
         ck_assert_msg(fabs(pts[k].cos_theta - c) <= 1e-12, "case %d, b = %g, t = %g: cos %.17g vs %.17g", i, b, t,
                       pts[k].cos_theta, c);
         ck_assert_close(pts[k].q, q, 1e-12, 0);

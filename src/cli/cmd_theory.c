@@ -262,7 +262,8 @@ int cmd_theory(int argc, char **argv) {
   } else if (!sweep) {
     bafu_status st = bafu_memory_check(((double)points + 1) * sizeof(bafu_continuum_point), "--points: the grid");
     bafu_continuum_point *pts = st ? NULL : malloc((points + 1) * sizeof *pts);
-    if (!st) st = pts ? bafu_continuum_run(p, p->branch_scale, LIMIT_RTOL, points, pts) : bafu_error(BAFU_ENOMEM, "out of memory");
+    if (!st)
+      st = pts ? bafu_continuum_run(p, p->branch_scale, LIMIT_RTOL, points, pts) : bafu_error(BAFU_ENOMEM, "out of memory");
     if (st) {
       cli_fail(cmd, NULL);
       free(pts);
