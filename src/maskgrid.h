@@ -38,4 +38,20 @@ void mg_push(mask_grid *g, int a, size_t l, double gamma, double w);
  * y[1..L] the blocks' weights and y[L+1] the readout mask's (0: none). */
 void mg_backward(mask_grid *g, const double *y, double *T);
 
+/* One pair at a time (theory/moments.md 3.3): M = E[g(X) g(Y)] for the
+ * stream coordinates X = X_s, Y = X_t (s < t) with Var X = q1, Var Y = q2 =
+ * q1 + d and Cov = q1, g = phi'(. / c)^2 (c = 1, or the coordinate's own
+ * sqrt(variance) with normalised branches). d is passed apart so that the
+ * caller can supply it without cancellation. Closed forms for relu, linear
+ * and erf; for tanh, gelu and swish a Hermite series in the correlation
+ * (normalised) or a Fourier product on a fixed grid (plain), both built once
+ * by mp_alloc for variances >= qmin > 0 (when qmin is so small that the grid
+ * would exceed 2^16 points, the two-dimensional quadrature of
+ * bafu_act_mask_corr_quad, pair by pair). mp_eval returns NAN if that fails.
+ * Errors of mp_alloc: BAFU_EINVAL (qmin), BAFU_ENOMEM. */
+typedef struct mask_pairs mask_pairs;
+bafu_status mp_alloc(bafu_act act, int norm, double qmin, mask_pairs **out);
+double mp_eval(mask_pairs *m, double q1, double q2, double d);
+void mp_free(mask_pairs *m);
+
 #endif

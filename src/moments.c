@@ -5,6 +5,10 @@
 #include "bafu/layout.h"
 #include "maskgrid.h"
 
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_integration.h>
+#include <gsl/gsl_math.h>
+#include <gsl/gsl_odeiv2.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,13 +81,11 @@ static bafu_status branch_eval(const bafu_stage *sg, double phi2_0, branch *br) 
  * The masks' joint moments M_lk = E[phi'(f_{l-1})^2 phi'(f_{k-1})^2] use the
  * martingale structure of the residual stream: Cov(f_{k-1}, f_{l-1}) = q_{k-1}.
  * free_masks = 1 replaces M_lk (k < l) by E[d_l^2] E[d_k^2] (the freeness
- * approximation); continuum = 1 drops the beta^4 terms (Euler scheme of the
- * continuum equations, section 3). A branch of K > 1 layers (section 2.10)
+ * approximation). A branch of K > 1 layers (section 2.10)
  * scales the Jacobian terms by pie, puts the own term's mean cbar in c and
  * its spread, with the four-letter term, in psi_K (both by a recursion over
- * the inner levels; psi_K is O(beta^4) and dropped with continuum = 1).
- * nscale multiplies the layers' own terms
- * (n for the engine's units, 1 for per-width units). zk must hold L doubles,
+ * the inner levels).
+ * n is the width (the own terms in the engine's units). zk must hold L doubles,
  * qin L doubles. Writes blocks 1..L into out[0..L-1]. */
 typedef struct {
   double *zk;  /* z_k, current coefficients on D_k^2 */
@@ -138,8 +140,8 @@ static void report(const progress *pr, size_t done) {
   if (pr && pr->fn && (done % 16 == 0 || done == pr->total)) pr->fn(done, pr->total, pr->ctx);
 }
 
-static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, double beta2, size_t L, double nscale,
-                                double cb, double q0, double m1_0, int free_masks, int continuum, chain_ws *w,
+static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, double beta2, size_t L, double n,
+                                double cb, double q0, double m1_0, int free_masks, chain_ws *w,
                                 bafu_moments_layer *out, const progress *pr) {
   const double V = sg->bias_var; /* biases (section 2.7): + beta^2 V to the stream's variance, + cb to c */
   double *zk = w->zk, *qin = w->qin, *mk = w->mk;
@@ -152,7 +154,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
   for (size_t l = 1; l <= L; ++l) {
     /* a normalised branch (section 2.8) reads u = f / sqrt(q): its masks and
        features at unit variance, its Jacobian (beta / sqrt(q)) W D */
-    const double bJ = nm ? beta2 / q : beta2, b4 = continuum ? 0.0 : bJ * bJ;
+    const double bJ = nm ? beta2 / q : beta2, b4 = bJ * bJ;
     bafu_act_moments am;
     if ((st = bafu_act_moments_eval(sg->act, nm ? 1.0 : q, &am))) return st;
     const double ml = am.dphi2, a = s * ml;
@@ -180,7 +182,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
     const double lam = m1 * m1;
     const double phiphi = lam * am.dphi4 + ml * pz + hw * ml; /* phi(D_l^2 Phi(D_l^2)) */
     const double g = 1 + bK * a;
-    double c = sg->lr * beta2 * nscale * am.phi2 + cb; /* the weights' and bias's own terms: beta, not bJ */
+    double c = sg->lr * beta2 * n * am.phi2 + cb; /* the weights' and bias's own terms: beta, not bJ */
     /* psi: the scalar part of the branch's E_D[M_K X M_K] (section 2.10); for
        K = 1 the four-letter term of section 2.4 */
     double psi = b4 * s * s * (phiphi - (orth ? ml * ml * lam : 0.0));
@@ -189,13 +191,12 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
          cbar = sum_k c_k nu_k by the same recursion without the stream's part */
       double mu = c + bJ * a * m1, cbar = c;
       for (size_t k = 1; k < K; ++k) {
-        const double ck = sg->lr * beta2 * nscale * br.phi2[k] + cb, e = br.dphi2[k], e4 = br.dphi4[k];
+        const double ck = sg->lr * beta2 * n * br.phi2[k] + cb, e = br.dphi2[k], e4 = br.dphi4[k];
         psi = s * s * (mu * mu * e4 + psi * e * e - (orth ? e * e * mu * mu : 0.0));
         mu = ck + s * e * mu;
         cbar = ck + s * e * cbar;
       }
       c = cbar;
-      if (continuum) psi = 0; /* O(beta^4): the Euler scheme drops it */
     }
     for (size_t k = 1; k < l; ++k) zk[k - 1] *= g;
     zk[l - 1] = bK * s * lam;
@@ -211,7 +212,7 @@ static bafu_status resnet_chain(const bafu_net_params *p, const bafu_stage *sg, 
     eta = eta_new;
     m1 = c + g * m1;
     const double m2 = m1 * m1 + zI + eta + 2 * sum_zm;
-    const double qn = q + beta2 * s * br.phi2[K - 1] + beta2 * V; /* also the Euler step of dq/dt */
+    const double qn = q + beta2 * s * br.phi2[K - 1] + beta2 * V;
     if (!isfinite(qn) || !isfinite(m2))
       return bafu_error(BAFU_ENUMERIC, "moments overflowed at block %zu: reduce depth, sigma-w2 or branch scale", l);
     double t2 = orth ? s * s * am.dphi4 : s * s * (ml * ml + am.dphi4);
@@ -413,7 +414,7 @@ static bafu_status moments_run(const bafu_net_params *p, double x2, int masks, b
       chain_ws w;
       chain_ws_bind(&w, ws, L);
       if (!free_masks && masks != MASKS_PAIRWISE) st = make_grid(sg, beta2, L, q, &w);
-      if (!st) st = resnet_chain(p, sg, beta2, L, n, lrb * beta2, q, m1, free_masks, 0, &w, out + j, &pr);
+      if (!st) st = resnet_chain(p, sg, beta2, L, n, lrb * beta2, q, m1, free_masks, &w, out + j, &pr);
       if (!st) st = resnet_backward_cos(p, sg, beta2, L, free_masks, &w, out[j + L - 1].q, out + j, &pr);
       mg_free(w.grid);
       free(w.grid_q);
@@ -501,59 +502,359 @@ bafu_status bafu_moments_run_pairwise(const bafu_net_params *p, double x2, bafu_
   return moments_run(p, x2, MASKS_PAIRWISE, out, NULL, NULL);
 }
 
-/* Continuum limit (section 3): the recursion of resnet_chain with beta^2 = b^2/N
- * and the beta^4 terms dropped is the explicit Euler scheme, in t = l/N, of the
- * continuum equations; its error is O(1/N), so one Richardson step between N
- * and 2N gives O(1/N^2). N doubles until the two extrapolations of successive
- * refinements agree to rtol. Per-width units (nscale = 1). */
-static bafu_status continuum_pass(const bafu_net_params *p, double b, size_t N, size_t npoints, double *cosv,
-                                  double *qv, double *muv, double *rv) {
-  bafu_layout lay;
-  bafu_status st = bafu_layout_build(p, &lay);
+/* ---------------------------------------------------------------------------
+ * Continuum limit (section 3; the method is section 3.3).
+ *
+ * With nu = mu e^-A, S~ = S e^-2A, eta~ = eta e^-2A the equations of section 3
+ * separate into functions of the stream variance q, quadratures of them in
+ * l = ln q, and two history integrals:
+ *   b^2 t = int_l0^l phi (phi = q/Q),  A = int G phi dl,  nu = nu0 + int C e^-A phi dl,
+ *   X(t) = cross~(t) / nu(t)^2 = int_0^t W(t') M(t', t) e^-(A(t) - A(t')) dt' / nu(t)^2,
+ *   Y(t) = S~(t) / nu(t)^2     (the same with ml(t') for M),     W = b^2 Zr nu^2,
+ *   E(t) = eta~(t) / nu(t)^2 = int_0^t b^2 Zr(tau) X(tau) (nu(tau) / nu(t))^2 dtau,
+ *   cos = (1 + 2 E + 2 Y)^(-1/2).
+ * Every quantity is carried with its known leading power of sigma = sqrt(t)
+ * divided out, so that it is a smooth function of order one near t = 0 and
+ * small-t values keep their relative accuracy. */
+
+/* The rates of the continuum equations at stream variance q, per unit of b^2 dt:
+ * dq = b^2 Q, the Jacobian term G (g = 1 + beta^2 G), the own term C (cbar),
+ * the density Zr of z (z_l = beta^2 Zr m1^2) and the mask moment ml = E[d^2]
+ * (sections 3, 3.1, 3.2; resnet_chain's quantities with beta^2 = 1 in
+ * per-width units). */
+typedef struct {
+  double Q, G, C, Zr, ml;
+} cont_rates;
+
+static bafu_status cont_rates_eval(const bafu_stage *sg, double q, cont_rates *r) {
+  bafu_act_moments am;
+  bafu_status st = bafu_act_moments_eval(sg->act, sg->norm ? 1.0 : q, &am);
   if (st) return st;
-  const bafu_stage *emb = lay.stage[0].kind == BAFU_STAGE_DENSE ? &lay.stage[0] : NULL; /* the embedding */
-  const bafu_stage *blocks = &lay.stage[emb ? 1 : 0];
-  const double d = (double)lay.input_dim, n = (double)lay.width;
-  const double q0 = emb ? emb->gain + emb->bias_var : 1.0, m1_0 = emb ? emb->lr * d / n : 0.0;
-  st = bafu_memory_check((double)N * (CHAIN_ARRAYS * sizeof(double) + sizeof(bafu_moments_layer)),
-                         "points: the continuum recursion");
-  if (st) return st;
-  double *ws = malloc(CHAIN_ARRAYS * N * sizeof *ws);
-  bafu_moments_layer *o = malloc(N * sizeof *o);
-  if (!ws || !o) {
-    free(ws);
-    free(o);
-    return bafu_error(BAFU_ENOMEM, "out of memory for the continuum recursion (N = %zu)", N);
+  branch br;
+  if ((st = branch_eval(sg, am.phi2, &br))) return st;
+  const double s = sg->gain, fac = sg->norm ? 1.0 / q : 1.0;
+  double cbar = sg->lr * br.phi2[0];
+  for (size_t k = 1; k < br.K; ++k) cbar = sg->lr * br.phi2[k] + s * br.dphi2[k] * cbar;
+  r->Q = s * br.phi2[br.K - 1] + sg->bias_var;
+  r->Zr = fac * br.pie * s;
+  r->ml = am.dphi2;
+  r->G = r->Zr * r->ml;
+  r->C = cbar;
+  return BAFU_OK;
+}
+
+#define CONT_NMIN 16    /* the first comparison: 8 against 16 */
+#define CONT_NSTOP 32   /* the earliest stop: 16 against 32 (8 nodes can be too few to tell) */
+#define CONT_NMAX 512   /* the finest grid in sigma */
+#define CONT_LMAX 256   /* the finest series in l */
+#define CONT_TRUNC 50.0 /* e^-(A(t) - A(t')) below e^-50 is dropped */
+#define SER (CONT_NMAX + 2)
+#define LV 8 /* values per node of the series in l */
+
+/* Chebyshev series on [0, 1]: f(s) = sum_{k <= deg} a_k T_k(1 - 2s). */
+static double cheb_eval(size_t deg, const double *a, double s) {
+  const double x = 1 - 2 * s, x2 = 2 * x;
+  double b1 = 0, b2 = 0;
+  for (size_t k = deg; k >= 1; --k) {
+    const double b = a[k] + x2 * b1 - b2;
+    b2 = b1;
+    b1 = b;
   }
-  chain_ws w;
-  if (ws) chain_ws_bind(&w, ws, N);
-  /* per-width units: a block's bias term lr_b beta^2 is O(1/n) of its weights' and vanishes */
-  st = make_grid(blocks, b * b / (double)N, N, q0, &w); /* tanh, gelu, swish: section 2.9 */
-  if (!st && !w.grid && blocks->act != BAFU_ACT_RELU && blocks->act != BAFU_ACT_LINEAR && blocks->act != BAFU_ACT_ERF)
-    st = bafu_error(BAFU_EINVAL, /* pair by pair, O(N^2) quadratures at N in the thousands: hours */
-                    "branch_scale: the stream's variance grows too fast at b = %g for the mask grid of %s "
-                    "(theory/moments.md 2.9); use the finite-depth recursion (depth L, without the limit)",
-                    b, bafu_act_name(blocks->act));
-  if (!st) st = resnet_chain(p, blocks, b * b / (double)N, N, 1.0, 0.0, q0, m1_0, 0, 1, &w, o, NULL);
-  mg_free(w.grid);
-  free(w.grid_q);
-  if (!st) {
-    const size_t stride = N / npoints;
-    cosv[0] = 1.0; /* K_0 = c I (cos 1), or without embedding the t -> 0+ limit */
-    qv[0] = q0;
-    muv[0] = m1_0;
-    rv[0] = 0;
-    for (size_t k = 1; k <= npoints; ++k) {
-      const bafu_moments_layer *x = &o[k * stride - 1];
-      cosv[k] = x->m2 > 0 ? x->m1 / sqrt(x->m2) : 1.0; /* b = 0: the limit b -> 0+ */
-      qv[k] = x->q;
-      muv[k] = x->m1;
-      rv[k] = x->m2 - x->m1 * x->m1;
+  return a[0] + x * b1 - b2;
+}
+
+/* nf series of degree deg, SER apart, at one point. */
+static void cheb_evaln(size_t deg, size_t nf, const double *a, double s, double *out) {
+  const double x = 1 - 2 * s, x2 = 2 * x;
+  double b1[8] = {0}, b2[8] = {0};
+  for (size_t k = deg; k >= 1; --k)
+    for (size_t i = 0; i < nf; ++i) {
+      const double b = a[i * SER + k] + x2 * b1[i] - b2[i];
+      b2[i] = b1[i];
+      b1[i] = b;
     }
+  for (size_t i = 0; i < nf; ++i) out[i] = a[i * SER] + x * b1[i] - b2[i];
+}
+
+/* Fit at the Chebyshev-Lobatto points s_j = (1 - cos(pi j/n))/2, j = 0..n
+ * (cl[m] = cos(pi m/n), m < 2n); values f[j * stride]. */
+static void fit_lobatto(size_t n, const double *f, size_t stride, const double *cl, double *a) {
+  for (size_t k = 0; k <= n; ++k) {
+    double s = 0.5 * (f[0] + ((k & 1) ? -f[n * stride] : f[n * stride]));
+    for (size_t j = 1; j < n; ++j) s += f[j * stride] * cl[(j * k) % (2 * n)];
+    a[k] = (k == 0 || k == n ? 1.0 : 2.0) * s / (double)n;
   }
-  free(ws);
-  free(o);
-  return st;
+}
+
+/* Fit at the Chebyshev points of the first kind s_j = (1 - cos(pi (j + 1/2)/(n+1)))/2,
+ * j = 0..n, which leave out both ends (c1[m] = cos(pi m / (2 (n+1))), m < 4(n+1)). */
+static void fit_open(size_t n, const double *f, size_t stride, const double *c1, double *a) {
+  const size_t m4 = 4 * (n + 1);
+  for (size_t k = 0; k <= n; ++k) {
+    double s = 0;
+    for (size_t j = 0; j <= n; ++j) s += f[j * stride] * c1[(k * (2 * j + 1)) % m4];
+    a[k] = (k == 0 ? 1.0 : 2.0) * s / (double)(n + 1);
+  }
+}
+
+/* The antiderivative int_0^s f of the series a (degree n) as a series of degree
+ * n + 1: with x = 1 - 2s, F = (I(1) - I(x)) / 2 where I' = f in x,
+ * I = sum_{k>=1} A_k T_k, A_1 = a_0 - a_2/2, A_k = (a_{k-1} - a_{k+1}) / (2k). */
+static void cheb_antideriv(size_t n, const double *a, double *F) {
+  double sum = 0;
+  for (size_t k = 1; k <= n + 1; ++k) {
+    const double Ak = (a[k - 1] * (k == 1 ? 2.0 : 1.0) - (k + 1 <= n ? a[k + 1] : 0.0)) / (2.0 * (double)k);
+    F[k] = -0.5 * Ak;
+    sum += Ak;
+  }
+  F[0] = 0.5 * sum;
+}
+
+/* Clenshaw-Curtis weights on [-1, 1] for the nodes cos(pi j / n), n even. */
+static void cc_weights(size_t n, const double *cl, double *w) {
+  const double nn = (double)n;
+  w[0] = w[n] = 1 / (nn * nn - 1);
+  for (size_t j = 1; j < n; ++j) {
+    double v = 1 - cl[(j * n) % (2 * n)] / (nn * nn - 1);
+    for (size_t k = 1; k < n / 2; ++k) v -= 2 * cl[(2 * j * k) % (2 * n)] / (4.0 * (double)(k * k) - 1);
+    w[j] = 2 * v / nn;
+  }
+}
+
+/* Gauss-Legendre nodes and weights on [0, 1] (GSL's glfixed), m of them. */
+static bafu_status gauss_01(size_t m, double *x, double *w) {
+  gsl_integration_glfixed_table *t = gsl_integration_glfixed_table_alloc(m);
+  if (!t) return bafu_error(BAFU_ENOMEM, "out of memory for a Gauss-Legendre rule");
+  for (size_t i = 0; i < m; ++i) gsl_integration_glfixed_point(0, 1, i, &x[i], &w[i], t);
+  gsl_integration_glfixed_table_free(t);
+  return BAFU_OK;
+}
+
+/* The series in l (section 3.3), in delta = l - l0 in [0, D] (s = delta/D):
+ * phi, Phi^ = Phi/delta, A, nu^ = (nu - nu0)/delta, Zr, ml. */
+enum { LS_PHI, LS_PHIH, LS_A, LS_NUH, LS_ZR, LS_ML, LS_COUNT };
+/* The interpolants in sigma: delta/sigma^2, A, (nu - nu0)/sigma^2, Zr, ml
+ * (the inner integrand's), then X^ = X/sigma^2, Y^ = Y/sigma^2, E^ = E/sigma^4. */
+enum { SS_DH, SS_A, SS_NUH, SS_ZR, SS_ML, SS_X, SS_Y, SS_E, SS_COUNT };
+
+typedef struct {
+  const bafu_stage *sg;
+  double b, b2, q0, nu0;
+  mask_pairs *mp;
+  /* the series in l */
+  size_t nl;
+  double D;
+  double lser[LS_COUNT * SER];
+  /* the grid in sigma */
+  double cl[2 * CONT_NMAX], c1[4 * (CONT_NMAX + 1)], ccw[CONT_NMAX + 1];
+  double gx[CONT_NMAX], gw[CONT_NMAX];
+  double val[SS_COUNT * (CONT_NMAX + 1)]; /* node values, SS_COUNT per node */
+  double sser[SS_COUNT * SER];
+  double tmp[LV * (CONT_LMAX + 1)];
+  bafu_status st;
+} cont_ws;
+
+static double lser_eval(const cont_ws *w, int k, double delta) {
+  return cheb_eval(k == LS_A ? w->nl + 1 : w->nl, w->lser + (size_t)k * SER, delta / w->D);
+}
+
+/* The scalar ODE dl/dt = b^2 Q(q)/q, only to find D = l(1) - l0. */
+static int cont_rhs(double t, const double y[], double dydt[], void *ctx) {
+  (void)t;
+  cont_ws *w = ctx;
+  const double q = exp(y[0]);
+  cont_rates r;
+  if (!(q < 1e300)) {
+    w->st = bafu_error(BAFU_ENUMERIC, "continuum: the forward variance overflows (b = %g): reduce the branch scale",
+                       w->b);
+    return GSL_EBADFUNC;
+  }
+  if ((w->st = cont_rates_eval(w->sg, q, &r))) return GSL_EBADFUNC;
+  dydt[0] = w->b2 * r.Q / q;
+  return GSL_SUCCESS;
+}
+
+/* Largest |a_k| over the last two coefficients, relative to the largest. */
+static double cheb_tail(size_t n, const double *a) {
+  double big = 0;
+  for (size_t k = 0; k <= n; ++k) big = fmax(big, fabs(a[k]));
+  return big > 0 ? fmax(fabs(a[n]), fabs(a[n - 1])) / big : 0.0;
+}
+
+/* The series in l on n + 1 Chebyshev-Lobatto nodes of [0, D], n doubling from 16
+ * until the last two coefficients of every fitted function are below 1e-15
+ * of its largest (the nodes are nested: the rates are evaluated once per
+ * node). The mean values Phi^ and nu^ are Gauss-Legendre integrals of the
+ * fitted polynomials, exact with n/2 + 1 points. Per node in w->tmp: phi,
+ * G phi, C phi, Zr, ml (the rates), then C phi e^-A and the two means. */
+static bafu_status lser_build(cont_ws *w) {
+  double *v = w->tmp, *L = w->lser;
+  for (size_t n = 16;; n *= 2) {
+    for (size_t m = 0; m < 2 * n; ++m) w->cl[m] = cos(M_PI * (double)m / (double)n);
+    for (size_t j = 0; j <= n; ++j) {
+      if (n > 16 && j % 2 == 0) continue; /* a node of n/2, moved to 2j below */
+      const double s = 0.5 * (1 - w->cl[j]), q = w->q0 * exp(w->D * s);
+      cont_rates r;
+      bafu_status st = cont_rates_eval(w->sg, q, &r);
+      if (st) return st;
+      double *u = v + LV * j;
+      u[0] = q / r.Q;
+      u[1] = r.G * u[0];
+      u[2] = r.C * u[0];
+      u[3] = r.Zr;
+      u[4] = r.ml;
+    }
+    w->nl = n;
+    double *fa = L + LS_NUH * SER, *ga = L + LS_A * SER, fnu[SER];
+    fit_lobatto(n, v + 0, LV, w->cl, L + LS_PHI * SER);
+    fit_lobatto(n, v + 3, LV, w->cl, L + LS_ZR * SER);
+    fit_lobatto(n, v + 4, LV, w->cl, L + LS_ML * SER);
+    fit_lobatto(n, v + 1, LV, w->cl, fa);
+    double tail = fmax(fmax(cheb_tail(n, L + LS_PHI * SER), cheb_tail(n, fa)),
+                       fmax(cheb_tail(n, L + LS_ZR * SER), cheb_tail(n, L + LS_ML * SER)));
+    /* A = int G phi: the antiderivative, degree n + 1 */
+    cheb_antideriv(n, fa, ga);
+    for (size_t k = 0; k <= n + 1; ++k) ga[k] *= w->D;
+    /* nu's integrand C phi e^-A */
+    for (size_t j = 0; j <= n; ++j) v[LV * j + 5] = v[LV * j + 2] * exp(-cheb_eval(n + 1, ga, 0.5 * (1 - w->cl[j])));
+    fit_lobatto(n, v + 5, LV, w->cl, fnu);
+    tail = fmax(tail, cheb_tail(n, fnu));
+    /* mean values over [0, delta_j] */
+    const size_t m = n / 2 + 1;
+    bafu_status st = gauss_01(m, w->gx, w->gw);
+    if (st) return st;
+    for (size_t j = 0; j <= n; ++j) {
+      const double s = 0.5 * (1 - w->cl[j]);
+      double p = 0, u = 0;
+      for (size_t i = 0; i < m; ++i) {
+        p += w->gw[i] * cheb_eval(n, L + LS_PHI * SER, s * w->gx[i]);
+        u += w->gw[i] * cheb_eval(n, fnu, s * w->gx[i]);
+      }
+      v[LV * j + 6] = p;
+      v[LV * j + 7] = u;
+    }
+    fit_lobatto(n, v + 6, LV, w->cl, L + LS_PHIH * SER);
+    fit_lobatto(n, v + 7, LV, w->cl, L + LS_NUH * SER);
+    if (tail <= 1e-15 || 2 * n > CONT_LMAX) return BAFU_OK;
+    for (size_t j = n + 1; j-- > 0;) memmove(v + 2 * LV * j, v + LV * j, 5 * sizeof(double));
+  }
+}
+
+/* delta with delta Phi^(delta) = b^2 t, relative accuracy: safeguarded Newton
+ * (the derivative of delta Phi^ is phi) from delta0 in [lo, hi]. */
+static double lser_invert(const cont_ws *w, double target, double lo, double hi) {
+  double d = fmin(fmax(target / lser_eval(w, LS_PHIH, lo), lo), hi);
+  for (int it = 0; it < 200; ++it) {
+    const double f = d * lser_eval(w, LS_PHIH, d) - target;
+    if (f < 0) lo = d;
+    else hi = d;
+    double dn = d - f / lser_eval(w, LS_PHI, d);
+    if (!(dn >= lo && dn <= hi)) dn = 0.5 * (lo + hi);
+    if (fabs(dn - d) <= 1e-15 * d || hi - lo <= 1e-15 * hi) return dn;
+    d = dn;
+  }
+  return d;
+}
+
+/* One solve on n + 1 open Chebyshev nodes in sigma; writes cos, q, mu, r at
+ * t = k / npoints. */
+static bafu_status cont_solve(cont_ws *w, size_t n, size_t npoints, double *cosv, double *qv, double *muv,
+                              double *rv) {
+  const double b2 = w->b2, nu0 = w->nu0;
+  const size_t m4 = 4 * (n + 1);
+  for (size_t m = 0; m < 2 * n; ++m) w->cl[m] = cos(M_PI * (double)m / (double)n);
+  for (size_t m = 0; m < m4; ++m) w->c1[m] = cos(M_PI * (double)m / (double)(2 * (n + 1)));
+  cc_weights(n, w->cl, w->ccw);
+  double *V = w->val, *S = w->sser;
+  /* the state at the nodes t_j = sigma_j^2 from the series in l */
+  double dprev = 0;
+  for (size_t j = 0; j <= n; ++j) {
+    const double sig = 0.5 * (1 - w->c1[2 * j + 1]), t = sig * sig;
+    const double d = lser_invert(w, b2 * t, dprev, w->D * (1 + 1e-6) + 1e-300);
+    dprev = d;
+    double *u = V + SS_COUNT * j;
+    u[SS_DH] = d / t;
+    u[SS_A] = lser_eval(w, LS_A, d);
+    u[SS_NUH] = d * lser_eval(w, LS_NUH, d) / t;
+    u[SS_ZR] = lser_eval(w, LS_ZR, d);
+    u[SS_ML] = lser_eval(w, LS_ML, d);
+  }
+  for (int k = SS_DH; k <= SS_ML; ++k) fit_open(n, V + k, SS_COUNT, w->c1, S + k * SER);
+  /* X and Y at every node t = sigma^2: u in [0, U], t' = t - u^2, Clenshaw-Curtis */
+  for (size_t j = 0; j <= n; ++j) {
+    double *u = V + SS_COUNT * j;
+    const double sig = 0.5 * (1 - w->c1[2 * j + 1]), t = sig * sig, At = u[SS_A];
+    const double dt = t * u[SS_DH], qt = w->q0 * exp(dt), nut = nu0 + t * u[SS_NUH];
+    double U = sig;
+    if (At > CONT_TRUNC) { /* A(t*) = A(t) - TRUNC: bisection on sigma* in (0, sigma) */
+      double lo = 0, hi = sig;
+      for (int it = 0; it < 60; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        if (cheb_eval(n, S + SS_A * SER, mid) < At - CONT_TRUNC) lo = mid;
+        else hi = mid;
+      }
+      U = sqrt((sig - lo) * (sig + lo));
+    }
+    double X = 0, Y = 0;
+    for (size_t i = 1; i <= n; ++i) {
+      const double uu = 0.5 * U * (1 - w->cl[i]), wt = 0.5 * U * w->ccw[i];
+      const double tp = fmax((sig - uu) * (sig + uu), 0.0), sp = sqrt(tp);
+      double f[5];
+      cheb_evaln(n, 5, S, sp, f);
+      const double nup = nu0 + tp * f[SS_NUH], dp = tp * f[SS_DH];
+      const double e = wt * 2 * uu * b2 * f[SS_ZR] * (nup / nut) * (nup / nut) * exp(f[SS_A] - At);
+      /* q(t) - q(t') = q(t) (1 - e^-(delta(t) - delta(t'))) without cancellation */
+      const double M = mp_eval(w->mp, w->q0 * exp(dp), qt, fmax(-qt * expm1(dp - dt), 0.0));
+      if (!isfinite(M))
+        return bafu_error(BAFU_ENUMERIC, "continuum: the mask correlation at the variances %g, %g is not finite",
+                          w->q0 * exp(dp), qt);
+      X += e * M;
+      Y += e * f[SS_ML];
+    }
+    u[SS_X] = X / t;
+    u[SS_Y] = Y / t;
+  }
+  fit_open(n, V + SS_X, SS_COUNT, w->c1, S + SS_X * SER);
+  fit_open(n, V + SS_Y, SS_COUNT, w->c1, S + SS_Y * SER);
+  /* E^(sigma) = int_0^1 2 x^3 b^2 Zr(sigma x) X^(sigma x) (nu(sigma x) / nu(sigma))^2 dx, Gauss-Legendre */
+  bafu_status st = gauss_01(n, w->gx, w->gw);
+  if (st) return st;
+  for (size_t j = 0; j <= n; ++j) {
+    double *u = V + SS_COUNT * j;
+    const double sig = 0.5 * (1 - w->c1[2 * j + 1]), nut = nu0 + sig * sig * u[SS_NUH];
+    double E = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double x = w->gx[i], s = sig * x;
+      const double nus = nu0 + s * s * cheb_eval(n, S + SS_NUH * SER, s);
+      E += w->gw[i] * 2 * x * x * x * b2 * cheb_eval(n, S + SS_ZR * SER, s) * cheb_eval(n, S + SS_X * SER, s) *
+           (nus / nut) * (nus / nut);
+    }
+    u[SS_E] = E;
+  }
+  fit_open(n, V + SS_E, SS_COUNT, w->c1, S + SS_E * SER);
+  /* the output grid: R = v~/nu^2 = 2 E + 2 Y, cos = (1 + R)^(-1/2) */
+  cosv[0] = 1; /* K_0 = c I, or without embedding the limit t -> 0+ */
+  qv[0] = w->q0;
+  muv[0] = nu0;
+  rv[0] = 0;
+  for (size_t k = 1; k <= npoints; ++k) {
+    const double t = (double)k / (double)npoints, sig = sqrt(t);
+    const double d = t * cheb_eval(n, S + SS_DH * SER, sig), A = cheb_eval(n, S + SS_A * SER, sig);
+    const double nu = nu0 + t * cheb_eval(n, S + SS_NUH * SER, sig);
+    const double R = 2 * t * t * cheb_eval(n, S + SS_E * SER, sig) + 2 * t * cheb_eval(n, S + SS_Y * SER, sig);
+    cosv[k] = 1 / sqrt(1 + R); /* NAN where a grid too coarse gives R < -1: the caller refines */
+    qv[k] = w->q0 * exp(d);
+    muv[k] = nu * exp(A);
+    rv[k] = R * muv[k] * muv[k];
+  }
+  return BAFU_OK;
+}
+
+/* The first output point with a value that is not finite, or P. */
+static size_t first_bad(size_t P, const double *c, const double *q, const double *mu, const double *r) {
+  for (size_t k = 0; k < P; ++k)
+    if (!isfinite(c[k]) || !isfinite(q[k]) || !isfinite(mu[k]) || !isfinite(r[k])) return k;
+  return P;
 }
 
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
@@ -567,34 +868,80 @@ bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, 
   pc.branch_exponent = 0.5;
   bafu_status st = bafu_net_params_check(&pc);
   if (st) return st;
+  bafu_layout lay;
+  if ((st = bafu_layout_build(&pc, &lay))) return st;
+  const bafu_stage *emb = lay.stage[0].kind == BAFU_STAGE_DENSE ? &lay.stage[0] : NULL; /* the embedding */
+  const bafu_stage *sg = &lay.stage[emb ? 1 : 0];
+  const double d = (double)lay.input_dim, n = (double)lay.width;
+  /* per-width units: mu = m1 / n; a block's bias term lr_b beta^2 is O(1/n) of its weights' and vanishes */
+  const double q0 = emb ? emb->gain + emb->bias_var : 1.0, nu0 = emb ? emb->lr * d / n : 0.0;
+  if (nu0 == 0 && sg->lr == 0)
+    return bafu_error(BAFU_EINVAL, "lr_hidden: the blocks are not trained and nothing is below them (K = 0), so the "
+                                   "angle is undefined");
   const size_t P = npoints + 1;
-  if ((st = bafu_memory_check(7.0 * (double)P * sizeof(double), "points: the continuum grid"))) return st;
-  double *buf = malloc(7 * P * sizeof *buf);
-  if (!buf) return bafu_error(BAFU_ENOMEM, "out of memory");
-  double *c1 = buf, *c2 = buf + P, *q = buf + 2 * P, *mu = buf + 3 * P, *r = buf + 4 * P;
-  double *prev = buf + 5 * P, *cur = buf + 6 * P;
-  size_t N = npoints * (size_t)ceil(256.0 / (double)npoints);
-  if ((st = continuum_pass(&pc, b, N, npoints, c1, q, mu, r))) goto done;
-  double err = INFINITY;
-  for (int it = 0; it < 8; ++it) {
-    if ((st = continuum_pass(&pc, b, 2 * N, npoints, c2, q, mu, r))) goto done;
-    for (size_t k = 0; k < P; ++k) cur[k] = 2 * c2[k] - c1[k];
-    if (it > 0) {
-      err = 0;
-      for (size_t k = 0; k < P; ++k) err = fmax(err, fabs(cur[k] - prev[k]));
-      if (err <= rtol) break;
-    }
-    memcpy(prev, cur, P * sizeof *cur);
-    memcpy(c1, c2, P * sizeof *c2);
-    N *= 2;
-    if (N > 8192 && it > 0) break; /* at least one error estimate, even for a fine output grid */
+  if ((st = bafu_memory_check(5.0 * (double)P * sizeof(double) + sizeof(cont_ws), "points: the continuum grid")))
+    return st;
+  double *buf = malloc(5 * P * sizeof *buf);
+  cont_ws *w = malloc(sizeof *w);
+  gsl_odeiv2_driver *drv = NULL;
+  if (!buf || !w) {
+    free(buf);
+    free(w);
+    return bafu_error(BAFU_ENOMEM, "out of memory for the continuum solver");
   }
-  for (size_t k = 0; k < P; ++k) {
-    double c = cur[k] > 1 ? 1 : cur[k];
+  *w = (cont_ws){.sg = sg, .b = b, .b2 = b * b, .q0 = q0, .nu0 = nu0};
+  double *c1 = buf, *c2 = buf + P, *q = buf + 2 * P, *mu = buf + 3 * P, *r = buf + 4 * P, err = 0;
+  if (b == 0) { /* the blocks are the identity: K = K_0 */
+    for (size_t k = 0; k < P; ++k) c2[k] = 1, q[k] = q0, mu[k] = nu0, r[k] = 0;
+    goto fill;
+  }
+  if ((st = mp_alloc(sg->act, sg->norm, q0, &w->mp))) goto done;
+  /* D = l(1) - l0 by rk8pd, roughly (1e-10 per step): the domain of the series; l(1) comes from them */
+  gsl_odeiv2_system sys = {cont_rhs, NULL, 1, w};
+  drv = gsl_odeiv2_driver_alloc_standard_new(&sys, gsl_odeiv2_step_rk8pd, 1e-3, 0.0, 1e-10, 1.0, 1.0);
+  if (!drv) {
+    st = bafu_error(BAFU_ENOMEM, "out of memory for the continuum ODE solver");
+    goto done;
+  }
+  double l = log(q0), t = 0;
+  if (gsl_odeiv2_driver_apply(drv, &t, 1.0, &l) != GSL_SUCCESS) {
+    st = w->st ? w->st : bafu_error(BAFU_ENUMERIC, "continuum: the ODE solver failed at t = %g (b = %g)", t, b);
+    goto done;
+  }
+  w->D = l - log(q0);
+  if ((st = lser_build(w))) goto done;
+  /* mu(1)^2 = nu(1)^2 e^(2 A(1)), known before any solve: r = (v/mu^2) mu^2 overflows with it */
+  const double mu1 = (nu0 + w->D * lser_eval(w, LS_NUH, w->D)) * exp(lser_eval(w, LS_A, w->D));
+  if (!isfinite(q0 * exp(w->D)) || !isfinite(mu1 * mu1)) {
+    st = bafu_error(BAFU_ENUMERIC, "continuum: the moments overflow the floating-point range (b = %g): reduce the "
+                                   "branch scale", b);
+    goto done;
+  }
+  /* solves on 8, 16, 32, ... nodes until two successive ones agree to rtol */
+  size_t N = CONT_NMIN;
+  if ((st = cont_solve(w, N / 2, npoints, c1, q, mu, r))) goto done;
+  for (;; N *= 2) {
+    if ((st = cont_solve(w, N, npoints, c2, q, mu, r))) goto done;
+    err = 0;
+    for (size_t k = 0; k < P; ++k) err = fmax(err, fabs(c2[k] - c1[k]));
+    if (!(err <= rtol) && first_bad(P, c2, q, mu, r) < P) err = INFINITY; /* too coarse a grid */
+    if ((err <= rtol && N >= CONT_NSTOP) || N >= CONT_NMAX) break;
+    memcpy(c1, c2, P * sizeof *c1);
+  }
+  const size_t bad = first_bad(P, c2, q, mu, r);
+  if (bad < P) {
+    st = bafu_error(BAFU_ENUMERIC, "continuum: the moments are not finite at t = %g (b = %g): reduce the branch scale",
+                    (double)bad / (double)npoints, b);
+    goto done;
+  }
+fill:
+  for (size_t k = 0; k < P; ++k)
     out[k] = (bafu_continuum_point){.t = (double)k / (double)npoints, .q = q[k], .mu = mu[k], .r = r[k],
-                                    .cos_theta = c, .error = err};
-  }
+                                    .cos_theta = c2[k] > 1 ? 1.0 : c2[k], .error = err};
 done:
+  if (drv) gsl_odeiv2_driver_free(drv);
+  mp_free(w->mp);
+  free(w);
   free(buf);
   return st;
 }

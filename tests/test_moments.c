@@ -9,6 +9,7 @@
 
 #include "bafu/moments.h"
 #include "bafu/rng.h"
+#include "maskgrid.h"
 #include "testutil.h"
 
 static bafu_moments_layer *run(const bafu_net_params *p) {
@@ -308,64 +309,137 @@ START_TEST(test_branch_linear_closed_form) {
 }
 END_TEST
 
-/* Continuum limit against the closed form of the linear ResNet (masks are the
- * identity, so the free recursion is exact): cos(t) = (1 + 2 s b^2 t/3)^(-1/2),
- * Gaussian and orthogonal init (they share the leading order), to 1e-6 (the
- * extrapolated Euler scheme is asked for 1e-9). */
+/* Continuum limit against the closed forms of the linear ResNet (masks are the
+ * identity, so the free recursion is exact; theory/moments.md 3, 3.1, 3.2):
+ * plain cos(t) = (1 + 2 a b^2 t/3)^(-1/2), q = e^(a b^2 t), mu = lr K s^(K-1) b^2 t q;
+ * normalised cos(t) = (1 + (2/3) ln(1 + a b^2 t))^(-1/2), q = 1 + a b^2 t,
+ * mu = (lr K s^(K-1) / a) q ln q; r = mu^2 (cos^-2 - 1); a = s^K. Gaussian and
+ * orthogonal init (they share the leading order), K = 1, 2, 3, at b = 0.37,
+ * 1.9 and 8, 40 points: the angle to 1e-12 absolute (the solver is asked for
+ * 1e-10), q and mu to 1e-12 relative, r to 1e-10, and the reported error
+ * estimate is below the tolerance. */
 START_TEST(test_continuum_closed_form) {
   const bafu_init inits[] = {BAFU_INIT_GAUSSIAN, BAFU_INIT_ORTHOGONAL};
-  for (int i = 0; i < 8; ++i) { /* then normalised branches (section 3.1), then branches of K = 2, 3 (3.2) */
+  const double bs[] = {0.37, 1.9, 8.0};
+  double worst = 0;
+  for (int i = 0; i < 8; ++i) { /* plain, normalised (3.1), then K = 2, 3 plain and normalised (3.2) */
     bafu_net_params p = bafu_net_params_default();
     p.arch = BAFU_ARCH_RESNET;
     p.act = BAFU_ACT_LINEAR;
-    p.branch_norm = i >= 2 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
     p.init = inits[i % 2];
-    if (i >= 4) p.branch_norm = i >= 6 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
-    if (i >= 4) p.block_depth = 2 + (size_t)(i % 2);
+    p.branch_norm = (i >= 2 && i < 4) || i >= 6 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
+    p.block_depth = i >= 4 ? 2 + (size_t)(i % 2) : 1;
     p.sigma_w2 = 0.7;
     p.lr_hidden = 3.3;
-    bafu_continuum_point pts[41];
-    const double b = 1.9;
-    ck_assert_ok(bafu_continuum_run(&p, b, 1e-7, 40, pts));
-    ck_assert_close(pts[0].cos_theta, 1.0, 0, 0);
-    for (int k = 1; k <= 40; ++k)
-      ck_assert_close(pts[k].cos_theta, bafu_continuum_cos_closed(&p, b, pts[k].t), 1e-6, 0);
+    const double K = (double)p.block_depth, a = pow(p.sigma_w2, K), lrK = p.lr_hidden * K * pow(p.sigma_w2, K - 1);
+    for (int j = 0; j < 3; ++j) {
+      const double b = bs[j];
+      bafu_continuum_point pts[41];
+      ck_assert_ok(bafu_continuum_run(&p, b, 1e-10, 40, pts));
+      ck_assert_close(pts[0].cos_theta, 1.0, 0, 0);
+      ck_assert_msg(pts[0].error <= 1e-10, "case %d, b = %g: estimated error %g", i, b, pts[0].error);
+      for (int k = 1; k <= 40; ++k) {
+        const double t = pts[k].t, x = a * b * b * t, c = bafu_continuum_cos_closed(&p, b, t);
+        const double q = p.branch_norm ? 1 + x : exp(x);
+        const double mu = p.branch_norm ? lrK / a * q * log(q) : lrK * b * b * t * q;
+        ck_assert_msg(fabs(pts[k].cos_theta - c) <= 1e-12, "case %d, b = %g, t = %g: cos %.17g vs %.17g", i, b, t,
+                      pts[k].cos_theta, c);
+        ck_assert_close(pts[k].q, q, 1e-12, 0);
+        ck_assert_close(pts[k].mu, mu, 1e-12, 0);
+        ck_assert_close(pts[k].r, mu * mu * (1 / (c * c) - 1), 1e-10, 0);
+        worst = fmax(worst, fabs(pts[k].cos_theta - c));
+      }
+    }
   }
+  printf("  continuum against the linear closed forms: worst |cos - closed| = %.2g\n", worst);
 }
 END_TEST
 
-/* The finite-depth recursion with beta = b/sqrt(L) converges to the continuum
- * limit at rate O(1/L): the error at L = 500 is about 4 times the error at
- * L = 2000 (ratio in [3, 5.5]), for relu and erf (closed-form mask
- * correlations) and tanh and gelu (the grid of section 2.9), with plain and
- * with normalised branches, and with branches of K = 2 (erf) and K = 3 (tanh)
- * layers (section 3.2). */
+/* The finite-depth recursion (bafu_moments_run, beta = b/sqrt(L)) extrapolated
+ * in L agrees with the continuum limit to 1e-9: an independent check of the
+ * continuum solver for nonlinear activations (theory/moments.md 3.4). The
+ * recursion's error has an expansion in powers of 1/L: integer powers where
+ * the masks are smooth, and also half-integer ones for relu, whose mask
+ * correlations carry sqrt(t - t') (the sum over blocks of a sqrt-singular
+ * function: generalised Euler-Maclaurin). Depths L = 125 2^k, k = 0..5; the
+ * values at the last n + 1 depths fit c_0 + sum_i c_i L^-e_i exactly (n
+ * exponents: 1, 3/2, 2, 5/2, 3 for relu; 1, 2, 3, 4 otherwise), and c_0 is
+ * the extrapolation. Cases: relu and tanh (the brief's two), then the other
+ * paths of the mask correlations: gelu and swish (the Fourier product with the
+ * Gaussian cdf split off), tanh and gelu with normalised branches (the
+ * Hermite series; gelu also with an embedding), erf and tanh with branches of
+ * K = 2 and 3 layers, relu normalised, and tanh with an embedding and biases. */
+static double extrapolate(const double *L, const double *c, size_t m, const double *e, size_t n) {
+  /* solve sum_j A_ij x_j = c_i, A_i0 = 1, A_ij = L_i^-e_j, over the last n + 1 rows (Gauss, partial pivoting) */
+  double A[8][9];
+  const size_t r0 = m - (n + 1);
+  for (size_t i = 0; i <= n; ++i) {
+    A[i][0] = 1;
+    for (size_t j = 1; j <= n; ++j) A[i][j] = pow(L[r0 + i], -e[j - 1]);
+    A[i][n + 1] = c[r0 + i];
+  }
+  for (size_t k = 0; k <= n; ++k) {
+    size_t piv = k;
+    for (size_t i = k + 1; i <= n; ++i)
+      if (fabs(A[i][k]) > fabs(A[piv][k])) piv = i;
+    for (size_t j = 0; j <= n + 1; ++j) {
+      const double tmp = A[k][j];
+      A[k][j] = A[piv][j];
+      A[piv][j] = tmp;
+    }
+    for (size_t i = 0; i <= n; ++i) {
+      if (i == k) continue;
+      const double f = A[i][k] / A[k][k];
+      for (size_t j = k; j <= n + 1; ++j) A[i][j] -= f * A[k][j];
+    }
+  }
+  return A[0][n + 1] / A[0][0];
+}
+
 START_TEST(test_continuum_limit_of_discrete) {
-  /* relu, erf (closed-form masks), tanh, gelu (the grid of section 2.9); then relu,
-     erf and tanh with normalised branches */
-  const bafu_act acts[] = {BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH, BAFU_ACT_GELU,
-                           BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_TANH, BAFU_ACT_ERF, BAFU_ACT_TANH};
-  for (int a = 0; a < 9; ++a) { /* the last two: branches of K = 2 and 3 layers (section 3.2) */
+  struct {
+    bafu_act act;
+    double s, b;
+    int norm, embed;
+    size_t K;
+    double V;
+  } cs[] = {
+      {BAFU_ACT_RELU, 2.0, 2.0, 0, 0, 1, 0},   {BAFU_ACT_TANH, 1.0, 2.0, 0, 0, 1, 0},
+      {BAFU_ACT_GELU, 2.0, 1.6, 0, 0, 1, 0},   {BAFU_ACT_SWISH, 2.0, 1.6, 0, 0, 1, 0},
+      {BAFU_ACT_TANH, 1.3, 1.6, 1, 0, 1, 0},   {BAFU_ACT_GELU, 1.7, 1.6, 1, 1, 1, 0},
+      {BAFU_ACT_ERF, 1.3, 1.6, 0, 0, 2, 0},    {BAFU_ACT_TANH, 1.3, 1.6, 0, 0, 3, 0},
+      {BAFU_ACT_RELU, 2.0, 1.6, 1, 0, 1, 0},   {BAFU_ACT_TANH, 1.2, 2.5, 0, 1, 1, 0.3},
+  };
+  const double e_relu[] = {1, 1.5, 2, 2.5, 3}, e_smooth[] = {1, 2, 3, 4};
+  for (size_t c = 0; c < sizeof cs / sizeof cs[0]; ++c) {
     bafu_net_params p = bafu_net_params_default();
     p.arch = BAFU_ARCH_RESNET;
-    p.branch_norm = a >= 4 && a < 7 ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
-    p.block_depth = a == 7 ? 2 : a == 8 ? 3 : 1;
-    p.act = acts[a];
-    p.sigma_w2 = acts[a] == BAFU_ACT_RELU || acts[a] == BAFU_ACT_GELU ? 2.0 : 1.3;
-    p.branch_scale = 1.6;
+    p.act = cs[c].act;
+    p.sigma_w2 = cs[c].s;
+    p.branch_scale = cs[c].b;
     p.branch_exponent = 0.5;
+    p.branch_norm = cs[c].norm ? BAFU_BRANCH_NORM_RMS : BAFU_BRANCH_NORM_NONE;
+    p.embed = cs[c].embed;
+    p.block_depth = cs[c].K;
+    p.bias_var = cs[c].V;
+    p.lr_bias = p.lr_bias_input = 0; /* the biases' own terms are O(1/n): none at infinite width (section 2.7) */
     bafu_continuum_point pts[2];
-    ck_assert_ok(bafu_continuum_run(&p, 1.6, 1e-7, 1, pts));
-    double err[2];
-    const size_t Ls[2] = {500, 2000};
-    for (int k = 0; k < 2; ++k) {
-      p.depth = Ls[k];
+    ck_assert_ok(bafu_continuum_run(&p, p.branch_scale, 1e-12, 1, pts));
+    double L[6], cosL[6];
+    for (size_t k = 0; k < 6; ++k) {
+      p.depth = (size_t)125 << k;
+      L[k] = (double)p.depth;
       bafu_moments_layer *o = run(&p);
-      err[k] = fabs(o[p.depth - 1].cos_theta - pts[1].cos_theta);
+      cosL[k] = o[bafu_moments_nlayers(&p) - 1].cos_theta;
       free(o);
     }
-    ck_assert_msg(err[0] / err[1] > 3 && err[0] / err[1] < 5.5, "act %d: errors %g, %g", a, err[0], err[1]);
-    ck_assert_msg(err[1] < 2e-3, "act %d: error at L = 2000: %g", a, err[1]);
+    const int relu = cs[c].act == BAFU_ACT_RELU;
+    const double x = extrapolate(L, cosL, 6, relu ? e_relu : e_smooth, relu ? 5 : 4);
+    printf("  continuum case %zu: %.15f, extrapolated %.15f (L = 4000: %.6f), difference %.2g\n", c,
+           pts[1].cos_theta, x, cosL[5], x - pts[1].cos_theta);
+    ck_assert_msg(fabs(x - pts[1].cos_theta) < 1e-9, "case %zu: continuum %.15f, extrapolated %.15f", c,
+                  pts[1].cos_theta, x);
+    ck_assert_msg(fabs(cosL[5] - pts[1].cos_theta) > 1e-6, "case %zu: the test needs the finite-L error", c);
   }
 }
 END_TEST
@@ -447,6 +521,57 @@ START_TEST(test_mask_grid) {
 }
 END_TEST
 
+/* The mask correlations of single pairs used by the continuum solver
+ * (src/maskgrid.h, theory/moments.md 3.3) against the two-dimensional
+ * quadrature of bafu_act_mask_corr_quad, to 1e-12 relative: tanh, gelu and
+ * swish, plain (the Fourier product on the grid, with both kernels: the
+ * Gaussian multiplier and, for 9 sqrt(d) > 2R, the sampled kernel) and
+ * normalised (the Hermite series), at pairs from the diagonal (d = 1e-7) to
+ * far apart; the diagonal of the series is E[phi'^4] at unit variance; relu,
+ * erf and linear against their closed forms; and with a smallest variance so
+ * small that the grid would exceed 2^16 points, the pairwise quadrature. */
+START_TEST(test_mask_pairs) {
+  const bafu_act acts[] = {BAFU_ACT_TANH, BAFU_ACT_GELU, BAFU_ACT_SWISH, BAFU_ACT_RELU, BAFU_ACT_ERF, BAFU_ACT_LINEAR};
+  const double pairs[][2] = {{0.021, 0.0213}, {0.037, 0.8}, {0.37, 0.37 + 1e-7}, {0.91, 1.33}, {2.385, 2.4},
+                             {1.7, 19.3},     {3.1, 412.0}, {57.0, 61.0},       {250.0, 3.1e4}};
+  for (int a = 0; a < 6; ++a)
+    for (int c = 0; c < 4; ++c) {
+      const int norm = c % 2;
+      const double qmin = c < 2 ? 0.3 : 0.02; /* the grid's spacing follows the smallest variance */
+      mask_pairs *m;
+      ck_assert_ok(mp_alloc(acts[a], norm, qmin, &m));
+      double worst = 0;
+      for (size_t k = 0; k < sizeof pairs / sizeof pairs[0]; ++k) {
+        const double q1 = pairs[k][0], q2 = pairs[k][1], d = q2 - q1;
+        if (q1 < qmin) continue;
+        const double M = mp_eval(m, q1, q2, d);
+        double ref;
+        if (norm) ck_assert_ok(bafu_act_mask_corr_quad(acts[a], 1, 1, sqrt(q1 / q2), &ref));
+        else ck_assert_ok(bafu_act_mask_corr_quad(acts[a], q1, q2, q1, &ref));
+        ck_assert_msg(fabs(M - ref) <= 1e-12 * ref, "%s, norm %d, q = %g, %g: %.17g vs %.17g", bafu_act_name(acts[a]),
+                      norm, q1, q2, M, ref);
+        worst = fmax(worst, fabs(M - ref) / ref);
+      }
+      if (norm) { /* the series at rho = 1 */
+        bafu_act_moments am;
+        ck_assert_ok(bafu_act_moments_eval(acts[a], 1.0, &am));
+        ck_assert_close(mp_eval(m, 2.2, 2.2, 0.0), am.dphi4, 1e-13, 0);
+      }
+      printf("  mask pairs, %s%s, variances from %g: worst relative difference %.2g\n", bafu_act_name(acts[a]),
+             norm ? " normalised" : "", qmin, worst);
+      mp_free(m);
+    }
+  /* a tiny smallest variance: pair by pair (the same numbers as the quadrature) */
+  mask_pairs *m;
+  ck_assert_ok(mp_alloc(BAFU_ACT_TANH, 0, 1e-9, &m));
+  double ref;
+  ck_assert_ok(bafu_act_mask_corr_quad(BAFU_ACT_TANH, 2e-9, 0.7, 2e-9, &ref));
+  ck_assert_close(mp_eval(m, 2e-9, 0.7, 0.7 - 2e-9), ref, 1e-15, 0);
+  mp_free(m);
+  ck_assert_int_eq(mp_alloc(BAFU_ACT_TANH, 0, 0.0, &m), BAFU_EINVAL);
+}
+END_TEST
+
 /* Mask correlations E[phi'(u)^2 phi'(v)^2]: closed forms (relu: Sheppard's
  * formula; erf; linear) against the quadrature rule, at odd covariances. */
 START_TEST(test_mask_corr) {
@@ -511,6 +636,14 @@ START_TEST(test_errors) {
   bafu_continuum_point pts[3];
   ck_assert_int_eq(bafu_continuum_run(&p, NAN, 1e-8, 2, pts), BAFU_EINVAL);
   ck_assert_int_eq(bafu_continuum_run(&p, 1, 1e-8, 0, pts), BAFU_EINVAL);
+  ck_assert_int_eq(bafu_continuum_run(&p, 1, 0, 2, pts), BAFU_EINVAL);
+  /* relu, b = 20: mu^2 ~ e^(2 b^2) leaves the floating-point range (b = 16 does not) */
+  p.branch_exponent = 0.5;
+  ck_assert_int_eq(bafu_continuum_run(&p, 20, 1e-8, 2, pts), BAFU_ENUMERIC);
+  ck_assert_ok(bafu_continuum_run(&p, 16, 1e-8, 2, pts));
+  /* nothing trained: no embedding and lr_hidden = 0 */
+  p.lr_hidden = 0;
+  ck_assert_int_eq(bafu_continuum_run(&p, 1, 1e-8, 2, pts), BAFU_EINVAL);
 }
 END_TEST
 
@@ -527,6 +660,7 @@ static Suite *suite(void) {
   tcase_add_test(tc, test_continuum_closed_form);
   tcase_add_test(tc, test_continuum_limit_of_discrete);
   tcase_add_test(tc, test_branch_scalings);
+  tcase_add_test(tc, test_mask_pairs);
   tcase_add_test(tc, test_mask_corr);
   tcase_add_test(tc, test_mask_grid);
   tcase_add_test(tc, test_mask_correlation_matters);

@@ -95,18 +95,20 @@ typedef struct {
 
 /* The continuum equations (theory/moments.md section 3; 3.1 normalised
  * branches, 3.2 branches of K layers) for the network options of p
- * (activation, sigma_w2, init, embedding, learning rates, branch_norm,
- * block_depth; depth and branch exponent are ignored) with branch constant b, solved by the
- * Euler scheme in t with Richardson extrapolation until successive
- * refinements agree to rtol, or until the scheme reaches more than 8192 steps:
- * then out[].error, the last difference, exceeds rtol (INFINITY when
- * npoints > 4096: no two refinements were compared) and the call still
- * succeeds. Writes the state at t = k/npoints, k = 0..npoints (npoints+1
- * entries of out). At t = 0 without embedding cos = 1 (the limit t -> 0+).
+ * (activation, sigma_w2, init, embedding, biases, learning rates, branch_norm,
+ * block_depth; depth and branch exponent are ignored) with branch constant b,
+ * solved by the spectral method of theory/moments.md 3.3 on n = 8, 16, 32, ...
+ * nodes in sqrt(t) until two successive solves, the finer on at least 32
+ * nodes, agree to rtol at every output point; out[].error is that difference (the error of the coarser solve; the
+ * returned finer one is much more accurate). At n = 512 the solver stops even
+ * if the difference still exceeds rtol, and the call succeeds. The cost does
+ * not depend on npoints. Writes the state at t = k/npoints, k = 0..npoints
+ * (npoints+1 entries of out). At t = 0 without embedding cos = 1 (the limit
+ * t -> 0+); b = 0 gives the initial state at every t (error 0).
  * Errors: BAFU_EINVAL for b < 0 or not finite, rtol not in (0, 1), npoints not
- * in 1..100000, p failing bafu_net_params_check as a ResNet, or an activation
- * without closed-form mask correlations (only relu, linear, erf);
- * BAFU_ENOMEM; BAFU_ENUMERIC (overflow). */
+ * in 1..100000, p failing bafu_net_params_check as a ResNet, or nothing
+ * trained (no embedding and lr_hidden = 0); BAFU_ENOMEM; BAFU_ENUMERIC (q, mu
+ * or r beyond the floating-point range; an activation moment that fails). */
 bafu_status bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
                                bafu_continuum_point *out);
 

@@ -170,6 +170,7 @@ _fn("bafu_free_npoints", c_size_t, c_void_p)
 _fn("free", None, c_void_p)  # the C library's, for bafu_read_inputs' array
 
 _PRESETS = ["sp", "ntk", "mup", "fsc"]
+_LIMIT_RTOL = 1e-10  # as bafu theory --limit: successive refinements of the continuum solver agree to this
 
 
 def version():
@@ -529,11 +530,11 @@ def theory(**kw):
     if sweep is None:
         check(lib.bafu_memory_check((points + 1.0) * ctypes.sizeof(ContinuumPoint), b"points: the grid"))
         pts = (ContinuumPoint * (points + 1))()
-        check(lib.bafu_continuum_run(byref(p), p.branch_scale, 1e-7, points, pts))
+        check(lib.bafu_continuum_run(byref(p), p.branch_scale, _LIMIT_RTOL, points, pts))
         lines = ["bafu theory --limit: ResNet continuum limit, beta = b/sqrt(L), L -> inf (theory/moments.md 3)"]
         lines += prov + ["network: " + desc,
-                         "b = sqrt(L) beta = %g; continuum equations by the Euler scheme in t with Richardson "
-                         "extrapolation; estimated error of cos_theta %.2g" % (p.branch_scale, pts[0].error)]
+                         "b = sqrt(L) beta = %g; continuum equations by spectral quadrature in sqrt(t) "
+                         "(theory/moments.md 3.3); estimated error of cos_theta %.2g" % (p.branch_scale, pts[0].error)]
         closed = lib.bafu_continuum_cos_closed(byref(p), p.branch_scale, 1.0)
         if math.isfinite(closed):
             lines.append("closed form at t = 1: %.12g" % closed)
@@ -545,7 +546,7 @@ def theory(**kw):
     pts = (ContinuumPoint * 2)()
     for k in range(count):
         b = lo + k * step
-        if lib.bafu_continuum_run(byref(p), b, 1e-7, 1, pts):
+        if lib.bafu_continuum_run(byref(p), b, _LIMIT_RTOL, 1, pts):
             vals.append(None)
             why.append(_lib.last_error())
         else:

@@ -18,7 +18,13 @@
  *           (corr 0.5) to depth 1e6
  *   e       the tanh ResNet's mask-correlated theory: the convolution grid against
  *           the pairwise quadrature (depth 64), and the grid to depth 1024
- * (a, b Monte Carlo, c spectrum, d and e theory)
+ *   f       the ResNet continuum limit, 33 values of b = sqrt(L) beta = 0, 0.25, .., 8
+ *           (bafu theory --limit --sweep-branch 0:8:0.25) for relu (s = 2), tanh and
+ *           linear (s = 1): bafu_continuum_run at the command line's tolerance, and,
+ *           when run_bench.sh could build it (BENCH_EULER), the Euler scheme with
+ *           Richardson extrapolation it replaced, side by side; the error of both
+ *           against the linear closed form, and their difference for relu and tanh
+ * (a, b Monte Carlo, c spectrum, d, e and f theory)
  * Output: one line per measurement, "key value unit [note]", for run_bench.sh.
  * Times are wall clock (CLOCK_MONOTONIC), single thread; a and b report the
  * fastest of `reps` runs [3] (these machines are shared: the minimum is the
@@ -345,9 +351,76 @@ static int masks(void) {
   return 0;
 }
 
+#ifdef BENCH_EULER
+/* The solver before theory/moments.md 3.3 (Euler scheme at N and 2N steps,
+ * Richardson extrapolation, N doubling until successive extrapolations agree
+ * to rtol), built by run_bench.sh from the source of that revision with its
+ * public names prefixed euler_. */
+bafu_status euler_bafu_continuum_run(const bafu_net_params *p, double b, double rtol, size_t npoints,
+                                     bafu_continuum_point *out);
+#endif
+
+static double cpu_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One sweep of 33 values of b: wall time (returned) and CPU time (*cpu; the
+ * process's, less sensitive to other jobs on a shared machine), the angles at
+ * t = 1 into c. */
+typedef bafu_status (*continuum_fn)(const bafu_net_params *, double, double, size_t, bafu_continuum_point *);
+static double sweep(continuum_fn fn, const bafu_net_params *p, double rtol, double *c, double *est, double *cpu) {
+  const double t0 = now(), c0 = cpu_now();
+  *est = 0;
+  for (int k = 0; k <= 32; ++k) {
+    bafu_continuum_point pts[2];
+    if (fn(p, 0.25 * k, rtol, 1, pts)) die("continuum run");
+    c[k] = pts[1].cos_theta;
+    *est = fmax(*est, pts[1].error);
+  }
+  *cpu = cpu_now() - c0;
+  return now() - t0;
+}
+
+static int continuum(void) {
+  const struct {
+    const char *name;
+    bafu_act act;
+    double s;
+  } cs[] = {{"relu", BAFU_ACT_RELU, 2.0}, {"tanh", BAFU_ACT_TANH, 1.0}, {"linear", BAFU_ACT_LINEAR, 1.0}};
+  for (int i = 0; i < 3; ++i) {
+    bafu_net_params p = bafu_net_params_default();
+    p.arch = BAFU_ARCH_RESNET;
+    p.act = cs[i].act;
+    p.sigma_w2 = cs[i].s;
+    double cn[33], est, closed = 0, cpun;
+    const double tn = sweep(bafu_continuum_run, &p, 1e-10, cn, &est, &cpun);
+    if (cs[i].act == BAFU_ACT_LINEAR)
+      for (int k = 0; k <= 32; ++k) closed = fmax(closed, fabs(cn[k] - bafu_continuum_cos_closed(&p, 0.25 * k, 1.0)));
+    printf("continuum_%s %.4f s cpu=%.4f estimate=%.2g", cs[i].name, tn, cpun, est);
+    if (cs[i].act == BAFU_ACT_LINEAR) printf(" max_err_closed=%.2g", closed);
+    printf("\n");
+#ifdef BENCH_EULER
+    double co[33], esto, cpuo;
+    const double to = sweep(euler_bafu_continuum_run, &p, 1e-7, co, &esto, &cpuo);
+    double d = 0, closed_o = 0, d8 = fabs(co[32] - cn[32]);
+    for (int k = 0; k <= 32; ++k) {
+      d = fmax(d, fabs(co[k] - cn[k]));
+      if (cs[i].act == BAFU_ACT_LINEAR) closed_o = fmax(closed_o, fabs(co[k] - bafu_continuum_cos_closed(&p, 0.25 * k, 1.0)));
+    }
+    printf("continuum_%s_euler %.4f s cpu=%.4f estimate=%.2g max_abs_dcos=%.2g dcos_b8=%.2g ratio=%.0f cpu_ratio=%.0f",
+           cs[i].name, to, cpuo, esto, d, d8, to / tn, cpuo / cpun);
+    if (cs[i].act == BAFU_ACT_LINEAR) printf(" max_err_closed=%.2g", closed_o);
+    printf("\n");
+#endif
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: bench_bafu floors|a|b|c|d|e [seeds [reps]]\n");
+    fprintf(stderr, "usage: bench_bafu floors|a|b|c|d|e|f [seeds [reps]]\n");
     return 2;
   }
   const size_t seeds = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 16;
@@ -358,6 +431,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "c")) return spectrum();
   if (!strcmp(argv[1], "d")) return theory();
   if (!strcmp(argv[1], "e")) return masks();
+  if (!strcmp(argv[1], "f")) return continuum();
   fprintf(stderr, "bench_bafu: unknown workload '%s'\n", argv[1]);
   return 2;
 }

@@ -2,9 +2,9 @@
 # run_bench.sh: bafu against a PyTorch float64 reference, one thread each, and the
 # floors of this machine (dgemm/dgemv GFLOP/s, Gaussian RNG rate). Not part of ctest.
 #
-#   tests/bench/run_bench.sh [workloads]     default: floors a b c d; e, f: bafu only
+#   tests/bench/run_bench.sh [workloads]     default: floors a b c d; e, f, g: bafu only
 #
-# f times the command itself: `bafu kernel --act A --depth 10000000` for every
+# g times the command itself: `bafu kernel --act A --depth 10000000` for every
 # activation (and two ResNets), floor 5 s each, and beside it the per-layer
 # quadrature (--method direct, the path before the tabulated maps) at depth
 # F_OLD_DEPTH [10000], extrapolated to 10^7, with the largest difference of the
@@ -39,10 +39,28 @@ if [[ -z "$py" ]]; then
 fi
 
 mkdir -p "$out"
+# Workload f compares the continuum solver with the one it replaced (the Euler scheme with
+# Richardson extrapolation of revision $euler_rev, theory/moments.md 3.3): that revision's
+# src/moments.c is compiled here with its public names prefixed euler_, so the old path lives
+# only in the benchmark. Without git or when it does not compile, f runs the new solver alone.
+euler_rev=002949e
+euler=()
+if git -C "$root" show "$euler_rev:src/moments.c" >"$out/moments_euler.c" 2>/dev/null; then
+  ren=()
+  for f in moments_nlayers moments_memory_bytes moments_run moments_run_progress moments_run_free \
+    moments_run_pairwise continuum_run continuum_cos_closed moments_regime; do ren+=("-Dbafu_$f=euler_bafu_$f"); done
+  # shellcheck disable=SC2046
+  if cc -std=c11 -O2 -c -I"$root/include" -I"$root/build/include" -I"$root/src" $(pkg-config --cflags gsl) "${ren[@]}" \
+    "$out/moments_euler.c" -o "$out/moments_euler.o" 2>"$out/moments_euler.err"; then
+    euler=(-DBENCH_EULER "$out/moments_euler.o")
+  else
+    echo "run_bench.sh: the Euler solver of $euler_rev did not compile (see $out/moments_euler.err); f runs the new solver alone" >&2
+  fi
+fi
 # The driver is built here (not by CMake) so it never enters the default build or ctest.
 # shellcheck disable=SC2046
-cc -std=c11 -O2 -Wall -Wextra -fopenmp -I"$root/include" $(pkg-config --cflags gsl) \
-  "$here/bench_bafu.c" "$lib" -lgsl $(pkg-config --libs lapacke openblas fftw3) -lm -o "$out/bench_bafu"
+cc -std=c11 -O2 -Wall -Wextra -fopenmp -I"$root/include" $(pkg-config --cflags gsl) "${euler[@]:0:1}" \
+  "$here/bench_bafu.c" "${euler[@]:1}" "$lib" -lgsl $(pkg-config --libs lapacke openblas fftw3) -lm -o "$out/bench_bafu"
 
 log="$out/bench.log"
 : >"$log"
@@ -51,7 +69,7 @@ log="$out/bench.log"
   echo "# machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(getconf _NPROCESSORS_ONLN) cores, $(free -g | awk '/Mem:/{print $2}') GiB"
   echo "# bafu $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'), torch $([[ -n $py ]] && $py -c 'import torch; print(torch.__version__)' || echo none)"
 } | tee -a "$log"
-# Workload f: the kernel command to depth 10^7 (see the header).
+# Workload g: the kernel command to depth 10^7 (see the header).
 bafu_exe="$root/build/bafu"
 f_configs=(
   "relu|"
@@ -71,7 +89,7 @@ f_diff() { paste <(grep -v '^#' "$1" | awk 'NR > 1') <(grep -v '^#' "$2" | awk '
     for (i = 2; i <= n; ++i) { a = $i + 0; b = $(i + n) + 0; s = (a < 0 ? -a : a); t = (b < 0 ? -b : b); if (t > s) s = t
       d = a - b; if (d < 0) d = -d; if (s > 1e-280 && d / s > w) w = d / s } }
   END { printf "%.3g", w + 0 }'; }
-workload_f() {
+workload_g() {
   local old_depth=${F_OLD_DEPTH:-10000} entry name args t1 t2 best
   [[ -x $bafu_exe ]] || { echo "run_bench.sh: $bafu_exe not found" >&2; return; }
   for entry in "${f_configs[@]}"; do
@@ -103,16 +121,16 @@ workload_f() {
 }
 
 for w in "${workloads[@]}"; do
-  if [[ $w == f ]]; then workload_f | sed "s/^/$w./" | tee -a "$log"; continue; fi
+  if [[ $w == g ]]; then workload_g | sed "s/^/$w./" | tee -a "$log"; continue; fi
   "$out/bench_bafu" "$w" | sed "s/^/$w./" | tee -a "$log"
-  if [[ -n "$py" && "$w" != floors && "$w" != e ]]; then "$py" "$here/reference_torch.py" "$w" | sed "s/^/$w./" | tee -a "$log"; fi
+  if [[ -n "$py" && "$w" != floors && "$w" != e && "$w" != f && "$w" != g ]]; then "$py" "$here/reference_torch.py" "$w" | sed "s/^/$w./" | tee -a "$log"; fi
 done
 
 # Summary: ratios and floors (flop and normal counts in README.md).
 awk '
   function val(k) { return (k in v) ? v[k] : -1 }
   $1 !~ /^#/ { v[$1] = $2 }
-  $1 ~ /^f\.kernel_direct_/ { for (i = 3; i <= NF; ++i) if ($i ~ /^extrapolated_1e7=/) ex[substr($1, 17)] = substr($i, 18) }
+  $1 ~ /^g\.kernel_direct_/ { for (i = 3; i <= NF; ++i) if ($i ~ /^extrapolated_1e7=/) ex[substr($1, 17)] = substr($i, 18) }
   END {
     n = 512; L = 64; S = 16
     gemv = val("floors.dgemv_512_64mats") * 1e9; gemm = val("floors.dgemm_512x512x64") * 1e9
@@ -139,9 +157,9 @@ awk '
       printf "d kernel 1e6:  bafu %.4f s  python floats %.4f s (x%.1f)\n", val("d.kernel2_1e6"), val("d.py_kernel2_1e6"), val("d.py_kernel2_1e6") / val("d.kernel2_1e6")
     }
     if (val("c.spectrum_dense") > 0) printf "c spectrum: bafu %.3f s  torch %.3f s  ratio %.2f\n", val("c.spectrum_dense"), val("c.torch_spectrum_dense"), val("c.torch_spectrum_dense") / val("c.spectrum_dense")
-    for (k in v) if (k ~ /^f\.kernel_1e7_/) {
+    for (k in v) if (k ~ /^g\.kernel_1e7_/) {
       name = substr(k, 14)
-      printf "f kernel depth 1e7, %s: %.2f s (floor 5 s: %s); direct path %s s extrapolated; largest difference %s\n", name, v[k], v[k] <= 5 ? "met" : "NOT met", ex[name], v["f.kernel_maxdiff_" name]
+      printf "g kernel depth 1e7, %s: %.2f s (floor 5 s: %s); direct path %s s extrapolated; largest difference %s\n", name, v[k], v[k] <= 5 ? "met" : "NOT met", ex[name], v["g.kernel_maxdiff_" name]
     }
   }' "$log" | tee -a "$log"
 echo "run_bench.sh: log in $log" >&2
