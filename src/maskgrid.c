@@ -272,10 +272,10 @@ static bafu_status box_alloc(mask_pairs *m, double qmin) {
   m->K = fftw_malloc((G / 2 + 1) * sizeof(fftw_complex));
   if (!m->x || !m->r || !m->e || !m->f || !m->kern || !m->rhat || !m->F || !m->K)
     return bafu_error(BAFU_ENOMEM, "out of memory for the mask correlation grid");
-  pthread_mutex_lock(&planner);
+  planner_lock();
   m->pf = fftw_plan_dft_r2c_1d((int)G, m->f, m->F, FFTW_ESTIMATE);
   m->pk = fftw_plan_dft_r2c_1d((int)G, m->kern, m->K, FFTW_ESTIMATE);
-  pthread_mutex_unlock(&planner);
+  planner_unlock();
   if (!m->pf || !m->pk) return bafu_error(BAFU_ENOMEM, "FFTW could not plan a transform of %zu points", G);
   m->i0 = G;
   m->i1 = 0;
@@ -337,10 +337,10 @@ bafu_status mp_alloc(bafu_act act, int norm, double qmin, mask_pairs **out) {
 
 void mp_free(mask_pairs *m) {
   if (!m) return;
-  pthread_mutex_lock(&planner);
+  planner_lock();
   if (m->pf) fftw_destroy_plan(m->pf);
   if (m->pk) fftw_destroy_plan(m->pk);
-  pthread_mutex_unlock(&planner);
+  planner_unlock();
   free(m->c);
   free(m->x);
   free(m->r);
