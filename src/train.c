@@ -202,17 +202,17 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
 }
 
 /* The ratio test of an automatic or controlled step (theory/presets.md 5.1),
- * after the step's rates are set: on its own batch the step must achieve at
- * least RATIO_MIN of the decrease its first-order model predicts,
- * rho = (F - F(step)) / P >= RATIO_MIN with P = sum_j C_j (the loss decay of
- * the rates as set). While it does not, every rate is halved, and *step_size
- * with it. A step that passes with rho > RATIO_GROW (the first-order model
- * is accurate there), halved at no point of this step, is tried at twice its
- * size, up to step_max, and the doubled one is taken if it passes. A
- * predicted decrease below RATIO_FLOOR F is not tested: F - F(step) would be
- * rounding (this also ends the halving). A stepped pass that overflows
- * fails. */
-#define RATIO_MIN 0.25
+ * after the step's rates are set: on its own batch the step must lower the
+ * loss, rho = (F - F(step)) / P > RATIO_MIN = 0 with P = sum_j C_j (the
+ * first-order decrease of the rates as set): a step with rho <= 0 is past
+ * the edge of stability along its own direction. While it is not, every rate
+ * is halved, and *step_size with it. A step that passes with rho > RATIO_GROW
+ * (the first-order model is accurate there), halved at no point of this
+ * step, is tried at twice its size, up to step_max, and the doubled one is
+ * taken if it passes. A predicted decrease below RATIO_FLOOR F is not
+ * tested: F - F(step) would be rounding (this also ends the halving). A
+ * stepped pass that overflows fails. */
+#define RATIO_MIN 0.0
 #define RATIO_GROW 0.75
 #define RATIO_FLOOR 1e-10
 static void scale_rates(bafu_net *net, double f, double *step_size) {
@@ -233,7 +233,7 @@ static bafu_status ratio_test(bafu_net *net, double F, double *step_size, double
     const bafu_status st = bafu_net_step(net, 1.0); /* the rates as set: the update takes eta = 1 */
     if (st && st != BAFU_ENUMERIC) return st;
     const double rho = st ? -INFINITY : (F - bafu_net_step_loss(net)) / P;
-    if (rho >= RATIO_MIN) {
+    if (rho > RATIO_MIN) {
       if (halved || !(rho > RATIO_GROW) || !(2 * *step_size <= step_max)) return BAFU_OK;
       scale_rates(net, 2.0, step_size), grown = 1; /* try the doubled step */
     } else if (grown) {

@@ -6,8 +6,8 @@
  * Each step: forward and backward on a mini-batch, then the layer rates
  * (control: those that give the target contributions), the ratio test of an
  * automatic or controlled step (one forward pass at the stepped weights: the
- * step must achieve a quarter of its first-order predicted decrease on its
- * batch, else it is halved; theory/presets.md 5.1), then the in-place update. At a
+ * step must lower its batch's loss, else it is halved; theory/presets.md
+ * 5.1), then the in-place update. At a
  * logged step the tangent pass runs first, so the row's measurements (angle,
  * feature speed, contributions, identity residual) are those of the step
  * actually taken.
