@@ -253,7 +253,7 @@ static bafu_status ratio_test(bafu_net *net, double F, double *step_size, double
  * hidden layer moves at |df_L|_rms = control_speed |f_L|_rms (the tangent is
  * linear in the body's rates: one tangent pass at D_body = 1 gives the
  * factor); the readout's target is gamma F; both targets times a(t) and
- * *step_size (at most 1, lowered by the ratio test). Otherwise: the group
+ * *step_size, 1 unless the ratio test halves it for this step. Otherwise: the group
  * rates times a(t) and the global step, which if 0 is set at the first call
  * so that the first-order decrease is auto_decay F (and *step_max with it).
  * An automatic or controlled step then passes the ratio test, which moves
@@ -279,7 +279,8 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     bafu_net_measure(net, q);
     const double unit = q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS];
     if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "control: the last hidden layer does not move");
-    const double g = a * *step_size; /* the schedule, and the halvings of the ratio test */
+    *step_size = 1; /* the targets in full: the ratio test may halve them for this step only */
+    const double g = a * *step_size;
     const double target = g * c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
     for (size_t j = 0; j + 1 < J; ++j)
       if ((st = bafu_net_set_layer_contribution(net, j, w[j] * target / unit))) return st;

@@ -62,7 +62,8 @@ typedef struct {
                            (theory/presets.md 5.1) */
   double auto_decay;    /* the automatic step's first-order decrease, as a fraction of F [0.5] */
   int control;          /* per-layer rates from target contributions at every step (then lr must be 0),
-                           the targets times a factor 2^-k <= 1 that the ratio test sets */
+                           halved for a step by the ratio test while that step does not lower its
+                           batch's loss */
   double control_rate;  /* gamma: the readout's target contribution gamma F */
   double control_speed; /* control: the body layers' contributions are scaled so that the last
                            hidden layer moves at |df_L|_rms = control_speed |f_L|_rms per step */
@@ -105,7 +106,7 @@ typedef struct {
   double loss;        /* mean mini-batch loss over the steps since the previous row */
   double train_acc;   /* mean mini-batch accuracy over the same steps (classification) */
   double test_loss, test_acc;
-  double step_size;   /* the global step (automatic or given; under control the targets' factor, at most 1) */
+  double step_size;   /* the global step (automatic or given; under control the step's targets' factor 2^-k) */
   size_t J;           /* layers in the row: from the first with a trained parameter at or below it */
   const int *labels;  /* J user-facing layer labels */
   const double *q;    /* J x BAFU_Q_COUNT measurements of this step (bafu_net_measure) */
