@@ -202,17 +202,17 @@ static double batch_pass(bafu_net *net, const data *s, const size_t *idx, size_t
 }
 
 /* The ratio test of an automatic or controlled step (theory/presets.md 5.1),
- * after the step's rates are set: on its own batch the step must achieve at
- * least RATIO_MIN of the decrease its first-order model predicts,
- * rho = (F - F(step)) / P >= RATIO_MIN with P = sum_j C_j (the loss decay of
- * the rates as set). While it does not, every rate is halved, and *step_size
- * with it. A step that passes with rho > RATIO_GROW (the first-order model
- * is accurate there), halved at no point of this step, is tried at twice its
- * size, up to step_max, and the doubled one is taken if it passes. A
- * predicted decrease below RATIO_FLOOR F is not tested: F - F(step) would be
- * rounding (this also ends the halving). A stepped pass that overflows
- * fails. */
-#define RATIO_MIN 0.25
+ * after the step's rates are set: on its own batch the step must lower the
+ * loss, rho = (F - F(step)) / P > RATIO_MIN = 0 with P = sum_j C_j (the
+ * first-order decrease of the rates as set): a step with rho <= 0 is past
+ * the edge of stability along its own direction. While it is not, every rate
+ * is halved, and *step_size with it. A step that passes with rho > RATIO_GROW
+ * (the first-order model is accurate there), halved at no point of this
+ * step, is tried at twice its size, up to step_max, and the doubled one is
+ * taken if it passes. A predicted decrease below RATIO_FLOOR F is not
+ * tested: F - F(step) would be rounding (this also ends the halving). A
+ * stepped pass that overflows fails. */
+#define RATIO_MIN 0.0
 #define RATIO_GROW 0.75
 #define RATIO_FLOOR 1e-10
 static void scale_rates(bafu_net *net, double f, double *step_size) {
@@ -233,7 +233,7 @@ static bafu_status ratio_test(bafu_net *net, double F, double *step_size, double
     const bafu_status st = bafu_net_step(net, 1.0); /* the rates as set: the update takes eta = 1 */
     if (st && st != BAFU_ENUMERIC) return st;
     const double rho = st ? -INFINITY : (F - bafu_net_step_loss(net)) / P;
-    if (rho >= RATIO_MIN) {
+    if (rho > RATIO_MIN) {
       if (halved || !(rho > RATIO_GROW) || !(2 * *step_size <= step_max)) return BAFU_OK;
       scale_rates(net, 2.0, step_size), grown = 1; /* try the doubled step */
     } else if (grown) {
@@ -253,7 +253,7 @@ static bafu_status ratio_test(bafu_net *net, double F, double *step_size, double
  * hidden layer moves at |df_L|_rms = control_speed |f_L|_rms (the tangent is
  * linear in the body's rates: one tangent pass at D_body = 1 gives the
  * factor); the readout's target is gamma F; both targets times a(t) and
- * *step_size (at most 1, lowered by the ratio test). Otherwise: the group
+ * *step_size, 1 unless the ratio test halves it for this step. Otherwise: the group
  * rates times a(t) and the global step, which if 0 is set at the first call
  * so that the first-order decrease is auto_decay F (and *step_max with it).
  * An automatic or controlled step then passes the ratio test, which moves
@@ -279,7 +279,8 @@ static bafu_status set_rates(bafu_net *net, const bafu_train_config *c, double F
     bafu_net_measure(net, q);
     const double unit = q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_SPEED_RMS];
     if (!(unit > 0 && isfinite(unit))) return bafu_error(BAFU_ENUMERIC, "control: the last hidden layer does not move");
-    const double g = a * *step_size; /* the schedule, and the halvings of the ratio test */
+    *step_size = 1; /* the targets in full: the ratio test may halve them for this step only */
+    const double g = a * *step_size;
     const double target = g * c->control_speed * q[(J - 2) * BAFU_Q_COUNT + BAFU_Q_FRMS]; /* relative speed */
     for (size_t j = 0; j + 1 < J; ++j)
       if ((st = bafu_net_set_layer_contribution(net, j, w[j] * target / unit))) return st;

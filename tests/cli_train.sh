@@ -21,6 +21,14 @@ if "$BAFU" train --data teacher --width 32 --depth 4 --train-size 512 --test-siz
   awk '!/^#/ && NR > 1 && $1 != "step" { if ($14 > 1e-9) exit 1 }' "$dir/t.dat" && ok || bad "teacher: identity residual"
   last=$(tail -1 "$dir/t.dat")
   [[ $(awk '{print $1, $3, $4}' <<<"$last") == "32 1 5" ]] && ok || bad "teacher: last row $last"
+  # the closing line on stderr: 32 steps, the loss of the last logged interval (steps
+  # 31: the row of step 31 follows the one of step 30), the final test loss and step
+  want=$(grep -v '^#' "$dir/t.dat" | awk '$1 == 31 && $3 == 0 { l = $5 } $3 == 1 { t = $6; s = $7 }
+    END { printf "training loss %.4g (mean of the last 1 step), test loss %.4g, step size %.3g", l, t, s }')
+  if [[ $(wc -l <"$dir/err") -eq 1 ]] && grep -q "^bafu train: 32 steps in [0-9.]* s: $want\$" "$dir/err"; then ok
+  else bad "teacher: summary line '$(cat "$dir/err")', expected '... $want'"; fi
+  "$BAFU" train --data teacher --width 32 --depth 4 --train-size 512 --test-size 128 --batch 32 --epochs 1 --quiet \
+    --out "$dir/quiet.dat" 2>"$dir/err" && [[ ! -s $dir/err ]] && ok || bad "--quiet: stderr '$(cat "$dir/err")'"
 else
   bad "teacher run"; cat "$dir/err"
 fi
@@ -33,6 +41,9 @@ if [[ -r /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ]]; then
     [[ $(awk '{print $6, $8}' <<<"$header") == "train_acc test_acc" ]] && ok || bad "fashion header: $header"
     acc=$(tail -1 "$dir/f.dat" | awk '{print ($3 == 1 && $8 > 0.2 && $8 <= 1) ? "yes" : $8}') # chance is 0.1
     [[ $acc == yes ]] && ok || bad "fashion: final test_acc $acc"
+    want=$(tail -1 "$dir/f.dat" | awk '{ printf "test loss %.4g, accuracy %.4f", $7, $8 }')
+    grep -q "^bafu train: 16 steps in .*, accuracy [0-9.]* (mean of the last 7 steps), $want, step size" "$dir/err" &&
+      ok || bad "fashion: summary line '$(cat "$dir/err")'"
   else
     bad "fashion run"; cat "$dir/err"
   fi

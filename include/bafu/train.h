@@ -6,8 +6,8 @@
  * Each step: forward and backward on a mini-batch, then the layer rates
  * (control: those that give the target contributions), the ratio test of an
  * automatic or controlled step (one forward pass at the stepped weights: the
- * step must achieve a quarter of its first-order predicted decrease on its
- * batch, else it is halved; theory/presets.md 5.1), then the in-place update. At a
+ * step must lower its batch's loss, else it is halved; theory/presets.md
+ * 5.1), then the in-place update. At a
  * logged step the tangent pass runs first, so the row's measurements (angle,
  * feature speed, contributions, identity residual) are those of the step
  * actually taken.
@@ -62,7 +62,8 @@ typedef struct {
                            (theory/presets.md 5.1) */
   double auto_decay;    /* the automatic step's first-order decrease, as a fraction of F [0.5] */
   int control;          /* per-layer rates from target contributions at every step (then lr must be 0),
-                           the targets times a factor 2^-k <= 1 that the ratio test sets */
+                           halved for a step by the ratio test while that step does not lower its
+                           batch's loss */
   double control_rate;  /* gamma: the readout's target contribution gamma F */
   double control_speed; /* control: the body layers' contributions are scaled so that the last
                            hidden layer moves at |df_L|_rms = control_speed |f_L|_rms per step */
@@ -112,7 +113,7 @@ typedef struct {
   double loss;        /* mean mini-batch loss over the steps since the previous row */
   double train_acc;   /* mean mini-batch accuracy over the same steps (classification) */
   double test_loss, test_acc;
-  double step_size;   /* the global step (automatic or given; under control the targets' factor, at most 1) */
+  double step_size;   /* the global step (automatic or given; under control the step's targets' factor 2^-k) */
   size_t J;           /* layers in the row: from the first with a trained parameter at or below it */
   const int *labels;  /* J user-facing layer labels */
   const double *q;    /* J x BAFU_Q_COUNT measurements of this step (bafu_net_measure) */
