@@ -789,7 +789,7 @@ static bafu_status pair_pass1(pair_run *r, size_t J, size_t B, pair_block *blk, 
     pair_out o;
     bafu_status st = pair_layer(r, j, &li, &x, &o);
     if (st) return st;
-    if (progress && (j % 4096 == 4095 || j + 1 == J)) progress(j + 1, 2 * J, pctx);
+    if (progress && (j % 64 == 63 || j + 1 == J)) progress(j + 1, 2 * J, pctx);
     if (!(isfinite(x.q) && isfinite(x.theta_d) && isfinite(x.theta_o) && isfinite(o.m_d) && isfinite(o.m_o) &&
           isfinite(o.own_d) && isfinite(o.own_o) && isfinite(x.omc) && isfinite(x.th)))
       return bafu_error(BAFU_ENUMERIC, "depth/sigma_w2/branch_scale: the kernel recursion overflowed at layer %d",
@@ -946,7 +946,7 @@ bafu_status bafu_kernel_two_inputs_method(const bafu_net_params *p, double corr,
       goto done;
     }
     for (size_t j = s; j <= e; ++j) {
-      if (progress && (j % 4096 == 4095 || j + 1 == J)) progress(J + j + 1, 2 * J, pctx);
+      if (progress && (j % 64 == 63 || j + 1 == J)) progress(J + j + 1, 2 * J, pctx);
       if (fn(&rows[j - s], ctx)) goto done; /* the caller stopped the sweep: not an error */
     }
   }

@@ -36,6 +36,6 @@ check_bar "products" "'$BAFU' spectrum --mode kpm --width 2048 --depth 3 --out '
 check_bar "stages" "'$BAFU' figures --quick --no-render --no-train --data-dir '$dir/fig'"
 check_bar "blocks" "'$BAFU' theory --arch resnet --depth 20000 --out '$dir/th.dat'" # the ReLU pairs, O(L^2): a few seconds
 check_bar "values" "'$BAFU' theory --arch resnet --limit --act swish --sweep-branch 0:8:0.25 --out '$dir/tb.dat'" # swish's grid: several seconds
-check_bar "layers" "'$BAFU' kernel --act gelu --depth 120000 --every 40000 --out '$dir/ke.dat'"
+check_bar "layers" "'$BAFU' kernel --act tanh --sigma-w2 1 --method direct --depth 3000 --every 1000 --out '$dir/ke.dat'" # the quadrature at every layer: several seconds
 echo "cli_progress: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]
