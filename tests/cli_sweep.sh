@@ -162,6 +162,10 @@ for case in "0|--depth 2 --seed 1" "3|--depth 2 --control --seed 2" "6|--depth 3
   if "$BAFU" train "${targs[@]}" $opts | same_rows "$tmp/train.dat" "$k" "step final layer" train; then ok
   else bad "training point $k: rows differ from bafu train $opts"; fi
 done
+# --threads 2 runs two training points at a time: the same table
+"$BAFU" sweep "$tmp/train.txt" --threads 2 --out "$tmp/train2.dat" 2>/dev/null
+if cmp -s <(grep -v '^# date\|^# command' "$tmp/train.dat") <(grep -v '^# date\|^# command' "$tmp/train2.dat"); then ok
+else bad "training grid with --threads 2 differs from the serial one"; fi
 # rows = final: the final rows of each point, nothing else
 { cat "$tmp/train.txt"; echo "rows = final"; } >"$tmp/final.txt"
 "$BAFU" sweep "$tmp/final.txt" --out "$tmp/final.dat" 2>/dev/null

@@ -62,8 +62,9 @@ static const char usage_tail[] =
 static const char usage_end[] =
     ".\nDefault: cos_theta, feature_speed, loss_decay (training: bafu train's columns).\n"
     "BLAS runs on one thread; --threads runs each Monte Carlo point's draws in\n"
-    "parallel. Under mpirun, rank 0 distributes points dynamically to the other\n"
-    "ranks and writes the table; it is byte-identical to the serial table except\n"
+    "parallel, and T training points at once (each on one core). Under mpirun,\n"
+    "rank 0 distributes points dynamically to the other ranks and writes the\n"
+    "table; it is byte-identical to the serial table except\n"
     "for the '#' date line. Checkpoint: the rows of every finished point are\n"
     "appended to PATH.ckpt (with --out PATH; or --checkpoint) and the file is\n"
     "removed once the table is written. After an interruption, the same command\n"
@@ -155,9 +156,44 @@ static void results_free(results *r) {
   r->rows = NULL;
 }
 
+/* Training points `threads` at a time (each on one core, BLAS on one thread),
+ * recorded as they finish; the table is the same whatever the number. */
+static bafu_status run_train_parallel(const bafu_sweep *s, int threads, results *r) {
+  bafu_status stop = BAFU_OK;
+  char stop_msg[512] = "";
+  const long n = (long)r->n;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (long k = 0; k < n; ++k) {
+    int skip;
+#pragma omp critical(sweep_record)
+    skip = r->rows[k] != NULL || stop != BAFU_OK;
+    if (skip) continue;
+    size_t len;
+    char *text;
+    bafu_status st = bafu_sweep_run_point(s, (size_t)k, 1, &text, &len);
+    char why[512];
+    if (st) snprintf(why, sizeof why, "%s", bafu_last_error()); /* the error of this thread */
+#pragma omp critical(sweep_record)
+    {
+      if (stop != BAFU_OK) {
+        if (!st) free(text);
+      } else {
+        bafu_status rs = st == BAFU_ENOMEM ? st : st ? record_failure(r, (size_t)k, why) : record(r, (size_t)k, text);
+        if (rs) {
+          stop = rs;
+          snprintf(stop_msg, sizeof stop_msg, "%s", st == BAFU_ENOMEM ? why : bafu_last_error());
+        }
+      }
+    }
+  }
+  if (stop) return bafu_error(stop, "%s", stop_msg); /* raised again in the calling thread */
+  return BAFU_OK;
+}
+
 /* Serial: every point not yet done, in order. Returns the status of the
  * first failure that stops the grid (I/O, memory). */
 static bafu_status run_serial(const bafu_sweep *s, int threads, results *r) {
+  if (bafu_sweep_task(s) && threads > 1) return run_train_parallel(s, threads, r);
   for (size_t k = 0; k < r->n; ++k) {
     if (r->rows[k]) continue; /* from the checkpoint */
     size_t len;
@@ -285,7 +321,8 @@ int cmd_sweep(int argc, char **argv) {
       {"--checkpoint", OPT_STRING, &ckpt_path, "PATH", "finished points appended here [OUT.ckpt with --out; none]", NULL, 0},
       {"--resume", OPT_FLAG, &resume, NULL, "skip the points already in the checkpoint", NULL, 0},
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
-      {"--threads", OPT_INT, &threads, "T", "draws of a point run in parallel (output does not depend on T) [1]",
+      {"--threads", OPT_INT, &threads, "T",
+       "draws of a point (training: points) run in parallel (output does not depend on T) [1]",
        NULL, 0},
       {"--columns", OPT_STRING, &columns, "LIST", "value columns, comma-separated, in place of the grid's [the grid's]",
        NULL, 0},
