@@ -54,6 +54,19 @@ if "$BAFU" theory --depth 6 --out "$dir/th.dat" 2>/dev/null &&
    [[ $(head -1 "$dir/thfit.dat") == "layer fit slope slope_se" ]] && [[ $(grep -vc '^#' "$dir/thfit.dat") -eq 7 ]]; then
   ok
 else bad "fit of a theory table: $(cat "$dir/err")"; fi
+# several files: one after the other, as the series of one table; a bad one writes nothing
+sed 's/^mlp mup/resnet fsc/' "$dir/grid.dat" >"$dir/grid2.dat"
+if "$BAFU" reduce fit "$dir/grid.dat" "$dir/grid2.dat" --x lr --y loss --by arch,depth,seed --where lr=0.01,seed=2 \
+     --out "$dir/two.dat" 2>"$dir/err"; then bad "a fit of one row per group was accepted"; else ok; fi
+if "$BAFU" reduce mean "$dir/grid.dat" "$dir/grid2.dat" --y loss --by arch,depth,lr --out "$dir/two.dat" 2>"$dir/err" &&
+   [[ $(grep -c '^arch depth lr n loss_mean loss_se$' "$dir/two.dat") -eq 2 ]] &&
+   [[ $(grep -c '^mlp ' "$dir/two.dat") -eq 32 && $(grep -c '^resnet ' "$dir/two.dat") -eq 32 ]] &&
+   grep -q "^# input: $dir/grid2.dat (1 series)" "$dir/two.dat"; then ok
+else bad "two files: $(cat "$dir/err")"; fi
+printf 'loss\n1\nnan\n' >"$dir/nanloss.dat"
+"$BAFU" reduce mean "$dir/grid.dat" "$dir/nanloss.dat" --y loss --out "$dir/three.dat" 2>"$dir/err"
+[[ $? -eq 2 && ! -e $dir/three.dat ]] && grep -q "nanloss.dat:3: column loss: 'nan'" "$dir/err" && ok ||
+  bad "a bad second file: $(cat "$dir/err")"
 # stdout, and help
 "$BAFU" reduce mean "$dir/opt.dat" --y loss_min | grep -q '^12 ' && ok || bad "mean to stdout"
 "$BAFU" reduce --help | grep -q -- '--refine' && ok || bad "reduce --help"

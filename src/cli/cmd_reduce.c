@@ -10,9 +10,10 @@
 #include "cli.h"
 
 static const char usage[] =
-    "Usage: bafu reduce fit|argmin|argmax|mean FILE --y COL [--x COL] [options]\n"
+    "Usage: bafu reduce fit|argmin|argmax|mean FILE... --y COL [--x COL] [options]\n"
     "\n"
-    "Reduce the bafu table FILE (any command's, any number of series; rows with\n"
+    "Reduce bafu tables (any command's, any number of series; several FILEs are\n"
+    "read one after the other, as if one file held all their series; rows with\n"
     "--where only) by groups of rows: the rows of each series with equal values of\n"
     "the --by and --series columns (compared as text) form a group, in order of\n"
     "first appearance; each group gives one row of the output, a bafu table with\n"
@@ -29,7 +30,8 @@ static const char usage[] =
     "          (edge 1: the extremum may lie outside the grid).\n"
     "  mean    for each --y column Y (several allowed): n Y_mean Y_se, the standard\n"
     "          error s/sqrt(n) (2 rows at least), e.g. over seeds: --by all but seed.\n"
-    "Output series: one per input series (--index N: only series N) and value of the\n"
+    "Output series: one per input series (--index N: only series N of each FILE) and\n"
+    "value of the\n"
     "--series columns (a '# series: ...' line names it), two blank lines apart,\n"
     "for gnuplot's `index`. A missing column, a value that is no finite number, a\n"
     "value <= 0 under a log, a group too small, no rows: one line on stderr, exit 2,\n"
@@ -63,11 +65,12 @@ int cmd_reduce(int argc, char **argv) {
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
       {NULL, 0, NULL, NULL, NULL, NULL, 0},
   };
-  const char *pos[2];
+  enum { MAXF = 64 };
+  const char *pos[MAXF + 1];
   int npos = 0;
-  int r = cli_parse(cmd, usage, opts, argc, argv, 1, pos, 2, &npos);
+  int r = cli_parse(cmd, usage, opts, argc, argv, 1, pos, MAXF + 1, &npos);
   if (r) return r == 1 ? 0 : 2;
-  if (npos != 2) {
+  if (npos < 2) {
     fprintf(stderr, "bafu reduce: expected an operation (fit, argmin, argmax, mean) and a table FILE (see bafu "
                     "reduce --help)\n");
     return 2;
@@ -87,36 +90,54 @@ int cmd_reduce(int argc, char **argv) {
     }
     sp.index = (long)index;
   }
-  const cli_file files[] = {{"FILE", pos[1]}, {"--out", out}};
-  if ((r = cli_distinct_files(cmd, files, 2))) return r;
-
-  bafu_tabdata *in = NULL;
-  bafu_reduce_result *res = NULL;
-  bafu_status st = bafu_tabdata_read(pos[1], &in);
-  if (!st) st = bafu_reduce_table(&sp, in, &res);
-  if (st) { /* the input or the request is bad: nothing was written */
-    cli_fail(cmd, NULL);
-    bafu_tabdata_free(in);
-    return st == BAFU_ENOMEM ? 1 : 2;
+  const int nf = npos - 1;
+  for (int i = 0; i < nf; ++i) {
+    const cli_file files[] = {{"FILE", pos[1 + i]}, {"--out", out}};
+    if ((r = cli_distinct_files(cmd, files, 2))) return r;
   }
-  bafu_table *t;
-  if (bafu_table_open(out, &t)) {
+
+  /* every input read and reduced before the output is opened: a bad one writes nothing */
+  bafu_tabdata *in[MAXF] = {0};
+  bafu_reduce_result *res[MAXF] = {0};
+  bafu_status st = BAFU_OK;
+  for (int i = 0; i < nf && !st; ++i) {
+    st = bafu_tabdata_read(pos[1 + i], &in[i]);
+    if (!st) st = bafu_reduce_table(&sp, in[i], &res[i]);
+  }
+  bafu_table *t = NULL;
+  if (!st && bafu_table_open(out, &t)) {
     cli_fail(cmd, "--out");
-    bafu_reduce_result_free(res);
-    bafu_tabdata_free(in);
-    return 2;
+    r = 2;
+  } else if (st) {
+    cli_fail(cmd, NULL);
+    r = st == BAFU_ENOMEM ? 1 : 2;
+  }
+  if (r) {
+    for (int i = 0; i < nf; ++i) {
+      bafu_reduce_result_free(res[i]);
+      bafu_tabdata_free(in[i]);
+    }
+    return r;
   }
   char desc[1024];
   bafu_reduce_describe(&sp, desc, sizeof desc);
   bafu_table_meta(t, "bafu reduce: %s", desc);
   bafu_table_provenance(t, argc + 1, argv - 1);
-  bafu_table_meta(t, "input: %s (%zu series)", pos[1], in->nseries);
-  if (in->series[0].ncomments) bafu_table_meta(t, "input description: %s", in->series[0].comments[0]);
-  bafu_table_meta(t, "rows: %zu in %zu series; values %%.10g, standard errors %%.4g", bafu_reduce_result_nrows(res),
-                  bafu_reduce_result_nseries(res));
-  bafu_reduce_result_write(res, bafu_table_stream(t));
-  bafu_reduce_result_free(res);
-  bafu_tabdata_free(in);
+  size_t nrows = 0, nseries = 0;
+  for (int i = 0; i < nf; ++i) {
+    bafu_table_meta(t, "input: %s (%zu series)", pos[1 + i], in[i]->nseries);
+    if (in[i]->series[0].ncomments) bafu_table_meta(t, "input description: %s", in[i]->series[0].comments[0]);
+    nrows += bafu_reduce_result_nrows(res[i]);
+    nseries += bafu_reduce_result_nseries(res[i]);
+  }
+  bafu_table_meta(t, "rows: %zu in %zu series; values %%.10g, standard errors %%.4g", nrows, nseries);
+  FILE *f = bafu_table_stream(t);
+  for (int i = 0; i < nf; ++i) {
+    if (i) fputs("\n\n", f); /* the next file's first series */
+    bafu_reduce_result_write(res[i], f);
+    bafu_reduce_result_free(res[i]);
+    bafu_tabdata_free(in[i]);
+  }
   if (bafu_table_commit(t)) {
     cli_fail(cmd, "--out");
     return 1;
