@@ -272,6 +272,7 @@ typedef struct {
   group *g;
   size_t ng, capg;
   double *xa, *ya, *sa; /* scratch arrays of a group's values */
+  size_t skipped;       /* groups left out (skip_small) */
 } reducer;
 
 /* Column `name` of the current series, for field `field`; -1 and the error
@@ -473,6 +474,15 @@ static bafu_status reduce_group(reducer *R, const group *g) {
         if (sp->log_y) R->sa[i] /= exp(R->ya[i]); /* se of log y = se(y) / y to first order */
       }
     }
+  const size_t need = sp->op == BAFU_REDUCE_FIT ? (R->sec >= 0 ? 2 : 3) : sp->op == BAFU_REDUCE_MEAN ? 2 : 1;
+  if (sp->skip_small && g->n < need) {
+    char label[256];
+    group_label(R, g, label, sizeof label);
+    if (ROW(o, "# left out: group %s has %zu row%s, fewer than %zu\n", label, g->n, g->n == 1 ? "" : "s", need))
+      return nomem();
+    ++R->skipped;
+    return BAFU_OK;
+  }
   switch (sp->op) {
   case BAFU_REDUCE_FIT: {
     bafu_line_fit f;
@@ -608,7 +618,7 @@ bafu_status bafu_reduce_table(const bafu_reduce_spec *spec, const bafu_tabdata *
     *eq = '\0';
     R.wval[i] = eq + 1;
   }
-  size_t kept = 0;
+  size_t kept = 0, kept_groups = 0;
   for (size_t k = 0; k < in->nseries; ++k) {
     if (spec->index >= 0 && (size_t)spec->index != k) continue;
     R.k = k;
@@ -617,8 +627,13 @@ bafu_status bafu_reduce_table(const bafu_reduce_spec *spec, const bafu_tabdata *
     if ((st = resolve(&R)) || (st = make_groups(&R, first_out))) goto done;
     for (size_t j = 0; j < R.ng; ++j) {
       kept += R.g[j].n;
+      ++kept_groups;
       if ((st = reduce_group(&R, &R.g[j]))) goto done;
     }
+  }
+  if (kept > 0 && R.skipped == kept_groups) {
+    st = bafu_error(BAFU_EINVAL, "%s: every group is too small (%zu left out)", in->path, R.skipped);
+    goto done;
   }
   if (kept == 0) {
     st = bafu_error(BAFU_EINVAL, "%s: no rows to reduce%s", in->path, spec->where ? " (none passes where)" : "");
@@ -674,5 +689,8 @@ void bafu_reduce_describe(const bafu_reduce_spec *sp, char *buf, size_t size) {
                   sp->by ? sp->by : (sp->series ? "" : "one per series"), sp->series && sp->by ? ", " : "",
                   sp->series ? "a series per " : "", sp->series ? sp->series : "");
   if (w >= 0 && (size_t)w < size && sp->where) w += snprintf(buf + w, size - (size_t)w, "; rows where %s", sp->where);
-  if (w >= 0 && (size_t)w < size && sp->index >= 0) snprintf(buf + w, size - (size_t)w, "; series %ld only", sp->index);
+  if (w >= 0 && (size_t)w < size && sp->index >= 0)
+    w += snprintf(buf + w, size - (size_t)w, "; series %ld only", sp->index);
+  if (w >= 0 && (size_t)w < size && sp->skip_small)
+    snprintf(buf + w, size - (size_t)w, "; groups too small for a standard error left out ('# left out' lines)");
 }

@@ -67,6 +67,14 @@ printf 'loss\n1\nnan\n' >"$dir/nanloss.dat"
 "$BAFU" reduce mean "$dir/grid.dat" "$dir/nanloss.dat" --y loss --out "$dir/three.dat" 2>"$dir/err"
 [[ $? -eq 2 && ! -e $dir/three.dat ]] && grep -q "nanloss.dat:3: column loss: 'nan'" "$dir/err" && ok ||
   bad "a bad second file: $(cat "$dir/err")"
+# --skip-small: a group of one row is left out and named; the others reduced
+if "$BAFU" reduce mean "$dir/grid.dat" --y loss --by depth,lr --where seed=1,depth=8 --skip-small --out "$dir/skip.dat" 2>"$dir/err"; then
+  bad "--skip-small with every group too small was accepted"; else ok; fi
+grep -v '^mlp mup 64 0.2 [23] ' "$dir/grid.dat" >"$dir/part.dat" # one seed left at depth 64, lr 0.2
+if "$BAFU" reduce mean "$dir/part.dat" --y loss --by depth,lr --skip-small --out "$dir/skip.dat" 2>"$dir/err" &&
+   grep -q '^# left out: group depth=64 lr=0.2 has 1 row, fewer than 2$' "$dir/skip.dat" &&
+   [[ $(grep -vc '^#' "$dir/skip.dat") -eq 32 ]]; then ok
+else bad "--skip-small: $(cat "$dir/err")"; fi
 # stdout, and help
 "$BAFU" reduce mean "$dir/opt.dat" --y loss_min | grep -q '^12 ' && ok || bad "mean to stdout"
 "$BAFU" reduce --help | grep -q -- '--refine' && ok || bad "reduce --help"

@@ -30,12 +30,12 @@ static const char usage[] =
     "          (edge 1: the extremum may lie outside the grid).\n"
     "  mean    for each --y column Y (several allowed): n Y_mean Y_se, the standard\n"
     "          error s/sqrt(n) (2 rows at least), e.g. over seeds: --by all but seed.\n"
-    "Output series: one per input series (--index N: only series N of each FILE) and\n"
-    "value of the\n"
-    "--series columns (a '# series: ...' line names it), two blank lines apart,\n"
-    "for gnuplot's `index`. A missing column, a value that is no finite number, a\n"
-    "value <= 0 under a log, a group too small, no rows: one line on stderr, exit 2,\n"
-    "no output. Derivations: theory/reduce.md.\n"
+    "Output series: one per input series (--index N: only series N of each FILE)\n"
+    "and value of the --series columns (a '# series: ...' line names it), two\n"
+    "blank lines apart, for gnuplot's `index`. A missing column, a value that is\n"
+    "no finite number, a value <= 0 under a log, a group too small (unless\n"
+    "--skip-small), no rows: one line on stderr, exit 2, no output. Derivations:\n"
+    "theory/reduce.md.\n"
     "\n"
     "Examples: bafu reduce argmin sweep.dat --x lr --y loss --by preset,depth,seed --log-x --refine\n"
     "          bafu reduce mean opt.dat --y lr_argmin --by preset,depth\n"
@@ -62,6 +62,7 @@ int cmd_reduce(int argc, char **argv) {
       {"--se", OPT_STRING, &sp.se, "COL", "fit: standard error column of y: weighted least squares [ordinary]", NULL, 0},
       {"--fitted", OPT_FLAG, &sp.fitted, NULL, "fit: one row per input row (X fit slope slope_se)", NULL, 0},
       {"--refine", OPT_FLAG, &sp.refine, NULL, "argmin/argmax: refine by the parabola through the best three points", NULL, 0},
+      {"--skip-small", OPT_FLAG, &sp.skip_small, NULL, "fit, mean: leave out groups too small for a standard error (named in '# left out' lines)", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
       {NULL, 0, NULL, NULL, NULL, NULL, 0},
   };
