@@ -11,7 +11,7 @@
 set -u
 BAFU=${1:?usage: cli_fig9.sh path/to/bafu}
 SRC=${BAFU_SOURCE_DIR:?set BAFU_SOURCE_DIR}
-if ! "$BAFU" figures --help | grep -q -- '--scripts'; then echo "SKIP: bafu figures has no figure files"; exit 77; fi
+if ! "$BAFU" figures --help | grep -q 'Figures are files'; then echo "SKIP: bafu figures has no figure files"; exit 77; fi
 command -v gnuplot >/dev/null || { echo "SKIP: no gnuplot"; exit 77; }
 ddir=${BAFU_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}
 [[ -e $ddir/train-images-idx3-ubyte.gz || -e $ddir/train-images-idx3-ubyte ]] ||

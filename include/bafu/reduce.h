@@ -90,6 +90,8 @@ typedef struct {
   int refine;         /* argmin, argmax: refine by a parabola */
   int fitted;         /* fit: one row per input row (x, fit, slope, slope_se) instead of one per group */
   long index;         /* only this series of the input (0-based); -1: every series */
+  int skip_small;     /* fit, mean: a group with too few rows for a standard error is left out (a '#' line
+                         at the end of its series names it) instead of an error */
 } bafu_reduce_spec;
 
 typedef struct bafu_reduce_result bafu_reduce_result;
