@@ -399,9 +399,11 @@ static bafu_status output_series(reducer *R, size_t r, size_t *out, size_t first
     break;
   }
   if (e) return nomem();
-  if (R->in->nseries > 1 && R->s->ncomments) {
+  if (R->in->nseries > 1) { /* series 0's first '#' line is the file's description, already given */
     size_t nl = 0, nc = 0;
-    if (appendf(&o->from, &nl, &nc, "input series %zu: %s", R->k, R->s->comments[0])) return nomem();
+    if (R->k > 0 && R->s->ncomments ? appendf(&o->from, &nl, &nc, "input series %zu: %s", R->k, R->s->comments[0])
+                                    : appendf(&o->from, &nl, &nc, "input series %zu", R->k))
+      return nomem();
   }
   if (nser) {
     size_t nl = 0, nc = 0;

@@ -29,7 +29,7 @@ if "$BAFU" reduce argmin "$dir/grid.dat" --x lr --y loss --by arch,preset,depth,
   ok
 else bad "argmin: $(cat "$dir/err"; cat "$dir/opt.dat")"; fi
 grep -q '^# command: .*bafu reduce argmin' "$dir/opt.dat" && grep -q '^# generator: bafu' "$dir/opt.dat" &&
-  grep -q "^# input: $dir/grid.dat (1 series)" "$dir/opt.dat" && ok || bad "provenance lines"
+  grep -q "^# input: grid.dat (1 series)" "$dir/opt.dat" && ok || bad "provenance lines"
 
 # mean over seeds: the factors 0.9 1 1.1 average to 1 (se 0.1 opt / sqrt 3); one series per depth,
 # the series column first
@@ -61,7 +61,7 @@ if "$BAFU" reduce fit "$dir/grid.dat" "$dir/grid2.dat" --x lr --y loss --by arch
 if "$BAFU" reduce mean "$dir/grid.dat" "$dir/grid2.dat" --y loss --by arch,depth,lr --out "$dir/two.dat" 2>"$dir/err" &&
    [[ $(grep -c '^arch depth lr n loss_mean loss_se$' "$dir/two.dat") -eq 2 ]] &&
    [[ $(grep -c '^mlp ' "$dir/two.dat") -eq 32 && $(grep -c '^resnet ' "$dir/two.dat") -eq 32 ]] &&
-   grep -q "^# input: $dir/grid2.dat (1 series)" "$dir/two.dat"; then ok
+   grep -q "^# input: grid2.dat (1 series)" "$dir/two.dat"; then ok
 else bad "two files: $(cat "$dir/err")"; fi
 printf 'loss\n1\nnan\n' >"$dir/nanloss.dat"
 "$BAFU" reduce mean "$dir/grid.dat" "$dir/nanloss.dat" --y loss --out "$dir/three.dat" 2>"$dir/err"

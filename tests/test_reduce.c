@@ -368,7 +368,7 @@ START_TEST(test_table_series) {
   const char *two = "n v\n# first\n1 2\n2 4\n4 8\n\n\nn v\n# second\n1 3\n2 6\n4 12.0000001\n";
   bafu_reduce_spec fs = {.op = BAFU_REDUCE_FIT, .x = "n", .y = "v", .log_x = 1, .log_y = 1, .fitted = 1, .index = -1};
   ck_assert_ok(reduce_text(two, &fs, out, sizeof out));
-  ck_assert_ptr_nonnull(strstr(out, "n fit slope slope_se\n# input series 0: first\n1 2 1 "));
+  ck_assert_ptr_nonnull(strstr(out, "n fit slope slope_se\n# input series 0\n1 2 1 "));
   ck_assert_ptr_nonnull(strstr(out, "\n\n\nn fit slope slope_se\n# input series 1: second\n1 2.99999999"));
   fs.index = 1;
   fs.fitted = 0;

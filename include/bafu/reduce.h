@@ -119,8 +119,8 @@ bafu_status bafu_reduce_table(const bafu_reduce_spec *spec, const bafu_tabdata *
 void bafu_reduce_result_free(bafu_reduce_result *r);
 
 /* Write the result to f in the table layout: each output series' header row,
- * '# input series K: ...' (the first '#' line of the input series the rows
- * come from) when the input has several, '# series: col=value ...' when
+ * '# input series K: ...' (the first '#' line of the input series K >= 1 the
+ * rows come from; for series 0 the number only) when the input has several, '# series: col=value ...' when
  * `series` is set, its rows; two blank
  * lines between series. Values %.10g, standard errors %.4g, keys as read.
  * Cannot fail (write errors are f's). */

@@ -126,7 +126,9 @@ int cmd_reduce(int argc, char **argv) {
   bafu_table_provenance(t, argc + 1, argv - 1);
   size_t nrows = 0, nseries = 0;
   for (int i = 0; i < nf; ++i) {
-    bafu_table_meta(t, "input: %s (%zu series)", pos[1 + i], in[i]->nseries);
+    /* the file's name without its directory (a figure's scratch directory is named by the run) */
+    const char *slash = strrchr(pos[1 + i], '/'), *name = slash && slash[1] ? slash + 1 : pos[1 + i];
+    bafu_table_meta(t, "input: %s (%zu series)", name, in[i]->nseries);
     if (in[i]->series[0].ncomments) bafu_table_meta(t, "input description: %s", in[i]->series[0].comments[0]);
     nrows += bafu_reduce_result_nrows(res[i]);
     nseries += bafu_reduce_result_nseries(res[i]);
