@@ -10,6 +10,7 @@
 # fig9_opt.dat and fig9_drift.dat (a series per network).
 if (ARGC >= 3) { datadir = ARG1; outbase = ARG2; scriptdir = ARG3 }; if (ARGC >= 4) { mode = ARG4 }
 load scriptdir."/common.gp"
+if (mode eq "quick") { set label 99 at screen 0.01, screen 0.975 }   # above the panels' axis labels
 # the depths' colours (line styles 1-4 of common.gp) also as line types, for 'lc variable'
 set linetype 1 lc rgb "#1f77b4"; set linetype 2 lc rgb "#d62728"; set linetype 3 lc rgb "#2ca02c"
 set linetype 4 lc rgb "#9467bd"; set linetype 5 lc rgb "#ff7f0e"
@@ -36,7 +37,7 @@ depthof(d) = int(dmin * 2 ** d)              # the grids' depths double
 acc_label = (mode eq "quick") ? "test loss (teacher)" : "test accuracy"
 ybot = (mode eq "quick") ? NaN : 0.04          # the bottom row's markers (none in a quick run)
 what = (mode eq "quick") ? "quick: teacher-student, width 16, depths 2 and 4, 2 seeds" : \
-  "Fashion-MNIST, width 256, 100 SGD steps of 64 (6400 images), mean of 3 seeds"
+  "Fashion-MNIST, width 256, 100 SGD steps of 64 (6400 images), mean of 2 seeds"
 cmd = sprintf("set multiplot layout 2,6 title 'Learning-rate transfer across depth (%s); markers: optimal rate, mean +- se over seeds'; ", what)
 cmd = cmd . "set logscale x; set format x '10^{%L}'; set mxtics 10; "
 do for [p = 0:4] {
@@ -52,7 +53,7 @@ do for [p = 0:4] {
   cmd = cmd . sprintf("op index %d u 5:7:(column(3) == %d ? 1 : column(3) == %d ? 2 : column(3) == %d ? 3 : 4) w p pt 7 ps 0.8 lc variable notitle; ", p, depthof(0), depthof(1), depthof(2))
 }
 # the drift: optima against depth, the fitted lines
-cmd = cmd . "set title 'optimum against depth'; set xlabel 'depth L'; set ylabel 'optimal lr'; set logscale xy; set format x '%g'; set xrange [dmin / 1.3:dmax * 1.3]; set xtics (2, 4, 8, 16, 32, 64); set key bottom left font ',8' samplen 1; set yrange [*:*]; plot "
+cmd = cmd . "set title 'optimum against depth'; set xlabel 'depth L'; set ylabel 'optimal lr'; set logscale xy; set format x '%g'; set xrange [dmin / 1.3:dmax * 1.3]; set xtics (2, 4, 8, 16, 32, 64); set key at graph 1, graph -0.35 right top font ',10' samplen 1.5 title 'dashed: fit lr* = e^a L^b'; set yrange [*:*]; plot "
 do for [p = 0:4] {
   cmd = cmd . sprintf("op index %d u 3:5:6 w yerrorbars pt %d ps 1 lc %d title '%s', exp(%.10g) * x ** %.10g w l lc %d dt 2 notitle%s", \
     p, 4 + 2 * p, p + 1, netname(p), icpt[p + 1], slope[p + 1], p + 1, p < 4 ? ", " : "; ")
