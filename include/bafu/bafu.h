@@ -27,5 +27,6 @@
 #include "bafu/sweep.h"
 #include "bafu/table.h"
 #include "bafu/text.h"
+#include "bafu/cli.h"
 
 #endif
