@@ -13,6 +13,7 @@ command's message in keyword words ("sigma_w2: must be ...").
 import os
 import re
 import tempfile
+import threading
 from ctypes import POINTER, c_char_p, c_int
 
 import numpy as np
@@ -89,13 +90,18 @@ def _argv(cmd, kw, scratch):
     return args
 
 
+_LOCK = threading.Lock()  # bafu_cli_run: one command at a time per process
+
+
 def _call(args):
     raw = [a.encode() for a in args]
     argv = (c_char_p * (len(raw) + 1))(*raw, None)
-    rc = lib.bafu_cli_run(len(raw), argv)
-    st = lib.bafu_last_status() if rc else 0
+    with _LOCK:
+        rc = lib.bafu_cli_run(len(raw), argv)
+        st = lib.bafu_last_status() if rc else 0
+        message = lib.bafu_cli_message().decode("utf-8", "replace")
     status = _STATUS[st] if 0 < st < len(_STATUS) else "EINVAL" if rc == 2 else "EFAIL"
-    return rc, status, lib.bafu_cli_message().decode("utf-8", "replace")
+    return rc, status, message
 
 
 def _clean(meta, scratch):
