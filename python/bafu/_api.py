@@ -58,14 +58,15 @@ def _text(name, v):
     raise TypeError("%s: expected a number, a string or a list of them, got %r" % (name, v))
 
 
-def _words(msg, cmd):
+def _words(msg, cmd, scratch):
     """The command's message in keyword words: without "bafu CMD: ", each
-    --option as option_name."""
+    --option as option_name (but --help), the scratch files by name."""
     for lead in ("bafu %s: " % cmd, "bafu: "):
         if msg.startswith(lead):
             msg = msg[len(lead):]
             break
-    return re.sub(r"(?<![\w-])--([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), msg)
+    msg = msg.replace(os.path.join(scratch, "input.txt"), "(array)").replace(os.path.join(scratch, "grid.txt"), "(grid)")
+    return re.sub(r"(?<![\w-])--(?!help\b)([a-z][a-z0-9-]*)", lambda m: m.group(1).replace("-", "_"), msg)
 
 
 def _argv(cmd, kw, scratch):
@@ -118,7 +119,8 @@ def _clean(meta, scratch):
 def run(cmd, *positional, **kw):
     """`bafu CMD [POSITIONAL...] --key value ...`: the command's table, a
     Table (a numpy structured array with .meta) for one series, a Tables
-    (a list of them) for several."""
+    (a list of them) for several; None if it wrote none (help=True: the
+    help text is printed)."""
     return _run(cmd, positional, kw)
 
 
@@ -133,8 +135,10 @@ def _run(cmd, positional, kw, grid=None):
         args[2:2] = [_text(cmd, p) for p in positional]
         rc, status, msg = _call(args + ["--out", out])
         if rc != 0:
-            text = _words(msg, cmd) or "bafu %s failed (exit status %d)" % (cmd, rc)
+            text = _words(msg, cmd, scratch) or "bafu %s failed (exit status %d)" % (cmd, rc)
             raise (ParameterError if rc == 2 else BafuError)(text, status)
+        if not os.path.exists(out):  # help=True, list_options=True: printed, no table
+            return None
         tables = read_table(out)
         for t in list(tables) + [tables]:
             _clean(t.meta, scratch)

@@ -86,3 +86,12 @@ def test_numeric_failure_is_not_a_parameter_error():
     with pytest.raises(bafu.BafuError) as e:
         bafu.mc(width=4, depth=3, seeds=2, sigma_w2=1e-300, act="linear")
     assert e.value.status == "ENUMERIC" and not isinstance(e.value, ValueError)
+
+
+def test_scratch_files_by_name():
+    """Messages about an array input or a grid text name them, not their scratch files."""
+    with pytest.raises(bafu.ParameterError, match=r"^input: every sample in '\(array\)' is zero"):
+        bafu.mc(width=8, depth=2, seeds=2, input=[[0.0] * 8])
+    with pytest.raises(bafu.ParameterError, match=r"^\(grid\):2: frob: unknown key \(bafu sweep --help lists"):
+        bafu.sweep({"depth": [2, 3], "frob": 1})
+    assert bafu.mc(help=True) is None  # the help is printed; there is no table
