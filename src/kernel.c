@@ -6,6 +6,7 @@
 #include "bafu/layout.h"
 #include "dualmap.h"
 
+#include <float.h>
 #include <math.h>
 #include <limits.h>
 #include <stdint.h>
@@ -354,6 +355,21 @@ static bafu_status batch_expect(bafu_kernel *k, const double *Sig, const double 
   return BAFU_OK;
 }
 
+/* A forward variance that falls below the smallest normal double: the
+ * recursion has lost its relative precision (subnormals, then 0, where the
+ * correlation is 0/0), so it is refused rather than printed (the variance
+ * decays geometrically below the edge of chaos, e.g. gelu at sigma_w2 = 2).
+ * An exact 0 carried from an exact 0 (a zero input without biases) is no
+ * underflow. */
+static bafu_status check_underflow(double q, double q_prev, int label) {
+  if (q >= DBL_MIN || (q == 0 && q_prev == 0)) return BAFU_OK;
+  return bafu_error(BAFU_ENUMERIC,
+                    "depth/sigma_w2: the forward variance q underflows at layer %d (%.3g, below the smallest normal "
+                    "double %.3g): the kernels lose their precision there and the correlation becomes 0/0; use a "
+                    "smaller depth",
+                    label, q, DBL_MIN);
+}
+
 static bafu_status check_finite(const double *A, size_t mm, int label, const char *what) {
   for (size_t i = 0; i < mm; ++i)
     if (!isfinite(A[i]))
@@ -491,6 +507,10 @@ bafu_status bafu_kernel_run(bafu_kernel *k, const double *X) {
     if ((st = check_finite(Sig, mm, li.label, "covariance Sigma")) ||
         (st = check_finite(Th, mm, li.label, "NTK Theta")))
       return st;
+    for (size_t a = 0; a < m; ++a) {
+      const double prev = j == 0 ? k->gram[a + a * m] / (double)d : mat(k, j - 1, MAT_SIGMA)[a + a * m];
+      if ((st = check_underflow(Sig[a + a * m], prev, li.label))) return st;
+    }
     if (k->progress && (j % 64 == 63 || j + 1 == J)) k->progress(j + 1, J, k->progress_ctx);
   }
   /* Backward factor (KR 5): P_{J-1} = 1, P_{j-1} = M_j .* P_j */
@@ -787,6 +807,7 @@ static bafu_status pair_pass1(pair_run *r, size_t J, size_t B, pair_block *blk, 
     }
     layer_info li;
     pair_out o;
+    const double q_prev = x.q;
     bafu_status st = pair_layer(r, j, &li, &x, &o);
     if (st) return st;
     if (progress && (j % 64 == 63 || j + 1 == J)) progress(j + 1, 2 * J, pctx);
@@ -794,6 +815,7 @@ static bafu_status pair_pass1(pair_run *r, size_t J, size_t B, pair_block *blk, 
           isfinite(o.own_d) && isfinite(o.own_o) && isfinite(x.omc) && isfinite(x.th)))
       return bafu_error(BAFU_ENUMERIC, "depth/sigma_w2/branch_scale: the kernel recursion overflowed at layer %d",
                         li.label);
+    if ((st = check_underflow(x.q, q_prev, li.label))) return st;
     const double f[2] = {o.m_d, o.m_o};
     for (int m = 0; m < 2; ++m) {
       if (f[m] == 0) { /* the partial products reaching back past layer j vanish */

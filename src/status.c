@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 static _Thread_local char last_message[512];
+static _Thread_local bafu_status last_status;
 
 const char *bafu_status_string(bafu_status s) {
   switch (s) {
@@ -28,10 +29,12 @@ bafu_status bafu_error(bafu_status s, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(last_message, sizeof last_message, fmt, ap);
   va_end(ap);
+  last_status = s;
   return s;
 }
 
 const char *bafu_last_error(void) { return last_message; }
+bafu_status bafu_last_status(void) { return last_status; }
 
 void bafu_init_gsl(void) { gsl_set_error_handler_off(); }
 

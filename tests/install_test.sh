@@ -62,5 +62,16 @@ comp() { bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1));
 [[ $(comp bafu mc --block-d) == --block-depth ]] && ok || bad "completion of 'bafu mc --block-d': '$(comp bafu mc --block-d)'"
 [[ $(comp bafu mc --act ta) == tanh ]] && ok || bad "completion of 'bafu mc --act ta': '$(comp bafu mc --act ta)'"
 [[ $(comp bafu help spe) == spectrum ]] && ok || bad "completion of 'bafu help spe': '$(comp bafu help spe)'"
+# the command line in the installed libbafu.so (what the Python package calls): it runs a
+# command and names the installed shared files (next to the library), not the source tree's
+if command -v cc >/dev/null; then
+  printf '#include <bafu/cli.h>\nint main(void) { char *a[] = {"bafu", "--help", 0}; return bafu_cli_run(2, a); }\n' >"$dir/run.c"
+  if cc -std=c11 -o "$dir/run" "$dir/run.c" $(pkg-config --cflags --libs bafu) 2>"$dir/run.log" &&
+     LD_LIBRARY_PATH=$lib "$dir/run" >"$dir/run.out"; then
+    grep -qF "${lib%/}/../share/bafu/plots" "$dir/run.out" && ok || bad "bafu_cli_run in libbafu.so does not name the installed scripts: $(tail -1 "$dir/run.out")"
+  else
+    bad "a program calling bafu_cli_run of the installed libbafu.so: $(head -3 "$dir/run.log")"
+  fi
+fi
 echo "install_test: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

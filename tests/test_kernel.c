@@ -1512,9 +1512,9 @@ static bafu_net_params table_case(int i, double *corr) {
   return p;
 }
 
-/* Depth 10 and 1000 for every case, depth 10^5 where the direct path is quick
- * (the collapsing MLPs reach q = 0, where one direct evaluation serves every
- * layer): every field within 1e-10 (observed at most 3e-12 at depth 1000, where
+/* Depth 10 and 1000 for every case (the collapsing MLPs, gelu and swish at
+ * s = 2, are refused at depth 10^5 by both paths: q underflows near layer
+ * 1030, test_forward_underflow): every field within 1e-10 (observed at most 3e-12 at depth 1000, where
  * the differences accumulate: a relative error in q carries over one to one
  * in a collapsing or critical MLP, about 3e-15 per layer). At depth 1000 the
  * table must have served (the runs differ); at depth 10 in the MLPs it cannot
@@ -1526,6 +1526,18 @@ START_TEST(test_table_recursions) {
   for (size_t di = 0; di < 3; ++di) {
     if (depths[di] == 100000 && _i != 1 && _i != 2) continue;
     p.depth = depths[di];
+    if (p.depth == 100000) { /* q has left the normal doubles near layer 1030: both methods refuse */
+      for (int meth = 0; meth < 2; ++meth) {
+        size_t calls = 0;
+        ck_assert_int_eq(bafu_kernel_two_inputs_method(&p, corr, meth ? BAFU_KERNEL_DIRECT : BAFU_KERNEL_AUTO,
+                                                       count_cb, &calls, NULL, NULL),
+                         BAFU_ENUMERIC);
+        ck_assert_uint_eq(calls, 0);
+        ck_assert_msg(strstr(bafu_last_error(), "q underflows at layer 10") != NULL, "message: %s",
+                      bafu_last_error());
+      }
+      continue;
+    }
     pair_list a = run_pairs_method(&p, corr, BAFU_KERNEL_AUTO), d = run_pairs_method(&p, corr, BAFU_KERNEL_DIRECT);
     int same;
     size_t where = 0;
@@ -1701,6 +1713,54 @@ START_TEST(test_backward_overflow_blocks) {
 }
 END_TEST
 
+/* Below the edge of chaos the forward variance decays geometrically (gelu at
+ * sigma_w2 = 2: q_{l+1}/q_l -> s E[gelu(sqrt(q) z)^2]/q -> s/4 = 1/2 as q -> 0);
+ * once it leaves the normal doubles the kernels lose their precision and the
+ * correlation becomes 0/0, so the recursion is refused at that layer, in the
+ * two-input and the batch mode, and no row is emitted. The layer is predicted
+ * from a shallower run: l0 + log(q_l0 / DBL_MIN) / log(q_l0-1 / q_l0). */
+START_TEST(test_forward_underflow) {
+  bafu_net_params p = bafu_net_params_default();
+  p.act = BAFU_ACT_GELU;
+  p.sigma_w2 = 2;
+  p.depth = 400;
+  pair_list pl = run_pairs(&p, 0.3);
+  const double q0 = pl.v[pl.n - 1].q, ratio = pl.v[pl.n - 2].q / q0;
+  const int l0 = pl.v[pl.n - 1].label;
+  free(pl.v);
+  ck_assert_msg(fabs(ratio - 2) < 1e-3, "decay ratio %g, expected 2 (s/4 = 1/2 per layer)", ratio);
+  const double expect = l0 + log(q0 / DBL_MIN) / log(ratio);
+  p.depth = 3000;
+  size_t calls = 0;
+  ck_assert_int_eq(bafu_kernel_two_inputs(&p, 0.3, count_cb, &calls), BAFU_ENUMERIC);
+  ck_assert_uint_eq(calls, 0);
+  int label = -1;
+  ck_assert_msg(sscanf(bafu_last_error(), "depth/sigma_w2: the forward variance q underflows at layer %d", &label) == 1,
+                "message: %s", bafu_last_error());
+  ck_assert_msg(fabs(label - expect) <= 2, "two inputs: label %d, expected about %.1f", label, expect);
+  /* the batch mode: its own prediction from a shallower run of the same inputs */
+  p.batch = 2;
+  double X[2 * 512];
+  for (size_t i = 0; i < 2 * 512; ++i) X[i] = (i % 3 == 0) ? 1.0 : (i % 3 == 1 ? -0.5 : 0.25);
+  p.depth = 400;
+  bafu_kernel *k;
+  ck_assert_ok(bafu_kernel_alloc(&p, &k));
+  ck_assert_ok(bafu_kernel_run(k, X));
+  const size_t J = bafu_kernel_count_layers(&p);
+  const double b0 = bafu_kernel_sigma(k, J - 2)[0], b1 = bafu_kernel_sigma(k, J - 1)[0]; /* Sigma(1, 1) */
+  const double bexpect = (double)(J - 1) + log(b1 / DBL_MIN) / log(b0 / b1);
+  bafu_kernel_free(k);
+  p.depth = 3000;
+  ck_assert_ok(bafu_kernel_alloc(&p, &k));
+  ck_assert_int_eq(bafu_kernel_run(k, X), BAFU_ENUMERIC);
+  label = -1;
+  ck_assert_msg(sscanf(bafu_last_error(), "depth/sigma_w2: the forward variance q underflows at layer %d", &label) == 1,
+                "message: %s", bafu_last_error());
+  ck_assert_msg(fabs(label - bexpect) <= 2, "batch: label %d, expected about %.1f", label, bexpect);
+  bafu_kernel_free(k);
+}
+END_TEST
+
 START_TEST(test_errors) {
   bafu_net_params p = bafu_net_params_default();
   size_t calls = 0;
@@ -1796,6 +1856,7 @@ int main(void) {
   tcase_add_test(tc, test_errors);
   tcase_add_test(tc, test_two_inputs_blocks);
   tcase_add_test(tc, test_backward_overflow_blocks);
+  tcase_add_test(tc, test_forward_underflow);
   suite_add_tcase(s, tc);
   TCase *tt = tcase_create("table");
   tcase_set_timeout(tt, 300);

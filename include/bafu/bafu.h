@@ -29,5 +29,6 @@
 #include "bafu/text.h"
 #include "bafu/tabread.h"
 #include "bafu/reduce.h"
+#include "bafu/cli.h"
 
 #endif

@@ -60,6 +60,10 @@ bafu_status bafu_error(bafu_status s, const char *fmt, ...)
  * or its exit. Cannot fail. */
 const char *bafu_last_error(void);
 
+/* The status of that last bafu_error() (BAFU_OK if none, or after
+ * bafu_error(BAFU_OK, ...)), same thread and lifetime rules. */
+bafu_status bafu_last_status(void);
+
 /* Switch off GSL's abort()ing error handler (gsl_set_error_handler_off), so
  * that GSL failures come back as bafu_status errors instead of aborting. The
  * library does this itself when it is loaded (leaving a handler the program

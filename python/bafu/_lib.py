@@ -1,30 +1,23 @@
-"""Loading libbafu and the ctypes view of its parameter structs.
-
-The layout of bafu_net_params is not written down here: it is built from the
-library's own parameter table (bafu_params(), bafu/params.h), which gives the
-name, type and offset of every field, and checked against the table at import
-(offsets, no overlap, and its size: bafu_train_config starts with a
-bafu_net_params, so its first own field sits at sizeof(bafu_net_params)).
-The result structs of the other calls (bafu_mc_result, bafu_moments_layer,
-...) are mirrored from the headers; tests/test_structs.py compiles a C
-program against the headers and compares every size and offset.
+"""Loading libbafu, its errors, and its parameter table (bafu/params.h,
+bafu_params(): name, type, default, range and help of every parameter; the
+mirror of bafu_param is checked against the table's own stride at import,
+and against the header by tests/test_structs.py).
 """
 
 import ctypes
 import ctypes.util
 import os
 import subprocess
-from ctypes import (POINTER, Structure, byref, c_char, c_char_p, c_double, c_int, c_size_t, c_uint, c_uint64,
+from ctypes import (POINTER, Structure, byref, c_char_p, c_double, c_int, c_size_t, c_uint,
                     c_void_p)
 
-__all__ = ["lib", "library_path", "BafuError", "ParameterError", "NetParams", "net_params", "PARAMS", "param",
-           "check", "fail", "last_error"]
+__all__ = ["lib", "library_path", "BafuError", "ParameterError", "PARAMS", "param", "last_error"]
 
 
 class BafuError(RuntimeError):
-    """An error reported by libbafu: `status` is the bafu_status name
-    ("EINVAL", "ENUMERIC", ...), the message is the library's
-    (bafu_last_error), naming the parameter where one is at fault."""
+    """A command that failed (the executable's exit status 1; `status`
+    "EFAIL"), or was refused (ParameterError); the message is the command's,
+    naming the parameter where one is at fault."""
 
     def __init__(self, message, status="EINVAL"):
         super().__init__(message)
@@ -32,12 +25,11 @@ class BafuError(RuntimeError):
 
 
 class ParameterError(BafuError, ValueError):
-    """A refused request (bad value or combination of parameters, a size
-    beyond the memory limit, a malformed input file): raised before any work."""
+    """A refused request (exit status 2; `status` "EINVAL"): a bad value or
+    combination of options, a size beyond the memory limit, a malformed
+    input file. Raised before any work."""
 
 
-_STATUS = ["OK", "EINVAL", "ENOMEM", "EIO", "EPARSE", "ENUMERIC", "ELAPACK", "ELIMIT"]
-_REFUSED = {"EINVAL", "ELIMIT", "EPARSE"}  # the CLI's exit status 2
 
 
 def _candidates():
@@ -93,20 +85,6 @@ _fn("bafu_version", c_char_p)
 
 def last_error():
     return lib.bafu_last_error().decode("utf-8", "replace")
-
-
-def fail(status, context=None):
-    """The exception for a failed library call of status `status` (an int)."""
-    name = _STATUS[status] if 0 <= status < len(_STATUS) else str(status)
-    msg = last_error() or lib.bafu_status_string(status).decode()
-    if context:
-        msg = "%s: %s" % (context, msg)
-    return (ParameterError if name in _REFUSED else BafuError)(msg, name)
-
-
-def check(status, context=None):
-    if status:
-        raise fail(status, context)
 
 
 # --------------------------------------------------------------------------
@@ -185,94 +163,6 @@ def _table():
 PARAMS = _table()
 _BY_NAME = {q.name: q for q in PARAMS}
 
-_CTYPE = {SIZE: c_size_t, U64: c_uint64, DOUBLE: c_double, CHOICE: c_int, FLAG: c_int, STRING: c_char_p}
-
-
-def _net_struct():
-    """bafu_net_params as a ctypes Structure, from the table's offsets."""
-    entries = sorted((q for q in PARAMS if q.group == GROUP_NET), key=lambda q: q.offset)
-    fields, at, npad = [], 0, 0
-    for q in entries:
-        if q.offset < at:
-            raise ImportError("bafu: parameters overlap at %s (offset %d)" % (q.name, q.offset))
-        t = _CTYPE[q.type]
-        align = ctypes.alignment(t)
-        if q.offset > (at + align - 1) // align * align:  # a gap no alignment explains: a field missing from the table
-            fields.append(("_pad%d" % npad, c_char * (q.offset - at)))
-            npad += 1
-        fields.append((q.name, t))
-        at = q.offset + ctypes.sizeof(t)
-    cls = type("bafu_net_params", (Structure,), {"_fields_": fields})
-    for q in entries:
-        if getattr(cls, q.name).offset != q.offset:
-            raise ImportError("bafu: field %s at offset %d in the table, %d in the ctypes view"
-                              % (q.name, q.offset, getattr(cls, q.name).offset))
-    train = [q.offset for q in PARAMS if q.group == GROUP_TRAIN]
-    if train and min(train) != ctypes.sizeof(cls):
-        raise ImportError("bafu: bafu_net_params has %d bytes by the parameter table but bafu_train_config's own "
-                          "fields start at %d: a field of bafu_net_params is missing from the table"
-                          % (ctypes.sizeof(cls), min(train)))
-    return cls
-
-
-NetParams = _net_struct()
-
-
 def param(name):
     """The table entry of parameter `name` (KeyError if none)."""
     return _BY_NAME[name]
-
-
-def net_params():
-    """The defaults, set from the table as bafu_net_params_default does."""
-    p = NetParams()
-    for q in PARAMS:
-        if q.group == GROUP_NET and q.type != STRING:
-            lib.bafu_param_set(q.ptr, byref(p), q.default)
-    return p
-
-
-def set_param(p, name, value):
-    """Set field `name` of p from a Python value through the library's parser
-    (bafu_param_parse) and range check (bafu_param_check): ParameterError
-    with the library's message, naming the parameter."""
-    q = _BY_NAME[name]
-    bad = None
-    if q.type == CHOICE:
-        text = value if isinstance(value, str) else None
-    elif q.type == FLAG:
-        text = ("1" if value else "0") if isinstance(value, (bool, int)) and value in (0, 1) else None
-    elif q.type in (SIZE, U64):
-        text = str(int(value)) if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
-    elif q.type == DOUBLE:
-        text = repr(float(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-        if text is None:
-            try:
-                import numpy
-                if isinstance(value, numpy.floating):
-                    text = repr(float(value))
-            except ImportError:
-                pass
-    else:
-        text = None
-    v = c_double()
-    if text is None or not lib.bafu_param_parse(q.ptr, text.encode(), byref(v)):
-        bad = value
-    if bad is None:
-        lib.bafu_param_set(q.ptr, byref(p), v.value)
-        if lib.bafu_param_check(q.ptr, byref(p)) == 0:
-            return
-        raise ParameterError(last_error())
-    raise ParameterError("%s: must be %s, got %r" % (name, q.range, bad))
-
-
-def get_param(p, name):
-    q = _BY_NAME[name]
-    v = lib.bafu_param_get(q.ptr, byref(p))
-    if q.type == CHOICE:
-        return q.choices[int(v)] if 0 <= v < len(q.choices) else int(v)
-    if q.type == FLAG:
-        return bool(v)
-    if q.type in (SIZE, U64):
-        return int(getattr(p, name))
-    return v

@@ -16,17 +16,20 @@ class Table(np.ndarray):
     'comments', the '#' lines in order; 'description', the first of them;
     and the `key: value` entries, e.g. 'seed', 'network' as a dict) and
     `formats` (the printf format of each column as the command line writes
-    it, or None)."""
+    it, or None) and `breaks` (the rows a single blank line precedes: the
+    points of a sweep, the blocks gnuplot draws apart)."""
 
-    def __new__(cls, array, meta=None, formats=None):
+    def __new__(cls, array, meta=None, formats=None, breaks=None):
         obj = np.asarray(array).view(cls)
         obj.meta = meta if meta is not None else parse_meta([])
         obj.formats = formats
+        obj.breaks = breaks or []
         return obj
 
     def __array_finalize__(self, obj):
         self.meta = getattr(obj, "meta", None)
         self.formats = getattr(obj, "formats", None)
+        self.breaks = getattr(obj, "breaks", [])
 
     def __getitem__(self, key):
         out = super().__getitem__(key)
@@ -104,15 +107,43 @@ def _column(tokens):
     return np.array(tokens, dtype=str)
 
 
-def _series(header, rows, comments, where):
-    cols = []
+_MANTISSA = re.compile(r"^[+-]?([0-9]*)\.?([0-9]*)(?:[eE][+-]?[0-9]+)?$")
+
+
+def _digits(token):
+    """The significant digits of a number as printed ("0.0123" 3, "1.5e-07" 2,
+    "100" 3), None if it is not one ("inf", "nan")."""
+    m = _MANTISSA.match(token)
+    if not m:
+        return None
+    d = (m.group(1) + m.group(2)).lstrip("0")
+    return len(d)
+
+
+def _float_format(tokens):
+    """A %g format that prints every value of a column as it was read: with
+    as many significant digits as its longest value (at most 17). A value
+    read from %.Pg text has at most P digits and prints the same under %.Dg
+    for any D between its own digits and P (the fixed or exponent form is
+    chosen alike: a fixed form's integer part is within its digits)."""
+    d = [_digits(t) for t in tokens]
+    if any(x is None for x in d):
+        return None
+    return "%%.%dg" % min(max(max(d), 1), 17)
+
+
+def _series(header, rows, comments, where, breaks=None):
+    cols, formats = [], {}
     for i, name in enumerate(header):
-        cols.append(_column([r[i] for r in rows]) if rows else np.zeros(0))
+        tokens = [r[i] for r in rows]
+        cols.append(_column(tokens) if rows else np.zeros(0))
+        kind = cols[-1].dtype.kind
+        formats[name] = _float_format(tokens) if rows and kind == "f" else "%d" if kind in "iu" else "%s"
     dtype = [(name, c.dtype) for name, c in zip(header, cols)]
     arr = np.zeros(len(rows), dtype=dtype)
     for name, c in zip(header, cols):
         arr[name] = c
-    return Table(arr, parse_meta(comments))
+    return Table(arr, parse_meta(comments), formats, breaks)
 
 
 def read_table(path):
@@ -128,15 +159,17 @@ def read_table(path):
     else:
         with open(path, encoding="utf-8") as f:
             text, name = f.read(), path
-    series, comments, header, rows, blanks = [], [], None, [], 0
+    series, comments, header, rows, blanks, breaks = [], [], None, [], 0, []
     for n, line in enumerate(text.splitlines(), 1):
         s = line.strip()
         if not s:
             blanks += 1
             if blanks >= 2 and header is not None:
-                series.append(_series(header, rows, comments, name))
-                comments, header, rows = [], None, []
+                series.append(_series(header, rows, comments, name, breaks))
+                comments, header, rows, breaks = [], None, [], []
             continue
+        if blanks == 1 and rows and not s.startswith("#"):
+            breaks.append(len(rows))
         blanks = 0
         if s.startswith("#"):
             body = line.lstrip()[1:]
@@ -150,7 +183,7 @@ def read_table(path):
         else:
             rows.append(tokens)
     if header is not None:
-        series.append(_series(header, rows, comments, name))
+        series.append(_series(header, rows, comments, name, breaks))
     if not series:
         raise ValueError("%s: no header row" % name)
     return Tables(series)
@@ -169,7 +202,8 @@ def _format(fmt, v):
 def write_table(table, path=None):
     """The text of a Table or Tables as the command line writes it (for
     each series: its header row, its '#' lines, its rows in each column's
-    format; series separated by two blank lines); written to `path` if
+    format, a blank line before each of its breaks; series separated by two
+    blank lines); written to `path` if
     given. Returns the text."""
     series = table if isinstance(table, list) else [table]
     out = []
@@ -185,11 +219,14 @@ def write_table(table, path=None):
         fmts = []
         for name in names:
             f = (t.formats or {}).get(name)
-            if f is None:
+            if f is None or (f == "%s" and t.dtype[name].kind == "f"):  # an empty column read as float
                 kind = t.dtype[name].kind
                 f = "%d" if kind in "iu" else "%.17g" if kind == "f" else "%s"
             fmts.append(f)
-        for row in t.view(np.ndarray):
+        breaks = set(getattr(t, "breaks", None) or [])
+        for k, row in enumerate(t.view(np.ndarray)):
+            if k in breaks:
+                out.append("\n")
             out.append(" ".join(_format(f, row[i]) for i, f in enumerate(fmts)) + "\n")
     text = "".join(out)
     if path is not None:

@@ -1,9 +1,9 @@
 """The Python functions against the bafu executable: the same options give
-the same table. Each Python table is written in the command line's column
-formats (Table.formats: what src/cli/cmd_*.c prints, e.g. %.10g) and must
-equal the command's output line for line, every '#' line but the three
-provenance lines (generator, command, date) included: every number to the
-last printed digit. The tables are also read back with read_table."""
+the same table. The functions run the command through libbafu's command
+line entry, so this checks the keyword-to-option mapping and the reading:
+each Python table, written back by write_table in the formats read_table
+found, must equal the executable's output line for line, every '#' line but
+the three provenance lines (generator, command, date) included."""
 
 import math
 import os
@@ -59,6 +59,9 @@ CASES = [
     ("spectrum", dict(mode="kpm", width=32, depth=2, kpm_moments=16, kpm_vectors=4)),
     ("spectrum", dict(mode="limit", depth=3, layer=2, bins=100)),
     ("spectrum", dict(mode="limit", arch="resnet", act="linear", depth=2, moments=True)),
+    ("train", dict(data="teacher", width=16, depth=2, epochs=1, train_size=128, test_size=64, log_every=1)),
+    ("train", dict(data="teacher", arch="resnet", embed=True, preset="mup", width=16, depth=3, epochs=1, train_size=64,
+                   test_size=32, lr=0.05, quiet=True)),
 ]
 
 
@@ -103,11 +106,29 @@ def test_same_table(case, cli, source_dir, one_row_input):
     assert read.meta["network"] == got.meta["network"] if "network" in got.meta else True
 
 
-def test_values_are_full_precision():
-    """The Python tables hold the library's doubles, not the printed digits."""
-    t = bafu.theory(width=64, depth=6)
-    assert t["cos_theta"][1] == pytest.approx(math.sqrt(2.0 / 3.0), rel=1e-15)  # ReLU MLP, layer 2: sqrt(2/3)
-    assert "%.17g" % t["cos_theta"][1] != "%.12g" % t["cos_theta"][1]
+def test_sweep_grid_as_dict(cli, tmp_path):
+    """bafu.sweep({key: values}) is `bafu sweep FILE` of that grid; the
+    recorded command names the grid "(grid)"."""
+    grid = {"arch": ["mlp", "resnet"], "depth": [2, 3], "width": 16, "seeds": 2, "columns": "cos_theta"}
+    path = tmp_path / "grid.txt"
+    path.write_text("arch = mlp resnet\ndepth = 2 3\nwidth = 16\nseeds = 2\ncolumns = cos_theta\n")
+    _, out, _ = cli("sweep", str(path))
+    got = bafu.sweep(grid)
+    assert without_provenance(bafu.write_table(got)) == without_provenance(out)
+    assert got.meta["command"] == "bafu sweep (grid)"
+    assert sorted(set(got["point"])) == [0, 1, 2, 3]  # the four networks of the grid
+
+
+def test_array_input_is_exact(tmp_path, cli):
+    """An array given as input reaches the command as the same doubles."""
+    x = np.array([[0.1, -2.0 / 3.0, 1e-7], [3.0, np.pi, -0.25]])
+    path = tmp_path / "x.txt"
+    np.savetxt(path, x, fmt="%r")
+    _, out, _ = cli("kernel", "--depth", 3, "--input", str(path))
+    got = bafu.kernel(depth=3, input=x)
+    mine = [line for line in without_provenance(bafu.write_table(got)) if "input" not in line]
+    theirs = [line for line in without_provenance(out) if "input" not in line]
+    assert mine == theirs
 
 
 def test_mc_matches_theory_roughly():

@@ -3,6 +3,7 @@ tables of several series; and on the older layout ('#' lines first)."""
 
 import glob
 import io
+import math
 import os
 
 import numpy as np
@@ -157,5 +158,7 @@ def test_figure1_theory_as_committed(source_dir):
         pytest.skip("no matplotlib")
     data = bafu.read_table(os.path.join(source_dir, "data", "fig1_theory.dat"))
     for (label, net), series in zip(fig1.NETWORKS, data):
-        th = bafu.theory(width=1024, depth=64, **net)
-        assert ["%.10g" % v for v in th["cos_theta"]] == ["%.10g" % v for v in series["cos_theta"]], label
+        th = bafu.theory(width=1024, depth=64, **net)  # printed to 12 digits; the figure's table to 10
+        assert len(th) == len(series), label
+        for a, b in zip(th["cos_theta"], series["cos_theta"]):
+            assert abs(a - b) <= 0.51 * 10.0 ** (math.floor(math.log10(abs(b))) - 9), (label, a, b)

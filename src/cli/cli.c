@@ -1,14 +1,17 @@
 /* cli.c: strict option parsing and the shared network options. */
-#define _DEFAULT_SOURCE /* strndup, realpath, lstat */
+#define _GNU_SOURCE /* strndup, realpath, lstat, dladdr */
+#include "bafu/cli.h"
 #include "bafu/layout.h"
 #include "bafu/params.h"
 #include "bafu/preset.h"
 #include "bafu/text.h"
 #include "cli.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +36,7 @@ int cli_checkpoint_path(const char *cmd, const char *given, const char *out, con
     if (special) return 0;
   }
   if (!(*own = malloc(strlen(out) + 6))) {
-    fprintf(stderr, "bafu %s: out of memory\n", cmd);
+    cli_errorf("bafu %s: out of memory\n", cmd);
     return 1;
   }
   sprintf(*own, "%s.ckpt", out);
@@ -78,7 +81,7 @@ int cli_distinct_files(const char *cmd, const cli_file *files, size_t n) {
         free(cb);
       }
       if (same) {
-        fprintf(stderr, "bafu %s: %s and %s name the same file ('%s'): give each its own\n", cmd, files[i].opt,
+        cli_errorf("bafu %s: %s and %s name the same file ('%s'): give each its own\n", cmd, files[i].opt,
                 files[j].opt, b);
         return 2;
       }
@@ -89,7 +92,7 @@ int cli_distinct_files(const char *cmd, const cli_file *files, size_t n) {
 int cli_checkpoint_free(const char *cmd, const char *opt, const char *path) {
   struct stat sb;
   if (!path || lstat(path, &sb) != 0) return 0;
-  fprintf(stderr, "bafu %s: %s: '%s' already exists (an interrupted run's checkpoint? add --resume to continue it, "
+  cli_errorf("bafu %s: %s: '%s' already exists (an interrupted run's checkpoint? add --resume to continue it, "
                   "or remove it)\n", cmd, opt, path);
   return 2;
 }
@@ -165,11 +168,40 @@ const char *cli_error(void) {
   return out;
 }
 
+/* The message lines of the running command (bafu_cli_message): the text of
+ * the cli_errorf calls since the last line that started with "bafu " or
+ * "bafu:". */
+static char message[4096];
+static int message_open; /* the last call did not end its line */
+
+void cli_errorf(const char *fmt, ...) {
+  char text[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  fputs(text, stderr);
+  const size_t len = strlen(message);
+  if (!message_open && (strncmp(text, "bafu ", 5) == 0 || strncmp(text, "bafu:", 5) == 0))
+    snprintf(message, sizeof message, "%s", text);
+  else if (message_open && len < sizeof message - 1)
+    snprintf(message + len, sizeof message - len, "%s", text);
+  const size_t n = strlen(text);
+  message_open = n > 0 && text[n - 1] != '\n';
+}
+
+const char *bafu_cli_message(void) {
+  static char line[sizeof message];
+  snprintf(line, sizeof line, "%s", message);
+  line[strcspn(line, "\n")] = '\0';
+  return line;
+}
+
 void cli_fail(const char *cmd, const char *context) {
   if (context)
-    fprintf(stderr, "bafu %s: %s: %s\n", cmd, context, cli_error());
+    cli_errorf("bafu %s: %s: %s\n", cmd, context, cli_error());
   else
-    fprintf(stderr, "bafu %s: %s\n", cmd, cli_error());
+    cli_errorf("bafu %s: %s\n", cmd, cli_error());
 }
 
 /* Largest size accepted for any count; memory estimates refuse far earlier. */
@@ -221,11 +253,11 @@ static int set_value(const char *cmd, cli_opt *o, const char *v) {
   case OPT_INT:
     r = parse_unsigned(v, o->type == OPT_INT ? 1000000ULL : CLI_SIZE_MAX, &u);
     if (r == 0 || (r == 1 && u == 0)) {
-      fprintf(stderr, "bafu %s: %s: expected a positive integer, got '%s'\n", cmd, o->name, v);
+      cli_errorf("bafu %s: %s: expected a positive integer, got '%s'\n", cmd, o->name, v);
       return 2;
     }
     if (r < 0) {
-      fprintf(stderr, "bafu %s: %s: '%s' is too large\n", cmd, o->name, v);
+      cli_errorf("bafu %s: %s: '%s' is too large\n", cmd, o->name, v);
       return 2;
     }
     if (o->type == OPT_INT)
@@ -236,7 +268,7 @@ static int set_value(const char *cmd, cli_opt *o, const char *v) {
   case OPT_U64:
     r = parse_unsigned(v, UINT64_MAX, &u);
     if (r <= 0) {
-      fprintf(stderr, "bafu %s: %s: expected a non-negative integer, got '%s'\n", cmd, o->name, v);
+      cli_errorf("bafu %s: %s: expected a non-negative integer, got '%s'\n", cmd, o->name, v);
       return 2;
     }
     *(uint64_t *)o->dest = (uint64_t)u;
@@ -249,13 +281,13 @@ static int set_value(const char *cmd, cli_opt *o, const char *v) {
     }
     char *end;
     strtod(v, &end); /* the whole of v a number, but not a finite one? */
-    fprintf(stderr, "bafu %s: %s: expected a %snumber, got '%s'\n", cmd, o->name,
+    cli_errorf("bafu %s: %s: expected a %snumber, got '%s'\n", cmd, o->name,
             *v && end != v && !*end ? "finite " : "", v);
     return 2;
   }
   case OPT_STRING:
     if (!*v) {
-      fprintf(stderr, "bafu %s: %s: expected a non-empty value\n", cmd, o->name);
+      cli_errorf("bafu %s: %s: expected a non-empty value\n", cmd, o->name);
       return 2;
     }
     *(const char **)o->dest = v;
@@ -266,9 +298,9 @@ static int set_value(const char *cmd, cli_opt *o, const char *v) {
         *(int *)o->dest = i;
         return 0;
       }
-    fprintf(stderr, "bafu %s: %s: unknown value '%s' (expected", cmd, o->name, v);
-    for (int i = 0; o->choices[i]; ++i) fprintf(stderr, "%s%s", i ? ", " : " ", o->choices[i]);
-    fprintf(stderr, ")\n");
+    cli_errorf("bafu %s: %s: unknown value '%s' (expected", cmd, o->name, v);
+    for (int i = 0; o->choices[i]; ++i) cli_errorf("%s%s", i ? ", " : " ", o->choices[i]);
+    cli_errorf(")\n");
     return 2;
   case OPT_FLAG:
     *(int *)o->dest = 1;
@@ -293,7 +325,7 @@ int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int argc, char 
     }
     if (strncmp(a, "--", 2) != 0 || strcmp(a, "--") == 0) {
       if (npos >= max_positional) {
-        fprintf(stderr, "bafu %s: unexpected argument '%s' (see bafu %s --help)\n", cmd, a, cmd);
+        cli_errorf("bafu %s: unexpected argument '%s' (see bafu %s --help)\n", cmd, a, cmd);
         return 2;
       }
       positional[npos++] = a;
@@ -305,24 +337,24 @@ int cli_parse(const char *cmd, const char *usage, cli_opt *opts, int argc, char 
     for (cli_opt *c = opts; c->name; ++c)
       if (strlen(c->name) == nlen && strncmp(c->name, a, nlen) == 0) o = c;
     if (!o) {
-      fprintf(stderr, "bafu %s: unknown option '%.*s' (see bafu %s --help)\n", cmd, (int)nlen, a, cmd);
+      cli_errorf("bafu %s: unknown option '%.*s' (see bafu %s --help)\n", cmd, (int)nlen, a, cmd);
       return 2;
     }
     if (o->set && o->type != OPT_FLAG) {
-      fprintf(stderr, "bafu %s: %s: given twice\n", cmd, o->name);
+      cli_errorf("bafu %s: %s: given twice\n", cmd, o->name);
       return 2;
     }
     const char *v = NULL;
     if (o->type == OPT_FLAG) {
       if (eq) {
-        fprintf(stderr, "bafu %s: %s: takes no value\n", cmd, o->name);
+        cli_errorf("bafu %s: %s: takes no value\n", cmd, o->name);
         return 2;
       }
     } else if (eq) {
       v = eq + 1;
     } else {
       if (i + 1 >= argc || strncmp(argv[i + 1], "--", 2) == 0) {
-        fprintf(stderr, "bafu %s: %s: missing value\n", cmd, o->name);
+        cli_errorf("bafu %s: %s: missing value\n", cmd, o->name);
         return 2;
       }
       v = argv[++i];
@@ -340,7 +372,8 @@ static cli_opt *find_opt(cli_opt *opts, const char *name) {
   return NULL;
 }
 
-/* Help lines made from the parameter table live as long as the process. */
+/* Help lines made from the parameter table live until the next command
+ * starts (cli_start). */
 static char help_arena[16384];
 static size_t help_used;
 
@@ -350,6 +383,12 @@ static const char *keep(const char *text) {
   char *k = memcpy(help_arena + help_used, text, n);
   help_used += n;
   return k;
+}
+
+void cli_start(void) {
+  message[0] = '\0';
+  message_open = 0;
+  help_used = 0; /* the previous command's option texts are done with */
 }
 
 /* "--sigma-w2" for "sigma_w2". */
@@ -426,12 +465,12 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
   const cli_file files[] = {{"--input", net->input_file}, {"--out", out}};
   if (cli_distinct_files(cmd, files, 2)) return 2;
   if (net->probe && net->loss >= 0) {
-    fprintf(stderr, "bafu %s: --probe and --loss: choose one backward signal\n", cmd);
+    cli_errorf("bafu %s: --probe and --loss: choose one backward signal\n", cmd);
     return 2;
   }
   p->signal = net->loss < 0 ? BAFU_SIGNAL_PROBE : net->loss == 1 ? BAFU_SIGNAL_XENT : BAFU_SIGNAL_MSE;
   if (find_opt(opts, "--outputs")->set && p->signal == BAFU_SIGNAL_PROBE) {
-    fprintf(stderr, "bafu %s: --outputs: only meaningful with --loss\n", cmd);
+    cli_errorf("bafu %s: --outputs: only meaningful with --loss\n", cmd);
     return 2;
   }
   if (p->signal == BAFU_SIGNAL_XENT && !find_opt(opts, "--outputs")->set) p->outputs = 10;
@@ -442,11 +481,11 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
       return 2;
     }
     if (find_opt(opts, "--input-dim")->set && p->input_dim != d) {
-      fprintf(stderr, "bafu %s: --input-dim: %zu, but '%s' has %zu columns\n", cmd, p->input_dim, net->input_file, d);
+      cli_errorf("bafu %s: --input-dim: %zu, but '%s' has %zu columns\n", cmd, p->input_dim, net->input_file, d);
       return 2;
     }
     if (find_opt(opts, "--batch")->set && p->batch != m) {
-      fprintf(stderr, "bafu %s: --batch: %zu, but '%s' has %zu rows\n", cmd, p->batch, net->input_file, m);
+      cli_errorf("bafu %s: --batch: %zu, but '%s' has %zu rows\n", cmd, p->batch, net->input_file, m);
       return 2;
     }
     p->input_dim = d;
@@ -454,13 +493,13 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
     size_t nz = 0;
     while (nz < d * m && net->x[nz] == 0) ++nz;
     if (nz == d * m) { /* phi(0) = 0 for every activation: nothing would move, in any subcommand */
-      fprintf(stderr, "bafu %s: --input: every sample in '%s' is zero (the features and gradients vanish)\n", cmd,
+      cli_errorf("bafu %s: --input: every sample in '%s' is zero (the features and gradients vanish)\n", cmd,
               net->input_file);
       return 2;
     }
   }
   if (net->input_file && find_opt(opts, "--inputs")->set) {
-    fprintf(stderr, "bafu %s: --inputs and --input: choose drawn or given inputs\n", cmd);
+    cli_errorf("bafu %s: --inputs and --input: choose drawn or given inputs\n", cmd);
     return 2;
   }
   if (net->preset >= 0) {
@@ -468,7 +507,7 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
                                         "--sigma2-output", "--lr-bias", "--lr-bias-input", "--lr-bias-output"};
     for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; ++i)
       if (find_opt(opts, fixed[i])->set) {
-        fprintf(stderr, "bafu %s: %s: set by --preset %s (drop one of them)\n", cmd, fixed[i], preset_names[net->preset]);
+        cli_errorf("bafu %s: %s: set by --preset %s (drop one of them)\n", cmd, fixed[i], preset_names[net->preset]);
         return 2;
       }
     if (bafu_preset_apply(p, (bafu_preset)net->preset)) {
@@ -479,7 +518,7 @@ static int net_finish(const char *cmd, cli_net *net, cli_opt *opts, const char *
   static const char *const bias_rates[] = {"--lr-bias", "--lr-bias-input", "--lr-bias-output"};
   for (size_t i = 0; i < 3; ++i)
     if (find_opt(opts, bias_rates[i])->set && !(p->bias_var > 0)) {
-      fprintf(stderr, "bafu %s: %s: only meaningful with --bias-var V > 0\n", cmd, bias_rates[i]);
+      cli_errorf("bafu %s: %s: only meaningful with --bias-var V > 0\n", cmd, bias_rates[i]);
       return 2;
     }
   if (bafu_net_params_check(p)) {
@@ -504,7 +543,7 @@ void cli_net_release(cli_net *net) {
 
 int cli_net_refuse_sampling(const char *cmd, cli_net *net) {
   if (!net->p.conditional && !net->p.regenerate) return 0;
-  fprintf(stderr, "bafu %s: %s: a Monte Carlo option (bafu mc, sweep); the %s draws no weights\n", cmd,
+  cli_errorf("bafu %s: %s: a Monte Carlo option (bafu mc, sweep); the %s draws no weights\n", cmd,
           net->p.conditional ? "--conditional" : "--regenerate", cmd);
   cli_net_release(net);
   return 2;
@@ -540,6 +579,20 @@ const char *cli_share_dir(const char *sub) {
       if (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) return out;
     }
   }
+#ifdef BAFU_LIB_UP /* in libbafu.so: next to the installed library, LIBDIR/BAFU_LIB_UP/share */
+  Dl_info info;
+  if (dladdr((void *)cli_share_dir, &info) && info.dli_fname) {
+    char lib[4000];
+    snprintf(lib, sizeof lib, "%s", info.dli_fname);
+    char *slash = strrchr(lib, '/');
+    if (slash) {
+      *slash = '\0';
+      struct stat sb;
+      snprintf(out, sizeof found[0], "%s/%s/share/%s", lib, BAFU_LIB_UP, doc ? "doc/bafu/theory" : "bafu/plots");
+      if (stat(out, &sb) == 0 && S_ISDIR(sb.st_mode)) return out;
+    }
+  }
+#endif
   snprintf(out, sizeof found[0], "%s/%s", BAFU_SOURCE_DIR, doc ? "theory" : "plots");
   return out;
 }

@@ -77,6 +77,14 @@ const char *cli_error(void);
 /* Print "bafu <cmd>: <message>" with the library's last error (cli_error). */
 void cli_fail(const char *cmd, const char *context);
 
+/* fprintf(stderr, ...) for the messages of a command ("bafu <cmd>: ..."),
+ * also kept for bafu_cli_message. */
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Before each command (bafu_cli_run): forget the last one's messages and
+ * option texts. */
+void cli_start(void);
+
 /* The network options shared by `mc`, `theory`, `spectrum`, `kernel`. */
 typedef struct {
   bafu_net_params p; /* the parameters' options write here directly */
@@ -131,9 +139,10 @@ int cmd_reduce(int argc, char **argv);
 
 /* The directory of bafu's shared files `sub` ("plots": the gnuplot scripts;
  * "doc": the theory documents): next to an installed executable,
- * EXE/../share/bafu/plots or EXE/../share/doc/bafu/theory when it exists, else
- * the source tree's (plots/, theory/) the executable was built from. Static
- * storage; cannot fail. */
+ * EXE/../share/bafu/plots or EXE/../share/doc/bafu/theory when it exists (in
+ * libbafu.so also next to the installed library, LIBDIR/../share/...), else
+ * the source tree's (plots/, theory/) it was built from. Static storage;
+ * cannot fail. */
 const char *cli_share_dir(const char *sub);
 
 #endif

@@ -138,7 +138,7 @@ static bafu_net_params net(bafu_arch arch, bafu_act act, double s, size_t n, siz
 }
 
 static int fail(const char *what) {
-  fprintf(stderr, "bafu figures: %s: %s\n", what, cli_error());
+  cli_errorf("bafu figures: %s: %s\n", what, cli_error());
   return 1;
 }
 
@@ -388,7 +388,7 @@ static int fig4(const fig_ctx *c) {
       int na = 0;
       while (args[na + 1]) ++na; /* arguments after "bafu" */
       if (cmd_spectrum(na, args + 1) != 0) {
-        fprintf(stderr, "bafu figures: figure 4: bafu spectrum failed\n");
+        cli_errorf("bafu figures: figure 4: bafu spectrum failed\n");
         return 1;
       }
     }
@@ -489,15 +489,15 @@ static int render(const fig_ctx *c, const char *name) {
   }
   int rc = 0;
   if (e != 0) {
-    fprintf(stderr, "bafu figures: cannot run gnuplot: %s (./setup.sh deps installs it)\n", strerror(e));
+    cli_errorf("bafu figures: cannot run gnuplot: %s (./setup.sh deps installs it)\n", strerror(e));
     rc = 1;
   } else if (!ran) {
-    fprintf(stderr, "bafu figures: gnuplot failed on %s\n", script);
+    cli_errorf("bafu figures: gnuplot failed on %s\n", script);
     rc = 1;
   }
   for (int i = 0; i < 2 && !rc; ++i)
     if (rename(from[i], to[i]) != 0) {
-      fprintf(stderr, "bafu figures: %s was not produced: %s\n", to[i], strerror(errno));
+      cli_errorf("bafu figures: %s was not produced: %s\n", to[i], strerror(errno));
       rc = 1;
     }
   if (rc)
@@ -830,7 +830,7 @@ static int fig8(const fig_ctx *c) {
     free(cur[r].v);
   }
   for (size_t r = 0; r < nruns && rc; ++r)
-    if (st[r] && st[r] != BAFU_ENUMERIC) fprintf(stderr, "bafu figures: figure 8: %s\n", msg[r]);
+    if (st[r] && st[r] != BAFU_ENUMERIC) cli_errorf("bafu figures: figure 8: %s\n", msg[r]);
   free(cur), free(st), free(msg), free(param);
   if (rc) return 1;
   if (finish(cv) || finish(sm)) return 1;
@@ -859,15 +859,15 @@ static int ensure_dir(const char *opt, const char *dir) {
   struct stat sb;
   if (stat(dir, &sb) == 0) {
     if (!S_ISDIR(sb.st_mode)) {
-      fprintf(stderr, "bafu figures: %s: '%s' is not a directory\n", opt, dir);
+      cli_errorf("bafu figures: %s: '%s' is not a directory\n", opt, dir);
       return 2;
     }
   } else if (mkdir_p(dir) != 0) {
-    fprintf(stderr, "bafu figures: %s: cannot create '%s': %s\n", opt, dir, strerror(errno));
+    cli_errorf("bafu figures: %s: cannot create '%s': %s\n", opt, dir, strerror(errno));
     return 2;
   }
   if (access(dir, W_OK) != 0) {
-    fprintf(stderr, "bafu figures: %s: '%s' is not writable\n", opt, dir);
+    cli_errorf("bafu figures: %s: '%s' is not writable\n", opt, dir);
     return 2;
   }
   return 0;
@@ -936,7 +936,7 @@ int cmd_figures(int argc, char **argv) {
       return 2;
     }
     if (text && strncmp(text, settings, strlen(settings)) != 0) {
-      fprintf(stderr, "bafu figures: --resume: '%s' is of other settings (mode, seed or version); remove it or "
+      cli_errorf("bafu figures: --resume: '%s' is of other settings (mode, seed or version); remove it or "
                       "resume with those\n", state_path);
       free(text);
       return 2;
@@ -947,7 +947,7 @@ int cmd_figures(int argc, char **argv) {
       size_t i = 0;
       while (i < nall && strcmp(line, stages[i].name) != 0) ++i;
       if (i == nall || done[i]) {
-        fprintf(stderr, "bafu figures: --resume: '%s' is damaged (an unknown or repeated stage); it is kept\n",
+        cli_errorf("bafu figures: --resume: '%s' is damaged (an unknown or repeated stage); it is kept\n",
                 state_path);
         free(text);
         return 2;
@@ -972,7 +972,7 @@ int cmd_figures(int argc, char **argv) {
   /* what the rest of the run needs is checked now, not after the work */
   if (!no_render) {
     if (!on_path("gnuplot")) {
-      fprintf(stderr, "bafu figures: gnuplot is not on PATH (./setup.sh deps installs it; --no-render writes the "
+      cli_errorf("bafu figures: gnuplot is not on PATH (./setup.sh deps installs it; --no-render writes the "
                       "tables only)\n");
       return 2;
     }
@@ -980,7 +980,7 @@ int cmd_figures(int argc, char **argv) {
       char script[4200];
       snprintf(script, sizeof script, "%s/%s.gp", c.scripts, figs[i]);
       if (access(script, R_OK) != 0) {
-        fprintf(stderr, "bafu figures: --scripts: cannot read '%s': %s\n", script, strerror(errno));
+        cli_errorf("bafu figures: --scripts: cannot read '%s': %s\n", script, strerror(errno));
         return 2;
       }
     }
@@ -990,7 +990,7 @@ int cmd_figures(int argc, char **argv) {
       char file[4200];
       bafu_fashion_mnist_file(NULL, k / 2, k % 2, file, sizeof file);
       if (access(file, R_OK) != 0) {
-        fprintf(stderr, "bafu figures: figure 8 needs Fashion-MNIST: cannot read '%s' (./setup.sh deps installs "
+        cli_errorf("bafu figures: figure 8 needs Fashion-MNIST: cannot read '%s' (./setup.sh deps installs "
                         "dataset-fashion-mnist, or set BAFU_FASHION_MNIST_DIR; --no-train skips figure 8)\n", file);
         return 2;
       }
@@ -999,7 +999,7 @@ int cmd_figures(int argc, char **argv) {
     return r;
   char *record = malloc(strlen(settings) + 16 * nall);
   if (!record) {
-    fprintf(stderr, "bafu figures: out of memory\n");
+    cli_errorf("bafu figures: out of memory\n");
     return 1;
   }
   strcpy(record, settings);
@@ -1020,7 +1020,7 @@ int cmd_figures(int argc, char **argv) {
     }
     sprintf(record + strlen(record), "%s\n", stages[i].name);
     if (ckpt_text_save(state_path, record, strlen(record))) {
-      fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", state_path, cli_error());
+      cli_errorf("bafu figures: --data-dir: cannot write '%s': %s\n", state_path, cli_error());
       free(record);
       return 1;
     }

@@ -178,15 +178,15 @@ int cmd_kernel(int argc, char **argv) {
   if (per_decade && !every_opt->set) every = 0; /* --per-decade alone: only the log-spaced layers */
   /* two-input mode: the batch is the pair; check before reading --input */
   if (!net.input_file && batch_opt && batch_opt->set) {
-    fprintf(stderr, "bafu kernel: --batch: the two-input mode uses exactly two inputs (give a batch with --input)\n");
+    cli_errorf("bafu kernel: --batch: the two-input mode uses exactly two inputs (give a batch with --input)\n");
     return 2;
   }
   if (net.input_file && corr_opt && corr_opt->set) {
-    fprintf(stderr, "bafu kernel: --corr: only in the two-input mode (not with --input)\n");
+    cli_errorf("bafu kernel: --corr: only in the two-input mode (not with --input)\n");
     return 2;
   }
   if (!(corr >= -1 && corr <= 1)) {
-    fprintf(stderr, "bafu kernel: --corr: must be in [-1, 1], got %g\n", corr);
+    cli_errorf("bafu kernel: --corr: must be in [-1, 1], got %g\n", corr);
     return 2;
   }
   if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
@@ -219,7 +219,7 @@ int cmd_kernel(int argc, char **argv) {
       for (size_t q = 0; q < 5; ++q)
         for (size_t i = 0; i < m * m; ++i)
           if (!isfinite(M[q][i])) {
-            fprintf(stderr, "bafu kernel: --depth/--sigma-w2: non-finite kernel value at layer %d\n",
+            cli_errorf("bafu kernel: --depth/--sigma-w2: non-finite kernel value at layer %d\n",
                     bafu_kernel_label(k, j));
             rc = 1;
             goto done;
@@ -260,7 +260,7 @@ int cmd_kernel(int argc, char **argv) {
     }
     if (st || c.bad) {
       if (c.bad)
-        fprintf(stderr, "bafu kernel: --depth/--sigma-w2: non-finite kernel value at layer %d\n", c.bad_label);
+        cli_errorf("bafu kernel: --depth/--sigma-w2: non-finite kernel value at layer %d\n", c.bad_label);
       else
         cli_fail(cmd, NULL);
       rc = cli_exit_status(st ? st : BAFU_ENUMERIC);

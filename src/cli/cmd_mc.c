@@ -56,7 +56,7 @@ int cmd_mc(int argc, char **argv) {
   if (r) return r == 1 ? 0 : 2;
   if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   if (seeds < 2) {
-    fprintf(stderr, "bafu mc: --seeds: need at least 2 draws for a standard error\n");
+    cli_errorf("bafu mc: --seeds: need at least 2 draws for a standard error\n");
     cli_net_release(&net);
     return 2;
   }
@@ -85,7 +85,7 @@ int cmd_mc(int argc, char **argv) {
   size_t first = 0;
   while (first < res.J && res.max[first * BAFU_Q_COUNT + BAFU_Q_DECAY] == 0) ++first;
   if (first == res.J) {
-    fprintf(stderr, "bafu mc: --lr-input/--lr-hidden/--branch-scale: no layer has a trained parameter\n");
+    cli_errorf("bafu mc: --lr-input/--lr-hidden/--branch-scale: no layer has a trained parameter\n");
     bafu_table_abort(t);
     bafu_mc_result_free(&res);
     cli_net_release(&net);
@@ -94,7 +94,7 @@ int cmd_mc(int argc, char **argv) {
   for (size_t j = first; j < res.J; ++j)
     for (size_t c = 0; c < BAFU_Q_COUNT; ++c)
       if (!isfinite(res.mean[j * BAFU_Q_COUNT + c]) || !isfinite(res.se[j * BAFU_Q_COUNT + c])) {
-        fprintf(stderr, "bafu mc: %s is not finite at layer %d\n", bafu_quantity_name((bafu_quantity)c),
+        cli_errorf("bafu mc: %s is not finite at layer %d\n", bafu_quantity_name((bafu_quantity)c),
                 res.labels[j]);
         bafu_table_abort(t);
         bafu_mc_result_free(&res);

@@ -72,21 +72,21 @@ int cmd_reduce(int argc, char **argv) {
   int r = cli_parse(cmd, usage, opts, argc, argv, 1, pos, MAXF + 1, &npos);
   if (r) return r == 1 ? 0 : 2;
   if (npos < 2) {
-    fprintf(stderr, "bafu reduce: expected an operation (fit, argmin, argmax, mean) and a table FILE (see bafu "
+    cli_errorf("bafu reduce: expected an operation (fit, argmin, argmax, mean) and a table FILE (see bafu "
                     "reduce --help)\n");
     return 2;
   }
   size_t op = 0;
   while (op < 4 && strcmp(pos[0], op_names[op]) != 0) ++op;
   if (op == 4) {
-    fprintf(stderr, "bafu reduce: '%s' is not an operation: fit, argmin, argmax or mean\n", pos[0]);
+    cli_errorf("bafu reduce: '%s' is not an operation: fit, argmin, argmax or mean\n", pos[0]);
     return 2;
   }
   sp.op = (bafu_reduce_op)op;
   if (loglog) sp.log_x = sp.log_y = 1;
   if (opts[5].set) {
     if (index > 1000000000) {
-      fprintf(stderr, "bafu reduce: --index: %llu is beyond any table's series\n", (unsigned long long)index);
+      cli_errorf("bafu reduce: --index: %llu is beyond any table's series\n", (unsigned long long)index);
       return 2;
     }
     sp.index = (long)index;

@@ -119,19 +119,19 @@ int cmd_spectrum(int argc, char **argv) {
   bafu_free_layer *fl = NULL;
   bafu_status fst = BAFU_OK; /* the failed call's status: exit 2 if it refused the request */
   if (p->batch != 1) {
-    fprintf(stderr, "bafu spectrum: --batch: spectra are for one input (batch 1)\n");
+    cli_errorf("bafu spectrum: --batch: spectra are for one input (batch 1)\n");
     goto done;
   }
   if (p->conditional) {
-    fprintf(stderr, "bafu spectrum: --conditional: spectra need the weight matrices themselves (use it with bafu mc)\n");
+    cli_errorf("bafu spectrum: --conditional: spectra need the weight matrices themselves (use it with bafu mc)\n");
     goto done;
   }
   if (mode == 2 && seed_set) {
-    fprintf(stderr, "bafu spectrum: --seed/--draw: only for --mode dense or kpm (the limit is deterministic)\n");
+    cli_errorf("bafu spectrum: --seed/--draw: only for --mode dense or kpm (the limit is deterministic)\n");
     goto done;
   }
   if (mode == 2 && p->signal == BAFU_SIGNAL_MSE) {
-    fprintf(stderr, "bafu spectrum: --loss: the limit uses the probe signal (drop --loss)\n");
+    cli_errorf("bafu spectrum: --loss: the limit uses the probe signal (drop --loss)\n");
     goto done;
   }
   bafu_layout lay;
@@ -140,47 +140,47 @@ int cmd_spectrum(int argc, char **argv) {
     goto done;
   }
   if (mode == 2 && p->block_depth > 1) {
-    fprintf(stderr, "bafu spectrum: --block-depth: the limit covers residual branches of one layer (--block-depth 1); "
+    cli_errorf("bafu spectrum: --block-depth: the limit covers residual branches of one layer (--block-depth 1); "
                     "use --mode dense or kpm\n");
     goto done;
   }
   if (mode == 2 && bafu_layout_has_blocks(&lay) && p->act != BAFU_ACT_LINEAR) {
-    fprintf(stderr, "bafu spectrum: --act: the limit of a nonlinear ResNet is not a free convolution (correlated "
+    cli_errorf("bafu spectrum: --act: the limit of a nonlinear ResNet is not a free convolution (correlated "
                     "masks, theory/moments.md 2.4); use --act linear or --mode dense/kpm\n");
     goto done;
   }
   if (mode == 2 && p->init == BAFU_INIT_ORTHOGONAL) {
-    fprintf(stderr, "bafu spectrum: --init: the limit is implemented for Gaussian weights only\n");
+    cli_errorf("bafu spectrum: --init: the limit is implemented for Gaussian weights only\n");
     goto done;
   }
   if (mode != 1 && (opts[n - 3].set || opts[n - 2].set)) {
-    fprintf(stderr, "bafu spectrum: --kpm-moments/--kpm-vectors: only with --mode kpm\n");
+    cli_errorf("bafu spectrum: --kpm-moments/--kpm-vectors: only with --mode kpm\n");
     goto done;
   }
   if (kp.moments < 4 || kp.moments > 100000) {
-    fprintf(stderr, "bafu spectrum: --kpm-moments: must be in [4, 100000]\n");
+    cli_errorf("bafu spectrum: --kpm-moments: must be in [4, 100000]\n");
     goto done;
   }
   if (kp.vectors > 4096) {
-    fprintf(stderr, "bafu spectrum: --kpm-vectors: must be at most 4096\n");
+    cli_errorf("bafu spectrum: --kpm-vectors: must be at most 4096\n");
     goto done;
   }
   if (mode == 2 && bins && (bins < 50 || bins > 1000000)) {
-    fprintf(stderr, "bafu spectrum: --bins: the limit grid must be in [50, 1000000]\n");
+    cli_errorf("bafu spectrum: --bins: the limit grid must be in [50, 1000000]\n");
     goto done;
   }
   if (mode != 2 && bins > 1000000) { /* one output row per bin or point */
-    fprintf(stderr, "bafu spectrum: --bins: at most 1000000 %s\n", mode == 0 ? "histogram bins" : "kpm points");
+    cli_errorf("bafu spectrum: --bins: at most 1000000 %s\n", mode == 0 ? "histogram bins" : "kpm points");
     goto done;
   }
   if (log_bins && (mode != 0 || moments)) {
-    fprintf(stderr, "bafu spectrum: --log-bins: only for the dense histogram (--mode dense without --moments)\n");
+    cli_errorf("bafu spectrum: --log-bins: only for the dense histogram (--mode dense without --moments)\n");
     goto done;
   }
   if (mode == 0 && moments == 0 && bins == 0) bins = 50;
   if (mode == 1 && bins) {
     if (bins < kp.moments) {
-      fprintf(stderr, "bafu spectrum: --bins: kpm needs at least --kpm-moments (%zu) points\n", kp.moments);
+      cli_errorf("bafu spectrum: --bins: kpm needs at least --kpm-moments (%zu) points\n", kp.moments);
       goto done;
     }
     kp.points = bins;
@@ -193,7 +193,7 @@ int cmd_spectrum(int argc, char **argv) {
   const int sel_label = moments || !layer_set ? top : (int)layer_label;
   const int valid = moments || !layer_set || (layer_label >= (uint64_t)bottom && layer_label <= (uint64_t)top);
   if (valid && obj == BAFU_SPEC_BFK && cli_first_trained(p) > sel_label) { /* (an invalid --layer is named below) */
-    fprintf(stderr, "bafu spectrum: --lr-input/--lr-hidden/--branch-scale: no trained parameter at or below layer %d "
+    cli_errorf("bafu spectrum: --lr-input/--lr-hidden/--branch-scale: no trained parameter at or below layer %d "
                     "(K_l = 0)\n", sel_label);
     goto done;
   }
@@ -237,11 +237,11 @@ int cmd_spectrum(int argc, char **argv) {
     free(o);
   }
   if (!labels) {
-    fprintf(stderr, "bafu spectrum: out of memory\n");
+    cli_errorf("bafu spectrum: out of memory\n");
     goto done;
   }
   if (!find_layer(labels, J, layer_set, layer_label, &jsel)) {
-    fprintf(stderr, "bafu spectrum: --layer: no layer %llu (layers are %d..%d)\n", (unsigned long long)layer_label,
+    cli_errorf("bafu spectrum: --layer: no layer %llu (layers are %d..%d)\n", (unsigned long long)layer_label,
             labels[0], labels[J - 1]);
     free(labels);
     goto done;
@@ -333,7 +333,7 @@ int cmd_spectrum(int argc, char **argv) {
     }
   } else if (mode == 1) {
     if (moments) {
-      fprintf(stderr, "bafu spectrum: --moments: use --mode dense or limit\n");
+      cli_errorf("bafu spectrum: --moments: use --mode dense or limit\n");
       rc = 2;
       goto abort;
     }

@@ -351,7 +351,7 @@ int cmd_sweep(int argc, char **argv) {
   int rc = cli_parse(cmd, usage, opts, argc, argv, 1, pos, 1, &npos);
   const int help = rc == 1; /* --help printed: exit 0 after MPI_Finalize */
   if (rc == 0 && npos != 1) {
-    fprintf(stderr, "bafu sweep: FILE: expected one grid file (see bafu sweep --help)\n");
+    cli_errorf("bafu sweep: FILE: expected one grid file (see bafu sweep --help)\n");
     rc = 2;
   }
   bafu_sweep *s = NULL;
@@ -363,7 +363,7 @@ int cmd_sweep(int argc, char **argv) {
     if (cli_checkpoint_path(cmd, ckpt_path, out, &ckpt_path, &ckpt_own)) {
       rc = 1;
     } else if (resume && !ckpt_path) {
-      fprintf(stderr, "bafu sweep: --resume: needs --out or --checkpoint\n");
+      cli_errorf("bafu sweep: --resume: needs --out or --checkpoint\n");
       rc = 2;
     } else {
       const cli_file files[] = {{"FILE", pos[0]}, {"--out", out}, {"--checkpoint", ckpt_path}};
@@ -382,7 +382,7 @@ int cmd_sweep(int argc, char **argv) {
   if (rc == 0 && (rs = bafu_sweep_read_columns(pos[0], columns, &s))) {
     /* a grid file's messages speak its keys; only --columns is an option here */
     const char *m = bafu_last_error();
-    fprintf(stderr, "bafu sweep: %s\n", strncmp(m, "columns: ", 9) == 0 ? cli_error() : m);
+    cli_errorf("bafu sweep: %s\n", strncmp(m, "columns: ", 9) == 0 ? cli_error() : m);
     rc = rs == BAFU_ENOMEM ? 1 : 2; /* an unreadable or bad grid file is a bad request */
   }
   /* rank 0 opens the output before any work so a bad path fails at once */
@@ -398,7 +398,7 @@ int cmd_sweep(int argc, char **argv) {
   r.s = s;
   r.n = bafu_sweep_npoints(s);
   if (rank == 0 && !(r.rows = calloc(r.n, sizeof *r.rows))) {
-    fprintf(stderr, "bafu sweep: out of memory\n");
+    cli_errorf("bafu sweep: out of memory\n");
     rc = 1;
   }
   if (rank == 0 && !rc && ckpt_path) {
@@ -425,7 +425,7 @@ int cmd_sweep(int argc, char **argv) {
   if (rc) goto done;
   if (size > 1) {
     if (rank == 0) {
-      if (!quiet) fprintf(stderr, "bafu sweep: %zu points on %d worker ranks\n", r.n, size - 1);
+      if (!quiet) cli_errorf("bafu sweep: %zu points on %d worker ranks\n", r.n, size - 1);
       st = coordinate(size, &r);
     } else {
       worker(s, threads);
@@ -483,8 +483,8 @@ int cmd_sweep(int argc, char **argv) {
         }
         if (r.failed) {
           if (!quiet || !failed_ok)
-            fprintf(stderr, "bafu sweep: %zu of %zu points failed (marked in the table); the first: %s\n", r.failed,
-                    r.n, r.first_failure);
+            cli_errorf("bafu sweep: %zu of %zu points failed (marked in the table); the first: %s\n", r.failed, r.n,
+                       r.first_failure);
           if (!failed_ok) rc = 1;
         }
       }

@@ -145,21 +145,21 @@ int cmd_theory(int argc, char **argv) {
     goto done;
   }
   if (p->signal == BAFU_SIGNAL_XENT) {
-    fprintf(stderr, "bafu theory: --loss xent: the theory covers the probe and mse signals\n");
+    cli_errorf("bafu theory: --loss xent: the theory covers the probe and mse signals\n");
     goto done;
   }
   if (p->batch != 1 && (p->signal != BAFU_SIGNAL_MSE || limit)) {
-    fprintf(stderr, "bafu theory: --batch: the moment theory is for one input; for a batch, use --loss mse "
+    cli_errorf("bafu theory: --batch: the moment theory is for one input; for a batch, use --loss mse "
                     "(output-layer angle from the NTK) or bafu kernel\n");
     goto done;
   }
   if (p->batch != 1 && net.x) {
-    fprintf(stderr, "bafu theory: --input: the batch output angle assumes N(0, I) inputs (orthogonal in the "
+    cli_errorf("bafu theory: --input: the batch output angle assumes N(0, I) inputs (orthogonal in the "
                     "limit); drop --input\n");
     goto done;
   }
   if (sweep && !limit) {
-    fprintf(stderr, "bafu theory: --sweep-branch: only with --limit\n");
+    cli_errorf("bafu theory: --sweep-branch: only with --limit\n");
     goto done;
   }
   bafu_layout lay;
@@ -168,16 +168,16 @@ int cmd_theory(int argc, char **argv) {
     goto done;
   }
   if (limit && !bafu_layout_has_blocks(&lay)) {
-    fprintf(stderr, "bafu theory: --limit: only for --arch resnet (an MLP has no non-trivial limit; see the "
+    cli_errorf("bafu theory: --limit: only for --arch resnet (an MLP has no non-trivial limit; see the "
                     "regime line of bafu theory)\n");
     goto done;
   }
   if (limit && p->signal == BAFU_SIGNAL_MSE) {
-    fprintf(stderr, "bafu theory: --limit: uses the probe signal (drop --loss)\n");
+    cli_errorf("bafu theory: --limit: uses the probe signal (drop --loss)\n");
     goto done;
   }
   if (sweep && !parse_sweep(sweep, &lo, &hi, &step, &count)) {
-    fprintf(stderr, "bafu theory: --sweep-branch: expected LO:HI:STEP with 0 <= LO <= HI, STEP > 0 and at most "
+    cli_errorf("bafu theory: --sweep-branch: expected LO:HI:STEP with 0 <= LO <= HI, STEP > 0 and at most "
                     "1e6 points, got '%s'\n",
             sweep);
     goto done;
@@ -224,7 +224,7 @@ int cmd_theory(int argc, char **argv) {
     size_t first = 0;
     while (first < J && o[first].m1 == 0) ++first;
     if (first == J) {
-      fprintf(stderr, "bafu theory: --lr-input/--lr-hidden/--branch-scale: no layer has a trained parameter\n");
+      cli_errorf("bafu theory: --lr-input/--lr-hidden/--branch-scale: no layer has a trained parameter\n");
       free(o);
       bafu_table_abort(t);
       rc = 2;
@@ -301,14 +301,14 @@ int cmd_theory(int argc, char **argv) {
       cli_bar_update(&bar, k + 1, NULL);
     }
     if (!c || !why) {
-      fprintf(stderr, "bafu theory: out of memory\n");
+      cli_errorf("bafu theory: out of memory\n");
       free(c);
       free(why);
       bafu_table_abort(t);
       goto done;
     }
     if (failed == count) {
-      fprintf(stderr, "bafu theory: --sweep-branch: every value failed; the first: %s\n", why[0]);
+      cli_errorf("bafu theory: --sweep-branch: every value failed; the first: %s\n", why[0]);
       free(c);
       free(why);
       bafu_table_abort(t);
@@ -335,7 +335,7 @@ int cmd_theory(int argc, char **argv) {
     }
     rc = 0;
     if (failed) {
-      fprintf(stderr, "bafu theory: --sweep-branch: %zu of %zu values failed (marked in the table); the first, "
+      cli_errorf("bafu theory: --sweep-branch: %zu of %zu values failed (marked in the table); the first, "
                       "sqrtL_beta = %g: %s\n", failed, count, lo + (double)first * step, why[first]);
       rc = 1;
     }

@@ -155,7 +155,7 @@ static void summary(const sink *s, size_t resumed_at, double t0) {
     snprintf(acc, sizeof acc, ", accuracy %.4f", l->train_acc);
     snprintf(test_acc, sizeof test_acc, ", accuracy %.4f", f->test_acc);
   }
-  fprintf(stderr,
+  cli_errorf(
           "bafu train: %zu steps%s in %.1f s: training loss %.4g%s (mean of the last %zu step%s), test loss %.4g%s, "
           "step size %.3g\n",
           f->total, resumed, seconds() - t0, l->loss, acc, s->last_steps, s->last_steps == 1 ? "" : "s", f->test_loss,
@@ -209,7 +209,7 @@ int cmd_train(int argc, char **argv) {
   cfg.net.step = 0;
   if (cli_checkpoint_path(cmd, ckpt, out, &ckpt, &ckpt_own)) goto done;
   if (resume && !ckpt) {
-    fprintf(stderr, "bafu train: --resume: needs --out or --checkpoint\n");
+    cli_errorf("bafu train: --resume: needs --out or --checkpoint\n");
     goto done;
   }
   /* no two files of the run may be one: the table, the checkpoint, the data */
@@ -229,7 +229,7 @@ int cmd_train(int argc, char **argv) {
   }
   s.ckpt = ckpt;
   if (!(s.f = open_memstream(&s.rows, &s.len))) {
-    fprintf(stderr, "bafu train: out of memory\n");
+    cli_errorf("bafu train: out of memory\n");
     goto done;
   }
   if (resume) {
@@ -241,7 +241,7 @@ int cmd_train(int argc, char **argv) {
       goto done;
     }
     if (state && fwrite(rows, 1, rows_len, s.f) != rows_len) {
-      fprintf(stderr, "bafu train: out of memory\n");
+      cli_errorf("bafu train: out of memory\n");
       goto done;
     }
     s.header = rows_len > 0;
@@ -255,7 +255,7 @@ int cmd_train(int argc, char **argv) {
   bafu_status st = bafu_trainer_create(&cfg, &tr);
   if (st) { /* refused before any work (2): options, data files, sizes; 1 only for a failure of resources */
     if (state && strncmp(bafu_last_error(), "resume:", 7) == 0) /* the checkpoint's state: name the file */
-      fprintf(stderr, "bafu train: --resume: '%s':%s\n", ckpt, bafu_last_error() + 7);
+      cli_errorf("bafu train: --resume: '%s':%s\n", ckpt, bafu_last_error() + 7);
     else
       cli_fail(cmd, NULL);
     rc = st == BAFU_ENOMEM || st == BAFU_ELAPACK ? 1 : 2;
