@@ -119,7 +119,7 @@ int cmd_theory(int argc, char **argv) {
   cli_opt opts[48];
   size_t n = 0;
   cli_net_options(&net, opts, &n, 48, NULL, CLI_NET_SAMPLING);
-  int limit = 0, presets = 0, quiet = 0;
+  int limit = 0, presets = 0, quiet = 0, exact = 0, dg = 12; /* dg: significant digits of the numbers (--exact: 17) */
   size_t points = 100;
   const char *sweep = NULL, *out = NULL;
   const cli_opt extra[] = {
@@ -128,12 +128,14 @@ int cmd_theory(int argc, char **argv) {
       {"--points", OPT_SIZE, &points, "N", "--limit: intervals in t = l/L [100]", NULL, 0},
       {"--sweep-branch", OPT_STRING, &sweep, "LO:HI:STEP", "--limit: output angle against sqrt(L)*beta over LO..HI [off]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+      {"--exact", OPT_FLAG, &exact, NULL, "numbers with 17 significant digits: they read back as the same doubles (bafu figures reformats them) [12]", NULL, 0},
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
   opts[n] = (cli_opt){0};
   int r = cli_parse(cmd, usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
+  if (exact) dg = 17;
   if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   bafu_net_params *p = &net.p;
   if ((r = cli_net_refuse_sampling(cmd, &net))) return r;
@@ -251,9 +253,10 @@ int cmd_theory(int argc, char **argv) {
     FILE *f = bafu_table_stream(t);
     fprintf(f, "layer cos_theta m1 m2 cos_spectral q c p1 p2 back backward_norm loss_decay feature_speed sensitivity\n");
     for (size_t j = first; j < J; ++j)
-      fprintf(f, "%d %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g\n", o[j].label,
-              o[j].cos_theta, o[j].m1, o[j].m2, o[j].cos_spectral, o[j].q, o[j].c, o[j].p1, o[j].p2, o[j].back, o[j].backward_norm, o[j].loss_decay,
-              o[j].feature_speed, o[j].sensitivity);
+      fprintf(f, "%d %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g\n", o[j].label, dg,
+              o[j].cos_theta, dg, o[j].m1, dg, o[j].m2, dg, o[j].cos_spectral, dg, o[j].q, dg, o[j].c, dg, o[j].p1, dg,
+              o[j].p2, dg, o[j].back, dg, o[j].backward_norm, dg, o[j].loss_decay, dg, o[j].feature_speed, dg,
+              o[j].sensitivity);
     free(o);
   } else if (!sweep) {
     bafu_status st = bafu_memory_check(((double)points + 1) * sizeof(bafu_continuum_point), "--points: the grid");
@@ -278,7 +281,8 @@ int cmd_theory(int argc, char **argv) {
     FILE *f = bafu_table_stream(t);
     fprintf(f, "t cos_theta q mu r\n");
     for (size_t k = 0; k <= points; ++k)
-      fprintf(f, "%.10g %.12g %.12g %.12g %.12g\n", pts[k].t, pts[k].cos_theta, pts[k].q, pts[k].mu, pts[k].r);
+      fprintf(f, "%.*g %.*g %.*g %.*g %.*g\n", exact ? 17 : 10, pts[k].t, dg, pts[k].cos_theta, dg, pts[k].q, dg, pts[k].mu,
+              dg, pts[k].r);
     free(pts);
   } else {
     /* every value is computed; one that fails is reported in its place and
@@ -330,7 +334,7 @@ int cmd_theory(int argc, char **argv) {
         bafu_table_meta(t, "sqrtL_beta = %.10g failed: %s", lo + (double)k * step, why[k]);
         if (first == count) first = k;
       } else {
-        fprintf(f, "%.10g %.12g\n", lo + (double)k * step, c[k]);
+        fprintf(f, "%.*g %.*g\n", exact ? 17 : 10, lo + (double)k * step, dg, c[k]);
       }
     }
     rc = 0;

@@ -1,0 +1,780 @@
+/* fig_builtin.c: the figure stages still computed in-process by `bafu figures`
+ * (a "builtin NAME" line of a figure file, doc/figures.md). */
+#define _DEFAULT_SOURCE /* mkdir, stat */
+#include <errno.h>
+#include "bafu/version.h"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#include <gsl/gsl_fit.h>
+
+#include "bafu/idx.h"
+#include "bafu/mc.h"
+#include "bafu/moments.h"
+#include "bafu/preset.h"
+#include "bafu/train.h"
+#include <zlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+void openblas_set_num_threads(int num_threads); /* OpenBLAS extension */
+#include "bafu/spectrum.h"
+#include "bafu/table.h"
+#include "ckpt.h"
+#include "cli.h"
+#include "progress.h"
+#include "figures.h"
+
+
+/* Tables opened and not yet committed: aborted (temporary files removed) if a
+ * figure fails, so a failed run leaves no partial table behind. */
+static bafu_table *open_tables[16];
+static size_t n_open;
+
+static void abort_open_tables(void) {
+  for (size_t i = 0; i < n_open; ++i) bafu_table_abort(open_tables[i]);
+  n_open = 0;
+}
+
+/* Open data/<name> with the provenance lines and a description. */
+static bafu_table *open_table(const fig_ctx *c, const char *name, const char *what) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", c->data_dir, name);
+  bafu_table *t;
+  if (bafu_table_open(path, &t)) {
+    cli_fail("figures", "--data-dir");
+    return NULL;
+  }
+  if (n_open < sizeof open_tables / sizeof open_tables[0]) open_tables[n_open++] = t;
+  bafu_table_meta(t, "%s", what);
+  bafu_table_provenance(t, c->argc, c->argv);
+  bafu_table_meta(t, "mode: %s  seed: %llu", c->quick ? "quick" : "full", (unsigned long long)c->seed);
+  return t;
+}
+
+static int finish(bafu_table *t) {
+  for (size_t i = 0; i < n_open; ++i)
+    if (open_tables[i] == t) {
+      open_tables[i] = open_tables[--n_open];
+      break;
+    }
+  if (bafu_table_commit(t)) {
+    cli_fail("figures", "--data-dir");
+    return 1;
+  }
+  return 0;
+}
+
+static bafu_net_params net(bafu_arch arch, bafu_act act, double s, size_t n, size_t L) {
+  bafu_net_params p = bafu_net_params_default();
+  p.arch = arch;
+  p.act = act;
+  p.sigma_w2 = s;
+  p.width = n;
+  p.depth = L;
+  return p;
+}
+
+static int fail(const char *what) {
+  fprintf(stderr, "bafu figures: %s: %s\n", what, cli_error());
+  return 1;
+}
+
+/* Figure 1: cos(theta_l) against l for three networks. */
+static int fig1(const fig_ctx *c) {
+  const size_t L = 64, n = c->quick ? 256 : 1024, seeds = c->quick ? 4 : 16;
+  const bafu_net_params nets[3] = {net(BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, n, L),
+                                   net(BAFU_ARCH_MLP, BAFU_ACT_TANH, 1.5, n, L),
+                                   net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, n, L)};
+  const char *names[3] = {"ReLU MLP (sigma_w^2 = 2)", "tanh MLP (sigma_w^2 = 1.5)",
+                          "ReLU ResNet, beta = 1/sqrt(L)"};
+  bafu_table *th = open_table(c, "fig1_theory.dat", "Figure 1: cos(theta_l) against l, infinite-width theory");
+  bafu_table *mc = open_table(c, "fig1_mc.dat", "Figure 1: cos(theta_l) against l, finite-width Monte Carlo");
+  if (!th || !mc) return 1;
+  bafu_table_meta(th, "depth %zu; series: 0 relu MLP, 1 tanh MLP, 2 relu ResNet (bafu theory)", L);
+  bafu_table_meta(mc, "depth %zu, width %zu, seeds %zu; series as fig1_theory.dat (bafu mc)", L, n, seeds);
+  bafu_moments_layer o[64];
+  for (int k = 0; k < 3; ++k) {
+    fig_progress(c, "figure 1: %s", names[k]);
+    if (bafu_moments_run(&nets[k], 0, o)) return fail("figure 1 theory");
+    bafu_mc_result r;
+    if (bafu_mc_run(&nets[k], seeds, c->seed, NULL, c->threads, &r)) return fail("figure 1 Monte Carlo");
+    FILE *f = bafu_table_stream(th), *g = bafu_table_stream(mc);
+    fprintf(f, "%s# %s\nlayer cos_theta\n", k ? "\n\n" : "", names[k]);
+    fprintf(g, "%s# %s\nlayer cos_theta cos_theta_se\n", k ? "\n\n" : "", names[k]);
+    for (size_t j = 0; j < L; ++j) {
+      fprintf(f, "%d %.10g\n", o[j].label, o[j].cos_theta);
+      fprintf(g, "%d %.10g %.4g\n", r.labels[j], r.mean[j * BAFU_Q_COUNT + BAFU_Q_COS],
+              r.se[j * BAFU_Q_COUNT + BAFU_Q_COS]);
+    }
+    bafu_mc_result_free(&r);
+  }
+  return finish(th) || finish(mc);
+}
+
+/* Figure 2: output angle against depth for beta = 1, 1/sqrt(L), 1/L. */
+static int fig2(const fig_ctx *c) {
+  const double exps[3] = {0.0, 0.5, 1.0};
+  const char *names[3] = {"beta = 1", "beta = 1/sqrt(L)", "beta = 1/L"};
+  const size_t n = c->quick ? 256 : 512, seeds = c->quick ? 4 : 16, Lmax = 256;
+  const size_t mcL_full[] = {2, 4, 8, 16, 32, 64, 128}, mcL_quick[] = {2, 4, 8, 16, 32};
+  const size_t *mcL = c->quick ? mcL_quick : mcL_full;
+  const size_t nmc = c->quick ? 5 : 7;
+  bafu_table *th = open_table(c, "fig2_theory.dat", "Figure 2: output-layer cos(theta_L) against depth L, theory");
+  bafu_table *mc = open_table(c, "fig2_mc.dat", "Figure 2: output-layer cos(theta_L) against depth L, Monte Carlo");
+  if (!th || !mc) return 1;
+  bafu_table_meta(th, "ReLU ResNet, sigma_w^2 = 2, beta = L^(-A); series 0: A = 0, 1: A = 1/2, 2: A = 1");
+  bafu_table_meta(mc, "width %zu, seeds %zu; series as fig2_theory.dat", n, seeds);
+  bafu_moments_layer *o = malloc(Lmax * sizeof *o);
+  if (!o) return fail("figure 2");
+  for (int k = 0; k < 3; ++k) {
+    fig_progress(c, "figure 2: %s", names[k]);
+    FILE *f = bafu_table_stream(th), *g = bafu_table_stream(mc);
+    fprintf(f, "%s# %s\ndepth cos_theta\n", k ? "\n\n" : "", names[k]);
+    fprintf(g, "%s# %s\ndepth cos_theta cos_theta_se\n", k ? "\n\n" : "", names[k]);
+    for (size_t L = 2; L <= Lmax; L += (L < 16 ? 1 : L < 64 ? 4 : 16)) {
+      bafu_net_params p = net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, n, L);
+      p.branch_exponent = exps[k];
+      if (bafu_moments_run(&p, 0, o)) {
+        free(o);
+        return fail("figure 2 theory");
+      }
+      fprintf(f, "%zu %.10g\n", L, o[L - 1].cos_theta);
+    }
+    for (size_t i = 0; i < nmc; ++i) {
+      bafu_net_params p = net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, n, mcL[i]);
+      p.branch_exponent = exps[k];
+      p.step = 0; /* angles only: with beta = 1 the features grow like 2^L and a step overflows */
+      bafu_mc_result r;
+      if (bafu_mc_run(&p, seeds, c->seed, NULL, c->threads, &r)) {
+        free(o);
+        return fail("figure 2 Monte Carlo");
+      }
+      const size_t j = (r.J - 1) * BAFU_Q_COUNT + BAFU_Q_COS;
+      fprintf(g, "%zu %.10g %.4g\n", mcL[i], r.mean[j], r.se[j]);
+      bafu_mc_result_free(&r);
+    }
+  }
+  free(o);
+  return finish(th) || finish(mc);
+}
+
+/* Figure 3: L -> infinity output angle against sqrt(L) beta. */
+static int fig3(const fig_ctx *c) {
+  const double step = c->quick ? 0.5 : 0.25, rtol = 1e-10; /* as bafu theory --limit */
+  const size_t n = c->quick ? 256 : 512, seeds = c->quick ? 4 : 16;
+  const size_t Ls[3] = {4, 16, 64};
+  const double bmc[] = {0.5, 1, 2, 3, 4, 6, 8};
+  bafu_net_params p = net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, n, 16);
+  bafu_table *ct = open_table(c, "fig3_continuum.dat", "Figure 3: L -> infinity output angle against sqrt(L) beta");
+  bafu_table *ft = open_table(c, "fig3_finite.dat", "Figure 3: finite-L theory against sqrt(L) beta");
+  bafu_table *mc = open_table(c, "fig3_mc.dat", "Figure 3: Monte Carlo, L = 16, against sqrt(L) beta");
+  if (!ct || !ft || !mc) return 1;
+  bafu_table_meta(ct, "ReLU ResNet, sigma_w^2 = 2; continuum equations (theory/moments.md 3), tolerance %g", rtol);
+  bafu_table_meta(ft, "series: L = 4, 16, 64 (bafu theory --depth L --branch-scale b)");
+  bafu_table_meta(mc, "depth 16, width %zu, seeds %zu (bafu mc --arch resnet --branch-scale b)", n, seeds);
+  fig_progress(c, "figure 3: continuum limit");
+  FILE *f = bafu_table_stream(ct);
+  fprintf(f, "sqrtL_beta cos_theta\n");
+  bafu_continuum_point pts[2];
+  for (double b = 0; b <= 8 + 1e-9; b += step) {
+    if (bafu_continuum_run(&p, b, rtol, 1, pts)) return fail("figure 3 continuum");
+    fprintf(f, "%.6g %.10g\n", b, pts[1].cos_theta);
+  }
+  bafu_moments_layer o[64];
+  f = bafu_table_stream(ft);
+  for (int k = 0; k < 3; ++k) {
+    fprintf(f, "%s# L = %zu\nsqrtL_beta cos_theta\n", k ? "\n\n" : "", Ls[k]);
+    for (double b = step; b <= 8 + 1e-9; b += step) {
+      bafu_net_params q = p;
+      q.depth = Ls[k];
+      q.branch_scale = b;
+      if (bafu_moments_run(&q, 0, o)) return fail("figure 3 finite-L theory");
+      fprintf(f, "%.6g %.10g\n", b, o[Ls[k] - 1].cos_theta);
+    }
+  }
+  fig_progress(c, "figure 3: Monte Carlo");
+  f = bafu_table_stream(mc);
+  fprintf(f, "sqrtL_beta cos_theta cos_theta_se\n");
+  for (size_t i = 0; i < sizeof bmc / sizeof bmc[0]; ++i) {
+    bafu_net_params q = p;
+    q.branch_scale = bmc[i];
+    bafu_mc_result r;
+    if (bafu_mc_run(&q, seeds, c->seed, NULL, c->threads, &r)) return fail("figure 3 Monte Carlo");
+    const size_t j = (r.J - 1) * BAFU_Q_COUNT + BAFU_Q_COS;
+    fprintf(f, "%.6g %.10g %.4g\n", bmc[i], r.mean[j], r.se[j]);
+    bafu_mc_result_free(&r);
+  }
+  return finish(ct) || finish(ft) || finish(mc);
+}
+
+/* Figure 5: convergence with width of the last-layer angle. Per draw, the
+ * deviation e = cos_draw - cos_theory; we report the rms deviation of a single
+ * network (fluctuation plus bias) and the bias of the mean, with standard errors,
+ * and the least-squares slope of log rms against log n. */
+static int fig5(const fig_ctx *c) {
+  const size_t widths_full[] = {128, 256, 512, 1024, 2048}, widths_quick[] = {64, 128, 256, 512};
+  const size_t *widths = c->quick ? widths_quick : widths_full;
+  const size_t nw = c->quick ? 4 : 5, L = 8, seeds = c->quick ? 8 : 32;
+  const bafu_net_params nets[2] = {net(BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, 128, L),
+                                   net(BAFU_ARCH_RESNET, BAFU_ACT_RELU, 2.0, 128, L)};
+  const char *names[2] = {"ReLU MLP", "ReLU ResNet, beta = 1/sqrt(L)"};
+  bafu_table *t = open_table(c, "fig5_width.dat", "Figure 5: convergence with width of the output-layer angle");
+  bafu_table *ft = open_table(c, "fig5_fit.dat", "Figure 5: least-squares fits log rms_dev = a + slope log n");
+  if (!t || !ft) return 1;
+  bafu_table_meta(t, "depth %zu, seeds %zu per width; rms_dev = sqrt(mean over draws (cos_draw - cos_theory)^2);", L,
+                  seeds);
+  bafu_table_meta(t, "  bias = mean cos_draw - cos_theory (with its standard error). Series 0: relu MLP, 1: relu ResNet");
+  double lx[8], ly[8];
+  for (int k = 0; k < 2; ++k) {
+    fig_progress(c, "figure 5: %s", names[k]);
+    FILE *f = bafu_table_stream(t);
+    fprintf(f, "%s# %s\nwidth rms_dev rms_dev_se bias bias_se\n", k ? "\n\n" : "", names[k]);
+    for (size_t i = 0; i < nw; ++i) {
+      bafu_net_params p = nets[k];
+      p.width = widths[i];
+      bafu_moments_layer o[8];
+      bafu_mc_result r;
+      if (bafu_moments_run(&p, 0, o)) return fail("figure 5 theory");
+      if (bafu_mc_run(&p, seeds, c->seed, NULL, c->threads, &r)) return fail("figure 5 Monte Carlo");
+      const double th = o[L - 1].cos_theta;
+      double s2 = 0, s4 = 0;
+      for (size_t d = 0; d < seeds; ++d) {
+        const double e = r.raw[d * r.J * BAFU_Q_COUNT + (r.J - 1) * BAFU_Q_COUNT + BAFU_Q_COS] - th;
+        s2 += e * e;
+        s4 += e * e * e * e;
+      }
+      const double ms = s2 / (double)seeds, var_ms = (s4 / (double)seeds - ms * ms) / (double)seeds;
+      const double rms = sqrt(ms), rms_se = sqrt(fmax(var_ms, 0)) / (2 * rms);
+      const size_t j = (r.J - 1) * BAFU_Q_COUNT + BAFU_Q_COS;
+      fprintf(f, "%zu %.6g %.3g %.6g %.3g\n", widths[i], rms, rms_se, r.mean[j] - th, r.se[j]);
+      lx[i] = log((double)widths[i]);
+      ly[i] = log(rms);
+      bafu_mc_result_free(&r);
+    }
+    double a, slope, c00, c01, c11, sumsq;
+    gsl_fit_linear(lx, 1, ly, 1, nw, &a, &slope, &c00, &c01, &c11, &sumsq);
+    bafu_table_meta(ft, "%s: slope %.4f +- %.4f (least squares on log rms_dev against log n)", names[k], slope,
+                    sqrt(c11));
+    FILE *g = bafu_table_stream(ft);
+    fprintf(g, "%s# %s: slope %.4f\nwidth fit slope slope_se\n", k ? "\n\n" : "", names[k], slope);
+    for (size_t i = 0; i < nw; ++i)
+      fprintf(g, "%zu %.6g %.4f %.4f\n", widths[i], exp(a + slope * lx[i]), slope, sqrt(c11));
+    fig_progress(c, "figure 5: %s: slope %.3f +- %.3f", names[k], slope, sqrt(c11));
+  }
+  return finish(t) || finish(ft);
+}
+
+/* Figure 6: predicted eta |df_l| (theory) against the measured |Delta f_l| of an
+ * actual gradient step, across layers and step sizes. */
+static int fig6(const fig_ctx *c) {
+  const size_t n = c->quick ? 256 : 512, L = 16, seeds = c->quick ? 4 : 8;
+  const double steps[4] = {1e-6, 1e-5, 1e-4, 1e-3};
+  bafu_table *t = open_table(c, "fig6_speed.dat", "Figure 6: feature speed formula against actual steps");
+  if (!t) return 1;
+  bafu_table_meta(t, "ReLU MLP, width %zu, depth %zu, seeds %zu, probe signal; series: step eta = 1e-6, 1e-5, "
+                     "1e-4, 1e-3",
+                  n, L, seeds);
+  bafu_table_meta(t, "predicted = eta * feature_speed of bafu theory (= eta sqrt(m2 back)); measured = step_change "
+                     "of bafu mc (|Delta f_l|);");
+  bafu_table_meta(t, "  first_order = eta * feature_speed of bafu mc (the tangent pass of the same draws)");
+  bafu_moments_layer o[16];
+  bafu_net_params p = net(BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, n, L);
+  if (bafu_moments_run(&p, 0, o)) return fail("figure 6 theory");
+  FILE *f = bafu_table_stream(t);
+  for (int k = 0; k < 4; ++k) {
+    fig_progress(c, "figure 6: step %g", steps[k]);
+    p.step = steps[k];
+    bafu_mc_result r;
+    if (bafu_mc_run(&p, seeds, c->seed, NULL, c->threads, &r)) return fail("figure 6 Monte Carlo");
+    fprintf(f, "%s# eta = %g\nlayer predicted measured measured_se first_order step_cos_theta\n", k ? "\n\n" : "",
+            steps[k]);
+    for (size_t j = 0; j < L; ++j) {
+      const double *m = r.mean + j * BAFU_Q_COUNT, *se = r.se + j * BAFU_Q_COUNT;
+      fprintf(f, "%d %.8g %.8g %.4g %.8g %.6g\n", o[j].label, steps[k] * o[j].feature_speed, m[BAFU_Q_STEP],
+              se[BAFU_Q_STEP], steps[k] * m[BAFU_Q_SPEED], m[BAFU_Q_STEP_COS]);
+    }
+    bafu_mc_result_free(&r);
+  }
+  return finish(t);
+}
+
+/* Figure 4: BFK spectral densities. The infinite-width law (free
+ * multiplicative convolution) against the eigenvalue histogram of one
+ * finite network, through `bafu spectrum` itself so that each table carries
+ * that command's provenance. ReLU MLP at layers 2 and 6, linear ResNet
+ * (beta = 1/sqrt(L)) at layers 4 and 8 (the limit of nonlinear ResNets needs the
+ * mask correlations and is not implemented). */
+static int fig4(const fig_ctx *c) {
+  const char *width = c->quick ? "256" : "1024";
+  struct {
+    const char *tag, *layer, *arch, *act, *extra; /* extra: an option for the dense histogram, or NULL */
+  } panels[4] = {{"mlp_l2", "2", "mlp", "relu", NULL},
+                 {"mlp_l6", "6", "mlp", "relu", "--log-bins"}, /* plotted on a log x axis */
+                 {"resnet_l4", "4", "resnet", "linear", NULL},
+                 {"resnet_l8", "8", "resnet", "linear", NULL}};
+  for (int k = 0; k < 4; ++k) {
+    for (int mode = 0; mode < 2; ++mode) {
+      char out[4096];
+      snprintf(out, sizeof out, "%s/fig4_%s_%s.dat", c->data_dir, panels[k].tag, mode ? "dense" : "limit");
+      fig_progress(c, "figure 4: %s %s", panels[k].tag, mode ? "dense" : "limit");
+      /* argv[-1] must exist: the subcommands record "bafu <cmd> ..." as provenance */
+      char *args[] = {"bafu", "spectrum", "--mode", mode ? "dense" : "limit", "--arch", (char *)panels[k].arch, "--act",
+                      (char *)panels[k].act, "--sigma-w2", panels[k].act[0] == 'l' ? "1" : "2", "--width",
+                      (char *)width, "--depth", "8", "--layer", (char *)panels[k].layer, "--bins", mode ? "60" : "400", "--out",
+                      out, mode ? (char *)panels[k].extra : NULL, NULL};
+      int na = 0;
+      while (args[na + 1]) ++na; /* arguments after "bafu" */
+      if (cmd_spectrum(na, args + 1) != 0) {
+        fprintf(stderr, "bafu figures: figure 4: bafu spectrum failed\n");
+        return 1;
+      }
+    }
+  }
+  return 0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static double free_cdf_cb(const void *ctx, double x) { return bafu_free_cdf(ctx, x); }
+
+/* Figure 4, table: Wasserstein-1 distance between the finite-width BFK
+ * spectrum (draws pooled, inputs of ones so |x|^2 = d as in the limit) and the
+ * infinite-width law, relative to m1, ReLU MLP depth 3, last layer: raw, and
+ * with each draw rescaled to the limit's m1 (the shape alone; the random
+ * overall scale of each draw, O(n^-1/2), broadens a pool of draws however many
+ * are pooled: tests/test_spectrum.c test_width_convergence). */
+static int fig4_w1(const fig_ctx *c) {
+  const size_t widths_full[] = {256, 512, 1024, 2048}, widths_quick[] = {128, 256, 512};
+  const size_t *widths = c->quick ? widths_quick : widths_full, nw = c->quick ? 3 : 4, draws = c->quick ? 4 : 8;
+  bafu_table *t = open_table(c, "fig4_w1.dat", "Figure 4 (table): finite-width BFK spectra approach the limit");
+  if (!t) return 1;
+  bafu_table_meta(t, "ReLU MLP, sigma_w^2 = 2, depth 3, layer 3, inputs of ones (|x|^2 = d); %zu draws pooled per width;",
+                  draws);
+  bafu_table_meta(t, "  w1_over_m1 = Wasserstein-1 distance between the empirical eigenvalue distribution and the");
+  bafu_table_meta(t, "  free-convolution law (bafu spectrum --mode limit), divided by m1 (theory/spectrum.md)");
+  bafu_table_meta(t, "  w1_shape_over_m1 = the same after rescaling each draw's eigenvalues to mean m1 (shape only)");
+  FILE *f = bafu_table_stream(t);
+  fprintf(f, "width w1_over_m1 w1_shape_over_m1\n");
+  bafu_free_params fp = bafu_free_params_default();
+  bafu_free *fw;
+  if (bafu_free_alloc(&fp, &fw)) return fail("figure 4 W1");
+  for (size_t i = 0; i < nw; ++i) {
+    const size_t n = widths[i];
+    fig_progress(c, "figure 4: W1 distance at width %zu", n);
+    bafu_net_params p = net(BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, n, 3);
+    bafu_free_layer L[3];
+    double *ev = malloc(draws * n * sizeof *ev), *shape = malloc(draws * n * sizeof *shape),
+           *ones = malloc(n * sizeof *ones);
+    bafu_net *nt = NULL;
+    bafu_spec_dense *ws = NULL;
+    int bad = !ev || !shape || !ones || bafu_free_run(fw, &p, 0, BAFU_SPEC_BFK, 2, L) || bafu_net_alloc(&p, &nt) ||
+              bafu_spec_dense_alloc(nt, 0, &ws);
+    for (size_t k = 0; !bad && k < n; ++k) ones[k] = 1.0;
+    if (!bad) bafu_net_set_inputs(nt, ones);
+    for (uint64_t d = 0; !bad && d < draws; ++d) {
+      bad = bafu_net_draw(nt, c->seed, d) || bafu_net_run(nt) ||
+            bafu_spec_dense_run(ws, nt, BAFU_SPEC_BFK, 2, NULL, ev + d * n);
+      double mean = 0;
+      for (size_t k = 0; !bad && k < n; ++k) mean += ev[d * n + k] / (double)n;
+      for (size_t k = 0; !bad && k < n; ++k) shape[d * n + k] = ev[d * n + k] * L[2].m1 / mean;
+    }
+    if (!bad) {
+      qsort(ev, draws * n, sizeof *ev, cmp_double);
+      qsort(shape, draws * n, sizeof *shape, cmp_double);
+      const double lo = L[2].atom[0].x * 0.9, hi = L[2].hi * 1.1;
+      const double w1 = bafu_spec_w1(free_cdf_cb, fw, ev, draws * n, lo, hi, 20000) / L[2].m1;
+      const double w1s = bafu_spec_w1(free_cdf_cb, fw, shape, draws * n, lo, hi, 20000) / L[2].m1;
+      fprintf(f, "%zu %.6g %.6g\n", n, w1, w1s);
+      fig_progress(c, "figure 4: W1/m1 = %.4g (shape %.4g) at width %zu", w1, w1s, n);
+    }
+    bafu_spec_dense_free(ws);
+    bafu_net_free(nt);
+    free(ev);
+    free(shape);
+    free(ones);
+    if (bad) {
+      bafu_free_free(fw);
+      return fail("figure 4 W1");
+    }
+  }
+  bafu_free_free(fw);
+  return finish(t);
+}
+
+/* Figure 7: sensitivity |df_L|_rms / D_top of the last hidden layer against
+ * depth, per preset (theory/presets.md): solver times kappa_k and Monte Carlo. */
+static int fig7(const fig_ctx *c) {
+  typedef struct {
+    bafu_arch arch;
+    bafu_preset preset;
+    const char *name;
+  } series;
+  const series S[] = {{BAFU_ARCH_MLP, BAFU_PRESET_SP, "MLP, SP"},       {BAFU_ARCH_MLP, BAFU_PRESET_NTK, "MLP, NTK"},
+                      {BAFU_ARCH_MLP, BAFU_PRESET_MUP, "MLP, muP"},     {BAFU_ARCH_MLP, BAFU_PRESET_FSC, "MLP, FSC"},
+                      {BAFU_ARCH_RESNET, BAFU_PRESET_MUP, "ResNet beta = 1/sqrt(L), muP"},
+                      {BAFU_ARCH_RESNET, BAFU_PRESET_FSC, "ResNet beta = 1/sqrt(L), FSC"}};
+  const size_t ns = sizeof S / sizeof S[0], k = 32, Lmax = 256;
+  const size_t n = c->quick ? 256 : 1024, seeds = c->quick ? 4 : 8, mcLmax = c->quick ? 32 : 128;
+  const double kappa = bafu_sensitivity_kappa(k);
+  bafu_table *th = open_table(c, "fig7_theory.dat", "Figure 7: sensitivity of the last hidden layer against depth, theory");
+  bafu_table *mc = open_table(c, "fig7_mc.dat", "Figure 7: sensitivity of the last hidden layer against depth, Monte Carlo");
+  if (!th || !mc) return 1;
+  bafu_table_meta(th, "ReLU, width %zu, mse readout with k = %zu N(0,1)-target outputs, presets of bafu theory --presets;", n, k);
+  bafu_table_meta(th, "sensitivity = |df_L|_rms / D_top predicted by the moment solver times kappa_k = %.6f, the mean", kappa);
+  bafu_table_meta(th, "of the per-draw ratio (theory/presets.md 2.2); ResNets with a trained embedding");
+  bafu_table_meta(mc, "width %zu, seeds %zu, k = %zu outputs, step 0; series as fig7_theory.dat", n, seeds, k);
+  bafu_moments_layer *o = malloc((Lmax + 2) * sizeof *o);
+  if (!o) return fail("figure 7");
+  for (size_t i = 0; i < ns; ++i) {
+    fig_progress(c, "figure 7: %s", S[i].name);
+    FILE *f = bafu_table_stream(th), *g = bafu_table_stream(mc);
+    fprintf(f, "%s# %s\ndepth sensitivity\n", i ? "\n\n" : "", S[i].name);
+    fprintf(g, "%s# %s\ndepth sensitivity sensitivity_se\n", i ? "\n\n" : "", S[i].name);
+    for (size_t L = 2; L <= Lmax; L += (L < 16 ? 1 : L < 64 ? 4 : 16)) {
+      bafu_net_params p = net(S[i].arch, BAFU_ACT_RELU, 2.0, n, L);
+      p.signal = BAFU_SIGNAL_MSE;
+      p.outputs = k;
+      p.embed = S[i].arch == BAFU_ARCH_RESNET;
+      const size_t J = bafu_moments_nlayers(&p);
+      if (bafu_preset_apply(&p, S[i].preset) || bafu_moments_run(&p, 0, o)) {
+        free(o);
+        return fail("figure 7 theory");
+      }
+      fprintf(f, "%zu %.10g\n", L, o[J - 2].sensitivity * kappa);
+    }
+    for (size_t L = 4; L <= mcLmax; L *= 2) {
+      bafu_net_params p = net(S[i].arch, BAFU_ACT_RELU, 2.0, n, L);
+      p.signal = BAFU_SIGNAL_MSE;
+      p.outputs = k;
+      p.embed = S[i].arch == BAFU_ARCH_RESNET;
+      p.step = 0;
+      bafu_mc_result r;
+      if (bafu_preset_apply(&p, S[i].preset) || bafu_mc_run(&p, seeds, c->seed, NULL, c->threads, &r)) {
+        free(o);
+        return fail("figure 7 Monte Carlo");
+      }
+      const size_t j = (r.J - 2) * BAFU_Q_COUNT + BAFU_Q_SENS;
+      fprintf(g, "%zu %.10g %.4g\n", L, r.mean[j], r.se[j]);
+      bafu_mc_result_free(&r);
+    }
+  }
+  free(o);
+  return finish(th) || finish(mc);
+}
+
+/* Figure 8: training deep ReLU MLPs on Fashion-MNIST with SP, muP, FSC (the
+ * automatic global step) and FSC with the control, the same budget for all. */
+typedef struct {
+  size_t cap, n;
+  double *v;         /* rows of 6: step test_loss test_acc train_loss cos_L speed_rms_L */
+  size_t stop_after; /* pilot runs: stop at this step (0: run to the end) */
+} curve;
+
+static int collect(const bafu_train_row *r, void *ctx) {
+  curve *c = ctx;
+  if (c->stop_after && r->step >= c->stop_after) return 1;
+  if (c->n == c->cap) {
+    const size_t cap = c->cap ? 2 * c->cap : 64;
+    double *v = realloc(c->v, cap * 6 * sizeof *v);
+    if (!v) return 1;
+    c->v = v, c->cap = cap;
+  }
+  const double *q = r->q + (r->J - 2) * BAFU_Q_COUNT; /* the last hidden layer */
+  double *row = c->v + 6 * c->n++;
+  row[0] = (double)r->step, row[1] = r->test_loss, row[2] = r->test_acc, row[3] = r->loss;
+  row[4] = q[BAFU_Q_COS], row[5] = q[BAFU_Q_SPEED_RMS];
+  return 0;
+}
+
+/* Pilot: the step-size parameter (auto_decay, or control_speed under control)
+ * from a grid, by the mean training loss of the rows logged at steps 20, 40,
+ * 60, 80 (each the mean over the 20 steps before it; the test set is not
+ * used: 100 samples only, ignored). A diverging candidate (BAFU_ENUMERIC) is
+ * skipped; any other error is returned. *best is 0 if all diverge. */
+static bafu_status pilot(const bafu_train_config *base, const double *grid, size_t ng, double *best) {
+  double best_loss = INFINITY;
+  *best = 0;
+  for (size_t i = 0; i < ng; ++i) {
+    bafu_train_config cfg = *base;
+    if (cfg.control) cfg.control_speed = grid[i]; else cfg.auto_decay = grid[i];
+    cfg.epochs = 1;
+    cfg.log_every = 20;
+    cfg.test_size = 100;
+    curve cv = {.stop_after = 100};
+    const bafu_status st = bafu_train_run(&cfg, collect, &cv);
+    double mean = 0;
+    for (size_t k = 1; k < cv.n; ++k) mean += cv.v[6 * k + 3] / (double)(cv.n - 1); /* rows after step 0 */
+    free(cv.v);
+    if (st && st != BAFU_ENUMERIC) return st;
+    if (!st && cv.n > 1 && isfinite(mean) && mean < best_loss) best_loss = mean, *best = grid[i];
+  }
+  return BAFU_OK;
+}
+
+/* Figure 8's per-run checkpoint, DIR/.bafu-fig8-run<r>.ckpt: a settings line
+ * (version, mode, seed), then "status param n", the message line, and n rows
+ * of 6 hex floats (exact). Written when a run finishes, read by --resume,
+ * removed when the figure is written. */
+static void run_ckpt_path(const fig_ctx *c, size_t r, char *buf, size_t size) {
+  snprintf(buf, size, "%s/.bafu-fig8-run%zu.ckpt", c->data_dir, r);
+}
+
+static void run_ckpt_settings(const fig_ctx *c, char *buf, size_t size) {
+  snprintf(buf, size, "bafu figure 8 run %s mode=%s seed=%llu\n", BAFU_VERSION_STRING, c->quick ? "quick" : "full",
+           (unsigned long long)c->seed);
+}
+
+static void run_ckpt_write(const fig_ctx *c, size_t r, bafu_status st, double param, const char *msg, const curve *cv) {
+  char path[4096], settings[256];
+  run_ckpt_path(c, r, path, sizeof path);
+  run_ckpt_settings(c, settings, sizeof settings);
+  char *text = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&text, &len);
+  if (!f) return; /* a missing checkpoint only costs a rerun */
+  fprintf(f, "%s%d %a %zu\n", settings, (int)st, param, cv->n);
+  for (const char *m = msg; *m; ++m) fputc(*m == '\n' || *m == '\r' ? ' ' : *m, f); /* one line */
+  fputc('\n', f);
+  for (size_t i = 0; i < cv->n; ++i) {
+    const double *v = cv->v + 6 * i;
+    fprintf(f, "%a %a %a %a %a %a\n", v[0], v[1], v[2], v[3], v[4], v[5]);
+  }
+  if (fclose(f) == 0) {
+#ifdef _OPENMP
+#pragma omp critical(figures_tables) /* the table layer's list of temporary files is not locked */
+#endif
+    ckpt_text_save(path, text, len); /* atomic, with its checksum */
+  }
+  free(text);
+}
+
+/* Read run r's checkpoint: 1 if read (status, param, message, curve), 0 if
+ * there is none, -1 (message recorded) if it is damaged or of other settings:
+ * then it is refused and kept. */
+static int run_ckpt_read(const fig_ctx *c, size_t r, bafu_status *st, double *param, char *msg, size_t msize,
+                         curve *cv) {
+  char path[4096], settings[256];
+  run_ckpt_path(c, r, path, sizeof path);
+  run_ckpt_settings(c, settings, sizeof settings);
+  char *text;
+  size_t len;
+  if (ckpt_text_load(path, &text, &len)) return -1;
+  if (!text) return 0;
+  memset(cv, 0, sizeof *cv);
+  const size_t slen = strlen(settings);
+  int code = 0, ok = 0;
+  size_t n = 0, used = 0;
+  char *p = text + slen, *nl;
+  if (len < slen || memcmp(text, settings, slen) != 0) {
+    bafu_error(BAFU_EINVAL, "--resume: '%s' is of other settings (mode, seed or version); remove it or resume with those",
+               path);
+    free(text);
+    return -1;
+  }
+  if (sscanf(p, "%d %la %zu%zn", &code, param, &n, &used) == 3 && p[used] == '\n' && isfinite(*param) &&
+      (code == BAFU_OK || code == BAFU_ENUMERIC) && n < 1000000 && (nl = strchr(p + used + 1, '\n')) &&
+      (cv->v = malloc((n ? n : 1) * 6 * sizeof *cv->v))) {
+    snprintf(msg, msize, "%.*s", (int)(nl - (p + used + 1)), p + used + 1);
+    char *q = nl + 1;
+    ok = 1;
+    for (size_t i = 0; i < 6 * n && ok; ++i) {
+      char *end;
+      cv->v[i] = strtod(q, &end);
+      ok = end != q && isfinite(cv->v[i]) && *end == (i % 6 == 5 ? '\n' : ' ');
+      q = end + 1;
+    }
+    ok = ok && (n ? q : nl + 1) == text + len; /* nothing after the rows */
+    cv->n = cv->cap = n;
+    *st = (bafu_status)code;
+  }
+  free(text);
+  if (!ok) {
+    free(cv->v);
+    memset(cv, 0, sizeof *cv);
+    *param = 0, *st = BAFU_OK, msg[0] = '\0';
+    bafu_error(BAFU_EPARSE, "--resume: '%s' is damaged (its rows do not match its count); it is kept", path);
+    return -1;
+  }
+  return 1;
+}
+
+/* The benchmark rows quoted beside the results, read from the data set's README. */
+static void quote_benchmarks(bafu_table *t) {
+  const char *path = "/usr/share/doc/dataset-fashion-mnist/README.md.gz";
+  gzFile f = gzopen(path, "rb");
+  if (!f) {
+    bafu_table_meta(t, "published accuracies: %s not found", path);
+    return;
+  }
+  char line[2048];
+  while (gzgets(f, line, sizeof line)) {
+    if (strstr(line, "MLP 256-128-100") || strstr(line, "Human Performance")) {
+      line[strcspn(line, "\r\n")] = '\0';
+      char *cells[8];
+      int nc = 0;
+      for (char *tok = strtok(line, "|"); tok && nc < 8; tok = strtok(NULL, "|")) cells[nc++] = tok;
+      if (nc >= 3) bafu_table_meta(t, "published (%s): test accuracy%s", cells[0], nc >= 4 ? cells[2] : cells[1]);
+    }
+  }
+  gzclose(f);
+}
+
+static int fig8(const fig_ctx *c) {
+  static const char *const method[] = {"SP", "muP", "FSC", "FSC + control"};
+  const size_t depths_full[] = {64, 32, 8}, depths_quick[] = {8, 4};
+  const size_t *depths = c->quick ? depths_quick : depths_full, nd = c->quick ? 2 : 3, nruns = 4 * nd;
+  bafu_table *cv = open_table(c, "fig8_curves.dat", "Figure 8: training on Fashion-MNIST, test curves");
+  bafu_table *sm = open_table(c, "fig8_summary.dat", "Figure 8: training on Fashion-MNIST, final test accuracy");
+  if (!cv || !sm) return 1;
+  bafu_train_config base = bafu_train_config_default();
+  base.net.input_dim = 784;
+  base.net.width = c->quick ? 64 : 256;
+  base.epochs = c->quick ? 1 : 2;
+  base.train_size = c->quick ? 4096 : 0;
+  base.test_size = c->quick ? 1000 : 0;
+  base.log_every = c->quick ? 8 : 100;
+  base.seed = c->seed;
+  char desc[1024];
+  cli_net_describe(&base.net, desc, sizeof desc);
+  for (bafu_table *t = cv; t; t = t == cv ? sm : NULL) {
+    bafu_table_meta(t, "ReLU MLP, width %zu, batch %zu, %zu epochs, %s training images, %s test images, seed %llu",
+                    base.net.width, base.net.batch, base.epochs, c->quick ? "4096" : "all 60000",
+                    c->quick ? "1000" : "all 10000", (unsigned long long)c->seed);
+    bafu_table_meta(t, "SP, muP, FSC: the preset's group rates times the automatic global step (first-order decrease");
+    bafu_table_meta(t, "  a F at step 0, a from the pilot grid 0.01 0.03 0.1 0.3); FSC + control: per-layer rates from");
+    bafu_table_meta(t, "  target contributions at every step (|df_L|_rms = s |f_L|_rms per step, s from the pilot grid");
+    bafu_table_meta(t, "  0.1 0.2 0.35 0.6,");
+    bafu_table_meta(t, "  readout %g F; theory/presets.md 5). Pilot: 100 steps per candidate, the lowest mean training", base.control_rate);
+    bafu_table_meta(t, "  loss wins (no test data used); column 'param' is the chosen a or s");
+  }
+  quote_benchmarks(sm);
+  curve *cur = calloc(nruns, sizeof *cur);
+  bafu_status *st = calloc(nruns, sizeof *st);
+  double *param = calloc(nruns, sizeof *param);
+  char(*msg)[256] = calloc(nruns, sizeof *msg);
+  if (!cur || !st || !msg || !param) {
+    free(cur), free(st), free(msg), free(param);
+    return fail("figure 8");
+  }
+  fig_progress(c, "figure 8: %zu training runs on %d threads", nruns, c->threads);
+  openblas_set_num_threads(1);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(c->threads)
+  for (size_t r = 0; r < nruns; ++r) {
+    bafu_train_config cfg = base;
+    cfg.net.depth = depths[r / 4];
+    const int m = (int)(r % 4);
+    if (c->resume && run_ckpt_read(c, r, &st[r], &param[r], msg[r], sizeof msg[r], &cur[r]) == 1) {
+      fig_progress(c, "figure 8: depth %zu, %s: finished by the interrupted run (--resume)", cfg.net.depth, method[m]);
+      continue;
+    }
+    const bafu_preset pr = m == 0 ? BAFU_PRESET_SP : m == 1 ? BAFU_PRESET_MUP : BAFU_PRESET_FSC;
+    cfg.control = m == 3;
+    static const double decays[] = {0.01, 0.03, 0.1, 0.3}, speeds[] = {0.1, 0.2, 0.35, 0.6};
+    st[r] = bafu_preset_apply(&cfg.net, pr);
+    if (!st[r]) st[r] = cfg.control ? pilot(&cfg, speeds, 4, &param[r]) : pilot(&cfg, decays, 4, &param[r]);
+    if (!st[r]) {
+      if (param[r] == 0) {
+        st[r] = bafu_error(BAFU_ENUMERIC, "every pilot candidate diverged");
+      } else {
+        if (cfg.control) cfg.control_speed = param[r]; else cfg.auto_decay = param[r];
+        st[r] = bafu_train_run(&cfg, collect, &cur[r]);
+      }
+    }
+    if (st[r]) snprintf(msg[r], sizeof msg[r], "%s", bafu_last_error());
+    if (!st[r] || st[r] == BAFU_ENUMERIC) run_ckpt_write(c, r, st[r], param[r], msg[r], &cur[r]); /* results */
+    fig_progress(c, "figure 8: depth %zu, %s: %s", cfg.net.depth, method[m], st[r] ? msg[r] : "done");
+  }
+  FILE *f = bafu_table_stream(cv), *g = bafu_table_stream(sm);
+  bafu_table_meta(sm, "method: 0 SP, 1 muP, 2 FSC, 3 FSC + control; param: the pilot's choice; diverged: 1 if the");
+  bafu_table_meta(sm, "  run stopped (its accuracy and loss columns are then 0; the reason is in fig8_curves.dat)");
+  fprintf(g, "depth method param final_test_acc final_test_loss steps diverged\n");
+  int rc = 0;
+  for (size_t r = 0; r < nruns; ++r) {
+    const int m = (int)(r % 4);
+    fprintf(f, "%s# depth %zu, %s%s%s\nstep test_loss test_acc train_loss cos_theta_L feature_speed_rms_L\n",
+            r ? "\n\n" : "", depths[r / 4], method[m], st[r] ? ": " : "", st[r] ? msg[r] : "");
+    for (size_t i = 0; i < cur[r].n; ++i) {
+      const double *v = cur[r].v + 6 * i;
+      fprintf(f, "%.0f %.6g %.6g %.6g %.6g %.6g\n", v[0], v[1], v[2], v[3], v[4], v[5]);
+    }
+    if (st[r] && st[r] != BAFU_ENUMERIC) rc = 1; /* divergence is a result; other errors are failures */
+    const double *last = cur[r].n ? cur[r].v + 6 * (cur[r].n - 1) : NULL;
+    fprintf(g, "%zu %d %g %.4f %.4f %.0f %d\n", depths[r / 4], m, param[r], !st[r] && last ? last[2] : 0.0,
+            !st[r] && last ? last[1] : 0.0, last ? last[0] : 0.0, st[r] != 0);
+    free(cur[r].v);
+  }
+  for (size_t r = 0; r < nruns && rc; ++r)
+    if (st[r] && st[r] != BAFU_ENUMERIC) fprintf(stderr, "bafu figures: figure 8: %s\n", msg[r]);
+  free(cur), free(st), free(msg), free(param);
+  if (rc) return 1;
+  if (finish(cv) || finish(sm)) return 1;
+  for (size_t r = 0; r < nruns; ++r) { /* the figure is written: its runs' checkpoints have served */
+    char path[4096];
+    run_ckpt_path(c, r, path, sizeof path);
+    remove(path);
+  }
+  return 0;
+}
+
+
+static const struct {
+  const char *name;
+  int (*run)(const fig_ctx *);
+} builtins[] = {{"fig1", fig1}, {"fig2", fig2}, {"fig3", fig3}, {"fig4", fig4}, {"fig4_w1", fig4_w1},
+                {"fig5", fig5}, {"fig6", fig6}, {"fig7", fig7}, {"fig8", fig8}};
+
+int fig_builtin_known(const char *name) {
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; ++i)
+    if (strcmp(name, builtins[i].name) == 0) return 1;
+  return 0;
+}
+
+int fig_builtin_run(const char *name, const fig_ctx *c) {
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; ++i)
+    if (strcmp(name, builtins[i].name) == 0) {
+      if (builtins[i].run(c)) {
+        abort_open_tables();
+        return 1;
+      }
+      return 0;
+    }
+  return 1;
+}
+
+int fig_builtin_check(const fig_ctx *c) {
+  enum { MAX_RUNS = 12 };
+  for (size_t rr = 0; rr < MAX_RUNS; ++rr) {
+    char path[4096];
+    run_ckpt_path(c, rr, path, sizeof path);
+    if (!c->resume) {
+      if (cli_checkpoint_free("figures", "--data-dir", path)) return 2;
+      continue;
+    }
+    bafu_status rs;
+    double param;
+    char msg[256];
+    curve cv = {0};
+    const int got = run_ckpt_read(c, rr, &rs, &param, msg, sizeof msg, &cv);
+    free(cv.v);
+    if (got < 0) {
+      cli_fail("figures", NULL);
+      return 2;
+    }
+  }
+  return 0;
+}
