@@ -136,6 +136,7 @@ typedef struct {
   figure *f;
   var *v;
   size_t nv, capv;
+  size_t nbuiltin;   /* v[0..nbuiltin): {data}, {work}, ... (never split into words) */
   char err[1200];    /* the first error: "FILE:LINE: message" */
 } parser;
 
@@ -281,11 +282,24 @@ static int words(parser *p, int line, const char *s, char ***argv, int *argc) {
       }
     }
     w[n] = '\0';
-    char *sw = subst(p, line, w);
+    /* a word that is just {NAME} of a 'let' value is that value's words */
+    const char *whole = NULL;
+    if (n > 2 && w[0] == '{' && w[n - 1] == '}' && !strpbrk(w + 1, "{:") && strchr(w, '}') == w + n - 1) {
+      w[n - 1] = '\0';
+      for (size_t i = p->nv; i-- > p->nbuiltin && !whole;)
+        if (strcmp(p->v[i].name, w + 1) == 0) whole = p->v[i].value;
+      w[n - 1] = '}';
+    }
+    char *sw = whole ? xstrdup(whole) : subst(p, line, w);
     if (!sw) return 1;
-    if (*argc + 2 > cap) *argv = xrealloc(*argv, (size_t)(cap = cap ? 2 * cap : 16) * sizeof **argv);
-    (*argv)[(*argc)++] = sw;
-    (*argv)[*argc] = NULL;
+    char *save = NULL;
+    for (char *piece = whole ? strtok_r(sw, " \t", &save) : sw; piece;
+         piece = whole ? strtok_r(NULL, " \t", &save) : NULL) {
+      if (*argc + 2 > cap) *argv = xrealloc(*argv, (size_t)(cap = cap ? 2 * cap : 16) * sizeof **argv);
+      (*argv)[(*argc)++] = whole ? xstrdup(piece) : piece;
+      (*argv)[*argc] = NULL;
+    }
+    if (whole) free(sw);
   }
   return 0;
 }
@@ -390,7 +404,9 @@ static int read_figure(parser *p, figure *f) {
     size_t kl = strcspn(s, " \t");
     if (kl >= sizeof L[n].key) kl = sizeof L[n].key - 1;
     snprintf(L[n].key, sizeof L[n].key, "%.*s", (int)kl, s);
-    L[n].text = xstrdup(trim(s + strcspn(s, " \t")));
+    char *rest = s + strcspn(s, " \t");
+    if (*rest) ++rest; /* the text is what follows the keyword and one blank (note, title: indentation is kept) */
+    L[n].text = xstrdup(rest);
     L[n].line = line;
     ++n;
   }
@@ -555,6 +571,14 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
       for (; a < it->argc; ++a, ++nsrc) {
         const char *s = it->argv[a];
         if (s[0] == '=') continue;
+        const char *slash = strchr(s, '/');
+        if (slash) {
+          snprintf(path, sizeof path, "%s/%.*s", p->work, (int)(slash - s), s);
+          size_t k2 = 0;
+          while (k2 < i && !(f->it[k2].kind == D_RUN && strcmp(run_out(f->it + k2), path) == 0)) ++k2;
+          if (k2 == i) return perr(p, ln, "%s: no earlier stage writes %.*s", s, (int)(slash - s), s);
+          s = slash + 1;
+        }
         const char *colon = strchr(s, ':');
         if (colon && !good_format(colon + 1))
           return perr(p, ln, "%s: the format is one of %%d %%g %%.Ng %%.Nf %%.Ne", s);
@@ -790,11 +814,52 @@ static int stable_read(const char *path, stable *t) {
   return t->head ? 0 : 1;
 }
 
-/* Write one field: a source word of row r. 0, or 1 with a message. */
-static int put_field(FILE *o, const figure *f, const item *it, const stable *t, size_t r, const char *src) {
+/* The stage tables a rows line reads: its own (index 0) and those its
+ * sources name (FILE/COL). */
+typedef struct {
+  char name[256];
+  stable t;
+} srcfile;
+
+static stable *src_table(srcfile *fs, int *nfs, const figure *f, const item *it, const char *work, const char *name) {
+  for (int i = 0; i < *nfs; ++i)
+    if (strcmp(fs[i].name, name) == 0) return &fs[i].t;
+  if (*nfs == 8) {
+    fprintf(stderr, "bafu figures: %s:%d: a rows line reads at most 8 tables\n", f->path, it->line);
+    return NULL;
+  }
+  char path[4400];
+  snprintf(path, sizeof path, "%s/%s", work, name);
+  srcfile *n = fs + (*nfs)++;
+  snprintf(n->name, sizeof n->name, "%s", name);
+  if (stable_read(path, &n->t) || !n->t.nrows) {
+    fprintf(stderr, "bafu figures: %s:%d: cannot read the stage's table %s (or it has no rows)\n", f->path, it->line,
+            name);
+    return NULL;
+  }
+  return &n->t;
+}
+
+/* Write one field of row r: a source word (=TEXT, or [FILE/]COL[*X][:FMT]). 0, or 1 with a message. */
+static int put_field(FILE *o, const figure *f, const item *it, srcfile *fs, int *nfs, const char *work, size_t r,
+                     const char *src) {
   if (src[0] == '=') {
     fputs(src + 1, o);
     return 0;
+  }
+  const stable *t = &fs[0].t;
+  const char *slash = strchr(src, '/'), *fname = fs[0].name;
+  char other[256];
+  if (slash) {
+    snprintf(other, sizeof other, "%.*s", (int)(slash - src), src);
+    if (!(t = src_table(fs, nfs, f, it, work, other))) return 1;
+    if (t->nrows != fs[0].t.nrows) {
+      fprintf(stderr, "bafu figures: %s:%d: %s has %zu rows, %s %zu: the rows are paired\n", f->path, it->line,
+              fs[0].name, fs[0].t.nrows, other, t->nrows);
+      return 1;
+    }
+    fname = other;
+    src = slash + 1;
   }
   char col[256];
   const size_t cl = strcspn(src, ":*");
@@ -802,7 +867,7 @@ static int put_field(FILE *o, const figure *f, const item *it, const stable *t, 
   int k = 0;
   while (k < t->nhead && strcmp(t->head[k], col) != 0) ++k;
   if (k == t->nhead || k >= t->nf[r]) {
-    fprintf(stderr, "bafu figures: %s:%d: %s has no column '%s'\n", f->path, it->line, it->argv[0], col);
+    fprintf(stderr, "bafu figures: %s:%d: %s has no column '%s'\n", f->path, it->line, fname, col);
     return 1;
   }
   const char *word = t->rows[r][k];
@@ -813,16 +878,15 @@ static int put_field(FILE *o, const figure *f, const item *it, const stable *t, 
   char *end;
   double v = strtod(word, &end);
   if (end == word || *end || !isfinite(v)) {
-    fprintf(stderr, "bafu figures: %s:%d: %s: '%s' in column %s is not a number\n", f->path, it->line, it->argv[0],
-            word, col);
+    fprintf(stderr, "bafu figures: %s:%d: %s: '%s' in column %s is not a number\n", f->path, it->line, fname, word, col);
     return 1;
   }
   if (src[cl] == '*') v *= strtod(src + cl + 1, NULL);
   const char *fmt = strchr(src, ':') + 1;
   if (strcmp(fmt, "%d") == 0) {
     if (v != floor(v) || fabs(v) > 9e15) {
-      fprintf(stderr, "bafu figures: %s:%d: %s: '%s' in column %s is not an integer\n", f->path, it->line,
-              it->argv[0], word, col);
+      fprintf(stderr, "bafu figures: %s:%d: %s: '%s' in column %s is not an integer\n", f->path, it->line, fname, word,
+              col);
       return 1;
     }
     fprintf(o, "%lld", (long long)v);
@@ -832,42 +896,33 @@ static int put_field(FILE *o, const figure *f, const item *it, const stable *t, 
   return 0;
 }
 
-static int put_rows(FILE *o, const fig_ctx *c, const figure *f, const item *it, const char *work) {
-  char path[4400];
-  snprintf(path, sizeof path, "%s/%s", work, it->argv[0]);
-  stable t;
-  if (stable_read(path, &t)) {
-    fprintf(stderr, "bafu figures: %s:%d: cannot read the stage's table %s\n", f->path, it->line, it->argv[0]);
-    stable_free(&t);
-    return 1;
-  }
+static int put_rows(FILE *o, const figure *f, const item *it, const char *work) {
+  srcfile fs[8];
+  int nfs = 0, rc = 0;
+  memset(fs, 0, sizeof fs);
+  if (!src_table(fs, &nfs, f, it, work, it->argv[0])) rc = 1;
   int a = 1;
-  size_t r0 = 0, r1 = t.nrows;
-  if (strcmp(it->argv[1], "last") == 0 || strncmp(it->argv[1], "row=", 4) == 0) {
+  size_t r0 = 0, r1 = fs[0].t.nrows;
+  if (!rc && (strcmp(it->argv[1], "last") == 0 || strncmp(it->argv[1], "row=", 4) == 0)) {
     const long k = it->argv[1][0] == 'l' ? -1 : strtol(it->argv[1] + 4, NULL, 10);
-    const long r = k > 0 ? k - 1 : (long)t.nrows + k;
-    if (r < 0 || r >= (long)t.nrows) {
-      fprintf(stderr, "bafu figures: %s:%d: %s has %zu rows, no row %s\n", f->path, it->line, it->argv[0], t.nrows,
-              it->argv[1]);
-      stable_free(&t);
-      return 1;
+    const long r = k > 0 ? k - 1 : (long)fs[0].t.nrows + k;
+    if (r < 0 || r >= (long)fs[0].t.nrows) {
+      fprintf(stderr, "bafu figures: %s:%d: %s has %zu rows, no row %s\n", f->path, it->line, it->argv[0],
+              fs[0].t.nrows, it->argv[1]);
+      rc = 1;
     }
     r0 = (size_t)r, r1 = r0 + 1;
     ++a;
   }
-  for (size_t r = r0; r < r1; ++r) {
-    for (int s = a; s < it->argc; ++s) {
+  for (size_t r = r0; r < r1 && !rc; ++r) {
+    for (int s = a; s < it->argc && !rc; ++s) {
       if (s > a) fputc(' ', o);
-      if (put_field(o, f, it, &t, r, it->argv[s])) {
-        stable_free(&t);
-        return 1;
-      }
+      rc = put_field(o, f, it, fs, &nfs, work, r, it->argv[s]);
     }
     fputc('\n', o);
   }
-  stable_free(&t);
-  (void)c;
-  return 0;
+  for (int i = 0; i < nfs; ++i) stable_free(&fs[i].t);
+  return rc;
 }
 
 /* Run one figure: its stages, then commit its tables. 0, or 1 (message printed, nothing of it written). */
@@ -909,7 +964,7 @@ static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
       open[nopen++] = cur;
       blocks = 0;
       if (it->kind == D_COPY) {
-        char from[4400];
+        char from[8800];
         snprintf(from, sizeof from, "%s/%s", work, it->argv[0]);
         FILE *in = fopen(from, "rb");
         char buf[65536];
@@ -943,7 +998,7 @@ static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
       break;
     }
     case D_ROWS:
-      rc = put_rows(bafu_table_stream(cur), c, f, it, work);
+      rc = put_rows(bafu_table_stream(cur), f, it, work);
       break;
     case D_NEEDS:
       break;
@@ -1116,6 +1171,8 @@ int cmd_figures(int argc, char **argv) {
   set_var(&p, "seed", seed);
   set_var(&p, "threads", threads);
   set_var(&p, "mode", c.quick ? "quick" : "full");
+  set_var(&p, "spec", c.scripts);
+  p.nbuiltin = p.nv;
   char **tnames = NULL;
   size_t ntnames = 0;
   size_t nfig = 0;
@@ -1127,9 +1184,7 @@ int cmd_figures(int argc, char **argv) {
     f->path = xrealloc(NULL, strlen(c.scripts) + nl + 2);
     sprintf(f->path, "%s/%s", c.scripts, ents[i]->d_name);
     f->dir = xstrdup(c.scripts);
-    set_var(&p, "spec", f->dir);
     if (!read_figure(&p, f)) check_figure(&p, f, &tnames, &ntnames);
-    pop_var(&p);
   }
   for (int i = 0; i < nent; ++i) free(ents[i]);
   free(ents);
