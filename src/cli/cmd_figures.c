@@ -567,6 +567,10 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
           if (end == it->argv[1] + 4 || *end || r == 0) return perr(p, ln, "%s: expected row=K, K = 1, 2, ... or -1, -2, ...", it->argv[1]);
         }
         ++a;
+        if (a < it->argc && strcmp(it->argv[a], "per") == 0) {
+          if (a + 1 >= it->argc) return perr(p, ln, "'per' without a column");
+          a += 2;
+        }
       }
       for (; a < it->argc; ++a, ++nsrc) {
         const char *s = it->argv[a];
@@ -645,7 +649,7 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
 
 /* For the signal handler: the stage running and the scratch files. */
 static volatile pid_t child_pid;
-static char *volatile scratch_files[256];
+static char *volatile scratch_files[4096];
 static char *volatile scratch_dir;
 static struct sigaction old_actions[3];
 static const int stop_sigs[3] = {SIGINT, SIGTERM, SIGHUP};
@@ -901,25 +905,46 @@ static int put_rows(FILE *o, const figure *f, const item *it, const char *work) 
   int nfs = 0, rc = 0;
   memset(fs, 0, sizeof fs);
   if (!src_table(fs, &nfs, f, it, work, it->argv[0])) rc = 1;
-  int a = 1;
-  size_t r0 = 0, r1 = fs[0].t.nrows;
+  const stable *t = &fs[0].t;
+  int a = 1, per = -1;
+  long pick = 0; /* 0: every row; K > 0: the K-th of each group; K < 0: counted from its end */
   if (!rc && (strcmp(it->argv[1], "last") == 0 || strncmp(it->argv[1], "row=", 4) == 0)) {
-    const long k = it->argv[1][0] == 'l' ? -1 : strtol(it->argv[1] + 4, NULL, 10);
-    const long r = k > 0 ? k - 1 : (long)fs[0].t.nrows + k;
-    if (r < 0 || r >= (long)fs[0].t.nrows) {
-      fprintf(stderr, "bafu figures: %s:%d: %s has %zu rows, no row %s\n", f->path, it->line, it->argv[0],
-              fs[0].t.nrows, it->argv[1]);
-      rc = 1;
-    }
-    r0 = (size_t)r, r1 = r0 + 1;
+    pick = it->argv[1][0] == 'l' ? -1 : strtol(it->argv[1] + 4, NULL, 10);
     ++a;
-  }
-  for (size_t r = r0; r < r1 && !rc; ++r) {
-    for (int s = a; s < it->argc && !rc; ++s) {
-      if (s > a) fputc(' ', o);
-      rc = put_field(o, f, it, fs, &nfs, work, r, it->argv[s]);
+    if (a + 1 < it->argc && strcmp(it->argv[a], "per") == 0) {
+      per = 0;
+      while (per < t->nhead && strcmp(t->head[per], it->argv[a + 1]) != 0) ++per;
+      if (per == t->nhead) {
+        fprintf(stderr, "bafu figures: %s:%d: %s has no column '%s'\n", f->path, it->line, it->argv[0], it->argv[a + 1]);
+        rc = 1;
+      }
+      a += 2;
     }
-    fputc('\n', o);
+  }
+  /* groups of rows: consecutive rows with the same word in column `per` (one group without) */
+  for (size_t g0 = 0, g1; !rc && g0 < t->nrows; g0 = g1) {
+    g1 = g0 + 1;
+    while (g1 < t->nrows && (per < 0 || (per < t->nf[g1] && per < t->nf[g0] &&
+                                          strcmp(t->rows[g1][per], t->rows[g0][per]) == 0)))
+      ++g1;
+    size_t r0 = g0, r1 = g1;
+    if (pick) {
+      const long r = pick > 0 ? (long)g0 + pick - 1 : (long)g1 + pick;
+      if (r < (long)g0 || r >= (long)g1) {
+        fprintf(stderr, "bafu figures: %s:%d: %s: a group of %zu rows has no row %s\n", f->path, it->line, it->argv[0],
+                g1 - g0, it->argv[1]);
+        rc = 1;
+        break;
+      }
+      r0 = (size_t)r, r1 = r0 + 1;
+    }
+    for (size_t r = r0; r < r1 && !rc; ++r) {
+      for (int s = a; s < it->argc && !rc; ++s) {
+        if (s > a) fputc(' ', o);
+        rc = put_field(o, f, it, fs, &nfs, work, r, it->argv[s]);
+      }
+      fputc('\n', o);
+    }
   }
   for (int i = 0; i < nfs; ++i) stable_free(&fs[i].t);
   return rc;
