@@ -20,6 +20,7 @@ static const command commands[] = {
     {"mc", cmd_mc, "finite-width Monte Carlo: per-layer angle, feature speed, identity check"},
     {"figures", cmd_figures, "regenerate every data table and figure (theory against Monte Carlo)"},
     {"kernel", cmd_kernel, "infinite-width NNGP / NTK / backward kernels for two inputs or a batch"},
+    {"reduce", cmd_reduce, "a table reduced by groups of rows: least-squares line, argmin/argmax, mean with standard error"},
     {"spectrum", cmd_spectrum, "spectra of the BFK / J J^T for one input: dense, matrix-free KPM, free-probability limit"},
     {"sweep", cmd_sweep, "a grid of networks: Monte Carlo and theory side by side in one table (MPI optional)"},
     {"theory", cmd_theory, "infinite-width prediction: BFK moments, angle per layer, ResNet limit"},

@@ -80,6 +80,11 @@ printf 'width = 1 16\ndepth = 8\nseeds = 4\n' >"$dir/grid.txt"
 check 1 "points failed" sweep "$dir/grid.txt"
 grep -q '^# point 0 failed' "$dir/out.dat" && grep -q '^1 mlp 16 ' "$dir/out.dat" && passes=$((passes + 1)) ||
   { echo "FAIL: sweep: the failed point is not marked, or the good one is missing"; fails=$((fails + 1)); }
+# --failed-ok: a learning-rate grid whose largest rate diverges is a result (exit 0), the point marked
+printf 'task = train\ndata = teacher\nwidth = 16\ndepth = 3\ntrain_size = 256\ntest_size = 64\nbatch = 16\nepochs = 1\nlr = 0.01 100\nrows = final\n' >"$dir/lrgrid.txt"
+check 0 "1 of 2 points failed" sweep "$dir/lrgrid.txt" --failed-ok
+grep -q '^# point 1 failed: .*diverged' "$dir/out.dat" && [[ $(grep -v '^#' "$dir/out.dat" | awk '$1 == 0' | wc -l) -gt 0 ]] &&
+  passes=$((passes + 1)) || { echo "FAIL: sweep --failed-ok: the diverged point is not marked, or the other is missing"; fails=$((fails + 1)); }
 
 # train: a run that cannot go on stops with exit 1 and keeps its rows
 T=(train --data teacher --train-size 256 --test-size 64 --batch 16 --epochs 2 --log-every 2 --quiet)

@@ -147,7 +147,7 @@ else
 fi
 "$BAFU" mc --help | grep -q -- --width && passes=$((passes + 1)) || { echo "FAIL: --help"; fails=$((fails + 1)); }
 # bafu help CMD is CMD --help; CMD --version is bafu --version; train's help shows train's defaults
-for c in mc theory kernel spectrum sweep train figures; do
+for c in mc theory kernel spectrum sweep train figures reduce; do
   if cmp -s <("$BAFU" help $c) <("$BAFU" $c --help) && [[ "$("$BAFU" $c --version)" == "$("$BAFU" --version)" ]]; then
     passes=$((passes + 1))
   else

@@ -91,7 +91,7 @@ refused 2 "point 1 " BAFU_MEMORY_LIMIT_MB=4096 "$BAFU" sweep "$dir/huge.txt"
 
 # the memory limit's own syntax, in every subcommand
 for v in 100MB 1e2 " 100" "100 " -1 0 +5; do
-  for cmd in mc theory kernel spectrum sweep train figures; do
+  for cmd in mc theory kernel spectrum sweep train figures reduce; do
     refused 2 "BAFU_MEMORY_LIMIT_MB" "BAFU_MEMORY_LIMIT_MB=$v" "$BAFU" $cmd --help-is-not-reached
   done
 done

@@ -13,10 +13,11 @@ trap 'rm -rf "$dir"' EXIT
 ulimit -c 0
 fails=0 passes=0
 printf 'width = 8\ndepth = 2\nseeds = 2\n' >"$dir/sweep.txt" # the sweep rows' grid (valid)
+printf 'k v\n1 2.5\n1 3.5\n' >"$dir/t.dat" # the reduce rows' table (valid)
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # the options each subcommand reports, "cmd option type"
-for cmd in mc figures kernel spectrum sweep theory train; do
+for cmd in mc figures kernel reduce spectrum sweep theory train; do
   "$BAFU" $cmd --list-options | awk -v c=$cmd '$2 ~ /^(size|u64|int|double)$/ {print c, $1, $2}'
 done | sort >"$dir/listed"
 grep -v '^#' "$table" | awk -F'\t' 'NF {print $1, $2}' | sort >"$dir/tabled"

@@ -27,5 +27,7 @@
 #include "bafu/sweep.h"
 #include "bafu/table.h"
 #include "bafu/text.h"
+#include "bafu/tabread.h"
+#include "bafu/reduce.h"
 
 #endif

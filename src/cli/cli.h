@@ -127,6 +127,7 @@ int cmd_spectrum(int argc, char **argv);
 int cmd_figures(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_reduce(int argc, char **argv);
 
 /* The directory of bafu's shared files `sub` ("plots": the gnuplot scripts;
  * "doc": the theory documents): next to an installed executable,

@@ -70,6 +70,10 @@ static const char usage_end[] =
     "with --resume runs only the missing points (a training point cut short starts\n"
     "again); the table is byte-identical to an uninterrupted run's. A checkpoint\n"
     "of another grid, other columns or another bafu version is refused.\n"
+    "A point that fails (a training run that diverges, a degenerate network) is\n"
+    "marked in the table by a '# point K failed: reason' line in its place and the\n"
+    "others go on; the exit status is then 1, or 0 with --failed-ok (a learning-rate\n"
+    "grid whose largest rates diverge is a result, not a failure).\n"
     MPI_NOTE "\n"
     "\n"
     "Example FILE:\n"
@@ -275,7 +279,7 @@ int cmd_sweep(int argc, char **argv) {
 #endif
   const char *out = NULL, *ckpt_path = NULL, *columns = NULL;
   char *ckpt_own = NULL; /* the default checkpoint path, OUT.ckpt */
-  int threads = 1, resume = 0, quiet = 0;
+  int threads = 1, resume = 0, quiet = 0, failed_ok = 0;
   cli_opt opts[] = {
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
       {"--checkpoint", OPT_STRING, &ckpt_path, "PATH", "finished points appended here [OUT.ckpt with --out; none]", NULL, 0},
@@ -284,6 +288,9 @@ int cmd_sweep(int argc, char **argv) {
       {"--threads", OPT_INT, &threads, "T", "draws of a point run in parallel (output does not depend on T) [1]",
        NULL, 0},
       {"--columns", OPT_STRING, &columns, "LIST", "value columns, comma-separated, in place of the grid's [the grid's]",
+       NULL, 0},
+      {"--failed-ok", OPT_FLAG, &failed_ok, NULL,
+       "points that fail (a training run that diverges) are marked in the table as always, and the exit status is 0",
        NULL, 0},
       {0},
   };
@@ -438,9 +445,10 @@ int cmd_sweep(int argc, char **argv) {
           remove(ckpt_path);
         }
         if (r.failed) {
-          fprintf(stderr, "bafu sweep: %zu of %zu points failed (marked in the table); the first: %s\n", r.failed, r.n,
-                  r.first_failure);
-          rc = 1;
+          if (!quiet || !failed_ok)
+            fprintf(stderr, "bafu sweep: %zu of %zu points failed (marked in the table); the first: %s\n", r.failed,
+                    r.n, r.first_failure);
+          if (!failed_ok) rc = 1;
         }
       }
     }
