@@ -108,7 +108,7 @@ void fig_progress(const fig_ctx *c, const char *fmt, ...) {
 
 /* ---- figure files ---------------------------------------------------------- */
 
-typedef enum { D_RUN, D_BUILTIN, D_PROGRESS, D_TABLE, D_TITLE, D_NOTE, D_SERIES, D_COLUMNS, D_ROWS, D_COPY, D_NEEDS } dkind;
+typedef enum { D_RUN, D_BUILTIN, D_PROGRESS, D_TABLE, D_SCRATCH, D_TITLE, D_NOTE, D_SERIES, D_COLUMNS, D_ROWS, D_COPY, D_NEEDS } dkind;
 
 typedef struct {
   dkind kind;
@@ -325,7 +325,7 @@ static const struct {
   int words; /* 1: split into words; 0: one text */
 } keys[] = {{"run", D_RUN, 1},         {"builtin", D_BUILTIN, 1}, {"progress", D_PROGRESS, 0}, {"table", D_TABLE, 1},
             {"title", D_TITLE, 0},     {"note", D_NOTE, 0},       {"series", D_SERIES, 0},     {"columns", D_COLUMNS, 1},
-            {"rows", D_ROWS, 1},       {"copy", D_COPY, 1},       {"needs", D_NEEDS, 1}};
+            {"rows", D_ROWS, 1},       {"copy", D_COPY, 1},       {"needs", D_NEEDS, 1},     {"scratch", D_SCRATCH, 1}};
 
 /* Expand lines [lo, hi): let, for ... end, and the directives. */
 static int expand(parser *p, rawline *L, size_t lo, size_t hi) {
@@ -505,6 +505,36 @@ static const char *run_out(const item *it) {
   return NULL;
 }
 
+/* Whether item i of f may read the scratch file `name`: an earlier stage
+ * writes it (--out {work}/name) or an earlier table or scratch table is it. */
+static int produced(const parser *p, const figure *f, size_t i, const char *name, size_t len) {
+  char path[4400];
+  snprintf(path, sizeof path, "%s/%.*s", p->work, (int)len, name);
+  for (size_t k = 0; k < i; ++k) {
+    const item *e = f->it + k;
+    if (e->kind == D_RUN && strcmp(run_out(e), path) == 0) return 1;
+    if ((e->kind == D_TABLE || e->kind == D_SCRATCH) && strlen(e->argv[0]) == len && !strncmp(e->argv[0], name, len))
+      return 1;
+  }
+  return 0;
+}
+
+/* Check the quotes [[FILE COL FMT]] of a text. */
+static int check_quotes(parser *p, const figure *f, size_t i, const char *text) {
+  for (const char *q = strstr(text, "[["); q; q = strstr(q + 2, "[[")) {
+    const char *end = strstr(q, "]]");
+    char buf[512], *save = NULL;
+    if (!end || (size_t)(end - q) >= sizeof buf) return perr(p, f->it[i].line, "'[[' without its ']]'");
+    snprintf(buf, sizeof buf, "%.*s", (int)(end - q - 2), q + 2);
+    char *file = strtok_r(buf, " \t", &save), *col = strtok_r(NULL, " \t", &save), *fmt = strtok_r(NULL, " \t", &save);
+    if (!file || !col || !fmt || strtok_r(NULL, " \t", &save))
+      return perr(p, f->it[i].line, "expected [[FILE COLUMN FORMAT]]");
+    if (!produced(p, f, i, file, strlen(file))) return perr(p, f->it[i].line, "[[%s ...]]: no earlier stage or table writes it", file);
+    if (!good_format(fmt)) return perr(p, f->it[i].line, "[[... %s]]: the format is one of %%d %%g %%.Ng %%.Nf %%.Ne", fmt);
+  }
+  return 0;
+}
+
 /* Check a figure after expansion: every run a bafu command with its known
  * options, writing into {work}; rows and copies read earlier runs' tables;
  * tables named plainly, once across every figure; sources match columns. */
@@ -549,11 +579,8 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
       const int copy = it->kind == D_COPY;
       if (copy ? it->argc != 2 : it->argc < 2)
         return perr(p, ln, copy ? "expected 'copy FILE NAME.dat'" : "expected 'rows FILE [last|row=K] SRC...'");
-      char path[4400];
-      snprintf(path, sizeof path, "%s/%s", p->work, it->argv[0]);
-      size_t k = 0;
-      while (k < i && !(f->it[k].kind == D_RUN && strcmp(run_out(f->it + k), path) == 0)) ++k;
-      if (k == i) return perr(p, ln, "%s: no earlier stage writes it (--out {work}/%s)", it->argv[0], it->argv[0]);
+      if (!produced(p, f, i, it->argv[0], strlen(it->argv[0])))
+        return perr(p, ln, "%s: no earlier stage (--out {work}/%s) or table writes it", it->argv[0], it->argv[0]);
       if (copy) {
         in_table = 0;
         break;
@@ -577,10 +604,8 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
         if (s[0] == '=') continue;
         const char *slash = strchr(s, '/');
         if (slash) {
-          snprintf(path, sizeof path, "%s/%.*s", p->work, (int)(slash - s), s);
-          size_t k2 = 0;
-          while (k2 < i && !(f->it[k2].kind == D_RUN && strcmp(run_out(f->it + k2), path) == 0)) ++k2;
-          if (k2 == i) return perr(p, ln, "%s: no earlier stage writes %.*s", s, (int)(slash - s), s);
+          if (!produced(p, f, i, s, (size_t)(slash - s)))
+            return perr(p, ln, "%s: no earlier stage or table writes %.*s", s, (int)(slash - s), s);
           s = slash + 1;
         }
         const char *colon = strchr(s, ':');
@@ -598,16 +623,23 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
       break;
     }
     case D_TABLE:
-      if (it->argc != 1 || !plain_table_name(it->argv[0])) return perr(p, ln, "expected 'table NAME.dat' (a file name)");
+    case D_SCRATCH:
+      if (it->argc != 1 || !plain_table_name(it->argv[0]))
+        return perr(p, ln, "expected '%s NAME.dat' (a file name)", it->kind == D_TABLE ? "table" : "scratch");
       if (i + 1 >= f->n || f->it[i + 1].kind != D_TITLE) return perr(p, ln, "a table's next line is its 'title'");
+      if (produced(p, f, i, it->argv[0], strlen(it->argv[0])))
+        return perr(p, ln, "%s: an earlier stage or table of the figure writes it", it->argv[0]);
       in_table = 1, have_columns = 0;
       break;
     case D_TITLE:
-      if (i == 0 || f->it[i - 1].kind != D_TABLE) return perr(p, ln, "'title' is the line after 'table'");
+      if (i == 0 || (f->it[i - 1].kind != D_TABLE && f->it[i - 1].kind != D_SCRATCH))
+        return perr(p, ln, "'title' is the line after 'table' or 'scratch'");
+      if (check_quotes(p, f, i, it->text)) return 1;
       break;
     case D_NOTE:
     case D_SERIES:
       if (!in_table) return perr(p, ln, "'%s' outside a table", it->kind == D_NOTE ? "note" : "series");
+      if (check_quotes(p, f, i, it->text)) return 1;
       if (it->kind == D_SERIES) have_columns = 0;
       break;
     case D_COLUMNS:
@@ -635,10 +667,10 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
   }
   /* every table has rows */
   for (size_t i = 0; i < f->n; ++i)
-    if (f->it[i].kind == D_TABLE) {
+    if (f->it[i].kind == D_TABLE || f->it[i].kind == D_SCRATCH) {
       size_t k = i + 1;
-      while (k < f->n && f->it[k].kind != D_ROWS && f->it[k].kind != D_TABLE && f->it[k].kind != D_RUN &&
-             f->it[k].kind != D_COPY && f->it[k].kind != D_BUILTIN)
+      while (k < f->n && f->it[k].kind != D_ROWS && f->it[k].kind != D_TABLE && f->it[k].kind != D_SCRATCH &&
+             f->it[k].kind != D_RUN && f->it[k].kind != D_COPY && f->it[k].kind != D_BUILTIN)
         ++k;
       if (k == f->n || f->it[k].kind != D_ROWS) return perr(p, f->it[i].line, "table %s has no 'rows'", f->it[i].argv[0]);
     }
@@ -701,14 +733,6 @@ static void scratch_clear(void) {
 
 /* Run `bafu ARGS` (this executable) and wait. 0 if it succeeded. */
 static int run_stage(const fig_ctx *c, const figure *f, const item *it) {
-  const char *out = run_out(it);
-  size_t slot = 0;
-  while (slot < sizeof scratch_files / sizeof scratch_files[0] && scratch_files[slot]) ++slot;
-  if (slot == sizeof scratch_files / sizeof scratch_files[0]) {
-    fprintf(stderr, "bafu figures: %s:%d: more than %zu stages in one figure\n", f->path, it->line,
-            sizeof scratch_files / sizeof scratch_files[0]);
-    return 1;
-  }
   char **args = xrealloc(NULL, (size_t)(it->argc + 2) * sizeof *args);
   args[0] = "bafu";
   for (int a = 0; a < it->argc; ++a) args[a + 1] = it->argv[a];
@@ -730,7 +754,6 @@ static int run_stage(const fig_ctx *c, const figure *f, const item *it) {
     return 1;
   }
   child_pid = pid;
-  scratch_files[slot] = xstrdup(out);
   int status = 0;
   pid_t w;
   while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
@@ -950,70 +973,130 @@ static int put_rows(FILE *o, const figure *f, const item *it, const char *work) 
   return rc;
 }
 
-/* Run one figure: its stages, then commit its tables. 0, or 1 (message printed, nothing of it written). */
+/* A scratch file of this run, removed at the figure's end (and by a signal). */
+static int scratch_add(const figure *f, const item *it, const char *path) {
+  size_t slot = 0;
+  while (slot < sizeof scratch_files / sizeof scratch_files[0] && scratch_files[slot]) ++slot;
+  if (slot == sizeof scratch_files / sizeof scratch_files[0]) {
+    fprintf(stderr, "bafu figures: %s:%d: more than %zu stages and tables in one figure\n", f->path, it->line,
+            sizeof scratch_files / sizeof scratch_files[0]);
+    return 1;
+  }
+  scratch_files[slot] = xstrdup(path);
+  return 0;
+}
+
+/* The text with each [[FILE COL FMT]] replaced by the value in the first row of
+ * the table FILE of the scratch directory. 0, or 1 with a message. */
+static int quote_values(const figure *f, const item *it, const char *work, char *out, size_t size) {
+  size_t n = 0;
+  out[0] = '\0';
+  for (const char *q = it->text; *q;) {
+    const char *open = strstr(q, "[[");
+    const size_t plain = open ? (size_t)(open - q) : strlen(q);
+    n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%.*s", (int)plain, q);
+    if (!open) break;
+    const char *end = strstr(open, "]]");
+    char buf[512], *save = NULL;
+    snprintf(buf, sizeof buf, "%.*s", (int)(end - open - 2), open + 2);
+    char *file = strtok_r(buf, " \t", &save), *col = strtok_r(NULL, " \t", &save), *fmt = strtok_r(NULL, " \t", &save);
+    char path[8800], src[600];
+    snprintf(path, sizeof path, "%s/%s", work, file);
+    snprintf(src, sizeof src, "%s:%s", col, fmt);
+    srcfile fs[1];
+    int nfs = 0;
+    memset(fs, 0, sizeof fs);
+    if (!src_table(fs, &nfs, f, it, work, file)) {
+      stable_free(&fs[0].t);
+      return 1;
+    }
+    char *val = NULL;
+    size_t vlen = 0;
+    FILE *m = open_memstream(&val, &vlen);
+    const int bad = !m || put_field(m, f, it, fs, &nfs, work, 0, src);
+    if (m) fclose(m);
+    stable_free(&fs[0].t);
+    if (bad) {
+      free(val);
+      return 1;
+    }
+    n += (size_t)snprintf(out + n, n < size ? size - n : 0, "%s", val);
+    free(val);
+    q = end + 2;
+  }
+  if (n >= size) {
+    fprintf(stderr, "bafu figures: %s:%d: the text is too long\n", f->path, it->line);
+    return 1;
+  }
+  return 0;
+}
+
+/* Run one figure: its stages in order, each table assembled into the scratch
+ * directory, then every table published into the data directory together. 0,
+ * or 1 (message printed, nothing of the figure written). */
 static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
-  bafu_table **open = NULL;
-  size_t nopen = 0;
   bafu_table *cur = NULL;
+  const char **pub_from = xrealloc(NULL, f->n * sizeof *pub_from), **pub_to = xrealloc(NULL, f->n * sizeof *pub_to);
+  size_t npub = 0;
   int blocks = 0, rc = 0;
-  for (size_t i = 0; i < f->n && !rc; ++i) {
-    const item *it = f->it + i;
+  if (mkdir(work, 0700) != 0) {
+    fprintf(stderr, "bafu figures: --data-dir: cannot create '%s': %s\n", work, strerror(errno));
+    free(pub_from), free(pub_to);
+    return 1;
+  }
+  scratch_dir = xstrdup(work);
+  char text[8192];
+  for (size_t i = 0; i <= f->n && !rc; ++i) {
+    const item *it = i < f->n ? f->it + i : NULL;
+    const dkind k = it ? it->kind : D_RUN;
+    /* a table ends where a stage, another table or the figure's end begins */
+    if (cur && (k == D_RUN || k == D_BUILTIN || k == D_TABLE || k == D_SCRATCH || k == D_COPY)) {
+      if (bafu_table_commit(cur)) {
+        cli_fail("figures", NULL);
+        rc = 1;
+      }
+      cur = NULL;
+    }
+    if (!it || rc) break;
+    char path[8800];
     switch (it->kind) {
     case D_PROGRESS:
       fig_progress(c, "%s: %s", f->name, it->text);
       break;
     case D_RUN:
-      if (!scratch_dir) {
-        if (mkdir(work, 0700) != 0) {
-          fprintf(stderr, "bafu figures: --data-dir: cannot create '%s': %s\n", work, strerror(errno));
-          rc = 1;
-          break;
-        }
-        scratch_dir = xstrdup(work);
-      }
-      rc = run_stage(c, f, it);
+      rc = scratch_add(f, it, run_out(it)) || run_stage(c, f, it);
       break;
     case D_BUILTIN:
       rc = fig_builtin_run(it->argv[0], c);
       break;
     case D_TABLE:
-    case D_COPY: {
-      char path[4400];
-      snprintf(path, sizeof path, "%s/%s", c->data_dir, it->argv[it->kind == D_COPY]);
+    case D_SCRATCH:
+      snprintf(path, sizeof path, "%s/%s", work, it->argv[0]);
+      if ((rc = scratch_add(f, it, path))) break;
       if (bafu_table_open(path, &cur)) {
         cli_fail("figures", "--data-dir");
         rc = 1;
         break;
       }
-      open = xrealloc(open, (nopen + 1) * sizeof *open);
-      open[nopen++] = cur;
       blocks = 0;
-      if (it->kind == D_COPY) {
-        char from[8800];
-        snprintf(from, sizeof from, "%s/%s", work, it->argv[0]);
-        FILE *in = fopen(from, "rb");
-        char buf[65536];
-        size_t got;
-        if (!in) {
-          fprintf(stderr, "bafu figures: %s:%d: cannot read the stage's table %s\n", f->path, it->line, it->argv[0]);
-          rc = 1;
-          break;
-        }
-        while ((got = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, got, bafu_table_stream(cur));
-        fclose(in);
+      if (it->kind == D_TABLE) pub_from[npub] = it->argv[0], pub_to[npub++] = it->argv[0];
+      break;
+    case D_COPY:
+      pub_from[npub] = it->argv[0], pub_to[npub++] = it->argv[1];
+      break;
+    case D_TITLE:
+      if (!(rc = quote_values(f, it, work, text, sizeof text))) {
+        bafu_table_meta(cur, "%s", text);
+        bafu_table_provenance(cur, c->argc, c->argv);
+        bafu_table_meta(cur, "mode: %s  seed: %llu", c->quick ? "quick" : "full", (unsigned long long)c->seed);
       }
       break;
-    }
-    case D_TITLE:
-      bafu_table_meta(cur, "%s", it->text);
-      bafu_table_provenance(cur, c->argc, c->argv);
-      bafu_table_meta(cur, "mode: %s  seed: %llu", c->quick ? "quick" : "full", (unsigned long long)c->seed);
-      break;
     case D_NOTE:
-      bafu_table_meta(cur, "%s", it->text);
+      if (!(rc = quote_values(f, it, work, text, sizeof text))) bafu_table_meta(cur, "%s", text);
       break;
     case D_SERIES:
-      fprintf(bafu_table_stream(cur), "%s# %s\n", blocks++ ? "\n\n" : "", it->text);
+      if (!(rc = quote_values(f, it, work, text, sizeof text)))
+        fprintf(bafu_table_stream(cur), "%s# %s\n", blocks++ ? "\n\n" : "", text);
       break;
     case D_COLUMNS: {
       FILE *o = bafu_table_stream(cur);
@@ -1029,15 +1112,43 @@ static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
       break;
     }
   }
-  for (size_t k = 0; k < nopen; ++k) {
-    if (!rc && bafu_table_commit(open[k])) {
+  if (cur) bafu_table_abort(cur);
+  /* publish: every table of the figure written, then all committed */
+  bafu_table **out = xrealloc(NULL, (npub ? npub : 1) * sizeof *out);
+  size_t nout = 0;
+  for (size_t k = 0; k < npub && !rc; ++k) {
+    char from[8800], to[8800];
+    snprintf(from, sizeof from, "%s/%s", work, pub_from[k]);
+    snprintf(to, sizeof to, "%s/%s", c->data_dir, pub_to[k]);
+    FILE *in = fopen(from, "rb");
+    if (!in) {
+      fprintf(stderr, "bafu figures: %s: cannot read '%s': %s\n", f->path, from, strerror(errno));
+      rc = 1;
+      break;
+    }
+    if (bafu_table_open(to, &out[nout])) {
+      cli_fail("figures", "--data-dir");
+      fclose(in);
+      rc = 1;
+      break;
+    }
+    char buf[65536];
+    size_t got;
+    FILE *o = bafu_table_stream(out[nout++]);
+    while ((got = fread(buf, 1, sizeof buf, in)) > 0) fwrite(buf, 1, got, o);
+    fclose(in);
+  }
+  for (size_t k = 0; k < nout; ++k) {
+    if (!rc && bafu_table_commit(out[k])) {
       cli_fail("figures", "--data-dir");
       rc = 1;
     } else if (rc) {
-      bafu_table_abort(open[k]);
+      bafu_table_abort(out[k]);
     }
   }
-  free(open);
+  free(out);
+  free(pub_from);
+  free(pub_to);
   scratch_clear();
   return rc;
 }
