@@ -76,90 +76,9 @@ static int finish(bafu_table *t) {
   return 0;
 }
 
-static bafu_net_params net(bafu_arch arch, bafu_act act, double s, size_t n, size_t L) {
-  bafu_net_params p = bafu_net_params_default();
-  p.arch = arch;
-  p.act = act;
-  p.sigma_w2 = s;
-  p.width = n;
-  p.depth = L;
-  return p;
-}
-
 static int fail(const char *what) {
   fprintf(stderr, "bafu figures: %s: %s\n", what, cli_error());
   return 1;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  const double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double free_cdf_cb(const void *ctx, double x) { return bafu_free_cdf(ctx, x); }
-
-/* Figure 4, table: Wasserstein-1 distance between the finite-width BFK
- * spectrum (draws pooled, inputs of ones so |x|^2 = d as in the limit) and the
- * infinite-width law, relative to m1, ReLU MLP depth 3, last layer: raw, and
- * with each draw rescaled to the limit's m1 (the shape alone; the random
- * overall scale of each draw, O(n^-1/2), broadens a pool of draws however many
- * are pooled: tests/test_spectrum.c test_width_convergence). */
-static int fig4_w1(const fig_ctx *c) {
-  const size_t widths_full[] = {256, 512, 1024, 2048}, widths_quick[] = {128, 256, 512};
-  const size_t *widths = c->quick ? widths_quick : widths_full, nw = c->quick ? 3 : 4, draws = c->quick ? 4 : 8;
-  bafu_table *t = open_table(c, "fig4_w1.dat", "Figure 4 (table): finite-width BFK spectra approach the limit");
-  if (!t) return 1;
-  bafu_table_meta(t, "ReLU MLP, sigma_w^2 = 2, depth 3, layer 3, inputs of ones (|x|^2 = d); %zu draws pooled per width;",
-                  draws);
-  bafu_table_meta(t, "  w1_over_m1 = Wasserstein-1 distance between the empirical eigenvalue distribution and the");
-  bafu_table_meta(t, "  free-convolution law (bafu spectrum --mode limit), divided by m1 (theory/spectrum.md)");
-  bafu_table_meta(t, "  w1_shape_over_m1 = the same after rescaling each draw's eigenvalues to mean m1 (shape only)");
-  FILE *f = bafu_table_stream(t);
-  fprintf(f, "width w1_over_m1 w1_shape_over_m1\n");
-  bafu_free_params fp = bafu_free_params_default();
-  bafu_free *fw;
-  if (bafu_free_alloc(&fp, &fw)) return fail("figure 4 W1");
-  for (size_t i = 0; i < nw; ++i) {
-    const size_t n = widths[i];
-    fig_progress(c, "figure 4: W1 distance at width %zu", n);
-    bafu_net_params p = net(BAFU_ARCH_MLP, BAFU_ACT_RELU, 2.0, n, 3);
-    bafu_free_layer L[3];
-    double *ev = malloc(draws * n * sizeof *ev), *shape = malloc(draws * n * sizeof *shape),
-           *ones = malloc(n * sizeof *ones);
-    bafu_net *nt = NULL;
-    bafu_spec_dense *ws = NULL;
-    int bad = !ev || !shape || !ones || bafu_free_run(fw, &p, 0, BAFU_SPEC_BFK, 2, L) || bafu_net_alloc(&p, &nt) ||
-              bafu_spec_dense_alloc(nt, 0, &ws);
-    for (size_t k = 0; !bad && k < n; ++k) ones[k] = 1.0;
-    if (!bad) bafu_net_set_inputs(nt, ones);
-    for (uint64_t d = 0; !bad && d < draws; ++d) {
-      bad = bafu_net_draw(nt, c->seed, d) || bafu_net_run(nt) ||
-            bafu_spec_dense_run(ws, nt, BAFU_SPEC_BFK, 2, NULL, ev + d * n);
-      double mean = 0;
-      for (size_t k = 0; !bad && k < n; ++k) mean += ev[d * n + k] / (double)n;
-      for (size_t k = 0; !bad && k < n; ++k) shape[d * n + k] = ev[d * n + k] * L[2].m1 / mean;
-    }
-    if (!bad) {
-      qsort(ev, draws * n, sizeof *ev, cmp_double);
-      qsort(shape, draws * n, sizeof *shape, cmp_double);
-      const double lo = L[2].atom[0].x * 0.9, hi = L[2].hi * 1.1;
-      const double w1 = bafu_spec_w1(free_cdf_cb, fw, ev, draws * n, lo, hi, 20000) / L[2].m1;
-      const double w1s = bafu_spec_w1(free_cdf_cb, fw, shape, draws * n, lo, hi, 20000) / L[2].m1;
-      fprintf(f, "%zu %.6g %.6g\n", n, w1, w1s);
-      fig_progress(c, "figure 4: W1/m1 = %.4g (shape %.4g) at width %zu", w1, w1s, n);
-    }
-    bafu_spec_dense_free(ws);
-    bafu_net_free(nt);
-    free(ev);
-    free(shape);
-    free(ones);
-    if (bad) {
-      bafu_free_free(fw);
-      return fail("figure 4 W1");
-    }
-  }
-  bafu_free_free(fw);
-  return finish(t);
 }
 
 /* Figure 8: training deep ReLU MLPs on Fashion-MNIST with SP, muP, FSC (the
@@ -420,7 +339,7 @@ static int fig8(const fig_ctx *c) {
 static const struct {
   const char *name;
   int (*run)(const fig_ctx *);
-} builtins[] = {{"fig4_w1", fig4_w1}, {"fig8", fig8}};
+} builtins[] = {{"fig8", fig8}};
 
 int fig_builtin_known(const char *name) {
   for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; ++i)
