@@ -36,10 +36,22 @@
 #include "bafu/version.h"
 #include "ckpt.h"
 #include "cli.h"
-#include "figures.h"
 #include "progress.h"
 
 extern char **environ;
+
+typedef struct {
+  int quick, quiet;
+  int resume;          /* --resume: skip what an interrupted run of the same settings finished */
+  cli_bar *bar;        /* figures done, drawn under the progress lines on a terminal */
+  const size_t *stage; /* figures done so far */
+  int threads;
+  uint64_t seed;
+  const char *data_dir, *plot_dir, *scripts;
+  int argc;
+  char **argv;
+  double t0;
+} fig_ctx;
 
 static const char usage[] =
     "Usage: bafu figures [--quick] [--data-dir DIR] [--plot-dir DIR] [--threads T] [--resume] [--quiet]\n"
@@ -89,26 +101,22 @@ static double now(void) {
   return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void fig_progress(const fig_ctx *c, const char *fmt, ...) {
+static void fig_progress(const fig_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fig_progress(const fig_ctx *c, const char *fmt, ...) {
   char line[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
   if (c->quiet) return;
-#ifdef _OPENMP
-#pragma omp critical(figures_progress) /* figure 8's threads: whole lines, one bar */
-#endif
-  {
-    if (c->bar->shown) fputs("\r\033[K", stderr); /* clear the bar, print the line, redraw the bar */
-    fprintf(stderr, "[%7.1f s] %s\n", now() - c->t0, line);
-    cli_bar_update(c->bar, *c->stage, NULL);
-  }
+  if (c->bar->shown) fputs("\r\033[K", stderr); /* clear the bar, print the line, redraw the bar */
+  fprintf(stderr, "[%7.1f s] %s\n", now() - c->t0, line);
+  cli_bar_update(c->bar, *c->stage, NULL);
 }
 
 /* ---- figure files ---------------------------------------------------------- */
 
-typedef enum { D_RUN, D_BUILTIN, D_PROGRESS, D_TABLE, D_SCRATCH, D_TITLE, D_NOTE, D_SERIES, D_COLUMNS, D_ROWS, D_COPY, D_NEEDS } dkind;
+typedef enum { D_RUN, D_PROGRESS, D_TABLE, D_SCRATCH, D_TITLE, D_NOTE, D_SERIES, D_COLUMNS, D_ROWS, D_COPY, D_NEEDS } dkind;
 
 typedef struct {
   dkind kind;
@@ -323,7 +331,7 @@ static const struct {
   const char *key;
   dkind kind;
   int words; /* 1: split into words; 0: one text */
-} keys[] = {{"run", D_RUN, 1},         {"builtin", D_BUILTIN, 1}, {"progress", D_PROGRESS, 0}, {"table", D_TABLE, 1},
+} keys[] = {{"run", D_RUN, 1},         {"progress", D_PROGRESS, 0}, {"table", D_TABLE, 1},
             {"title", D_TITLE, 0},     {"note", D_NOTE, 0},       {"series", D_SERIES, 0},     {"columns", D_COLUMNS, 1},
             {"rows", D_ROWS, 1},       {"copy", D_COPY, 1},       {"needs", D_NEEDS, 1},     {"scratch", D_SCRATCH, 1}};
 
@@ -377,8 +385,14 @@ static int expand(parser *p, rawline *L, size_t lo, size_t hi) {
       item *it = add_item(p->f, keys[k].kind, L[i].line);
       if (keys[k].words) {
         if (words(p, L[i].line, L[i].text, &it->argv, &it->argc)) return 1;
-      } else if (!(it->text = subst(p, L[i].line, L[i].text))) {
-        return 1;
+      } else {
+        /* a text in double quotes keeps its leading and trailing blanks */
+        const char *t = L[i].text;
+        const size_t tl = strlen(t);
+        char *inner = tl >= 2 && t[0] == '"' && t[tl - 1] == '"' ? strndup(t + 1, tl - 2) : xstrdup(t);
+        it->text = subst(p, L[i].line, inner);
+        free(inner);
+        if (!it->text) return 1;
       }
     }
   }
@@ -551,10 +565,6 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
         return perr(p, ln, "expected 'needs fashion-mnist'");
       f->trains = 1;
       break;
-    case D_BUILTIN:
-      if (it->argc != 1 || !fig_builtin_known(it->argv[0])) return perr(p, ln, "unknown builtin stage");
-      in_table = 0;
-      break;
     case D_RUN: {
       if (it->argc < 1) return perr(p, ln, "'run' without a command");
       const char *opts = command_options(it->argv[0]);
@@ -587,11 +597,16 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
       }
       if (!in_table || !have_columns) return perr(p, ln, "'rows' before the table's 'columns'");
       int a = 1, nsrc = 0;
-      if (strcmp(it->argv[1], "last") == 0 || strncmp(it->argv[1], "row=", 4) == 0) {
-        if (it->argv[1][0] == 'r') {
+      if (strcmp(it->argv[a], "where") == 0) {
+        if (a + 1 >= it->argc || !strchr(it->argv[a + 1], '=') || it->argv[a + 1][0] == '=')
+          return perr(p, ln, "expected 'where COL=VALUE'");
+        a += 2;
+      }
+      if (a < it->argc && (strcmp(it->argv[a], "last") == 0 || strncmp(it->argv[a], "row=", 4) == 0)) {
+        if (it->argv[a][0] == 'r') {
           char *end;
-          const long r = strtol(it->argv[1] + 4, &end, 10);
-          if (end == it->argv[1] + 4 || *end || r == 0) return perr(p, ln, "%s: expected row=K, K = 1, 2, ... or -1, -2, ...", it->argv[1]);
+          const long r = strtol(it->argv[a] + 4, &end, 10);
+          if (end == it->argv[a] + 4 || *end || r == 0) return perr(p, ln, "%s: expected row=K, K = 1, 2, ... or -1, -2, ...", it->argv[a]);
         }
         ++a;
         if (a < it->argc && strcmp(it->argv[a], "per") == 0) {
@@ -670,7 +685,7 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
     if (f->it[i].kind == D_TABLE || f->it[i].kind == D_SCRATCH) {
       size_t k = i + 1;
       while (k < f->n && f->it[k].kind != D_ROWS && f->it[k].kind != D_TABLE && f->it[k].kind != D_SCRATCH &&
-             f->it[k].kind != D_RUN && f->it[k].kind != D_COPY && f->it[k].kind != D_BUILTIN)
+             f->it[k].kind != D_RUN && f->it[k].kind != D_COPY)
         ++k;
       if (k == f->n || f->it[k].kind != D_ROWS) return perr(p, f->it[i].line, "table %s has no 'rows'", f->it[i].argv[0]);
     }
@@ -928,11 +943,37 @@ static int put_rows(FILE *o, const figure *f, const item *it, const char *work) 
   int nfs = 0, rc = 0;
   memset(fs, 0, sizeof fs);
   if (!src_table(fs, &nfs, f, it, work, it->argv[0])) rc = 1;
-  const stable *t = &fs[0].t;
+  stable *t = &fs[0].t;
   int a = 1, per = -1;
+  if (!rc && strcmp(it->argv[a], "where") == 0) { /* keep the rows whose column COL is VALUE (as text) */
+    const char *eq = strchr(it->argv[a + 1], '=');
+    int col = 0;
+    while (col < t->nhead && (strlen(t->head[col]) != (size_t)(eq - it->argv[a + 1]) ||
+                              strncmp(t->head[col], it->argv[a + 1], (size_t)(eq - it->argv[a + 1])) != 0))
+      ++col;
+    if (col == t->nhead) {
+      fprintf(stderr, "bafu figures: %s:%d: %s has no column '%.*s'\n", f->path, it->line, it->argv[0],
+              (int)(eq - it->argv[a + 1]), it->argv[a + 1]);
+      rc = 1;
+    }
+    size_t kept = 0;
+    for (size_t r = 0; !rc && r < t->nrows; ++r) {
+      if (col < t->nf[r] && strcmp(t->rows[r][col], eq + 1) == 0) {
+        t->rows[kept] = t->rows[r], t->nf[kept++] = t->nf[r];
+      } else {
+        free(t->rows[r]);
+      }
+    }
+    if (!rc) t->nrows = kept;
+    if (!rc && !kept) {
+      fprintf(stderr, "bafu figures: %s:%d: %s has no row where %s\n", f->path, it->line, it->argv[0], it->argv[a + 1]);
+      rc = 1;
+    }
+    a += 2;
+  }
   long pick = 0; /* 0: every row; K > 0: the K-th of each group; K < 0: counted from its end */
-  if (!rc && (strcmp(it->argv[1], "last") == 0 || strncmp(it->argv[1], "row=", 4) == 0)) {
-    pick = it->argv[1][0] == 'l' ? -1 : strtol(it->argv[1] + 4, NULL, 10);
+  if (!rc && (strcmp(it->argv[a], "last") == 0 || strncmp(it->argv[a], "row=", 4) == 0)) {
+    pick = it->argv[a][0] == 'l' ? -1 : strtol(it->argv[a] + 4, NULL, 10);
     ++a;
     if (a + 1 < it->argc && strcmp(it->argv[a], "per") == 0) {
       per = 0;
@@ -955,7 +996,7 @@ static int put_rows(FILE *o, const figure *f, const item *it, const char *work) 
       const long r = pick > 0 ? (long)g0 + pick - 1 : (long)g1 + pick;
       if (r < (long)g0 || r >= (long)g1) {
         fprintf(stderr, "bafu figures: %s:%d: %s: a group of %zu rows has no row %s\n", f->path, it->line, it->argv[0],
-                g1 - g0, it->argv[1]);
+                g1 - g0, it->argv[a - 1]);
         rc = 1;
         break;
       }
@@ -1050,7 +1091,7 @@ static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
     const item *it = i < f->n ? f->it + i : NULL;
     const dkind k = it ? it->kind : D_RUN;
     /* a table ends where a stage, another table or the figure's end begins */
-    if (cur && (k == D_RUN || k == D_BUILTIN || k == D_TABLE || k == D_SCRATCH || k == D_COPY)) {
+    if (cur && (k == D_RUN || k == D_TABLE || k == D_SCRATCH || k == D_COPY)) {
       if (bafu_table_commit(cur)) {
         cli_fail("figures", NULL);
         rc = 1;
@@ -1065,9 +1106,6 @@ static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
       break;
     case D_RUN:
       rc = scratch_add(f, it, run_out(it)) || run_stage(c, f, it);
-      break;
-    case D_BUILTIN:
-      rc = fig_builtin_run(it->argv[0], c);
       break;
     case D_TABLE:
     case D_SCRATCH:
@@ -1247,6 +1285,28 @@ static int is_figure_file(const struct dirent *d) {
   return n > 4 && d->d_name[0] != '.' && strcmp(d->d_name + n - 4, ".fig") == 0;
 }
 
+/* Free what the run allocated and return rc. */
+static int figures_end(int rc, figure *figs, size_t nfig, parser *p, int *done) {
+  for (size_t i = 0; i < nfig; ++i) {
+    for (size_t k = 0; k < figs[i].n; ++k) {
+      free(figs[i].it[k].text);
+      for (int a = 0; a < figs[i].it[k].argc; ++a) free(figs[i].it[k].argv[a]);
+      free(figs[i].it[k].argv);
+    }
+    free(figs[i].it);
+    free(figs[i].path);
+    free(figs[i].name);
+    free(figs[i].dir);
+  }
+  free(figs);
+  while (p->nv) pop_var(p);
+  free(p->v);
+  for (size_t i = 0; i < nknown; ++i) free(known[i].opts);
+  nknown = 0;
+  free(done);
+  return rc;
+}
+
 int cmd_figures(int argc, char **argv) {
   cli_bar bar = {0};
   size_t stage = 0;
@@ -1298,6 +1358,8 @@ int cmd_figures(int argc, char **argv) {
   char work[4400];
   snprintf(work, sizeof work, "%s/.bafu-figures.work.%ld", c.data_dir, (long)getpid());
   figure *figs = calloc((size_t)nent, sizeof *figs);
+  int *done = NULL;
+  size_t nfig = 0;
   parser p = {.c = &c, .work = work};
   char seed[32], threads[32];
   snprintf(seed, sizeof seed, "%llu", (unsigned long long)c.seed);
@@ -1311,7 +1373,6 @@ int cmd_figures(int argc, char **argv) {
   p.nbuiltin = p.nv;
   char **tnames = NULL;
   size_t ntnames = 0;
-  size_t nfig = 0;
   for (int i = 0; i < nent && !p.err[0]; ++i) {
     figure *f = figs + nfig++;
     const size_t nl = strlen(ents[i]->d_name);
@@ -1327,7 +1388,7 @@ int cmd_figures(int argc, char **argv) {
   free(tnames);
   if (p.err[0]) {
     fprintf(stderr, "bafu figures: %s\n", p.err);
-    return 2;
+    return figures_end(2, figs, nfig, &p, done);
   }
   size_t nrun = 0; /* the figures this run makes */
   for (size_t i = 0; i < nfig; ++i) nrun += !(no_train && figs[i].trains);
@@ -1338,22 +1399,22 @@ int cmd_figures(int argc, char **argv) {
   snprintf(state_path, sizeof state_path, "%s/.bafu-figures.ckpt", c.data_dir);
   snprintf(settings, sizeof settings, "bafu figures %s mode=%s seed=%llu\n", BAFU_VERSION_STRING, c.quick ? "quick" : "full",
            (unsigned long long)c.seed);
-  int *done = calloc(nfig, sizeof *done);
+  done = calloc(nfig, sizeof *done);
   size_t ndone = 0;
   if (!c.resume) {
-    if (cli_checkpoint_free("figures", "--data-dir", state_path)) return 2;
+    if (cli_checkpoint_free("figures", "--data-dir", state_path)) return figures_end(2, figs, nfig, &p, done);
   } else {
     char *text;
     size_t len;
     if (ckpt_text_load(state_path, &text, &len)) {
       cli_fail("figures", NULL);
-      return 2;
+      return figures_end(2, figs, nfig, &p, done);
     }
     if (text && strncmp(text, settings, strlen(settings)) != 0) {
       fprintf(stderr, "bafu figures: --resume: '%s' is of other settings (mode, seed or version); remove it or "
                       "resume with those\n", state_path);
       free(text);
-      return 2;
+      return figures_end(2, figs, nfig, &p, done);
     }
     for (char *line = text ? text + strlen(settings) : NULL, *nl; line && *line; line = nl + 1) {
       nl = strchr(line, '\n');
@@ -1364,20 +1425,19 @@ int cmd_figures(int argc, char **argv) {
         fprintf(stderr, "bafu figures: --resume: '%s' is damaged (an unknown or repeated figure); it is kept\n",
                 state_path);
         free(text);
-        return 2;
+        return figures_end(2, figs, nfig, &p, done);
       }
       done[i] = 1;
       if (!(no_train && figs[i].trains)) ++ndone;
     }
     free(text);
   }
-  if ((r = fig_builtin_check(&c))) return r;
   /* what the rest of the run needs is checked now, not after the work */
   if (!no_render) {
     if (!on_path("gnuplot")) {
       fprintf(stderr, "bafu figures: gnuplot is not on PATH (./setup.sh deps installs it; --no-render writes the "
                       "tables only)\n");
-      return 2;
+      return figures_end(2, figs, nfig, &p, done);
     }
     for (size_t i = 0; i < nfig; ++i) {
       if (no_train && figs[i].trains) continue;
@@ -1385,7 +1445,7 @@ int cmd_figures(int argc, char **argv) {
       snprintf(script, sizeof script, "%s/%s.gp", c.scripts, figs[i].name);
       if (access(script, R_OK) != 0) {
         fprintf(stderr, "bafu figures: --scripts: cannot read '%s': %s\n", script, strerror(errno));
-        return 2;
+        return figures_end(2, figs, nfig, &p, done);
       }
     }
   }
@@ -1397,13 +1457,13 @@ int cmd_figures(int argc, char **argv) {
       if (access(file, R_OK) != 0) {
         fprintf(stderr, "bafu figures: %s needs Fashion-MNIST: cannot read '%s' (./setup.sh deps installs "
                         "dataset-fashion-mnist, or set BAFU_FASHION_MNIST_DIR; --no-train skips it)\n", figs[i].name, file);
-        return 2;
+        return figures_end(2, figs, nfig, &p, done);
       }
     }
     break;
   }
   if ((r = ensure_dir("--data-dir", c.data_dir)) || (!no_render && (r = ensure_dir("--plot-dir", c.plot_dir))))
-    return r;
+    return figures_end(r, figs, nfig, &p, done);
   catch_stop_signals();
   size_t rlen = strlen(settings) + 1;
   for (size_t i = 0; i < nfig; ++i) rlen += strlen(figs[i].name) + 1;
@@ -1422,13 +1482,13 @@ int cmd_figures(int argc, char **argv) {
     }
     if (run_figure(&c, figs + i, work)) {
       free(record);
-      return 1;
+      return figures_end(1, figs, nfig, &p, done);
     }
     sprintf(record + strlen(record), "%s\n", figs[i].name);
     if (ckpt_text_save(state_path, record, strlen(record))) {
       fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", state_path, cli_error());
       free(record);
-      return 1;
+      return figures_end(1, figs, nfig, &p, done);
     }
     ++stage;
     fig_progress(&c, "%s: done", figs[i].name);
@@ -1436,8 +1496,8 @@ int cmd_figures(int argc, char **argv) {
   free(record);
   if (!no_render)
     for (size_t i = 0; i < nfig; ++i)
-      if (!(no_train && figs[i].trains) && render(&c, figs[i].name)) return 1;
+      if (!(no_train && figs[i].trains) && render(&c, figs[i].name)) return figures_end(1, figs, nfig, &p, done);
   remove(state_path); /* every table and image is written: nothing to resume */
   fig_progress(&c, "done");
-  return 0;
+  return figures_end(0, figs, nfig, &p, done);
 }
