@@ -19,6 +19,7 @@ trap 'rm -rf "$dir"' EXIT
 figures=()
 for f in "$SRC"/plots/*.fig; do figures+=("$(basename "$f" .fig)"); done
 untrained=$(grep -L '^needs fashion-mnist' "$SRC"/plots/*.fig | wc -l)
+trains=$(basename "$(grep -l '^needs fashion-mnist' "$SRC"/plots/*.fig | tail -1)" .fig) # the last figure that trains
 # what a run needs is checked before any work: exit 2, one line, no directory made
 fails=0 passes=0
 refused() { # $1 = what, then the command
@@ -53,13 +54,14 @@ badfig "bad format" "$ok_run"$'\ntable t.dat\ntitle T\ncolumns layer\nrows s.dat
 badfig "fields against columns" "$ok_run"$'\ntable t.dat\ntitle T\ncolumns layer cos_theta\nrows s.dat layer' 5
 badfig "table without title" "$ok_run"$'\ntable t.dat\ncolumns layer' 2
 badfig "a table of another figure" "$ok_run"$'\ntable fig1_mc.dat\ntitle T\ncolumns layer\nrows s.dat layer' 2
-# a stage that fails: its figure writes no table (the figure before it does), exit 1, no scratch left
+# a stage that fails: its figure writes no table (the figure before it does), exit 1, and its
+# finished stages are kept for --resume (the scratch directory with its record)
 mkdir "$dir/fail" && cp "$SRC"/plots/common.gp "$dir/fail/"
 printf '%s\n' "$ok_run" "$ok_table" >"$dir/fail/a.fig"
 printf '%s\n' "$ok_run" "$ok_table" 'run mc --depth 2 --seeds 1 --out {work}/m.dat' | sed 's/t\.dat/u.dat/' >"$dir/fail/b.fig"
 "$BAFU" figures --quick --no-render --scripts "$dir/fail" --data-dir "$dir/failed" 2>"$dir/err"; rc=$?
-if [[ $rc -eq 1 && -s $dir/failed/t.dat && ! -e $dir/failed/u.dat && $(ls -A "$dir/failed") == *.bafu-figures.ckpt* ]] &&
-   [[ -z $(find "$dir/failed" -name "*.tmp*" -o -name ".bafu-figures.work*") ]] && grep -q "b.fig:6: the stage" "$dir/err"; then
+if [[ $rc -eq 1 && -s $dir/failed/t.dat && ! -e $dir/failed/u.dat && -e $dir/failed/.bafu-figures.ckpt ]] &&
+   [[ -e $dir/failed/.bafu-figures.work/.done && -z $(find "$dir/failed" -name "*.tmp*") ]] && grep -q "b.fig:6: the stage" "$dir/err"; then
   passes=$((passes + 1))
 else echo "FAIL: a failing stage: exit $rc, $(ls -A "$dir/failed"), $(cat "$dir/err")"; fails=$((fails + 1)); fi
 # the stage options the figure files rely on: bafu theory --depths gives each
@@ -128,14 +130,15 @@ for g in "$golden"/*.dat; do
   else echo "FAIL: $(basename "$t") differs from tests/golden/figures:"; head -8 "$dir/diff"; fails=$((fails + 1)); fi
 done
 if [[ -n $(find "$dir/plots" "$dir/data" -name "*.tmp*") ]]; then echo "FAIL: temporary files left"; fails=$((fails + 1)); else passes=$((passes + 1)); fi
-# interrupted and resumed: SIGTERM once a training run of figure 8 has
+# interrupted and resumed: SIGTERM once a training run (a stage) of the figure that trains has
 # finished (SIGINT is ignored by background jobs of a script); --resume skips
-# the figures that do not train and that run, writes the rest, and the tables
+# the figures that do not train and that stage, runs the rest, and the tables
 # equal the uninterrupted run's (the figures' results depend only on the mode and seed)
 "$BAFU" figures --quick --no-render --data-dir "$dir/r" 2>/dev/null &
 pid=$!
-for _ in $(seq 1 6000); do
-  compgen -G "$dir/r/.bafu-fig8-run*.ckpt" >/dev/null && break
+for _ in $(seq 1 6000); do # until a stage of the figure that trains has finished
+  [[ -e $dir/r/.bafu-figures.work/.done ]] && grep -qx "figure $trains" "$dir/r/.bafu-figures.work/.done" &&
+    [[ $(grep -c '\.dat$' "$dir/r/.bafu-figures.work/.done") -ge 1 ]] && break
   sleep 0.02
 done
 kill -TERM $pid 2>/dev/null
@@ -146,7 +149,7 @@ rc=$?
 skipped=$(grep -c "written by the interrupted run" "$dir/rlog")
 runs=$(grep -c "finished by the interrupted run" "$dir/rlog")
 if [[ $rc -eq 0 && $skipped -eq $untrained && $runs -ge 1 && -z $(find "$dir/r" -name ".bafu-*") ]]; then passes=$((passes + 1))
-else echo "FAIL: --resume: exit $rc, $skipped figures and $runs runs of figure 8 skipped"; cat "$dir/rlog"; fails=$((fails + 1)); fi
+else echo "FAIL: --resume: exit $rc, $skipped figures and $runs stages of $trains skipped"; cat "$dir/rlog"; fails=$((fails + 1)); fi
 for t in "$dir"/r/*.dat; do
   if diff <(grep -v '^#' "$t") <(grep -v '^#' "$dir/data/$(basename "$t")") >/dev/null; then passes=$((passes + 1))
   else echo "FAIL: resumed $(basename "$t") differs from the uninterrupted run's"; fails=$((fails + 1)); fi

@@ -65,33 +65,37 @@ static const char usage[] =
     "silences it.\n"
     "\n"
     "Figures are files: each NAME.fig in the scripts directory (--scripts) is a\n"
-    "figure, rendered by NAME.gp beside it, in natural order of the names. A\n"
-    "figure file has one directive per line ('#' lines are comments):\n"
+    "figure, rendered by NAME.gp beside it, in natural order of the names\n"
+    "(doc/figures.md). A figure file has one directive per line ('#': comment):\n"
     "  let NAME = VALUE          a value, used as {NAME}\n"
     "  for NAME in V1 V2 ...     repeat the lines up to the matching 'end'\n"
     "  needs fashion-mnist       the figure trains (skipped by --no-train)\n"
     "  progress TEXT             a progress line\n"
     "  run CMD ARGS... --out {work}/FILE   a stage: `bafu CMD ARGS...`\n"
-    "  table NAME.dat            an assembled table, then:\n"
+    "  table NAME.dat            a table of the figure, assembled by the lines:\n"
     "    title TEXT              its first '#' line (then the generator, command,\n"
     "                            date and 'mode: M  seed: S' lines)\n"
     "    note TEXT               a '#' line where it stands\n"
     "    series TEXT             a new series, named by a '# TEXT' line\n"
     "    columns A B ...         the series' header row\n"
-    "    rows FILE [last|row=K] SRC...   rows from a stage's table, one field per\n"
-    "                            SRC: COL (as written), COL:FMT or COL*X:FMT\n"
-    "                            (reformatted, times X; FMT %d %g %.Ng %.Nf %.Ne),\n"
-    "                            =TEXT (that text)\n"
+    "    rows FILE [where COL=V] [last|row=K [per COL]] SRC...\n"
+    "                            rows of a stage's table; a field per SRC: COL (as\n"
+    "                            written), COL:FMT or COL*X:FMT (reformatted; FMT\n"
+    "                            %d %g %.Ng %.Nf %.Ne), OTHER/COL..., =TEXT\n"
+    "  scratch NAME.dat          the same, kept for later stages only\n"
     "  copy FILE NAME.dat        a stage's table as it is\n"
-    "In any line {quick: A | full: B} is A or B by the mode; {data}, {work} (this\n"
-    "figure's scratch directory), {spec} (the figure file's directory), {seed},\n"
-    "{threads} and {mode} are given. A stage's error stops the run: none of its\n"
-    "figure's tables is written (those of finished figures stay).\n"
+    "In any line {quick: A | full: B} is A or B by the mode; {data}, {work} (the\n"
+    "scratch directory), {spec} (the figure files' directory), {seed}, {threads} and\n"
+    "{mode} are given; a text may quote a table's number, [[FILE COL FMT]], and in\n"
+    "double quotes keeps its blanks. A malformed figure file is refused before any\n"
+    "work (one line FILE:LINE: message, exit 2). A failing stage stops the run\n"
+    "(exit 1): none of its figure's tables is written.\n"
     "\n"
     "Resume: each finished figure is recorded in DIR/.bafu-figures.ckpt (with the\n"
-    "mode and seed), each finished training run of figure 8 in DIR/.bafu-fig8-run*.ckpt;\n"
-    "after an interruption the same command with --resume skips what is done and\n"
-    "runs the rest (the files are removed at the end).";
+    "mode and seed), each finished stage of the figure being run in\n"
+    "DIR/.bafu-figures.work/.done; after an interruption or a failed stage the same\n"
+    "command with --resume skips what is done (a stage whose command has --resume is\n"
+    "given it) and runs the rest (the files are removed at the end).";
 
 /* ---- progress ------------------------------------------------------------ */
 
@@ -116,7 +120,7 @@ static void fig_progress(const fig_ctx *c, const char *fmt, ...) {
 
 /* ---- figure files ---------------------------------------------------------- */
 
-typedef enum { D_RUN, D_PROGRESS, D_TABLE, D_SCRATCH, D_TITLE, D_NOTE, D_SERIES, D_COLUMNS, D_ROWS, D_COPY, D_NEEDS } dkind;
+typedef enum { D_RUN, D_PAR_BEGIN, D_PAR_END, D_PROGRESS, D_TABLE, D_SCRATCH, D_TITLE, D_NOTE, D_SERIES, D_COLUMNS, D_ROWS, D_COPY, D_NEEDS } dkind;
 
 typedef struct {
   dkind kind;
@@ -354,7 +358,7 @@ static int expand(parser *p, rawline *L, size_t lo, size_t hi) {
     } else if (strcmp(key, "for") == 0) {
       size_t depth = 1, j = i + 1;
       for (; j < hi; ++j) {
-        if (strcmp(L[j].key, "for") == 0) ++depth;
+        if (strcmp(L[j].key, "for") == 0 || strcmp(L[j].key, "parallel") == 0) ++depth;
         if (strcmp(L[j].key, "end") == 0 && --depth == 0) break;
       }
       if (j == hi) return perr(p, L[i].line, "'for' without its 'end'");
@@ -376,8 +380,20 @@ static int expand(parser *p, rawline *L, size_t lo, size_t hi) {
       free(text);
       if (!count) return perr(p, L[i].line, "'for' without values");
       i = j;
+    } else if (strcmp(key, "parallel") == 0) {
+      size_t depth = 1, j = i + 1;
+      for (; j < hi; ++j) {
+        if (strcmp(L[j].key, "for") == 0 || strcmp(L[j].key, "parallel") == 0) ++depth;
+        if (strcmp(L[j].key, "end") == 0 && --depth == 0) break;
+      }
+      if (j == hi) return perr(p, L[i].line, "'parallel' without its 'end'");
+      if (L[i].text[0]) return perr(p, L[i].line, "'parallel' takes nothing after it");
+      add_item(p->f, D_PAR_BEGIN, L[i].line);
+      if (expand(p, L, i + 1, j)) return 1;
+      add_item(p->f, D_PAR_END, L[j].line);
+      i = j;
     } else if (strcmp(key, "end") == 0) {
-      return perr(p, L[i].line, "'end' without its 'for'");
+      return perr(p, L[i].line, "'end' without its 'for' or 'parallel'");
     } else {
       size_t k = 0;
       while (k < sizeof keys / sizeof keys[0] && strcmp(keys[k].key, key) != 0) ++k;
@@ -668,6 +684,13 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
       }
       have_columns = 1, ncols = it->argc;
       break;
+    case D_PAR_BEGIN:
+      for (size_t k = i + 1; k < f->n && f->it[k].kind != D_PAR_END; ++k)
+        if (f->it[k].kind != D_RUN && f->it[k].kind != D_PROGRESS)
+          return perr(p, f->it[k].line, "a 'parallel' block holds 'run' and 'progress' lines only");
+      in_table = 0;
+      break;
+    case D_PAR_END:
     case D_PROGRESS:
       break;
     }
@@ -695,21 +718,18 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
 /* ---- running a figure ----------------------------------------------------- */
 
 /* For the signal handler: the stage running and the scratch files. */
-static volatile pid_t child_pid;
-static char *volatile scratch_files[4096];
-static char *volatile scratch_dir;
+#define MAX_CHILDREN 64
+static volatile pid_t children[MAX_CHILDREN]; /* the stages running */
+static char *scratch_files[4096];
 static struct sigaction old_actions[3];
 static const int stop_sigs[3] = {SIGINT, SIGTERM, SIGHUP};
 
 static void on_stop(int sig) {
-  const pid_t pid = child_pid;
-  if (pid > 0) {
-    kill(pid, SIGTERM); /* the stage removes its own temporary file */
-    waitpid(pid, NULL, 0);
-  }
-  for (size_t i = 0; i < sizeof scratch_files / sizeof scratch_files[0]; ++i)
-    if (scratch_files[i]) unlink(scratch_files[i]);
-  if (scratch_dir) rmdir(scratch_dir);
+  for (int i = 0; i < MAX_CHILDREN; ++i)
+    if (children[i] > 0) kill(children[i], SIGTERM); /* each stage removes its own temporary file */
+  for (int i = 0; i < MAX_CHILDREN; ++i)
+    if (children[i] > 0) waitpid(children[i], NULL, 0);
+  /* the scratch directory stays: its finished stages are for --resume */
   for (int i = 0; i < 3; ++i)
     if (stop_sigs[i] == sig) {
       sigaction(sig, &old_actions[i], NULL); /* the tables' handler: their temporaries, then the default */
@@ -732,7 +752,8 @@ static void catch_stop_signals(void) {
   }
 }
 
-static void scratch_clear(void) {
+/* The figure is written: its scratch files, its record and the directory go. */
+static void scratch_clear(const char *work) {
   for (size_t i = 0; i < sizeof scratch_files / sizeof scratch_files[0]; ++i) {
     char *f = scratch_files[i];
     if (!f) continue;
@@ -740,18 +761,30 @@ static void scratch_clear(void) {
     unlink(f);
     free(f);
   }
-  char *d = scratch_dir;
-  scratch_dir = NULL;
-  if (d) rmdir(d);
-  free(d);
+  char done[4500];
+  snprintf(done, sizeof done, "%s/.done", work);
+  unlink(done);
+  rmdir(work);
 }
 
-/* Run `bafu ARGS` (this executable) and wait. 0 if it succeeded. */
-static int run_stage(const fig_ctx *c, const figure *f, const item *it) {
-  char **args = xrealloc(NULL, (size_t)(it->argc + 2) * sizeof *args);
+/* Forget the scratch files without removing them (a failed figure keeps them for --resume). */
+static void scratch_forget(void) {
+  for (size_t i = 0; i < sizeof scratch_files / sizeof scratch_files[0]; ++i) {
+    free(scratch_files[i]);
+    scratch_files[i] = NULL;
+  }
+}
+
+/* Start `bafu ARGS` (this executable) in child slot `slot`: its pid, or -1
+ * with a message. */
+static pid_t start_stage(const fig_ctx *c, const item *it, int slot) {
+  char **args = xrealloc(NULL, (size_t)(it->argc + 3) * sizeof *args);
   args[0] = "bafu";
   for (int a = 0; a < it->argc; ++a) args[a + 1] = it->argv[a];
   args[it->argc + 1] = NULL;
+  /* resumed: a stage whose command resumes (train, sweep) continues from its own checkpoint, if any */
+  const char *opts = command_options(it->argv[0]);
+  if (c->resume && opts && strstr(opts, "\n--resume\n")) args[it->argc + 1] = "--resume", args[it->argc + 2] = NULL;
   fflush(NULL);
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -764,22 +797,25 @@ static int run_stage(const fig_ctx *c, const figure *f, const item *it) {
     _exit(1);
   }
   free(args);
-  if (pid < 0) {
-    fprintf(stderr, "bafu figures: cannot start a stage: %s\n", strerror(errno));
-    return 1;
-  }
-  child_pid = pid;
+  if (pid < 0) fprintf(stderr, "bafu figures: cannot start a stage: %s\n", strerror(errno));
+  else children[slot] = pid;
+  return pid;
+}
+
+/* Wait for one of the running stages: its slot, *ok whether it succeeded. -1 if none runs. */
+static int wait_stage(int *ok) {
   int status = 0;
   pid_t w;
-  while ((w = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
+  while ((w = waitpid(-1, &status, 0)) < 0 && errno == EINTR) {
   }
-  child_pid = 0;
-  if (w != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    fprintf(stderr, "bafu figures: %s:%d: the stage `bafu %s ...` failed\n", f->path, it->line, it->argv[0]);
-    return 1;
-  }
-  (void)c;
-  return 0;
+  if (w < 0) return -1;
+  for (int i = 0; i < MAX_CHILDREN; ++i)
+    if (children[i] == w) {
+      children[i] = 0;
+      *ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      return i;
+    }
+  return wait_stage(ok); /* not a stage (cannot happen: the driver has no other children then) */
 }
 
 /* A stage's table: its first series' header names and data rows, as words. */
@@ -1075,23 +1111,29 @@ static int quote_values(const figure *f, const item *it, const char *work, char 
 /* Run one figure: its stages in order, each table assembled into the scratch
  * directory, then every table published into the data directory together. 0,
  * or 1 (message printed, nothing of the figure written). */
-static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
+static int run_figure(const fig_ctx *c, const figure *f, const char *work, const char *settings, const char *resumed) {
   bafu_table *cur = NULL;
   const char **pub_from = xrealloc(NULL, f->n * sizeof *pub_from), **pub_to = xrealloc(NULL, f->n * sizeof *pub_to);
   size_t npub = 0;
   int blocks = 0, rc = 0;
-  if (mkdir(work, 0700) != 0) {
+  if (mkdir(work, 0700) != 0 && !(errno == EEXIST && resumed)) {
     fprintf(stderr, "bafu figures: --data-dir: cannot create '%s': %s\n", work, strerror(errno));
     free(pub_from), free(pub_to);
     return 1;
   }
-  scratch_dir = xstrdup(work);
+  /* the record of the finished stages, WORK/.done (ckpt.h): the settings, the
+     figure, then a stage's output per line; --resume skips those stages */
+  char done_path[4500];
+  snprintf(done_path, sizeof done_path, "%s/.done", work);
+  size_t dcap = strlen(settings) + strlen(f->name) + 64, dlen;
+  char *record = xrealloc(NULL, dcap);
+  dlen = (size_t)sprintf(record, "%sfigure %s\n", settings, f->name);
   char text[8192];
   for (size_t i = 0; i <= f->n && !rc; ++i) {
     const item *it = i < f->n ? f->it + i : NULL;
     const dkind k = it ? it->kind : D_RUN;
     /* a table ends where a stage, another table or the figure's end begins */
-    if (cur && (k == D_RUN || k == D_TABLE || k == D_SCRATCH || k == D_COPY)) {
+    if (cur && (k == D_RUN || k == D_PAR_BEGIN || k == D_TABLE || k == D_SCRATCH || k == D_COPY)) {
       if (bafu_table_commit(cur)) {
         cli_fail("figures", NULL);
         rc = 1;
@@ -1105,8 +1147,71 @@ static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
       fig_progress(c, "%s: %s", f->name, it->text);
       break;
     case D_RUN:
-      rc = scratch_add(f, it, run_out(it)) || run_stage(c, f, it);
+    case D_PAR_BEGIN: {
+      /* a stage, or the stages of a parallel block, up to --threads at a time */
+      size_t end = i + 1;
+      if (it->kind == D_PAR_BEGIN)
+        while (f->it[end].kind != D_PAR_END) ++end;
+      const int width = it->kind == D_RUN ? 1 : c->threads < MAX_CHILDREN ? c->threads : MAX_CHILDREN;
+      const item *slot_item[MAX_CHILDREN] = {0};
+      int running = 0, failed = 0;
+      for (size_t n = it->kind == D_RUN ? i : i + 1; n < end || running;) {
+        const item *e = n < end ? f->it + n : NULL;
+        if (e && !failed && e->kind == D_PROGRESS && running < width) { /* the line of the stage about to start */
+          fig_progress(c, "%s: %s", f->name, e->text);
+          ++n;
+          continue;
+        }
+        const char *out = e && !failed && e->kind == D_RUN ? run_out(e) : NULL, *base = out ? out + strlen(work) + 1 : NULL;
+        char line[4500];
+        if (out) snprintf(line, sizeof line, "\n%s\n", base);
+        if (out && resumed && strstr(resumed, line) && access(out, R_OK) == 0) {
+          fig_progress(c, "%s: line %d (bafu %s): finished by the interrupted run (--resume)", f->name, e->line,
+                       e->argv[0]);
+          if (scratch_add(f, e, out)) failed = 1;
+        } else if (out && running < width) { /* start it */
+          int slot = 0;
+          while (children[slot]) ++slot;
+          if (scratch_add(f, e, out) || start_stage(c, e, slot) < 0) {
+            failed = 1;
+            continue;
+          }
+          slot_item[slot] = e;
+          ++running;
+          ++n;
+          continue;
+        } else if (running) { /* wait for one */
+          int ok;
+          const int slot = wait_stage(&ok);
+          if (slot < 0) break;
+          --running;
+          e = slot_item[slot];
+          if (!ok) {
+            fprintf(stderr, "bafu figures: %s:%d: the stage `bafu %s ...` failed\n", f->path, e->line, e->argv[0]);
+            if (!failed)
+              for (int q = 0; q < MAX_CHILDREN; ++q)
+                if (children[q] > 0) kill(children[q], SIGTERM); /* the others stop; their finished work is recorded */
+            failed = 1;
+            continue;
+          }
+          out = run_out(e), base = out + strlen(work) + 1;
+        } else {
+          ++n; /* failed: nothing more starts */
+          continue;
+        }
+        /* finished (now or by the interrupted run): recorded */
+        if (dlen + strlen(base) + 2 > dcap) record = xrealloc(record, dcap = 2 * (dlen + strlen(base) + 2));
+        dlen += (size_t)sprintf(record + dlen, "%s\n", base);
+        if (ckpt_text_save(done_path, record, dlen)) {
+          fprintf(stderr, "bafu figures: --data-dir: cannot write '%s': %s\n", done_path, cli_error());
+          failed = 1;
+        }
+        if (e == (n < end ? f->it + n : NULL)) ++n; /* a skipped stage: the next */
+      }
+      rc = failed;
+      i = it->kind == D_RUN ? i : end;
       break;
+    }
     case D_TABLE:
     case D_SCRATCH:
       snprintf(path, sizeof path, "%s/%s", work, it->argv[0]);
@@ -1147,6 +1252,7 @@ static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
       rc = put_rows(bafu_table_stream(cur), f, it, work);
       break;
     case D_NEEDS:
+    case D_PAR_END:
       break;
     }
   }
@@ -1187,7 +1293,11 @@ static int run_figure(const fig_ctx *c, const figure *f, const char *work) {
   free(out);
   free(pub_from);
   free(pub_to);
-  scratch_clear();
+  free(record);
+  if (rc)
+    scratch_forget(); /* kept, with the record, for --resume */
+  else
+    scratch_clear(work);
   return rc;
 }
 
@@ -1325,7 +1435,7 @@ int cmd_figures(int argc, char **argv) {
       {"--seed", OPT_U64, &c.seed, "X", "Monte Carlo stream seed, {seed} [1]", NULL, 0},
       {"--no-render", OPT_FLAG, &no_render, NULL, "write the data tables only", NULL, 0},
       {"--no-train", OPT_FLAG, &no_train, NULL, "skip the figures that train ('needs fashion-mnist': figure 8, ~10 minutes in full)", NULL, 0},
-      {"--resume", OPT_FLAG, &c.resume, NULL, "skip the figures (and figure 8's runs) an interrupted run of the same settings finished", NULL, 0},
+      {"--resume", OPT_FLAG, &c.resume, NULL, "skip the figures and stages an interrupted run of the same settings finished", NULL, 0},
       {"--quiet", OPT_FLAG, &c.quiet, NULL, "no progress on stderr", NULL, 0},
       {0},
   };
@@ -1356,7 +1466,7 @@ int cmd_figures(int argc, char **argv) {
     return 2;
   }
   char work[4400];
-  snprintf(work, sizeof work, "%s/.bafu-figures.work.%ld", c.data_dir, (long)getpid());
+  snprintf(work, sizeof work, "%s/.bafu-figures.work", c.data_dir);
   figure *figs = calloc((size_t)nent, sizeof *figs);
   int *done = NULL;
   size_t nfig = 0;
@@ -1401,9 +1511,34 @@ int cmd_figures(int argc, char **argv) {
            (unsigned long long)c.seed);
   done = calloc(nfig, sizeof *done);
   size_t ndone = 0;
+  /* the scratch directory of an interrupted figure: its record names the
+     figure and the stages it finished (resumed: "\nOUT\nOUT\n..."), reused
+     with --resume; anything else there is refused and kept */
+  char *resumed = NULL, resumed_fig[256] = "";
   if (!c.resume) {
-    if (cli_checkpoint_free("figures", "--data-dir", state_path)) return figures_end(2, figs, nfig, &p, done);
+    if (cli_checkpoint_free("figures", "--data-dir", state_path) || cli_checkpoint_free("figures", "--data-dir", work))
+      return figures_end(2, figs, nfig, &p, done);
   } else {
+    char dpath[4500], *text = NULL;
+    size_t len;
+    snprintf(dpath, sizeof dpath, "%s/.done", work);
+    struct stat sb;
+    if (lstat(work, &sb) == 0 && (!S_ISDIR(sb.st_mode) || ckpt_text_load(dpath, &text, &len) || !text ||
+                                  strncmp(text, settings, strlen(settings)) != 0 ||
+                                  sscanf(text + strlen(settings), "figure %255s", resumed_fig) != 1)) {
+      fprintf(stderr, "bafu figures: --resume: '%s' is not the scratch directory of an interrupted run of these "
+                      "settings (its .done record is missing, damaged or of other settings); it is kept\n", work);
+      free(text);
+      return figures_end(2, figs, nfig, &p, done);
+    }
+    if (text) {
+      const char *rest = strchr(text + strlen(settings), '\n');
+      resumed = xrealloc(NULL, strlen(rest) + 2);
+      sprintf(resumed, "%s", rest); /* "\nOUT\n..." */
+      free(text);
+    }
+  }
+  if (c.resume) {
     char *text;
     size_t len;
     if (ckpt_text_load(state_path, &text, &len)) {
@@ -1480,7 +1615,11 @@ int cmd_figures(int argc, char **argv) {
       fig_progress(&c, "%s: written by the interrupted run (--resume)", figs[i].name);
       continue;
     }
-    if (run_figure(&c, figs + i, work)) {
+    const int r_here = resumed && strcmp(resumed_fig, figs[i].name) == 0;
+    const int failed = run_figure(&c, figs + i, work, settings, r_here ? resumed : NULL);
+    if (r_here) free(resumed), resumed = NULL;
+    if (failed) {
+      free(resumed);
       free(record);
       return figures_end(1, figs, nfig, &p, done);
     }
@@ -1494,6 +1633,7 @@ int cmd_figures(int argc, char **argv) {
     fig_progress(&c, "%s: done", figs[i].name);
   }
   free(record);
+  free(resumed);
   if (!no_render)
     for (size_t i = 0; i < nfig; ++i)
       if (!(no_train && figs[i].trains) && render(&c, figs[i].name)) return figures_end(1, figs, nfig, &p, done);
