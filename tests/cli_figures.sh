@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# cli_figures.sh: `bafu figures --quick` into a temporary directory: every data
+# cli_figures.sh: `bafu figures --quick` into a temporary directory (--train, as
+# cli_figures_train.sh: the figures that train only; without: the others): every data
 # table parses (metadata, one header row, numeric rows with as many fields as
 # the header) and equals tests/golden/figures, and every image of every figure
 # file (plots/*.fig) is produced and non-empty, also for directory names with
@@ -9,19 +10,18 @@
 # interrupted run resumed with --resume gives the same tables. Nothing here
 # counts the figures: they are the figure files.
 set -u
-BAFU=${1:?usage: cli_figures.sh path/to/bafu}
+BAFU=${1:?usage: cli_figures.sh path/to/bafu [--train]}
+mode=${2:-}
 if [[ -z ${OPENBLAS_CORETYPE:-} && $(uname -m) == x86_64 ]] && grep -qw avx2 /proc/cpuinfo; then
   export OPENBLAS_CORETYPE=Haswell
 fi
 SRC=${BAFU_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
-figures=()
-for f in "$SRC"/plots/*.fig; do figures+=("$(basename "$f" .fig)"); done
-untrained=$(grep -L '^needs fashion-mnist' "$SRC"/plots/*.fig | wc -l)
-trains=$(basename "$(grep -l '^needs fashion-mnist' "$SRC"/plots/*.fig | tail -1)" .fig) # the last figure that trains
-# what a run needs is checked before any work: exit 2, one line, no directory made
 fails=0 passes=0
+if [[ $mode != --train ]]; then # the checks that run no figure, once
+# what a run needs is checked before any work: exit 2, one line, no directory made
+
 refused() { # $1 = what, then the command
   local what=$1; shift
   "$@" 2>"$dir/err"; local rc=$?
@@ -81,12 +81,46 @@ mkdir "$dir/cwd" && (cd "$dir/cwd" && timeout -s INT 4 "$BAFU" figures --quick -
 if grep -q "data in bafu-quick/data, images in bafu-quick/plots" "$dir/qlog" && [[ -d $dir/cwd/bafu-quick/data && ! -e $dir/cwd/data && ! -e $dir/cwd/plots ]]; then
   passes=$((passes + 1))
 else echo "FAIL: quick run's default directories: $(head -2 "$dir/qlog")"; ls "$dir/cwd"; fails=$((fails + 1)); fi
-# the directories are passed to gnuplot as data, never as commands: a name
-# with quotes and a $(...) renders and runs nothing
-data="$dir/da'ta\$(touch $dir/PWNED)" plots="$dir/pl\"ots'"
-if ! "$BAFU" figures --quick --data-dir "$data" --plot-dir "$plots" 2>"$dir/log"; then
-  echo "FAIL: bafu figures --quick exited non-zero"; cat "$dir/log"; exit 1
 fi
+# The figures of this run: those that do not train (--no-train) or, with
+# --train (cli_figures_train.sh), those that do, from a scripts directory of
+# their files alone; their tables as bafu figures --list names them.
+if [[ $mode == --train ]]; then
+  [[ -r ${BAFU_FASHION_MNIST_DIR:-/usr/share/datasets/fashion-mnist}/train-images-idx3-ubyte.gz ]] ||
+    { echo "SKIP: Fashion-MNIST not installed"; exit 77; }
+  sel=$(grep -l '^needs fashion-mnist' "$SRC"/plots/*.fig)
+  scripts=$dir/scripts && mkdir "$scripts" && cp "$SRC"/plots/common.gp "$scripts/"
+  for f in $sel; do cp "$f" "${f%.fig}.gp" "$scripts/"; done
+  flags=()
+else
+  scripts=$SRC/plots flags=(--no-train)
+fi
+figures=() expected=()
+while read -r name tabs; do figures+=("$name"); expected+=($tabs); done < <("$BAFU" figures --quick --list "${flags[@]}" --scripts "$scripts")
+[[ ${#figures[@]} -ge 1 && ${#expected[@]} -ge 1 ]] || { echo "FAIL: no figure or table found"; exit 1; }
+# interrupted and resumed, into directories whose names hold quotes and a
+# $(...), which are passed to gnuplot as data, never as commands: SIGTERM once
+# a stage has finished (and, without --train, a figure: SIGINT is ignored by
+# background jobs of a script); --resume skips what is done, runs the rest
+# and renders; its tables are then checked below
+data="$dir/da'ta\$(touch $dir/PWNED)" plots="$dir/pl\"ots'"
+"$BAFU" figures --quick "${flags[@]}" --scripts "$scripts" --data-dir "$data" --plot-dir "$plots" 2>/dev/null &
+pid=$!
+for _ in $(seq 1 6000); do
+  [[ ($mode == --train || -e $data/.bafu-figures.ckpt) ]] &&
+    [[ $(grep -sc '\.dat$' "$data/.bafu-figures.work/.done") -ge 1 ]] && break
+  sleep 0.02
+done
+kill -TERM $pid 2>/dev/null
+wait $pid
+if [[ -n $(find "$dir" -name "*.tmp*") ]]; then echo "FAIL: the interrupted run left temporary files"; fails=$((fails + 1)); else passes=$((passes + 1)); fi
+if ! "$BAFU" figures --quick "${flags[@]}" --scripts "$scripts" --data-dir "$data" --plot-dir "$plots" --resume 2>"$dir/rlog"; then
+  echo "FAIL: bafu figures --quick --resume exited non-zero"; cat "$dir/rlog"; exit 1
+fi
+stages=$(grep -c "finished by the interrupted run" "$dir/rlog")
+figs=$(grep -c "written by the interrupted run" "$dir/rlog")
+if [[ $stages -ge 1 && ($mode == --train || $figs -ge 1) && -z $(find "$data" -name ".bafu-*") ]]; then passes=$((passes + 1))
+else echo "FAIL: --resume: $figs figures and $stages stages skipped"; cat "$dir/rlog"; fails=$((fails + 1)); fi
 [[ ! -e $dir/PWNED ]] && passes=$((passes + 1)) || { echo "FAIL: a directory name ran as a command"; fails=$((fails + 1)); }
 mv "$data" "$dir/data" && mv "$plots" "$dir/plots"
 tables=("$dir"/data/*.dat)
@@ -115,45 +149,21 @@ for f in "${figures[@]}"; do
 done
 # the quick tables equal those of tests/golden/figures byte for byte, apart from
 # the three lines that name the run: '# date:', '# command:' and '# generator:'
-# (doc/figures.md); the same set of tables, none missing, none added. Figure 8's
-# numbers depend on OpenBLAS's kernels (doc/figures.md): the golden tables were
-# made with OPENBLAS_CORETYPE=Haswell, which this test sets (as ./setup.sh run) on
-# CPUs with AVX2.
+# (doc/figures.md); the tables of the figure files, none missing, none added.
+# Figure 8's numbers depend on OpenBLAS's kernels (doc/figures.md): the golden
+# tables were made with OPENBLAS_CORETYPE=Haswell, which this test sets (as
+# ./setup.sh run) on CPUs with AVX2.
 golden=$(cd "$(dirname "$0")/golden/figures" && pwd)
 strip() { grep -v '^# \(date\|command\|generator\):' "$1"; }
-if diff <(cd "$golden" && ls -- *.dat) <(cd "$dir/data" && ls -- *.dat) >"$dir/diff"; then passes=$((passes + 1))
-else echo "FAIL: the quick run's tables are not those of tests/golden/figures:"; cat "$dir/diff"; fails=$((fails + 1)); fi
-for g in "$golden"/*.dat; do
-  t=$dir/data/$(basename "$g")
+if diff <(printf '%s\n' "${expected[@]}" | sort) <(cd "$dir/data" && ls -- *.dat | sort) >"$dir/diff"; then passes=$((passes + 1))
+else echo "FAIL: the tables made are not those of the figure files:"; cat "$dir/diff"; fails=$((fails + 1)); fi
+for name in "${expected[@]}"; do
+  g=$golden/$name t=$dir/data/$name
+  if [[ ! -e $g ]]; then echo "FAIL: $name is not in tests/golden/figures"; fails=$((fails + 1)); continue; fi
   [[ -e $t ]] || continue
   if diff <(strip "$g") <(strip "$t") >"$dir/diff"; then passes=$((passes + 1))
-  else echo "FAIL: $(basename "$t") differs from tests/golden/figures:"; head -8 "$dir/diff"; fails=$((fails + 1)); fi
+  else echo "FAIL: $name differs from tests/golden/figures:"; head -8 "$dir/diff"; fails=$((fails + 1)); fi
 done
 if [[ -n $(find "$dir/plots" "$dir/data" -name "*.tmp*") ]]; then echo "FAIL: temporary files left"; fails=$((fails + 1)); else passes=$((passes + 1)); fi
-# interrupted and resumed: SIGTERM once a training run (a stage) of the figure that trains has
-# finished (SIGINT is ignored by background jobs of a script); --resume skips
-# the figures that do not train and that stage, runs the rest, and the tables
-# equal the uninterrupted run's (the figures' results depend only on the mode and seed)
-"$BAFU" figures --quick --no-render --data-dir "$dir/r" 2>/dev/null &
-pid=$!
-for _ in $(seq 1 6000); do # until a stage of the figure that trains has finished
-  [[ -e $dir/r/.bafu-figures.work/.done ]] && grep -qx "figure $trains" "$dir/r/.bafu-figures.work/.done" &&
-    [[ $(grep -c '\.dat$' "$dir/r/.bafu-figures.work/.done") -ge 1 ]] && break
-  sleep 0.02
-done
-kill -TERM $pid 2>/dev/null
-wait $pid
-if [[ -n $(find "$dir/r" -name "*.tmp*") ]]; then echo "FAIL: the interrupted run left temporary files"; fails=$((fails + 1)); else passes=$((passes + 1)); fi
-"$BAFU" figures --quick --no-render --data-dir "$dir/r" --resume 2>"$dir/rlog"
-rc=$?
-skipped=$(grep -c "written by the interrupted run" "$dir/rlog")
-runs=$(grep -c "finished by the interrupted run" "$dir/rlog")
-if [[ $rc -eq 0 && $skipped -eq $untrained && $runs -ge 1 && -z $(find "$dir/r" -name ".bafu-*") ]]; then passes=$((passes + 1))
-else echo "FAIL: --resume: exit $rc, $skipped figures and $runs stages of $trains skipped"; cat "$dir/rlog"; fails=$((fails + 1)); fi
-for t in "$dir"/r/*.dat; do
-  if diff <(grep -v '^#' "$t") <(grep -v '^#' "$dir/data/$(basename "$t")") >/dev/null; then passes=$((passes + 1))
-  else echo "FAIL: resumed $(basename "$t") differs from the uninterrupted run's"; fails=$((fails + 1)); fi
-done
-[[ $(ls "$dir"/r/*.dat | wc -l) -eq ${#tables[@]} ]] && passes=$((passes + 1)) || { echo "FAIL: resumed run wrote $(ls "$dir"/r/*.dat | wc -l) tables"; fails=$((fails + 1)); }
-echo "cli_figures: $passes passed, $fails failed"
+echo "cli_figures${mode:+ $mode}: $passes passed, $fails failed"
 [[ $fails -eq 0 ]]

@@ -1422,7 +1422,7 @@ int cmd_figures(int argc, char **argv) {
   size_t stage = 0;
   fig_ctx c = {.quick = 0, .quiet = 0, .bar = &bar, .stage = &stage, .threads = 2, .seed = 1, .data_dir = "data", .plot_dir = "plots",
                .scripts = NULL, .argc = argc + 1, .argv = argv - 1, .t0 = now()};
-  int no_render = 0, no_train = 0;
+  int no_render = 0, no_train = 0, list = 0;
   cli_opt opts[] = {
       {"--quick", OPT_FLAG, &c.quick, NULL, "reduced widths and draws (same figures), a few minutes", NULL, 0},
       {"--data-dir", OPT_STRING, &c.data_dir, "DIR", "where the data tables go [data; quick: bafu-quick/data]", NULL, 0},
@@ -1437,6 +1437,7 @@ int cmd_figures(int argc, char **argv) {
       {"--no-train", OPT_FLAG, &no_train, NULL, "skip the figures that train ('needs fashion-mnist': figure 8, ~10 minutes in full)", NULL, 0},
       {"--resume", OPT_FLAG, &c.resume, NULL, "skip the figures and stages an interrupted run of the same settings finished", NULL, 0},
       {"--quiet", OPT_FLAG, &c.quiet, NULL, "no progress on stderr", NULL, 0},
+      {"--list", OPT_FLAG, &list, NULL, "print a line per figure, its name and its tables, and exit (nothing run)", NULL, 0},
       {0},
   };
   const char *const default_data = c.data_dir, *const default_plots = c.plot_dir;
@@ -1499,6 +1500,17 @@ int cmd_figures(int argc, char **argv) {
   if (p.err[0]) {
     fprintf(stderr, "bafu figures: %s\n", p.err);
     return figures_end(2, figs, nfig, &p, done);
+  }
+  if (list) {
+    for (size_t i = 0; i < nfig; ++i) {
+      if (no_train && figs[i].trains) continue;
+      printf("%s", figs[i].name);
+      for (size_t k = 0; k < figs[i].n; ++k)
+        if (figs[i].it[k].kind == D_TABLE || figs[i].it[k].kind == D_COPY)
+          printf(" %s", figs[i].it[k].argv[figs[i].it[k].kind == D_COPY]);
+      putchar('\n');
+    }
+    return figures_end(0, figs, nfig, &p, done);
   }
   size_t nrun = 0; /* the figures this run makes */
   for (size_t i = 0; i < nfig; ++i) nrun += !(no_train && figs[i].trains);
