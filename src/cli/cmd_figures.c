@@ -71,6 +71,7 @@ static const char usage[] =
     "  for NAME in V1 V2 ...     repeat the lines up to the matching 'end'\n"
     "  needs fashion-mnist       the figure trains (skipped by --no-train)\n"
     "  progress TEXT             a progress line\n"
+    "  parallel ... end          the run lines in between, --threads at a time\n"
     "  run CMD ARGS... --out {work}/FILE   a stage: `bafu CMD ARGS...`\n"
     "  table NAME.dat            a table of the figure, assembled by the lines:\n"
     "    title TEXT              its first '#' line (then the generator, command,\n"
@@ -778,13 +779,16 @@ static void scratch_forget(void) {
 /* Start `bafu ARGS` (this executable) in child slot `slot`: its pid, or -1
  * with a message. */
 static pid_t start_stage(const fig_ctx *c, const item *it, int slot) {
-  char **args = xrealloc(NULL, (size_t)(it->argc + 3) * sizeof *args);
-  args[0] = "bafu";
-  for (int a = 0; a < it->argc; ++a) args[a + 1] = it->argv[a];
-  args[it->argc + 1] = NULL;
-  /* resumed: a stage whose command resumes (train, sweep) continues from its own checkpoint, if any */
+  char **args = xrealloc(NULL, (size_t)(it->argc + 4) * sizeof *args);
+  int na = 0;
+  args[na++] = "bafu";
+  for (int a = 0; a < it->argc; ++a) args[na++] = it->argv[a];
   const char *opts = command_options(it->argv[0]);
-  if (c->resume && opts && strstr(opts, "\n--resume\n")) args[it->argc + 1] = "--resume", args[it->argc + 2] = NULL;
+  /* resumed: a stage whose command resumes (train, sweep) continues from its own checkpoint, if any */
+  if (c->resume && opts && strstr(opts, "\n--resume\n")) args[na++] = "--resume";
+  /* the driver's progress lines and bar are the run's: a stage draws no bar of its own */
+  if (opts && strstr(opts, "\n--quiet\n")) args[na++] = "--quiet";
+  args[na] = NULL;
   fflush(NULL);
   const pid_t parent = getpid();
   const pid_t pid = fork();
