@@ -25,6 +25,18 @@ void bafu_mc_result_free(bafu_mc_result *r) {
   memset(r, 0, sizeof *r);
 }
 
+void bafu_mc_deviation(const bafu_mc_result *r, size_t j, bafu_quantity q, double ref, double *rms, double *rms_se) {
+  double s2 = 0, s4 = 0;
+  for (size_t d = 0; d < r->seeds; ++d) {
+    const double e = r->raw[(d * r->J + j) * BAFU_Q_COUNT + q] - ref;
+    s2 += e * e;
+    s4 += e * e * e * e;
+  }
+  const double n = (double)r->seeds, ms = s2 / n, var_ms = (s4 / n - ms * ms) / n;
+  *rms = sqrt(ms);
+  *rms_se = sqrt(fmax(var_ms, 0)) / (2 * *rms);
+}
+
 double bafu_mc_memory_bytes(const bafu_net_params *p, size_t seeds) {
   const size_t net = bafu_net_memory_bytes(p);
   bafu_layout lay;

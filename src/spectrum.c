@@ -771,3 +771,52 @@ bafu_status bafu_spec_histogram(const double *ev, size_t n, size_t bins, int log
   }
   return BAFU_OK;
 }
+
+static int cmp_double(const void *a, const void *b) {
+  const double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+bafu_status bafu_spec_w1_limit(const bafu_net_params *p, size_t layer, uint64_t seed, size_t draws, double *w1,
+                               double *w1_shape) {
+  if (draws < 1) return bafu_error(BAFU_EINVAL, "draws: at least 1");
+  const size_t n = p->width, d_in = p->input_dim ? p->input_dim : p->width;
+  bafu_free_params fp = bafu_free_params_default();
+  bafu_free *fw = NULL;
+  bafu_net *nt = NULL;
+  bafu_spec_dense *ws = NULL;
+  bafu_free_layer *L = malloc((layer + 1) * sizeof *L);
+  double *ev = malloc(draws * n * sizeof *ev), *shape = malloc(draws * n * sizeof *shape),
+         *ones = malloc(d_in * sizeof *ones);
+  bafu_status st = !L || !ev || !shape || !ones ? bafu_error(BAFU_ENOMEM, "out of memory") : BAFU_OK;
+  if (!st) st = bafu_free_alloc(&fp, &fw);
+  if (!st) st = bafu_free_run(fw, p, 0, BAFU_SPEC_BFK, layer, L);
+  if (!st) st = bafu_net_alloc(p, &nt);
+  if (!st) st = bafu_spec_dense_alloc(nt, 0, &ws);
+  for (size_t k = 0; !st && k < d_in; ++k) ones[k] = 1.0;
+  if (!st) bafu_net_set_inputs(nt, ones);
+  const double m1 = st ? 0 : L[layer].m1;
+  for (uint64_t d = 0; !st && d < draws; ++d) {
+    if (!(st = bafu_net_draw(nt, seed, d)) && !(st = bafu_net_run(nt)))
+      st = bafu_spec_dense_run(ws, nt, BAFU_SPEC_BFK, layer, NULL, ev + d * n);
+    double mean = 0;
+    for (size_t k = 0; !st && k < n; ++k) mean += ev[d * n + k] / (double)n;
+    for (size_t k = 0; !st && k < n; ++k) shape[d * n + k] = ev[d * n + k] * m1 / mean;
+  }
+  if (!st) {
+    qsort(ev, draws * n, sizeof *ev, cmp_double);
+    qsort(shape, draws * n, sizeof *shape, cmp_double);
+    const bafu_free_layer *l = L + layer;
+    const double lo = (l->natoms ? l->atom[0].x : l->lo) * 0.9, hi = l->hi * 1.1;
+    *w1 = bafu_spec_w1(bafu_free_cdf, fw, ev, draws * n, lo, hi, 20000) / m1;
+    *w1_shape = bafu_spec_w1(bafu_free_cdf, fw, shape, draws * n, lo, hi, 20000) / m1;
+  }
+  bafu_spec_dense_free(ws);
+  bafu_net_free(nt);
+  bafu_free_free(fw);
+  free(L);
+  free(ev);
+  free(shape);
+  free(ones);
+  return st;
+}

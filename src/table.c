@@ -161,12 +161,16 @@ void bafu_table_catch_crash_signals(void) {
   }
 }
 
-static void pending_add(char *tmp) {
+void bafu_table_catch_signals(void) {
   static int installed;
   if (!installed) {
     install_handlers();
     installed = 1;
   }
+}
+
+static void pending_add(char *tmp) {
+  bafu_table_catch_signals();
   for (int i = 0; i < PENDING_MAX; ++i)
     if (!pending[i]) {
       pending[i] = tmp;

@@ -740,3 +740,49 @@ bafu_status bafu_train_run(const bafu_train_config *c, bafu_train_fn fn, void *c
   bafu_trainer_free(t);
   return st;
 }
+
+/* The pilot's rows: the training loss of each row before step `stop`. */
+typedef struct {
+  size_t n, cap, stop;
+  double *loss;
+  int nomem;
+} pilot_rows;
+
+static int pilot_row(const bafu_train_row *r, void *ctx) {
+  pilot_rows *c = ctx;
+  if (r->step >= c->stop) return 1;
+  if (c->n == c->cap) {
+    const size_t cap = c->cap ? 2 * c->cap : 64;
+    double *v = realloc(c->loss, cap * sizeof *v);
+    if (!v) {
+      c->nomem = 1;
+      return 1;
+    }
+    c->loss = v, c->cap = cap;
+  }
+  c->loss[c->n++] = r->loss;
+  return 0;
+}
+
+bafu_status bafu_train_pilot(const bafu_train_config *base, const double *grid, size_t ng, double *best) {
+  double best_loss = INFINITY;
+  *best = 0;
+  for (size_t i = 0; i < ng; ++i) {
+    bafu_train_config cfg = *base;
+    if (cfg.control) cfg.control_speed = grid[i]; else cfg.auto_decay = grid[i];
+    cfg.epochs = 1;
+    cfg.log_every = 20;
+    cfg.test_size = 100;
+    cfg.save = NULL;
+    cfg.resume = NULL;
+    pilot_rows rows = {.stop = 100};
+    const bafu_status st = bafu_train_run(&cfg, pilot_row, &rows);
+    double mean = 0;
+    for (size_t k = 1; k < rows.n; ++k) mean += rows.loss[k] / (double)(rows.n - 1); /* rows after step 0 */
+    free(rows.loss);
+    if (rows.nomem) return bafu_error(BAFU_ENOMEM, "out of memory");
+    if (st && st != BAFU_ENUMERIC) return st;
+    if (!st && rows.n > 1 && isfinite(mean) && mean < best_loss) best_loss = mean, *best = grid[i];
+  }
+  return BAFU_OK;
+}

@@ -2,7 +2,7 @@
 # cli_progress.sh: bafu mc shows a progress bar (draws, rate, ETA) on stderr when
 # it is a terminal and the run is longer than 2 s; nothing with --quiet, and
 # nothing when stderr is a file; the table is the same in all three cases.
-# sweep (points), train (steps), spectrum (products), figures (stages), theory
+# sweep (points), train (steps), spectrum (products), figures (figures), theory
 # (blocks of the ResNet moment sweeps, values of a branch sweep) and kernel
 # (layers) show theirs on a terminal and are silent with --quiet.
 set -u
@@ -33,7 +33,7 @@ check_bar() { # unit, then the command
 check_bar "4/4 points" "'$BAFU' sweep '$dir/grid.txt' --out '$dir/s.dat'"
 check_bar "steps" "'$BAFU' train --data teacher --width 256 --depth 8 --epochs 3 --out '$dir/t.dat'"
 check_bar "products" "'$BAFU' spectrum --mode kpm --width 2048 --depth 3 --out '$dir/k.dat'"
-check_bar "stages" "'$BAFU' figures --quick --no-render --no-train --data-dir '$dir/fig'"
+check_bar "figures" "'$BAFU' figures --quick --no-render --no-train --data-dir '$dir/fig'"
 check_bar "blocks" "'$BAFU' theory --arch resnet --depth 20000 --out '$dir/th.dat'" # the ReLU pairs, O(L^2): a few seconds
 check_bar "values" "'$BAFU' theory --arch resnet --limit --act swish --sweep-branch 0:8:0.25 --out '$dir/tb.dat'" # swish's grid: several seconds
 check_bar "layers" "'$BAFU' kernel --act tanh --sigma-w2 1 --method direct --depth 3000 --every 1000 --out '$dir/ke.dat'" # the quadrature at every layer: several seconds

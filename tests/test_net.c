@@ -1103,6 +1103,36 @@ END_TEST
 /* Degenerate draws (theory/engine.md 3.5): each cause is provoked and named;
  * the excluded draws are exactly those bafu_net_check_draw flags, and the
  * statistics are those of the kept draws, recomputed here draw by draw. */
+/* bafu_mc_deviation (theory/engine.md 3.6): on a constructed result whose
+ * draws are known, rms and its standard error equal the formulas; on a run,
+ * the rms of the last layer's angle equals a direct sum over the raw draws. */
+START_TEST(test_mc_deviation) {
+  const double xs[4] = {0.5, 0.7, 0.4, 0.8}, ref = 0.6; /* e = -0.1, 0.1, -0.2, 0.2 */
+  double raw[4 * BAFU_Q_COUNT] = {0};
+  for (int d = 0; d < 4; ++d) raw[d * BAFU_Q_COUNT + BAFU_Q_COS] = xs[d];
+  bafu_mc_result fake = {.J = 1, .seeds = 4, .raw = raw};
+  double rms, se;
+  bafu_mc_deviation(&fake, 0, BAFU_Q_COS, ref, &rms, &se);
+  const double m = (0.01 + 0.01 + 0.04 + 0.04) / 4, m4 = (1e-4 + 1e-4 + 16e-4 + 16e-4) / 4;
+  ck_assert_double_eq_tol(rms, sqrt(m), 1e-15);
+  ck_assert_double_eq_tol(se, sqrt((m4 - m * m) / 4) / (2 * sqrt(m)), 1e-15);
+  bafu_net_params p = bafu_net_params_default();
+  p.width = 32, p.depth = 4;
+  bafu_mc_result r;
+  ck_assert_ok(bafu_mc_run(&p, 6, 7, NULL, 1, &r));
+  const size_t j = r.J - 1;
+  double direct = 0;
+  for (size_t d = 0; d < r.seeds; ++d) {
+    const double e = r.raw[(d * r.J + j) * BAFU_Q_COUNT + BAFU_Q_COS] - 0.5;
+    direct += e * e / (double)r.seeds;
+  }
+  bafu_mc_deviation(&r, j, BAFU_Q_COS, 0.5, &rms, &se);
+  ck_assert_double_eq_tol(rms, sqrt(direct), 1e-14);
+  ck_assert(se > 0 && isfinite(se));
+  bafu_mc_result_free(&r);
+}
+END_TEST
+
 START_TEST(test_degenerate_draws) {
   bafu_net_params p = bafu_net_params_default();
   p.width = 8;
@@ -1243,6 +1273,7 @@ static Suite *suite(void) {
   TCase *tm = tcase_create("misc");
   tcase_set_timeout(tm, 120);
   tcase_add_test(tm, test_init);
+  tcase_add_test(tm, test_mc_deviation);
   tcase_add_loop_test(tm, test_block_forward_explicit, 0, 8);
   tcase_add_test(tm, test_reproducible);
   tcase_add_test(tm, test_errors);

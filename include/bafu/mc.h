@@ -71,6 +71,14 @@ bafu_status bafu_mc_run_progress(const bafu_net_params *p, size_t seeds, uint64_
 /* Free the arrays of r and zero it; NULL-safe, and safe on a zeroed result. */
 void bafu_mc_result_free(bafu_mc_result *r);
 
+/* The deviation of quantity q at layer j from a reference value (the
+ * theory's), over the r->seeds kept draws x_d (theory/engine.md 3.6): the rms
+ * deviation of one network, rms = sqrt(m), m = mean_d (x_d - ref)^2, and its
+ * standard error by the delta method, sqrt(max(mean_d (x_d - ref)^4 - m^2, 0)
+ * / seeds) / (2 rms). (The bias of the mean is r->mean - ref, its standard
+ * error r->se.) Cannot fail; rms_se is NaN if rms = 0. */
+void bafu_mc_deviation(const bafu_mc_result *r, size_t j, bafu_quantity q, double ref, double *rms, double *rms_se);
+
 #ifdef __cplusplus
 }
 #endif

@@ -237,6 +237,20 @@ size_t bafu_free_npoints(const bafu_free *ws);
  * fits bafu_spec_w1). Undefined before a successful run; cannot fail. */
 double bafu_free_cdf(const void *ws, double x);
 
+/* The approach of finite-width BFK spectra to the limit (theory/spectrum.md):
+ * the Wasserstein-1 distance between the law of the limit at layer index
+ * `layer` (bafu_free_run, x2 = d) and the eigenvalues of K at that layer of
+ * draws 0..draws-1 of stream `seed` pooled, the inputs all ones (|x|^2 = d, as
+ * in the limit), integrated from 0.9 times the lowest atom (or the support's
+ * start) to 1.1 times the support's end on 20000 cells, divided by the
+ * limit's m1: *w1 as drawn, *w1_shape with each draw's eigenvalues rescaled to
+ * mean m1 (the shape alone: the random overall scale of a draw, O(n^-1/2),
+ * broadens a pool of draws however many are pooled). p->batch = 1, draws >= 1.
+ * Errors: those of bafu_free_run, bafu_net_alloc, bafu_net_draw,
+ * bafu_net_run, bafu_spec_dense_run; BAFU_ENOMEM. */
+bafu_status bafu_spec_w1_limit(const bafu_net_params *p, size_t layer, uint64_t seed, size_t draws, double *w1,
+                               double *w1_shape);
+
 #ifdef __cplusplus
 }
 #endif

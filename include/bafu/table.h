@@ -115,6 +115,13 @@ void bafu_table_abort(bafu_table *t);
  * Ignored signals stay ignored. Idempotent. */
 void bafu_table_catch_crash_signals(void);
 
+/* Install now the handlers that remove the temporary files on a terminating
+ * signal (otherwise installed when the first table is opened), so that a
+ * program may install its own handler over them and call the previous one
+ * from it (bafu figures: its stages' scratch files first, then the tables').
+ * Idempotent. */
+void bafu_table_catch_signals(void);
+
 /* The file `path` names: symbolic links followed (to any depth, relative
  * links from their own directory) until a name that is not a link, or does
  * not exist, or a kernel's magic link (/proc/self/fd/1 to "pipe:[N]"), which

@@ -173,6 +173,15 @@ const struct bafu_layout *bafu_trainer_layout(const bafu_trainer *t);
  * of bafu_trainer_create and bafu_trainer_run. */
 bafu_status bafu_train_run(const bafu_train_config *cfg, bafu_train_fn fn, void *ctx);
 
+/* A pilot for the step-size parameter (theory/presets.md 5): for each of the
+ * ng candidates of grid, cfg->auto_decay (cfg->control_speed under control) is
+ * set to it and the run cut to 1 epoch and 100 steps, a row every 20 steps,
+ * 100 test samples; its score is the mean training loss of the rows after
+ * step 0 (no test data used). *best is the candidate of the lowest finite
+ * score, 0 if every candidate diverged (BAFU_ENUMERIC is a result here).
+ * Errors: the first other error of a candidate's run; BAFU_ENOMEM. */
+bafu_status bafu_train_pilot(const bafu_train_config *cfg, const double *grid, size_t ng, double *best);
+
 #ifdef __cplusplus
 }
 #endif

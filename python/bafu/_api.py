@@ -91,6 +91,7 @@ def _argv(cmd, kw, scratch):
     return args
 
 
+_FILES_ONLY = {"figures"}  # commands that write their own files (data_dir, plot_dir), no --out
 _LOCK = threading.Lock()  # bafu_cli_run: one command at a time per process
 
 
@@ -120,7 +121,7 @@ def run(cmd, *positional, **kw):
     """`bafu CMD [POSITIONAL...] --key value ...`: the command's table, a
     Table (a numpy structured array with .meta) for one series, a Tables
     (a list of them) for several; None if it wrote none (help=True: the
-    help text is printed)."""
+    help text is printed; `figures`, which writes its own directories)."""
     return _run(cmd, positional, kw)
 
 
@@ -133,7 +134,7 @@ def _run(cmd, positional, kw, grid=None):
             with open(positional[0], "w", encoding="utf-8") as f:
                 f.write(grid)
         args[2:2] = [_text(cmd, p) for p in positional]
-        rc, status, msg = _call(args + ["--out", out])
+        rc, status, msg = _call(args + (["--out", out] if cmd not in _FILES_ONLY else []))
         if rc != 0:
             text = _words(msg, cmd, scratch) or "bafu %s failed (exit status %d)" % (cmd, rc)
             raise (ParameterError if rc == 2 else BafuError)(text, status)

@@ -596,3 +596,35 @@ const char *cli_share_dir(const char *sub) {
   snprintf(out, sizeof found[0], "%s/%s", BAFU_SOURCE_DIR, doc ? "theory" : "plots");
   return out;
 }
+
+const char *cli_bafu_exe(void) {
+  static char exe[4200];
+  if (exe[0]) return exe;
+#ifdef BAFU_LIB_UP /* in libbafu.so, loaded by another program: the bafu beside the library (a build
+                      tree) or in the prefix's bin/ (an installation) */
+  Dl_info info;
+  if (dladdr((void *)cli_bafu_exe, &info) && info.dli_fname) {
+    char lib[4000];
+    snprintf(lib, sizeof lib, "%s", info.dli_fname);
+    char *slash = strrchr(lib, '/');
+    if (slash) {
+      *slash = '\0';
+      const char *const rel[] = {"", "/" BAFU_LIB_UP "/bin"};
+      for (int i = 0; i < 2; ++i) {
+        snprintf(exe, sizeof exe, "%s%s/bafu", lib, rel[i]);
+        if (access(exe, X_OK) == 0) return exe;
+      }
+    }
+  }
+  exe[0] = '\0';
+  return NULL;
+#else
+  const ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0) {
+    exe[0] = '\0';
+    return NULL;
+  }
+  exe[len] = '\0';
+  return exe;
+#endif
+}

@@ -145,4 +145,9 @@ int cmd_reduce(int argc, char **argv);
  * cannot fail. */
 const char *cli_share_dir(const char *sub);
 
+/* The bafu executable, to run stages as child processes: this process's own
+ * (/proc/self/exe), or in libbafu.so the bafu beside the library or in the
+ * prefix's bin/; NULL if none is found. Static storage. */
+const char *cli_bafu_exe(void);
+
 #endif

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "bafu/mc.h"
+#include "bafu/moments.h"
+#include <stdlib.h>
 #include "bafu/table.h"
 #include "cli.h"
 #include "progress.h"
@@ -40,7 +42,7 @@ int cmd_mc(int argc, char **argv) {
   cli_net_options(&net, opts, &n, 48, NULL, CLI_NET_SAMPLING);
   size_t seeds = 8;
   uint64_t seed = 1;
-  int threads = 1, quiet = 0;
+  int threads = 1, quiet = 0, exact = 0, vs_theory = 0;
   const char *out = NULL;
   const cli_opt extra[] = {
       cli_param_option("step", &net.p),
@@ -48,6 +50,8 @@ int cmd_mc(int argc, char **argv) {
       {"--seed", OPT_U64, &seed, "X", "stream seed; same seed, same output [1]", NULL, 0},
       {"--threads", OPT_INT, &threads, "T", "draws run in parallel (output does not depend on T) [1]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+      {"--vs-theory", OPT_FLAG, &vs_theory, NULL, "also the deviation of each draw's cos_theta from bafu theory's: columns cos_theta_theory rms_dev rms_dev_se bias bias_se (theory/engine.md 3.6)", NULL, 0},
+      {"--exact", OPT_FLAG, &exact, NULL, "numbers with 17 significant digits: they read back as the same doubles (bafu figures reformats them) [means 10, errors 4]", NULL, 0},
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
@@ -101,6 +105,24 @@ int cmd_mc(int argc, char **argv) {
         cli_net_release(&net);
         return 1;
       }
+  /* --vs-theory: the theory's angle of every layer, matched by label */
+  bafu_moments_layer *th = NULL;
+  if (vs_theory) {
+    const size_t J = bafu_moments_nlayers(&net.p);
+    th = J == res.J ? malloc(J * sizeof *th) : NULL;
+    bafu_status ts = !th ? bafu_error(J == res.J ? BAFU_ENOMEM : BAFU_EINVAL, "--vs-theory: the theory has other layers")
+                         : bafu_moments_run(&net.p, bafu_moments_input_x2(net.x, net.p.input_dim), th);
+    for (size_t j = 0; !ts && j < J; ++j)
+      if (th[j].label != res.labels[j]) ts = bafu_error(BAFU_EINVAL, "--vs-theory: the theory has other layers");
+    if (ts) {
+      cli_fail(cmd, NULL);
+      free(th);
+      bafu_table_abort(t);
+      bafu_mc_result_free(&res);
+      cli_net_release(&net);
+      return cli_exit_status(ts);
+    }
+  }
   char desc[1024];
   cli_net_describe(&net.p, desc, sizeof desc);
   bafu_table_meta(t, "bafu mc: finite-width Monte Carlo, per-layer measurements (theory/engine.md)");
@@ -112,6 +134,10 @@ int cmd_mc(int argc, char **argv) {
   bafu_table_meta(t, "columns: mean over draws; <name>_se is the standard error of the mean (sd/sqrt(seeds));");
   bafu_table_meta(t, "  identity_residual is the maximum over draws of |<-b_l,df_l> - D_l| / D_l;");
   bafu_table_meta(t, "  sensitivity = |df_l|_rms / D_top: feature speed per unit first-order loss decrease of the step.");
+  if (vs_theory) {
+    bafu_table_meta(t, "--vs-theory: cos_theta_theory = bafu theory's; rms_dev = sqrt(mean over draws (cos_draw - cos_theory)^2)");
+    bafu_table_meta(t, "  with its standard error (delta method); bias = cos_theta - cos_theta_theory, bias_se = cos_theta_se");
+  }
   if (first > 0)
     bafu_table_meta(t, "layers up to %d are left out: no trained parameter at or below them (D_l = 0, angle undefined)",
                     res.labels[first - 1]);
@@ -125,16 +151,26 @@ int cmd_mc(int argc, char **argv) {
     fprintf(f, " %s %s_se", name, name);
     if (columns[c] == BAFU_Q_BAFU) fprintf(f, " identity_residual");
   }
+  if (vs_theory) fprintf(f, " cos_theta_theory rms_dev rms_dev_se bias bias_se");
   fputc('\n', f);
   for (size_t j = first; j < res.J; ++j) {
     fprintf(f, "%d", res.labels[j]);
     for (size_t c = 0; c < sizeof columns / sizeof columns[0]; ++c) {
       const size_t k = j * BAFU_Q_COUNT + columns[c];
-      fprintf(f, " %.10g %.4g", res.mean[k], res.se[k]);
-      if (columns[c] == BAFU_Q_BAFU) fprintf(f, " %.3g", res.max[j * BAFU_Q_COUNT + BAFU_Q_IDRES]);
+      fprintf(f, " %.*g %.*g", exact ? 17 : 10, res.mean[k], exact ? 17 : 4, res.se[k]);
+      if (columns[c] == BAFU_Q_BAFU) fprintf(f, " %.*g", exact ? 17 : 3, res.max[j * BAFU_Q_COUNT + BAFU_Q_IDRES]);
+    }
+    if (vs_theory) {
+      double rms, rms_se;
+      bafu_mc_deviation(&res, j, BAFU_Q_COS, th[j].cos_theta, &rms, &rms_se);
+      const size_t k = j * BAFU_Q_COUNT + BAFU_Q_COS;
+      if (!(rms > 0)) rms_se = 0; /* every draw on the theory (layer 1): no deviation, none to estimate */
+      fprintf(f, " %.*g %.*g %.*g %.*g %.*g", exact ? 17 : 10, th[j].cos_theta, exact ? 17 : 6, rms, exact ? 17 : 3,
+              rms_se, exact ? 17 : 6, res.mean[k] - th[j].cos_theta, exact ? 17 : 3, res.se[k]);
     }
     fputc('\n', f);
   }
+  free(th);
   bafu_mc_result_free(&res);
   cli_net_release(&net);
   if (bafu_table_commit(t)) {

@@ -73,7 +73,8 @@ int cmd_spectrum(int argc, char **argv) {
   cli_opt opts[56];
   size_t n = 0;
   cli_net_options(&net, opts, &n, 56, NULL, CLI_NET_SAMPLING);
-  int mode = 0, object = 0, moments = 0, log_bins = 0, quiet = 0;
+  int mode = 0, object = 0, moments = 0, log_bins = 0, quiet = 0, exact = 0;
+  size_t w1_draws = 0;
   uint64_t seed = 1, draw = 0, layer_label = 0;
   size_t bins = 0;
   bafu_kpm_params kp = bafu_kpm_params_default();
@@ -90,6 +91,8 @@ int cmd_spectrum(int argc, char **argv) {
        NULL, 0},
       {"--log-bins", OPT_FLAG, &log_bins, NULL, "dense: geometric histogram bins (for a log x axis)", NULL, 0},
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (dense, kpm: shown on a terminal for runs over 2 s)", NULL, 0},
+      {"--w1-draws", OPT_SIZE, &w1_draws, "N", "dense, bfk: instead, one row draws w1_over_m1 w1_shape_over_m1: the Wasserstein-1 distance to the limit of draws 0..N-1 pooled, inputs all ones (theory/spectrum.md) [off]", NULL, 0},
+      {"--exact", OPT_FLAG, &exact, NULL, "--w1-draws: 17 significant digits (they read back as the same doubles) [10]", NULL, 0},
       {"--kpm-moments", OPT_SIZE, &kp.moments, "N", "kpm: Chebyshev moments [256]", NULL, 0},
       {"--kpm-vectors", OPT_SIZE, &kp.vectors, "R", "kpm: Hutchinson probe vectors [16]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
@@ -248,6 +251,35 @@ int cmd_spectrum(int argc, char **argv) {
   }
   free(labels);
   if (moments) jsel = J - 1;
+  if (w1_draws) { /* the distance of the pooled finite-width spectrum to the limit */
+    if (mode != 0 || obj != BAFU_SPEC_BFK || moments || net.x || draw) {
+      cli_errorf("bafu spectrum: --w1-draws: only for --mode dense --object bfk, without --moments, --input, --draw\n");
+      goto done;
+    }
+    if (bafu_table_open(out, &t)) {
+      cli_fail(cmd, "--out");
+      goto done;
+    }
+    double w1, w1s;
+    if ((fst = bafu_spec_w1_limit(p, jsel, seed, w1_draws, &w1, &w1s))) {
+      rc = 1;
+      goto fail;
+    }
+    bafu_table_meta(t, "bafu spectrum --w1-draws: finite-width BFK spectrum against the infinite-width law (theory/spectrum.md)");
+    bafu_table_provenance(t, argc + 1, argv - 1);
+    bafu_table_meta(t, "network: %s", desc);
+    bafu_table_meta(t, "layer index %zu; draws 0..%zu of stream seed %llu pooled, inputs of ones (|x|^2 = d);", jsel,
+                    w1_draws - 1, (unsigned long long)seed);
+    bafu_table_meta(t, "  w1_over_m1 = Wasserstein-1 distance between the empirical eigenvalue distribution and the");
+    bafu_table_meta(t, "  free-convolution law (--mode limit), divided by m1; w1_shape_over_m1 = the same after");
+    bafu_table_meta(t, "  rescaling each draw's eigenvalues to mean m1 (shape only)");
+    fprintf(bafu_table_stream(t), "draws w1_over_m1 w1_shape_over_m1\n%zu %.*g %.*g\n", w1_draws, exact ? 17 : 10, w1,
+            exact ? 17 : 10, w1s);
+    rc = bafu_table_commit(t) ? 1 : 0;
+    t = NULL;
+    if (rc) cli_fail(cmd, "--out");
+    goto done;
+  }
   if (bafu_table_open(out, &t)) {
     cli_fail(cmd, "--out");
     goto done;

@@ -119,27 +119,37 @@ int cmd_theory(int argc, char **argv) {
   cli_opt opts[48];
   size_t n = 0;
   cli_net_options(&net, opts, &n, 48, NULL, CLI_NET_SAMPLING);
-  int limit = 0, presets = 0, quiet = 0;
+  int limit = 0, presets = 0, quiet = 0, exact = 0, dg = 12; /* dg: significant digits of the numbers (--exact: 17) */
   size_t points = 100;
-  const char *sweep = NULL, *out = NULL;
+  const char *sweep = NULL, *out = NULL, *depths = NULL;
+  int sens_mean = 0;
   const cli_opt extra[] = {
+      {"--depths", OPT_STRING, &depths, "L1,L2,...", "the recursion at each depth of the list, every layer, a column depth first (the preset applied at each depth) [--depth]", NULL, 0},
+      {"--sensitivity-mean", OPT_FLAG, &sens_mean, NULL, "--loss mse: the sensitivity column times kappa_k, the mean of the per-draw ratio that bafu mc averages (theory/presets.md 2.2)", NULL, 0},
       {"--limit", OPT_FLAG, &limit, NULL, "ResNet continuum limit L -> inf with beta = b/sqrt(L)", NULL, 0},
       {"--presets", OPT_FLAG, &presets, NULL, "print the table of the scaling presets sp, ntk, mup, fsc", NULL, 0},
       {"--points", OPT_SIZE, &points, "N", "--limit: intervals in t = l/L [100]", NULL, 0},
       {"--sweep-branch", OPT_STRING, &sweep, "LO:HI:STEP", "--limit: output angle against sqrt(L)*beta over LO..HI [off]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
+      {"--exact", OPT_FLAG, &exact, NULL, "numbers with 17 significant digits: they read back as the same doubles (bafu figures reformats them) [12]", NULL, 0},
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
   opts[n] = (cli_opt){0};
   int r = cli_parse(cmd, usage, opts, argc, argv, 1, NULL, 0, NULL);
   if (r) return r == 1 ? 0 : 2;
+  if (exact) dg = 17;
   if ((r = cli_net_finish(cmd, &net, opts, out))) return r;
   bafu_net_params *p = &net.p;
   if ((r = cli_net_refuse_sampling(cmd, &net))) return r;
   int rc = 2;
   double lo = 0, hi = 0, step = 1;
   size_t count = 0;
+  if ((depths || sens_mean) && (presets || limit || p->batch != 1)) {
+    cli_errorf("bafu theory: --%s: only for the moment recursion (not with --presets, --limit or --batch)\n",
+            depths ? "depths" : "sensitivity-mean");
+    goto done;
+  }
   if (presets) {
     rc = print_presets(p, out, argc, argv);
     goto done;
@@ -207,54 +217,114 @@ int cmd_theory(int argc, char **argv) {
     FILE *f = bafu_table_stream(t);
     fprintf(f, "layer cos_theta cos_theta_se\n%d %.10g %.3g\n", bafu_layout_last_label(&lay), mean, se);
   } else if (!limit) {
-    const size_t J = bafu_moments_nlayers(p);
-    bafu_status st = bafu_memory_check((double)J * sizeof(bafu_moments_layer), "--depth: the per-layer results");
-    bafu_moments_layer *o = st ? NULL : malloc(J * sizeof *o);
-    const double x2 = bafu_moments_input_x2(net.x, p->input_dim);
-    cli_lazy_bar bar = {.unit = "blocks (two sweeps)", .quiet = quiet};
-    if (!st) st = o ? bafu_moments_run_progress(p, x2, cli_lazy_bar_fn, &bar, o) : bafu_error(BAFU_ENOMEM, "out of memory");
-    if (!st) st = bafu_moments_regime(p, regime, sizeof regime);
-    if (st) {
-      cli_fail(cmd, NULL);
-      free(o);
+    /* one depth, or with --depths each of the list (the preset applied at each) */
+    size_t nd = 1;
+    for (const char *q = depths; q && *q; ++q) nd += *q == ',';
+    size_t *dl = malloc(nd * sizeof *dl);
+    if (!dl) {
+      cli_errorf("bafu theory: out of memory\n");
       bafu_table_abort(t);
-      rc = cli_exit_status(st);
       goto done;
     }
-    size_t first = 0;
-    while (first < J && o[first].m1 == 0) ++first;
-    if (first == J) {
-      cli_errorf("bafu theory: --lr-input/--lr-hidden/--branch-scale: no layer has a trained parameter\n");
-      free(o);
+    dl[0] = p->depth;
+    for (size_t i = 0, at = 0; depths && i < nd; ++i) {
+      char word[32];
+      const size_t len = strcspn(depths + at, ",");
+      snprintf(word, sizeof word, "%.*s", (int)(len < 31 ? len : 31), depths + at);
+      char *end;
+      const unsigned long long v = strtoull(word, &end, 10);
+      if (len == 0 || len > 30 || *end || word[0] == '-' || v < 1 || v > 100000) {
+        cli_errorf("bafu theory: --depths: expected depths 1..100000 separated by commas, got '%s'\n", depths);
+        free(dl);
+        bafu_table_abort(t);
+        rc = 2;
+        goto done;
+      }
+      dl[i] = (size_t)v;
+      at += len + 1;
+    }
+    const double kappa = bafu_sensitivity_kappa(p->outputs);
+    if (sens_mean && !(p->signal == BAFU_SIGNAL_MSE && isfinite(kappa))) {
+      cli_errorf("bafu theory: --sensitivity-mean: needs --loss mse with --outputs 2 or more\n");
+      free(dl);
       bafu_table_abort(t);
       rc = 2;
       goto done;
     }
-    bafu_table_meta(t, "bafu theory: infinite-width BFK moment recursion, one input (theory/moments.md)");
-    if (first > 0)
-      bafu_table_meta(t, "layers up to %d are left out: no trained parameter at or below them (K_l = 0)",
-                      o[first - 1].label);
-    bafu_table_provenance(t, argc + 1, argv - 1);
-    bafu_table_meta(t, "network: %s", desc);
-    bafu_table_meta(t, "input: %s", net.x ? net.input_file : "|x|^2 = d (expectation for N(0, I_d))");
-    bafu_table_meta(t, "regime: %s", regime);
-    bafu_table_meta(t, "columns: cos_theta = predicted angle for the network's own backward vector (MLP: m1/sqrt(m2);");
-    bafu_table_meta(t, "  ResNet blocks: with the residual stream's mask correlations, theory/moments.md 2.5);");
-    bafu_table_meta(t, "  cos_spectral = m1/sqrt(m2), the angle for a direction independent of K_l;");
-    bafu_table_meta(t, "  m1, m2 = tr(K_l)/n, tr(K_l^2)/n in the units of bafu mc;");
-    bafu_table_meta(t, "  q = variance of f_l entries; c = the layer's own term c_l; p1, p2 = phi(A^T A), "
-                       "phi((A^T A)^2);");
-    bafu_table_meta(t, "  back = E|b_l|^2 / E|b_top|^2; with the probe (E|b_top|^2 = 1) backward_norm = sqrt(back),");
-    bafu_table_meta(t, "  loss_decay = m1 back and feature_speed = sqrt(m2 back) predict the bafu mc columns.");
-    bafu_table_meta(t, "  sensitivity = |df_l|_rms / D_top, predicted for the probe or mse signal (theory/presets.md 2),");
-    bafu_table_meta(t, "  compares with the bafu mc column of the same name.");
-    FILE *f = bafu_table_stream(t);
-    fprintf(f, "layer cos_theta m1 m2 cos_spectral q c p1 p2 back backward_norm loss_decay feature_speed sensitivity\n");
-    for (size_t j = first; j < J; ++j)
-      fprintf(f, "%d %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g %.12g\n", o[j].label,
-              o[j].cos_theta, o[j].m1, o[j].m2, o[j].cos_spectral, o[j].q, o[j].c, o[j].p1, o[j].p2, o[j].back, o[j].backward_norm, o[j].loss_decay,
-              o[j].feature_speed, o[j].sensitivity);
-    free(o);
+    for (size_t di = 0; di < nd; ++di) {
+      bafu_net_params pd = *p;
+      pd.depth = dl[di];
+      if (net.preset >= 0 && bafu_preset_apply(&pd, (bafu_preset)net.preset)) {
+        cli_fail(cmd, "--depths");
+        free(dl);
+        bafu_table_abort(t);
+        rc = cli_exit_status(BAFU_EINVAL);
+        goto done;
+      }
+      const size_t J = bafu_moments_nlayers(&pd);
+      bafu_status st = bafu_memory_check((double)J * sizeof(bafu_moments_layer), "--depth: the per-layer results");
+      bafu_moments_layer *o = st ? NULL : malloc(J * sizeof *o);
+      const double x2 = bafu_moments_input_x2(net.x, pd.input_dim);
+      cli_lazy_bar bar = {.unit = "blocks (two sweeps)", .quiet = quiet};
+      if (!st) st = o ? bafu_moments_run_progress(&pd, x2, cli_lazy_bar_fn, &bar, o) : bafu_error(BAFU_ENOMEM, "out of memory");
+      if (!st) st = bafu_moments_regime(&pd, regime, sizeof regime);
+      if (st) {
+        cli_fail(cmd, NULL);
+        free(o);
+        free(dl);
+        bafu_table_abort(t);
+        rc = cli_exit_status(st);
+        goto done;
+      }
+      size_t first = 0;
+      while (first < J && o[first].m1 == 0) ++first;
+      if (first == J) {
+        cli_errorf("bafu theory: --lr-input/--lr-hidden/--branch-scale: no layer has a trained parameter\n");
+        free(o);
+        free(dl);
+        bafu_table_abort(t);
+        rc = 2;
+        goto done;
+      }
+      FILE *f = bafu_table_stream(t);
+      if (di == 0) {
+        bafu_table_meta(t, "bafu theory: infinite-width BFK moment recursion, one input (theory/moments.md)");
+        if (first > 0)
+          bafu_table_meta(t, "layers up to %d are left out: no trained parameter at or below them (K_l = 0)",
+                          o[first - 1].label);
+        bafu_table_provenance(t, argc + 1, argv - 1);
+        bafu_table_meta(t, "network: %s", desc);
+        if (depths)
+          bafu_table_meta(t, "depths: %s (column depth; every layer of each; the network line is that of --depth)",
+                          depths);
+        bafu_table_meta(t, "input: %s", net.x ? net.input_file : "|x|^2 = d (expectation for N(0, I_d))");
+        bafu_table_meta(t, "regime: %s", regime);
+        bafu_table_meta(t, "columns: cos_theta = predicted angle for the network's own backward vector (MLP: m1/sqrt(m2);");
+        bafu_table_meta(t, "  ResNet blocks: with the residual stream's mask correlations, theory/moments.md 2.5);");
+        bafu_table_meta(t, "  cos_spectral = m1/sqrt(m2), the angle for a direction independent of K_l;");
+        bafu_table_meta(t, "  m1, m2 = tr(K_l)/n, tr(K_l^2)/n in the units of bafu mc;");
+        bafu_table_meta(t, "  q = variance of f_l entries; c = the layer's own term c_l; p1, p2 = phi(A^T A), "
+                           "phi((A^T A)^2);");
+        bafu_table_meta(t, "  back = E|b_l|^2 / E|b_top|^2; with the probe (E|b_top|^2 = 1) backward_norm = sqrt(back),");
+        bafu_table_meta(t, "  loss_decay = m1 back and feature_speed = sqrt(m2 back) predict the bafu mc columns.");
+        bafu_table_meta(t, "  sensitivity = |df_l|_rms / D_top, predicted for the probe or mse signal (theory/presets.md 2),");
+        if (sens_mean)
+          bafu_table_meta(t, "  times kappa_k = %.6f (--sensitivity-mean: the mean of the per-draw ratio, theory/presets.md 2.2),",
+                          kappa);
+        bafu_table_meta(t, "  compares with the bafu mc column of the same name.");
+        fprintf(f, "%slayer cos_theta m1 m2 cos_spectral q c p1 p2 back backward_norm loss_decay feature_speed sensitivity\n",
+                depths ? "depth " : "");
+      }
+      for (size_t j = first; j < J; ++j) {
+        if (depths) fprintf(f, "%zu ", pd.depth);
+        fprintf(f, "%d %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g %.*g\n", o[j].label, dg,
+                o[j].cos_theta, dg, o[j].m1, dg, o[j].m2, dg, o[j].cos_spectral, dg, o[j].q, dg, o[j].c, dg, o[j].p1, dg,
+                o[j].p2, dg, o[j].back, dg, o[j].backward_norm, dg, o[j].loss_decay, dg, o[j].feature_speed, dg,
+                sens_mean ? o[j].sensitivity * kappa : o[j].sensitivity);
+      }
+      free(o);
+    }
+    free(dl);
   } else if (!sweep) {
     bafu_status st = bafu_memory_check(((double)points + 1) * sizeof(bafu_continuum_point), "--points: the grid");
     bafu_continuum_point *pts = st ? NULL : malloc((points + 1) * sizeof *pts);
@@ -278,7 +348,8 @@ int cmd_theory(int argc, char **argv) {
     FILE *f = bafu_table_stream(t);
     fprintf(f, "t cos_theta q mu r\n");
     for (size_t k = 0; k <= points; ++k)
-      fprintf(f, "%.10g %.12g %.12g %.12g %.12g\n", pts[k].t, pts[k].cos_theta, pts[k].q, pts[k].mu, pts[k].r);
+      fprintf(f, "%.*g %.*g %.*g %.*g %.*g\n", exact ? 17 : 10, pts[k].t, dg, pts[k].cos_theta, dg, pts[k].q, dg, pts[k].mu,
+              dg, pts[k].r);
     free(pts);
   } else {
     /* every value is computed; one that fails is reported in its place and
@@ -330,7 +401,7 @@ int cmd_theory(int argc, char **argv) {
         bafu_table_meta(t, "sqrtL_beta = %.10g failed: %s", lo + (double)k * step, why[k]);
         if (first == count) first = k;
       } else {
-        fprintf(f, "%.10g %.12g\n", lo + (double)k * step, c[k]);
+        fprintf(f, "%.*g %.*g\n", exact ? 17 : 10, lo + (double)k * step, dg, c[k]);
       }
     }
     rc = 0;

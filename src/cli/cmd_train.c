@@ -2,6 +2,7 @@
  * the per-layer measurements of the feature speed formula at logged steps. */
 #define _POSIX_C_SOURCE 200809L /* isatty, open_memstream */
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,9 @@ typedef struct {
   size_t log_every;
   bafu_train_row last, final; /* the last row before the final one, and the final one (scalars only) */
   size_t last_steps;          /* the steps the last row's loss and train_acc average */
+  int exact;                  /* --exact: 17 significant digits */
+  int pilot;                  /* --pilot: a last column with the chosen value */
+  double pilot_value;
 } sink;
 
 /* The checkpoint (ckpt.h): the library's training state and the table rows
@@ -105,8 +109,9 @@ static int write_row(const bafu_train_row *r, void *ctx) {
   sink *s = ctx;
   if (!s->header) {
     fprintf(s->f, "step epoch final layer loss%s test_loss%s step_size lr%s cos_theta feature_speed feature_speed_rms "
-                  "contribution loss_decay identity_residual sensitivity\n",
-            r->classify ? " train_acc" : "", r->classify ? " test_acc" : "", r->lr_bias ? " lr_bias" : "");
+                  "contribution loss_decay identity_residual sensitivity%s\n",
+            r->classify ? " train_acc" : "", r->classify ? " test_acc" : "", r->lr_bias ? " lr_bias" : "",
+            s->pilot ? " pilot" : "");
     s->header = 1;
   }
   s->last_step = r->step;
@@ -118,14 +123,17 @@ static int write_row(const bafu_train_row *r, void *ctx) {
   }
   for (size_t j = 0; j < r->J; ++j) {
     const double *q = r->q + j * BAFU_Q_COUNT;
-    fprintf(s->f, "%zu %zu %d %d %.8g", r->step, r->epoch, r->final, r->labels[j], r->loss);
-    if (r->classify) fprintf(s->f, " %.6g", r->train_acc);
-    fprintf(s->f, " %.8g", r->test_loss);
-    if (r->classify) fprintf(s->f, " %.6g", r->test_acc);
-    fprintf(s->f, " %.6g %.6g", r->step_size, r->lr[j]);
-    if (r->lr_bias) fprintf(s->f, " %.6g", r->lr_bias[j]);
-    fprintf(s->f, " %.8g %.6g %.6g %.6g %.6g %.3g %.6g\n", q[BAFU_Q_COS],
-            q[BAFU_Q_SPEED], q[BAFU_Q_SPEED_RMS], q[BAFU_Q_CONTRIB], q[BAFU_Q_DECAY], q[BAFU_Q_IDRES], q[BAFU_Q_SENS]);
+    const int d8 = s->exact ? 17 : 8, d6 = s->exact ? 17 : 6, d3 = s->exact ? 17 : 3;
+    fprintf(s->f, "%zu %zu %d %d %.*g", r->step, r->epoch, r->final, r->labels[j], d8, r->loss);
+    if (r->classify) fprintf(s->f, " %.*g", d6, r->train_acc);
+    fprintf(s->f, " %.*g", d8, r->test_loss);
+    if (r->classify) fprintf(s->f, " %.*g", d6, r->test_acc);
+    fprintf(s->f, " %.*g %.*g", d6, r->step_size, d6, r->lr[j]);
+    if (r->lr_bias) fprintf(s->f, " %.*g", d6, r->lr_bias[j]);
+    fprintf(s->f, " %.*g %.*g %.*g %.*g %.*g %.*g %.*g", d8, q[BAFU_Q_COS], d6, q[BAFU_Q_SPEED], d6,
+            q[BAFU_Q_SPEED_RMS], d6, q[BAFU_Q_CONTRIB], d6, q[BAFU_Q_DECAY], d3, q[BAFU_Q_IDRES], d6, q[BAFU_Q_SENS]);
+    if (s->pilot) fprintf(s->f, " %.*g", s->exact ? 17 : 6, s->pilot_value);
+    fputc('\n', s->f);
   }
   if (s->bar.total == 0) cli_bar_start(&s->bar, r->total, r->step, "steps", !s->show);
   char label[64];
@@ -171,8 +179,8 @@ int cmd_train(int argc, char **argv) {
   bafu_train_config cfg = bafu_train_config_command(BAFU_DATA_FASHION_MNIST); /* this command's defaults */
   cfg.net.outputs = 1; /* mse; xent sets 10 (cli_net_finish) */
   cli_net_options(&net, opts, &n, 64, &cfg.net, 0);
-  int threads = 1, quiet = 0, resume = 0;
-  const char *out = NULL, *ckpt = NULL;
+  int threads = 1, quiet = 0, resume = 0, exact = 0;
+  const char *out = NULL, *ckpt = NULL, *pilot = NULL;
   size_t ckpt_every = 500;
   size_t nparams;
   const bafu_param *table = bafu_params(&nparams);
@@ -184,6 +192,8 @@ int cmd_train(int argc, char **argv) {
       {"--checkpoint", OPT_STRING, &ckpt, "PATH", "training state saved here [OUT.ckpt with --out; none]", NULL, 0},
       {"--checkpoint-every", OPT_SIZE, &ckpt_every, "K", "steps between checkpoints [500]", NULL, 0},
       {"--resume", OPT_FLAG, &resume, NULL, "continue from the checkpoint of an interrupted run", NULL, 0},
+      {"--pilot", OPT_STRING, &pilot, "A1,A2,...", "automatic step: choose --auto-decay (--control: --control-speed) among these by a 100-step pilot on the training loss; a column pilot holds the choice (theory/presets.md 5) [off]", NULL, 0},
+      {"--exact", OPT_FLAG, &exact, NULL, "numbers with 17 significant digits: they read back as the same doubles (bafu figures reformats them)", NULL, 0},
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (shown on a terminal for runs over 2 s)", NULL, 0},
   };
   for (size_t i = 0; i < sizeof extra / sizeof extra[0]; ++i) opts[n++] = extra[i];
@@ -248,6 +258,32 @@ int cmd_train(int argc, char **argv) {
     if (state) resumed_at = step;
     ckpt_owner_record(&s.own, ckpt); /* adopted: this run's to replace */
   }
+  s.exact = exact;
+  if (pilot) { /* the step-size parameter from the candidates, before the run (and its checkpoint) */
+    double grid[64];
+    size_t ng = 0;
+    int ok = cfg.lr == 0;
+    for (const char *q = pilot; ok && *q; ++ng) {
+      char *end;
+      ok = ng < 64 && (grid[ng] = strtod(q, &end), end != q) && isfinite(grid[ng]) && grid[ng] > 0 && (*end == ',' || !*end);
+      q = ok && *end ? end + 1 : end;
+      if (ok && !*q && *end) ok = 0; /* a trailing comma */
+    }
+    if (!ok || !ng) {
+      cli_errorf("bafu train: --pilot: expected up to 64 positive numbers separated by commas, with the automatic "
+                      "step (no --lr), got '%s'\n", pilot);
+      goto done;
+    }
+    bafu_status ps = bafu_train_pilot(&cfg, grid, ng, &s.pilot_value);
+    if (!ps && s.pilot_value == 0) ps = bafu_error(BAFU_ENUMERIC, "--pilot: every candidate diverged");
+    if (ps) {
+      cli_fail(cmd, NULL);
+      rc = cli_exit_status(ps);
+      goto done;
+    }
+    s.pilot = 1;
+    if (cfg.control) cfg.control_speed = s.pilot_value; else cfg.auto_decay = s.pilot_value;
+  }
   cfg.resume = state;
   if (ckpt) cfg.save = save_checkpoint, cfg.checkpoint_every = ckpt_every;
   if (threads > 0) openblas_set_num_threads(threads);
@@ -276,6 +312,9 @@ int cmd_train(int argc, char **argv) {
                   bafu_param_find("data")->choices[cfg.data], cfg.epochs, (unsigned long long)cfg.seed, cfg.lr > 0 ? "given" : "automatic",
                   cfg.auto_decay, cfg.control ? "on" : "off", cfg.control_rate, cfg.control_speed, bafu_param_find("control_split")->choices[cfg.control_split], bafu_param_find("schedule")->choices[cfg.schedule], cfg.forward_norm,
                   cfg.backward_norm);
+  if (s.pilot)
+    bafu_table_meta(t, "pilot: %s = %g chosen among %s (100 steps each, the lowest mean training loss after step 0; "
+                       "column pilot)", cfg.control ? "control_speed" : "auto_decay", s.pilot_value, pilot);
   bafu_table_meta(t, "columns: loss (train_acc) = mean over the mini-batches since the previous row; test_loss (test_acc)");
   bafu_table_meta(t, "  over the test set before the row's update; step_size = global step; lr = the layer's effective rate;");
   bafu_table_meta(t, "  the other columns as bafu mc, for the step taken at that row (theory/engine.md 3, 6); final = 1:");
