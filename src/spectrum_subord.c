@@ -60,11 +60,19 @@ static void branch_reset(const sub_chain *ch) {
   for (size_t l = 0; l < ch->n; ++l) ch->rs[l] = 1.0 + ch->f[l].s;
 }
 
-/* Z(t) = z_L, Z'(t) and u_L (the chain of the header). */
-static void chain_eval(const sub_chain *ch, cplx t, cplx *Z, cplx *dZ, cplx *uL) {
+/* Z(t) = z_L, Z'(t) and u_L (the chain of the header). With half != NULL,
+ * *half = 1 if every layer's subordination points lie where they must for
+ * zeta in the upper half plane: Im(1/z_l) >= 0 (X_l is evaluated at 1/z_l),
+ * Im G_{X_l} = Im(z_l/(1 - u_l)) <= 0, and Im(1/w) >= 0 at P_l's point
+ * w = u_l Sigma_l(u_l) (all to a relative 1e-10); 0 otherwise. */
+static int upper(cplx v) { return cimag(v) >= -1e-10 * cabs(v); }
+
+static void chain_eval_check(const sub_chain *ch, cplx t, cplx *Z, cplx *dZ, cplx *uL, int *half) {
   cplx S, dS;
   sigma_eval(&ch->f[0], t, &ch->rs[0], &S, &dS);
   cplx u = t, du = 1.0, z = t * S / ch->a, dz = (S + t * dS) / ch->a;
+  int ok = 1;
+  if (half) ok = upper(1.0 / (t * S)) && upper(1.0 / z) && upper(-z / (1.0 - u));
   for (size_t l = 1; l < ch->n; ++l) {
     const double c = ch->f[l].cbelow;
     const cplx den = 1.0 + c * z;
@@ -74,8 +82,14 @@ static void chain_eval(const sub_chain *ch, cplx t, cplx *Z, cplx *dZ, cplx *uL)
     dz = dw * S + w * dS * dun;
     z = w * S;
     u = un, du = dun;
+    if (half) ok = ok && upper(1.0 / (u * S)) && upper(1.0 / z) && upper(-z / (1.0 - u));
   }
   *Z = z, *dZ = dz, *uL = u;
+  if (half) *half = ok;
+}
+
+static void chain_eval(const sub_chain *ch, cplx t, cplx *Z, cplx *dZ, cplx *uL) {
+  chain_eval_check(ch, t, Z, dZ, uL, NULL);
 }
 
 /* Newton on X(t) = 1/Z(t) = w (w = zeta - c_L) from *t. Returns 0 when the
@@ -92,26 +106,37 @@ static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G) {
     if (!isfinite(creal(step)) || !isfinite(cimag(step))) return -1;
     x -= step;
     if (polish) {
-      chain_eval(ch, x, &Z, &dZ, &uL);
+      int half;
+      chain_eval_check(ch, x, &Z, &dZ, &uL, &half);
       *t = x;
       *G = Z / (1.0 - uL);
+      /* a root, but not the analytic continuation (checked away from the axis, where
+         rounding cannot flip the signs) */
+      if (cimag(w) > 1e-6 * cabs(w) && !half) return -1;
       return isfinite(creal(*G)) && isfinite(cimag(*G)) ? 0 : -1;
     }
     /* converged: a step at rounding level, or a residual at rounding level
        (near an edge X'(t) -> 0 and the step stalls above 1e-13 |t|) */
-    if (cabs(step) <= 1e-13 * cabs(x) || cabs(F) <= 16 * DBL_EPSILON * (cabs(w) + cabs(1.0 / Z))) polish = 1;
+    if (cabs(step) <= 1e-13 * cabs(x) || cabs(F) <= 16 * (double)(ch->n + 1) * DBL_EPSILON * (cabs(w) + cabs(1.0 / Z))) polish = 1;
   }
   return -1;
 }
 
 int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
-  const double w0 = x - ch->cL, E = 8.0 * (fabs(w0) + ch->scale);
-  branch_reset(ch);
-  cplx Z0, dZ0, u0;
-  chain_eval(ch, 0.0, &Z0, &dZ0, &u0);
-  cplx t = 1.0 / (dZ0 * (w0 + I * E)), G;
-  branch_reset(ch);
-  if (newton(ch, w0 + I * E, &t, &G)) return -1;
+  /* start well outside the support: |zeta - c_L| >= 4 (hi - c_L), where
+     t ~ 1/(Z'(0) (zeta - c_L)) is in Newton's basin of the physical root */
+  const double w0 = x - ch->cL;
+  double E = 4.0 * (fabs(w0) + (ch->span > 0 ? ch->span : 4.0 * (double)(ch->n + 1) * ch->scale));
+  cplx t, G;
+  for (int k = 0;; ++k, E *= 4) {
+    if (k == 8) return -1;
+    branch_reset(ch);
+    cplx Z0, dZ0, u0;
+    chain_eval(ch, 0.0, &Z0, &dZ0, &u0);
+    t = 1.0 / (dZ0 * (w0 + I * E));
+    branch_reset(ch);
+    if (!newton(ch, w0 + I * E, &t, &G)) break;
+  }
   double eps = E, floor = 1e-13 * ch->scale;
   cplx rsave[64];
   const size_t nr = ch->n < 64 ? ch->n : 64; /* branch state saved for up to 64 factors (deeper: not restored) */
@@ -222,11 +247,12 @@ static int upper_edge(const sub_chain *ch, double *hi) {
   return -1;
 }
 
-int sub_edges(const sub_chain *ch, double *lo, double *hi) {
+int sub_edges(sub_chain *ch, double *lo, double *hi) {
   gsl_error_handler_t *old = gsl_set_error_handler_off();
   int rc = -1;
   if (upper_edge(ch, hi)) goto done;
   const double cL = ch->cL, span = *hi - cL;
+  ch->span = span;
   /* the first of 64 points above c_L where the density is positive */
   double xo = cL, xi = *hi, rho;
   int k;
@@ -240,9 +266,18 @@ int sub_edges(const sub_chain *ch, double *lo, double *hi) {
     xo = x;
   }
   if (k == 64) goto done;
-  if (xo == cL) { /* a hard edge at c_L? */
-    if (sub_density(ch, cL + 1e-12 * span, &rho, NULL)) goto done;
-    if (rho > 0) {
+  if (xo == cL) { /* towards c_L geometrically: a gap above c_L, or a hard edge at c_L */
+    int g;
+    for (g = 1; g <= 40; ++g) {
+      const double x = cL + (xi - cL) * 0.5;
+      if (sub_density(ch, x, &rho, NULL)) goto done;
+      if (rho == 0) {
+        xo = x;
+        break;
+      }
+      xi = x;
+    }
+    if (g > 40) { /* positive down to 1e-12 of the first point */
       *lo = cL;
       rc = 0;
       goto done;

@@ -25,7 +25,8 @@ typedef struct {
   size_t n;
   const sub_factor *f;
   double a, cL;
-  double scale;  /* a size of K_L - cL (its m1), for the homotopy and tolerances */
+  double scale;  /* a size of K_L - cL (its m1), for tolerances */
+  double span;   /* hi - cL once known (sub_edges sets it; 0 before), for the homotopy's start */
   double complex *rs; /* n entries of branch state (SUB_RESNET square roots), caller's */
 } sub_chain;
 
@@ -38,6 +39,6 @@ int sub_density(const sub_chain *ch, double x, double *rho, double complex *t);
  * bottom variable from 0 to the first critical point (Brent on Z'), lo by
  * bisection on the density from below and Brent on Z' (or cL, a hard edge).
  * Returns 0, or -1 if an end was not found. */
-int sub_edges(const sub_chain *ch, double *lo, double *hi);
+int sub_edges(sub_chain *ch, double *lo, double *hi);
 
 #endif
