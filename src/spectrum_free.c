@@ -627,7 +627,27 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   }
   make_grid(ws->gx, ws->G, L->lo, L->hi);
   ws->glo = L->lo, ws->ghi = L->hi;
-  for (size_t k = 0; k < ws->G; ++k)
+  /* continuation along the grid (Newton from the neighbour's root), checked at
+     every 16th point against the continuation from x + iE; any disagreement
+     beyond 1e-10, or a failure, and every point is computed from x + iE */
+  int fresh = 0;
+  cplx t = 0;
+  for (size_t k = 0; k < ws->G && !fresh; ++k) {
+    if (k % 16 == 0 || k + 1 == ws->G) {
+      double r;
+      cplx tc;
+      if (sub_density(&ws->chain, ws->gx[k], &r, &tc)) {
+        fresh = 1;
+        break;
+      }
+      if (k > 0 && sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t) == 0 &&
+          !(fabs(ws->gd[k] - r) <= 1e-10 * r)) fresh = 1;
+      ws->gd[k] = r, t = tc;
+      if (sub_density(&ws->chain, ws->gx[k], &r, &tc)) fresh = 1; /* leave the branch state at this point */
+    } else if (sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t))
+      fresh = 1;
+  }
+  for (size_t k = 0; fresh && k < ws->G; ++k)
     if (sub_density(&ws->chain, ws->gx[k], &ws->gd[k], NULL))
       return bafu_error(BAFU_ENUMERIC, "layer %d: the subordination equations of the limit did not converge at x = %g",
                         L->label, ws->gx[k]);

@@ -177,6 +177,19 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
   return 0;
 }
 
+int sub_density_warm(const sub_chain *ch, double x, double *rho, cplx *t) {
+  cplx G, tt = *t;
+  if (newton(ch, x - ch->cL, &tt, &G)) return -1;
+  if (fabs(cimag(tt)) <= 1e-14 * cabs(tt)) return -1; /* a real root: the grid lies inside the support */
+  if (cimag(G) > 0) {
+    G = conj(G), tt = conj(tt);
+    for (size_t l = 0; l < ch->n; ++l) ch->rs[l] = conj(ch->rs[l]);
+  }
+  *rho = -cimag(G) / M_PI;
+  *t = tt;
+  return 0;
+}
+
 /* ------------------------------------------------------------ edges --- */
 
 typedef struct {

@@ -35,6 +35,11 @@ typedef struct {
  * the continuation failed. */
 int sub_density(const sub_chain *ch, double x, double *rho, double complex *t);
 
+/* The same by Newton at x from *t (and the branch state left by the previous
+ * call): continuation along a grid inside the support. -1 if Newton fails or
+ * finds a real root; the caller checks the result against sub_density. */
+int sub_density_warm(const sub_chain *ch, double x, double *rho, double complex *t);
+
 /* Ends of the support of the continuous part: hi by a scan of the real
  * bottom variable from 0 to the first critical point (Brent on Z'), lo by
  * bisection on the density from below and Brent on Z' (or cL, a hard edge).
