@@ -382,8 +382,12 @@ int cmd_spectrum(int argc, char **argv) {
                     obj == BAFU_SPEC_BFK ? "the BFK K_l" : "J J^T", L->label);
     bafu_table_provenance(t, argc + 1, argv - 1);
     bafu_table_meta(t, "network: %s", desc);
-    bafu_table_meta(t, "input: |x|^2 = d; representation: %zu quantile atoms, %zu grid points per layer", fp.atoms,
-                    fp.grid);
+    if (bafu_free_exact(fw))
+      bafu_table_meta(t, "input: |x|^2 = d; subordination equations solved at each of %zu points (exact to rounding, "
+                         "theory/spectrum.md 4.7)", fp.grid);
+    else
+      bafu_table_meta(t, "input: |x|^2 = d; representation: %zu quantile atoms, %zu grid points per layer", fp.atoms,
+                      fp.grid);
     if (moments) {
       bafu_table_meta(t, "columns: m1 = tr(K)/n, m2 = tr(K^2)/n of the limiting law, cos_theta = m1/sqrt(m2)");
       write_moments(bafu_table_stream(t), mom, jsel + 1);
