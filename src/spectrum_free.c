@@ -546,7 +546,7 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   if (ws->ncap < layer + 1) {
     sub_factor *f = realloc(ws->fac, (layer + 1) * sizeof *f);
     if (f) ws->fac = f;
-    cplx *r = realloc(ws->rs, (layer + 1) * sizeof *r);
+    cplx *r = realloc(ws->rs, 4 * (layer + 1) * sizeof *r);
     if (r) ws->rs = r;
     if (!f || !r) return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
     ws->ncap = layer + 1;

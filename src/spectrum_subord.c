@@ -95,10 +95,10 @@ static void chain_eval(const sub_chain *ch, cplx t, cplx *Z, cplx *dZ, cplx *uL)
 /* Newton on X(t) = 1/Z(t) = w (w = zeta - c_L) from *t. Returns 0 when the
  * step fell below 1e-13 |t| or the residual to rounding (then one more step
  * is taken), -1 otherwise. */
-static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G) {
+static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G, int maxit) {
   cplx x = *t;
   int polish = 0;
-  for (int it = 0; it < 60; ++it) {
+  for (int it = 0; it < maxit; ++it) {
     cplx Z, dZ, uL;
     chain_eval(ch, x, &Z, &dZ, &uL);
     const cplx F = 1.0 / Z - w, dF = -dZ / (Z * Z);
@@ -122,6 +122,32 @@ static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G) {
   return -1;
 }
 
+/* A shortcut of the continuation: Newton (at most 12 steps) at zeta = x
+ * itself from the current t, accepted only for a non-real root (inside the
+ * support) whose subordination points all lie in the closed upper half plane
+ * (after taking the conjugate root if Im G > 0); t, rs unchanged otherwise. */
+static int try_axis(const sub_chain *ch, double w0, cplx *t, cplx *G) {
+  cplx *rsave = ch->rs + 2 * ch->n;
+  memcpy(rsave, ch->rs, ch->n * sizeof(cplx));
+  cplx tj = *t, Gj;
+  if (newton(ch, w0, &tj, &Gj, 12) == 0 && fabs(cimag(tj)) > 1e-14 * cabs(tj)) {
+    if (cimag(Gj) > 0) {
+      tj = conj(tj);
+      for (size_t l = 0; l < ch->n; ++l) ch->rs[l] = conj(ch->rs[l]);
+    }
+    cplx Z, dZ, uL;
+    int half;
+    chain_eval_check(ch, tj, &Z, &dZ, &uL, &half);
+    Gj = Z / (1.0 - uL);
+    if (half && cimag(Gj) < 0) {
+      *t = tj, *G = Gj;
+      return 0;
+    }
+  }
+  memcpy(ch->rs, rsave, ch->n * sizeof(cplx));
+  return -1;
+}
+
 int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
   /* start well outside the support: |zeta - c_L| >= 4 (hi - c_L), where
      t ~ 1/(Z'(0) (zeta - c_L)) is in Newton's basin of the physical root */
@@ -135,19 +161,20 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
     chain_eval(ch, 0.0, &Z0, &dZ0, &u0);
     t = 1.0 / (dZ0 * (w0 + I * E));
     branch_reset(ch);
-    if (!newton(ch, w0 + I * E, &t, &G)) break;
+    if (!newton(ch, w0 + I * E, &t, &G, 60)) break;
   }
   double eps = E, floor = 1e-13 * ch->scale;
-  cplx rsave[64];
-  const size_t nr = ch->n < 64 ? ch->n : 64; /* branch state saved for up to 64 factors (deeper: not restored) */
+  cplx *rsave = ch->rs + ch->n;
+  const size_t nr = ch->n;
   int tries = 0;
   while (eps > 0) {
+    if (try_axis(ch, w0, &t, &G) == 0) break;
     double next = eps / 4;
     if (next < floor) next = 0;
     for (;;) {
       const cplx ts = t;
       memcpy(rsave, ch->rs, nr * sizeof(cplx));
-      int bad = newton(ch, w0 + I * next, &t, &G);
+      int bad = newton(ch, w0 + I * next, &t, &G, 60);
       if (!bad && next > 0 && cimag(G) > 1e-12 * cabs(G)) bad = 1; /* Im G < 0 in the upper half plane */
       if (!bad) break;
       t = ts;
@@ -162,7 +189,7 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
     }
     eps = next;
   }
-  if (fabs(cimag(t)) <= 1e-14 * cabs(t)) { /* a real root (outside the support), up to rounding */
+  if (eps == 0 && fabs(cimag(t)) <= 1e-14 * cabs(t)) { /* a real root (outside the support), up to rounding */
     *rho = 0;
     if (tout) *tout = creal(t);
     return 0;
@@ -179,7 +206,7 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
 
 int sub_density_warm(const sub_chain *ch, double x, double *rho, cplx *t) {
   cplx G, tt = *t;
-  if (newton(ch, x - ch->cL, &tt, &G)) return -1;
+  if (newton(ch, x - ch->cL, &tt, &G, 60)) return -1;
   if (fabs(cimag(tt)) <= 1e-14 * cabs(tt)) return -1; /* a real root: the grid lies inside the support */
   if (cimag(G) > 0) {
     G = conj(G), tt = conj(tt);
@@ -194,22 +221,20 @@ int sub_density_warm(const sub_chain *ch, double x, double *rho, cplx *t) {
 
 typedef struct {
   const sub_chain *ch;
-  cplx rs[64];
+  cplx *rs; /* a fixed branch state (the chain's third scratch block) */
 } real_ctx;
 
 /* Z'(t) at real t, from a fixed branch state (the scan's). */
 static double dZ_real(double t, void *vp) {
   real_ctx *c = vp;
-  const size_t nr = c->ch->n < 64 ? c->ch->n : 64;
-  memcpy(c->ch->rs, c->rs, nr * sizeof(cplx));
+  memcpy(c->ch->rs, c->rs, c->ch->n * sizeof(cplx));
   cplx Z, dZ, uL;
   chain_eval(c->ch, t, &Z, &dZ, &uL);
   return creal(dZ);
 }
 
 static double X_real(const sub_chain *ch, const cplx *rs, double t) {
-  const size_t nr = ch->n < 64 ? ch->n : 64;
-  memcpy(ch->rs, rs, nr * sizeof(cplx));
+  memcpy(ch->rs, rs, ch->n * sizeof(cplx));
   cplx Z, dZ, uL;
   chain_eval(ch, t, &Z, &dZ, &uL);
   return ch->cL + 1.0 / creal(Z);
@@ -236,8 +261,8 @@ static int brent(real_ctx *c, double t0, double t1, double *root) {
 }
 
 static int upper_edge(const sub_chain *ch, double *hi) {
-  real_ctx c = {.ch = ch};
-  const size_t nr = ch->n < 64 ? ch->n : 64;
+  real_ctx c = {.ch = ch, .rs = ch->rs + 3 * ch->n};
+  const size_t nr = ch->n;
   branch_reset(ch);
   cplx Z, dZ, uL;
   chain_eval(ch, 0.0, &Z, &dZ, &uL);
@@ -304,9 +329,8 @@ int sub_edges(sub_chain *ch, double *lo, double *hi) {
   /* the real root at xo, then Z' changes sign between it and the critical point */
   cplx to;
   if (sub_density(ch, xo, &rho, &to)) goto done;
-  real_ctx c = {.ch = ch};
-  const size_t nr = ch->n < 64 ? ch->n : 64;
-  memcpy(c.rs, ch->rs, nr * sizeof(cplx));
+  real_ctx c = {.ch = ch, .rs = ch->rs + 3 * ch->n};
+  memcpy(c.rs, ch->rs, ch->n * sizeof(cplx));
   const double t0 = creal(to);
   const double d0 = dZ_real(t0, &c);
   const double Z0 = 1.0 / (X_real(ch, c.rs, t0) - cL);

@@ -27,7 +27,7 @@ typedef struct {
   double a, cL;
   double scale;  /* a size of K_L - cL (its m1), for tolerances */
   double span;   /* hi - cL once known (sub_edges sets it; 0 before), for the homotopy's start */
-  double complex *rs; /* n entries of branch state (SUB_RESNET square roots), caller's */
+  double complex *rs; /* 4 n entries: branch state (SUB_RESNET square roots) and scratch, caller's */
 } sub_chain;
 
 /* Density of the continuous part of K_L at real x (0 outside the support);
