@@ -496,22 +496,39 @@ typedef struct {
   const sub_chain *ch;
   int p;
   int failed;
+  double lo, span, k; /* x = lo + span v^k */
 } quad_ctx;
 
-static double quad_f(double x, void *vp) {
+/* x^p rho(x) dx/dv at x = lo + span v^k: at a hard edge at 0 (J J^T,
+ * x^(-m/(m+1)) near 0 with m singular factors) k = m + 1 makes it bounded; at a hard edge at c_L > 0 (the BFK: only the top factor's MP edge,
+ * (x - c_L)^(-1/2)) k = 2 (a larger k would sample x - c_L where it has lost
+ * digits to c_L). */
+static double quad_f(double v, void *vp) {
   quad_ctx *q = vp;
+  const double vk1 = pow(v, q->k - 1), x = q->lo + q->span * vk1 * v;
   double rho;
   if (sub_density(q->ch, x, &rho, NULL)) {
     q->failed = 1;
     return 0;
   }
-  return rho * gsl_pow_int(x, q->p);
+  return rho * gsl_pow_int(x, q->p) * q->span * q->k * vk1;
 }
 
-/* raw[p] = int x^p rho + atoms: adaptive (qags, relative 1e-11) or a
- * 128-point Gauss-Legendre rule in theta, x = lo + (hi - lo)(1 - cos theta)/2. */
+/* raw[p] = int x^p rho + atoms over [lo, hi], in v (above): adaptive (qags,
+ * relative 1e-11) or a 128-point Gauss-Legendre rule in theta,
+ * v = (1 - cos theta)/2. */
 static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, double *raw) {
-  quad_ctx q = {.ch = ch};
+  /* k: a hard edge at 0 of J J^T goes as x^(-m/(m+1)) with m the number of
+     factors singular at 0: all for linear (Fuss-Catalan), all but the first for
+     ReLU (its {0, s} mask makes W D^2 W^T of ratio 1/2, gapped) */
+  const double m = (double)ch->n - (ch->f[0].kind == SUB_RELU ? 1 : 0);
+  quad_ctx q = {.ch = ch, .lo = lo, .span = hi - lo, .k = lo != ch->cL ? 1.0 : ch->cL == 0 ? m + 1 : 2.0};
+  /* [0, v0], v0 = 1e-6: x - lo below 1e-6^k of the span. There a ReLU
+     network's bottom variable t -> -1 with 1 + t ~ v, whose digits would be
+     lost further down, and a linear network's t ~ 1/v grows; the bounded
+     integrand is taken as a power law f ~ v^b (b ~ 0) fitted at v0 and 2 v0
+     and integrated exactly: v0 f(v0)/(1 + b). */
+  const double v0 = q.k > 1 ? 1e-6 : 0;
   if (adaptive) {
     gsl_integration_workspace *w = gsl_integration_workspace_alloc(400);
     if (!w) return -1;
@@ -519,20 +536,26 @@ static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, do
       q.p = p;
       gsl_function F = {quad_f, &q};
       double r, err;
-      gsl_integration_qags(&F, lo, hi, 0, 1e-11, 400, w, &r, &err);
-      raw[p] = r;
+      gsl_integration_qags(&F, v0, 1, 0, 1e-11, 400, w, &r, &err); /* [v0, 1] */
+      double head = 0;
+      if (v0 > 0) {
+        const double f0 = quad_f(v0, &q), f1 = quad_f(2 * v0, &q);
+        const double b = f0 > 0 && f1 > 0 ? log2(f1 / f0) : 0;
+        head = v0 * f0 / (1 + fmax(b, -0.5));
+      }
+      raw[p] = r + head;
     }
     gsl_integration_workspace_free(w);
   } else {
     gsl_integration_glfixed_table *tb = gsl_integration_glfixed_table_alloc(128);
     if (!tb) return -1;
     for (int p = 0; p < 5; ++p) raw[p] = 0;
+    q.p = 0;
     for (size_t i = 0; i < 128; ++i) {
       double th, wt;
       gsl_integration_glfixed_point(0, M_PI, i, &th, &wt, tb);
-      const double x = lo + (hi - lo) * 0.5 * (1 - cos(th)), jac = (hi - lo) * 0.5 * sin(th);
-      q.p = 0;
-      const double r = quad_f(x, &q) * jac * wt;
+      const double v = fmax(0.5 * (1 - cos(th)), v0), x = lo + q.span * pow(v, q.k);
+      const double r = quad_f(v, &q) * 0.5 * sin(th) * wt;
       double xp = 1;
       for (int p = 0; p < 5; ++p) raw[p] += r * xp, xp *= x;
     }

@@ -25,11 +25,13 @@
 
 typedef double complex cplx;
 
-/* 1/z without the scaling of C's complex division (__divdc3 took half the
- * time): |z|^2 neither overflows nor underflows for the values met here
- * (|z| between 1e-100 and 1e100). */
+/* 1/z, scaled by max(|Re z|, |Im z|) so that |z|^2 cannot overflow, without
+ * the special-value handling of C's complex division (__divdc3 took half
+ * the time; z is finite and non-zero here, else the result is not finite and
+ * Newton reports it). */
 static inline cplx crecip(cplx z) {
-  const double a = creal(z), b = cimag(z), d = a * a + b * b;
+  const double m = fmax(fabs(creal(z)), fabs(cimag(z)));
+  const double a = creal(z) / m, b = cimag(z) / m, d = (a * a + b * b) * m;
   return CMPLX(a / d, -b / d);
 }
 
@@ -171,7 +173,8 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
     branch_reset(ch);
     if (!newton(ch, w0 + I * E, &t, &G, 60)) break;
   }
-  double eps = E, floor = 1e-13 * ch->scale;
+  /* down to 1e-13 of the scale, or of x - c_L when that is smaller (near a hard edge) */
+  double eps = E, floor = fmin(1e-13 * ch->scale, w0 != 0 ? 1e-6 * fabs(w0) : INFINITY);
   cplx *rsave = ch->rs + ch->n;
   const size_t nr = ch->n;
   int tries = 0;
@@ -187,7 +190,7 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
       if (!bad) break;
       t = ts;
       memcpy(ch->rs, rsave, nr * sizeof(cplx));
-      if (++tries > 200) return -1;
+      if (++tries > 400) return -1;
       if (next == 0) {
         floor *= 1e-3;
         next = eps / 4 < floor ? 0 : eps / 4;
