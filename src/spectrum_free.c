@@ -518,6 +518,7 @@ static double quad_f(double v, void *vp) {
  * relative 1e-11) or a 128-point Gauss-Legendre rule in theta,
  * v = (1 - cos theta)/2. */
 static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, double *raw) {
+  const size_t NG = 128;
   /* k: a hard edge at 0 of J J^T goes as x^(-m/(m+1)) with m the number of
      factors singular at 0: all for linear (Fuss-Catalan), all but the first for
      ReLU (its {0, s} mask makes W D^2 W^T of ratio 1/2, gapped) */
@@ -547,11 +548,11 @@ static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, do
     }
     gsl_integration_workspace_free(w);
   } else {
-    gsl_integration_glfixed_table *tb = gsl_integration_glfixed_table_alloc(128);
+    gsl_integration_glfixed_table *tb = gsl_integration_glfixed_table_alloc(NG);
     if (!tb) return -1;
     for (int p = 0; p < 5; ++p) raw[p] = 0;
     q.p = 0;
-    for (size_t i = 0; i < 128; ++i) {
+    for (size_t i = 0; i < NG; ++i) {
       double th, wt;
       gsl_integration_glfixed_point(0, M_PI, i, &th, &wt, tb);
       const double v = fmax(0.5 * (1 - cos(th)), v0), x = lo + q.span * pow(v, q.k);
@@ -624,7 +625,12 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
       L->lo = L->hi = m1;
       continue;
     }
+    if (atom0 > 0) {
+      L->natoms = 1;
+      L->atom[0] = (bafu_spec_atom){c, atom0};
+    }
     ws->chain = (sub_chain){.n = j - b, .f = ws->fac + b + 1, .a = a, .cL = c, .scale = m1 - c, .rs = ws->rs};
+    if (ws->fp.last_only && j < layer) continue;
     double lo, hi;
     int e1 = sub_edges(&ws->chain, &lo, &hi), e2 = e1 ? 0 : exact_raw(&ws->chain, lo, hi, j == layer, L->raw);
     if (e1 || e2) {
@@ -632,11 +638,8 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
       break;
     }
     L->lo = lo, L->hi = hi;
-    if (atom0 > 0) {
-      L->natoms = 1;
-      L->atom[0] = (bafu_spec_atom){c, atom0};
-      for (int p = 0; p < 5; ++p) L->raw[p] += atom0 * pow(c, p);
-    }
+    for (size_t a0 = 0; a0 < L->natoms; ++a0)
+      for (int p = 0; p < 5; ++p) L->raw[p] += L->atom[a0].mass * pow(L->atom[a0].x, p);
   }
   gsl_set_error_handler(old);
   if (st) return st;

@@ -105,10 +105,11 @@ static void chain_eval(const sub_chain *ch, cplx t, cplx *Z, cplx *dZ, cplx *uL)
 /* Newton on X(t) = 1/Z(t) = w (w = zeta - c_L) from *t. Returns 0 when the
  * step fell below 1e-13 |t| or the residual to rounding (then one more step
  * is taken), -1 otherwise. */
-static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G, int maxit) {
+static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G, int maxit, int *its) {
   cplx x = *t;
   int polish = 0;
   for (int it = 0; it < maxit; ++it) {
+    if (its) *its = it + 1;
     cplx Z, dZ, uL;
     chain_eval(ch, x, &Z, &dZ, &uL);
     const cplx iZ = crecip(Z), F = iZ - w;
@@ -140,7 +141,7 @@ static int try_axis(const sub_chain *ch, double w0, cplx *t, cplx *G) {
   cplx *rsave = ch->rs + 2 * ch->n;
   memcpy(rsave, ch->rs, ch->n * sizeof(cplx));
   cplx tj = *t, Gj;
-  if (newton(ch, w0, &tj, &Gj, 12) == 0 && fabs(cimag(tj)) > 1e-14 * cabs(tj)) {
+  if (newton(ch, w0, &tj, &Gj, 12, NULL) == 0 && fabs(cimag(tj)) > 1e-14 * cabs(tj)) {
     if (cimag(Gj) > 0) {
       tj = conj(tj);
       for (size_t l = 0; l < ch->n; ++l) ch->rs[l] = conj(ch->rs[l]);
@@ -171,23 +172,28 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
     chain_eval(ch, 0.0, &Z0, &dZ0, &u0);
     t = 1.0 / (dZ0 * (w0 + I * E));
     branch_reset(ch);
-    if (!newton(ch, w0 + I * E, &t, &G, 60)) break;
+    if (!newton(ch, w0 + I * E, &t, &G, 60, NULL)) break;
   }
   /* down to 1e-13 of the scale, or of x - c_L when that is smaller (near a hard edge) */
   double eps = E, floor = fmin(1e-13 * ch->scale, w0 != 0 ? 1e-6 * fabs(w0) : INFINITY);
   cplx *rsave = ch->rs + ch->n;
   const size_t nr = ch->n;
   int tries = 0;
-  while (eps > 0) {
-    if (try_axis(ch, w0, &t, &G) == 0) break;
-    double next = eps / 4;
+  double ratio = 0.25; /* eps shrinks by this per step: squared (down to 1e-6) after an easy step */
+  for (int step = 0; eps > 0; ++step) {
+    if ((eps <= 4 * fabs(w0) || step % 4 == 3) && try_axis(ch, w0, &t, &G) == 0) break;
+    double next = eps * ratio;
     if (next < floor) next = 0;
     for (;;) {
       const cplx ts = t;
       memcpy(rsave, ch->rs, nr * sizeof(cplx));
-      int bad = newton(ch, w0 + I * next, &t, &G, 60);
+      int its = 0, bad = newton(ch, w0 + I * next, &t, &G, 60, &its);
       if (!bad && next > 0 && cimag(G) > 1e-12 * cabs(G)) bad = 1; /* Im G < 0 in the upper half plane */
-      if (!bad) break;
+      if (!bad) {
+        ratio = its <= 4 ? fmax(ratio * ratio, 1e-6) : its <= 8 ? ratio : fmin(sqrt(ratio), 0.25);
+        break;
+      }
+      ratio = fmin(sqrt(ratio), 0.25);
       t = ts;
       memcpy(ch->rs, rsave, nr * sizeof(cplx));
       if (++tries > 400) return -1;
@@ -217,7 +223,7 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
 
 int sub_density_warm(const sub_chain *ch, double x, double *rho, cplx *t) {
   cplx G, tt = *t;
-  if (newton(ch, x - ch->cL, &tt, &G, 60)) return -1;
+  if (newton(ch, x - ch->cL, &tt, &G, 60, NULL)) return -1;
   if (fabs(cimag(tt)) <= 1e-14 * cabs(tt)) return -1; /* a real root: the grid lies inside the support */
   if (cimag(G) > 0) {
     G = conj(G), tt = conj(tt);

@@ -196,6 +196,8 @@ typedef struct {
   size_t atoms; /* quantile points representing each layer's law [1500] (discretised method) */
   size_t grid;  /* density evaluation points of the last layer (and per layer when discretised) [1500] */
   bafu_free_method method; /* [BAFU_FREE_AUTO] */
+  int last_only; /* exact method: layers before the last get m1, m2 and atoms only (lo = hi = 0,
+                    raw[] = 0), skipping their edges and quadratures [0] */
 } bafu_free_params;
 
 /* The defaults in brackets above. Cannot fail. */

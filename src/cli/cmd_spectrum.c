@@ -374,6 +374,7 @@ int cmd_spectrum(int argc, char **argv) {
   } else {
     fl = calloc(J, sizeof *fl);
     if (!fl) goto oom;
+    fp.last_only = 1; /* only the selected layer's law is written (and every layer's m1, m2) */
     if ((fst = bafu_free_alloc(&fp, &fw)) || (fst = bafu_free_run(fw, p, 0, obj, jsel, fl))) goto fail;
     bafu_free_moments(fl, jsel + 1, mom);
     const bafu_free_layer *L = &fl[jsel];

@@ -431,6 +431,7 @@ static double limit_one(const bafu_net_params *p, bafu_spec_object obj, size_t l
   bafu_free_params fp = bafu_free_params_default();
   fp.grid = 2000;
   fp.method = m;
+  fp.last_only = 1; /* as bafu spectrum does: the last layer's law, every layer's m1 and m2 */
   bafu_free *ws;
   bafu_free_layer *L = calloc(layer + 1, sizeof *L);
   const double c0 = cpu_now(), t0 = now();
