@@ -11,6 +11,7 @@
  *            subordination (fixed point / Newton on omega in C \ R+),
  * each evaluated on a grid at x - i eps, then re-discretised by quantiles. */
 #include <complex.h>
+#include <gsl/gsl_errno.h>
 #include <gsl/gsl_integration.h>
 #include <gsl/gsl_math.h>
 #include <math.h>
@@ -21,6 +22,7 @@
 #include "bafu/spectrum.h"
 
 #include "bafu/layout.h"
+#include "spectrum_subord.h"
 
 bafu_free_params bafu_free_params_default(void) { return (bafu_free_params){.atoms = 1500, .grid = 1500}; }
 
@@ -49,6 +51,11 @@ struct bafu_free {
   bafu_spec_atom atom[2];
   double dmass;     /* integral of the density on the grid */
   size_t failed;    /* grid points where the subordination did not converge */
+  int exact;        /* the last run solved the subordination pointwise (theory 4.7) */
+  sub_factor *fac;  /* its chain of factors (exact runs), capacity ncap */
+  cplx *rs;
+  size_t ncap;
+  sub_chain chain;  /* the last layer's chain */
 };
 
 static int law_alloc(law *L, size_t n) {
@@ -86,12 +93,21 @@ void bafu_free_free(bafu_free *ws) {
   law *ls[3] = {&ws->K, &ws->P, &ws->H};
   for (int i = 0; i < 3; ++i) free(ls[i]->t), free(ls[i]->w);
   free(ws->gx), free(ws->gd), free(ws->cdf), free(ws->om);
+  free(ws->fac), free(ws->rs);
   free(ws);
 }
 
 const double *bafu_free_x(const bafu_free *ws) { return ws->gx; }
 const double *bafu_free_density(const bafu_free *ws) { return ws->gd; }
 size_t bafu_free_npoints(const bafu_free *ws) { return ws->G; }
+int bafu_free_exact(const bafu_free *ws) { return ws->exact; }
+
+double bafu_free_density_at(const bafu_free *ws, double x) {
+  if (!ws->exact) return NAN;
+  if (ws->chain.n == 0 || !(x > ws->glo && x < ws->ghi)) return 0.0;
+  double rho;
+  return sub_density(&ws->chain, x, &rho, NULL) ? NAN : rho;
+}
 
 double bafu_free_cdf(const void *vws, double x) {
   const bafu_free *ws = vws;
@@ -461,6 +477,210 @@ static void raw_moments(const bafu_free *ws, double *raw) {
     for (int p = 0; p < 5; ++p) raw[p] += ws->atom[a].mass * pow(ws->atom[a].x, p);
 }
 
+/* ---------------------------------------- exact (pointwise) method --- */
+
+/* Every factor up to `layer` has an explicit Sigma-transform: dense layers
+ * with relu or linear masks (two-point or one-point mask laws), linear
+ * blocks of one layer (theory/spectrum.md 4.7). */
+static int exact_applies(const bafu_layout *lay, size_t layer) {
+  for (size_t j = 1; j <= layer; ++j) {
+    const bafu_stage *sg;
+    bafu_layout_entry(lay, j, &sg, NULL);
+    if (sg->kind == BAFU_STAGE_DENSE && sg->act != BAFU_ACT_RELU && sg->act != BAFU_ACT_LINEAR) return 0;
+    if (sg->kind == BAFU_STAGE_BLOCK && (sg->act != BAFU_ACT_LINEAR || sg->depth != 1)) return 0;
+  }
+  return 1;
+}
+
+typedef struct {
+  const sub_chain *ch;
+  int p;
+  int failed;
+  double lo, span, k; /* x = lo + span v^k */
+} quad_ctx;
+
+/* x^p rho(x) dx/dv at x = lo + span v^k: at a hard edge at 0 (J J^T,
+ * x^(-m/(m+1)) near 0 with m singular factors) k = m + 1 makes it bounded; at a hard edge at c_L > 0 (the BFK: only the top factor's MP edge,
+ * (x - c_L)^(-1/2)) k = 2 (a larger k would sample x - c_L where it has lost
+ * digits to c_L). */
+static double quad_f(double v, void *vp) {
+  quad_ctx *q = vp;
+  const double vk1 = pow(v, q->k - 1), x = q->lo + q->span * vk1 * v;
+  double rho;
+  if (sub_density(q->ch, x, &rho, NULL)) {
+    q->failed = 1;
+    return 0;
+  }
+  return rho * gsl_pow_int(x, q->p) * q->span * q->k * vk1;
+}
+
+/* raw[p] = int x^p rho + atoms over [lo, hi], in v (above): adaptive (qags,
+ * relative 1e-11) or a 128-point Gauss-Legendre rule in theta,
+ * v = (1 - cos theta)/2. */
+static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, double *raw) {
+  const size_t NG = 128;
+  /* k: a hard edge at 0 of J J^T goes as x^(-m/(m+1)) with m the number of
+     factors singular at 0: all for linear (Fuss-Catalan), all but the first for
+     ReLU (its {0, s} mask makes W D^2 W^T of ratio 1/2, gapped) */
+  const double m = (double)ch->n - (ch->f[0].kind == SUB_RELU ? 1 : 0);
+  quad_ctx q = {.ch = ch, .lo = lo, .span = hi - lo, .k = lo != ch->cL ? 1.0 : ch->cL == 0 ? m + 1 : 2.0};
+  /* [0, v0], v0 = 1e-6: x - lo below 1e-6^k of the span. There a ReLU
+     network's bottom variable t -> -1 with 1 + t ~ v, whose digits would be
+     lost further down, and a linear network's t ~ 1/v grows; the bounded
+     integrand is taken as a power law f ~ v^b (b ~ 0) fitted at v0 and 2 v0
+     and integrated exactly: v0 f(v0)/(1 + b). */
+  const double v0 = q.k > 1 ? 1e-6 : 0;
+  if (adaptive) {
+    gsl_integration_workspace *w = gsl_integration_workspace_alloc(400);
+    if (!w) return -1;
+    for (int p = 0; p < 5; ++p) {
+      q.p = p;
+      gsl_function F = {quad_f, &q};
+      double r, err;
+      gsl_integration_qags(&F, v0, 1, 0, 1e-11, 400, w, &r, &err); /* [v0, 1] */
+      double head = 0;
+      if (v0 > 0) {
+        const double f0 = quad_f(v0, &q), f1 = quad_f(2 * v0, &q);
+        const double b = f0 > 0 && f1 > 0 ? log2(f1 / f0) : 0;
+        head = v0 * f0 / (1 + fmax(b, -0.5));
+      }
+      raw[p] = r + head;
+    }
+    gsl_integration_workspace_free(w);
+  } else {
+    gsl_integration_glfixed_table *tb = gsl_integration_glfixed_table_alloc(NG);
+    if (!tb) return -1;
+    for (int p = 0; p < 5; ++p) raw[p] = 0;
+    q.p = 0;
+    for (size_t i = 0; i < NG; ++i) {
+      double th, wt;
+      gsl_integration_glfixed_point(0, M_PI, i, &th, &wt, tb);
+      const double v = fmax(0.5 * (1 - cos(th)), v0), x = lo + q.span * pow(v, q.k);
+      const double r = quad_f(v, &q) * 0.5 * sin(th) * wt;
+      double xp = 1;
+      for (int p = 0; p < 5; ++p) raw[p] += r * xp, xp *= x;
+    }
+    gsl_integration_glfixed_table_free(tb);
+  }
+  return q.failed ? -1 : 0;
+}
+
+static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_moments_layer *o, bafu_spec_object obj,
+                             size_t layer, bafu_free_layer *info) {
+  if (ws->ncap < layer + 1) {
+    sub_factor *f = realloc(ws->fac, (layer + 1) * sizeof *f);
+    if (f) ws->fac = f;
+    cplx *r = realloc(ws->rs, 4 * (layer + 1) * sizeof *r);
+    if (r) ws->rs = r;
+    if (!f || !r) return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
+    ws->ncap = layer + 1;
+  }
+  ws->exact = 1;
+  ws->chain = (sub_chain){.n = 0, .f = ws->fac, .rs = ws->rs};
+  double a = obj == BAFU_SPEC_JACOBIAN ? 1.0 : o[0].c; /* K_b = a I while degenerate */
+  size_t b = 0;
+  double m1 = a, m2 = a * a, atom0 = 0; /* carried moments; X_j's atom at 0 */
+  gsl_error_handler_t *old = gsl_set_error_handler_off();
+  bafu_status st = BAFU_OK;
+  for (size_t j = 0; j <= layer; ++j) {
+    const double c = obj == BAFU_SPEC_JACOBIAN ? 0.0 : o[j].c;
+    bafu_free_layer *L = &info[j];
+    memset(L, 0, sizeof *L);
+    L->label = o[j].label;
+    if (j > 0) {
+      const bafu_stage *sg;
+      bafu_layout_entry(lay, j, &sg, NULL);
+      double p1, p2, q0 = 0;
+      sub_factor *f = &ws->fac[j];
+      if (sg->kind == BAFU_STAGE_DENSE) {
+        bafu_act_moments am;
+        if ((st = bafu_act_moments_eval(sg->act, o[j].q_in, &am))) break;
+        const double s = sg->gain;
+        p1 = s * am.dphi2, p2 = s * s * (am.dphi2 * am.dphi2 + am.dphi4);
+        *f = (sub_factor){sg->act == BAFU_ACT_RELU ? SUB_RELU : SUB_LINEAR, s, 0};
+        if (sg->act == BAFU_ACT_RELU) q0 = 0.5;
+      } else {
+        const double s2 = sg->scale * sg->scale * sg->gain / (sg->norm ? o[j].q_in : 1.0);
+        p1 = 1 + s2, p2 = 1 + 4 * s2 + 2 * s2 * s2;
+        *f = (sub_factor){SUB_RESNET, s2, 0};
+      }
+      f->cbelow = obj == BAFU_SPEC_JACOBIAN ? 0.0 : o[j - 1].c;
+      if (a == 0 && b == j - 1) {
+        /* K_{j-1} = 0: K_j = c I, still a multiple of I */
+        a = c, b = j, m1 = c, m2 = c * c;
+      } else {
+        /* the atom of X_j at 0: P's, or K_{j-1}'s when K_{j-1} = X_{j-1} (no shift) */
+        const double k0 = j - 1 > b && f->cbelow == 0 ? atom0 : 0.0;
+        atom0 = fmax(k0, q0);
+        const double M1 = m1 * p1, M2 = m2 * p1 * p1 + m1 * m1 * p2 - m1 * m1 * p1 * p1;
+        m2 = c * c + 2 * c * M1 + M2;
+        m1 = c + M1;
+      }
+    }
+    L->m1 = m1, L->m2 = m2;
+    if (j <= b) { /* a multiple of I */
+      L->natoms = 1;
+      L->atom[0] = (bafu_spec_atom){m1, 1.0};
+      for (int p = 0; p < 5; ++p) L->raw[p] = pow(m1, p);
+      L->lo = L->hi = m1;
+      continue;
+    }
+    if (atom0 > 0) {
+      L->natoms = 1;
+      L->atom[0] = (bafu_spec_atom){c, atom0};
+    }
+    ws->chain = (sub_chain){.n = j - b, .f = ws->fac + b + 1, .a = a, .cL = c, .scale = m1 - c, .rs = ws->rs};
+    if (ws->fp.last_only && j < layer) continue;
+    double lo, hi;
+    int e1 = sub_edges(&ws->chain, &lo, &hi), e2 = e1 ? 0 : exact_raw(&ws->chain, lo, hi, j == layer, L->raw);
+    if (e1 || e2) {
+      st = bafu_error(BAFU_ENUMERIC, "layer %d: the subordination equations of the limit did not converge", o[j].label);
+      break;
+    }
+    L->lo = lo, L->hi = hi;
+    for (size_t a0 = 0; a0 < L->natoms; ++a0)
+      for (int p = 0; p < 5; ++p) L->raw[p] += L->atom[a0].mass * pow(L->atom[a0].x, p);
+  }
+  gsl_set_error_handler(old);
+  if (st) return st;
+  const bafu_free_layer *L = &info[layer];
+  ws->natoms = L->natoms;
+  for (size_t k = 0; k < L->natoms; ++k) ws->atom[k] = L->atom[k];
+  if (layer <= b) {
+    ws->chain.n = 0;
+    atom_only(ws, L->atom[0].x);
+    return BAFU_OK;
+  }
+  make_grid(ws->gx, ws->G, L->lo, L->hi);
+  ws->glo = L->lo, ws->ghi = L->hi;
+  /* continuation along the grid (Newton from the neighbour's root), checked at
+     every 16th point against the continuation from x + iE; any disagreement
+     beyond 1e-10, or a failure, and every point is computed from x + iE */
+  int fresh = 0;
+  cplx t = 0;
+  for (size_t k = 0; k < ws->G && !fresh; ++k) {
+    if (k % 16 == 0 || k + 1 == ws->G) {
+      double r;
+      cplx tc;
+      if (sub_density(&ws->chain, ws->gx[k], &r, &tc)) {
+        fresh = 1;
+        break;
+      }
+      if (k > 0 && sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t) == 0 &&
+          !(fabs(ws->gd[k] - r) <= 1e-10 * r)) fresh = 1;
+      ws->gd[k] = r, t = tc;
+      if (sub_density(&ws->chain, ws->gx[k], &r, &tc)) fresh = 1; /* leave the branch state at this point */
+    } else if (sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t))
+      fresh = 1;
+  }
+  for (size_t k = 0; fresh && k < ws->G; ++k)
+    if (sub_density(&ws->chain, ws->gx[k], &ws->gd[k], NULL))
+      return bafu_error(BAFU_ENUMERIC, "layer %d: the subordination equations of the limit did not converge at x = %g",
+                        L->label, ws->gx[k]);
+  integrate(ws);
+  return BAFU_OK;
+}
+
 bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, bafu_spec_object obj, size_t layer,
                           bafu_free_layer *info) {
   if (p->batch != 1) return bafu_error(BAFU_EINVAL, "batch: the limit is for one input (batch 1)");
@@ -486,6 +706,12 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
     free(o);
     return st;
   }
+  if (ws->fp.method == BAFU_FREE_AUTO && exact_applies(&lay, layer)) {
+    st = exact_run(ws, &lay, o, obj, layer, info);
+    free(o);
+    return st;
+  }
+  ws->exact = 0;
   const size_t N = ws->fp.atoms;
   /* layer 0: a multiple of I */
   law *K = &ws->K;

@@ -186,9 +186,18 @@ double bafu_spec_w1(double (*cdf)(const void *ctx, double x), const void *ctx, c
 
 /* ---------------------------------------------------------------- limit --- */
 
+/* How the limit is computed (theory/spectrum.md 4.3, 4.7): AUTO solves the
+ * subordination equations at each point (exact to rounding) for ReLU and
+ * linear MLPs and linear ResNets and discretises the laws otherwise;
+ * DISCRETE always discretises (the older, first-order method). */
+typedef enum { BAFU_FREE_AUTO, BAFU_FREE_DISCRETE } bafu_free_method;
+
 typedef struct {
-  size_t atoms; /* quantile points representing each layer's law [1500] */
-  size_t grid;  /* density evaluation points per layer [1500] */
+  size_t atoms; /* quantile points representing each layer's law [1500] (discretised method) */
+  size_t grid;  /* density evaluation points of the last layer (and per layer when discretised) [1500] */
+  bafu_free_method method; /* [BAFU_FREE_AUTO] */
+  int last_only; /* exact method: layers before the last get m1, m2 and atoms only (lo = hi = 0,
+                    raw[] = 0), skipping their edges and quadratures [0] */
 } bafu_free_params;
 
 /* The defaults in brackets above. Cannot fail. */
@@ -201,8 +210,10 @@ typedef struct {
 typedef struct {
   int label;
   double m1, m2;        /* moments of the represented law (carried exactly, see theory) */
-  double raw[5];        /* raw[p] = integral of x^p over grid density + atoms (p = 0..4) */
-  double lo, hi;        /* support of the continuous part (grid interval) */
+  double raw[5];        /* raw[p] = integral of x^p over the density + atoms (p = 0..4): by adaptive
+                           quadrature of the exact density (last layer of an exact run), a 128-point
+                           Gauss-Legendre rule (its earlier layers), the grid (discretised method) */
+  double lo, hi;        /* support of the continuous part (exact edges, or the grid interval) */
   size_t natoms;
   bafu_spec_atom atom[2];
 } bafu_free_layer;
@@ -232,6 +243,13 @@ void bafu_free_moments(const bafu_free_layer *info, size_t count, bafu_spec_mome
 const double *bafu_free_x(const bafu_free *ws);
 const double *bafu_free_density(const bafu_free *ws);
 size_t bafu_free_npoints(const bafu_free *ws);
+/* 1 if the last successful bafu_free_run solved the subordination equations
+ * pointwise (exact to rounding), 0 if it discretised the laws. */
+int bafu_free_exact(const bafu_free *ws);
+/* The density of the continuous part of the last layer computed, at any x
+ * (0 outside its support), exact to rounding; NaN after a discretised run or
+ * if the solver fails at x. Undefined before a successful run. */
+double bafu_free_density_at(const bafu_free *ws, double x);
 /* Distribution function of the last layer computed (density integrated
  * piecewise linearly plus atoms). ws = the bafu_free workspace (void * so it
  * fits bafu_spec_w1). Undefined before a successful run; cannot fail. */

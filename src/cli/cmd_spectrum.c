@@ -30,7 +30,9 @@ static const char usage[] =
     "         the kernel polynomial method on --bins Chebyshev nodes (columns x density).\n"
     "  limit: infinite width, free multiplicative convolution layer by layer (MLPs, and\n"
     "         linear ResNets with --block-depth 1); columns x density, atoms in a second\n"
-    "         series (x mass).\n"
+    "         series (x mass). ReLU and linear networks: the subordination equations solved\n"
+    "         at each of --bins points on the exact support (exact to rounding); other\n"
+    "         activations: discretised laws (first-order in --bins).\n"
     "--moments: instead, one row per layer: layer m1 m2 cos_theta (dense: from the matrix and\n"
     "the draw's own backward vector, equal to bafu mc's per-draw cos_theta; limit: m1/sqrt(m2)).\n"
     "\n"
@@ -406,6 +408,7 @@ int cmd_spectrum(int argc, char **argv) {
   } else {
     fl = calloc(J, sizeof *fl);
     if (!fl) goto oom;
+    fp.last_only = 1; /* only the selected layer's law is written (and every layer's m1, m2) */
     if ((fst = bafu_free_alloc(&fp, &fw)) || (fst = bafu_free_run(fw, p, 0, obj, jsel, fl))) goto fail;
     bafu_free_moments(fl, jsel + 1, mom);
     const bafu_free_layer *L = &fl[jsel];
@@ -414,8 +417,12 @@ int cmd_spectrum(int argc, char **argv) {
                     obj == BAFU_SPEC_BFK ? "the BFK K_l" : "J J^T", L->label);
     bafu_table_provenance(t, argc + 1, argv - 1);
     bafu_table_meta(t, "network: %s", desc);
-    bafu_table_meta(t, "input: |x|^2 = d; representation: %zu quantile atoms, %zu grid points per layer", fp.atoms,
-                    fp.grid);
+    if (bafu_free_exact(fw))
+      bafu_table_meta(t, "input: |x|^2 = d; subordination equations solved at each of %zu points (exact to rounding, "
+                         "theory/spectrum.md 4.7)", fp.grid);
+    else
+      bafu_table_meta(t, "input: |x|^2 = d; representation: %zu quantile atoms, %zu grid points per layer", fp.atoms,
+                      fp.grid);
     if (moments) {
       bafu_table_meta(t, "columns: m1 = tr(K)/n, m2 = tr(K^2)/n of the limiting law, cos_theta = m1/sqrt(m2)");
       write_moments(bafu_table_stream(t), mom, jsel + 1);

@@ -2,7 +2,7 @@
 # run_bench.sh: bafu against a PyTorch float64 reference, one thread each, and the
 # floors of this machine (dgemm/dgemv GFLOP/s, Gaussian RNG rate). Not part of ctest.
 #
-#   tests/bench/run_bench.sh [workloads]     default: floors a b c d; e, f, g: bafu only
+#   tests/bench/run_bench.sh [workloads]     default: floors a b c d; e, f, g, h: bafu only
 #
 # g times the command itself: `bafu kernel --act A --depth 10000000` for every
 # activation (and two ResNets), floor 5 s each, and beside it the per-layer
@@ -124,7 +124,7 @@ workload_g() {
 for w in "${workloads[@]}"; do
   if [[ $w == g ]]; then workload_g | sed "s/^/$w./" | tee -a "$log"; continue; fi
   "$out/bench_bafu" "$w" | sed "s/^/$w./" | tee -a "$log"
-  if [[ -n "$py" && "$w" != floors && "$w" != e && "$w" != f && "$w" != g ]]; then "$py" "$here/reference_torch.py" "$w" | sed "s/^/$w./" | tee -a "$log"; fi
+  if [[ -n "$py" && "$w" != floors && "$w" != e && "$w" != f && "$w" != g && "$w" != h ]]; then "$py" "$here/reference_torch.py" "$w" | sed "s/^/$w./" | tee -a "$log"; fi
 done
 
 # Summary: ratios and floors (flop and normal counts in README.md).
