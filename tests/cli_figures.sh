@@ -90,7 +90,7 @@ if [[ $mode == --train ]]; then
     { echo "SKIP: Fashion-MNIST not installed"; exit 77; }
   sel=$(grep -l '^needs fashion-mnist' "$SRC"/plots/*.fig)
   scripts=$dir/scripts && mkdir "$scripts" && cp "$SRC"/plots/common.gp "$scripts/"
-  for f in $sel; do cp "$f" "${f%.fig}.gp" "$scripts/"; done
+  for f in $sel; do cp "$f" "${f%.fig}".gp "$scripts/"; cp "${f%.fig}"_*.grid "$scripts/" 2>/dev/null; done
   flags=()
 else
   scripts=$SRC/plots flags=(--no-train)
@@ -127,15 +127,15 @@ tables=("$dir"/data/*.dat)
 for t in "${tables[@]}"; do
   # doc/tables.md: the first line of the file, and the first after the two
   # blank lines that end a series, is a header row of names (no '#' line
-  # before it); every other non-comment, non-blank line is numbers, as many
-  # as its header has names
+  # before it); every other non-comment, non-blank line is numbers (or the
+  # words of a key column: arch, preset), as many as its header has names
   if awk '
     BEGIN { expect_header = 1 }
     NF == 0 { if (++blanks >= 2) expect_header = 1; next }
     { blanks = 0 }
     /^#/ { if (expect_header) bad = 1; next }
     expect_header { nf = NF; expect_header = 0; headers++; for (i = 1; i <= NF; i++) if ($i !~ /^[A-Za-z_][A-Za-z0-9_]*$/) bad = 1; next }
-    { if (NF != nf) bad = 1; for (i = 1; i <= NF; i++) if ($i !~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/) bad = 1; rows++ }
+    { if (NF != nf) bad = 1; for (i = 1; i <= NF; i++) if ($i !~ /^[-+]?[0-9.]+([eE][-+]?[0-9]+)?$/ && $i !~ /^[a-z][a-z0-9_]*$/) bad = 1; rows++ }
     END { exit !(headers >= 1 && rows >= 3 && !bad) }' "$t" && grep -q '^# command:' "$t"; then
     passes=$((passes + 1))
   else

@@ -49,7 +49,7 @@ else
 fi
 # self-contained: the scripts, the derivations and the completion are installed, and the
 # installed bafu names and uses its own copies, not the source tree's
-for f in share/bafu/plots/common.gp share/bafu/plots/fig1_angle_vs_layer.gp share/bafu/plots/fig1_angle_vs_layer.fig share/doc/bafu/theory/engine.md \
+for f in share/bafu/plots/common.gp share/bafu/plots/fig1_angle_vs_layer.gp share/bafu/plots/fig9_lr_transfer_mlp_sp.quick.grid share/bafu/plots/fig1_angle_vs_layer.fig share/doc/bafu/theory/engine.md \
          share/doc/bafu/theory/moments.md share/bash-completion/completions/bafu; do
   [[ -s $p/$f ]] && ok || bad "$f not installed"
 done
