@@ -263,16 +263,21 @@ else bad "a finished run should remove its checkpoint"; fi
 # interrupt a run of a slower grid (12 points, a few seconds) with SIGTERM
 # once 3 points are in (SIGINT is ignored by a script's background jobs)
 printf 'width = 256 512\ndepth = 8 16 32\nact = relu tanh\nseeds = 8\n' >"$tmp/slow.txt"
+# interrupt GRID OUT N: run the grid into OUT, stop it with SIGTERM once N points
+# are in its checkpoint (or after 20 s), and set $have to the points recorded
+interrupt() {
+  "$BAFU" sweep "$1" --out "$2" 2>/dev/null &
+  local pid=$! i
+  for i in $(seq 1 4000); do
+    [[ -e $2.ckpt ]] && [[ $(grep -ac '^point ' "$2.ckpt") -ge $3 ]] && break
+    sleep 0.005
+  done
+  kill -TERM $pid 2>/dev/null
+  wait $pid
+  have=$(grep -ac '^point ' "$2.ckpt" 2>/dev/null)
+}
 "$BAFU" sweep "$tmp/slow.txt" --out "$tmp/slow.dat" 2>/dev/null
-"$BAFU" sweep "$tmp/slow.txt" --out "$tmp/r.dat" 2>/dev/null &
-pid=$!
-for _ in $(seq 1 2000); do
-  [[ -e $tmp/r.dat.ckpt ]] && [[ $(grep -ac '^point ' "$tmp/r.dat.ckpt") -ge 3 ]] && break
-  sleep 0.005
-done
-kill -TERM $pid 2>/dev/null
-wait $pid
-have=$(grep -ac '^point ' "$tmp/r.dat.ckpt" 2>/dev/null)
+interrupt "$tmp/slow.txt" "$tmp/r.dat" 3
 if [[ -e $tmp/r.dat.ckpt && ! -e $tmp/r.dat && $have -ge 3 && $have -lt 12 ]]; then ok
 else bad "interrupted run: table left or checkpoint missing ($have points)"; fi
 line="point 7 5000 0123abcd"
@@ -284,15 +289,7 @@ else bad "resume after $have points: table differs or checkpoint kept: $(cat "$t
 # the checkpoint, the one cut short starts again, the table is the uninterrupted one
 printf 'task = train\ndata = teacher\nwidth = 128\ndepth = 4\ntrain_size = 4096\ntest_size = 256\nbatch = 32\nepochs = 1\nlog_every = 32\nteacher_width = 64\nseed = 1 2 3 4 5 6 7 8\n' >"$tmp/tslow.txt"
 "$BAFU" sweep "$tmp/tslow.txt" --out "$tmp/tslow.dat" 2>/dev/null
-"$BAFU" sweep "$tmp/tslow.txt" --out "$tmp/tr.dat" 2>/dev/null &
-pid=$!
-for _ in $(seq 1 4000); do
-  [[ -e $tmp/tr.dat.ckpt ]] && [[ $(grep -ac '^point ' "$tmp/tr.dat.ckpt") -ge 2 ]] && break
-  sleep 0.005
-done
-kill -TERM $pid 2>/dev/null
-wait $pid
-have=$(grep -ac '^point ' "$tmp/tr.dat.ckpt" 2>/dev/null)
+interrupt "$tmp/tslow.txt" "$tmp/tr.dat" 2
 if [[ -e $tmp/tr.dat.ckpt && ! -e $tmp/tr.dat && $have -ge 2 && $have -lt 8 ]]; then ok
 else bad "interrupted training grid: table left or checkpoint missing ($have points)"; fi
 "$BAFU" sweep "$tmp/tslow.txt" --out "$tmp/tr.dat" --resume 2>"$tmp/err"
