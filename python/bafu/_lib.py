@@ -11,7 +11,7 @@ import subprocess
 from ctypes import (POINTER, Structure, byref, c_char_p, c_double, c_int, c_size_t, c_uint,
                     c_void_p)
 
-__all__ = ["lib", "library_path", "BafuError", "ParameterError", "PARAMS", "param", "last_error"]
+__all__ = ["lib", "library_path", "BafuError", "ParameterError", "PARAMS"]
 
 
 class BafuError(RuntimeError):
@@ -77,14 +77,7 @@ def _fn(name, restype, *argtypes):
     return f
 
 
-_fn("bafu_last_error", c_char_p)
-_fn("bafu_status_string", c_char_p, c_int)
-_fn("bafu_error", c_int, c_int, c_char_p)
 _fn("bafu_version", c_char_p)
-
-
-def last_error():
-    return lib.bafu_last_error().decode("utf-8", "replace")
 
 
 # --------------------------------------------------------------------------
@@ -105,12 +98,7 @@ class _Param(Structure):
 
 _fn("bafu_params", POINTER(_Param), POINTER(c_size_t))
 _fn("bafu_param_find", POINTER(_Param), c_char_p)
-_fn("bafu_param_parse", c_int, POINTER(_Param), c_char_p, POINTER(c_double))
-_fn("bafu_param_set", None, POINTER(_Param), c_void_p, c_double)
-_fn("bafu_param_get", c_double, POINTER(_Param), c_void_p)
-_fn("bafu_param_check", c_int, POINTER(_Param), c_void_p)
 _fn("bafu_param_range_text", None, POINTER(_Param), c_char_p, c_size_t)
-_fn("bafu_param_format", None, POINTER(_Param), c_double, c_int, c_char_p, c_size_t)
 
 
 class ParamInfo:
@@ -161,8 +149,3 @@ def _table():
 
 
 PARAMS = _table()
-_BY_NAME = {q.name: q for q in PARAMS}
-
-def param(name):
-    """The table entry of parameter `name` (KeyError if none)."""
-    return _BY_NAME[name]
