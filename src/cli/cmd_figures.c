@@ -79,7 +79,7 @@ static const char usage[] =
     "    note TEXT               a '#' line where it stands\n"
     "    series TEXT             a new series, named by a '# TEXT' line\n"
     "    columns A B ...         the series' header row\n"
-    "    rows FILE [where COL=V] [last|row=K [per COL]] SRC...\n"
+    "    rows FILE [where COL=V,...] [last|row=K [per COL]] SRC...\n"
     "                            rows of a stage's table; a field per SRC: COL (as\n"
     "                            written), COL:FMT or COL*X:FMT (reformatted; FMT\n"
     "                            %d %g %.Ng %.Nf %.Ne), OTHER/COL..., =TEXT\n"
@@ -615,8 +615,11 @@ static int check_figure(parser *p, figure *f, char ***names, size_t *nnames) {
       if (!in_table || !have_columns) return perr(p, ln, "'rows' before the table's 'columns'");
       int a = 1, nsrc = 0;
       if (strcmp(it->argv[a], "where") == 0) {
-        if (a + 1 >= it->argc || !strchr(it->argv[a + 1], '=') || it->argv[a + 1][0] == '=')
-          return perr(p, ln, "expected 'where COL=VALUE'");
+        if (a + 1 >= it->argc) return perr(p, ln, "expected 'where COL=VALUE[,COL=VALUE...]'");
+        for (const char *c = it->argv[a + 1]; c; c = strchr(c, ',') ? strchr(c, ',') + 1 : NULL) {
+          const char *eq = strchr(c, '='), *comma = strchr(c, ',');
+          if (!eq || eq == c || (comma && comma < eq)) return perr(p, ln, "expected 'where COL=VALUE[,COL=VALUE...]'");
+        }
         a += 2;
       }
       if (a < it->argc && (strcmp(it->argv[a], "last") == 0 || strncmp(it->argv[a], "row=", 4) == 0)) {
@@ -985,27 +988,28 @@ static int put_rows(FILE *o, const figure *f, const item *it, const char *work) 
   if (!src_table(fs, &nfs, f, it, work, it->argv[0])) rc = 1;
   stable *t = &fs[0].t;
   int a = 1, per = -1;
-  if (!rc && strcmp(it->argv[a], "where") == 0) { /* keep the rows whose column COL is VALUE (as text) */
-    const char *eq = strchr(it->argv[a + 1], '=');
-    int col = 0;
-    while (col < t->nhead && (strlen(t->head[col]) != (size_t)(eq - it->argv[a + 1]) ||
-                              strncmp(t->head[col], it->argv[a + 1], (size_t)(eq - it->argv[a + 1])) != 0))
-      ++col;
-    if (col == t->nhead) {
-      cli_errorf("bafu figures: %s:%d: %s has no column '%.*s'\n", f->path, it->line, it->argv[0],
-              (int)(eq - it->argv[a + 1]), it->argv[a + 1]);
-      rc = 1;
-    }
-    size_t kept = 0;
-    for (size_t r = 0; !rc && r < t->nrows; ++r) {
-      if (col < t->nf[r] && strcmp(t->rows[r][col], eq + 1) == 0) {
-        t->rows[kept] = t->rows[r], t->nf[kept++] = t->nf[r];
-      } else {
-        free(t->rows[r]);
+  if (!rc && strcmp(it->argv[a], "where") == 0) { /* keep the rows whose columns COL are VALUE (as text) */
+    for (const char *cond = it->argv[a + 1]; !rc && cond;) {
+      const char *eq = strchr(cond, '='), *comma = strchr(eq, ',');
+      const size_t nl = (size_t)(eq - cond), vl = comma ? (size_t)(comma - eq - 1) : strlen(eq + 1);
+      int col = 0;
+      while (col < t->nhead && (strlen(t->head[col]) != nl || strncmp(t->head[col], cond, nl) != 0)) ++col;
+      if (col == t->nhead) {
+        cli_errorf("bafu figures: %s:%d: %s has no column '%.*s'\n", f->path, it->line, it->argv[0], (int)nl, cond);
+        rc = 1;
       }
+      size_t kept = 0;
+      for (size_t r = 0; !rc && r < t->nrows; ++r) {
+        if (col < t->nf[r] && strlen(t->rows[r][col]) == vl && strncmp(t->rows[r][col], eq + 1, vl) == 0) {
+          t->rows[kept] = t->rows[r], t->nf[kept++] = t->nf[r];
+        } else {
+          free(t->rows[r]);
+        }
+      }
+      if (!rc) t->nrows = kept;
+      cond = comma ? comma + 1 : NULL;
     }
-    if (!rc) t->nrows = kept;
-    if (!rc && !kept) {
+    if (!rc && !t->nrows) {
       cli_errorf("bafu figures: %s:%d: %s has no row where %s\n", f->path, it->line, it->argv[0], it->argv[a + 1]);
       rc = 1;
     }
