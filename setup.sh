@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(build-essential cmake pkg-config libgsl-dev liblapacke-dev libopenblas-dev
-          libfftw3-dev check gnuplot-nox libopenmpi-dev openmpi-bin valgrind
+          libfftw3-dev check gnuplot-nox libopenmpi-dev openmpi-bin valgrind strace
           zlib1g-dev dataset-fashion-mnist python3-numpy python3-pytest python3-matplotlib
           python3-pandas)
 

@@ -170,7 +170,6 @@ void bafu_table_catch_signals(void) {
 }
 
 static void pending_add(char *tmp) {
-  bafu_table_catch_signals();
   for (int i = 0; i < PENDING_MAX; ++i)
     if (!pending[i]) {
       pending[i] = tmp;
@@ -290,6 +289,7 @@ static int name_too_long(const char *path) {
  * file (given the old mode at commit), else 0666 and the umask. */
 static int create_tmp(const char *stem, int replace, char **out) {
   static unsigned counter;
+  bafu_table_catch_signals(); /* the handlers are in place before any temporary exists */
   const size_t len = strlen(stem) + 32;
   char *name = malloc(len);
   if (!name) {
@@ -310,7 +310,16 @@ static int create_tmp(const char *stem, int replace, char **out) {
     for (int i = 0; i < 6; ++i, z >>= 6) suffix[i] = digits[z % 62];
     suffix[6] = '\0';
     snprintf(name, len, "%s%ld.%s", stem, (long)getpid(), suffix);
+    /* the file and its entry among the temporaries come into being together:
+       no signal between them can leave the file behind */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     const int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, replace ? 0600 : 0666);
+    if (fd >= 0) pending_add(name);
+    const int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
     if (fd >= 0) {
       flock(fd, LOCK_EX | LOCK_NB); /* held while this process lives: marks the file as in use */
       *out = name;
@@ -546,8 +555,7 @@ static bafu_status table_open(const char *path, int checked, bafu_table **out) {
       free(stem);
       if (fd < 0) {
         st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
-      } else {
-        pending_add(t->tmp);
+      } else { /* t->tmp is among the temporaries (create_tmp) */
         if (!(t->f = fdopen(fd, "w"))) {
           st = bafu_error(BAFU_EIO, "cannot write '%s': %s", path, strerror(errno));
           close(fd);

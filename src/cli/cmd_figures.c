@@ -793,19 +793,28 @@ static pid_t start_stage(const fig_ctx *c, const item *it, int slot) {
   if (opts && strstr(opts, "\n--quiet\n")) args[na++] = "--quiet";
   args[na] = NULL;
   fflush(NULL);
+  /* the stop signals wait until the child is in children[] (on_stop stops and
+     waits for every stage it started) */
+  sigset_t stops, old;
+  sigemptyset(&stops);
+  for (int i = 0; i < 3; ++i) sigaddset(&stops, stop_sigs[i]);
+  sigprocmask(SIG_BLOCK, &stops, &old);
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
+    for (int i = 0; i < 3; ++i) signal(stop_sigs[i], SIG_DFL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
     prctl(PR_SET_PDEATHSIG, SIGTERM); /* the stage ends with the driver */
     if (getppid() != parent) _exit(1);
-    for (int i = 0; i < 3; ++i) signal(stop_sigs[i], SIG_DFL);
     execv(self_exe, args);
     cli_errorf("bafu figures: cannot run %s: %s\n", self_exe, strerror(errno));
     _exit(1);
   }
+  const int saved = errno;
+  if (pid > 0) children[slot] = pid;
+  sigprocmask(SIG_SETMASK, &old, NULL);
   free(args);
-  if (pid < 0) cli_errorf("bafu figures: cannot start a stage: %s\n", strerror(errno));
-  else children[slot] = pid;
+  if (pid < 0) cli_errorf("bafu figures: cannot start a stage: %s\n", strerror(saved));
   return pid;
 }
 
