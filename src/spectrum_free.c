@@ -53,6 +53,7 @@ struct bafu_free {
   size_t failed;    /* grid points where the subordination did not converge */
   int exact;        /* the last run solved the subordination pointwise (theory 4.7) */
   sub_factor *fac;  /* its chain of factors (exact runs), capacity ncap */
+  double *mt;       /* their mask laws (SUB_MASK): per layer MASK_CAP atoms, then their masses */
   cplx *rs;
   size_t ncap;
   sub_chain chain;  /* the last layer's chain */
@@ -93,7 +94,7 @@ void bafu_free_free(bafu_free *ws) {
   law *ls[3] = {&ws->K, &ws->P, &ws->H};
   for (int i = 0; i < 3; ++i) free(ls[i]->t), free(ls[i]->w);
   free(ws->gx), free(ws->gd), free(ws->cdf), free(ws->om);
-  free(ws->fac), free(ws->rs);
+  free(ws->fac), free(ws->rs), free(ws->mt);
   free(ws);
 }
 
@@ -479,18 +480,23 @@ static void raw_moments(const bafu_free *ws, double *raw) {
 
 /* ---------------------------------------- exact (pointwise) method --- */
 
-/* Every factor up to `layer` has an explicit Sigma-transform: dense layers
- * with relu or linear masks (two-point or one-point mask laws), linear
- * blocks of one layer (theory/spectrum.md 4.7). */
+/* Every factor up to `layer` has a Sigma-transform the chain can evaluate:
+ * dense layers (relu and linear masks explicitly; tanh through its mask law
+ * on a converged trapezoid rule, theory/spectrum.md 4.8; not erf, gelu and
+ * swish, whose mask laws put mass near 0 that the atoms do not resolve to
+ * the 1e-9 the method promises), linear blocks of one layer (4.7). */
 static int exact_applies(const bafu_layout *lay, size_t layer) {
   for (size_t j = 1; j <= layer; ++j) {
     const bafu_stage *sg;
     bafu_layout_entry(lay, j, &sg, NULL);
-    if (sg->kind == BAFU_STAGE_DENSE && sg->act != BAFU_ACT_RELU && sg->act != BAFU_ACT_LINEAR) return 0;
+    if (sg->kind == BAFU_STAGE_DENSE && sg->act != BAFU_ACT_RELU && sg->act != BAFU_ACT_LINEAR && sg->act != BAFU_ACT_TANH)
+      return 0;
     if (sg->kind == BAFU_STAGE_BLOCK && (sg->act != BAFU_ACT_LINEAR || sg->depth != 1)) return 0;
   }
   return 1;
 }
+
+#define MASK_CAP 4096 /* atoms of a mask law at most (step 0.5^9 on |h| <= 9.5) */
 
 typedef struct {
   const sub_chain *ch;
@@ -529,7 +535,12 @@ static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, do
      lost further down, and a linear network's t ~ 1/v grows; the bounded
      integrand is taken as a power law f ~ v^b (b ~ 0) fitted at v0 and 2 v0
      and integrated exactly: v0 f(v0)/(1 + b). */
-  const double v0 = q.k > 1 ? 1e-6 : 0;
+  int mask = 0;
+  for (size_t l = 0; l < ch->n; ++l) mask |= ch->f[l].kind == SUB_MASK;
+  /* chains of smooth masks (4.8) at a hard edge at 0: down to 1e-12 in v (the
+     mass near 0 of a mask law whose phi' has a zero decays slowly), or to x
+     ~ 1e-280 of the span for a deep chain (large k) */
+  const double v0 = q.k > 1 ? (mask && ch->cL == 0 ? fmax(1e-12, pow(1e-280, 1.0 / q.k)) : 1e-6) : 0;
   if (adaptive) {
     gsl_integration_workspace *w = gsl_integration_workspace_alloc(400);
     if (!w) return -1;
@@ -572,7 +583,9 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
     if (f) ws->fac = f;
     cplx *r = realloc(ws->rs, 4 * (layer + 1) * sizeof *r);
     if (r) ws->rs = r;
-    if (!f || !r) return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
+    double *mt = realloc(ws->mt, 2 * MASK_CAP * (layer + 1) * sizeof *mt);
+    if (mt) ws->mt = mt;
+    if (!f || !r || !mt) return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
     ws->ncap = layer + 1;
   }
   ws->exact = 1;
@@ -597,12 +610,33 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
         if ((st = bafu_act_moments_eval(sg->act, o[j].q_in, &am))) break;
         const double s = sg->gain;
         p1 = s * am.dphi2, p2 = s * s * (am.dphi2 * am.dphi2 + am.dphi4);
-        *f = (sub_factor){sg->act == BAFU_ACT_RELU ? SUB_RELU : SUB_LINEAR, s, 0};
+        if (sg->act == BAFU_ACT_RELU || sg->act == BAFU_ACT_LINEAR) {
+          *f = (sub_factor){.kind = sg->act == BAFU_ACT_RELU ? SUB_RELU : SUB_LINEAR, .s = s};
+        } else {
+          /* no atom of P at 0: an atom t = 0 only where phi'^2 underflows or 1 - tanh^2
+             rounds to 0, far out in the tails, with a mass far below rounding (checked) */
+          double *t = ws->mt + 2 * MASK_CAP * j, *w = t + MASK_CAP, zero = 0;
+          const double mm1 = s * am.dphi2, mm2 = s * s * am.dphi4;
+          const size_t nt = sub_mask_law(sg->act, s, o[j].q_in, mm1, mm2, t, w, MASK_CAP);
+          if (!nt) {
+            st = bafu_error(BAFU_ENUMERIC, "layer %d: the mask law's quadrature did not converge (q = %g); "
+                            "method = discrete serves it", o[j].label, o[j].q_in);
+            break;
+          }
+          for (size_t i = 0; i < nt; ++i)
+            if (!(t[i] > 0)) zero += w[i];
+          if (zero > 1e-15) {
+            st = bafu_error(BAFU_ENUMERIC, "layer %d: phi' vanishes on a set of Gaussian mass %.3g; the pointwise limit "
+                            "assumes none (method = discrete serves it)", o[j].label, zero);
+            break;
+          }
+          *f = (sub_factor){.kind = SUB_MASK, .s = s, .t = t, .w = w, .nt = nt, .m1 = mm1, .m2 = mm2};
+        }
         if (sg->act == BAFU_ACT_RELU) q0 = 0.5;
       } else {
         const double s2 = sg->scale * sg->scale * sg->gain / (sg->norm ? o[j].q_in : 1.0);
         p1 = 1 + s2, p2 = 1 + 4 * s2 + 2 * s2 * s2;
-        *f = (sub_factor){SUB_RESNET, s2, 0};
+        *f = (sub_factor){.kind = SUB_RESNET, .s = s2};
       }
       f->cbelow = obj == BAFU_SPEC_JACOBIAN ? 0.0 : o[j - 1].c;
       if (a == 0 && b == j - 1) {

@@ -35,6 +35,55 @@ static inline cplx crecip(cplx z) {
   return CMPLX(a / d, -b / d);
 }
 
+/* SUB_MASK: Sigma_D(u) = v/u and its derivative, where psi_D(v) = u/(1 - u),
+ * psi_D(v) = sum_i w_i v t_i / (1 - v t_i), solved as 1 + psi_D(v) = 1/(1 - u)
+ * by Newton from v = u *r (the
+ * previous Sigma_D: the branch continued from Sigma_D(0) = 1/m1); *r becomes
+ * Sigma_D(u). NAN if Newton does not converge. Near u = 0, where v/u and its
+ * derivative are 0/0, the series 1/m1 + (m1^2 - m2)/m1^3 u. */
+static void mask_sigma(const sub_factor *f, cplx u, cplx *r, cplx *S, cplx *dS) {
+  const double m1 = f->m1, m2 = f->m2;
+  if (cabs(u) < 1e-12) {
+    *S = 1.0 / m1 + (m1 * m1 - m2) / (m1 * m1 * m1) * u, *dS = (m1 * m1 - m2) / (m1 * m1 * m1);
+    *r = *S;
+    return;
+  }
+  /* 1 + psi_D(v) = sum_i w_i / (1 - v t_i) = 1/(1 - u): no cancellation when u
+     is large (near the hard edge at 0, where 1 + psi -> 0) */
+  const cplx iu = crecip(1.0 - u), target = iu;
+  cplx v = u * *r, dpsi = 0;
+  int polish = 0, done = 0;
+  for (int it = 0; it < 100 && !done; ++it) {
+    /* 1 + psi_D(v) = sum w_i / (1 - v t_i) and psi_D'(v) = sum w_i t_i / (1 - v t_i)^2,
+       in real arithmetic (the loop is the whole cost of a nonlinear chain) */
+    const double vr = creal(v), vi = cimag(v);
+    double pr = 0, pi = 0, dr = 0, di = 0, size = fabs(creal(target)) + fabs(cimag(target));
+    for (size_t i = 0; i < f->nt; ++i) {
+      const double a = 1.0 - vr * f->t[i], b = -vi * f->t[i], iden = 1.0 / (a * a + b * b), g = f->w[i] * iden;
+      const double h = g * iden * f->t[i];
+      pr += a * g, pi -= b * g;
+      dr += (a * a - b * b) * h, di -= 2.0 * a * b * h;
+      size += g * (fabs(a) + fabs(b));
+    }
+    const cplx psi1 = CMPLX(pr, pi); /* the residual's rounding scale: size */
+    dpsi = CMPLX(dr, di);
+    const cplx step = (psi1 - target) * crecip(dpsi);
+    if (!isfinite(creal(step)) || !isfinite(cimag(step))) break;
+    v -= step;
+    done = polish;
+    /* converged: a step at rounding level, or the residual (then one more step) */
+    if (cabs(step) <= 1e-14 * cabs(v) || cabs(psi1 - target) <= 16 * DBL_EPSILON * size) polish = 1;
+  }
+  if (!done) {
+    *S = *dS = NAN;
+    return;
+  }
+  const cplx iu0 = crecip(u);
+  *S = v * iu0;
+  *dS = (iu * iu * crecip(dpsi) - *S) * iu0; /* (dv/du - v/u)/u, dv/du = (1 - u)^-2 / psi_D'(v) */
+  *r = *S;
+}
+
 /* Sigma_P(u) and its derivative. SUB_RESNET: Sigma = 1/T with
  * a^2 T^2 + B T + u s^2 = 0, a = 1 - u, B = a^2 (s - 1) - 2 a s (s = beta^2 s),
  * on the branch continued from T(0) = 1 + s: the square root of the
@@ -48,6 +97,12 @@ static void sigma_eval(const sub_factor *f, cplx u, cplx *r, cplx *S, cplx *dS) 
   case SUB_RELU: {
     const cplx ip = crecip(1.0 + u);
     *S = (2.0 / s) * (1.0 - u) * ip, *dS = (-4.0 / s) * ip * ip;
+    return;
+  }
+  case SUB_MASK: {
+    cplx SD, dSD;
+    mask_sigma(f, u, r, &SD, &dSD);
+    *S = (1.0 - u) * SD, *dS = (1.0 - u) * dSD - SD;
     return;
   }
   case SUB_RESNET: {
@@ -67,7 +122,7 @@ static void sigma_eval(const sub_factor *f, cplx u, cplx *r, cplx *S, cplx *dS) 
 
 /* The branch state at u = 0 (square roots -B(0) = 1 + s). */
 static void branch_reset(const sub_chain *ch) {
-  for (size_t l = 0; l < ch->n; ++l) ch->rs[l] = 1.0 + ch->f[l].s;
+  for (size_t l = 0; l < ch->n; ++l) ch->rs[l] = ch->f[l].kind == SUB_MASK ? 1.0 / ch->f[l].m1 : 1.0 + ch->f[l].s;
 }
 
 /* Z(t) = z_L, Z'(t) and u_L (the chain of the header). With half != NULL,
@@ -77,12 +132,19 @@ static void branch_reset(const sub_chain *ch) {
  * w = u_l Sigma_l(u_l) (all to a relative 1e-10); 0 otherwise. */
 static int upper(cplx v) { return cimag(v) >= -1e-10 * (fabs(creal(v)) + fabs(cimag(v))); }
 
+/* SUB_MASK: P = MP [x] D is itself subordinated, and the points of its two
+ * factors, u Sigma_MP(u) = u (1 - u) and v = u Sigma_D(u), obey the same rule
+ * (v on the branch continued from 0, not another root of psi_D(v) = u/(1-u)). */
+static int mask_upper(const sub_factor *f, cplx u, cplx SD) {
+  return f->kind != SUB_MASK || (upper(crecip(u * SD)) && upper(crecip(u * (1.0 - u))));
+}
+
 static void chain_eval_check(const sub_chain *ch, cplx t, cplx *Z, cplx *dZ, cplx *uL, int *half) {
   cplx S, dS;
   sigma_eval(&ch->f[0], t, &ch->rs[0], &S, &dS);
   cplx u = t, du = 1.0, z = t * S / ch->a, dz = (S + t * dS) / ch->a;
   int ok = 1;
-  if (half) ok = upper(crecip(t * S)) && upper(crecip(z)) && upper(-z * crecip(1.0 - u));
+  if (half) ok = upper(crecip(t * S)) && upper(crecip(z)) && upper(-z * crecip(1.0 - u)) && mask_upper(&ch->f[0], t, ch->rs[0]);
   for (size_t l = 1; l < ch->n; ++l) {
     const double c = ch->f[l].cbelow;
     const cplx iden = crecip(1.0 + c * z), iden2 = iden * iden;
@@ -92,7 +154,7 @@ static void chain_eval_check(const sub_chain *ch, cplx t, cplx *Z, cplx *dZ, cpl
     dz = dw * S + w * dS * dun;
     z = w * S;
     u = un, du = dun;
-    if (half) ok = ok && upper(crecip(u * S)) && upper(crecip(z)) && upper(-z * crecip(1.0 - u));
+    if (half) ok = ok && upper(crecip(u * S)) && upper(crecip(z)) && upper(-z * crecip(1.0 - u)) && mask_upper(&ch->f[l], u, ch->rs[l]);
   }
   *Z = z, *dZ = dz, *uL = u;
   if (half) *half = ok;
@@ -308,6 +370,11 @@ int sub_edges(sub_chain *ch, double *lo, double *hi) {
   if (upper_edge(ch, hi)) goto done;
   const double cL = ch->cL, span = *hi - cL;
   ch->span = span;
+  if (ch->f[ch->n - 1].kind == SUB_MASK) { /* P_L = W D^2 W^T reaches 0 (theory/spectrum.md 4.8): so does X_L */
+    *lo = cL;
+    rc = 0;
+    goto done;
+  }
   /* the first of 64 points above c_L where the density is positive */
   double xo = cL, xi = *hi, rho;
   int k;
@@ -368,4 +435,41 @@ int sub_edges(sub_chain *ch, double *lo, double *hi) {
 done:
   gsl_set_error_handler(old);
   return rc;
+}
+
+/* ----------------------------------------------------- mask laws --- */
+
+#define MASK_HMAX 9.5 /* exp(-9.5^2/2) = 2e-20 */
+
+size_t sub_mask_law_step(bafu_act act, double s, double q, double step, double *t, double *w, size_t cap) {
+  const size_t half = (size_t)(MASK_HMAX / step), n = 2 * half + 1;
+  if (n > cap) return 0;
+  const double sq = sqrt(q);
+  double tot = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double h = ((double)i - (double)half) * step, d = bafu_act_dphi(act, sq * h);
+    t[i] = s * d * d;
+    w[i] = exp(-0.5 * h * h);
+    tot += w[i];
+  }
+  for (size_t i = 0; i < n; ++i) w[i] /= tot;
+  /* an even phi' (tanh, erf) gives each atom twice, at h and -h: merged */
+  int even = 1;
+  for (size_t i = 0; i < half && even; ++i) even = t[i] == t[n - 1 - i];
+  if (!even) return n;
+  for (size_t i = 0; i < half; ++i) w[i] *= 2;
+  return half + 1;
+}
+
+size_t sub_mask_law(bafu_act act, double s, double q, double m1, double m2, double *t, double *w, size_t cap) {
+  for (double step = 0.5; step > 1e-3; step *= 0.5) {
+    const size_t n = sub_mask_law_step(act, s, q, step, t, w, cap);
+    if (!n) return 0;
+    double a1 = 0, a2 = 0;
+    for (size_t i = 0; i < n; ++i) a1 += w[i] * t[i], a2 += w[i] * t[i] * t[i];
+    /* then once more: the Cauchy integrand w t/(1 - v t) has poles nearer the
+       real h axis than t's own, and converges later than the moments */
+    if (fabs(a1 - m1) <= 1e-13 * m1 && fabs(a2 - m2) <= 1e-13 * m2) return sub_mask_law_step(act, s, q, step / 2, t, w, cap);
+  }
+  return 0;
 }

@@ -19,6 +19,7 @@
 
 #include "bafu/moments.h"
 #include "bafu/spectrum.h"
+#include "spectrum_subord.h" /* the pointwise chain, for the mask-law checks */
 #include "testutil.h"
 
 static bafu_net *make_net(const bafu_net_params *p, uint64_t seed, uint64_t draw) {
@@ -689,6 +690,182 @@ START_TEST(test_limit_exact) {
 }
 END_TEST
 
+/* The mass of the density on [lo, hi] with a hard edge at lo (x - lo ~
+ * (hi - lo) e^{-y}): qags in y on [0, Y], the tail beyond Y below 1e-12 for a
+ * density ~ (x - lo)^(-m/(m+1)) (an independent route from the library's
+ * x = lo + span v^(m+1) and its fitted head). */
+typedef struct {
+  const bafu_free *ws;
+  double lo, span;
+} logq;
+
+static double logq_f(double y, void *vp) {
+  const logq *q = vp;
+  const double e = q->span * exp(-y);
+  return bafu_free_density_at(q->ws, q->lo + e) * e;
+}
+
+/* int x^p rho over [lo, hi] in v, x = lo + (hi - lo) v^2: bounded at a hard
+ * edge at lo > 0 where rho ~ (x - lo)^(-1/2) (a BFK). Below x - lo = 1e-10 lo
+ * the digits of x - lo are lost to lo, so there the integrand is taken as its
+ * value at that point (a square-root edge: constant in v to first order). */
+typedef struct {
+  const bafu_free *ws;
+  double lo, span;
+  int p;
+} sqq;
+
+static double sqq_f(double v, void *vp) {
+  const sqq *q = vp;
+  const double x = q->lo + q->span * v * v;
+  return bafu_free_density_at(q->ws, x) * gsl_pow_int(x, q->p) * 2 * q->span * v;
+}
+
+static double dens_moment_sq(const bafu_free *ws, double lo, double hi, int p) {
+  gsl_integration_workspace *w = gsl_integration_workspace_alloc(1000);
+  sqq q = {ws, lo, hi - lo, p};
+  gsl_function F = {sqq_f, &q};
+  double r, err;
+  const double v1 = sqrt(1e-10 * lo / (hi - lo));
+  gsl_integration_qags(&F, v1, 1, 0, 1e-12, 1000, w, &r, &err);
+  gsl_integration_workspace_free(w);
+  return r + v1 * sqq_f(v1, &q);
+}
+
+static double dens_mass_log(const bafu_free *ws, double lo, double hi, int m) {
+  gsl_integration_workspace *w = gsl_integration_workspace_alloc(1000);
+  logq q = {ws, lo, hi - lo};
+  gsl_function F = {logq_f, &q};
+  double r, err;
+  gsl_integration_qags(&F, 0, 40.0 * (m + 1), 0, 1e-12, 1000, w, &r, &err);
+  gsl_integration_workspace_free(w);
+  return r;
+}
+
+/* The first trapezoid step, from 1/2 halving, whose mask law has the
+ * accurate first two moments to 1e-13 (the library then halves it once more). */
+static double mask_step(bafu_act act, double s, double q, double *t, double *w, size_t cap) {
+  bafu_act_moments am;
+  ck_assert_ok(bafu_act_moments_eval(act, q, &am));
+  for (double step = 0.5; step > 1e-3; step *= 0.5) {
+    const size_t n = sub_mask_law_step(act, s, q, step, t, w, cap);
+    ck_assert_uint_gt(n, 0);
+    double a1 = 0, a2 = 0;
+    for (size_t i = 0; i < n; ++i) a1 += w[i] * t[i], a2 += w[i] * t[i] * t[i];
+    if (fabs(a1 / (s * am.dphi2) - 1) <= 1e-13 && fabs(a2 / (s * s * am.dphi4) - 1) <= 1e-13) return step;
+  }
+  ck_abort_msg("no trapezoid step reaches the moments");
+  return 0;
+}
+
+/* The pointwise limit of tanh MLPs (theory/spectrum.md 4.8): (1) the
+ * mask-law factor (Sigma_D by Newton) reproduces the closed forms of ReLU
+ * ({0, s}) and linear ({s}) chains to 1e-11; (2) J J^T and the BFK of a tanh
+ * MLP: solved pointwise, mass by an independent adaptive quadrature of the
+ * density plus atoms 1 and m1, m2 equal to the moment recursion, 1e-9 (and the
+ * library's own raw moments); (3) the mask law is converged: the density with
+ * the library's trapezoid step and with half of it agree to 2e-9 relative from
+ * 0.95 of the upper edge (where the density vanishes) down to 1e-8 of it (with
+ * the step at which the law's moments first agree, the change is up to 3e-7
+ * near 0, hence the library's extra halving); (4) erf, gelu and swish stay on
+ * the discretised method. */
+START_TEST(test_limit_exact_tanh) {
+  gsl_set_error_handler_off();
+  /* 1. closed forms through the mask-law factor */
+  {
+    double tr[2] = {0, 2}, wr[2] = {0.5, 0.5}, tl[1] = {1.3}, wl[1] = {1};
+    sub_factor fm[4], fr[4], flm[4], fll[4];
+    for (int l = 0; l < 4; ++l) {
+      fm[l] = (sub_factor){.kind = SUB_MASK, .s = 2, .t = tr, .w = wr, .nt = 2, .m1 = 1, .m2 = 2};
+      fr[l] = (sub_factor){.kind = SUB_RELU, .s = 2};
+      flm[l] = (sub_factor){.kind = SUB_MASK, .s = 1.3, .t = tl, .w = wl, .nt = 1, .m1 = 1.3, .m2 = 1.69};
+      fll[l] = (sub_factor){.kind = SUB_LINEAR, .s = 1.3};
+    }
+    double complex rs1[16], rs2[16];
+    const sub_chain c[4] = {{.n = 4, .f = fm, .a = 1, .scale = 1, .rs = rs1}, {.n = 4, .f = fr, .a = 1, .scale = 1, .rs = rs2},
+                            {.n = 4, .f = flm, .a = 1, .scale = 1, .rs = rs1}, {.n = 4, .f = fll, .a = 1, .scale = 1, .rs = rs2}};
+    const double top[2] = {21.8, 21.85};
+    for (int k = 0; k < 2; ++k)
+      for (double x = top[k]; x > 1e-6; x /= 1.1) {
+        double a, b;
+        ck_assert_int_eq(sub_density(&c[2 * k], x, &a, NULL), 0);
+        ck_assert_int_eq(sub_density(&c[2 * k + 1], x, &b, NULL), 0);
+        ck_assert_msg(fabs(a - b) <= 1e-11 * b, "%s at x = %g: %.15g against %.15g", k ? "linear" : "relu", x, a, b);
+      }
+  }
+  /* 2. normalisation and moments */
+  bafu_free_params fp = {.atoms = 100, .grid = 50};
+  bafu_free *ws;
+  ck_assert_ok(bafu_free_alloc(&fp, &ws));
+  bafu_free_layer L[8];
+  for (int ob = 0; ob < 2; ++ob) {
+    const bafu_spec_object obj = ob ? BAFU_SPEC_BFK : BAFU_SPEC_JACOBIAN;
+    bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_TANH, 64, 4);
+    ck_assert_ok(bafu_free_run(ws, &p, 0, obj, 3, L));
+    ck_assert(bafu_free_exact(ws));
+    const bafu_free_layer *F = &L[3];
+    double mom[3];
+    for (int k = 0; k < 3; ++k) {
+      mom[k] = ob ? dens_moment_sq(ws, F->lo, F->hi, k) : k ? dens_moment(ws, F->lo, F->hi, k) : dens_mass_log(ws, F->lo, F->hi, 3);
+      for (size_t i = 0; i < F->natoms; ++i) mom[k] += F->atom[i].mass * pow(F->atom[i].x, k);
+    }
+    printf("limit exact tanh %s: mass - 1 = %.1e, m1 %.1e, m2 %.1e (relative; library %.1e, %.1e, %.1e)\n",
+           ob ? "bfk" : "jacobian", mom[0] - 1, mom[1] / F->m1 - 1, mom[2] / F->m2 - 1, F->raw[0] - 1,
+           F->raw[1] / F->m1 - 1, F->raw[2] / F->m2 - 1);
+    ck_assert_close(mom[0], 1, 1e-9, 0);
+    ck_assert_close(mom[1], F->m1, 1e-9, 0);
+    ck_assert_close(mom[2], F->m2, 1e-9, 0);
+    for (int k = 0; k < 3; ++k) ck_assert_close(F->raw[k], k ? k == 1 ? F->m1 : F->m2 : 1.0, 1e-9, 0);
+    if (ob) {
+      bafu_moments_layer o[5];
+      ck_assert_ok(bafu_moments_run(&p, 0, o));
+      ck_assert_close(F->m1, o[3].m1, 1e-12, 0);
+      ck_assert_close(F->m2, o[3].m2, 1e-12, 0);
+    }
+  }
+  /* 3. the mask law's step: halving it changes nothing */
+  {
+    bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_TANH, 64, 4);
+    p.sigma_w2 = 2.5; /* larger q: a finer step */
+    bafu_moments_layer o[5];
+    ck_assert_ok(bafu_moments_run(&p, 0, o));
+    enum { CAP = 8192 };
+    static double t1[3][CAP], w1[3][CAP], t2[3][CAP], w2[3][CAP];
+    sub_factor f1[3], f2[3];
+    for (int l = 0; l < 3; ++l) {
+      const double s = p.sigma_w2, q = o[l + 1].q_in, step = mask_step(BAFU_ACT_TANH, s, q, t1[l], w1[l], CAP) / 2;
+      size_t n1 = sub_mask_law_step(BAFU_ACT_TANH, s, q, step, t1[l], w1[l], CAP);
+      size_t n2 = sub_mask_law_step(BAFU_ACT_TANH, s, q, step / 2, t2[l], w2[l], CAP);
+      double m1 = 0, m2 = 0;
+      for (size_t i = 0; i < n1; ++i) m1 += w1[l][i] * t1[l][i], m2 += w1[l][i] * t1[l][i] * t1[l][i];
+      f1[l] = (sub_factor){.kind = SUB_MASK, .s = s, .t = t1[l], .w = w1[l], .nt = n1, .m1 = m1, .m2 = m2};
+      f2[l] = (sub_factor){.kind = SUB_MASK, .s = s, .t = t2[l], .w = w2[l], .nt = n2, .m1 = m1, .m2 = m2};
+    }
+    double complex rs1[12], rs2[12];
+    sub_chain c1 = {.n = 3, .f = f1, .a = 1, .scale = 1, .rs = rs1}, c2 = {.n = 3, .f = f2, .a = 1, .scale = 1, .rs = rs2};
+    double lo, hi, worst = 0;
+    ck_assert_int_eq(sub_edges(&c1, &lo, &hi), 0);
+    ck_assert_double_eq(lo, 0);
+    for (double x = 0.95 * hi; x > 1e-8 * hi; x /= 1.2) {
+      double r1, r2;
+      ck_assert_int_eq(sub_density(&c1, x, &r1, NULL), 0);
+      ck_assert_int_eq(sub_density(&c2, x, &r2, NULL), 0);
+      worst = fmax(worst, fabs(r1 - r2) / r2);
+    }
+    printf("limit exact tanh: the mask law's step halved: largest relative change %.1e\n", worst);
+    ck_assert_msg(worst < 2e-9, "%g", worst);
+  }
+  /* 4. the other smooth activations: the discretised method */
+  const bafu_act others[3] = {BAFU_ACT_ERF, BAFU_ACT_GELU, BAFU_ACT_SWISH};
+  for (int a = 0; a < 3; ++a) {
+    bafu_net_params pe = base(BAFU_ARCH_MLP, others[a], 64, 3);
+    ck_assert_ok(bafu_free_run(ws, &pe, 0, BAFU_SPEC_BFK, 2, L));
+    ck_assert(!bafu_free_exact(ws));
+  }
+  bafu_free_free(ws);
+}
+END_TEST
+
 /* Limit, Jacobian of a product of p = 2 Gaussian matrices: Fuss-Catalan
  * moments m2 = 3, m3 = 12 (raw grid moments, not carried: 1e-3) and right edge
  * 27/4 (within 1%). */
@@ -829,6 +1006,7 @@ static Suite *spectrum_suite(void) {
   tcase_add_test(tl, test_limit_refuses_unconverged);
   tcase_add_test(tl, test_fuss_catalan_limit);
   tcase_add_test(tl, test_limit_exact);
+  tcase_add_test(tl, test_limit_exact_tanh);
   tcase_add_test(tl, test_width_convergence);
   suite_add_tcase(s, tl);
   return s;

@@ -186,9 +186,9 @@ double bafu_spec_w1(double (*cdf)(const void *ctx, double x), const void *ctx, c
 
 /* ---------------------------------------------------------------- limit --- */
 
-/* How the limit is computed (theory/spectrum.md 4.3, 4.7): AUTO solves the
- * subordination equations at each point (exact to rounding) for ReLU and
- * linear MLPs and linear ResNets and discretises the laws otherwise;
+/* How the limit is computed (theory/spectrum.md 4.3, 4.7, 4.8): AUTO solves the
+ * subordination equations at each point (exact to rounding) for ReLU, linear
+ * and tanh MLPs and linear ResNets and discretises the laws otherwise;
  * DISCRETE always discretises (the older, first-order method). */
 typedef enum { BAFU_FREE_AUTO, BAFU_FREE_DISCRETE } bafu_free_method;
 

@@ -30,9 +30,10 @@ static const char usage[] =
     "         the kernel polynomial method on --bins Chebyshev nodes (columns x density).\n"
     "  limit: infinite width, free multiplicative convolution layer by layer (MLPs, and\n"
     "         linear ResNets with --block-depth 1); columns x density, atoms in a second\n"
-    "         series (x mass). ReLU and linear networks: the subordination equations solved\n"
-    "         at each of --bins points on the exact support (exact to rounding); other\n"
-    "         activations: discretised laws (first-order in --bins).\n"
+    "         series (x mass). ReLU, linear and tanh networks: the subordination equations\n"
+    "         solved at each of --bins points on the exact support (exact to rounding;\n"
+    "         tanh: its mask law on a converged quadrature); erf, gelu and swish:\n"
+    "         discretised laws (first-order in --bins, and poor at depth).\n"
     "--moments: instead, one row per layer: layer m1 m2 cos_theta (dense: from the matrix and\n"
     "the draw's own backward vector, equal to bafu mc's per-draw cos_theta; limit: m1/sqrt(m2)).\n"
     "\n"
@@ -419,7 +420,7 @@ int cmd_spectrum(int argc, char **argv) {
     bafu_table_meta(t, "network: %s", desc);
     if (bafu_free_exact(fw))
       bafu_table_meta(t, "input: |x|^2 = d; subordination equations solved at each of %zu points (exact to rounding, "
-                         "theory/spectrum.md 4.7)", fp.grid);
+                         "theory/spectrum.md 4.7-4.8)", fp.grid);
     else
       bafu_table_meta(t, "input: |x|^2 = d; representation: %zu quantile atoms, %zu grid points per layer", fp.atoms,
                       fp.grid);

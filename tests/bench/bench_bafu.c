@@ -419,9 +419,9 @@ static int continuum(void) {
 }
 
 /* Workload h: the infinite-width spectrum on a figure's grid (2000 points) at
- * layer 32 of a depth-33 He-ReLU MLP (BFK and J J^T) and of a depth-32 linear
- * ResNet (BFK), by the pointwise subordination solver (theory/spectrum.md
- * 4.7) and by the discretised method it replaced for these networks (4.3,
+ * layer 32 of a depth-33 He-ReLU MLP (BFK and J J^T), of a depth-32 linear
+ * ResNet (BFK) and of a depth-33 tanh MLP (J J^T, sigma_w2 = 1.3), by the
+ * pointwise subordination solver (theory/spectrum.md 4.7-4.8) and by the discretised method it replaced for these networks (4.3,
  * 1500 quantile atoms), one after the other in one process. Also the largest
  * relative difference of the discretised density from the exact one at the
  * exact grid's points (linear interpolation in the discretised grid), over
@@ -452,17 +452,18 @@ static double limit_one(const bafu_net_params *p, bafu_spec_object obj, size_t l
 }
 
 static int limit_bench(void) {
-  bafu_net_params mlp = bafu_net_params_default(), res = bafu_net_params_default();
+  bafu_net_params mlp = bafu_net_params_default(), res = bafu_net_params_default(), th = bafu_net_params_default();
   mlp.depth = 33;
   res.arch = BAFU_ARCH_RESNET, res.act = BAFU_ACT_LINEAR, res.sigma_w2 = 1, res.depth = 32;
+  th.act = BAFU_ACT_TANH, th.sigma_w2 = 1.3, th.depth = 33; /* the mask law by Newton (4.8) */
   const struct {
     const char *name;
     const bafu_net_params *p;
     bafu_spec_object obj;
     size_t layer;
   } cs[] = {{"relu_bfk", &mlp, BAFU_SPEC_BFK, 32}, {"relu_jacobian", &mlp, BAFU_SPEC_JACOBIAN, 32},
-            {"resnet_bfk", &res, BAFU_SPEC_BFK, 31}};
-  for (int i = 0; i < 3; ++i) {
+            {"resnet_bfk", &res, BAFU_SPEC_BFK, 31}, {"tanh_jacobian", &th, BAFU_SPEC_JACOBIAN, 32}};
+  for (int i = 0; i < 4; ++i) {
     double cn, co, *xn, *dn, *xo, *dOld, mn, mo;
     size_t Gn, Go;
     const double tn = limit_one(cs[i].p, cs[i].obj, cs[i].layer, BAFU_FREE_AUTO, &cn, &xn, &dn, &Gn, &mn);
