@@ -52,6 +52,7 @@ struct bafu_free {
   double dmass;     /* integral of the density on the grid */
   size_t failed;    /* grid points where the subordination did not converge */
   int exact;        /* the last run solved the subordination pointwise (theory 4.7) */
+  int mask_refused; /* exact_run found a mask law it cannot resolve (theory 4.8): discretise instead */
   sub_factor *fac;  /* its chain of factors (exact runs), capacity ncap */
   double *mt;       /* their mask laws (SUB_MASK): per layer MASK_CAP atoms, then their masses */
   cplx *rs;
@@ -619,15 +620,15 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
           const double mm1 = s * am.dphi2, mm2 = s * s * am.dphi4;
           const size_t nt = sub_mask_law(sg->act, s, o[j].q_in, mm1, mm2, t, w, MASK_CAP);
           if (!nt) {
-            st = bafu_error(BAFU_ENUMERIC, "layer %d: the mask law's quadrature did not converge (q = %g); "
-                            "method = discrete serves it", o[j].label, o[j].q_in);
+            ws->mask_refused = 1; /* the discretised method serves it (bafu_free_run) */
+            st = BAFU_ENUMERIC;
             break;
           }
           for (size_t i = 0; i < nt; ++i)
             if (!(t[i] > 0)) zero += w[i];
           if (zero > 1e-15) {
-            st = bafu_error(BAFU_ENUMERIC, "layer %d: phi' vanishes on a set of Gaussian mass %.3g; the pointwise limit "
-                            "assumes none (method = discrete serves it)", o[j].label, zero);
+            ws->mask_refused = 1;
+            st = BAFU_ENUMERIC;
             break;
           }
           *f = (sub_factor){.kind = SUB_MASK, .s = s, .t = t, .w = w, .nt = nt, .m1 = mm1, .m2 = mm2};
@@ -741,9 +742,14 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
     return st;
   }
   if (ws->fp.method == BAFU_FREE_AUTO && exact_applies(&lay, layer)) {
+    ws->mask_refused = 0;
     st = exact_run(ws, &lay, o, obj, layer, info);
-    free(o);
-    return st;
+    if (!ws->mask_refused) {
+      free(o);
+      return st;
+    }
+    /* a tanh mask law the trapezoid rule does not resolve (very large q, or
+       phi' rounding to 0 on a set of mass over 1e-15): the discretised method */
   }
   ws->exact = 0;
   const size_t N = ws->fp.atoms;
