@@ -433,6 +433,9 @@ int cmd_spectrum(int argc, char **argv) {
       if (bafu_free_exact(fw) && !(fabs(L->raw[0] - 1) <= 1e-8))
         bafu_table_meta(t, "warning: the density integral is %.3g from 1: the mask law's mass near 0 (a saturating tanh, "
                            "large sigma_w2) is not resolved there (theory/spectrum.md 4.8)", L->raw[0] - 1);
+      else if (!bafu_free_exact(fw) && !(fabs(L->raw[0] - 1) <= 1e-3))
+        bafu_table_meta(t, "warning: the density integral is %.3g from 1: the discretised laws lost that much of the law "
+                           "(theory/spectrum.md 4.3, 4.8)", L->raw[0] - 1);
       double smin = L->lo, smax = L->hi;
       for (size_t a = 0; a < L->natoms; ++a) {
         bafu_table_meta(t, "atom: x %.12g mass %.12g", L->atom[a].x, L->atom[a].mass);
