@@ -53,6 +53,7 @@ struct bafu_free {
   size_t failed;    /* grid points where the subordination did not converge */
   int exact;        /* the last run solved the subordination pointwise (theory 4.7) */
   int mask_refused; /* exact_run found a mask law it cannot resolve (theory 4.8): discretise instead */
+  int mask_used;    /* exact_run's chain has a mask-law factor (SUB_MASK): on failure, discretise instead */
   sub_factor *fac;  /* its chain of factors (exact runs), capacity ncap */
   double *mt;       /* their mask laws (SUB_MASK): per layer MASK_CAP atoms, then their masses */
   cplx *rs;
@@ -497,7 +498,8 @@ static int exact_applies(const bafu_layout *lay, size_t layer) {
   return 1;
 }
 
-#define MASK_CAP 4096 /* atoms of a mask law at most (step 0.5^9 on |h| <= 9.5) */
+#define MASK_CAP 4096 /* atoms of a mask law at most: its moments must agree by step 2^-6 (then the
+                         law at 2^-7 has 2433 atoms before the merge; at 2^-8, 4865: refused) */
 
 typedef struct {
   const sub_chain *ch;
@@ -632,6 +634,7 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
             break;
           }
           *f = (sub_factor){.kind = SUB_MASK, .s = s, .t = t, .w = w, .nt = nt, .m1 = mm1, .m2 = mm2};
+          ws->mask_used = 1;
         }
         if (sg->act == BAFU_ACT_RELU) q0 = 0.5;
       } else {
@@ -742,14 +745,15 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
     return st;
   }
   if (ws->fp.method == BAFU_FREE_AUTO && exact_applies(&lay, layer)) {
-    ws->mask_refused = 0;
+    ws->mask_refused = ws->mask_used = 0;
     st = exact_run(ws, &lay, o, obj, layer, info);
-    if (!ws->mask_refused) {
+    if (!ws->mask_refused && !(st && ws->mask_used)) {
       free(o);
       return st;
     }
     /* a tanh mask law the trapezoid rule does not resolve (very large q, or
-       phi' rounding to 0 on a set of mass over 1e-15): the discretised method */
+       phi' rounding to 0 on a set of mass over 1e-15), or a tanh chain whose
+       edges, normalisation or grid failed: the discretised method, as before 4.8 */
   }
   ws->exact = 0;
   const size_t N = ws->fp.atoms;

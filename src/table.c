@@ -31,6 +31,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,11 +78,23 @@ struct bafu_table {
 
 #define PENDING_MAX 64
 static char *volatile pending[PENDING_MAX];
+/* 1 while a thread creates a temporary and records it (create_tmp, signals
+ * held in that thread); a handler running meanwhile in another thread (one of
+ * OpenBLAS's) waits for it, at most 2 s, so that it knows the new file. */
+static _Atomic int creating;
+
+static void unlink_pending(void) {
+  for (int i = 0; i < 20000 && atomic_load(&creating); ++i) {
+    const struct timespec ns = {0, 100000};
+    nanosleep(&ns, NULL);
+  }
+  for (int i = 0; i < PENDING_MAX; ++i)
+    if (pending[i]) unlink(pending[i]);
+}
 
 static void on_signal(int sig) {
   const int saved = errno;
-  for (int i = 0; i < PENDING_MAX; ++i)
-    if (pending[i]) unlink(pending[i]);
+  unlink_pending();
   signal(sig, SIG_DFL);
   raise(sig); /* delivered, with its default action, once the handler returns */
   errno = saved;
@@ -131,8 +144,7 @@ static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTR
 static struct sigaction crash_old[N_CRASH];
 
 static void on_crash(int sig, siginfo_t *info, void *ctx) {
-  for (int i = 0; i < PENDING_MAX; ++i)
-    if (pending[i]) unlink(pending[i]);
+  unlink_pending();
   for (size_t i = 0; i < N_CRASH; ++i)
     if (crash_sigs[i] == sig) {
       const struct sigaction *o = &crash_old[i];
@@ -311,13 +323,16 @@ static int create_tmp(const char *stem, int replace, char **out) {
     suffix[6] = '\0';
     snprintf(name, len, "%s%ld.%s", stem, (long)getpid(), suffix);
     /* the file and its entry among the temporaries come into being together:
-       no signal between them can leave the file behind */
+       no signal between them can leave the file behind (held in this thread;
+       a handler in another thread waits for `creating`) */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
+    atomic_store(&creating, 1);
     const int fd = open(name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, replace ? 0600 : 0666);
     if (fd >= 0) pending_add(name);
     const int saved = errno;
+    atomic_store(&creating, 0);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = saved;
     if (fd >= 0) {
