@@ -52,10 +52,11 @@ struct bafu_free {
   double dmass;     /* integral of the density on the grid */
   size_t failed;    /* grid points where the subordination did not converge */
   int exact;        /* the last run solved the subordination pointwise (theory 4.7) */
-  int mask_refused; /* exact_run found a mask law it cannot resolve (theory 4.8): discretise instead */
-  int mask_used;    /* exact_run's chain has a mask-law factor (SUB_MASK): on failure, discretise instead */
+  int mask_used;    /* exact_run met a tanh layer (a mask-law factor, theory 4.8): on failure, discretise instead */
   sub_factor *fac;  /* its chain of factors (exact runs), capacity ncap */
-  double *mt;       /* their mask laws (SUB_MASK): per layer MASK_CAP atoms, then their masses */
+  double *mt;       /* their mask laws (SUB_MASK): per layer MASK_CAP atoms, then their masses (only
+                       for networks with a tanh layer), capacity ntcap layers */
+  size_t ntcap;
   cplx *rs;
   size_t ncap;
   sub_chain chain;  /* the last layer's chain */
@@ -586,10 +587,19 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
     if (f) ws->fac = f;
     cplx *r = realloc(ws->rs, 4 * (layer + 1) * sizeof *r);
     if (r) ws->rs = r;
-    double *mt = realloc(ws->mt, 2 * MASK_CAP * (layer + 1) * sizeof *mt);
-    if (mt) ws->mt = mt;
-    if (!f || !r || !mt) return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
+    if (!f || !r) return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
     ws->ncap = layer + 1;
+  }
+  int tanh_layer = 0; /* 64 KB of mask law per layer, only where a layer needs one */
+  for (size_t j = 1; j <= layer; ++j) {
+    const bafu_stage *sg;
+    bafu_layout_entry(lay, j, &sg, NULL);
+    tanh_layer |= sg->kind == BAFU_STAGE_DENSE && sg->act == BAFU_ACT_TANH;
+  }
+  if (tanh_layer && ws->ntcap < layer + 1) {
+    double *mt = realloc(ws->mt, 2 * MASK_CAP * (layer + 1) * sizeof *mt);
+    if (!mt) return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
+    ws->mt = mt, ws->ntcap = layer + 1;
   }
   ws->exact = 1;
   ws->chain = (sub_chain){.n = 0, .f = ws->fac, .rs = ws->rs};
@@ -616,25 +626,20 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
         if (sg->act == BAFU_ACT_RELU || sg->act == BAFU_ACT_LINEAR) {
           *f = (sub_factor){.kind = sg->act == BAFU_ACT_RELU ? SUB_RELU : SUB_LINEAR, .s = s};
         } else {
-          /* no atom of P at 0: an atom t = 0 only where phi'^2 underflows or 1 - tanh^2
-             rounds to 0, far out in the tails, with a mass far below rounding (checked) */
+          /* tanh. No atom of P at 0: an atom t = 0 only where sech^2 underflows (|u| over
+             about 350) may carry a mass below rounding. A law the rule cannot resolve,
+             or atoms at 0 of more mass: the discretised method serves it (bafu_free_run) */
+          ws->mask_used = 1;
           double *t = ws->mt + 2 * MASK_CAP * j, *w = t + MASK_CAP, zero = 0;
           const double mm1 = s * am.dphi2, mm2 = s * s * am.dphi4;
           const size_t nt = sub_mask_law(sg->act, s, o[j].q_in, mm1, mm2, t, w, MASK_CAP);
-          if (!nt) {
-            ws->mask_refused = 1; /* the discretised method serves it (bafu_free_run) */
-            st = BAFU_ENUMERIC;
-            break;
-          }
           for (size_t i = 0; i < nt; ++i)
             if (!(t[i] > 0)) zero += w[i];
-          if (zero > 1e-15) {
-            ws->mask_refused = 1;
+          if (!nt || zero > 1e-15) {
             st = BAFU_ENUMERIC;
             break;
           }
           *f = (sub_factor){.kind = SUB_MASK, .s = s, .t = t, .w = w, .nt = nt, .m1 = mm1, .m2 = mm2};
-          ws->mask_used = 1;
         }
         if (sg->act == BAFU_ACT_RELU) q0 = 0.5;
       } else {
@@ -745,9 +750,9 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
     return st;
   }
   if (ws->fp.method == BAFU_FREE_AUTO && exact_applies(&lay, layer)) {
-    ws->mask_refused = ws->mask_used = 0;
+    ws->mask_used = 0;
     st = exact_run(ws, &lay, o, obj, layer, info);
-    if (!ws->mask_refused && !(st && ws->mask_used)) {
+    if (!(st && ws->mask_used)) {
       free(o);
       return st;
     }
