@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 typedef enum { LAYER_PLAIN, LAYER_RESIDUAL } layer_kind;
@@ -90,6 +91,7 @@ struct bafu_net {
   size_t wready;        /* stored weights: layers [0, wready) hold this draw's */
   double eta_step;  /* eta of the last bafu_net_step */
   void *block;      /* the single allocation backing every array */
+  size_t block_bytes; /* its size; mapped (not malloc'ed) when at least BIG_BLOCK */
 };
 
 static const double *W_of(bafu_net *net, size_t j);
@@ -264,6 +266,35 @@ bafu_status bafu_memory_check(double bytes, const char *what) {
                                                 : "80% of physical memory; set BAFU_MEMORY_LIMIT_MB to change it");
 }
 
+/* The network's memory, zeroed. A block of BIG_BLOCK bytes or more is mapped
+ * directly and marked for transparent huge pages: a wide conditional network
+ * touches gigabytes once per process, and with 4 KiB pages the kernel's page
+ * faults cost as much time as the draws themselves (theory/engine.md 7.2). */
+#define BIG_BLOCK ((size_t)64 << 20)
+static void *block_alloc(size_t bytes, size_t *kept) {
+  *kept = bytes;
+#if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
+  if (bytes >= BIG_BLOCK) {
+    void *ptr = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (ptr == MAP_FAILED) return NULL;
+    (void)madvise(ptr, bytes, MADV_HUGEPAGE); /* advice only: without it the pages are small */
+    return ptr;
+  }
+#endif
+  return calloc(bytes / sizeof(double), sizeof(double));
+}
+
+static void block_free(void *ptr, size_t bytes) {
+  if (!ptr) return;
+#if defined(MADV_HUGEPAGE) && defined(MAP_ANONYMOUS)
+  if (bytes >= BIG_BLOCK) {
+    munmap(ptr, bytes);
+    return;
+  }
+#endif
+  free(ptr);
+}
+
 bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   *out = NULL;
   bafu_status st = bafu_net_params_check(p);
@@ -310,7 +341,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   }
   net->lqrwork = lwork;
   const size_t total = doubles_needed(&net->lay, p, (size_t)lwork);
-  net->block = calloc(total, sizeof(double));
+  net->block = block_alloc(total * sizeof(double), &net->block_bytes);
   if (!net->block) {
     bafu_net_free(net);
     return bafu_error(BAFU_ENOMEM, "out of memory: the network needs %.3g GiB",
@@ -365,7 +396,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
 
 void bafu_net_free(bafu_net *net) {
   if (!net) return;
-  free(net->block);
+  block_free(net->block, net->block_bytes);
   free(net->layers);
   free(net->out);
   if (net->rng) gsl_rng_free(net->rng);

@@ -533,6 +533,29 @@ START_TEST(test_regenerate) {
 }
 END_TEST
 
+/* A network of 64 MiB or more lives in mapped memory marked for huge pages
+ * (net.c block_alloc), a smaller one in calloc'ed memory. Stored weights at
+ * width 2100, depth 2 (two 34 MiB matrices) take the first path, regenerated
+ * weights (one matrix) the second; their draws must agree bit for bit, as
+ * in test_regenerate (a mapping shorter than the layout fails this). */
+START_TEST(test_mapped_memory) {
+  config c = {BAFU_ARCH_MLP, BAFU_ACT_RELU, 1, BAFU_SIGNAL_MSE, 0, BAFU_INIT_GAUSSIAN, 0, 0, 0, 1};
+  bafu_net_params p = small_params(&c, 2100, 2);
+  p.rng = BAFU_RNG_FAST;
+  p.bias_var = 0.3;
+  ck_assert_uint_ge(bafu_net_memory_bytes(&p), (size_t)64 << 20);
+  bafu_mc_result a, b;
+  ck_assert_ok(bafu_mc_run(&p, 2, 5, NULL, 1, &a));
+  p.regenerate = 1;
+  ck_assert_uint_lt(bafu_net_memory_bytes(&p), (size_t)64 << 20);
+  ck_assert_ok(bafu_mc_run(&p, 2, 5, NULL, 1, &b));
+  ck_assert_int_eq(memcmp(a.raw, b.raw, 2 * a.J * BAFU_Q_COUNT * sizeof(double)), 0);
+  for (size_t i = 0; i < 2 * a.J * BAFU_Q_COUNT; i += BAFU_Q_COUNT) ck_assert(a.raw[i + BAFU_Q_IDRES] < 1e-10);
+  bafu_mc_result_free(&a);
+  bafu_mc_result_free(&b);
+}
+END_TEST
+
 /* With the fast generator and Gaussian init the weights are generated on
  * first use (W_of). Fetching them before the run changes nothing, bit for bit,
  * and a new draw must replace them (a stale-weight bug would keep the old
@@ -1262,6 +1285,7 @@ static Suite *suite(void) {
   tcase_add_loop_test(tc, test_step_second_order, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_loss_decay, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_identity, 0, NCONFIGS);
+  tcase_add_test(tc, test_mapped_memory);
   tcase_add_loop_test(tc, test_update_matches_step, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_control_targets, 0, NCONFIGS);
   tcase_add_loop_test(tc, test_sensitivity, 0, NCONFIGS);
