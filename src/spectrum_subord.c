@@ -242,17 +242,36 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
   const size_t nr = ch->n;
   int tries = 0;
   double ratio = 0.25; /* eps shrinks by this per step: squared (down to 1e-6) after an easy step */
+  /* chains of mask laws (4.8): far below the support's scale t is close to a
+     power of zeta, so Newton starts from the power law through the last two
+     points (log-linear predictor), and easy steps may span 1e-30 */
+  int mask = 0;
+  for (size_t l = 0; l < nr; ++l) mask |= ch->f[l].kind == SUB_MASK;
+  const double rmin = mask ? 1e-30 : 1e-6;
+  const int easy = mask ? 5 : 4; /* Newton iterations of an easy step (the predictor's start is nearer) */
+  cplx tprev = 0;
+  double eprev = 0;
   for (int step = 0; eps > 0; ++step) {
-    if ((eps <= 4 * fabs(w0) || step % 4 == 3) && try_axis(ch, w0, &t, &G) == 0) break;
+    /* the shortcut at zeta = x: every 4th step, and every step near the axis (a
+       mask chain far above it, eps > 1e4 |x|, is still on its power law: none) */
+    if ((eps <= 4 * fabs(w0) || (step % 4 == 3 && (!mask || eps <= 1e4 * fabs(w0)))) && try_axis(ch, w0, &t, &G) == 0)
+      break;
     double next = eps * ratio;
+    if (mask && eps > 4 * fabs(w0)) next = fmax(next, fabs(w0)); /* to zeta = x + i |x| first */
     if (next < floor) next = 0;
     for (;;) {
       const cplx ts = t;
       memcpy(rsave, ch->rs, nr * sizeof(cplx));
+      if (mask && eprev > 0 && next > 0 && tprev != 0 && t != 0) {
+        const cplx alpha = clog(t / tprev) / log(eps / eprev);
+        const cplx guess = t * cexp(alpha * log(next / eps));
+        if (isfinite(creal(guess)) && isfinite(cimag(guess))) t = guess;
+      }
       int its = 0, bad = newton(ch, w0 + I * next, &t, &G, 60, &its);
       if (!bad && next > 0 && cimag(G) > 1e-12 * cabs(G)) bad = 1; /* Im G < 0 in the upper half plane */
       if (!bad) {
-        ratio = its <= 4 ? fmax(ratio * ratio, 1e-6) : its <= 8 ? ratio : fmin(sqrt(ratio), 0.25);
+        ratio = its <= easy ? fmax(ratio * ratio, rmin) : its <= 8 ? ratio : fmin(sqrt(ratio), 0.25);
+        tprev = ts, eprev = eps;
         break;
       }
       ratio = fmin(sqrt(ratio), 0.25);
