@@ -738,29 +738,39 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   make_grid(ws->gx, ws->G, L->lo, L->hi);
   ws->glo = L->lo, ws->ghi = L->hi;
   /* continuation along the grid (Newton from the neighbour's root), checked at
-     every 16th point against the continuation from x + iE; any disagreement
-     beyond 1e-10, or a failure, and every point is computed from x + iE */
-  int fresh = 0;
+     every 16th point and the last against the continuation from x + iE. A
+     block (the points since the previous check) whose check disagrees beyond
+     1e-10 is computed again from x + iE, and so is a point where the
+     continuation fails; then the continuation goes on from there. (Near a
+     square-root edge Newton's stopping rule, steps of 1e-13 |t|, alone moves
+     the density by about 1e-13 span / distance to the edge: the blocks next to
+     an edge are the ones computed again.) */
+  size_t from = 0; /* the block's first point */
   cplx t = 0;
-  for (size_t k = 0; k < ws->G && !fresh; ++k) {
+  for (size_t k = 0; k < ws->G; ++k) {
+    size_t bad = ws->G; /* a point that did not converge */
     if (k % 16 == 0 || k + 1 == ws->G) {
       double r;
-      cplx tc;
-      if (sub_density(&ws->chain, ws->gx[k], &r, &tc)) {
-        fresh = 1;
-        break;
+      if (sub_density(&ws->chain, ws->gx[k], &r, NULL)) {
+        bad = k;
+      } else {
+        if (k > 0 && sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t) == 0 &&
+            !(fabs(ws->gd[k] - r) <= 1e-10 * r))
+          for (size_t i = from; i < k && bad == ws->G; ++i)
+            if (sub_density(&ws->chain, ws->gx[i], &ws->gd[i], NULL)) bad = i;
+        ws->gd[k] = r;
+        /* t and the branch state at this point */
+        if (bad == ws->G && sub_density(&ws->chain, ws->gx[k], &r, &t)) bad = k;
       }
-      if (k > 0 && sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t) == 0 &&
-          !(fabs(ws->gd[k] - r) <= 1e-10 * r)) fresh = 1;
-      ws->gd[k] = r, t = tc;
-      if (sub_density(&ws->chain, ws->gx[k], &r, &tc)) fresh = 1; /* leave the branch state at this point */
-    } else if (sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t))
-      fresh = 1;
-  }
-  for (size_t k = 0; fresh && k < ws->G; ++k)
-    if (sub_density(&ws->chain, ws->gx[k], &ws->gd[k], NULL))
+      from = k + 1;
+    } else if (sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t) &&
+               sub_density(&ws->chain, ws->gx[k], &ws->gd[k], &t)) {
+      bad = k;
+    }
+    if (bad < ws->G)
       return bafu_error(BAFU_ENUMERIC, "layer %d: the subordination equations of the limit did not converge at x = %g",
-                        L->label, ws->gx[k]);
+                        L->label, ws->gx[bad]);
+  }
   integrate(ws);
   return BAFU_OK;
 }
