@@ -341,7 +341,7 @@ bafu_status bafu_net_alloc(const bafu_net_params *p, bafu_net **out) {
   }
   net->lqrwork = lwork;
   const size_t total = doubles_needed(&net->lay, p, (size_t)lwork);
-  net->block = block_alloc(total * sizeof(double), &net->block_bytes);
+  net->block = total <= SIZE_MAX / sizeof(double) ? block_alloc(total * sizeof(double), &net->block_bytes) : NULL;
   if (!net->block) {
     bafu_net_free(net);
     return bafu_error(BAFU_ENOMEM, "out of memory: the network needs %.3g GiB",

@@ -739,29 +739,30 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   ws->glo = L->lo, ws->ghi = L->hi;
   /* continuation along the grid (Newton from the neighbour's root), checked at
      every 16th point and the last against the continuation from x + iE. A
-     block (the points since the previous check) whose check disagrees beyond
-     1e-10 is computed again from x + iE, and so is a point where the
-     continuation fails; then the continuation goes on from there. (Near a
-     square-root edge Newton's stopping rule, steps of 1e-13 |t|, alone moves
-     the density by about 1e-13 span / distance to the edge: the blocks next to
-     an edge are the ones computed again.) */
+     block (the points since the previous check) whose check fails (Newton from
+     the neighbour fails there, or differs by over 1e-10) is computed again from
+     x + iE, and so is a point where Newton from the neighbour fails; the
+     continuation goes on from there. (Near a square-root edge Newton's stopping
+     rule, steps of 1e-13 |t|, alone moves the density by about 1e-13 span /
+     distance to the edge: the blocks next to an edge are the ones computed
+     again.) */
   size_t from = 0; /* the block's first point */
   cplx t = 0;
   for (size_t k = 0; k < ws->G; ++k) {
     size_t bad = ws->G; /* a point that did not converge */
     if (k % 16 == 0 || k + 1 == ws->G) {
-      double r;
-      if (sub_density(&ws->chain, ws->gx[k], &r, NULL)) {
+      /* the continuation's own step first (its t and branch state), then the
+         full one, which leaves t and the branch state at this point */
+      double warm = NAN, r;
+      const int wfail = k > 0 && sub_density_warm(&ws->chain, ws->gx[k], &warm, &t);
+      if (sub_density(&ws->chain, ws->gx[k], &r, &t)) {
         bad = k;
-      } else {
-        if (k > 0 && sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t) == 0 &&
-            !(fabs(ws->gd[k] - r) <= 1e-10 * r))
-          for (size_t i = from; i < k && bad == ws->G; ++i)
-            if (sub_density(&ws->chain, ws->gx[i], &ws->gd[i], NULL)) bad = i;
-        ws->gd[k] = r;
-        /* t and the branch state at this point */
-        if (bad == ws->G && sub_density(&ws->chain, ws->gx[k], &r, &t)) bad = k;
+      } else if (k > 0 && (wfail || !(fabs(warm - r) <= 1e-10 * r))) {
+        for (size_t i = from; i < k && bad == ws->G; ++i)
+          if (sub_density(&ws->chain, ws->gx[i], &ws->gd[i], NULL)) bad = i;
+        if (bad == ws->G && sub_density(&ws->chain, ws->gx[k], &r, &t)) bad = k; /* back to this point */
       }
+      ws->gd[k] = r;
       from = k + 1;
     } else if (sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t) &&
                sub_density(&ws->chain, ws->gx[k], &ws->gd[k], &t)) {
