@@ -253,11 +253,11 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
   double eprev = 0;
   for (int step = 0; eps > 0; ++step) {
     /* the shortcut at zeta = x: every 4th step, and every step near the axis (a
-       mask chain far above it, eps > 1e4 |x|, is still on its power law: none) */
+       mask chain far above it, eps > 1e4 |x - c_L|, is still on its power law: none) */
     if ((eps <= 4 * fabs(w0) || (step % 4 == 3 && (!mask || eps <= 1e4 * fabs(w0)))) && try_axis(ch, w0, &t, &G) == 0)
       break;
     double next = eps * ratio;
-    if (mask && eps > 4 * fabs(w0)) next = fmax(next, fabs(w0)); /* to zeta = x + i |x| first */
+    if (mask && eps > 4 * fabs(w0)) next = fmax(next, fabs(w0)); /* to zeta = x + i |x - c_L| first */
     if (next < floor) next = 0;
     for (;;) {
       const cplx ts = t;
