@@ -23,6 +23,7 @@
 #include "bafu/spectrum.h"
 
 #include "bafu/layout.h"
+#include "spectrum_dyson.h"
 #include "spectrum_subord.h"
 
 bafu_free_params bafu_free_params_default(void) { return (bafu_free_params){.atoms = 1500, .grid = 1500}; }
@@ -61,6 +62,13 @@ struct bafu_free {
   cplx *rs;
   size_t ncap;
   sub_chain chain;  /* the last layer's chain */
+  /* nonlinear ResNets (theory/spectrum.md 4.9): the Dyson equation over sampled mask paths */
+  size_t paths;     /* distinct paths of the last Dyson run (0: not a Dyson run) */
+  size_t sampled;   /* paths sampled */
+  double *pd2, *pw, *ps2, *pc; /* paths' squared masks and weights; blocks' s2; c_0..c_L */
+  cplx *theta, *dscr;
+  dy_chain dchain;
+  double deps;      /* the distance to the real axis the density is read at */
 };
 
 static int law_alloc(law *L, size_t n) {
@@ -99,6 +107,7 @@ void bafu_free_free(bafu_free *ws) {
   for (int i = 0; i < 3; ++i) free(ls[i]->t), free(ls[i]->w);
   free(ws->gx), free(ws->gd), free(ws->cdf), free(ws->om);
   free(ws->fac), free(ws->rs), free(ws->mt);
+  free(ws->pd2), free(ws->pw), free(ws->ps2), free(ws->pc), free(ws->theta), free(ws->dscr);
   free(ws);
 }
 
@@ -106,6 +115,8 @@ const double *bafu_free_x(const bafu_free *ws) { return ws->gx; }
 const double *bafu_free_density(const bafu_free *ws) { return ws->gd; }
 size_t bafu_free_npoints(const bafu_free *ws) { return ws->G; }
 int bafu_free_exact(const bafu_free *ws) { return ws->exact; }
+size_t bafu_free_paths(const bafu_free *ws) { return ws->paths; }
+size_t bafu_free_sampled(const bafu_free *ws) { return ws->paths ? ws->sampled : 0; }
 
 double bafu_free_density_at(const bafu_free *ws, double x) {
   if (!ws->exact) return NAN;
@@ -776,6 +787,182 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   return BAFU_OK;
 }
 
+/* ------------------------------- nonlinear ResNets: the Dyson equation --- */
+
+enum { DY_PATHS_DEFAULT = 16384, DY_COARSE = 256 };
+#define DY_TOL 1e-10
+#define DY_SEED 0x44797365ULL /* the paths' stream (fixed: the limit is deterministic) */
+
+/* -Im g(x + i e) / pi from the self-energy th (the neighbour's, updated) if
+ * given and it converges, else walked down from x + i E (E the law's spread)
+ * in steps of 4. Returns -1 if that fails too. */
+static int dy_smoothed(bafu_free *ws, double x, double e, double E, double *rho, cplx *th) {
+  const size_t n = 2 * ws->dchain.L;
+  cplx g;
+  if (th && dy_solve(&ws->dchain, x + I * e, DY_TOL, th, &g, ws->dscr) == 0) {
+    *rho = -cimag(g) / M_PI;
+    return 0;
+  }
+  cplx *t = ws->theta + 2 * n;
+  memset(t, 0, n * sizeof *t);
+  for (double f = fmax(E, e);; f = fmax(0.25 * f, e)) {
+    if (dy_solve(&ws->dchain, x + I * f, DY_TOL, t, &g, ws->dscr)) return -1;
+    if (f == e) break;
+  }
+  if (th) memcpy(th, t, n * sizeof *t);
+  *rho = -cimag(g) / M_PI;
+  return 0;
+}
+
+/* G points on [lo, hi] (make_grid), continued from the left end along
+ * x + i dx/4 and x + i dx/8 (dx the local spacing; theta[0..2n) carries
+ * the two self-energies), the density extrapolated linearly to the axis:
+ * rho = 2 rho(dx/8) - rho(dx/4) (theory/spectrum.md 4.9). */
+static int dy_grid(bafu_free *ws, size_t G, double lo, double hi, double E) {
+  make_grid(ws->gx, G, lo, hi);
+  ws->glo = lo, ws->ghi = hi;
+  const size_t n = 2 * ws->dchain.L;
+  for (size_t k = 0; k < G; ++k) {
+    const double x = ws->gx[k], dx = k + 1 < G ? ws->gx[k + 1] - x : x - ws->gx[k - 1];
+    double r1, r2;
+    if (dy_smoothed(ws, x, 0.25 * dx, E, &r1, k ? ws->theta : NULL) ||
+        dy_smoothed(ws, x, 0.125 * dx, E, &r2, k ? ws->theta + n : NULL))
+      return -1;
+    if (k == 0) { /* cold: seed the two continuations */
+      double r;
+      if (dy_smoothed(ws, x, 0.25 * dx, E, &r, NULL)) return -1;
+      memcpy(ws->theta, ws->theta + 2 * n, n * sizeof(cplx));
+      if (dy_smoothed(ws, x, 0.125 * dx, E, &r, NULL)) return -1;
+      memcpy(ws->theta + n, ws->theta + 2 * n, n * sizeof(cplx));
+    }
+    ws->gd[k] = fmax(2 * r2 - r1, 0.0);
+  }
+  return 0;
+}
+
+static int norm_of(const bafu_layout *lay, size_t j) {
+  const bafu_stage *sg;
+  bafu_layout_entry(lay, j, &sg, NULL);
+  return sg->norm;
+}
+
+static bafu_status dyson_run(bafu_free *ws, const bafu_layout *lay, const bafu_moments_layer *o, bafu_spec_object obj,
+                             size_t layer, bafu_free_layer *info) {
+  const size_t L = layer, P = ws->fp.paths ? ws->fp.paths : DY_PATHS_DEFAULT;
+  for (size_t j = 1; j <= L; ++j) {
+    const bafu_stage *sg;
+    bafu_layout_entry(lay, j, &sg, NULL);
+    if (sg->kind != BAFU_STAGE_BLOCK || sg->depth != 1)
+      return bafu_error(BAFU_EINVAL, "layer %d: the limit of a nonlinear ResNet covers chains of one-layer blocks",
+                        o[j].label);
+  }
+  if (bafu_memory_check(((double)P * (L + 1) + 4.0 * L + 8) * sizeof(double) + (6.0 * L + 16) * 2 * sizeof(cplx) +
+                            dy_scratch_size(L, P) * sizeof(cplx),
+                        "the mask paths of the limit"))
+    return BAFU_ENOMEM;
+  free(ws->pd2), free(ws->pw), free(ws->ps2), free(ws->pc), free(ws->theta), free(ws->dscr);
+  ws->pd2 = malloc(P * L * sizeof(double));
+  ws->pw = malloc(P * sizeof(double));
+  ws->ps2 = malloc(3 * L * sizeof(double)); /* s2, then q and the scratch of dy_paths */
+  ws->pc = malloc((L + 1) * sizeof(double));
+  ws->theta = calloc(6 * L, sizeof(cplx));
+  ws->dscr = malloc(dy_scratch_size(L, P) * sizeof(cplx));
+  int *norm = malloc(L * sizeof *norm);
+  if (!ws->pd2 || !ws->pw || !ws->ps2 || !ws->pc || !ws->theta || !ws->dscr || !norm) {
+    free(norm);
+    return bafu_error(BAFU_ENOMEM, "out of memory for the mask paths of the limit");
+  }
+  double *q = ws->ps2 + L;
+  bafu_act act = BAFU_ACT_RELU;
+  for (size_t j = 1; j <= L; ++j) {
+    const bafu_stage *sg;
+    bafu_layout_entry(lay, j, &sg, NULL);
+    act = sg->act;
+    q[j - 1] = o[j].q_in;
+    norm[j - 1] = sg->norm;
+    ws->ps2[j - 1] = sg->scale * sg->scale * sg->gain / (sg->norm ? o[j].q_in : 1.0);
+  }
+  for (size_t j = 0; j <= L; ++j) ws->pc[j] = obj == BAFU_SPEC_JACOBIAN ? (j == 0 ? 1.0 : 0.0) : o[j].c;
+  ws->sampled = P;
+  ws->paths = dy_paths(act, q, norm, L, P, DY_SEED, ws->pd2, ws->pw, q + L);
+  free(norm);
+  ws->dchain = (dy_chain){.L = L, .s2 = ws->ps2, .c = ws->pc, .P = ws->paths, .d2 = ws->pd2, .w = ws->pw};
+  ws->exact = 0;
+  ws->natoms = 0;
+  for (size_t j = 0; j <= L; ++j) {
+    bafu_free_layer *Lj = &info[j];
+    memset(Lj, 0, sizeof *Lj);
+    Lj->label = o[j].label;
+    Lj->m1 = o[j].m1, Lj->m2 = o[j].m2; /* the two-moment theory (J J^T: below) */
+  }
+  if (obj == BAFU_SPEC_JACOBIAN) {
+    /* the two-moment theory with c_0 = 1, c_l = 0 and the exact mask statistics */
+    double *buf = malloc((4.0 * L + (double)L * L + 2) * sizeof *buf + 1);
+    if (!buf) return bafu_error(BAFU_ENOMEM, "out of memory for the mask statistics");
+    double *mm = buf, *m4 = mm + L, *zk = m4 + L, *mu1 = zk + L, *mu2 = mu1 + L + 1, *M = mu2 + L + 1;
+    bafu_status sst = BAFU_OK;
+    for (size_t l = 0; l < L && !sst; ++l) {
+      bafu_act_moments am;
+      const double vl = norm_of(lay, l + 1) ? 1.0 : q[l];
+      sst = bafu_act_moments_eval(act, vl, &am);
+      mm[l] = am.dphi2, m4[l] = am.dphi4;
+      for (size_t k = 0; k < l && !sst; ++k) {
+        const int nk = norm_of(lay, k + 1), nl = norm_of(lay, l + 1);
+        const double vk = nk ? 1.0 : q[k], cov = q[k] / ((nk ? sqrt(q[k]) : 1.0) * (nl ? sqrt(q[l]) : 1.0));
+        sst = bafu_act_mask_corr(act, vk, vl, cov, &M[l * L + k]);
+      }
+    }
+    if (sst) {
+      free(buf);
+      return sst;
+    }
+    dy_moments(L, ws->ps2, ws->pc, mm, m4, M, zk, mu1, mu2);
+    for (size_t j = 0; j <= L; ++j) info[j].m1 = mu1[j], info[j].m2 = mu2[j];
+    free(buf);
+  }
+  bafu_free_layer *Lt = &info[L];
+  const double m1 = Lt->m1, m2 = Lt->m2;
+  const double sd = isfinite(m2) ? sqrt(fmax(m2 - m1 * m1, 0.0)) : 1.0, mid = isfinite(m1) ? m1 : 1.0;
+  const double E = fmax(sd, 1e-3 * fabs(mid));
+  ws->deps = 1e-9 * E;
+  gsl_error_handler_t *old = gsl_set_error_handler_off();
+  bafu_status st = BAFU_OK;
+  /* the upper edge: doubled until the density vanishes there */
+  double lo = ws->pc[L] > 0 && obj == BAFU_SPEC_BFK ? ws->pc[L] : 0.0, hi = mid + 4 * E, r = 0;
+  for (int k = 0; k < 60; ++k) {
+    if (dy_smoothed(ws, hi, 1e-6 * E, E, &r, NULL)) {
+      st = BAFU_ENUMERIC;
+      break;
+    }
+    if (!(r * E > 1e-8)) break;
+    hi = mid + 2 * (hi - mid);
+  }
+  const size_t Gc = ws->G < DY_COARSE ? ws->G : DY_COARSE;
+  for (int pass = 0; pass < 2 && !st; ++pass) {
+    if (dy_grid(ws, Gc, lo, hi, E)) {
+      st = BAFU_ENUMERIC;
+      break;
+    }
+    double mx = 0;
+    for (size_t k = 0; k < Gc; ++k) mx = fmax(mx, ws->gd[k]);
+    size_t a = 0, b = Gc - 1;
+    while (a < Gc && ws->gd[a] <= 1e-7 * mx) ++a;
+    while (b > a && ws->gd[b] <= 1e-7 * mx) --b;
+    if (a >= b) break;
+    const double nlo = a > 0 ? ws->gx[a - 1] : lo, nhi = b + 1 < Gc ? ws->gx[b + 1] : hi;
+    const double m = 0.002 * (nhi - nlo);
+    lo = fmax(lo, nlo - m), hi = fmin(hi, nhi + m);
+  }
+  if (!st && dy_grid(ws, ws->G, lo, hi, E)) st = BAFU_ENUMERIC;
+  gsl_set_error_handler(old);
+  if (st)
+    return bafu_error(BAFU_ENUMERIC, "layer %d: the Dyson equation of the limit did not converge", Lt->label);
+  integrate(ws);
+  raw_moments(ws, Lt->raw);
+  Lt->lo = ws->gx[0], Lt->hi = ws->gx[ws->G - 1];
+  return BAFU_OK;
+}
+
 bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, bafu_spec_object obj, size_t layer,
                           bafu_free_layer *info) {
   if (p->batch != 1) return bafu_error(BAFU_EINVAL, "batch: the limit is for one input (batch 1)");
@@ -786,10 +973,6 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
   bafu_layout lay;
   bafu_status st = bafu_layout_build(p, &lay);
   if (st) return st;
-  if (bafu_layout_has_blocks(&lay) && p->act != BAFU_ACT_LINEAR)
-    return bafu_error(BAFU_EINVAL,
-                      "act: the limit of a nonlinear ResNet is not a free convolution (the masks of different "
-                      "blocks are correlated, theory/moments.md 2.4); use act = linear or the dense or kpm method");
   if (p->init == BAFU_INIT_ORTHOGONAL)
     return bafu_error(BAFU_EINVAL, "init: the limit is implemented for Gaussian weights only");
   const size_t J = bafu_moments_nlayers(p);
@@ -798,6 +981,12 @@ bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, ba
   if (!o) return bafu_error(BAFU_ENOMEM, "out of memory");
   st = bafu_moments_run(p, x2, o);
   if (st) {
+    free(o);
+    return st;
+  }
+  ws->paths = 0;
+  if (bafu_layout_has_blocks(&lay) && p->act != BAFU_ACT_LINEAR && layer > 0) {
+    st = dyson_run(ws, &lay, o, obj, layer, info);
     free(o);
     return st;
   }

@@ -196,6 +196,8 @@ typedef struct {
   size_t atoms; /* quantile points representing each layer's law [1500] (discretised method) */
   size_t grid;  /* density evaluation points of the last layer (and per layer when discretised) [1500] */
   bafu_free_method method; /* [BAFU_FREE_AUTO] */
+  size_t paths;  /* nonlinear ResNets: mask paths sampled for the Dyson equation (theory/spectrum.md 4.9)
+                    [0: 16384] */
   int last_only; /* exact method: layers before the last get m1, m2 and atoms only (lo = hi = 0,
                     raw[] = 0), skipping their edges and quadratures [0] */
 } bafu_free_params;
@@ -225,8 +227,9 @@ typedef struct bafu_free bafu_free;
 bafu_status bafu_free_alloc(const bafu_free_params *fp, bafu_free **out);
 void bafu_free_free(bafu_free *ws);
 /* Limit of layer `layer` (0-based) of the network p (probe signal, batch 1,
- * Gaussian init; MLPs with any activation, ResNets with linear activation
- * only) for one input with |x|^2 = x2 (as bafu_moments_run: <= 0 means d, or 1
+ * Gaussian init; MLPs with any activation, ResNets with one-layer blocks:
+ * linear exactly, nonlinear by the Dyson equation over fp->paths sampled mask
+ * paths, theory/spectrum.md 4.9) for one input with |x|^2 = x2 (as bafu_moments_run: <= 0 means d, or 1
  * for one-hot inputs). Fills the caller's info[0..layer] (layer + 1 entries).
  * Errors: BAFU_EINVAL for p outside that scope or layer >= J; BAFU_ENOMEM;
  * errors of bafu_moments_run and of the activation moments. After an error
@@ -246,6 +249,11 @@ size_t bafu_free_npoints(const bafu_free *ws);
 /* 1 if the last successful bafu_free_run solved the subordination equations
  * pointwise (exact to rounding), 0 if it discretised the laws. */
 int bafu_free_exact(const bafu_free *ws);
+/* After a run on a nonlinear ResNet (the Dyson equation over sampled mask
+ * paths, theory/spectrum.md 4.9): the number of distinct paths and of paths
+ * sampled; 0 after any other run. Cannot fail. */
+size_t bafu_free_paths(const bafu_free *ws);
+size_t bafu_free_sampled(const bafu_free *ws);
 /* The density of the continuous part of the last layer computed, at any x
  * (0 outside its support), exact to rounding; NaN after a discretised run or
  * if the solver fails at x. Undefined before a successful run. */

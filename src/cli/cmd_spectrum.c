@@ -33,7 +33,10 @@ static const char usage[] =
     "         series (x mass). ReLU, linear and tanh networks: the subordination equations\n"
     "         solved at each of --bins points on the exact support (exact to rounding;\n"
     "         tanh: its mask law on a converged quadrature); erf, gelu and swish:\n"
-    "         discretised laws (first-order in --bins, and poor at depth).\n"
+    "         discretised laws (first-order in --bins, and poor at depth). Nonlinear\n"
+    "         ResNets (--block-depth 1): the Dyson equation over the mask algebra on\n"
+    "         16384 sampled mask paths (theory/spectrum.md 4.9; Monte Carlo in the paths,\n"
+    "         about 1% in the density; slow: use --bins 200).\n"
     "--moments: instead, one row per layer: layer m1 m2 cos_theta (dense: from the matrix and\n"
     "the draw's own backward vector, equal to bafu mc's per-draw cos_theta; limit: m1/sqrt(m2)).\n"
     "\n"
@@ -148,11 +151,6 @@ int cmd_spectrum(int argc, char **argv) {
   if (mode == 2 && p->block_depth > 1) {
     cli_errorf("bafu spectrum: --block-depth: the limit covers residual branches of one layer (--block-depth 1); "
                     "use --mode dense or kpm\n");
-    goto done;
-  }
-  if (mode == 2 && bafu_layout_has_blocks(&lay) && p->act != BAFU_ACT_LINEAR) {
-    cli_errorf("bafu spectrum: --act: the limit of a nonlinear ResNet is not a free convolution (correlated "
-                    "masks, theory/moments.md 2.4); use --act linear or --mode dense/kpm\n");
     goto done;
   }
   if (mode == 2 && p->init == BAFU_INIT_ORTHOGONAL) {
@@ -418,7 +416,11 @@ int cmd_spectrum(int argc, char **argv) {
                     obj == BAFU_SPEC_BFK ? "the BFK K_l" : "J J^T", L->label);
     bafu_table_provenance(t, argc + 1, argv - 1);
     bafu_table_meta(t, "network: %s", desc);
-    if (bafu_free_exact(fw))
+    if (bafu_free_paths(fw))
+      bafu_table_meta(t, "input: |x|^2 = d; Dyson equation over the mask algebra on %zu distinct of %zu sampled "
+                         "mask paths, density at x + i dx/8 and x + i dx/4 extrapolated (theory/spectrum.md 4.9)",
+                      bafu_free_paths(fw), bafu_free_sampled(fw));
+    else if (bafu_free_exact(fw))
       bafu_table_meta(t, "input: |x|^2 = d; subordination equations solved at each of %zu points (exact to rounding, "
                          "theory/spectrum.md 4.7)", fp.grid);
     else
@@ -433,7 +435,7 @@ int cmd_spectrum(int argc, char **argv) {
       if (bafu_free_exact(fw) && !(fabs(L->raw[0] - 1) <= 1e-8))
         bafu_table_meta(t, "warning: the density integral is %.3g from 1: the mask law's mass near 0 (a saturating tanh, "
                            "large sigma_w2) is not resolved there (theory/spectrum.md 4.8)", L->raw[0] - 1);
-      else if (!bafu_free_exact(fw) && !(fabs(L->raw[0] - 1) <= 1e-3))
+      else if (!bafu_free_exact(fw) && !bafu_free_paths(fw) && !(fabs(L->raw[0] - 1) <= 1e-3))
         bafu_table_meta(t, "warning: the density integral is %.3g from 1: the discretised laws lost that much of the law "
                            "(theory/spectrum.md 4.3, 4.8)", L->raw[0] - 1);
       double smin = L->lo, smax = L->hi;
