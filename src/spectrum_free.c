@@ -814,28 +814,50 @@ static int dy_smoothed(bafu_free *ws, double x, double e, double E, double *rho,
   return 0;
 }
 
-/* G points on [lo, hi] (make_grid), continued from the left end along
- * x + i dx/4 and x + i dx/8 (dx the local spacing; theta[0..2n) carries
- * the two self-energies), the density extrapolated linearly to the axis:
- * rho = 2 rho(dx/8) - rho(dx/4) (theory/spectrum.md 4.9). */
+/* rho at x: -Im g at x + i dx/4 and x + i dx/8 extrapolated linearly,
+ * rho = 2 rho(dx/8) - rho(dx/4) (theory/spectrum.md 4.9); warm from
+ * theta[0..2n) (the two self-energies, updated), or cold (walked down) with
+ * warm = 0, which leaves theta at this point's solutions. */
+static int dy_point(bafu_free *ws, double x, double dx, double E, int warm, double *rho) {
+  const size_t n = 2 * ws->dchain.L;
+  double r1, r2;
+  if (warm) {
+    if (dy_smoothed(ws, x, 0.25 * dx, E, &r1, ws->theta) || dy_smoothed(ws, x, 0.125 * dx, E, &r2, ws->theta + n))
+      return -1;
+  } else {
+    if (dy_smoothed(ws, x, 0.25 * dx, E, &r1, NULL)) return -1;
+    memcpy(ws->theta, ws->theta + 2 * n, n * sizeof(cplx));
+    if (dy_smoothed(ws, x, 0.125 * dx, E, &r2, NULL)) return -1;
+    memcpy(ws->theta + n, ws->theta + 2 * n, n * sizeof(cplx));
+  }
+  *rho = fmax(2 * r2 - r1, 0.0);
+  return 0;
+}
+
+/* G points on [lo, hi] (make_grid), continued from the left end. The
+ * continuation can step onto a spurious solution (density 0 inside the
+ * support), so every 16th point and the last are also solved cold; a block
+ * whose check differs by over 1e-6 is solved cold point by point. */
 static int dy_grid(bafu_free *ws, size_t G, double lo, double hi, double E) {
   make_grid(ws->gx, G, lo, hi);
   ws->glo = lo, ws->ghi = hi;
-  const size_t n = 2 * ws->dchain.L;
+  size_t from = 0;
   for (size_t k = 0; k < G; ++k) {
     const double x = ws->gx[k], dx = k + 1 < G ? ws->gx[k + 1] - x : x - ws->gx[k - 1];
-    double r1, r2;
-    if (dy_smoothed(ws, x, 0.25 * dx, E, &r1, k ? ws->theta : NULL) ||
-        dy_smoothed(ws, x, 0.125 * dx, E, &r2, k ? ws->theta + n : NULL))
-      return -1;
-    if (k == 0) { /* cold: seed the two continuations */
-      double r;
-      if (dy_smoothed(ws, x, 0.25 * dx, E, &r, NULL)) return -1;
-      memcpy(ws->theta, ws->theta + 2 * n, n * sizeof(cplx));
-      if (dy_smoothed(ws, x, 0.125 * dx, E, &r, NULL)) return -1;
-      memcpy(ws->theta + n, ws->theta + 2 * n, n * sizeof(cplx));
+    if (dy_point(ws, x, dx, E, k > 0, &ws->gd[k])) return -1;
+    if (k > 0 && (k % 16 == 0 || k + 1 == G)) {
+      double cold;
+      if (dy_point(ws, x, dx, E, 0, &cold)) return -1;
+      if (!(fabs(cold - ws->gd[k]) <= 1e-6 * fmax(cold, ws->gd[k]) + 1e-12 / E)) {
+        for (size_t i = from; i < k; ++i) {
+          const double xi = ws->gx[i], dxi = ws->gx[i + 1] - xi;
+          if (dy_point(ws, xi, dxi, E, 0, &ws->gd[i])) return -1;
+        }
+        if (dy_point(ws, x, dx, E, 0, &cold)) return -1;
+      }
+      ws->gd[k] = cold;
+      from = k + 1;
     }
-    ws->gd[k] = fmax(2 * r2 - r1, 0.0);
   }
   return 0;
 }

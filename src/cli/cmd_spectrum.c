@@ -435,6 +435,9 @@ int cmd_spectrum(int argc, char **argv) {
       if (bafu_free_exact(fw) && !(fabs(L->raw[0] - 1) <= 1e-8))
         bafu_table_meta(t, "warning: the density integral is %.3g from 1: the mask law's mass near 0 (a saturating tanh, "
                            "large sigma_w2) is not resolved there (theory/spectrum.md 4.8)", L->raw[0] - 1);
+      else if (bafu_free_paths(fw) && !(fabs(L->raw[0] - 1) <= 1e-2))
+        bafu_table_meta(t, "warning: the density integral is %.3g from 1: the grid does not resolve the law of the "
+                           "sampled paths (try more --bins; theory/spectrum.md 4.9)", L->raw[0] - 1);
       else if (!bafu_free_exact(fw) && !bafu_free_paths(fw) && !(fabs(L->raw[0] - 1) <= 1e-3))
         bafu_table_meta(t, "warning: the density integral is %.3g from 1: the discretised laws lost that much of the law "
                            "(theory/spectrum.md 4.3, 4.8)", L->raw[0] - 1);
