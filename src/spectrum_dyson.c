@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+#include <lapacke.h>
+
 #include "bafu/rng.h"
 
 typedef double complex cplx;
@@ -259,4 +262,70 @@ int dy_solve(const dy_chain *ch, cplx z, double tol, cplx *theta, cplx *g, cplx 
   if (solve(ch, z, tol, theta, g, scratch, 1, AA_MAXIT) == 0) return 0;
   memcpy(theta, start, n * sizeof *theta);
   return solve(ch, z, tol, theta, g, scratch, 0, PLAIN_MAXIT);
+}
+
+size_t dy_calib_rows(size_t L) { return 1 + 2 * L + L * (L - 1) / 2; }
+
+/* the statistics of path p as the row x[0..r): 1, d_l^2, d_l^4, d_l^2 d_k^2 (k < l) */
+static void calib_row(const double *d, size_t L, double *x) {
+  size_t i = 0;
+  x[i++] = 1;
+  for (size_t l = 0; l < L; ++l) x[i++] = d[l];
+  for (size_t l = 0; l < L; ++l) x[i++] = d[l] * d[l];
+  for (size_t l = 0; l < L; ++l)
+    for (size_t k = 0; k < l; ++k) x[i++] = d[l] * d[k];
+}
+
+int dy_calibrate(dy_chain *ch, double *w, const double *m, const double *m4, const double *M, double *resid) {
+  const size_t L = ch->L, P = ch->P, r = dy_calib_rows(L);
+  double *X = malloc(P * r * sizeof *X), *Gm = malloc(r * r * sizeof *Gm), *ev = malloc(r * sizeof *ev);
+  double *b = malloc(r * sizeof *b), *res = malloc(r * sizeof *res), *lam = malloc(r * sizeof *lam);
+  double *wn = malloc(P * sizeof *wn);
+  int rc = -1;
+  if (!X || !Gm || !ev || !b || !res || !lam || !wn) goto done;
+  for (size_t p = 0; p < P; ++p) calib_row(ch->d2 + p * L, L, X + p * r);
+  /* Gram matrix X^T W X from the rows scaled by sqrt(w), X restored after */
+  for (size_t p = 0; p < P; ++p) cblas_dscal((int)r, sqrt(ch->w[p]), X + p * r, 1);
+  /* the exact statistics in the same order */
+  {
+    size_t i = 0;
+    b[i++] = 1;
+    for (size_t l = 0; l < L; ++l) b[i++] = m[l];
+    for (size_t l = 0; l < L; ++l) b[i++] = m4[l];
+    for (size_t l = 0; l < L; ++l)
+      for (size_t k = 0; k < l; ++k) b[i++] = M[l * L + k];
+  }
+  /* the smallest change in the chi-square distance sum_p (w'_p - w_p)^2 / w_p:
+     w' = w + W X lam with X^T W X lam = b - X^T w (each weight moves in
+     proportion to itself, so rare paths stay positive), by the
+     eigendecomposition of the Gram matrix (rank-deficient for ReLU, whose
+     d^4 = d^2), refined three times */
+  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)r, (int)P, 1.0, X, (int)r, 0.0, Gm, (int)r);
+  for (size_t p = 0; p < P; ++p) calib_row(ch->d2 + p * L, L, X + p * r);
+  if (LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (int)r, Gm, (int)r, ev)) goto done;
+  const double cut = 1e-13 * ev[r - 1];
+  memcpy(wn, ch->w, P * sizeof *wn);
+  for (int it = 0; it < 4; ++it) {
+    memcpy(res, b, r * sizeof *res);
+    cblas_dgemv(CblasRowMajor, CblasTrans, (int)P, (int)r, -1.0, X, (int)r, wn, 1, 1.0, res, 1);
+    /* lam = V diag(1/ev) V^T res over the eigenvalues above the cut */
+    cblas_dgemv(CblasRowMajor, CblasTrans, (int)r, (int)r, 1.0, Gm, (int)r, res, 1, 0.0, lam, 1);
+    for (size_t i = 0; i < r; ++i) lam[i] = ev[i] > cut ? lam[i] / ev[i] : 0.0;
+    double *t = res; /* reuse: t = V lam */
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)r, (int)r, 1.0, Gm, (int)r, lam, 1, 0.0, t, 1);
+    for (size_t p = 0; p < P; ++p) wn[p] += ch->w[p] * cblas_ddot((int)r, X + p * r, 1, t, 1);
+  }
+  memcpy(res, b, r * sizeof *res);
+  cblas_dgemv(CblasRowMajor, CblasTrans, (int)P, (int)r, -1.0, X, (int)r, wn, 1, 1.0, res, 1);
+  double e = 0;
+  for (size_t i = 0; i < r; ++i) e = fmax(e, fabs(res[i]) / fmax(fabs(b[i]), 1e-300));
+  *resid = e;
+  rc = 1;
+  for (size_t p = 0; p < P; ++p)
+    if (!(wn[p] >= 0)) goto done;
+  memcpy(w, wn, P * sizeof *w);
+  rc = 0;
+done:
+  free(X), free(Gm), free(ev), free(b), free(res), free(lam), free(wn);
+  return rc;
 }

@@ -56,4 +56,15 @@ void dy_moments(size_t L, const double *s2, const double *c, const double *m, co
 /* The statistics of dy_moments of the chain's path sample. */
 void dy_path_stats(const dy_chain *ch, double *m, double *m4, double *M);
 
+/* Calibration (theory/spectrum.md 4.9): the minimum-norm change of the path
+ * weights that makes the sample's mask statistics (sum of weights, m, m4 and
+ * M as dy_moments takes them) equal the exact ones, so that the law's first
+ * two moments are the two-moment theory's. Writes the new weights to w
+ * (P entries; may be ch->w) and returns 0 if they are all >= 0; returns 1
+ * (w untouched) if some would be negative, -1 if out of memory. *resid: the
+ * largest relative error of a statistic after the change. Memory: P r + 2 r^2
+ * doubles, r = dy_calib_rows(L). */
+size_t dy_calib_rows(size_t L);
+int dy_calibrate(dy_chain *ch, double *w, const double *m, const double *m4, const double *M, double *resid);
+
 #endif

@@ -69,6 +69,8 @@ struct bafu_free {
   cplx *theta, *dscr;
   dy_chain dchain;
   double deps;      /* the distance to the real axis the density is read at */
+  int calib;        /* 1: path weights calibrated; -1: calibration infeasible (a weight < 0); 0: not tried */
+  double calib_resid; /* the largest relative error of a calibrated statistic */
 };
 
 static int law_alloc(law *L, size_t n) {
@@ -117,6 +119,10 @@ size_t bafu_free_npoints(const bafu_free *ws) { return ws->G; }
 int bafu_free_exact(const bafu_free *ws) { return ws->exact; }
 size_t bafu_free_paths(const bafu_free *ws) { return ws->paths; }
 size_t bafu_free_sampled(const bafu_free *ws) { return ws->paths ? ws->sampled : 0; }
+int bafu_free_calibrated(const bafu_free *ws, double *resid) {
+  if (resid) *resid = ws->calib_resid;
+  return ws->paths ? ws->calib : 0;
+}
 
 double bafu_free_density_at(const bafu_free *ws, double x) {
   if (!ws->exact) return NAN;
@@ -917,31 +923,45 @@ static bafu_status dyson_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
     Lj->label = o[j].label;
     Lj->m1 = o[j].m1, Lj->m2 = o[j].m2; /* the two-moment theory (J J^T: below) */
   }
+  /* the exact mask statistics: the two-moment theory of J J^T (c_0 = 1,
+     c_l = 0), and the calibration of the path weights */
+  double *buf = malloc((5.0 * L + (double)L * L + 2) * sizeof *buf);
+  if (!buf) return bafu_error(BAFU_ENOMEM, "out of memory for the mask statistics");
+  double *mm = buf, *m4 = mm + L, *zk = m4 + L, *mu1 = zk + L, *mu2 = mu1 + L + 1, *M = mu2 + L + 1;
+  bafu_status sst = BAFU_OK;
+  for (size_t l = 0; l < L && !sst; ++l) {
+    bafu_act_moments am;
+    const double vl = norm_of(lay, l + 1) ? 1.0 : q[l];
+    sst = bafu_act_moments_eval(act, vl, &am);
+    mm[l] = am.dphi2, m4[l] = am.dphi4;
+    for (size_t k = 0; k < l && !sst; ++k) {
+      const int nk = norm_of(lay, k + 1), nl = norm_of(lay, l + 1);
+      const double vk = nk ? 1.0 : q[k], cov = q[k] / ((nk ? sqrt(q[k]) : 1.0) * (nl ? sqrt(q[l]) : 1.0));
+      sst = bafu_act_mask_corr(act, vk, vl, cov, &M[l * L + k]);
+    }
+  }
+  if (sst) {
+    free(buf);
+    return sst;
+  }
   if (obj == BAFU_SPEC_JACOBIAN) {
-    /* the two-moment theory with c_0 = 1, c_l = 0 and the exact mask statistics */
-    double *buf = malloc((4.0 * L + (double)L * L + 2) * sizeof *buf + 1);
-    if (!buf) return bafu_error(BAFU_ENOMEM, "out of memory for the mask statistics");
-    double *mm = buf, *m4 = mm + L, *zk = m4 + L, *mu1 = zk + L, *mu2 = mu1 + L + 1, *M = mu2 + L + 1;
-    bafu_status sst = BAFU_OK;
-    for (size_t l = 0; l < L && !sst; ++l) {
-      bafu_act_moments am;
-      const double vl = norm_of(lay, l + 1) ? 1.0 : q[l];
-      sst = bafu_act_moments_eval(act, vl, &am);
-      mm[l] = am.dphi2, m4[l] = am.dphi4;
-      for (size_t k = 0; k < l && !sst; ++k) {
-        const int nk = norm_of(lay, k + 1), nl = norm_of(lay, l + 1);
-        const double vk = nk ? 1.0 : q[k], cov = q[k] / ((nk ? sqrt(q[k]) : 1.0) * (nl ? sqrt(q[l]) : 1.0));
-        sst = bafu_act_mask_corr(act, vk, vl, cov, &M[l * L + k]);
-      }
-    }
-    if (sst) {
-      free(buf);
-      return sst;
-    }
     dy_moments(L, ws->ps2, ws->pc, mm, m4, M, zk, mu1, mu2);
     for (size_t j = 0; j <= L; ++j) info[j].m1 = mu1[j], info[j].m2 = mu2[j];
-    free(buf);
   }
+  ws->calib = 0;
+  ws->calib_resid = NAN;
+  const double rows = (double)dy_calib_rows(L);
+  if (!ws->fp.no_calibration &&
+      bafu_memory_check(((double)ws->paths * rows + 2 * rows * rows + 3 * rows + (double)ws->paths) * sizeof(double),
+                        "the calibration of the limit's mask paths") == BAFU_OK) {
+    const int c = dy_calibrate(&ws->dchain, ws->pw, mm, m4, M, &ws->calib_resid);
+    if (c < 0) {
+      free(buf);
+      return bafu_error(BAFU_ENOMEM, "out of memory for the calibration of the mask paths");
+    }
+    ws->calib = c == 0 ? 1 : -1;
+  }
+  free(buf);
   bafu_free_layer *Lt = &info[L];
   const double m1 = Lt->m1, m2 = Lt->m2;
   const double sd = isfinite(m2) ? sqrt(fmax(m2 - m1 * m1, 0.0)) : 1.0, mid = isfinite(m1) ? m1 : 1.0;

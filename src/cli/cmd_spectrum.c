@@ -420,6 +420,16 @@ int cmd_spectrum(int argc, char **argv) {
       bafu_table_meta(t, "input: |x|^2 = d; Dyson equation over the mask algebra on %zu distinct of %zu sampled "
                          "mask paths, density at x + i dx/8 and x + i dx/4 extrapolated (theory/spectrum.md 4.9)",
                       bafu_free_paths(fw), bafu_free_sampled(fw));
+    if (bafu_free_paths(fw)) {
+      double res;
+      const int c = bafu_free_calibrated(fw, &res);
+      if (c > 0)
+        bafu_table_meta(t, "paths: weights calibrated to the exact mask statistics (largest relative error %.2g), so the "
+                           "law's m1 and m2 are the two-moment theory's", res);
+      else
+        bafu_table_meta(t, "paths: equal weights (%s): the law's m1 and m2 differ from the two-moment theory's by the "
+                           "paths' sampling error", c < 0 ? "calibration would need a negative weight" : "not calibrated");
+    }
     else if (bafu_free_exact(fw))
       bafu_table_meta(t, "input: |x|^2 = d; subordination equations solved at each of %zu points (exact to rounding, "
                          "theory/spectrum.md 4.7)", fp.grid);
