@@ -99,6 +99,7 @@ int cmd_spectrum(int argc, char **argv) {
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (dense, kpm: shown on a terminal for runs over 2 s)", NULL, 0},
       {"--w1-draws", OPT_SIZE, &w1_draws, "N", "dense, bfk: instead, one row draws w1_over_m1 w1_shape_over_m1: the Wasserstein-1 distance to the limit of draws 0..N-1 pooled, inputs all ones (theory/spectrum.md) [off]", NULL, 0},
       {"--exact", OPT_FLAG, &exact, NULL, "--w1-draws: 17 significant digits (they read back as the same doubles) [10]", NULL, 0},
+      {"--paths", OPT_SIZE, &fp.paths, "P", "limit, nonlinear ResNets: mask paths sampled (theory/spectrum.md 4.9) [16384]", NULL, 0},
       {"--kpm-moments", OPT_SIZE, &kp.moments, "N", "kpm: Chebyshev moments [256]", NULL, 0},
       {"--kpm-vectors", OPT_SIZE, &kp.vectors, "R", "kpm: Hutchinson probe vectors [16]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
@@ -159,6 +160,10 @@ int cmd_spectrum(int argc, char **argv) {
   }
   if (mode != 1 && (opts[n - 3].set || opts[n - 2].set)) {
     cli_errorf("bafu spectrum: --kpm-moments/--kpm-vectors: only with --mode kpm\n");
+    goto done;
+  }
+  if (opts[n - 4].set && (mode != 2 || fp.paths < 64 || fp.paths > 100000000)) {
+    cli_errorf("bafu spectrum: --paths: %s\n", mode != 2 ? "only with --mode limit" : "must be in [64, 100000000]");
     goto done;
   }
   if (kp.moments < 4 || kp.moments > 100000) {
