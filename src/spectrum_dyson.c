@@ -26,12 +26,13 @@
 
 typedef double complex cplx;
 
-enum { AA_M = 6, AA_MAXIT = 1000, PLAIN_MAXIT = 50000 };
+enum { AA_M = 6, AA_MAXIT = 1000, PLAIN_MAXIT = 50000, DY_NEWTON_MAX_L = 32 };
 
 size_t dy_scratch_size(size_t L, size_t P) {
   (void)P;
-  const size_t n = 2 * L;
-  return 3 * (2 * L + 3) + 5 * n + 2 * n * AA_M; /* the last n: dy_solve's start */
+  const size_t n = 2 * L, k = 2 * L + 3;
+  const size_t anderson = 3 * k + 5 * n + 2 * n * AA_M, newton = 4 * k + 2 * n * n + 4 * n;
+  return (anderson > newton ? anderson : newton) + n; /* the last n: dy_solve's start */
 }
 
 /* 1/z without the special-value handling of C's complex division */
@@ -253,12 +254,102 @@ void dy_path_stats(const dy_chain *ch, double *m, double *m4, double *M) {
   }
 }
 
+
+/* Newton's method on theta - Phi(theta) = 0 (theory/spectrum.md 4.9). With
+ * the chain positions 2..2L+1 (gamma_L, alpha_{L-1}, ..., gamma_1, alpha_0)
+ * holding every unknown's entry, dG_ii/da_jj = -G_ij^2, and for i < j
+ * G_ij = G_jj prod_{m=i}^{j-1} (-b_m / F_m) (b_m the off-diagonal entry
+ * between m and m+1, F the forward continued fraction). Returns 0 on
+ * convergence, -1 if a step fails to halve the residual (or after 30). */
+void dy_newton_system(const dy_chain *ch, cplx z, const cplx *theta, cplx *phi, cplx *g, cplx *J, cplx *scratch) {
+  const size_t L = ch->L, k = 2 * L + 3, n = 2 * L;
+  cplx *T = scratch, *F = T + k, *B = F + k, *Gd = B + k, *Q = Gd + k;
+  memset(phi, 0, n * sizeof *phi);
+  memset(Q, 0, n * n * sizeof *Q);
+  cplx gs = 0;
+  T[0] = z, T[1] = 0;
+  for (size_t m = 0; m <= L; ++m) T[2 + 2 * (L - m)] = -ch->c[m] - (m > 0 ? theta[m - 1] : 0);
+  for (size_t p = 0; p < ch->P; ++p) {
+    const double *d = ch->d2 + p * L, wp = ch->w[p];
+    for (size_t m = 0; m < L; ++m) T[1 + 2 * (L - m)] = -theta[L + m] * d[m];
+    F[0] = T[0];
+    for (size_t i = 1; i < k; ++i) F[i] = T[i] - crecip(F[i - 1]);
+    B[k - 1] = T[k - 1];
+    for (size_t i = k - 1; i-- > 0;) B[i] = T[i] - crecip(B[i + 1]);
+    for (size_t i = 0; i < k; ++i) Gd[i] = crecip(F[i] + B[i] - T[i]);
+    gs += wp * Gd[0];
+    for (size_t m = 0; m < L; ++m) {
+      const size_t ia = 1 + 2 * (L - m);
+      phi[m] += wp * d[m] * Gd[ia], phi[L + m] += wp * Gd[ia - 1];
+    }
+    /* Q[a][b] += w f_a f_b G_ab^2 over positions a, b = 2..2L+1 (index a - 2),
+       f = d_{m+1} at alpha_m (odd position 1 + 2(L - m)), 1 at gamma */
+    for (size_t j = 2; j < k - 1; ++j) { /* positions 2..2L+1; gamma_0 (2L+2) is no unknown's */
+      const double fj = j % 2 ? d[L - (j - 1) / 2] : 1.0;
+      cplx Gij = Gd[j];
+      Q[(j - 2) * n + (j - 2)] += wp * fj * fj * Gij * Gij;
+      for (size_t i = j; i-- > 2;) {
+        const double b = i % 2 ? 1.0 : -1.0; /* alpha_m -> gamma_m: +1; gamma_m -> alpha_{m-1}: -1 */
+        Gij *= -b * crecip(F[i]);
+        const double fi = i % 2 ? d[L - (i - 1) / 2] : 1.0;
+        const cplx v = wp * fi * fj * Gij * Gij;
+        Q[(i - 2) * n + (j - 2)] += v;
+        Q[(j - 2) * n + (i - 2)] += v;
+      }
+    }
+  }
+  for (size_t l = 0; l < L; ++l) phi[l] *= ch->s2[l], phi[L + l] *= ch->s2[l];
+  *g = gs;
+  /* unknown u's position: sigma_l (u = l - 1) reads alpha_{l-1}, tau_l
+     (u = L + l - 1) gamma_l; alpha_m sits at 1 + 2(L - m), gamma_m at
+     2 + 2(L - m). Column v differentiates through gamma_m (sigma_m, v = m - 1)
+     or alpha_{m-1} (tau_m, v = L + m - 1). */
+  for (size_t u = 0; u < n; ++u) {
+    const size_t pu = u < L ? 1 + 2 * (L - u) : 2 + 2 * (L - (u - L + 1));
+    const double su = ch->s2[u % L];
+    for (size_t v = 0; v < n; ++v) {
+      const size_t pv = v < L ? 2 + 2 * (L - (v + 1)) : 1 + 2 * (L - (v - L));
+      J[u * n + v] = (u == v) - su * Q[(pu - 2) * n + (pv - 2)];
+    }
+  }
+}
+
+/* Newton's method on theta - Phi(theta) = 0 (theory/spectrum.md 4.9). With
+ * the chain positions 2..2L+1 holding every unknown's entry, dG_ii/da_jj =
+ * -G_ij^2, and for i < j G_ij = G_jj prod_{m=i}^{j-1} (-b_m / F_m) (b_m the
+ * off-diagonal entry between m and m+1, F the forward continued fraction).
+ * Returns 0 on convergence, -1 if a step fails to halve the residual (or
+ * after 30). */
+static int newton(const dy_chain *ch, cplx z, double tol, cplx *theta, cplx *g, cplx *scratch) {
+  const size_t L = ch->L, k = 2 * L + 3, n = 2 * L;
+  cplx *J = scratch + 4 * k + n * n, *phi = J + n * n, *rhs = phi + n;
+  double rprev = INFINITY;
+  for (int it = 0; it < 30; ++it) {
+    dy_newton_system(ch, z, theta, phi, g, J, scratch);
+    double r = 0, s = 0;
+    for (size_t i = 0; i < n; ++i) rhs[i] = phi[i] - theta[i], r += cabs(rhs[i]), s += cabs(phi[i]);
+    if (!isfinite(r)) return -1;
+    if (r <= tol * s) return 0;
+    if (!(r < 0.5 * rprev)) return -1;
+    rprev = r;
+    /* n <= 64: the small elimination (zgesv's threads cost more than the solve) */
+    if (csolve(J, rhs, n)) return -1;
+    for (size_t i = 0; i < n; ++i) theta[i] += rhs[i];
+  }
+  return -1;
+}
+
 int dy_solve(const dy_chain *ch, cplx z, double tol, cplx *theta, cplx *g, cplx *scratch) {
-  /* Anderson-accelerated first; where it fails, the plain damped iteration
-     from the same start (slow but monotone in practice) */
+  /* Newton first (depth up to DY_NEWTON_MAX_L, where a step costs a few maps);
+     where it fails, Anderson, then the plain damped iteration, each from the
+     same start */
   const size_t n = 2 * ch->L;
   cplx *start = scratch + dy_scratch_size(ch->L, ch->P) - n;
   memcpy(start, theta, n * sizeof *theta);
+  if (ch->L <= DY_NEWTON_MAX_L) {
+    if (newton(ch, z, tol, theta, g, scratch) == 0) return 0;
+    memcpy(theta, start, n * sizeof *theta);
+  }
   if (solve(ch, z, tol, theta, g, scratch, 1, AA_MAXIT) == 0) return 0;
   memcpy(theta, start, n * sizeof *theta);
   return solve(ch, z, tol, theta, g, scratch, 0, PLAIN_MAXIT);

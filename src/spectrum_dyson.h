@@ -37,6 +37,12 @@ size_t dy_scratch_size(size_t L, size_t P);
 int dy_solve(const dy_chain *ch, double complex z, double tol, double complex *theta, double complex *g,
              double complex *scratch);
 
+/* Phi(theta) (phi[0..2L)), g and the Jacobian J = I - dPhi/dtheta of the
+ * fixed-point residual (row-major 2L x 2L), as Newton's method uses them
+ * (theory/spectrum.md 4.9). scratch: dy_scratch_size entries. */
+void dy_newton_system(const dy_chain *ch, double complex z, const double complex *theta, double complex *phi,
+                      double complex *g, double complex *J, double complex *scratch);
+
 /* Sample P mask paths of a chain of L blocks: the stream is a Gaussian
  * martingale, f_0 ~ N(0, q[0]), f_l = f_{l-1} + N(0, q[l] - q[l-1]); block
  * l + 1 reads f_l (f_l / sqrt(q[l]) where norm[l]), d2[p L + l] = phi'(.)^2.

@@ -795,7 +795,7 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
 
 /* ------------------------------- nonlinear ResNets: the Dyson equation --- */
 
-enum { DY_PATHS_DEFAULT = 16384, DY_COARSE = 256 };
+enum { DY_PATHS_DEFAULT = 16384, DY_COARSE = 64 };
 #define DY_TOL 1e-10
 #define DY_SEED 0x44797365ULL /* the paths' stream (fixed: the limit is deterministic) */
 

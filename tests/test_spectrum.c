@@ -651,6 +651,31 @@ START_TEST(test_limit_dyson) {
       for (int q = 0; q < 3; ++q) mom[q] += g * cpow(z, q) * R * u / N;
     }
     ck_assert_msg(cabs(mom[0] - 1) < 1e-9, "case %zu: calibrated mass %g", ci, creal(mom[0]));
+    /* (e) Newton's Jacobian against central differences of Phi, at a
+       converged self-energy (z off the axis): to 1e-6 of the largest entry */
+    {
+      const size_t n = 2 * L;
+      const double complex z = C + 0.3 * R * I;
+      (void)dy_g(&ch, z, E, scr, th);
+      double complex J[256], Jp[256], ph[16], pp[16], pm[16], gg;
+      dy_newton_system(&ch, z, th, ph, &gg, J, scr);
+      double big = 0, err = 0;
+      for (size_t v = 0; v < n; ++v) {
+        double complex t1[16], t2[16];
+        memcpy(t1, th, n * sizeof *th);
+        memcpy(t2, th, n * sizeof *th);
+        const double h = 1e-5 * (cabs(th[v]) + 1e-300);
+        t1[v] += h, t2[v] -= h;
+        dy_newton_system(&ch, z, t1, pp, &gg, Jp, scr);
+        dy_newton_system(&ch, z, t2, pm, &gg, Jp, scr);
+        for (size_t u = 0; u < n; ++u) {
+          const double complex fd = (u == v) - (pp[u] - pm[u]) / (2 * h);
+          big = fmax(big, cabs(J[u * n + v]));
+          err = fmax(err, cabs(fd - J[u * n + v]));
+        }
+      }
+      ck_assert_msg(err < 1e-6 * big, "case %zu: Jacobian off its differences by %g of %g", ci, err, big);
+    }
     ck_assert_msg(cabs(mom[1] - k.o[L].m1) < 1e-9 * k.o[L].m1, "case %zu: calibrated m1 %.12g vs %.12g", ci,
                   creal(mom[1]), k.o[L].m1);
     ck_assert_msg(cabs(mom[2] - k.o[L].m2) < 1e-9 * k.o[L].m2, "case %zu: calibrated m2 %.12g vs %.12g", ci,
