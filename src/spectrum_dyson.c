@@ -31,7 +31,7 @@ enum { AA_M = 6, AA_MAXIT = 1000, PLAIN_MAXIT = 50000, DY_NEWTON_MAX_L = 32 };
 size_t dy_scratch_size(size_t L, size_t P) {
   (void)P;
   const size_t n = 2 * L, k = 2 * L + 3;
-  const size_t anderson = 3 * k + 5 * n + 2 * n * AA_M, newton = 4 * k + 2 * n * n + 4 * n;
+  const size_t anderson = 3 * k + 5 * n + 2 * n * AA_M, newton = 6 * k + 2 * n * n + 4 * n;
   return (anderson > newton ? anderson : newton) + n; /* the last n: dy_solve's start */
 }
 
@@ -263,7 +263,8 @@ void dy_path_stats(const dy_chain *ch, double *m, double *m4, double *M) {
  * convergence, -1 if a step fails to halve the residual (or after 30). */
 void dy_newton_system(const dy_chain *ch, cplx z, const cplx *theta, cplx *phi, cplx *g, cplx *J, cplx *scratch) {
   const size_t L = ch->L, k = 2 * L + 3, n = 2 * L;
-  cplx *T = scratch, *F = T + k, *B = F + k, *Gd = B + k, *Q = Gd + k;
+  cplx *T = scratch, *F = T + k, *B = F + k, *Gd = B + k, *Q = Gd + k, *rF = Q + n * n;
+  double *fw = (double *)(rF + k);
   memset(phi, 0, n * sizeof *phi);
   memset(Q, 0, n * n * sizeof *Q);
   cplx gs = 0;
@@ -282,22 +283,26 @@ void dy_newton_system(const dy_chain *ch, cplx z, const cplx *theta, cplx *phi, 
       const size_t ia = 1 + 2 * (L - m);
       phi[m] += wp * d[m] * Gd[ia], phi[L + m] += wp * Gd[ia - 1];
     }
-    /* Q[a][b] += w f_a f_b G_ab^2 over positions a, b = 2..2L+1 (index a - 2),
-       f = d_{m+1} at alpha_m (odd position 1 + 2(L - m)), 1 at gamma */
-    for (size_t j = 2; j < k - 1; ++j) { /* positions 2..2L+1; gamma_0 (2L+2) is no unknown's */
-      const double fj = j % 2 ? d[L - (j - 1) / 2] : 1.0;
-      cplx Gij = Gd[j];
-      Q[(j - 2) * n + (j - 2)] += wp * fj * fj * Gij * Gij;
+    /* Q[a][b] += w f_a f_b G_ab^2 over positions a <= b in 2..2L+1 (index
+       a - 2; the lower triangle is mirrored after the sum), f = d_{m+1} at
+       alpha_m (odd position 1 + 2(L - m)), 1 at gamma; rF[i] = -b_i / F_i
+       with b_i = +1 (alpha_m -> gamma_m, odd i) or -1 (gamma_m -> alpha_{m-1}) */
+    for (size_t i = 2; i < k - 1; ++i) {
+      rF[i] = (i % 2 ? -1.0 : 1.0) * crecip(F[i]);
+      fw[i] = i % 2 ? d[L - (i - 1) / 2] : 1.0;
+    }
+    for (size_t j = 2; j < k - 1; ++j) { /* gamma_0 (position 2L+2) is no unknown's */
+      const double wj = wp * fw[j];
+      cplx Gij = Gd[j], *Qj = Q + (j - 2);
+      Qj[(j - 2) * n] += wj * fw[j] * Gij * Gij;
       for (size_t i = j; i-- > 2;) {
-        const double b = i % 2 ? 1.0 : -1.0; /* alpha_m -> gamma_m: +1; gamma_m -> alpha_{m-1}: -1 */
-        Gij *= -b * crecip(F[i]);
-        const double fi = i % 2 ? d[L - (i - 1) / 2] : 1.0;
-        const cplx v = wp * fi * fj * Gij * Gij;
-        Q[(i - 2) * n + (j - 2)] += v;
-        Q[(j - 2) * n + (i - 2)] += v;
+        Gij *= rF[i];
+        Qj[(i - 2) * n] += (wj * fw[i]) * (Gij * Gij);
       }
     }
   }
+  for (size_t a = 0; a < n; ++a)
+    for (size_t b = 0; b < a; ++b) Q[a * n + b] = Q[b * n + a];
   for (size_t l = 0; l < L; ++l) phi[l] *= ch->s2[l], phi[L + l] *= ch->s2[l];
   *g = gs;
   /* unknown u's position: sigma_l (u = l - 1) reads alpha_{l-1}, tau_l
@@ -322,7 +327,7 @@ void dy_newton_system(const dy_chain *ch, cplx z, const cplx *theta, cplx *phi, 
  * after 30). */
 static int newton(const dy_chain *ch, cplx z, double tol, cplx *theta, cplx *g, cplx *scratch) {
   const size_t L = ch->L, k = 2 * L + 3, n = 2 * L;
-  cplx *J = scratch + 4 * k + n * n, *phi = J + n * n, *rhs = phi + n;
+  cplx *J = scratch + 6 * k + n * n, *phi = J + n * n, *rhs = phi + n;
   double rprev = INFINITY;
   for (int it = 0; it < 30; ++it) {
     dy_newton_system(ch, z, theta, phi, g, J, scratch);
@@ -369,15 +374,13 @@ static void calib_row(const double *d, size_t L, double *x) {
 
 int dy_calibrate(dy_chain *ch, double *w, const double *m, const double *m4, const double *M, double *resid) {
   const size_t L = ch->L, P = ch->P, r = dy_calib_rows(L);
-  double *X = malloc(P * r * sizeof *X), *Gm = malloc(r * r * sizeof *Gm), *ev = malloc(r * sizeof *ev);
-  double *b = malloc(r * sizeof *b), *res = malloc(r * sizeof *res), *lam = malloc(r * sizeof *lam);
-  double *wn = malloc(P * sizeof *wn);
+  double *X = malloc(P * r * sizeof *X), *Y = malloc(P * r * sizeof *Y), *Gm = malloc(r * r * sizeof *Gm);
+  double *ev = malloc(r * sizeof *ev), *b = malloc(r * sizeof *b), *res = malloc(r * sizeof *res);
+  double *lam = malloc(r * sizeof *lam), *dl = malloc(r * sizeof *dl), *wn = malloc(P * sizeof *wn);
+  double *t = malloc(r * sizeof *t), *lt = malloc(r * sizeof *lt);
   int rc = -1;
-  if (!X || !Gm || !ev || !b || !res || !lam || !wn) goto done;
+  if (!X || !Y || !Gm || !ev || !b || !res || !lam || !dl || !wn || !t || !lt) goto done;
   for (size_t p = 0; p < P; ++p) calib_row(ch->d2 + p * L, L, X + p * r);
-  /* Gram matrix X^T W X from the rows scaled by sqrt(w), X restored after */
-  for (size_t p = 0; p < P; ++p) cblas_dscal((int)r, sqrt(ch->w[p]), X + p * r, 1);
-  /* the exact statistics in the same order */
   {
     size_t i = 0;
     b[i++] = 1;
@@ -386,37 +389,55 @@ int dy_calibrate(dy_chain *ch, double *w, const double *m, const double *m4, con
     for (size_t l = 0; l < L; ++l)
       for (size_t k = 0; k < l; ++k) b[i++] = M[l * L + k];
   }
-  /* the smallest change in the chi-square distance sum_p (w'_p - w_p)^2 / w_p:
-     w' = w + W X lam with X^T W X lam = b - X^T w (each weight moves in
-     proportion to itself, so rare paths stay positive), by the
-     eigendecomposition of the Gram matrix (rank-deficient for ReLU, whose
-     d^4 = d^2), refined three times */
-  cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)r, (int)P, 1.0, X, (int)r, 0.0, Gm, (int)r);
-  for (size_t p = 0; p < P; ++p) calib_row(ch->d2 + p * L, L, X + p * r);
-  if (LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (int)r, Gm, (int)r, ev)) goto done;
-  const double cut = 1e-13 * ev[r - 1];
+  /* exponential tilting: w'_p = w_p exp(x_p . lam), the weights of least
+     relative entropy with the exact statistics (positive by construction),
+     by Newton on lam from 0: X^T W' X dl = b - X^T w', the Gram matrix
+     inverted on its range (eigenvalues above 1e-13 of the largest: it is
+     rank-deficient for ReLU, whose d^4 = d^2); a step that does not reduce
+     the residual is halved */
+  memset(lam, 0, r * sizeof *lam);
   memcpy(wn, ch->w, P * sizeof *wn);
-  for (int it = 0; it < 4; ++it) {
+  double e = INFINITY;
+  rc = 1;
+  for (int it = 0; it < 40; ++it) {
     memcpy(res, b, r * sizeof *res);
     cblas_dgemv(CblasRowMajor, CblasTrans, (int)P, (int)r, -1.0, X, (int)r, wn, 1, 1.0, res, 1);
-    /* lam = V diag(1/ev) V^T res over the eigenvalues above the cut */
-    cblas_dgemv(CblasRowMajor, CblasTrans, (int)r, (int)r, 1.0, Gm, (int)r, res, 1, 0.0, lam, 1);
-    for (size_t i = 0; i < r; ++i) lam[i] = ev[i] > cut ? lam[i] / ev[i] : 0.0;
-    double *t = res; /* reuse: t = V lam */
-    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)r, (int)r, 1.0, Gm, (int)r, lam, 1, 0.0, t, 1);
-    for (size_t p = 0; p < P; ++p) wn[p] += ch->w[p] * cblas_ddot((int)r, X + p * r, 1, t, 1);
+    double en = 0;
+    for (size_t i = 0; i < r; ++i) en = fmax(en, fabs(res[i]) / fmax(fabs(b[i]), 1e-300));
+    if (!(en < e) && it > 0) { /* halve the last step */
+      for (size_t i = 0; i < r; ++i) dl[i] *= 0.5, lam[i] = lt[i] + dl[i];
+      cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)P, (int)r, 1.0, X, (int)r, lam, 1, 0.0, wn, 1);
+      int ok = 1;
+      for (size_t p = 0; p < P; ++p) wn[p] = ch->w[p] * exp(wn[p]), ok &= isfinite(wn[p]);
+      if (!ok || cblas_dnrm2((int)r, dl, 1) < 1e-15 * (cblas_dnrm2((int)r, lam, 1) + 1e-300)) break;
+      continue;
+    }
+    e = en;
+    if (e < 1e-13) {
+      rc = 0;
+      break;
+    }
+    for (size_t p = 0; p < P; ++p) {
+      const double sw = sqrt(wn[p]);
+      for (size_t i = 0; i < r; ++i) Y[p * r + i] = sw * X[p * r + i];
+    }
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)r, (int)P, 1.0, Y, (int)r, 0.0, Gm, (int)r);
+    if (LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (int)r, Gm, (int)r, ev)) {
+      rc = -1;
+      goto done;
+    }
+    const double cut = 1e-13 * ev[r - 1];
+    cblas_dgemv(CblasRowMajor, CblasTrans, (int)r, (int)r, 1.0, Gm, (int)r, res, 1, 0.0, t, 1);
+    for (size_t i = 0; i < r; ++i) t[i] = ev[i] > cut ? t[i] / ev[i] : 0.0;
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)r, (int)r, 1.0, Gm, (int)r, t, 1, 0.0, dl, 1);
+    memcpy(lt, lam, r * sizeof *lam);
+    for (size_t i = 0; i < r; ++i) lam[i] += dl[i];
+    cblas_dgemv(CblasRowMajor, CblasNoTrans, (int)P, (int)r, 1.0, X, (int)r, lam, 1, 0.0, wn, 1);
+    for (size_t p = 0; p < P; ++p) wn[p] = ch->w[p] * exp(wn[p]);
   }
-  memcpy(res, b, r * sizeof *res);
-  cblas_dgemv(CblasRowMajor, CblasTrans, (int)P, (int)r, -1.0, X, (int)r, wn, 1, 1.0, res, 1);
-  double e = 0;
-  for (size_t i = 0; i < r; ++i) e = fmax(e, fabs(res[i]) / fmax(fabs(b[i]), 1e-300));
   *resid = e;
-  rc = 1;
-  for (size_t p = 0; p < P; ++p)
-    if (!(wn[p] >= 0)) goto done;
-  memcpy(w, wn, P * sizeof *w);
-  rc = 0;
+  if (rc == 0) memcpy(w, wn, P * sizeof *w);
 done:
-  free(X), free(Gm), free(ev), free(b), free(res), free(lam), free(wn);
+  free(X), free(Y), free(Gm), free(ev), free(b), free(res), free(lam), free(dl), free(wn), free(t), free(lt);
   return rc;
 }

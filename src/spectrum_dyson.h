@@ -62,13 +62,14 @@ void dy_moments(size_t L, const double *s2, const double *c, const double *m, co
 /* The statistics of dy_moments of the chain's path sample. */
 void dy_path_stats(const dy_chain *ch, double *m, double *m4, double *M);
 
-/* Calibration (theory/spectrum.md 4.9): the minimum-norm change of the path
- * weights that makes the sample's mask statistics (sum of weights, m, m4 and
- * M as dy_moments takes them) equal the exact ones, so that the law's first
- * two moments are the two-moment theory's. Writes the new weights to w
- * (P entries; may be ch->w) and returns 0 if they are all >= 0; returns 1
- * (w untouched) if some would be negative, -1 if out of memory. *resid: the
- * largest relative error of a statistic after the change. Memory: P r + 2 r^2
+/* Calibration (theory/spectrum.md 4.9): the path weights of least relative
+ * entropy, w'_p = w_p exp(x_p . lam), whose mask statistics (total weight,
+ * m, m4 and M as dy_moments takes them) are the exact ones, so that the law's
+ * first two moments are the two-moment theory's. Writes them to w (P entries;
+ * may be ch->w) and returns 0 when every statistic is within 1e-13; returns
+ * 1 (w untouched) if Newton on lam does not get there (the exact statistics
+ * outside what the sample can reach), -1 if out of memory. *resid: the
+ * largest relative error of a statistic reached. Memory: 2 P r + r^2 + 8 r
  * doubles, r = dy_calib_rows(L). */
 size_t dy_calib_rows(size_t L);
 int dy_calibrate(dy_chain *ch, double *w, const double *m, const double *m4, const double *M, double *resid);

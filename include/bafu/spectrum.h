@@ -197,7 +197,7 @@ typedef struct {
   size_t grid;  /* density evaluation points of the last layer (and per layer when discretised) [1500] */
   bafu_free_method method; /* [BAFU_FREE_AUTO] */
   size_t paths;  /* nonlinear ResNets: mask paths sampled for the Dyson equation (theory/spectrum.md 4.9)
-                    [0: 16384] */
+                    [0: 16384 for relu, 4096 otherwise] */
   int no_calibration; /* nonlinear ResNets: keep the sampled paths' equal weights (theory/spectrum.md 4.9) [0] */
   int last_only; /* exact method: layers before the last get m1, m2 and atoms only (lo = hi = 0,
                     raw[] = 0), skipping their edges and quadratures [0] */
@@ -256,8 +256,8 @@ int bafu_free_exact(const bafu_free *ws);
 size_t bafu_free_paths(const bafu_free *ws);
 size_t bafu_free_sampled(const bafu_free *ws);
 /* After such a run: 1 if the path weights were calibrated to the exact mask
- * statistics (*resid: the largest relative error left), -1 if calibration
- * would have needed a negative weight (equal weights kept), 0 if not tried
+ * statistics (*resid: the largest relative error left), -1 if the
+ * calibration did not reach them (equal weights kept), 0 if not tried
  * (no_calibration, or over the memory limit). Cannot fail. */
 int bafu_free_calibrated(const bafu_free *ws, double *resid);
 /* The density of the continuous part of the last layer computed, at any x

@@ -35,8 +35,9 @@ static const char usage[] =
     "         tanh: its mask law on a converged quadrature); erf, gelu and swish:\n"
     "         discretised laws (first-order in --bins, and poor at depth). Nonlinear\n"
     "         ResNets (--block-depth 1): the Dyson equation over the mask algebra on\n"
-    "         16384 sampled mask paths (theory/spectrum.md 4.9; Monte Carlo in the paths,\n"
-    "         about 1% in the density; slow: use --bins 200).\n"
+    "         sampled mask paths calibrated to the exact mask statistics (--paths;\n"
+    "         theory/spectrum.md 4.9): m1, m2 exact, the density to about 1e-3; slow\n"
+    "         at depth (seconds per 100 points at depth 8, minutes at depth 32).\n"
     "--moments: instead, one row per layer: layer m1 m2 cos_theta (dense: from the matrix and\n"
     "the draw's own backward vector, equal to bafu mc's per-draw cos_theta; limit: m1/sqrt(m2)).\n"
     "\n"
@@ -99,7 +100,7 @@ int cmd_spectrum(int argc, char **argv) {
       {"--quiet", OPT_FLAG, &quiet, NULL, "no progress bar (dense, kpm: shown on a terminal for runs over 2 s)", NULL, 0},
       {"--w1-draws", OPT_SIZE, &w1_draws, "N", "dense, bfk: instead, one row draws w1_over_m1 w1_shape_over_m1: the Wasserstein-1 distance to the limit of draws 0..N-1 pooled, inputs all ones (theory/spectrum.md) [off]", NULL, 0},
       {"--exact", OPT_FLAG, &exact, NULL, "--w1-draws: 17 significant digits (they read back as the same doubles) [10]", NULL, 0},
-      {"--paths", OPT_SIZE, &fp.paths, "P", "limit, nonlinear ResNets: mask paths sampled (theory/spectrum.md 4.9) [16384]", NULL, 0},
+      {"--paths", OPT_SIZE, &fp.paths, "P", "limit, nonlinear ResNets: mask paths sampled (theory/spectrum.md 4.9) [16384 for relu, 4096 otherwise]", NULL, 0},
       {"--kpm-moments", OPT_SIZE, &kp.moments, "N", "kpm: Chebyshev moments [256]", NULL, 0},
       {"--kpm-vectors", OPT_SIZE, &kp.vectors, "R", "kpm: Hutchinson probe vectors [16]", NULL, 0},
       {"--out", OPT_STRING, &out, "PATH", "output table, written atomically [stdout]", NULL, 0},
@@ -433,7 +434,7 @@ int cmd_spectrum(int argc, char **argv) {
                            "law's m1 and m2 are the two-moment theory's", res);
       else
         bafu_table_meta(t, "paths: equal weights (%s): the law's m1 and m2 differ from the two-moment theory's by the "
-                           "paths' sampling error", c < 0 ? "calibration would need a negative weight" : "not calibrated");
+                           "paths' sampling error", c < 0 ? "the calibration did not reach the exact statistics" : "not calibrated");
     }
     else if (bafu_free_exact(fw))
       bafu_table_meta(t, "input: |x|^2 = d; subordination equations solved at each of %zu points (exact to rounding, "
