@@ -255,12 +255,11 @@ void dy_path_stats(const dy_chain *ch, double *m, double *m4, double *M) {
 }
 
 
-/* Newton's method on theta - Phi(theta) = 0 (theory/spectrum.md 4.9). With
- * the chain positions 2..2L+1 (gamma_L, alpha_{L-1}, ..., gamma_1, alpha_0)
- * holding every unknown's entry, dG_ii/da_jj = -G_ij^2, and for i < j
+/* Phi(theta), g and J = I - dPhi/dtheta (theory/spectrum.md 4.9). The chain
+ * positions 2..2L+1 (gamma_L, alpha_{L-1}, ..., gamma_1, alpha_0) hold every
+ * unknown's entry, dG_ii/da_jj = -G_ij^2, and for i < j
  * G_ij = G_jj prod_{m=i}^{j-1} (-b_m / F_m) (b_m the off-diagonal entry
- * between m and m+1, F the forward continued fraction). Returns 0 on
- * convergence, -1 if a step fails to halve the residual (or after 30). */
+ * between m and m+1, F the forward continued fraction). Scratch: 6k + n^2. */
 void dy_newton_system(const dy_chain *ch, cplx z, const cplx *theta, cplx *phi, cplx *g, cplx *J, cplx *scratch) {
   const size_t L = ch->L, k = 2 * L + 3, n = 2 * L;
   cplx *T = scratch, *F = T + k, *B = F + k, *Gd = B + k, *Q = Gd + k, *rF = Q + n * n;
@@ -379,6 +378,7 @@ int dy_calibrate(dy_chain *ch, double *w, const double *m, const double *m4, con
   double *lam = malloc(r * sizeof *lam), *dl = malloc(r * sizeof *dl), *wn = malloc(P * sizeof *wn);
   double *t = malloc(r * sizeof *t), *lt = malloc(r * sizeof *lt);
   int rc = -1;
+  *resid = NAN;
   if (!X || !Y || !Gm || !ev || !b || !res || !lam || !dl || !wn || !t || !lt) goto done;
   for (size_t p = 0; p < P; ++p) calib_row(ch->d2 + p * L, L, X + p * r);
   {
@@ -422,10 +422,7 @@ int dy_calibrate(dy_chain *ch, double *w, const double *m, const double *m4, con
       for (size_t i = 0; i < r; ++i) Y[p * r + i] = sw * X[p * r + i];
     }
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)r, (int)P, 1.0, Y, (int)r, 0.0, Gm, (int)r);
-    if (LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (int)r, Gm, (int)r, ev)) {
-      rc = -1;
-      goto done;
-    }
+    if (LAPACKE_dsyevd(LAPACK_ROW_MAJOR, 'V', 'U', (int)r, Gm, (int)r, ev)) break; /* rc = 1: not reached */
     const double cut = 1e-13 * ev[r - 1];
     cblas_dgemv(CblasRowMajor, CblasTrans, (int)r, (int)r, 1.0, Gm, (int)r, res, 1, 0.0, t, 1);
     for (size_t i = 0; i < r; ++i) t[i] = ev[i] > cut ? t[i] / ev[i] : 0.0;

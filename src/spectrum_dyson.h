@@ -25,8 +25,8 @@ typedef struct {
   const double *w;  /* w[p]: path weights, sum 1 */
 } dy_chain;
 
-/* Scratch of dy_solve: 2L + 3 complex per path plus 8 (2L) (m + 2) for the
- * acceleration; dy_scratch_size gives the number of complex entries. */
+/* Scratch of dy_solve and dy_newton_system, in complex entries (independent
+ * of the number of paths: the paths are visited one at a time). */
 size_t dy_scratch_size(size_t L, size_t P);
 
 /* Solve the Dyson equation at z (Im z > 0, or z outside the support) for

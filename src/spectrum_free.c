@@ -890,10 +890,11 @@ static bafu_status dyson_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
       return bafu_error(BAFU_EINVAL, "layer %d: the limit of a nonlinear ResNet covers chains of one-layer blocks",
                         o[j].label);
   }
-  if (bafu_memory_check(((double)P * (L + 1) + 4.0 * L + 8) * sizeof(double) + (6.0 * L + 16) * 2 * sizeof(cplx) +
-                            dy_scratch_size(L, P) * sizeof(cplx),
-                        "the mask paths of the limit"))
-    return BAFU_ENOMEM;
+  /* the paths and their sorted copy (dy_paths), the statistics, the scratch */
+  bafu_status mst = bafu_memory_check(((double)P * (2.0 * L + 3) + (double)L * L + 12.0 * L + 8) * sizeof(double) +
+                                          (6.0 * L + dy_scratch_size(L, P)) * sizeof(cplx),
+                                      "the mask paths of the limit (--paths)");
+  if (mst) return mst;
   free(ws->pd2), free(ws->pw), free(ws->ps2), free(ws->pc), free(ws->theta), free(ws->dscr);
   ws->pd2 = malloc(P * L * sizeof(double));
   ws->pw = malloc(P * sizeof(double));
@@ -956,10 +957,15 @@ static bafu_status dyson_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   }
   ws->calib = 0;
   ws->calib_resid = NAN;
+  if (ws->fp.moments_only) {
+    free(buf);
+    return BAFU_OK;
+  }
+  /* X and its scaled copy, the Gram matrix and dsyevd's workspace (about 2 r^2) */
   const double rows = (double)dy_calib_rows(L);
   if (!ws->fp.no_calibration &&
-      bafu_memory_check(((double)ws->paths * (2 * rows + 1) + rows * rows + 8 * rows) * sizeof(double),
-                        "the calibration of the limit's mask paths") == BAFU_OK) {
+      ((double)ws->paths * (2 * rows + 1) + 3 * rows * rows + 16 * rows) * sizeof(double) <=
+          (double)bafu_memory_limit_bytes()) {
     const int c = dy_calibrate(&ws->dchain, ws->pw, mm, m4, M, &ws->calib_resid);
     if (c < 0) {
       free(buf);
@@ -970,6 +976,17 @@ static bafu_status dyson_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   free(buf);
   bafu_free_layer *Lt = &info[L];
   const double m1 = Lt->m1, m2 = Lt->m2;
+  int still = 1; /* every block's Jacobian is I (branch scale 0): K_L = m1 I */
+  for (size_t l = 0; l < L; ++l) still &= ws->ps2[l] == 0;
+  if (still) {
+    ws->paths = 0, ws->exact = 1, ws->chain.n = 0;
+    Lt->natoms = 1;
+    Lt->atom[0] = (bafu_spec_atom){m1, 1.0};
+    for (int p = 0; p < 5; ++p) Lt->raw[p] = pow(m1, p);
+    Lt->lo = Lt->hi = m1;
+    atom_only(ws, m1);
+    return BAFU_OK;
+  }
   const double sd = isfinite(m2) ? sqrt(fmax(m2 - m1 * m1, 0.0)) : 1.0, mid = isfinite(m1) ? m1 : 1.0;
   const double E = fmax(sd, 1e-3 * fabs(mid));
   ws->deps = 1e-9 * E;
@@ -977,14 +994,13 @@ static bafu_status dyson_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   bafu_status st = BAFU_OK;
   /* the upper edge: doubled until the density vanishes there */
   double lo = ws->pc[L] > 0 && obj == BAFU_SPEC_BFK ? ws->pc[L] : 0.0, hi = mid + 4 * E, r = 0;
-  for (int k = 0; k < 60; ++k) {
-    if (dy_smoothed(ws, hi, 1e-6 * E, E, &r, NULL)) {
-      st = BAFU_ENUMERIC;
-      break;
-    }
-    if (!(r * E > 1e-8)) break;
-    hi = mid + 2 * (hi - mid);
+  int found = 0;
+  for (int k = 0; k < 60 && !st && !found; ++k) {
+    if (dy_smoothed(ws, hi, 1e-6 * E, E, &r, NULL)) st = BAFU_ENUMERIC;
+    else if (!(r * E > 1e-8)) found = 1;
+    else hi = mid + 2 * (hi - mid);
   }
+  if (!found) st = BAFU_ENUMERIC;
   const size_t Gc = ws->G < DY_COARSE ? ws->G : DY_COARSE;
   for (int pass = 0; pass < 2 && !st; ++pass) {
     if (dy_grid(ws, Gc, lo, hi, E)) {
@@ -1003,8 +1019,10 @@ static bafu_status dyson_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   }
   if (!st && dy_grid(ws, ws->G, lo, hi, E)) st = BAFU_ENUMERIC;
   gsl_set_error_handler(old);
-  if (st)
+  if (st) {
+    ws->paths = 0;
     return bafu_error(BAFU_ENUMERIC, "layer %d: the Dyson equation of the limit did not converge", Lt->label);
+  }
   integrate(ws);
   raw_moments(ws, Lt->raw);
   Lt->lo = ws->gx[0], Lt->hi = ws->gx[ws->G - 1];

@@ -199,6 +199,7 @@ typedef struct {
   size_t paths;  /* nonlinear ResNets: mask paths sampled for the Dyson equation (theory/spectrum.md 4.9)
                     [0: 16384 for relu, 4096 otherwise] */
   int no_calibration; /* nonlinear ResNets: keep the sampled paths' equal weights (theory/spectrum.md 4.9) [0] */
+  int moments_only; /* nonlinear ResNets: every layer's m1, m2 only (lo = hi = 0, raw[] = 0, no grid) [0] */
   int last_only; /* exact method: layers before the last get m1, m2 and atoms only (lo = hi = 0,
                     raw[] = 0), skipping their edges and quadratures [0] */
 } bafu_free_params;
@@ -233,7 +234,9 @@ void bafu_free_free(bafu_free *ws);
  * paths, theory/spectrum.md 4.9) for one input with |x|^2 = x2 (as bafu_moments_run: <= 0 means d, or 1
  * for one-hot inputs). Fills the caller's info[0..layer] (layer + 1 entries).
  * Errors: BAFU_EINVAL for p outside that scope or layer >= J; BAFU_ENOMEM;
- * errors of bafu_moments_run and of the activation moments. After an error
+ * BAFU_ELIMIT (the mask paths over the memory limit); BAFU_ENUMERIC (a solver
+ * that did not converge); errors of bafu_moments_run and of the activation
+ * moments. After an error
  * the workspace's last layer is unspecified. */
 bafu_status bafu_free_run(bafu_free *ws, const bafu_net_params *p, double x2, bafu_spec_object obj, size_t layer,
                           bafu_free_layer *info);

@@ -28,9 +28,9 @@ static const char usage[] =
     "         centre, density, bin width; --bins bins, geometric with --log-bins).\n"
     "  kpm:   the same draw, matrix-free (no n x n matrix beyond the weights): density by\n"
     "         the kernel polynomial method on --bins Chebyshev nodes (columns x density).\n"
-    "  limit: infinite width, free multiplicative convolution layer by layer (MLPs, and\n"
-    "         linear ResNets with --block-depth 1); columns x density, atoms in a second\n"
-    "         series (x mass). ReLU, linear and tanh networks: the subordination equations\n"
+    "  limit: infinite width (ResNets: --block-depth 1); columns x density, atoms in a\n"
+    "         second series (x mass). MLPs and linear ResNets: free multiplicative\n"
+    "         convolution layer by layer; ReLU, linear and tanh: the subordination equations\n"
     "         solved at each of --bins points on the exact support (exact to rounding;\n"
     "         tanh: its mask law on a converged quadrature); erf, gelu and swish:\n"
     "         discretised laws (first-order in --bins, and poor at depth). Nonlinear\n"
@@ -153,6 +153,10 @@ int cmd_spectrum(int argc, char **argv) {
   if (mode == 2 && p->block_depth > 1) {
     cli_errorf("bafu spectrum: --block-depth: the limit covers residual branches of one layer (--block-depth 1); "
                     "use --mode dense or kpm\n");
+    goto done;
+  }
+  if (opts[n - 4].set && !(bafu_layout_has_blocks(&lay) && p->act != BAFU_ACT_LINEAR)) {
+    cli_errorf("bafu spectrum: --paths: only for nonlinear ResNets (--arch resnet, --act other than linear)\n");
     goto done;
   }
   if (mode == 2 && p->init == BAFU_INIT_ORTHOGONAL) {
@@ -414,6 +418,7 @@ int cmd_spectrum(int argc, char **argv) {
     fl = calloc(J, sizeof *fl);
     if (!fl) goto oom;
     fp.last_only = 1; /* only the selected layer's law is written (and every layer's m1, m2) */
+    fp.moments_only = moments; /* nonlinear ResNets: m1, m2 without the density */
     if ((fst = bafu_free_alloc(&fp, &fw)) || (fst = bafu_free_run(fw, p, 0, obj, jsel, fl))) goto fail;
     bafu_free_moments(fl, jsel + 1, mom);
     const bafu_free_layer *L = &fl[jsel];
