@@ -1194,9 +1194,11 @@ END_TEST
  * Dyson law of 4.9): the shape distance W1/m1 of 16 pooled draws falls from
  * n = 128 to n = 512 and is below 0.01 at 512. Measured over 16-draw pools
  * (--w1-draws, seeds 1-10, 21, 22): at 512 from 0.0015 to 0.0060 (mean
- * 0.0037), at 128 (8 seeds) from 0.0053 to 0.0145 (mean 0.0110): about
- * n^-0.75. The distance is heavy-tailed (the BFK's upper tail): a 32-draw
- * pool of seed 21 gave 0.0074 at 512 from draws 16-31, hence the bound. */
+ * 0.0037), at 128 (8 seeds) from 0.0053 to 0.0145 (mean 0.0110), as the
+ * model W1^2 ~ a^2/(n D) + (b/n)^2 of theory/spectrum.md 4.9 predicts
+ * (0.0105, 0.0032). The distance is heavy-tailed (the BFK's upper tail): a
+ * 32-draw pool of seed 21 gave 0.0074 at 512 from draws 16-31, hence the
+ * bound. */
 START_TEST(test_width_convergence_resnet) {
   bafu_free_params fp = bafu_free_params_default();
   bafu_free *fw;
