@@ -68,7 +68,6 @@ struct bafu_free {
   double *pd2, *pw, *ps2, *pc; /* paths' squared masks and weights; blocks' s2; c_0..c_L */
   cplx *theta, *dscr;
   dy_chain dchain;
-  double deps;      /* the distance to the real axis the density is read at */
   int calib;        /* 1: path weights calibrated; -1: the calibration did not converge; 0: not tried */
   double calib_resid; /* the largest relative error of a calibrated statistic */
 };
@@ -989,7 +988,6 @@ static bafu_status dyson_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   }
   const double sd = isfinite(m2) ? sqrt(fmax(m2 - m1 * m1, 0.0)) : 1.0, mid = isfinite(m1) ? m1 : 1.0;
   const double E = fmax(sd, 1e-3 * fabs(mid));
-  ws->deps = 1e-9 * E;
   gsl_error_handler_t *old = gsl_set_error_handler_off();
   bafu_status st = BAFU_OK;
   /* the upper edge: doubled until the density vanishes there */
