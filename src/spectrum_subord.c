@@ -29,10 +29,72 @@ typedef double complex cplx;
  * the special-value handling of C's complex division (__divdc3 took half
  * the time; z is finite and non-zero here, else the result is not finite and
  * Newton reports it). */
+static inline double cmaxabs(cplx z) {
+  const double a = fabs(creal(z)), b = fabs(cimag(z));
+  return a > b ? a : b; /* fmax is a library call here */
+}
+
 static inline cplx crecip(cplx z) {
-  const double m = fmax(fabs(creal(z)), fabs(cimag(z)));
+  const double m = cmaxabs(z);
   const double a = creal(z) / m, b = cimag(z) / m, d = (a * a + b * b) * m;
   return CMPLX(a / d, -b / d);
+}
+
+/* |z| scaled as in crecip: within an ulp or so of cabs (hypot, a tenth of a
+ * tanh chain's time in the convergence tests), for the tests' thresholds */
+static inline double cnorm(cplx z) {
+  const double m = cmaxabs(z);
+  if (m == 0 || !isfinite(m)) return m;
+  const double a = creal(z) / m, b = cimag(z) / m;
+  return m * sqrt(a * a + b * b);
+}
+
+/* The sums of mask_sigma over the atoms (t_i, w_i), at v = vr + i vi, with
+ * a + i b = 1 - v t_i:
+ *   out[0] + i out[1] = sum w_i / (1 - v t_i),
+ *   out[2] + i out[3] = sum w_i t_i / (1 - v t_i)^2,
+ *   out[4] = sum w_i (|a| + |b|) / |1 - v t_i|^2 (the rounding scale).
+ * This loop is the whole cost of a nonlinear chain. Atom i goes to partial
+ * sum i mod 4 and the four are added in a fixed order, so the lanes
+ * vectorise and every instruction set gives the same numbers (ISO C mode:
+ * no contraction into fused multiply-adds). */
+#ifndef SUB_CLONES
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SUB_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#endif
+#ifndef SUB_CLONES
+#define SUB_CLONES
+#endif
+typedef double sub_v4 __attribute__((vector_size(32)));
+typedef long long sub_m4 __attribute__((vector_size(32)));
+SUB_CLONES static void mask_sums(const double *restrict t, const double *restrict w, size_t n, double vr, double vi,
+                                 double out[5]) {
+  sub_v4 pr = {0}, pi = {0}, dr = {0}, di = {0}, sz = {0};
+  const sub_v4 one = {1, 1, 1, 1}, two = {2, 2, 2, 2}, vr4 = {vr, vr, vr, vr}, vi4 = {vi, vi, vi, vi};
+  const sub_m4 nosign = ~(sub_m4)(sub_v4){-0.0, -0.0, -0.0, -0.0};
+  for (size_t i = 0; i < n; i += 4) {
+    sub_v4 tt = {0}, ww = {0}; /* past n: atoms t = 0 of weight 0, which add 0 */
+    if (i + 4 <= n) {
+      memcpy(&tt, t + i, sizeof tt);
+      memcpy(&ww, w + i, sizeof ww);
+    } else {
+      for (size_t j = 0; i + j < n; ++j) tt[j] = t[i + j], ww[j] = w[i + j];
+    }
+    const sub_v4 a = one - vr4 * tt, b = -(vi4 * tt), iden = one / (a * a + b * b), g = ww * iden;
+    const sub_v4 h = g * iden * tt;
+    const sub_v4 fa = (sub_v4)((sub_m4)a & nosign), fb = (sub_v4)((sub_m4)b & nosign); /* |a|, |b| */
+    pr += a * g, pi -= b * g;
+    dr += (a * a - b * b) * h, di -= two * a * b * h;
+    sz += g * (fa + fb);
+  }
+  out[0] = (pr[0] + pr[1]) + (pr[2] + pr[3]);
+  out[1] = (pi[0] + pi[1]) + (pi[2] + pi[3]);
+  out[2] = (dr[0] + dr[1]) + (dr[2] + dr[3]);
+  out[3] = (di[0] + di[1]) + (di[2] + di[3]);
+  out[4] = (sz[0] + sz[1]) + (sz[2] + sz[3]);
 }
 
 /* SUB_MASK: Sigma_D(u) = v/u and its derivative, where psi_D(v) = u/(1 - u),
@@ -43,7 +105,7 @@ static inline cplx crecip(cplx z) {
  * derivative are 0/0, the series 1/m1 + (m1^2 - m2)/m1^3 u. */
 static void mask_sigma(const sub_factor *f, cplx u, cplx *r, cplx *S, cplx *dS) {
   const double m1 = f->m1, m2 = f->m2;
-  if (cabs(u) < 1e-12) {
+  if (cnorm(u) < 1e-12) {
     *S = 1.0 / m1 + (m1 * m1 - m2) / (m1 * m1 * m1) * u, *dS = (m1 * m1 - m2) / (m1 * m1 * m1);
     *r = *S;
     return;
@@ -56,15 +118,10 @@ static void mask_sigma(const sub_factor *f, cplx u, cplx *r, cplx *S, cplx *dS) 
   for (int it = 0; it < 100 && !done; ++it) {
     /* 1 + psi_D(v) = sum w_i / (1 - v t_i) and psi_D'(v) = sum w_i t_i / (1 - v t_i)^2,
        in real arithmetic (the loop is the whole cost of a nonlinear chain) */
-    const double vr = creal(v), vi = cimag(v);
-    double pr = 0, pi = 0, dr = 0, di = 0, size = fabs(creal(target)) + fabs(cimag(target));
-    for (size_t i = 0; i < f->nt; ++i) {
-      const double a = 1.0 - vr * f->t[i], b = -vi * f->t[i], iden = 1.0 / (a * a + b * b), g = f->w[i] * iden;
-      const double h = g * iden * f->t[i];
-      pr += a * g, pi -= b * g;
-      dr += (a * a - b * b) * h, di -= 2.0 * a * b * h;
-      size += g * (fabs(a) + fabs(b));
-    }
+    double sum[5];
+    mask_sums(f->t, f->w, f->nt, creal(v), cimag(v), sum);
+    const double pr = sum[0], pi = sum[1], dr = sum[2], di = sum[3];
+    const double size = fabs(creal(target)) + fabs(cimag(target)) + sum[4];
     const cplx psi1 = CMPLX(pr, pi); /* the residual's rounding scale: size */
     dpsi = CMPLX(dr, di);
     const cplx step = (psi1 - target) * crecip(dpsi);
@@ -72,7 +129,7 @@ static void mask_sigma(const sub_factor *f, cplx u, cplx *r, cplx *S, cplx *dS) 
     v -= step;
     done = polish;
     /* converged: a step at rounding level, or the residual (then one more step) */
-    if (cabs(step) <= 1e-14 * cabs(v) || cabs(psi1 - target) <= 16 * DBL_EPSILON * size) polish = 1;
+    if (cnorm(step) <= 1e-14 * cnorm(v) || cnorm(psi1 - target) <= 16 * DBL_EPSILON * size) polish = 1;
   }
   if (!done) {
     *S = *dS = NAN;
@@ -190,7 +247,7 @@ static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G, int maxit, int 
     }
     /* converged: a step at rounding level, or a residual at rounding level
        (near an edge X'(t) -> 0 and the step stalls above 1e-13 |t|) */
-    if (cabs(step) <= 1e-13 * cabs(x) || cabs(F) <= 16 * (double)(ch->n + 1) * DBL_EPSILON * (cabs(w) + cabs(iZ))) polish = 1;
+    if (cnorm(step) <= 1e-13 * cnorm(x) || cnorm(F) <= 16 * (double)(ch->n + 1) * DBL_EPSILON * (cnorm(w) + cnorm(iZ))) polish = 1;
   }
   return -1;
 }
