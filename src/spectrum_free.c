@@ -557,6 +557,7 @@ typedef struct {
  * digits to c_L). */
 static double quad_f(double v, void *vp) {
   quad_ctx *q = vp;
+  if (q->failed) return 0; /* the integral is discarded: no more continuations */
   const double vk1 = pow(v, q->k - 1), x = q->lo + q->span * vk1 * v;
   double rho;
   const uint64_t key = memo_bits(v);
@@ -603,7 +604,7 @@ static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, do
       free(q.memo.rho);
       return -1;
     }
-    for (int p = 0; p < 5; ++p) {
+    for (int p = 0; p < 5 && !q.failed; ++p) {
       q.p = p;
       gsl_function F = {quad_f, &q};
       double r, err;

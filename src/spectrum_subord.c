@@ -227,6 +227,7 @@ static void chain_eval(const sub_chain *ch, cplx t, cplx *Z, cplx *dZ, cplx *uL)
 static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G, int maxit, int *its) {
   cplx x = *t;
   int polish = 0;
+  double sprev = INFINITY; /* the previous step's size */
   for (int it = 0; it < maxit; ++it) {
     if (its) *its = it + 1;
     cplx Z, dZ, uL;
@@ -246,8 +247,16 @@ static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G, int maxit, int 
       return isfinite(creal(*G)) && isfinite(cimag(*G)) ? 0 : -1;
     }
     /* converged: a step at rounding level, or a residual at rounding level
-       (near an edge X'(t) -> 0 and the step stalls above 1e-13 |t|) */
-    if (cnorm(step) <= 1e-13 * cnorm(x) || cnorm(F) <= 16 * (double)(ch->n + 1) * DBL_EPSILON * (cnorm(w) + cnorm(iZ))) polish = 1;
+       (near an edge X'(t) -> 0 and the step stalls above 1e-13 |t|), or steps
+       below 1e-11 |t| that no longer shrink (ratio over 0.9): the evaluation's
+       own noise, above the first two tests when a mask law's inner sums cancel
+       (a saturating tanh: the steps then wander at 3e-13 |t| for ever). A
+       square-root edge's linear convergence halves the step: not caught. */
+    const double sn = cnorm(step), xn = cnorm(x);
+    if (sn <= 1e-13 * xn || cnorm(F) <= 16 * (double)(ch->n + 1) * DBL_EPSILON * (cnorm(w) + cnorm(iZ)) ||
+        (sn <= 1e-11 * xn && sn >= 0.9 * sprev))
+      polish = 1;
+    sprev = sn;
   }
   return -1;
 }
