@@ -111,10 +111,23 @@ static void mask_sigma(const sub_factor *f, cplx u, cplx *r, cplx *S, cplx *dS) 
     return;
   }
   /* 1 + psi_D(v) = sum_i w_i / (1 - v t_i) = 1/(1 - u): no cancellation when u
-     is large (near the hard edge at 0, where 1 + psi -> 0) */
+     is large (near the hard edge at 0, where 1 + psi -> 0). For real u < 1 (the
+     scan for the upper edge) the left side is increasing and convex in real v
+     below its first pole 1/max t, the root lies there, and from the left of it
+     Newton can overshoot past the pole (a tanh with biases, where u_l moves
+     from 0 to 0.75 within a step of the scan): then the bracket [vlo, vhi] of
+     the points evaluated is bisected. */
   const cplx iu = crecip(1.0 - u), target = iu;
   cplx v = u * *r, dpsi = 0;
   int polish = 0, done = 0;
+  const int real = cimag(u) == 0 && creal(u) < 1;
+  double vlo = -INFINITY, vhi = INFINITY;
+  if (real) {
+    double tmax = 0;
+    for (size_t i = 0; i < f->nt; ++i) tmax = f->t[i] > tmax ? f->t[i] : tmax;
+    vhi = 1.0 / tmax;
+    if (!(creal(v) < vhi)) v = 0.5 * vhi;
+  }
   for (int it = 0; it < 100 && !done; ++it) {
     /* 1 + psi_D(v) = sum w_i / (1 - v t_i) and psi_D'(v) = sum w_i t_i / (1 - v t_i)^2,
        in real arithmetic (the loop is the whole cost of a nonlinear chain) */
@@ -126,7 +139,18 @@ static void mask_sigma(const sub_factor *f, cplx u, cplx *r, cplx *S, cplx *dS) 
     dpsi = CMPLX(dr, di);
     const cplx step = (psi1 - target) * crecip(dpsi);
     if (!isfinite(creal(step)) || !isfinite(cimag(step))) break;
+    if (real) {
+      if (pr < creal(target)) vlo = fmax(vlo, creal(v));
+      else vhi = fmin(vhi, creal(v));
+    }
     v -= step;
+    if (real && isfinite(vlo) && (creal(v) - vhi > 1e-14 * fabs(vhi) || vlo - creal(v) > 1e-14 * fabs(vlo))) {
+      /* overshot (beyond rounding): bisect; a bracket at rounding level is the root */
+      v = 0.5 * (vlo + vhi);
+      if (vhi - vlo <= 1e-14 * fabs(vhi)) done = 1;
+      else polish = 0;
+      continue;
+    }
     done = polish;
     /* converged: a step at rounding level, or the residual (then one more step) */
     if (cnorm(step) <= 1e-14 * cnorm(v) || cnorm(psi1 - target) <= 16 * DBL_EPSILON * size) polish = 1;
@@ -248,13 +272,14 @@ static int newton(const sub_chain *ch, cplx w, cplx *t, cplx *G, int maxit, int 
     }
     /* converged: a step at rounding level, or a residual at rounding level
        (near an edge X'(t) -> 0 and the step stalls above 1e-13 |t|), or steps
-       below 1e-11 |t| that no longer shrink (ratio over 0.9): the evaluation's
+       below 1e-10 |t| that no longer shrink (ratio over 0.9): the evaluation's
        own noise, above the first two tests when a mask law's inner sums cancel
-       (a saturating tanh: the steps then wander at 3e-13 |t| for ever). A
-       square-root edge's linear convergence halves the step: not caught. */
+       (a tanh with biases: the steps then wander at 3e-13 to 2.4e-11 |t| for
+       ever). A square-root edge's linear convergence halves the step: not
+       caught. */
     const double sn = cnorm(step), xn = cnorm(x);
     if (sn <= 1e-13 * xn || cnorm(F) <= 16 * (double)(ch->n + 1) * DBL_EPSILON * (cnorm(w) + cnorm(iZ)) ||
-        (sn <= 1e-11 * xn && sn >= 0.9 * sprev))
+        (sn <= 1e-10 * xn && sn >= 0.9 * sprev))
       polish = 1;
     sprev = sn;
   }

@@ -1111,6 +1111,21 @@ START_TEST(test_limit_exact_tanh) {
            F->label, F->raw[0] - 1, F->raw[1] / F->m1 - 1, F->lo, F->hi);
     ck_assert_close(F->raw[0], 1, 1e-5, 0);
     ck_assert_close(F->raw[1], F->m1, 1e-5, 0);
+    /* 8. the same at sigma_w2 = 0.5, width 512: the scan for the upper edge
+          moves u_l from 0 to 0.956 in its first step, where the mask's inner
+          Newton, started from the previous Sigma_D, lands beyond psi_D's first
+          pole (real u now brackets the root); and the outer Newton's steps
+          stall at 2.4e-11 |t| (the noise floor at 1e-10 |t|). Before, the edge
+          failed and the run fell back to the discretised method (integral 1.03,
+          upper edge 740.5 instead of 584.4). Either change alone fails this. */
+    p.sigma_w2 = p.sigma2_input = p.sigma2_output = 0.5, p.width = 512; /* at width 64 the edge is found */
+    ck_assert_ok(bafu_free_run(wb, &p, 0, BAFU_SPEC_BFK, 9, L10));
+    ck_assert(bafu_free_exact(wb));
+    printf("limit exact tanh with biases, sigma_w2 0.5, layer %d: mass - 1 = %.1e, m1 %.1e (relative), support [%.10g, "
+           "%.10g]\n",
+           F->label, F->raw[0] - 1, F->raw[1] / F->m1 - 1, F->lo, F->hi);
+    ck_assert_close(F->raw[0], 1, 1e-5, 0);
+    ck_assert_close(F->raw[1], F->m1, 1e-5, 0);
     bafu_free_free(wb);
   }
   /* 4. a tanh law the trapezoid rule cannot resolve (sigma_w2 = 200: q of order 100,
