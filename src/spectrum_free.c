@@ -54,7 +54,7 @@ struct bafu_free {
   double dmass;     /* integral of the density on the grid */
   size_t failed;    /* grid points where the subordination did not converge */
   int exact;        /* the last run solved the subordination pointwise (theory 4.7) */
-  int mask_used;    /* exact_run met a tanh layer (a mask-law factor, theory 4.8): on failure, discretise instead */
+  int mask_used;    /* exact_run met a tanh or erf layer (a mask-law factor, theory 4.8): on failure, discretise instead */
   sub_factor *fac;  /* its chain of factors (exact runs), capacity ncap */
   double *mt;       /* their mask laws (SUB_MASK): per layer MASK_CAP atoms, then their masses (only
                        for networks with a tanh layer), capacity ntcap layers */
@@ -501,15 +501,17 @@ static void raw_moments(const bafu_free *ws, double *raw) {
 /* ---------------------------------------- exact (pointwise) method --- */
 
 /* Every factor up to `layer` has a Sigma-transform the chain can evaluate:
- * dense layers (relu and linear masks explicitly; tanh through its mask law
- * on a converged trapezoid rule, theory/spectrum.md 4.8; not erf, gelu and
- * swish, whose mask laws put mass near 0 that the atoms do not resolve to
- * the 1e-9 the method promises), linear blocks of one layer (4.7). */
+ * dense layers (relu and linear masks explicitly; tanh and erf through their
+ * mask laws on a converged trapezoid rule, theory/spectrum.md 4.8; not gelu
+ * and swish, whose phi' vanishes at a point, so that their mask laws have a
+ * density ~ t^(-1/2) near 0 that atoms do not resolve), linear blocks of one
+ * layer (4.7). */
 static int exact_applies(const bafu_layout *lay, size_t layer) {
   for (size_t j = 1; j <= layer; ++j) {
     const bafu_stage *sg;
     bafu_layout_entry(lay, j, &sg, NULL);
-    if (sg->kind == BAFU_STAGE_DENSE && sg->act != BAFU_ACT_RELU && sg->act != BAFU_ACT_LINEAR && sg->act != BAFU_ACT_TANH)
+    if (sg->kind == BAFU_STAGE_DENSE && sg->act != BAFU_ACT_RELU && sg->act != BAFU_ACT_LINEAR && sg->act != BAFU_ACT_TANH &&
+        sg->act != BAFU_ACT_ERF)
       return 0;
     if (sg->kind == BAFU_STAGE_BLOCK && (sg->act != BAFU_ACT_LINEAR || sg->depth != 1)) return 0;
   }
@@ -648,11 +650,11 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
     if (!f || !r) return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
     ws->ncap = layer + 1;
   }
-  int tanh_layer = 0; /* 64 KB of mask law per layer, only where a layer needs one */
+  int tanh_layer = 0; /* 64 KB of mask law per layer, only where a layer needs one (tanh, erf) */
   for (size_t j = 1; j <= layer; ++j) {
     const bafu_stage *sg;
     bafu_layout_entry(lay, j, &sg, NULL);
-    tanh_layer |= sg->kind == BAFU_STAGE_DENSE && sg->act == BAFU_ACT_TANH;
+    tanh_layer |= sg->kind == BAFU_STAGE_DENSE && (sg->act == BAFU_ACT_TANH || sg->act == BAFU_ACT_ERF);
   }
   if (tanh_layer && ws->ntcap < layer + 1) {
     double *mt = realloc(ws->mt, 2 * MASK_CAP * (layer + 1) * sizeof *mt);
