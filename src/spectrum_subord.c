@@ -115,12 +115,12 @@ static void mask_sigma(const sub_factor *f, cplx u, cplx *r, cplx *S, cplx *dS) 
      scan for the upper edge) the left side is increasing and convex in real v
      below its first pole 1/max t, the root lies there, and from the left of it
      Newton can overshoot past the pole (a tanh with biases, where u_l moves
-     from 0 to 0.75 within a step of the scan): then the bracket [vlo, vhi] of
+     from 0 to 0.956 within a step of the scan): then the bracket [vlo, vhi] of
      the points evaluated is bisected. */
   const cplx iu = crecip(1.0 - u), target = iu;
   cplx v = u * *r, dpsi = 0;
   int polish = 0, done = 0;
-  const int real = cimag(u) == 0 && creal(u) < 1;
+  const int real = cimag(u) == 0 && cimag(*r) == 0 && creal(u) < 1; /* a real start */
   double vlo = -INFINITY, vhi = INFINITY;
   if (real) {
     double tmax = 0;

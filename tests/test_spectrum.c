@@ -1094,8 +1094,8 @@ START_TEST(test_limit_exact_tanh) {
         10 (of depth 10): its mask laws' inner sums cancel, and Newton's steps wander at 3e-13 |t|
         near the axis, above the 1e-13 |t| of the step test. The noise-floor test
         accepts them; without it the continuation failed at interior points (x -
-        c_L = 56) and the run fell back to the discretised method (its integral
-        1.03, the upper edge 2221 instead of 1417). The mass is 1 + 3.1e-6
+        c_L = 56 at width 512) and the run fell back to the discretised method
+        (there: integral 1.03, upper edge 2221 instead of 1417). The mass is 1 + 3.1e-6
         (the mass of the mask law near 0 is not resolved at the lower edge, 4.8). */
   {
     bafu_free_params fb = {.atoms = 100, .grid = 50};
@@ -1126,6 +1126,25 @@ START_TEST(test_limit_exact_tanh) {
            F->label, F->raw[0] - 1, F->raw[1] / F->m1 - 1, F->lo, F->hi);
     ck_assert_close(F->raw[0], 1, 1e-5, 0);
     ck_assert_close(F->raw[1], F->m1, 1e-5, 0);
+    bafu_free_free(wb);
+  }
+  /* 10. tanh at depth 40 with sigma_w2 = 0.1 and biases (variance 1): Z'(0) ~ 1e49,
+         the edge scan's first step passes the true edge and Brent finds a false
+         one (2.3e16); the pointwise law then integrates to 0. Refused (a law off 1
+         by over 0.1): the discretised method serves it, as before */
+  {
+    bafu_free_params fb = {.atoms = 1500, .grid = 50, .last_only = 1}; /* as the command */
+    bafu_free *wb;
+    ck_assert_ok(bafu_free_alloc(&fb, &wb));
+    bafu_net_params p = base(BAFU_ARCH_MLP, BAFU_ACT_TANH, 512, 40);
+    p.sigma_w2 = p.sigma2_input = p.sigma2_output = 0.1, p.bias_var = 1;
+    static bafu_free_layer L40[40];
+    ck_assert_ok(bafu_free_run(wb, &p, 0, BAFU_SPEC_BFK, 39, L40));
+    ck_assert(!bafu_free_exact(wb));
+    printf("limit tanh, depth 40, sigma_w2 0.1, biases: discretised, integral %.4f, support [%.6g, %.6g]\n",
+           L40[39].raw[0], L40[39].lo, L40[39].hi);
+    ck_assert_close(L40[39].raw[0], 1, 0.1, 0);
+    ck_assert(L40[39].hi < 1e3);
     bafu_free_free(wb);
   }
   /* 4. a tanh law the trapezoid rule cannot resolve (sigma_w2 = 200: q of order 100,
