@@ -521,123 +521,299 @@ static int exact_applies(const bafu_layout *lay, size_t layer) {
 #define MASK_CAP 4096 /* atoms of a mask law at most: its moments must agree by step 2^-6 (then the
                          law at 2^-7 has 2433 atoms before the merge; at 2^-8, 4865: refused) */
 
-/* The densities already computed by one exact_raw, by v: the five adaptive
- * integrals (p = 0..4) subdivide alike and share most of their nodes (a tanh
- * chain: 2887 evaluations at 1073 distinct points), and each density is a
- * whole continuation. An open-addressing table on v's bits; a full table just
- * stops caching. */
-#define MEMO_SLOTS 8192
-typedef struct {
-  uint64_t *key; /* v's bits + 1 (0: empty) */
-  double *rho;
-} quad_memo;
-
-static uint64_t memo_bits(double v) {
-  uint64_t b;
-  memcpy(&b, &v, sizeof b);
-  return b + 1;
-}
-
-static size_t memo_slot(const quad_memo *m, uint64_t key) {
-  size_t i = (size_t)((key * 0x9E3779B97F4A7C15u) >> 51) & (MEMO_SLOTS - 1);
-  for (size_t n = 0; n < MEMO_SLOTS; ++n, i = (i + 1) & (MEMO_SLOTS - 1))
-    if (m->key[i] == key || m->key[i] == 0) return i;
-  return MEMO_SLOTS; /* full */
-}
-
-typedef struct {
-  const sub_chain *ch;
-  int p;
-  int failed;
-  double lo, span, k; /* x = lo + span v^k */
-  quad_memo memo;     /* key NULL: no table */
-} quad_ctx;
-
-/* x^p rho(x) dx/dv at x = lo + span v^k: at a hard edge at 0 (J J^T,
- * x^(-m/(m+1)) near 0 with m singular factors) k = m + 1 makes it bounded; at a hard edge at c_L > 0 (the BFK: only the top factor's MP edge,
- * (x - c_L)^(-1/2)) k = 2 (a larger k would sample x - c_L where it has lost
- * digits to c_L). */
-static double quad_f(double v, void *vp) {
-  quad_ctx *q = vp;
-  if (q->failed) return 0; /* the integral is discarded: no more continuations */
-  const double vk1 = pow(v, q->k - 1), x = q->lo + q->span * vk1 * v;
-  double rho;
-  const uint64_t key = memo_bits(v);
-  const size_t slot = q->memo.key ? memo_slot(&q->memo, key) : MEMO_SLOTS;
-  if (slot < MEMO_SLOTS && q->memo.key[slot] == key) {
-    rho = q->memo.rho[slot];
-  } else if (sub_density(q->ch, x, &rho, NULL)) {
-    q->failed = 1;
-    return 0;
-  } else if (slot < MEMO_SLOTS) {
-    q->memo.key[slot] = key, q->memo.rho[slot] = rho;
+/* The densities at the increasing points x[0..n-1], by continuation along
+ * them (Newton from the neighbour's root), checked at every 16th point and
+ * the last against the continuation from x + iE. A block (the points since
+ * the previous check) whose check fails (Newton from the neighbour fails
+ * there, or differs by over 1e-10) is computed again from x + iE, and so is
+ * a point where Newton from the neighbour fails; the continuation goes on
+ * from there. (Near a square-root edge Newton's stopping rule, steps of
+ * 1e-13 |t|, alone moves the density by about 1e-13 span / distance to the
+ * edge: the blocks next to an edge are the ones computed again.) Returns n,
+ * or the first point where the subordination did not converge. */
+static size_t density_sorted(const sub_chain *ch, const double *x, size_t n, int predict, double *rho) {
+  size_t from = 0; /* the block's first point */
+  cplx t = 0, tp = 0; /* the roots at x[k-1] and x[k-2] */
+  for (size_t k = 0; k < n; ++k) {
+    size_t bad = n; /* a point that did not converge */
+    /* predict: Newton from the power law in x - c_L through the previous two
+       roots (nodes of a quadrature spanning decades next to a hard edge,
+       where t is close to a power of x - c_L), then from the previous root */
+    cplx guess = t;
+    if (predict && k >= 2 && tp != 0 && t != 0 && x[k - 2] > ch->cL && x[k - 1] > x[k - 2] && x[k] > x[k - 1]) {
+      const double w2 = x[k - 2] - ch->cL, w1 = x[k - 1] - ch->cL, w = x[k] - ch->cL;
+      const cplx g = t * cexp(clog(t / tp) * (log(w / w1) / log(w1 / w2)));
+      if (isfinite(creal(g)) && isfinite(cimag(g))) guess = g;
+    }
+    tp = t;
+    if (k % 16 == 0 || k + 1 == n) {
+      /* the continuation's own step first (its t and branch state), then the
+         full one, which leaves t and the branch state at this point */
+      double warm = NAN, r;
+      int wfail = k > 0;
+      if (k > 0) {
+        cplx tw = guess;
+        wfail = sub_density_warm(ch, x[k], &warm, &tw);
+        if (wfail && guess != t) tw = t, wfail = sub_density_warm(ch, x[k], &warm, &tw);
+      }
+      if (sub_density(ch, x[k], &r, &t)) {
+        bad = k;
+      } else if (k > 0 && (wfail || !(fabs(warm - r) <= 1e-10 * r))) {
+        for (size_t i = from; i < k && bad == n; ++i)
+          if (sub_density(ch, x[i], &rho[i], NULL)) bad = i;
+        if (bad == n && sub_density(ch, x[k], &r, &t)) bad = k; /* back to this point */
+        tp = 0; /* no history across a recomputed block */
+      }
+      rho[k] = r;
+      from = k + 1;
+    } else {
+      cplx tw = guess;
+      if (sub_density_warm(ch, x[k], &rho[k], &tw) && (guess == t || (tw = t, sub_density_warm(ch, x[k], &rho[k], &tw)))) {
+        tw = t;
+        if (sub_density(ch, x[k], &rho[k], &tw)) bad = k;
+      }
+      t = tw;
+    }
+    if (bad < n) return bad;
   }
-  return rho * gsl_pow_int(x, q->p) * q->span * q->k * vk1;
+  return n;
 }
 
-/* raw[p] = int x^p rho + atoms over [lo, hi], in v (above): adaptive (qags,
- * relative 1e-11) or a 128-point Gauss-Legendre rule in theta,
- * v = (1 - cos theta)/2. */
+/* The moment integrals of exact_raw in v: x^p rho(x) dx/dv with
+ * x = lo + span g(v), g(v) = v^k (1 + k v (1 - v)) (theory/spectrum.md 4.7).
+ * g ~ v^k at 0: at a hard edge at 0 (J J^T, x^(-m/(m+1)) near 0 with m
+ * singular factors) k = m + 1 makes the integrand bounded; at a hard edge at
+ * c_L > 0 (the BFK: only the top factor's MP edge, (x - c_L)^(-1/2)) k = 2
+ * (a larger k would sample x - c_L where it has lost digits to c_L). At 1,
+ * g'(1) = 0: the square-root upper edge's integrand vanishes like (1 - v)^2. */
+typedef struct {
+  double lo, span, k;
+} quad_map;
+
+static double quad_x(const quad_map *m, double v) {
+  return m->lo + m->span * pow(v, m->k - 1) * v * (1 + m->k * v * (1 - v));
+}
+
+static double quad_integrand(const quad_map *m, double v, double rho, int p) {
+  const double vk1 = pow(v, m->k - 1), x = m->lo + m->span * vk1 * v * (1 + m->k * v * (1 - v));
+  return rho * gsl_pow_int(x, p) * m->span * m->k * vk1 * (1 - v) * (1 + (m->k + 2) * v);
+}
+
+/* GSL's 21-point Gauss-Kronrod rule (gsl_integration_qk21) on a panel whose
+ * densities are already known: a first call records the rule's nodes, a
+ * second one reads the densities back in the same order. */
+enum { QK = 21, QPANELS = 400 };
+typedef struct {
+  double a, b;
+  double v[QK], rho[QK]; /* the rule's nodes and their densities */
+  double res[5], err[5];
+  double pe;  /* the error of the panel it was bisected from (relative, as e below) */
+  int frozen; /* bisecting it (error below 1e-7) did not lower the error: the density's noise */
+} quad_panel;
+
+typedef struct {
+  const quad_map *m;
+  quad_panel *pan;
+  int p;
+  size_t i;
+  int mismatch;
+} quad_rule;
+
+static double quad_record(double v, void *vp) {
+  quad_rule *r = vp;
+  if (r->i < QK) r->pan->v[r->i] = v;
+  r->i++;
+  return 0;
+}
+
+static double quad_read(double v, void *vp) {
+  quad_rule *r = vp;
+  if (r->i >= QK || v != r->pan->v[r->i]) { /* not the recorded rule */
+    r->mismatch = 1;
+    return 0;
+  }
+  return quad_integrand(r->m, v, r->pan->rho[r->i++], r->p);
+}
+
+typedef struct {
+  double x;
+  size_t i; /* panel * QK + node, or QPANELS * QK + h for the head's points */
+} quad_node;
+
+static int quad_node_cmp(const void *a, const void *b) {
+  const double x = ((const quad_node *)a)->x, y = ((const quad_node *)b)->x;
+  return (x > y) - (x < y);
+}
+
+/* raw[p] = int x^p rho + atoms over [lo, hi], in v (above): adaptive, or a
+ * 128-point Gauss-Legendre rule in theta, v = (1 - cos theta)/2.
+ *
+ * Adaptive (theory/spectrum.md 4.7): panels of GSL's 21-point Gauss-Kronrod
+ * rule on [vh, 1], the five moments on the same nodes, bisected until every
+ * moment's estimated error is at most 1e-11 of it (or QPANELS panels). Each
+ * round's new nodes are evaluated together in increasing x by density_sorted
+ * (a continuation from x + iE costs a tanh chain about 18 times a step of the
+ * continuation along the nodes). The panels bisected are the largest errors
+ * (relative to their moment) whose sum leaves at most half the tolerance. */
 static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, double *raw) {
   const size_t NG = 128;
   /* k: a hard edge at 0 of J J^T goes as x^(-m/(m+1)) with m the number of
      factors singular at 0: all for linear (Fuss-Catalan), all but the first for
      ReLU (its {0, s} mask makes W D^2 W^T of ratio 1/2, gapped) */
   const double m = (double)ch->n - (ch->f[0].kind == SUB_RELU ? 1 : 0);
-  quad_ctx q = {.ch = ch, .lo = lo, .span = hi - lo, .k = lo != ch->cL ? 1.0 : ch->cL == 0 ? m + 1 : 2.0};
-  /* [0, v0], v0 = 1e-6: x - lo below 1e-6^k of the span. There a ReLU
-     network's bottom variable t -> -1 with 1 + t ~ v, whose digits would be
-     lost further down, and a linear network's t ~ 1/v grows; the bounded
-     integrand is taken as a power law f ~ v^b (b ~ 0) fitted at v0 and 2 v0
-     and integrated exactly: v0 f(v0)/(1 + b). */
+  const quad_map map = {.lo = lo, .span = hi - lo, .k = lo != ch->cL ? 1.0 : ch->cL == 0 ? m + 1 : 2.0};
+  /* The Gauss-Legendre rule: nodes below v0 = 1e-6 (x - lo below 1e-6^k of
+     the span) are moved to v0. There a ReLU network's bottom variable t -> -1
+     with 1 + t ~ v, whose digits are lost further down, and a linear
+     network's t ~ 1/v grows. */
   int mask = 0;
   for (size_t l = 0; l < ch->n; ++l) mask |= ch->f[l].kind == SUB_MASK;
   /* chains of smooth masks (4.8) at a hard edge at 0: down to 1e-12 in v (the
      mass near 0 of a mask law whose phi' has a zero decays slowly), or to x
      ~ 1e-280 of the span for a deep chain (large k) */
-  const double v0 = q.k > 1 ? (mask && ch->cL == 0 ? fmax(1e-12, pow(1e-280, 1.0 / q.k)) : 1e-6) : 0;
-  if (adaptive) {
-    gsl_integration_workspace *w = gsl_integration_workspace_alloc(400);
-    q.memo.key = calloc(MEMO_SLOTS, sizeof *q.memo.key);
-    q.memo.rho = malloc(MEMO_SLOTS * sizeof *q.memo.rho);
-    if (!w || !q.memo.key || !q.memo.rho) {
-      if (w) gsl_integration_workspace_free(w);
-      free(q.memo.key);
-      free(q.memo.rho);
-      return -1;
-    }
-    for (int p = 0; p < 5 && !q.failed; ++p) {
-      q.p = p;
-      gsl_function F = {quad_f, &q};
-      double r, err;
-      gsl_integration_qags(&F, v0, 1, 0, 1e-11, 400, w, &r, &err); /* [v0, 1] */
-      double head = 0;
-      if (v0 > 0) {
-        const double f0 = quad_f(v0, &q), f1 = quad_f(2 * v0, &q);
-        const double b = f0 > 0 && f1 > 0 ? log2(f1 / f0) : 0;
-        head = v0 * f0 / (1 + fmax(b, -0.5));
-      }
-      raw[p] = r + head;
-    }
-    gsl_integration_workspace_free(w);
-    free(q.memo.key);
-    free(q.memo.rho);
-  } else {
+  const double v0 = map.k > 1 ? (mask && ch->cL == 0 ? fmax(1e-12, pow(1e-280, 1.0 / map.k)) : 1e-6) : 0;
+  /* The adaptive rule: the head [0, vh] separately.
+     - Chains of ReLU, linear and linear-ResNet factors: near the hard edge the
+       density is a series in (x - lo)^(1/k), so the integrand is a series in
+       v, but with coefficients growing like k^j (the law sits at v ~ 1 -
+       O(1/k)); and a ReLU chain's density has a rounding noise of about
+       1e-15/v^2 (depth 32: 2e-3 at v = 1e-6, 2e-5 at 1e-5). So vh = 1e-3/k,
+       and the head is the quadratic through vh, 2 vh and 3 vh integrated over
+       [0, vh] (weights 23/12, -16/12, 5/12): error O((k vh)^3 vh).
+     - Chains of masks: vh = v0, and the integrand is taken as a power law
+       f ~ v^b fitted at v0 and 2 v0 and integrated exactly: v0 f(v0)/(1 + b). */
+  const double vh = mask ? v0 : map.k > 1 ? 1e-3 / map.k : 0;
+  const size_t nh = vh > 0 ? mask ? 2 : 3 : 0;
+  if (!adaptive) {
     gsl_integration_glfixed_table *tb = gsl_integration_glfixed_table_alloc(NG);
     if (!tb) return -1;
-    for (int p = 0; p < 5; ++p) raw[p] = 0;
-    q.p = 0;
+    double v[128], x[128], rho[128];
     for (size_t i = 0; i < NG; ++i) {
       double th, wt;
       gsl_integration_glfixed_point(0, M_PI, i, &th, &wt, tb);
-      const double v = fmax(0.5 * (1 - cos(th)), v0), x = lo + q.span * pow(v, q.k);
-      const double r = quad_f(v, &q) * 0.5 * sin(th) * wt;
+      v[i] = fmax(0.5 * (1 - cos(th)), v0), x[i] = quad_x(&map, v[i]);
+    }
+    const int bad = density_sorted(ch, x, NG, 1, rho) < NG;
+    for (int p = 0; p < 5; ++p) raw[p] = 0;
+    for (size_t i = 0; i < NG && !bad; ++i) {
+      double th, wt;
+      gsl_integration_glfixed_point(0, M_PI, i, &th, &wt, tb);
+      const double xi = quad_x(&map, v[i]);
+      const double r = quad_integrand(&map, v[i], rho[i], 0) * 0.5 * sin(th) * wt;
       double xp = 1;
-      for (int p = 0; p < 5; ++p) raw[p] += r * xp, xp *= x;
+      for (int p = 0; p < 5; ++p) raw[p] += r * xp, xp *= xi;
     }
     gsl_integration_glfixed_table_free(tb);
+    return bad ? -1 : 0;
   }
-  return q.failed ? -1 : 0;
+  quad_panel *pan = malloc(QPANELS * sizeof *pan);
+  quad_node *nd = malloc((QPANELS * QK + 3) * sizeof *nd);
+  double *xs = malloc((QPANELS * QK + 3) * sizeof *xs), *rs = malloc((QPANELS * QK + 3) * sizeof *rs);
+  size_t *todo = malloc(QPANELS * sizeof *todo);
+  int st = pan && nd && xs && rs && todo ? 0 : -1;
+  size_t np = 1, nnew = 1;
+  double head[3] = {0, 0, 0}; /* the densities at vh, 2 vh, 3 vh */
+  double best = INFINITY;  /* the least error estimate so far (relative) */
+  int stale = 0;           /* rounds since */
+  if (!st) {
+    pan[0] = (quad_panel){.a = vh, .b = 1, .pe = INFINITY};
+    todo[0] = 0;
+  }
+  for (int round = 0; !st && nnew > 0; ++round) {
+    /* the new panels' nodes, then their densities in increasing x */
+    size_t nn = 0;
+    for (size_t j = 0; j < nnew; ++j) {
+      quad_panel *P = &pan[todo[j]];
+      quad_rule r = {.m = &map, .pan = P};
+      gsl_function F = {quad_record, &r};
+      double res, err, ra, rb;
+      gsl_integration_qk21(&F, P->a, P->b, &res, &err, &ra, &rb);
+      if (r.i != QK) {
+        st = -1;
+        break;
+      }
+      for (size_t i = 0; i < QK; ++i) nd[nn++] = (quad_node){quad_x(&map, P->v[i]), todo[j] * QK + i};
+    }
+    if (round == 0)
+      for (size_t h = 0; h < nh; ++h) nd[nn++] = (quad_node){quad_x(&map, (double)(h + 1) * vh), QPANELS * QK + h};
+    if (st) break;
+    qsort(nd, nn, sizeof *nd, quad_node_cmp);
+    for (size_t i = 0; i < nn; ++i) xs[i] = nd[i].x;
+    if (density_sorted(ch, xs, nn, 1, rs) < nn) {
+      st = -1;
+      break;
+    }
+    for (size_t i = 0; i < nn; ++i) {
+      const size_t id = nd[i].i;
+      if (id >= QPANELS * QK) head[id - QPANELS * QK] = rs[i];
+      else pan[id / QK].rho[id % QK] = rs[i];
+    }
+    for (size_t j = 0; j < nnew; ++j) {
+      quad_panel *P = &pan[todo[j]];
+      for (int p = 0; p < 5; ++p) {
+        quad_rule r = {.m = &map, .pan = P, .p = p};
+        gsl_function F = {quad_read, &r};
+        double ra, rb;
+        gsl_integration_qk21(&F, P->a, P->b, &P->res[p], &P->err[p], &ra, &rb);
+        if (r.mismatch || r.i != QK) st = -1;
+      }
+    }
+    /* the totals; each panel's error e relative to them (the largest over p);
+       a bisection that did not lower it freezes both halves; the error of the
+       others */
+    double tot[5] = {0}, terr[5] = {0};
+    for (size_t j = 0; j < np; ++j)
+      for (int p = 0; p < 5; ++p) tot[p] += pan[j].res[p];
+    for (size_t j = 0; j < np; ++j) {
+      double e = 0;
+      for (int p = 0; p < 5; ++p) e = fmax(e, pan[j].err[p] / fabs(tot[p]));
+      rs[j] = e;
+    }
+    for (size_t j = 0; j + 1 < nnew; j += 2) {
+      const double pe = pan[todo[j]].pe; /* small already: no improvement is noise, not a feature unresolved */
+      if (pe <= 1e-7 && rs[todo[j]] + rs[todo[j + 1]] >= pe) pan[todo[j]].frozen = pan[todo[j + 1]].frozen = 1;
+    }
+    for (size_t j = 0; j < np; ++j)
+      for (int p = 0; p < 5 && !pan[j].frozen; ++p) terr[p] += pan[j].err[p];
+    int done = 1;
+    double erel = 0;
+    for (int p = 0; p < 5; ++p) done &= terr[p] <= 1e-11 * fabs(tot[p]), erel = fmax(erel, terr[p] / fabs(tot[p]));
+    /* the density's own noise (a tanh with biases: 1e-10 of the mass; a deep
+       ReLU J J^T next to its hard edge, x ~ 1e-170 of the span: 1e-9) stops
+       the error from falling: once below 1e-7, three rounds that do not halve
+       it end it */
+    if (erel < 0.5 * best) best = erel, stale = 0;
+    else if (best <= 1e-7 && ++stale == 3) done = 1;
+    for (int p = 0; p < 5; ++p) raw[p] = tot[p];
+    nnew = 0;
+    if (done || st || np == QPANELS) break;
+    /* bisect the largest errors until the rest sums to half the tolerance */
+    double rest = 0;
+    size_t na = 0;
+    for (size_t j = 0; j < np; ++j)
+      if (!pan[j].frozen) rest += rs[j], nd[na++] = (quad_node){-rs[j], j};
+    qsort(nd, na, sizeof *nd, quad_node_cmp);
+    for (size_t i = 0; i < na && rest > 0.5e-11 && np < QPANELS; ++i) {
+      const size_t j = nd[i].i;
+      const double mid = pan[j].a + (pan[j].a == vh ? 0.15 : 0.5) * (pan[j].b - pan[j].a);
+      rest -= rs[j];
+      pan[np] = (quad_panel){.a = mid, .b = pan[j].b, .pe = rs[j]};
+      pan[j].b = mid, pan[j].pe = rs[j];
+      todo[nnew++] = j, todo[nnew++] = np++;
+    }
+  }
+  for (int p = 0; p < 5 && !st && nh > 0; ++p) { /* the head [0, vh] */
+    double f[3];
+    for (size_t h = 0; h < nh; ++h) f[h] = quad_integrand(&map, (double)(h + 1) * vh, head[h], p);
+    if (nh == 3) {
+      raw[p] += vh * (23 * f[0] - 16 * f[1] + 5 * f[2]) / 12;
+    } else {
+      const double b = f[0] > 0 && f[1] > 0 ? log2(f[1] / f[0]) : 0;
+      raw[p] += vh * f[0] / (1 + fmax(b, -0.5));
+    }
+  }
+  free(pan), free(nd), free(xs), free(rs), free(todo);
+  return st;
 }
 
 static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_moments_layer *o, bafu_spec_object obj,
@@ -763,41 +939,11 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
   }
   make_grid(ws->gx, ws->G, L->lo, L->hi);
   ws->glo = L->lo, ws->ghi = L->hi;
-  /* continuation along the grid (Newton from the neighbour's root), checked at
-     every 16th point and the last against the continuation from x + iE. A
-     block (the points since the previous check) whose check fails (Newton from
-     the neighbour fails there, or differs by over 1e-10) is computed again from
-     x + iE, and so is a point where Newton from the neighbour fails; the
-     continuation goes on from there. (Near a square-root edge Newton's stopping
-     rule, steps of 1e-13 |t|, alone moves the density by about 1e-13 span /
-     distance to the edge: the blocks next to an edge are the ones computed
-     again.) */
-  size_t from = 0; /* the block's first point */
-  cplx t = 0;
-  for (size_t k = 0; k < ws->G; ++k) {
-    size_t bad = ws->G; /* a point that did not converge */
-    if (k % 16 == 0 || k + 1 == ws->G) {
-      /* the continuation's own step first (its t and branch state), then the
-         full one, which leaves t and the branch state at this point */
-      double warm = NAN, r;
-      const int wfail = k > 0 && sub_density_warm(&ws->chain, ws->gx[k], &warm, &t);
-      if (sub_density(&ws->chain, ws->gx[k], &r, &t)) {
-        bad = k;
-      } else if (k > 0 && (wfail || !(fabs(warm - r) <= 1e-10 * r))) {
-        for (size_t i = from; i < k && bad == ws->G; ++i)
-          if (sub_density(&ws->chain, ws->gx[i], &ws->gd[i], NULL)) bad = i;
-        if (bad == ws->G && sub_density(&ws->chain, ws->gx[k], &r, &t)) bad = k; /* back to this point */
-      }
-      ws->gd[k] = r;
-      from = k + 1;
-    } else if (sub_density_warm(&ws->chain, ws->gx[k], &ws->gd[k], &t) &&
-               sub_density(&ws->chain, ws->gx[k], &ws->gd[k], &t)) {
-      bad = k;
-    }
-    if (bad < ws->G)
-      return bafu_error(BAFU_ENUMERIC, "layer %d: the subordination equations of the limit did not converge at x = %g",
-                        L->label, ws->gx[bad]);
-  }
+  /* continuation along the grid (density_sorted) */
+  const size_t bad = density_sorted(&ws->chain, ws->gx, ws->G, 0, ws->gd);
+  if (bad < ws->G)
+    return bafu_error(BAFU_ENUMERIC, "layer %d: the subordination equations of the limit did not converge at x = %g",
+                      L->label, ws->gx[bad]);
   integrate(ws);
   return BAFU_OK;
 }

@@ -394,9 +394,13 @@ int sub_density(const sub_chain *ch, double x, double *rho, cplx *tout) {
 }
 
 int sub_density_warm(const sub_chain *ch, double x, double *rho, cplx *t) {
-  cplx G, tt = *t;
-  if (newton(ch, x - ch->cL, &tt, &G, 60, NULL)) return -1;
-  if (fabs(cimag(tt)) <= 1e-14 * cabs(tt)) return -1; /* a real root: the grid lies inside the support */
+  cplx G, tt = *t, *rsave = ch->rs + 2 * ch->n; /* try_axis's scratch: not in use here */
+  memcpy(rsave, ch->rs, ch->n * sizeof(cplx));
+  if (newton(ch, x - ch->cL, &tt, &G, 60, NULL) || fabs(cimag(tt)) <= 1e-14 * cabs(tt)) {
+    /* no root, or a real one (the grid lies inside the support): the branch state as it was */
+    memcpy(ch->rs, rsave, ch->n * sizeof(cplx));
+    return -1;
+  }
   if (cimag(G) > 0) {
     G = conj(G), tt = conj(tt);
     for (size_t l = 0; l < ch->n; ++l) ch->rs[l] = conj(ch->rs[l]);

@@ -60,7 +60,8 @@ int sub_density(const sub_chain *ch, double x, double *rho, double complex *t);
 
 /* The same by Newton at x from *t (and the branch state left by the previous
  * call): continuation along a grid inside the support. -1 if Newton fails or
- * finds a real root; the caller checks the result against sub_density. */
+ * finds a real root (the branch state is then left as it was); the caller
+ * checks the result against sub_density. */
 int sub_density_warm(const sub_chain *ch, double x, double *rho, double complex *t);
 
 /* Ends of the support of the continuous part: hi by a scan of the real
