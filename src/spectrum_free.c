@@ -501,13 +501,18 @@ static void raw_moments(const bafu_free *ws, double *raw) {
 /* ---------------------------------------- exact (pointwise) method --- */
 
 /* Every factor up to `layer` has a Sigma-transform the chain can evaluate:
- * dense layers (relu and linear masks explicitly; tanh, erf, gelu and swish
- * through their mask laws on a converged trapezoid rule, theory/spectrum.md
- * 4.8), linear blocks of one layer (4.7). */
+ * dense layers (relu and linear masks explicitly; tanh and erf through their
+ * mask laws on a converged trapezoid rule, theory/spectrum.md 4.8; not gelu
+ * and swish, whose phi' vanishes at a point, so that their mask laws have a
+ * density ~ t^(-1/2) near 0 that atoms do not resolve), linear blocks of one
+ * layer (4.7). */
 static int exact_applies(const bafu_layout *lay, size_t layer) {
   for (size_t j = 1; j <= layer; ++j) {
     const bafu_stage *sg;
     bafu_layout_entry(lay, j, &sg, NULL);
+    if (sg->kind == BAFU_STAGE_DENSE && sg->act != BAFU_ACT_RELU && sg->act != BAFU_ACT_LINEAR && sg->act != BAFU_ACT_TANH &&
+        sg->act != BAFU_ACT_ERF)
+      return 0;
     if (sg->kind == BAFU_STAGE_BLOCK && (sg->act != BAFU_ACT_LINEAR || sg->depth != 1)) return 0;
   }
   return 1;
@@ -821,11 +826,11 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
     if (!f || !r) return bafu_error(BAFU_ENOMEM, "out of memory for the limit workspace");
     ws->ncap = layer + 1;
   }
-  int tanh_layer = 0; /* 64 KB of mask law per layer, only where a layer needs one (not relu, linear) */
+  int tanh_layer = 0; /* 64 KB of mask law per layer, only where a layer needs one (tanh, erf) */
   for (size_t j = 1; j <= layer; ++j) {
     const bafu_stage *sg;
     bafu_layout_entry(lay, j, &sg, NULL);
-    tanh_layer |= sg->kind == BAFU_STAGE_DENSE && sg->act != BAFU_ACT_RELU && sg->act != BAFU_ACT_LINEAR;
+    tanh_layer |= sg->kind == BAFU_STAGE_DENSE && (sg->act == BAFU_ACT_TANH || sg->act == BAFU_ACT_ERF);
   }
   if (tanh_layer && ws->ntcap < layer + 1) {
     double *mt = realloc(ws->mt, 2 * MASK_CAP * (layer + 1) * sizeof *mt);
@@ -857,11 +862,9 @@ static bafu_status exact_run(bafu_free *ws, const bafu_layout *lay, const bafu_m
         if (sg->act == BAFU_ACT_RELU || sg->act == BAFU_ACT_LINEAR) {
           *f = (sub_factor){.kind = sg->act == BAFU_ACT_RELU ? SUB_RELU : SUB_LINEAR, .s = s};
         } else {
-          /* tanh, erf, gelu, swish. No atom of P at 0: an atom t = 0 only where phi'^2
-             underflows (sech^2 at |u| over about 350) may carry a mass below rounding (gelu's
-             and swish's zeros of phi' fall between the rule's nodes). A law the rule cannot
-             resolve, or atoms at 0 of more mass: the discretised method serves it
-             (bafu_free_run) */
+          /* tanh, erf. No atom of P at 0: an atom t = 0 only where sech^2 underflows (|u| over
+             about 350) may carry a mass below rounding. A law the rule cannot resolve,
+             or atoms at 0 of more mass: the discretised method serves it (bafu_free_run) */
           ws->mask_used = 1;
           double *t = ws->mt + 2 * MASK_CAP * j, *w = t + MASK_CAP, zero = 0;
           const double mm1 = s * am.dphi2, mm2 = s * s * am.dphi4;

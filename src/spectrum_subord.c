@@ -584,12 +584,8 @@ size_t sub_mask_law(bafu_act act, double s, double q, double m1, double m2, doub
     double a1 = 0, a2 = 0;
     for (size_t i = 0; i < n; ++i) a1 += w[i] * t[i], a2 += w[i] * t[i] * t[i];
     /* then once more: the Cauchy integrand w t/(1 - v t) has poles nearer the
-       real h axis than t's own, and converges later than the moments. Where
-       phi' vanishes (gelu, swish) the law has a density ~ t^(-1/2) at 0, and
-       the poles of the atoms near it approach the axis as |v| grows (the
-       lower edge): three more halvings (theory/spectrum.md 4.8) */
-    if (fabs(a1 - m1) <= 1e-13 * m1 && fabs(a2 - m2) <= 1e-13 * m2)
-      return sub_mask_law_step(act, s, q, step / (act == BAFU_ACT_GELU || act == BAFU_ACT_SWISH ? 8 : 2), t, w, cap);
+       real h axis than t's own, and converges later than the moments */
+    if (fabs(a1 - m1) <= 1e-13 * m1 && fabs(a2 - m2) <= 1e-13 * m2) return sub_mask_law_step(act, s, q, step / 2, t, w, cap);
   }
   return 0;
 }

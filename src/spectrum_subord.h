@@ -49,8 +49,7 @@ size_t sub_mask_law_step(bafu_act act, double s, double q, double step, double *
 /* The same with the step halved from 1/2 until the law's first two moments
  * equal m1 = s E[phi'^2] and m2 = s^2 E[phi'^4] (accurate Gaussian moments) to
  * 1e-13 relative, and then once more (the rule's error squares at each
- * halving once it is small; theory/spectrum.md 4.8), or three times more for
- * gelu and swish, whose phi' vanishes at a point (SUB_MASK_EXTRA).
+ * halving once it is small; theory/spectrum.md 4.8).
  * Returns the number of atoms, 0 if no step up to cap atoms reaches it. */
 size_t sub_mask_law(bafu_act act, double s, double q, double m1, double m2, double *t, double *w, size_t cap);
 

@@ -990,8 +990,7 @@ static double mask_step(bafu_act act, double s, double q, double *t, double *w, 
 
 /* Two chains of the first nl dense layers of p (J J^T, as exact_run builds
  * them): c[0] with each mask law at the step at which its moments agree
- * divided by div (the library's: 2, or 8 for gelu and swish), c[1] at half of
- * that. */
+ * divided by div (the library's: 2), c[1] at half of that. */
 enum { MP_CAP = 8192, MP_LAYERS = 4 };
 typedef struct {
   double t[2][MP_LAYERS][MP_CAP], w[2][MP_LAYERS][MP_CAP];
@@ -1028,8 +1027,8 @@ static void mask_pair_build(mask_pair *mp, const bafu_net_params *p, size_t nl, 
  * 0.95 of the upper edge (where the density vanishes) down to 1e-8 of it (with
  * the step at which the law's moments first agree, the change is up to 3e-7
  * near 0, hence the library's extra halving); (4) a tanh law the rule cannot
- * resolve goes to the discretised method; (5) gelu and swish, and (9) erf,
- * pointwise too. */
+ * resolve goes to the discretised method; (5) gelu and swish stay on the
+ * discretised method; (9) erf is pointwise too. */
 START_TEST(test_limit_exact_tanh) {
   gsl_set_error_handler_off();
   /* 1. closed forms through the mask-law factor */
@@ -1196,52 +1195,12 @@ START_TEST(test_limit_exact_tanh) {
     ck_assert_ok(bafu_free_run(ws, &pt, 0, BAFU_SPEC_BFK, 2, L));
     ck_assert(!bafu_free_exact(ws));
   }
-  /* 5. gelu and swish (phi' with a zero; 4.8): pointwise, their mask laws three
-        halvings past the step at which the moments agree. Halving it once more
-        moves the density of a J J^T chain (depth 4, sigma_w2 = 2.5) by at most
-        1e-10 above 1e-4 of the upper edge (measured 2.5e-13 gelu, 2.4e-13
-        swish) and that of the BFK (depth 4, the default sigma_w2 = 2) by at
-        most 1e-10 between 0.01 and 0.99 of its support (measured 5.3e-13 and
-        6.6e-13); with one halving past it (tanh's rule) the gelu BFK moves by
-        3.7e-10 there, and fails. The integral and m1 of J J^T and BFK against 1
-        and the moment recursion within 1e-3 (measured at most 5.9e-6: the mass
-        near the BFK's lower edge) */
+  /* 5. gelu and swish (phi' with a zero): the discretised method */
   const bafu_act others[2] = {BAFU_ACT_GELU, BAFU_ACT_SWISH};
   for (int a = 0; a < 2; ++a) {
-    bafu_net_params pe = base(BAFU_ARCH_MLP, others[a], 64, 5);
-    for (int ob = 0; ob < 2; ++ob) {
-      ck_assert_ok(bafu_free_run(ws, &pe, 0, ob ? BAFU_SPEC_BFK : BAFU_SPEC_JACOBIAN, 4, L));
-      ck_assert(bafu_free_exact(ws));
-      printf("limit exact %s %s: mass - 1 = %.1e, m1 %.1e (relative)\n", bafu_act_name(others[a]),
-             ob ? "bfk" : "jacobian", L[4].raw[0] - 1, L[4].raw[1] / L[4].m1 - 1);
-      ck_assert_close(L[4].raw[0], 1, 1e-3, 0);
-      ck_assert_close(L[4].raw[1], L[4].m1, 1e-3, 0);
-    }
-    static mask_pair mp;
-    double worst[2] = {0, 0};
-    for (int ob = 0; ob < 2; ++ob) {
-      bafu_net_params pc = pe;
-      if (!ob) pc.sigma_w2 = 2.5;
-      mask_pair_build(&mp, &pc, 4, 8);
-      bafu_moments_layer o[6];
-      ck_assert_ok(bafu_moments_run(&pc, 0, o));
-      double lo, hi;
-      for (int k = 0; k < 2; ++k)
-        for (size_t l = 0; l < 4; ++l) mp.f[k][l].cbelow = ob && l > 0 ? o[l].c : 0.0;
-      if (ob) /* the BFK: K_0 = c_0 I, shifts c_l below each factor */
-        for (int k = 0; k < 2; ++k) mp.c[k].a = o[0].c, mp.c[k].cL = o[4].c, mp.c[k].scale = o[4].m1 - o[4].c;
-      ck_assert_int_eq(sub_edges(&mp.c[0], &lo, &hi), 0);
-      const double xlo = ob ? lo + 0.01 * (hi - lo) : 1e-4 * hi, xhi = ob ? hi - 0.01 * (hi - lo) : 0.95 * hi;
-      for (double x = xhi; x > xlo; x = ob ? x - 0.02 * (hi - lo) : x / 1.2) {
-        double r1, r2;
-        ck_assert_int_eq(sub_density(&mp.c[0], x, &r1, NULL), 0);
-        ck_assert_int_eq(sub_density(&mp.c[1], x, &r2, NULL), 0);
-        worst[ob] = fmax(worst[ob], fabs(r1 - r2) / r2);
-      }
-    }
-    printf("limit exact %s: the mask law's step halved: largest relative change %.1e (jacobian), %.1e (bfk)\n",
-           bafu_act_name(others[a]), worst[0], worst[1]);
-    ck_assert_msg(worst[0] < 1e-10 && worst[1] < 1e-10, "%g %g", worst[0], worst[1]);
+    bafu_net_params pe = base(BAFU_ARCH_MLP, others[a], 64, 3);
+    ck_assert_ok(bafu_free_run(ws, &pe, 0, BAFU_SPEC_BFK, 2, L));
+    ck_assert(!bafu_free_exact(ws));
   }
   /* 9. erf: pointwise, its mask law on the trapezoid rule as tanh's (4.8). Halving
         the rule's step moves the density of a J J^T chain (depth 4, sigma_w2 = 1.5)

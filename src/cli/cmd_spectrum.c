@@ -30,11 +30,10 @@ static const char usage[] =
     "         the kernel polynomial method on --bins Chebyshev nodes (columns x density).\n"
     "  limit: infinite width (ResNets: --block-depth 1); columns x density, atoms in a\n"
     "         second series (x mass). MLPs and linear ResNets: free multiplicative\n"
-    "         convolution layer by layer, the subordination equations solved at each of\n"
-    "         --bins points on the exact support (exact to rounding; tanh, erf, gelu,\n"
-    "         swish: their mask laws on a converged quadrature; a warning where the\n"
-    "         law's mass near its lower edge is not resolved: biases, a large sigma_w2,\n"
-    "         a shallow gelu or swish BFK). Nonlinear\n"
+    "         convolution layer by layer; ReLU, linear, tanh and erf: the subordination\n"
+    "         equations solved at each of --bins points on the exact support (exact to\n"
+    "         rounding; tanh, erf: their mask laws on a converged quadrature); gelu and\n"
+    "         swish: discretised laws (first-order in --bins, and poor at depth). Nonlinear\n"
     "         ResNets (--block-depth 1): the Dyson equation over the mask algebra on\n"
     "         sampled mask paths calibrated to the exact mask statistics (--paths;\n"
     "         theory/spectrum.md 4.9): m1, m2 exact, the density to about 1e-3; slow\n"
@@ -455,9 +454,8 @@ int cmd_spectrum(int argc, char **argv) {
       bafu_table_meta(t, "m1: %.12g m2: %.12g; density integral + atoms: %.10g; support of the density [%.10g, %.10g]",
                       L->m1, L->m2, L->raw[0], L->lo, L->hi);
       if (bafu_free_exact(fw) && !(fabs(L->raw[0] - 1) <= 1e-8))
-        bafu_table_meta(t, "warning: the density integral is %.3g from 1: the mask law's mass near 0 (biases, a large "
-                           "sigma_w2, a shallow gelu or swish BFK) is not resolved there (theory/spectrum.md 4.8)",
-                        L->raw[0] - 1);
+        bafu_table_meta(t, "warning: the density integral is %.3g from 1: the mask law's mass near 0 (tanh or erf with a "
+                           "large sigma_w2 or biases) is not resolved there (theory/spectrum.md 4.8)", L->raw[0] - 1);
       else if (bafu_free_paths(fw) && !(fabs(L->raw[0] - 1) <= 1e-2))
         bafu_table_meta(t, "warning: the density integral is %.3g from 1: the grid does not resolve the law of the "
                            "sampled paths (try more --bins; theory/spectrum.md 4.9)", L->raw[0] - 1);
