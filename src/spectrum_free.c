@@ -673,17 +673,21 @@ static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, do
      ~ 1e-280 of the span for a deep chain (large k) */
   const double v0 = map.k > 1 ? (mask && ch->cL == 0 ? fmax(1e-12, pow(1e-280, 1.0 / map.k)) : 1e-6) : 0;
   /* The adaptive rule: the head [0, vh] separately.
-     - Chains of ReLU, linear and linear-ResNet factors: near the hard edge the
-       density is a series in (x - lo)^(1/k), so the integrand is a series in
-       v, but with coefficients growing like k^j (the law sits at v ~ 1 -
-       O(1/k)); and a ReLU chain's density has a rounding noise of about
-       1e-15/v^2 (depth 32: 2e-3 at v = 1e-6, 2e-5 at 1e-5). So vh = 1e-3/k,
-       and the head is the quadratic through vh, 2 vh and 3 vh integrated over
-       [0, vh] (weights 23/12, -16/12, 5/12): error O((k vh)^3 vh).
-     - Chains of masks: vh = v0, and the integrand is taken as a power law
-       f ~ v^b fitted at v0 and 2 v0 and integrated exactly: v0 f(v0)/(1 + b). */
-  const double vh = mask ? v0 : map.k > 1 ? 1e-3 / map.k : 0;
-  const size_t nh = vh > 0 ? mask ? 2 : 3 : 0;
+     - J J^T of ReLU, linear and linear-ResNet factors (a hard edge at 0): the
+       density is a series in x^(1/k), so the integrand is a series in v, but
+       with coefficients growing like k^j (the law sits at v ~ 1 - O(1/k));
+       and a ReLU chain's density has a rounding noise of about 1e-15/v^2
+       (depth 32: 2e-3 at v = 1e-6, 2e-5 at 1e-5). So vh = 1e-3/k, and the
+       head is the quadratic through vh, 2 vh and 3 vh integrated over [0, vh]
+       (weights 23/12, -16/12, 5/12): error O((k vh)^3 vh).
+     - Otherwise (chains of masks; the BFK's hard edge at c_L > 0, whose law
+       near c_L can have a scale far below the span: a linear BFK at depth 64
+       lost 1.6e-8 of its mass with the quadratic head): vh = v0, and the
+       integrand is taken as a power law f ~ v^b fitted at v0 and 2 v0 and
+       integrated exactly: v0 f(v0)/(1 + b). */
+  const int quad_head = !mask && map.k > 1 && ch->cL == 0; /* J J^T's hard edge at 0 */
+  const double vh = quad_head ? 1e-3 / map.k : v0;
+  const size_t nh = vh > 0 ? quad_head ? 3 : 2 : 0;
   if (!adaptive) {
     gsl_integration_glfixed_table *tb = gsl_integration_glfixed_table_alloc(NG);
     if (!tb) return -1;

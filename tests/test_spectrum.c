@@ -895,22 +895,24 @@ START_TEST(test_limit_exact) {
   /* 4. the library's own moment integrals (L->raw, adaptive on the selected
         layer) of deep Jacobians, whose hard edge at 0 squeezes the law into
         v near 1 (x = span v^L) and whose ReLU densities lose digits there
-        (noise ~ 1e-15/v^2, theory/spectrum.md 4.7): mass 1, m1 and m2 of
-        the recursion, to 2e-10 */
+        (noise ~ 1e-15/v^2, theory/spectrum.md 4.7), and of a deep linear BFK
+        (its law near c_L on a scale far below the span): mass 1, m1 and m2
+        of the recursion, to 2e-10 */
   fp.last_only = 1;
   ck_assert_ok(bafu_free_alloc(&fp, &ws));
   bafu_free_layer *D = malloc(65 * sizeof *D);
   ck_assert_ptr_nonnull(D);
-  const bafu_act deep_act[3] = {BAFU_ACT_RELU, BAFU_ACT_RELU, BAFU_ACT_LINEAR};
-  const size_t deep_l[3] = {32, 64, 40};
-  for (int c = 0; c < 3; ++c) {
+  const bafu_act deep_act[4] = {BAFU_ACT_RELU, BAFU_ACT_RELU, BAFU_ACT_LINEAR, BAFU_ACT_LINEAR};
+  const size_t deep_l[4] = {32, 64, 40, 32};
+  for (int c = 0; c < 4; ++c) { /* the last: a BFK (hard edge at c_L > 0) */
     bafu_net_params d = base(BAFU_ARCH_MLP, deep_act[c], 64, deep_l[c]);
-    if (deep_act[c] == BAFU_ACT_LINEAR) d.sigma_w2 = 1;
-    ck_assert_ok(bafu_free_run(ws, &d, 0, BAFU_SPEC_JACOBIAN, deep_l[c] - 1, D));
+    if (c == 2) d.sigma_w2 = 1;
+    ck_assert_ok(bafu_free_run(ws, &d, 0, c == 3 ? BAFU_SPEC_BFK : BAFU_SPEC_JACOBIAN, deep_l[c] - 1, D));
     ck_assert(bafu_free_exact(ws));
     const bafu_free_layer *F = &D[deep_l[c] - 1];
-    printf("limit exact: %s J J^T at depth %zu: mass - 1 = %.1e, m1 %.1e, m2 %.1e (relative)\n",
-           c < 2 ? "relu" : "linear", deep_l[c], F->raw[0] - 1, F->raw[1] / F->m1 - 1, F->raw[2] / F->m2 - 1);
+    printf("limit exact: %s %s at depth %zu: mass - 1 = %.1e, m1 %.1e, m2 %.1e (relative)\n",
+           c < 2 ? "relu" : "linear", c == 3 ? "BFK" : "J J^T", deep_l[c], F->raw[0] - 1, F->raw[1] / F->m1 - 1,
+           F->raw[2] / F->m2 - 1);
     ck_assert_close(F->raw[0], 1, 2e-10, 0);
     ck_assert_close(F->raw[1], F->m1, 2e-10, 0);
     ck_assert_close(F->raw[2], F->m2, 2e-10, 0);
