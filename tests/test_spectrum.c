@@ -1019,6 +1019,21 @@ static void mask_pair_build(mask_pair *mp, const bafu_net_params *p, size_t nl, 
   for (int k = 0; k < 2; ++k) mp->c[k] = (sub_chain){.n = nl, .f = mp->f[k], .a = 1, .scale = 1, .rs = mp->rs[k]};
 }
 
+/* The largest relative difference of the two chains' densities from 0.95 of
+ * the upper edge hi down to frac of it (x / 1.2 per point); *lo, *hi: the
+ * first chain's support. */
+static double mask_pair_change(mask_pair *mp, double frac, double *lo, double *hi) {
+  double worst = 0;
+  ck_assert_int_eq(sub_edges(&mp->c[0], lo, hi), 0);
+  for (double x = 0.95 * *hi; x > frac * *hi; x /= 1.2) {
+    double r1, r2;
+    ck_assert_int_eq(sub_density(&mp->c[0], x, &r1, NULL), 0);
+    ck_assert_int_eq(sub_density(&mp->c[1], x, &r2, NULL), 0);
+    worst = fmax(worst, fabs(r1 - r2) / r2);
+  }
+  return worst;
+}
+
 /* The pointwise limit of tanh MLPs (theory/spectrum.md 4.8): (1) the
  * mask-law factor (Sigma_D by Newton) reproduces the closed forms of ReLU
  * ({0, s}) and linear ({s}) chains to 1e-11; (2) J J^T and the BFK of a tanh
@@ -1091,16 +1106,9 @@ START_TEST(test_limit_exact_tanh) {
     p.sigma_w2 = 2.5; /* larger q: a finer step */
     static mask_pair mp;
     mask_pair_build(&mp, &p, 3, 2);
-    sub_chain *c1 = &mp.c[0], *c2 = &mp.c[1];
-    double lo, hi, worst = 0;
-    ck_assert_int_eq(sub_edges(c1, &lo, &hi), 0);
+    double lo, hi;
+    const double worst = mask_pair_change(&mp, 1e-8, &lo, &hi);
     ck_assert_double_eq(lo, 0);
-    for (double x = 0.95 * hi; x > 1e-8 * hi; x /= 1.2) {
-      double r1, r2;
-      ck_assert_int_eq(sub_density(c1, x, &r1, NULL), 0);
-      ck_assert_int_eq(sub_density(c2, x, &r2, NULL), 0);
-      worst = fmax(worst, fabs(r1 - r2) / r2);
-    }
     printf("limit exact tanh: the mask law's step halved: largest relative change %.1e\n", worst);
     ck_assert_msg(worst < 2e-9, "%g", worst);
   }
@@ -1223,15 +1231,8 @@ START_TEST(test_limit_exact_tanh) {
     }
     static mask_pair mp;
     mask_pair_build(&mp, &pe, 4, 2);
-    sub_chain *c1 = &mp.c[0], *c2 = &mp.c[1];
-    double lo, hi, worst = 0;
-    ck_assert_int_eq(sub_edges(c1, &lo, &hi), 0);
-    for (double x = 0.95 * hi; x > 1e-4 * hi; x /= 1.2) {
-      double r1, r2;
-      ck_assert_int_eq(sub_density(c1, x, &r1, NULL), 0);
-      ck_assert_int_eq(sub_density(c2, x, &r2, NULL), 0);
-      worst = fmax(worst, fabs(r1 - r2) / r2);
-    }
+    double lo, hi;
+    const double worst = mask_pair_change(&mp, 1e-4, &lo, &hi);
     printf("limit exact erf: the mask law's step halved: largest relative change above 1e-4 of the edge %.1e\n", worst);
     ck_assert_msg(worst < 1e-10, "%g", worst);
   }
