@@ -608,7 +608,7 @@ typedef struct {
   double v[QK], rho[QK]; /* the rule's nodes and their densities */
   double res[5], err[5];
   double pe;  /* the error of the panel it was bisected from (relative, as e below) */
-  int frozen; /* bisecting it (error below 1e-7) did not lower the error: the density's noise */
+  int frozen; /* bisecting it (error below 1e-7) left the error where it was (within 4x): noise */
 } quad_panel;
 
 typedef struct {
@@ -673,7 +673,7 @@ static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, do
      ~ 1e-280 of the span for a deep chain (large k) */
   const double v0 = map.k > 1 ? (mask && ch->cL == 0 ? fmax(1e-12, pow(1e-280, 1.0 / map.k)) : 1e-6) : 0;
   /* The adaptive rule: the head [0, vh] separately.
-     - J J^T of ReLU, linear and linear-ResNet factors (a hard edge at 0): the
+     - J J^T of ReLU factors (a hard edge at 0): the
        density is a series in x^(1/k), so the integrand is a series in v, but
        with coefficients growing like k^j (the law sits at v ~ 1 - O(1/k));
        and a ReLU chain's density has a rounding noise of about 1e-15/v^2
@@ -682,10 +682,13 @@ static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, do
        (weights 23/12, -16/12, 5/12): error O((k vh)^3 vh).
      - Otherwise (chains of masks; the BFK's hard edge at c_L > 0, whose law
        near c_L can have a scale far below the span: a linear BFK at depth 64
-       lost 1.6e-8 of its mass with the quadratic head): vh = v0, and the
+       lost 1.6e-8 of its mass with the quadratic head; a critical linear
+       ResNet's J J^T, x^(-1/3) at 0: 6.8e-6): vh = v0, and the
        integrand is taken as a power law f ~ v^b fitted at v0 and 2 v0 and
        integrated exactly: v0 f(v0)/(1 + b). */
-  const int quad_head = !mask && map.k > 1 && ch->cL == 0; /* J J^T's hard edge at 0 */
+  int relu = 1; /* a ReLU J J^T: its hard edge at 0 is x^(-m/(m+1)) (a critical linear ResNet's is not) */
+  for (size_t l = 0; l < ch->n; ++l) relu &= ch->f[l].kind == SUB_RELU;
+  const int quad_head = relu && map.k > 1 && ch->cL == 0;
   const double vh = quad_head ? 1e-3 / map.k : v0;
   const size_t nh = vh > 0 ? quad_head ? 3 : 2 : 0;
   if (!adaptive) {
@@ -775,7 +778,8 @@ static int exact_raw(const sub_chain *ch, double lo, double hi, int adaptive, do
     }
     for (size_t j = 0; j + 1 < nnew; j += 2) {
       const double pe = pan[todo[j]].pe; /* small already: no improvement is noise, not a feature unresolved */
-      if (pe <= 1e-7 && rs[todo[j]] + rs[todo[j + 1]] >= pe) pan[todo[j]].frozen = pan[todo[j + 1]].frozen = 1;
+      const double e2 = rs[todo[j]] + rs[todo[j + 1]]; /* noise stays put; a jump is a feature found */
+      if (pe <= 1e-7 && e2 >= pe && e2 <= 4 * pe) pan[todo[j]].frozen = pan[todo[j + 1]].frozen = 1;
     }
     for (size_t j = 0; j < np; ++j)
       for (int p = 0; p < 5 && !pan[j].frozen; ++p) terr[p] += pan[j].err[p];

@@ -917,6 +917,14 @@ START_TEST(test_limit_exact) {
     ck_assert_close(F->raw[1], F->m1, 2e-10, 0);
     ck_assert_close(F->raw[2], F->m2, 2e-10, 0);
   }
+  /* a critical linear ResNet's J J^T (beta^2 sigma_w2 = 1): x^(-1/3) at 0, not
+     a series in v; a quadratic head left 6.8e-6 of the mass wrong */
+  bafu_net_params r = base(BAFU_ARCH_RESNET, BAFU_ACT_LINEAR, 64, 2);
+  r.sigma_w2 = 2;
+  ck_assert_ok(bafu_free_run(ws, &r, 0, BAFU_SPEC_JACOBIAN, 1, D));
+  ck_assert(bafu_free_exact(ws));
+  printf("limit exact: critical linear ResNet J J^T at depth 2: mass - 1 = %.1e\n", D[1].raw[0] - 1);
+  ck_assert_close(D[1].raw[0], 1, 2e-10, 0);
   free(D);
   bafu_free_free(ws);
 }
